@@ -1,0 +1,1 @@
+"""Database: embedded server, migrations, loader, quality checks."""

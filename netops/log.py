@@ -1,0 +1,124 @@
+"""Logging: one file per component under the log dir, via loguru.
+
+Every line starts with a UTC timestamp and a level. Known secrets (client secret, DSN password,
+access tokens seen at run time) are redacted from every message before any sink sees it, so a
+careless f-string can never leak them into a log file.
+
+Components and their files (design.md, "Logs"):
+    token    -> 42_token_refresh.log
+    backlog  -> backlog_worker.log
+    stable   -> nightly_stable_tables.log
+    init_db  -> init_db_<stamp>.log (one per migration run)
+    cron     -> cron_output.log (cron redirects into it; netops never writes it itself)
+    alerts   -> alerts.log
+    metrics  -> metrics.log
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import threading
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from loguru import logger
+
+COMPONENT_FILES: dict[str, str] = {
+    "token": "42_token_refresh.log",
+    "backlog": "backlog_worker.log",
+    "stable": "nightly_stable_tables.log",
+    "init_db": "init_db_{stamp}.log",
+    "cron": "cron_output.log",
+    "alerts": "alerts.log",
+    "metrics": "metrics.log",
+}
+
+LINE_FORMAT = "{time:YYYY-MM-DDTHH:mm:ss!UTC}Z {level: <7} {message}"
+
+_lock = threading.Lock()
+_secrets: set[str] = set()
+_sinks: dict[tuple[str, str], int] = {}
+_configured_stderr = False
+_TOKEN_RE = re.compile(r"(Bearer\s+)[A-Za-z0-9._~+/=-]{8,}")
+_DSN_PW_RE = re.compile(r"(postgres(?:ql)?://[^:/@\s]+:)[^@\s]+@")
+
+
+def add_secret(value: str | None) -> None:
+    """Register a value that must never appear in any log line (tokens, secrets, passwords)."""
+    if value and len(value) >= 4:
+        with _lock:
+            _secrets.add(value)
+
+
+def redact(text: str) -> str:
+    for s in sorted(_secrets, key=len, reverse=True):
+        if s in text:
+            text = text.replace(s, "***")
+    text = _TOKEN_RE.sub(r"\1***", text)
+    return _DSN_PW_RE.sub(r"\1***@", text)
+
+
+def _patch(record: dict[str, Any]) -> None:
+    record["message"] = redact(record["message"])
+
+
+logger.remove()
+logger.configure(patcher=_patch)
+
+
+def setup_stderr(verbose: bool = False) -> None:
+    """Mirror warnings (or everything with --verbose) to stderr, once per process."""
+    global _configured_stderr
+    if _configured_stderr:
+        return
+    logger.add(
+        sys.stderr,
+        level="DEBUG" if verbose else "WARNING",
+        format="<level>{level: <7}</level> {message}",
+        filter=lambda r: not r["extra"].get("quiet_stderr"),
+    )
+    _configured_stderr = True
+
+
+def component_path(log_dir: Path, component: str) -> Path:
+    name = COMPONENT_FILES.get(component, f"{component}.log")
+    if "{stamp}" in name:
+        name = name.format(stamp=datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ"))
+    return Path(log_dir) / name
+
+
+def get_logger(component: str, log_dir: Path | str) -> Any:
+    """A loguru logger bound to `component` whose lines go to that component's file.
+
+    The file sink is added once per (component, dir); the log dir is created if needed, and a
+    clear OSError propagates when it cannot be (the CLI turns it into a one-line error).
+    """
+    log_dir = Path(log_dir)
+    key = (component, str(log_dir))
+    with _lock:
+        if key not in _sinks:
+            log_dir.mkdir(parents=True, exist_ok=True)
+            path = component_path(log_dir, component)
+            _sinks[key] = logger.add(
+                path,
+                level="DEBUG",
+                format=LINE_FORMAT,
+                filter=lambda r, c=component: r["extra"].get("component") == c,
+                enqueue=False,
+                catch=False,
+                encoding="utf-8",
+            )
+    return logger.bind(component=component)
+
+
+def close_all() -> None:
+    """Remove file sinks (tests, and before log rotation in long-running loops)."""
+    with _lock:
+        for sink_id in _sinks.values():
+            try:
+                logger.remove(sink_id)
+            except ValueError:
+                pass
+        _sinks.clear()

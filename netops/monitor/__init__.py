@@ -1,0 +1,1 @@
+"""Observability: status, metrics, alerts, data quality and the dashboard. Never calls the API."""
