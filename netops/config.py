@@ -298,10 +298,14 @@ def load_settings(env: Mapping[str, str] | None = None, config_path: str | None 
     values: dict[str, Any] = {f.name: f.default for f in FIELDS}
     sources: dict[str, str] = {f.name: "default" for f in FIELDS}
 
-    explicit = config_path or env.get("NETOPS_CONFIG")
+    # NETOPS_CONFIG="" (empty) means "no config file at all": tests and demos use it so that a
+    # box's /etc/netops/netops.toml can never leak into them.
+    explicit = config_path if config_path is not None else env.get("NETOPS_CONFIG")
     path = Path(explicit) if explicit else DEFAULT_CONFIG_PATH
     used_path: str | None = None
-    if path.exists():
+    if explicit == "":
+        pass
+    elif path.exists():
         file_values = _read_toml(path)
         by_env = {f.env.lower(): f for f in FIELDS}
         for key, raw in file_values.items():

@@ -16,6 +16,7 @@ Components and their files (design.md, "Logs"):
 
 from __future__ import annotations
 
+import contextlib
 import re
 import sys
 import threading
@@ -117,8 +118,6 @@ def close_all() -> None:
     """Remove file sinks (tests, and before log rotation in long-running loops)."""
     with _lock:
         for sink_id in _sinks.values():
-            try:
+            with contextlib.suppress(ValueError):
                 logger.remove(sink_id)
-            except ValueError:
-                pass
         _sinks.clear()

@@ -114,6 +114,17 @@ CREATE UNLOGGED TABLE delta_campus_projects     (LIKE campus_projects);
 CREATE UNLOGGED TABLE delta_campus_achievements (LIKE campus_achievements);
 CREATE UNLOGGED TABLE delta_project_sessions    (LIKE project_sessions);
 
+-- LIKE copies NOT NULL; staging must accept a NULL key so the loader can count and drop it.
+DO $$
+DECLARE r record;
+BEGIN
+    FOR r IN SELECT c.table_name, c.column_name FROM information_schema.columns c
+             WHERE c.table_schema = 'public' AND c.table_name LIKE 'delta\_%' AND c.is_nullable = 'NO'
+    LOOP
+        EXECUTE format('ALTER TABLE %I ALTER COLUMN %I DROP NOT NULL', r.table_name, r.column_name);
+    END LOOP;
+END $$;
+
 -- Bookkeeping: written on their own autocommit connection, so they survive a rolled-back phase
 -- and are visible to status/metrics/dashboard while a sync runs.
 CREATE TABLE netops.sync_runs (

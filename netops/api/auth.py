@@ -1,0 +1,190 @@
+"""OAuth2 client-credentials token for the 42 API, kept in a 0600 file and refreshed before it runs out.
+
+The token file lets separate cron jobs (sync, backlog, token refresh) share one token instead of
+each asking for a new one, which the API counts against the application. A token is refreshed
+when its TTL falls under `token_min_ttl` (default 1 h: a nightly sync must never run out mid-way),
+and once more whenever the API answers 401 (revoked or expired early).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from netops.config import Settings
+from netops.errors import ApiError, AuthError
+from netops.log import add_secret, get_logger
+
+
+def _write_private(path: Path, data: dict[str, Any]) -> None:
+    """Write JSON atomically with mode 0600 from the first byte (no window where it is readable)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(data, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def load_token(settings: Settings) -> dict[str, Any] | None:
+    """The stored token if it belongs to this API URL and client id, else None."""
+    try:
+        data = json.loads(settings.token_file.read_text())
+    except (OSError, ValueError):
+        return None
+    if data.get("api_url") != settings.api_url or (
+        settings.client_id and data.get("client_id") != settings.client_id
+    ):
+        return None
+    if data.get("access_token"):
+        add_secret(data["access_token"])
+    return data
+
+
+def token_ttl(settings: Settings, now: float | None = None) -> int | None:
+    """Seconds left on the stored token (negative when expired), None when none is stored."""
+    data = load_token(settings)
+    if not data:
+        return None
+    return int(float(data.get("expires_at", 0)) - (now or time.time()))
+
+
+class TokenManager:
+    """Hands out a valid bearer token; thread-safe, so concurrent page fetches share one refresh."""
+
+    def __init__(self, settings: Settings, session: requests.Session | None = None) -> None:
+        self.settings = settings
+        self.session = session or requests.Session()
+        self._lock = threading.Lock()
+        self._token: dict[str, Any] | None = None
+        self.refreshes = 0
+        self.log = get_logger("token", settings.log_path)
+
+    def current(self) -> dict[str, Any] | None:
+        if self._token is None:
+            self._token = load_token(self.settings)
+        return self._token
+
+    def ttl(self) -> int | None:
+        tok = self.current()
+        return None if tok is None else int(float(tok["expires_at"]) - time.time())
+
+    def get(self) -> str:
+        """A token with at least `token_min_ttl` seconds left, refreshing first if needed."""
+        with self._lock:
+            ttl = self.ttl()
+            if ttl is None or ttl < self.settings.token_min_ttl:
+                self._refresh_locked(reason="none stored" if ttl is None else f"TTL {ttl}s")
+            assert self._token is not None
+            return self._token["access_token"]
+
+    def invalidate(self, token: str) -> None:
+        """Called on a 401: drop `token` so the next get() fetches a new one (once, even when
+        several threads saw the same 401)."""
+        with self._lock:
+            if self._token and self._token.get("access_token") == token:
+                self.log.warning("API answered 401 → token refused, refreshing")
+                self._token = None
+                self._refresh_locked(reason="401 from API")
+
+    def check(self, force: bool = False) -> dict[str, Any]:
+        """`netops token status|refresh`: log the TTL decision in the seed's words, refresh if due."""
+        with self._lock:
+            ttl = self.ttl()
+            minimum = self.settings.token_min_ttl
+            if force or ttl is None or ttl < minimum:
+                if ttl is None:
+                    self.log.info("No token stored → Refreshing")
+                elif force:
+                    self.log.info(f"Token TTL: {ttl}s → Refresh forced")
+                else:
+                    self.log.info(f"Token TTL: {ttl}s (<{minimum}s) → Refreshing")
+                self._refresh_locked(reason="check")
+                refreshed = True
+            else:
+                self.log.info(f"Token TTL: {ttl}s (>{minimum}s) → No refresh needed")
+                refreshed = False
+            tok = self._token or {}
+            return {
+                "refreshed": refreshed,
+                "ttl_seconds": self.ttl(),
+                "expires_at": tok.get("expires_at"),
+                "secret_valid_until": tok.get("secret_valid_until"),
+                "api_url": self.settings.api_url,
+            }
+
+    def _refresh_locked(self, reason: str) -> None:
+        client_id, secret = self.settings.require_credentials()
+        add_secret(secret)
+        url = f"{self.settings.api_url}/oauth/token"
+        try:
+            resp = self.session.post(
+                url,
+                data={"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret},
+                timeout=(5, self.settings.http_timeout),
+            )
+        except requests.RequestException as exc:
+            self.log.error(f"Token refresh failed: cannot reach {url} ({type(exc).__name__})")
+            raise ApiError(
+                f"POST /oauth/token: cannot reach {self.settings.api_url} ({type(exc).__name__}); "
+                "check NETOPS_API_URL and the network",
+                endpoint="/oauth/token",
+            ) from None
+        if resp.status_code in (400, 401):
+            try:
+                err = resp.json().get("error", "invalid_client")
+            except ValueError:
+                err = "invalid_client"
+            self.log.error(f"Token refresh refused: HTTP {resp.status_code} ({err})")
+            raise AuthError(
+                f"POST /oauth/token: credentials refused (HTTP {resp.status_code}, {err}); "
+                "check NETOPS_CLIENT_ID and NETOPS_CLIENT_SECRET",
+                endpoint="/oauth/token",
+                status=resp.status_code,
+            )
+        try:
+            body = resp.json()
+            access = body["access_token"]
+            expires_in = int(body.get("expires_in", 7200))
+        except (ValueError, KeyError, TypeError):
+            raise ApiError(
+                f"POST /oauth/token: HTTP {resp.status_code} without a usable token; the API is "
+                "failing — retry later",
+                endpoint="/oauth/token",
+                status=resp.status_code,
+            ) from None
+        add_secret(access)
+        created = float(body.get("created_at") or time.time())
+        token = {
+            "access_token": access,
+            "token_type": body.get("token_type", "bearer"),
+            "created_at": created,
+            "expires_at": time.time() + expires_in,
+            "secret_valid_until": body.get("secret_valid_until"),
+            "api_url": self.settings.api_url,
+            "client_id": client_id,
+        }
+        _write_private(self.settings.token_file, token)
+        self._token = token
+        self.refreshes += 1
+        self.log.info(f"Token refreshed, new TTL: {expires_in}s ({reason})")
+        svu = token["secret_valid_until"]
+        if svu:
+            days = (float(svu) - time.time()) / 86400
+            if days < self.settings.secret_warn_days:
+                self.log.warning(
+                    f"Application secret expires in {days:.1f} days: rotate it in the 42 intra "
+                    "and update NETOPS_CLIENT_SECRET"
+                )

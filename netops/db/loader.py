@@ -1,0 +1,221 @@
+"""Delta loader: COPY rows into `delta_<table>`, then upsert and prune in the caller's transaction.
+
+Why this shape:
+- COPY is the fastest way in; the delta table is UNLOGGED (refetchable, so no WAL to write).
+- The upsert touches only rows whose values differ (`IS DISTINCT FROM`), so a sync with no
+  change writes nothing and does not bloat the table.
+- Rows are de-duplicated on the primary key (`DISTINCT ON`) and rows with a NULL key are
+  dropped and counted: the API occasionally repeats a row across pages while data shifts.
+- Link rows whose parent is not mirrored (a project listed at an inactive campus) are skipped
+  and counted instead of breaking a foreign key.
+- Pruning deletes what the API no longer returns (FKs cascade) but refuses to delete more than
+  `max_prune_ratio` of a table: an API that suddenly returns nothing must not empty the mirror.
+Everything runs inside the caller's transaction: the caller commits, or nothing happened.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from psycopg2 import sql
+
+from netops.errors import SyncError
+
+PRUNE_GUARD_MIN_ROWS = 10
+
+
+@dataclass(frozen=True)
+class Table:
+    """A mirrored table: its columns in COPY order, its primary key, and its parents.
+
+    `parents` maps a column to the table its value must exist in (`id` column); rows whose
+    parent is missing are skipped at apply time and counted.
+    """
+
+    name: str
+    columns: tuple[str, ...]
+    pk: tuple[str, ...] = ("id",)
+    parents: tuple[tuple[str, str], ...] = field(default=())
+
+    @property
+    def delta(self) -> str:
+        return f"delta_{self.name}"
+
+    @property
+    def non_key(self) -> tuple[str, ...]:
+        return tuple(c for c in self.columns if c not in self.pk)
+
+
+@dataclass
+class ApplyResult:
+    inserted: int = 0
+    updated: int = 0
+    deleted: int = 0
+    skipped: int = 0  # NULL keys and link rows whose parent is not mirrored
+    staged: int = 0
+
+
+def _copy_value(v: Any) -> str:
+    if v is None:
+        return "\\N"
+    if isinstance(v, bool):
+        s = "t" if v else "f"
+    elif isinstance(v, (dict, list)):
+        s = json.dumps(v, separators=(",", ":"))
+    elif isinstance(v, (datetime, date)):
+        s = v.isoformat()
+    else:
+        s = str(v)
+    return (
+        s.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+    )
+
+
+class _RowStream(io.RawIOBase):
+    """A file-like view of an iterator of rows in COPY text format, so COPY streams without
+    building the whole payload in memory."""
+
+    def __init__(self, rows: Iterable[Sequence[Any]]) -> None:
+        self._rows: Iterator[Sequence[Any]] = iter(rows)
+        self._buf = b""
+        self.count = 0
+        self.error: BaseException | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        while len(self._buf) < len(b):
+            chunk = []
+            try:
+                for row in self._rows:
+                    chunk.append("\t".join(_copy_value(v) for v in row) + "\n")
+                    self.count += 1
+                    if len(chunk) >= 500:
+                        break
+            except BaseException as exc:  # kept so stage() re-raises the real cause, not QueryCanceled
+                self.error = exc
+                raise
+            if not chunk:
+                break
+            self._buf += "".join(chunk).encode("utf-8")
+        n = min(len(b), len(self._buf))
+        b[:n] = self._buf[:n]
+        self._buf = self._buf[n:]
+        return n
+
+
+def stage(cur: Any, table: Table, rows: Iterable[Sequence[Any]], truncate: bool = True) -> int:
+    """TRUNCATE the delta table (unless told not to) and COPY `rows` into it; returns the count."""
+    if truncate:
+        cur.execute(sql.SQL("TRUNCATE {}").format(sql.Identifier(table.delta)))
+    stream = _RowStream(rows)
+    copy = sql.SQL("COPY {} ({}) FROM STDIN").format(
+        sql.Identifier(table.delta), sql.SQL(", ").join(map(sql.Identifier, table.columns))
+    )
+    try:
+        cur.copy_expert(copy.as_string(cur), io.BufferedReader(stream, buffer_size=1 << 16))
+    except Exception:
+        if stream.error is not None:
+            raise stream.error from None
+        raise
+    return stream.count
+
+
+def _eligible_sql(table: Table) -> sql.Composed:
+    """SELECT DISTINCT ON (pk) ... FROM delta WHERE pk not null AND parents exist."""
+    conds = [sql.SQL("d.{} IS NOT NULL").format(sql.Identifier(c)) for c in table.pk]
+    for col, parent in table.parents:
+        conds.append(
+            sql.SQL("EXISTS (SELECT 1 FROM {} p WHERE p.id = d.{})").format(
+                sql.Identifier(parent), sql.Identifier(col)
+            )
+        )
+    pk = sql.SQL(", ").join(sql.SQL("d.{}").format(sql.Identifier(c)) for c in table.pk)
+    cols = sql.SQL(", ").join(sql.SQL("d.{}").format(sql.Identifier(c)) for c in table.columns)
+    return sql.SQL("SELECT DISTINCT ON ({pk}) {cols} FROM {delta} d WHERE {conds} ORDER BY {pk}").format(
+        pk=pk, cols=cols, delta=sql.Identifier(table.delta), conds=sql.SQL(" AND ").join(conds)
+    )
+
+
+def apply(cur: Any, table: Table, prune: bool = True, max_prune_ratio: float | None = None) -> ApplyResult:
+    """Upsert the delta into the table, prune rows absent from it (if `prune`), empty the delta."""
+    res = ApplyResult()
+    ident = sql.Identifier(table.name)
+    cur.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table.delta)))
+    res.staged = cur.fetchone()[0]
+    pk = sql.SQL(", ").join(map(sql.Identifier, table.pk))
+    cols = sql.SQL(", ").join(map(sql.Identifier, table.columns))
+
+    if prune:
+        cur.execute(sql.SQL("SELECT count(*) FROM {}").format(ident))
+        current = cur.fetchone()[0]
+        match = sql.SQL(" AND ").join(
+            sql.SQL("d.{c} = t.{c}").format(c=sql.Identifier(c)) for c in table.pk
+        )
+        cur.execute(
+            sql.SQL("SELECT count(*) FROM {t} t WHERE NOT EXISTS (SELECT 1 FROM {d} d WHERE {m})").format(
+                t=ident, d=sql.Identifier(table.delta), m=match
+            )
+        )
+        doomed = cur.fetchone()[0]
+        if (
+            max_prune_ratio is not None
+            and current >= PRUNE_GUARD_MIN_ROWS
+            and doomed > max_prune_ratio * current
+        ):
+            raise SyncError(
+                f"{table.name}: the API no longer returns {doomed} of {current} rows "
+                f"(> {max_prune_ratio:.0%}); refusing to prune that much — check the API, or rerun with "
+                "NETOPS_MAX_PRUNE_RATIO=1 if the deletions are real"
+            )
+        cur.execute(
+            sql.SQL("DELETE FROM {t} t WHERE NOT EXISTS (SELECT 1 FROM {d} d WHERE {m})").format(
+                t=ident, d=sql.Identifier(table.delta), m=match
+            )
+        )
+        res.deleted = cur.rowcount
+
+    eligible = _eligible_sql(table)
+    if table.non_key:
+        sets = sql.SQL(", ").join(
+            sql.SQL("{c} = EXCLUDED.{c}").format(c=sql.Identifier(c)) for c in table.non_key
+        )
+        old = sql.SQL(", ").join(sql.SQL("t.{}").format(sql.Identifier(c)) for c in table.non_key)
+        new = sql.SQL(", ").join(sql.SQL("EXCLUDED.{}").format(sql.Identifier(c)) for c in table.non_key)
+        conflict = sql.SQL("DO UPDATE SET {sets} WHERE ROW({old}) IS DISTINCT FROM ROW({new})").format(
+            sets=sets, old=old, new=new
+        )
+    else:
+        conflict = sql.SQL("DO NOTHING")
+    upsert = sql.SQL(
+        "WITH up AS (INSERT INTO {t} AS t ({cols}) {eligible} ON CONFLICT ({pk}) {conflict} "
+        "RETURNING (xmax = 0) AS inserted) "
+        "SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM up"
+    ).format(t=ident, cols=cols, eligible=eligible, pk=pk, conflict=conflict)
+    cur.execute(upsert)
+    res.inserted, res.updated = cur.fetchone()
+    cur.execute(sql.SQL("SELECT count(*) FROM ({}) e").format(eligible))
+    res.skipped = res.staged - cur.fetchone()[0]
+    cur.execute(sql.SQL("TRUNCATE {}").format(sql.Identifier(table.delta)))
+    return res
+
+
+def delete_keys(cur: Any, table: Table, keys: Iterable[Sequence[Any]]) -> int:
+    """Delete rows by primary key (FKs cascade); returns how many went."""
+    keys = [tuple(k) for k in keys]
+    if not keys:
+        return 0
+    from psycopg2.extras import execute_values
+
+    match = sql.SQL(" AND ").join(sql.SQL("t.{c} = k.{c}").format(c=sql.Identifier(c)) for c in table.pk)
+    stmt = sql.SQL("DELETE FROM {t} t USING (VALUES %s) AS k ({pk}) WHERE {m}").format(
+        t=sql.Identifier(table.name), pk=sql.SQL(", ").join(map(sql.Identifier, table.pk)), m=match
+    )
+    execute_values(cur, stmt.as_string(cur), keys)
+    return cur.rowcount

@@ -1,0 +1,91 @@
+"""Versioned schema migrations: `netops/db/migrations/NNN_name.sql`, applied once each, in order.
+
+Each file runs in its own transaction together with its row in `netops.schema_migrations`, so a
+failing migration leaves nothing half-applied. A transaction-level advisory lock serialises
+concurrent `netops db migrate` runs (two cron jobs, two hosts on one database).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from importlib import resources
+from pathlib import Path
+
+from netops.db import connect
+from netops.errors import DatabaseError
+from netops.log import get_logger
+
+_NAME_RE = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
+_LOCK_KEY = 4242_0001
+
+
+def available() -> list[tuple[str, str, str]]:
+    """(version, name, sql) for every migration shipped with the package, sorted by version."""
+    out = []
+    for entry in resources.files("netops.db").joinpath("migrations").iterdir():
+        m = _NAME_RE.match(entry.name)
+        if m:
+            out.append((m.group(1), m.group(2), entry.read_text(encoding="utf-8")))
+    return sorted(out)
+
+
+def applied_versions(dsn: str) -> list[str]:
+    conn = connect(dsn)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT to_regclass('netops.schema_migrations')")
+            if cur.fetchone()[0] is None:
+                return []
+            cur.execute("SELECT version FROM netops.schema_migrations ORDER BY version")
+            return [r[0] for r in cur.fetchall()]
+    finally:
+        conn.close()
+
+
+def migrate(dsn: str, log_dir: Path | str) -> list[str]:
+    """Apply pending migrations; return the `NNN_name` of each one applied (empty when up to date).
+
+    The `init_db_<stamp>.log` file is only created when there is something to apply, so the
+    routine check every sync makes does not leave a log file per run.
+    """
+    done = set(applied_versions(dsn))
+    pending = [m for m in available() if m[0] not in done]
+    if not pending:
+        return []
+    log = get_logger("init_db", log_dir)
+    conn = connect(dsn)
+    applied: list[str] = []
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
+            cur.execute("CREATE SCHEMA IF NOT EXISTS netops")
+            cur.execute(
+                """CREATE TABLE IF NOT EXISTS netops.schema_migrations (
+                       version text PRIMARY KEY, name text NOT NULL,
+                       applied_at timestamptz NOT NULL DEFAULT now())"""
+            )
+        for version, name, sql in pending:
+            with conn, conn.cursor() as cur:
+                cur.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
+                cur.execute("SELECT 1 FROM netops.schema_migrations WHERE version = %s", (version,))
+                if cur.fetchone():
+                    continue
+                started = time.monotonic()
+                log.info(f"Applying migration {version}_{name}")
+                try:
+                    cur.execute(sql)
+                except Exception as exc:
+                    log.error(f"Migration {version}_{name} failed: {exc}".strip())
+                    raise DatabaseError(
+                        f"migration {version}_{name} failed: {str(exc).strip().splitlines()[0]}; "
+                        "nothing of it was applied — fix the database or the migration and rerun"
+                    ) from None
+                cur.execute(
+                    "INSERT INTO netops.schema_migrations (version, name) VALUES (%s, %s)", (version, name)
+                )
+                applied.append(f"{version}_{name}")
+                log.info(f"Applied migration {version}_{name} in {time.monotonic() - started:.2f}s")
+    finally:
+        conn.close()
+    return applied

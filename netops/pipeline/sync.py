@@ -1,0 +1,322 @@
+"""Runs the stable phases: fetch -> COPY into delta -> one transaction (upsert, prune) per phase.
+
+Each phase commits alone, in foreign-key order, so a failure leaves that table (and every later
+one) exactly as before while the earlier phases keep their fresh data. A session-level advisory
+lock makes a second concurrent sync exit at once instead of interleaving with the first.
+Bookkeeping (`netops.sync_runs`, `netops.api_calls`) is written on a separate autocommit
+connection: it survives a rolled-back phase and is visible to the dashboard while a phase runs.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from netops.api.client import ApiClient, PageInfo, endpoint_template
+from netops.config import Settings
+from netops.db import connect
+from netops.db.loader import ApplyResult, apply, stage
+from netops.db.migrate import migrate
+from netops.db.server import resolve_dsn
+from netops.errors import ApiError, NetopsError, SyncError
+from netops.log import get_logger
+from netops.pipeline.stable import PHASES, MappingError, Phase, nested_rows
+
+SYNC_LOCK_KEY = 4242_0002
+
+
+class SyncBusy(NetopsError):
+    """Another sync holds the lock."""
+
+    exit_code = 75  # EX_TEMPFAIL: cron wrappers may retry later
+
+
+@dataclass
+class PhaseReport:
+    phase: str
+    table: str
+    status: str = "running"
+    rows: int = 0
+    fetched: int = 0
+    inserted: int = 0
+    updated: int = 0
+    deleted: int = 0
+    skipped: int = 0
+    api_calls: int = 0
+    min_calls: int = 0
+    seconds: float = 0.0
+    error: str | None = None
+
+
+@dataclass
+class SyncReport:
+    run_id: str
+    phases: list[PhaseReport] = field(default_factory=list)
+    seconds: float = 0.0
+    api_calls: int = 0
+    min_calls: int = 0
+    ok: bool = True
+
+    @property
+    def total_rows(self) -> int:
+        return sum(p.rows for p in self.phases)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id, "ok": self.ok, "seconds": round(self.seconds, 3),
+            "api_calls": self.api_calls, "min_calls": self.min_calls, "total_rows": self.total_rows,
+            "phases": [p.__dict__ for p in self.phases],
+        }
+
+
+class Progress:
+    """Receives progress events; the CLI renders them as rich progress bars on a terminal."""
+
+    def phase_started(self, phase: Phase) -> None: ...
+    def phase_total(self, phase: Phase, pages: int | None) -> None: ...
+    def phase_advanced(self, phase: Phase, pages: int, rows: int) -> None: ...
+    def phase_finished(self, phase: Phase, report: PhaseReport) -> None: ...
+
+
+class _Bookkeeping:
+    """Writes sync_runs rows on an autocommit connection, throttling in-flight progress updates."""
+
+    def __init__(self, dsn: str, run_id: str) -> None:
+        self.conn = connect(dsn, autocommit=True, application_name="netops-bookkeeping")
+        self.run_id = run_id
+        self._last_progress = 0.0
+
+    def start(self, phase: Phase) -> int:
+        with self.conn.cursor() as cur:
+            cur.execute(
+                "INSERT INTO netops.sync_runs (run_id, phase, table_name) VALUES (%s, %s, %s) RETURNING id",
+                (self.run_id, phase.name, phase.table.name),
+            )
+            return cur.fetchone()[0]
+
+    def progress(self, row_id: int, pages_done: int, pages_total: int | None, rows: int, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._last_progress < 0.5:
+            return
+        self._last_progress = now
+        with self.conn.cursor() as cur:
+            cur.execute(
+                "UPDATE netops.sync_runs SET pages_done = %s, pages_total = COALESCE(%s, pages_total), "
+                "rows_fetched = %s WHERE id = %s",
+                (pages_done, pages_total, rows, row_id),
+            )
+
+    def finish(self, row_id: int, rep: PhaseReport) -> None:
+        with self.conn.cursor() as cur:
+            cur.execute(
+                "UPDATE netops.sync_runs SET finished_at = now(), status = %s, rows_fetched = %s, "
+                "rows_inserted = %s, rows_updated = %s, rows_deleted = %s, rows_skipped = %s, "
+                "api_calls = %s, error = %s, pages_done = GREATEST(pages_done, COALESCE(pages_total, 0)) "
+                "WHERE id = %s",
+                (rep.status, rep.fetched, rep.inserted, rep.updated, rep.deleted, rep.skipped,
+                 rep.api_calls, rep.error, row_id),
+            )
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+class _PhaseFetch:
+    """Counts pages/rows of one phase while its rows stream into COPY."""
+
+    def __init__(self, on_progress: Callable[[int, int | None, int], None]) -> None:
+        self.pages = 0
+        self.pages_total: int | None = None
+        self.rows = 0
+        self.min_calls = 0
+        self._on_progress = on_progress
+
+    def info(self, pi: PageInfo) -> None:
+        self.min_calls += pi.pages if pi.pages is not None else 1
+        self.pages_total = (self.pages_total or 0) + (pi.pages or 1)
+        self._on_progress(self.pages, self.pages_total, self.rows)
+
+    def page(self, n_rows: int) -> None:
+        self.pages += 1
+        self.rows += n_rows
+        self._on_progress(self.pages, self.pages_total, self.rows)
+
+
+class StableSync:
+    """One `netops sync stable` run."""
+
+    def __init__(self, settings: Settings, progress: Progress | None = None) -> None:
+        self.settings = settings
+        self.progress = progress or Progress()
+        self.log = get_logger("stable", settings.log_path)
+        self._projects: list[dict[str, Any]] | None = None  # raw projects, for the nested phases
+        self._nested_skipped_fetch = False
+
+    # -- sources ----------------------------------------------------------------------------
+    def _rows(self, phase: Phase, client: ApiClient, campus_ids: list[int],
+              fetch: _PhaseFetch) -> Iterator[Sequence[Any]]:
+        kind = phase.source[0]
+        if kind == "single":
+            path = phase.source[1]
+            fetch.info(PageInfo(1, 1, 1))
+            obj = client.get_json(path)
+            fetch.page(1)
+            yield phase.row(obj, endpoint_template(path))
+        elif kind == "paged":
+            _, path, params = phase.source
+            keep = phase.table.name == "projects"
+            if keep:
+                self._projects = []
+            for page in client.iter_pages(path, params, on_info=fetch.info):
+                fetch.page(len(page))
+                for obj in page:
+                    if keep and isinstance(obj, dict):
+                        self._projects.append(obj)  # type: ignore[union-attr]
+                    yield phase.row(obj, endpoint_template(path))
+        elif kind == "nested":
+            list_key = phase.source[1]
+            if self._projects is None:  # --phase without projects: fetch them, load nothing else
+                projects_phase = next(p for p in PHASES if p.table.name == "projects")
+                self._projects = []
+                for page in client.iter_pages(projects_phase.source[1], projects_phase.source[2], on_info=fetch.info):
+                    fetch.page(0)
+                    self._projects.extend(o for o in page if isinstance(o, dict))
+            endpoint = endpoint_template(PHASES[2].source[1]) + f" (nested {list_key})"
+            for project in self._projects:
+                for obj in nested_rows(project)[list_key]:
+                    fetch.rows += 1
+                    yield phase.row(obj, endpoint)
+            fetch.page(0)
+        elif kind == "per_campus":
+            template = phase.source[1]
+
+            def one_campus(cid: int) -> list[dict[str, Any]]:
+                rows: list[dict[str, Any]] = []
+                for page in client.iter_pages(template.format(id=cid), {"sort": "id"}, on_info=fetch.info):
+                    fetch.page(len(page))
+                    rows.extend({"campus_id": cid, "achievement_id": o.get("id")} for o in page
+                                if isinstance(o, dict))
+                return rows
+
+            workers = max(1, min(self.settings.max_concurrency, len(campus_ids) or 1))
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="netops-campus") as pool:
+                for rows in pool.map(one_campus, campus_ids):
+                    for obj in rows:
+                        yield phase.row(obj, endpoint_template(template.format(id=0)))
+        else:  # pragma: no cover - a programming error in the phase table
+            raise ValueError(f"unknown source {kind}")
+
+    # -- the run ----------------------------------------------------------------------------
+    def run(self, only: Sequence[str] | None = None) -> SyncReport:
+        started = time.monotonic()
+        dsn = resolve_dsn(self.settings)
+        migrate(dsn, self.settings.log_path)
+        phases = [p for p in PHASES if not only or p.table.name in only or p.name in only]
+        run_id = str(uuid.uuid4())
+        report = SyncReport(run_id)
+
+        conn = connect(dsn, application_name="netops-sync")
+        with conn.cursor() as cur:
+            cur.execute("SELECT pg_try_advisory_lock(%s)", (SYNC_LOCK_KEY,))
+            locked = cur.fetchone()[0]
+        conn.commit()
+        if not locked:
+            conn.close()
+            raise SyncBusy("another `netops sync` is running on this database; wait for it to finish "
+                           "(see `netops status`) — this run did nothing")
+        books = _Bookkeeping(dsn, run_id)
+        client = ApiClient(self.settings, dsn=dsn, component="stable")
+        stamp = datetime.now(timezone.utc).strftime("%H:%M:%S")
+        self.log.info(f"[{stamp}] Starting stable sync of {len(phases)} phases (run {run_id[:8]})")
+        try:
+            for phase in phases:
+                rep = self._run_phase(phase, client, conn, books)
+                report.phases.append(rep)
+                if rep.status != "success":
+                    report.ok = False
+                    break
+        finally:
+            client.close()
+            books.close()
+            conn.close()
+        report.seconds = time.monotonic() - started
+        report.api_calls = sum(p.api_calls for p in report.phases)
+        report.min_calls = sum(p.min_calls for p in report.phases)
+        stamp = datetime.now(timezone.utc).strftime("%H:%M:%S")
+        if report.ok:
+            self.log.info(
+                f"[{stamp}] ✅ All {len(report.phases)} phases complete, {report.total_rows:,} total rows, "
+                f"{report.api_calls} API calls (minimum for this data: {report.min_calls}), "
+                f"{report.seconds:.1f}s"
+            )
+        else:
+            failed = report.phases[-1]
+            self.log.error(f"[{stamp}] ❌ Sync stopped at phase {failed.phase}: {failed.error}")
+            raise SyncError(f"phase {failed.phase} failed: {failed.error} (table {failed.table} left "
+                            "unchanged; later phases not run)")
+        return report
+
+    def _run_phase(self, phase: Phase, client: ApiClient, conn: Any, books: _Bookkeeping) -> PhaseReport:
+        rep = PhaseReport(phase.name, phase.table.name)
+        t0 = time.monotonic()
+        calls0 = client.calls
+        row_id = books.start(phase)
+        self.progress.phase_started(phase)
+        stamp = datetime.now(timezone.utc).strftime("%H:%M:%S")
+        self.log.info(f"[{stamp}] Phase {phase.number}: Fetching {phase.label}...")
+
+        def on_progress(pages: int, total: int | None, rows: int) -> None:
+            books.progress(row_id, pages, total, rows)
+            self.progress.phase_total(phase, total)
+            self.progress.phase_advanced(phase, pages, rows)
+
+        fetch = _PhaseFetch(on_progress)
+        try:
+            with conn, conn.cursor() as cur:
+                campus_ids: list[int] = []
+                if phase.source[0] == "per_campus":  # read before COPY starts on this connection
+                    cur.execute("SELECT id FROM campuses ORDER BY id")
+                    campus_ids = [r[0] for r in cur.fetchall()]
+                staged = stage(cur, phase.table, self._rows(phase, client, campus_ids, fetch))
+                result: ApplyResult = apply(cur, phase.table, prune=True,
+                                            max_prune_ratio=self.settings.max_prune_ratio)
+                cur.execute(f'SELECT count(*) FROM "{phase.table.name}"')
+                rep.rows = cur.fetchone()[0]
+            rep.status = "success"
+            rep.fetched = staged
+            rep.inserted, rep.updated, rep.deleted, rep.skipped = (
+                result.inserted, result.updated, result.deleted, result.skipped)
+        except (ApiError, MappingError, SyncError) as exc:
+            rep.status, rep.error = "failed", str(getattr(exc, "message", exc))
+        except Exception as exc:  # a DB error mid-phase: the transaction rolled back
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            rep.status, rep.error = "failed", f"{type(exc).__name__}: {first}"
+        finally:
+            client.recorder.flush()
+        rep.api_calls = client.calls - calls0
+        rep.min_calls = fetch.min_calls
+        rep.seconds = time.monotonic() - t0
+        books.progress(row_id, fetch.pages, fetch.pages_total, fetch.rows, force=True)
+        books.finish(row_id, rep)
+        self.progress.phase_finished(phase, rep)
+        stamp = datetime.now(timezone.utc).strftime("%H:%M:%S")
+        if rep.status == "success":
+            extra = f", {rep.skipped} skipped (parent not mirrored)" if rep.skipped else ""
+            self.log.info(
+                f"[{stamp}] Phase {phase.number}: Fetching {phase.label}... {rep.rows:,} rows "
+                f"(+{rep.inserted} ~{rep.updated} -{rep.deleted}{extra}; {rep.api_calls} calls, {rep.seconds:.1f}s)"
+            )
+        else:
+            self.log.error(f"[{stamp}] Phase {phase.number}: {phase.label} FAILED: {rep.error}")
+        return rep
+
+
+def run_stable_sync(settings: Settings, phases: Sequence[str] | None = None,
+                    progress: Progress | None = None) -> SyncReport:
+    """Entry point for the CLI, cron and tests."""
+    return StableSync(settings, progress).run(phases)

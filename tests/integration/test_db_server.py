@@ -1,0 +1,68 @@
+"""The embedded PostgreSQL and the migrations, against a real server."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import psycopg2
+import pytest
+
+from netops.config import load_settings
+from netops.db.migrate import applied_versions, available, migrate
+from netops.db.server import LocalPostgres, resolve_dsn
+from netops.errors import DatabaseError
+
+
+def test_server_listens_on_socket_only(pg_server: LocalPostgres) -> None:
+    with psycopg2.connect(pg_server.dsn()) as conn, conn.cursor() as cur:
+        cur.execute("SHOW listen_addresses")
+        assert cur.fetchone()[0] == ""
+        cur.execute("SHOW server_version_num")
+        assert int(cur.fetchone()[0]) >= 130000
+    mode = stat.S_IMODE(os.stat(pg_server.data_dir).st_mode)
+    assert mode == 0o700
+
+
+def test_up_is_idempotent_and_status_reports(pg_server: LocalPostgres) -> None:
+    assert pg_server.up() == pg_server.dsn()
+    info = pg_server.status()
+    assert info["running"] is True and info["initialised"] is True
+    assert info["dsn"] == pg_server.dsn()
+
+
+def test_resolve_dsn_prefers_configured_dsn(tmp_path: Path) -> None:
+    s = load_settings(env={"NETOPS_DSN": "postgresql://x@127.0.0.1/y", "NETOPS_STATE_DIR": str(tmp_path)},
+                      config_path="")
+    assert resolve_dsn(s) == "postgresql://x@127.0.0.1/y"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the private-folder check only applies when running as root")
+def test_root_refuses_private_state_dir(tmp_path: Path) -> None:
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    os.chmod(tmp_path, 0o700)
+    s = load_settings(env={"NETOPS_STATE_DIR": str(private / "state")}, config_path="")
+    with pytest.raises(DatabaseError, match="cannot enter"):
+        LocalPostgres(s).up()
+
+
+def test_migrate_applies_once_and_records(fresh_db: str, tmp_path: Path) -> None:
+    first = migrate(fresh_db, tmp_path)
+    assert [v.split("_")[0] for v in first] == [v for v, _, _ in available()]
+    assert migrate(fresh_db, tmp_path) == []
+    assert applied_versions(fresh_db) == [v for v, _, _ in available()]
+    logs = list(tmp_path.glob("init_db_*.log"))
+    assert logs and "Applied migration 001_stable_tables" in "".join(p.read_text() for p in logs)
+
+
+def test_stable_fks_cascade(pg_dsn: str) -> None:
+    with psycopg2.connect(pg_dsn) as conn, conn.cursor() as cur:
+        cur.execute("INSERT INTO campuses (id, name) VALUES (1, 'Paris')")
+        cur.execute("INSERT INTO projects (id, name) VALUES (10, 'libft')")
+        cur.execute("INSERT INTO campus_projects VALUES (1, 10)")
+        cur.execute("INSERT INTO project_sessions (id, project_id) VALUES (100, 10)")
+        cur.execute("DELETE FROM projects WHERE id = 10")
+        cur.execute("SELECT (SELECT count(*) FROM campus_projects), (SELECT count(*) FROM project_sessions)")
+        assert cur.fetchone() == (0, 0)
