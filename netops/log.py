@@ -70,13 +70,14 @@ logger.configure(patcher=_patch)
 
 
 def setup_stderr(verbose: bool = False) -> None:
-    """Mirror warnings (or everything with --verbose) to stderr, once per process."""
+    """With --verbose, mirror every log line to stderr too. Without it stderr carries only the
+    command's own one-line error, so cron mail and scripts see exactly one line on failure."""
     global _configured_stderr
-    if _configured_stderr:
+    if _configured_stderr or not verbose:
         return
     logger.add(
         sys.stderr,
-        level="DEBUG" if verbose else "WARNING",
+        level="DEBUG",
         format="<level>{level: <7}</level> {message}",
         filter=lambda r: not r["extra"].get("quiet_stderr"),
     )

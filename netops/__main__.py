@@ -1,0 +1,5 @@
+"""`python -m netops` = the `netops` command."""
+
+from netops.cli import main
+
+main()
