@@ -9,12 +9,23 @@ cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 RATE=${DEMO_RATE:-2}
 
-if [ ! -x .venv/bin/netops ]; then
-  echo "==> creating .venv and installing netops (first run only)"
-  python3 -m venv .venv
-  .venv/bin/pip install --quiet --upgrade pip
+# The demo keeps its own state (token, local PostgreSQL) apart from a real deployment's.
+if [ "$(id -u)" = 0 ]; then
+  export NETOPS_STATE_DIR=${NETOPS_STATE_DIR:-/var/lib/netops-demo}
+else
+  export NETOPS_STATE_DIR=${NETOPS_STATE_DIR:-${XDG_STATE_HOME:-$HOME/.local/state}/netops-demo}
 fi
-.venv/bin/pip install --quiet -e . 2>&1 | grep -v "^WARNING: Location" || true
+export NETOPS_CONFIG=""      # and ignores /etc/netops/netops.toml
+unset NETOPS_DSN
+
+if [ ! -x .venv/bin/netops ]; then
+  echo "==> creating .venv (first run only)"
+  python3 -m venv .venv
+fi
+echo "==> installing netops into .venv"
+if ! .venv/bin/pip install --quiet --disable-pip-version-check -e . >.venv/install.log 2>&1; then
+  cat .venv/install.log; echo "error: pip install failed (log above)"; exit 1
+fi
 NETOPS="$ROOT/.venv/bin/netops"
 
 echo "==> starting the local PostgreSQL (embedded default: no NETOPS_DSN)"
@@ -48,7 +59,9 @@ echo "==> netops sync stable  (API: $NETOPS_API_URL)"
 
 cat <<MSG
 
-Done. The mirror stays in the local PostgreSQL; look further with:
+Done. The mirror stays in the local PostgreSQL. To look further, first
+  export NETOPS_STATE_DIR=$NETOPS_STATE_DIR NETOPS_CONFIG=
+then:
   .venv/bin/netops db dsn                     # connection string (psql "\$(.venv/bin/netops db dsn)")
   .venv/bin/netops status                     # health, last sync per phase, row counts
   tail logs/nightly_stable_tables.log         # what the sync logged

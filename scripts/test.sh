@@ -3,10 +3,9 @@
 # themselves, the simulator over real HTTP). Sets up .venv on first use.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if [ ! -x .venv/bin/pytest ]; then
-  python3 -m venv .venv
-  .venv/bin/pip install --quiet --upgrade pip
+[ -x .venv/bin/python ] || python3 -m venv .venv
+if ! .venv/bin/pip install --quiet --disable-pip-version-check -e '.[dev]' >.venv/install.log 2>&1; then
+  cat .venv/install.log; echo "error: pip install failed (log above)"; exit 1
 fi
-.venv/bin/pip install --quiet -e '.[dev]' 2>&1 | grep -v "^WARNING: Location" || true
 .venv/bin/ruff check .
 exec .venv/bin/pytest "$@"

@@ -174,18 +174,22 @@ class LocalPostgres:
                  "--shell", "/usr/sbin/nologin", user],
                 check=True, capture_output=True,
             )
-        # Every ancestor of the data dir must be traversable by that user.
+        # Every ancestor of the data dir must be traversable by that user. Inside our own state
+        # dir we grant traversal (o+x, no read) ourselves; above it we only say what to fix.
         self.root.mkdir(parents=True, exist_ok=True)
-        for parent in [self.root, *self.root.parents]:
-            mode = parent.stat().st_mode
-            if parent == self.root:
+        state = self.settings.state_path.resolve()
+        for parent in self.root.resolve().parents:
+            st = parent.stat()
+            if st.st_mode & stat.S_IXOTH:
                 continue
-            if not (mode & stat.S_IXOTH):
-                raise DatabaseError(
-                    f"state dir {self.settings.state_path} is under {parent}, which user '{user}' "
-                    "cannot enter (mode " + oct(mode & 0o777) + "); as root, set NETOPS_STATE_DIR to a "
-                    "path outside private folders such as /root (e.g. /var/lib/netops)"
-                )
+            if (parent == state or state in parent.parents) and st.st_uid == 0:
+                os.chmod(parent, stat.S_IMODE(st.st_mode) | stat.S_IXOTH)
+                continue
+            raise DatabaseError(
+                f"the embedded PostgreSQL runs as '{user}', which cannot enter {parent} (mode "
+                f"{oct(stat.S_IMODE(st.st_mode))}); as root, set NETOPS_STATE_DIR outside private folders "
+                f"such as /root (e.g. /var/lib/netops), or `chmod o+x {parent}`"
+            )
         pw = pwd.getpwnam(user)
         os.chown(self.root, pw.pw_uid, pw.pw_gid)
         os.chmod(self.root, 0o700)

@@ -44,7 +44,7 @@ def test_root_refuses_private_state_dir(tmp_path: Path) -> None:
     private.mkdir(mode=0o700)
     os.chmod(tmp_path, 0o700)
     s = load_settings(env={"NETOPS_STATE_DIR": str(private / "state")}, config_path="")
-    with pytest.raises(DatabaseError, match="cannot enter"):
+    with pytest.raises(DatabaseError, match="cannot enter .*private"):
         LocalPostgres(s).up()
 
 
