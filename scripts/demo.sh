@@ -62,7 +62,7 @@ cat <<MSG
 Done. The mirror stays in the local PostgreSQL. To look further, first
   export NETOPS_STATE_DIR=$NETOPS_STATE_DIR NETOPS_CONFIG=
 then:
-  .venv/bin/netops db dsn                     # connection string (psql "\$(.venv/bin/netops db dsn)")
+  .venv/bin/netops db shell                   # psql on the mirror
   .venv/bin/netops status                     # health, last sync per phase, row counts
   tail logs/nightly_stable_tables.log         # what the sync logged
   .venv/bin/netops --help                     # every command

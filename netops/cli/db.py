@@ -79,3 +79,21 @@ def migrate(settings: Settings, as_json: bool) -> None:
         click.echo("applied: " + ", ".join(applied))
     else:
         click.echo("schema is up to date")
+
+
+@group.command("shell", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.argument("psql_args", nargs=-1, type=click.UNPROCESSED)
+@pass_settings
+def shell(settings: Settings, psql_args: tuple[str, ...]) -> None:
+    """Open psql on the configured database (extra arguments go to psql, e.g. -c 'select 1').
+
+    The password, if the DSN has one, is handed to psql in its environment, never on its
+    command line (where `ps` would show it to every user). `make db-shell` does the same.
+    """
+    import os
+
+    from netops.db.server import resolve_dsn
+    from netops.db.shell import psql_invocation
+
+    inv = psql_invocation(resolve_dsn(settings), pg_bin_dir=settings.pg_bin_dir, extra_args=psql_args)
+    os.execvpe(inv.argv[0], inv.argv, inv.env)
