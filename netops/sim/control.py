@@ -1,0 +1,184 @@
+"""The test/demo control API under `/_sim/`, and a small HTTP client for it.
+
+The server binds to loopback, so the control API is on by default (`--no-control` removes it).
+Every route answers JSON. Routes (all bodies JSON):
+
+    GET    /_sim/health                      {"ok": true, "settings": {...}}
+    GET    /_sim/config                      current knobs
+    POST   /_sim/config                      {"rate_per_second", "rate_per_hour", "latency",
+                                              "token_ttl", "page_caps": {template: n}, "churn_per_minute"}
+    POST   /_sim/reset                       pristine data, tokens, faults, stats, limits, knobs
+    GET    /_sim/stats                       {"total", "by_endpoint", "by_status", "by_endpoint_status"}
+    POST   /_sim/stats/reset
+    POST   /_sim/tokens/expire               {"affected": n}
+    POST   /_sim/tokens/revoke               {"affected": n}
+    POST   /_sim/delete                      {"resource": "campuses", "id": 5} -> {"removed": {res: n}}
+    POST   /_sim/modify                      {"resource", "id", "fields": {...}, "touch": true} -> {"row": {...}}
+    GET    /_sim/faults                      {"faults": [...]}
+    POST   /_sim/faults                      {"spec": "500@/v2/campus,count=2"} or {"kind", "endpoint", ...}
+    DELETE /_sim/faults[/<id>]
+    POST   /_sim/churn                       {"n": 10, "silent_share": 0} or {"changes": [...]}
+                                              -> {"applied": [{"op", "resource", "id", ...}]}
+    GET    /_sim/churn                       {"recent": [...]} (last 1000 changes)
+    GET    /_sim/expected                    {table: row_count} for the 12 mirror tables
+    GET    /_sim/expected/<table>[?values=0] {"table", "primary_key", "count", "keys", "rows"?}
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+import requests
+
+from netops.sim.faults import FaultSpecError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from werkzeug.wrappers import Request
+
+    from netops.sim.server import SimServer
+
+
+def _body(request: Request) -> dict[str, Any]:
+    raw = request.get_data(cache=True)
+    if not raw:
+        return {}
+    data = json.loads(raw)
+    if not isinstance(data, dict):
+        raise ValueError("the request body must be a JSON object")
+    return data
+
+
+def handle(sim: SimServer, request: Request) -> tuple[int, Any]:
+    """Dispatch one control request; errors become 400/404 JSON, never a traceback."""
+    try:
+        return _dispatch(sim, request)
+    except KeyError as exc:
+        return 400, {"error": "Bad Request", "message": f"missing or unknown: {str(exc).strip(chr(34) + chr(39))}"}
+    except LookupError as exc:
+        return 404, {"error": "Not Found", "message": str(exc).strip("'\"")}
+    except (ValueError, TypeError, FaultSpecError) as exc:
+        return 400, {"error": "Bad Request", "message": str(exc)}
+
+
+def _dispatch(sim: SimServer, request: Request) -> tuple[int, Any]:
+    path = request.path.rstrip("/")
+    method = request.method
+    body = _body(request) if method in ("POST", "PUT", "DELETE") else {}
+    if path == "/_sim/health":
+        return 200, {"ok": True, "settings": sim.settings()}
+    if path == "/_sim/config":
+        if method == "POST":
+            allowed = {"rate_per_second", "rate_per_hour", "latency", "token_ttl", "page_caps", "churn_per_minute"}
+            unknown = set(body) - allowed
+            if unknown:
+                raise ValueError(f"unknown config keys: {', '.join(sorted(unknown))}")
+            return 200, sim.configure(**body)
+        return 200, sim.settings()
+    if path == "/_sim/reset" and method == "POST":
+        sim.reset()
+        return 200, {"ok": True, "expected": sim.expected()}
+    if path == "/_sim/stats":
+        return 200, sim.stats()
+    if path == "/_sim/stats/reset" and method == "POST":
+        sim.reset_stats()
+        return 200, {"ok": True}
+    if path == "/_sim/tokens/expire" and method == "POST":
+        return 200, {"affected": sim.expire_tokens()}
+    if path == "/_sim/tokens/revoke" and method == "POST":
+        return 200, {"affected": sim.revoke_tokens()}
+    if path == "/_sim/delete" and method == "POST":
+        return 200, {"removed": sim.delete(str(body["resource"]), body["id"])}
+    if path == "/_sim/modify" and method == "POST":
+        row = sim.modify(str(body["resource"]), body["id"], dict(body.get("fields") or {}),
+                         touch=bool(body.get("touch", True)))
+        return 200, {"row": row}
+    if path == "/_sim/faults":
+        if method == "POST":
+            return 201, sim.add_fault(body)
+        if method == "DELETE":
+            sim.clear_faults()
+            return 200, {"ok": True}
+        return 200, {"faults": sim.list_faults()}
+    if path.startswith("/_sim/faults/") and method == "DELETE":
+        return (200, {"ok": True}) if sim.faults.remove(int(path.rsplit("/", 1)[1])) else (404, {"error": "Not Found"})
+    if path == "/_sim/churn":
+        if method == "POST":
+            applied = sim.churn(int(body.get("n", 0)), body.get("changes"), float(body.get("silent_share", 0.0)))
+            return 200, {"applied": applied}
+        return 200, {"recent": list(sim.churn_log)}
+    if path == "/_sim/expected":
+        return 200, sim.expected()
+    if path.startswith("/_sim/expected/"):
+        table = path.rsplit("/", 1)[1]
+        return 200, sim.expected_table(table, values=request.args.get("values", "1") not in ("0", "false"))
+    return 404, {"error": "Not Found", "message": f"no control route {method} {path}"}
+
+
+class SimControl:
+    """The control API over HTTP, for a simulator in another process (`netops sim serve`).
+
+    Same method names as `SimServer`'s in-process controls.
+    """
+
+    def __init__(self, url: str, timeout: float = 30.0) -> None:
+        self.url = url.rstrip("/")
+        self.timeout = timeout
+        self.http = requests.Session()
+
+    def _call(self, method: str, route: str, body: dict[str, Any] | None = None,
+              params: dict[str, str] | None = None) -> Any:
+        r = self.http.request(method, f"{self.url}/_sim/{route}", json=body, params=params, timeout=self.timeout)
+        if r.status_code >= 400:
+            raise RuntimeError(f"simulator control {method} /_sim/{route} -> {r.status_code}: {r.text[:300]}")
+        return r.json()
+
+    def health(self) -> dict[str, Any]:
+        return self._call("GET", "health")
+
+    def reset(self) -> None:
+        self._call("POST", "reset")
+
+    def configure(self, **knobs: Any) -> dict[str, Any]:
+        return self._call("POST", "config", knobs)
+
+    def stats(self) -> dict[str, Any]:
+        return self._call("GET", "stats")
+
+    def reset_stats(self) -> None:
+        self._call("POST", "stats/reset")
+
+    def expire_tokens(self) -> int:
+        return int(self._call("POST", "tokens/expire")["affected"])
+
+    def revoke_tokens(self) -> int:
+        return int(self._call("POST", "tokens/revoke")["affected"])
+
+    def delete(self, resource: str, row_id: Any) -> dict[str, int]:
+        return self._call("POST", "delete", {"resource": resource, "id": row_id})["removed"]
+
+    def modify(self, resource: str, row_id: Any, fields: dict[str, Any], touch: bool = True) -> dict[str, Any]:
+        return self._call("POST", "modify", {"resource": resource, "id": row_id, "fields": fields,
+                                             "touch": touch})["row"]
+
+    def add_fault(self, spec: str | dict[str, Any]) -> dict[str, Any]:
+        return self._call("POST", "faults", {"spec": spec} if isinstance(spec, str) else spec)
+
+    def clear_faults(self) -> None:
+        self._call("DELETE", "faults")
+
+    def list_faults(self) -> list[dict[str, Any]]:
+        return self._call("GET", "faults")["faults"]
+
+    def churn(self, n: int = 0, changes: list[dict[str, Any]] | None = None,
+              silent_share: float = 0.0) -> list[dict[str, Any]]:
+        body: dict[str, Any] = {"n": n, "silent_share": silent_share}
+        if changes is not None:
+            body["changes"] = changes
+        return self._call("POST", "churn", body)["applied"]
+
+    def expected(self) -> dict[str, int]:
+        return self._call("GET", "expected")
+
+    def expected_table(self, table: str, values: bool = True) -> dict[str, Any]:
+        return self._call("GET", f"expected/{table}", params={"values": "1" if values else "0"})

@@ -1,0 +1,786 @@
+"""Deterministic synthetic 42 data, the mutations the control API applies, and the expected mirror.
+
+Why it is shaped this way:
+- Everything derives from `random.Random(seed)` (stable data) and a second RNG (live data), so
+  the stable set does not change when only `live_scale` does, and two servers with one seed
+  serve byte-identical answers.
+- Rows are stored close to the API's shape (field names with `?`, nulls, extra junk fields), but
+  timestamps are kept as epoch milliseconds and references (a project's campuses, a
+  projects_user's user) as ids in `_`-prefixed keys. Nested objects are built at render time
+  from the current tables, so a deleted campus vanishes from every project's nested list and a
+  renamed user shows up in every nested `user` - the cascades the real API has, for free.
+- The exact sizes of 42-api.md are hit by drawing uneven counts and then nudging them to the
+  required sum, so the totals are exact while the distribution stays lumpy like real data.
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+import random
+from collections.abc import Iterable
+from typing import Any
+
+from netops.sim import names
+from netops.sim.timeutil import BASE_MS, fmt, now_ms, parse
+
+API = "https://api.intra.42.fr"
+DAY = 86_400_000
+YEAR = 365 * DAY
+
+STABLE_RESOURCES = ("cursus", "campuses", "projects", "project_sessions", "coalitions", "achievements")
+LIVE_RESOURCES = ("users", "projects_users", "achievements_users", "coalitions_users")
+RESOURCES = STABLE_RESOURCES + LIVE_RESOURCES
+LINK_RESOURCES = ("campus_projects", "campus_achievements")
+
+ALIASES = {
+    "campus": "campuses", "project": "projects", "sessions": "project_sessions",
+    "project_session": "project_sessions", "coalition": "coalitions", "achievement": "achievements",
+    "user": "users", "project_users": "projects_users", "projects_user": "projects_users",
+    "achievement_users": "achievements_users", "coalition_users": "coalitions_users",
+}
+
+#: Mirror tables (names as in the netops schema) -> their primary key columns.
+STABLE_TABLES = {
+    "cursus": ["id"], "campuses": ["id"], "projects": ["id"], "coalitions": ["id"],
+    "achievements": ["id"], "campus_projects": ["campus_id", "project_id"],
+    "campus_achievements": ["campus_id", "achievement_id"], "project_sessions": ["id"],
+}
+LIVE_TABLES = {"users": ["id"], "project_users": ["id"], "achievements_users": ["id"],
+               "coalitions_users": ["id"]}
+TABLES = {**STABLE_TABLES, **LIVE_TABLES}
+
+TS_FIELDS: dict[str, tuple[str, ...]] = {
+    "cursus": ("created_at",),
+    "campuses": (),
+    "projects": ("created_at", "updated_at"),
+    "project_sessions": ("begin_at", "end_at", "created_at", "updated_at"),
+    "coalitions": (),
+    "achievements": (),
+    "users": ("anonymize_date", "data_erasure_date", "created_at", "updated_at", "alumnized_at"),
+    "projects_users": ("marked_at", "retriable_at", "created_at", "updated_at"),
+    "achievements_users": ("created_at", "updated_at"),
+    "coalitions_users": ("created_at", "updated_at"),
+}
+
+# Exact sizes of the default data set (42-api.md, December 2025).
+N_CAMPUSES = 60
+N_MIRRORED_CAMPUSES = 54
+N_PROJECTS_21 = 519
+N_PROJECTS_OTHER = 25
+N_CAMPUS_PROJECTS = 20_937
+N_SESSIONS = 7_256
+N_COALITIONS = 350
+N_ACHIEVEMENTS = 1_042
+N_CAMPUS_ACHIEVEMENTS = 5_495
+N_USERS = 40_300
+CURSUS_21 = 21
+
+
+def canonical(resource: str) -> str:
+    """Map the many spellings people use (`campus`, `project_users`) to one resource name."""
+    name = ALIASES.get(resource, resource)
+    if name not in RESOURCES and name not in LINK_RESOURCES:
+        raise KeyError(f"unknown resource {resource!r}; known: {', '.join(RESOURCES + LINK_RESOURCES)}")
+    return name
+
+
+def ts_offset(resource: str, row_id: Any, field: str) -> int:
+    """Offset (minutes) a timestamp is written with: mostly `Z`, sometimes `+01:00`.
+
+    Deterministic per (row, field) so answers are stable, and `anonymize_date` always carries
+    an offset as in the real payloads.
+    """
+    if field == "anonymize_date" or field == "data_erasure_date":
+        return 60
+    try:
+        key = int(row_id)
+    except (TypeError, ValueError):
+        return 0
+    return 60 if (key * 7 + len(field)) % 6 == 0 else 0
+
+
+def _ri(rng: random.Random, a: int, b: int) -> int:
+    """randint(a, b) at a fraction of the cost (one C call): generation makes millions of these."""
+    return a + int(rng.random() * (b - a + 1))
+
+
+def _counts(rng: random.Random, n: int, total: int, lo: int, hi: int) -> list[int]:
+    """n uneven integers in [lo, hi] summing exactly to total."""
+    if not lo * n <= total <= hi * n:
+        raise ValueError("impossible count distribution")
+    counts = [rng.randint(lo, hi) for _ in range(n)]
+    diff = total - sum(counts)
+    while diff:
+        i = rng.randrange(n)
+        if diff > 0 and counts[i] < hi:
+            counts[i] += 1
+            diff -= 1
+        elif diff < 0 and counts[i] > lo:
+            counts[i] -= 1
+            diff += 1
+    return counts
+
+
+def _ascending_ids(rng: random.Random, n: int, start: int, max_step: int) -> list[int]:
+    ids, cur = [], start
+    for _ in range(n):
+        ids.append(cur)
+        cur += rng.randint(1, max_step)
+    return ids
+
+
+def _slugify(text: str) -> str:
+    out = "".join(ch.lower() if ch.isalnum() else "-" for ch in text)
+    while "--" in out:
+        out = out.replace("--", "-")
+    return out.strip("-")
+
+
+def _ts(rng: random.Random, years_back: float = 6.0, until: int = BASE_MS) -> int:
+    return until - rng.randint(0, int(years_back * YEAR))
+
+
+def _image(rng: random.Random, kind: str, key: str) -> dict[str, Any]:
+    h = f"{rng.getrandbits(64):016x}"
+    base = f"https://cdn.intra.42.fr/{kind}/image/{h}"
+    return {"link": f"{base}/{key}.jpg", "versions": {
+        "large": f"{base}/large_{key}.jpg", "medium": f"{base}/medium_{key}.jpg",
+        "small": f"{base}/small_{key}.jpg", "micro": f"{base}/micro_{key}.jpg"}}
+
+
+def _junk(rng: random.Random, row: dict[str, Any], share: float = 0.04) -> None:
+    """Sprinkle an unknown field on a few rows: the client must ignore what it does not know."""
+    if rng.random() < share:
+        row[rng.choice(["sim_beta_flag", "legacy_ref", "internal_note"])] = rng.choice(
+            [True, None, "v2-migrated", {"source": "sim", "rev": rng.randint(1, 9)}, [1, 2]])
+
+
+class Dataset:
+    """All simulated rows: `tables[resource][id] -> stored row`, plus the campus->achievements lists.
+
+    Rows are dicts in id order (inserts take ids above the max), so the default `sort=id`
+    needs no sorting. Rows are copy-on-write: a mutation replaces the row dict (and any list in
+    it) instead of changing it in place, so `clone()` only copies the id->row maps and clones
+    share untouched rows (that is how reset to the pristine state stays fast at full scale).
+    """
+
+    def __init__(self, tables: dict[str, dict[int, dict[str, Any]]],
+                 campus_achievements: dict[int, list[int]]) -> None:
+        self.tables = tables
+        self.campus_achievements = campus_achievements
+
+    # ---------------------------------------------------------------- copies and lookups
+    def clone(self) -> Dataset:
+        return Dataset({name: dict(rows) for name, rows in self.tables.items()}, dict(self.campus_achievements))
+
+    def _writable(self, resource: str, row_id: int) -> dict[str, Any]:
+        """A private copy of a row, stored back in place of the (possibly shared) original."""
+        row = dict(self.tables[resource][row_id])
+        self.tables[resource][row_id] = row
+        return row
+
+    @staticmethod
+    def random_key(rng: random.Random, table: dict[int, Any]) -> int:
+        """A random existing id without listing 200k keys: ids are dense, so probing hits fast."""
+        lo, hi = next(iter(table)), next(reversed(table))
+        for _ in range(64):
+            k = rng.randint(lo, hi)
+            if k in table:
+                return k
+        return rng.choice(list(table))
+
+    def next_id(self, resource: str) -> int:
+        rows = self.tables[resource]
+        return (next(reversed(rows)) if rows else 0) + 1  # rows are kept in id order
+
+    def mirrored_campus_ids(self) -> set[int]:
+        return {cid for cid, c in self.tables["campuses"].items() if c.get("active") is True and c.get("public") is True}
+
+    def cursus_projects(self, cursus_id: int) -> list[dict[str, Any]]:
+        return [p for p in self.tables["projects"].values() if cursus_id in p["_cursus_ids"]]
+
+    # ---------------------------------------------------------------- rendering
+    def render(self, resource: str, rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Turn stored rows into API payloads (fresh dicts: callers may mutate them)."""
+        rows = list(rows)
+        ts = TS_FIELDS[resource]
+        if resource == "projects":
+            return self._render_projects(rows)
+        out = []
+        users = self.tables["users"]
+        projects = self.tables["projects"]
+        achievements = self.tables["achievements"]
+        for row in rows:
+            rid = row.get("id")
+            d: dict[str, Any] = {}
+            for key, value in row.items():
+                if key[0] == "_":
+                    continue
+                d[key] = fmt(value, ts_offset(resource, rid, key)) if key in ts and isinstance(value, int) else value
+            if resource == "projects_users":
+                p = projects.get(row["_project_id"])
+                d["project"] = None if p is None else {
+                    "id": p["id"], "name": p["name"], "slug": p["slug"], "parent_id": p["_parent_id"]}
+                u = users.get(row["_user_id"])
+                d["user"] = {"id": row["_user_id"], "login": u["login"] if u else None,
+                             "url": f"{API}/v2/users/{u['login'] if u else row['_user_id']}"}
+            elif resource == "achievements":
+                parent = achievements.get(row["_parent_id"]) if row["_parent_id"] else None
+                d["parent"] = None if parent is None else {
+                    "id": parent["id"], "name": parent["name"], "slug": _slugify(parent["name"]),
+                    "kind": parent["kind"], "tier": parent["tier"]}
+            out.append(d)
+        return out
+
+    def _render_projects(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        campus_cache = {c["id"]: c for c in self.render("campuses", self.tables["campuses"].values())}
+        cursus_cache = {c["id"]: c for c in self.render("cursus", self.tables["cursus"].values())}
+        wanted = {r["id"] for r in rows}
+        sessions: dict[int, list[dict[str, Any]]] = {}
+        for s in self.tables["project_sessions"].values():
+            if s["project_id"] in wanted:
+                sessions.setdefault(s["project_id"], []).append(s)
+        projects = self.tables["projects"]
+        out = []
+        for row in rows:
+            rid = row["id"]
+            parent = projects.get(row["_parent_id"]) if row["_parent_id"] else None
+            d: dict[str, Any] = {}
+            for key, value in row.items():
+                if key[0] == "_":
+                    continue
+                d[key] = fmt(value, ts_offset("projects", rid, key)) if key in ("created_at", "updated_at") and isinstance(value, int) else value
+            d["parent"] = None if parent is None else {
+                "id": parent["id"], "name": parent["name"], "slug": parent["slug"],
+                "url": f"{API}/v2/projects/{parent['slug'] or parent['id']}"}
+            d["cursus"] = [cursus_cache[c] for c in row["_cursus_ids"] if c in cursus_cache]
+            d["campus"] = [campus_cache[c] for c in row["_campus_ids"] if c in campus_cache]
+            d["project_sessions"] = self.render("project_sessions", sessions.get(rid, []))
+            out.append(d)
+        return out
+
+    # ---------------------------------------------------------------- expected mirror
+    def expected_keys(self) -> dict[str, list[tuple[int, ...]]]:
+        """Primary keys per mirror table, sorted: what a correct sync leaves in PostgreSQL."""
+        t = self.tables
+        mirrored = self.mirrored_campus_ids()
+        p21 = [p for p in t["projects"].values() if CURSUS_21 in p["_cursus_ids"]]
+        p21_ids = {p["id"] for p in p21}
+        ach = t["achievements"]
+        keys: dict[str, list[tuple[int, ...]]] = {
+            "cursus": [(CURSUS_21,)] if CURSUS_21 in t["cursus"] else [],
+            "campuses": sorted((c,) for c in mirrored),
+            "projects": sorted((p,) for p in p21_ids),
+            "coalitions": sorted((c,) for c in t["coalitions"]),
+            "achievements": sorted((a,) for a in ach),
+            "campus_projects": sorted({(c, p["id"]) for p in p21 for c in p["_campus_ids"] if c in mirrored}),
+            "campus_achievements": sorted({(c, a) for c, lst in self.campus_achievements.items()
+                                           if c in mirrored for a in lst if a in ach}),
+            "project_sessions": sorted((s["id"],) for s in t["project_sessions"].values() if s["project_id"] in p21_ids),
+            "users": sorted((u,) for u in t["users"]),
+            "project_users": sorted((pu["id"],) for pu in t["projects_users"].values() if CURSUS_21 in pu["cursus_ids"]),
+            "achievements_users": sorted((a,) for a in t["achievements_users"]),
+            "coalitions_users": sorted((c,) for c in t["coalitions_users"]),
+        }
+        return keys
+
+    def expected_counts(self) -> dict[str, int]:
+        return {name: len(v) for name, v in self.expected_keys().items()}
+
+    def expected_rows(self, table: str) -> list[dict[str, Any]]:
+        """Mirrored column values of a stable table, keyed like the netops schema (001 migration).
+
+        Timestamps are normalised to UTC `...Z` strings so a caller can compare them with
+        whatever PostgreSQL returns after converting to UTC.
+        """
+        keys = self.expected_keys()[table]
+        t = self.tables
+
+        def z(ms: int | None) -> str | None:
+            return fmt(ms, 0)
+
+        if table == "cursus":
+            return [{"id": c["id"], "name": c["name"], "slug": c["slug"], "kind": c["kind"],
+                     "created_at": z(c["created_at"])} for (cid,) in keys for c in [t["cursus"][cid]]]
+        if table == "campuses":
+            cols = ["id", "name", "time_zone", "users_count", "vogsphere_id", "country", "address", "zip",
+                    "city", "website", "facebook", "twitter", "active", "public", "email_extension"]
+            out = []
+            for (cid,) in keys:
+                c = t["campuses"][cid]
+                row = {k: c.get(k) for k in cols}
+                lang = c.get("language") or {}
+                row["language_id"], row["language_name"] = lang.get("id"), lang.get("name")
+                out.append(row)
+            return out
+        if table == "projects":
+            out = []
+            for (pid,) in keys:
+                p = t["projects"][pid]
+                out.append({"id": pid, "name": p["name"], "slug": p["slug"],
+                            "parent_id": p["_parent_id"] if p["_parent_id"] in t["projects"] else None,
+                            "exam": p["exam"], "git_id": p["git_id"], "repository": p["repository"],
+                            "difficulty": p["difficulty"], "created_at": z(p["created_at"]),
+                            "updated_at": z(p["updated_at"])})
+            return out
+        if table == "coalitions":
+            cols = ["id", "name", "slug", "image_url", "cover_url", "color", "score", "user_id"]
+            return [{k: t["coalitions"][cid].get(k) for k in cols} for (cid,) in keys]
+        if table == "achievements":
+            out = []
+            for (aid,) in keys:
+                a = t["achievements"][aid]
+                out.append({"id": aid, "name": a["name"], "description": a["description"], "tier": a["tier"],
+                            "kind": a["kind"], "visible": a["visible"], "image": a["image"],
+                            "nbr_of_success": a["nbr_of_success"], "users_url": a["users_url"],
+                            "parent_id": a["_parent_id"] if a["_parent_id"] in t["achievements"] else None,
+                            "title": (a["title"] or {}).get("name")})
+            return out
+        if table == "project_sessions":
+            cols = ["id", "project_id", "campus_id", "cursus_id", "begin_at", "end_at", "solo", "estimate_time",
+                    "difficulty", "duration_days", "max_people", "is_subscriptable", "created_at", "updated_at"]
+            ts = TS_FIELDS["project_sessions"]
+            return [{k: (z(s.get(k)) if k in ts else s.get(k)) for k in cols}
+                    for (sid,) in keys for s in [t["project_sessions"][sid]]]
+        if table in ("campus_projects", "campus_achievements"):
+            second = STABLE_TABLES[table][1]
+            return [{"campus_id": c, second: x} for c, x in keys]
+        raise KeyError(f"no value listing for table {table!r}")
+
+    # ---------------------------------------------------------------- mutations
+    def delete(self, resource: str, row_id: Any) -> dict[str, int]:
+        """Delete one row and cascade the way the real API would. Returns rows removed per resource."""
+        resource = canonical(resource)
+        removed: dict[str, int] = {}
+        t = self.tables
+        if resource in LINK_RESOURCES:
+            campus_id, other = (int(x) for x in row_id)
+            if resource == "campus_projects":
+                p = t["projects"].get(other)
+                if p is None or campus_id not in p["_campus_ids"]:
+                    raise LookupError(f"no campus_projects link {campus_id},{other}")
+                self._writable("projects", other)["_campus_ids"] = [c for c in p["_campus_ids"] if c != campus_id]
+            else:
+                lst = self.campus_achievements.get(campus_id, [])
+                if other not in lst:
+                    raise LookupError(f"no campus_achievements link {campus_id},{other}")
+                self.campus_achievements[campus_id] = [a for a in lst if a != other]
+            return {resource: 1}
+        row_id = int(row_id)
+        if row_id not in t[resource]:
+            raise LookupError(f"no {resource} row with id {row_id}")
+        del t[resource][row_id]
+        removed[resource] = 1
+
+        def drop(res: str, pred: Any) -> None:
+            gone = [k for k, r in t[res].items() if pred(r)]
+            for k in gone:
+                del t[res][k]
+            if gone:
+                removed[res] = removed.get(res, 0) + len(gone)
+
+        if resource == "campuses":
+            links = 0
+            for pid, p in list(t["projects"].items()):
+                if row_id in p["_campus_ids"]:
+                    self._writable("projects", pid)["_campus_ids"] = [c for c in p["_campus_ids"] if c != row_id]
+                    links += 1
+            if links:
+                removed["campus_projects"] = links
+            lst = self.campus_achievements.pop(row_id, [])
+            if lst:
+                removed["campus_achievements"] = len(lst)
+        elif resource == "projects":
+            drop("project_sessions", lambda s: s["project_id"] == row_id)
+            drop("projects_users", lambda r: r["_project_id"] == row_id)
+        elif resource == "achievements":
+            links = 0
+            for cid, lst in list(self.campus_achievements.items()):
+                if row_id in lst:
+                    self.campus_achievements[cid] = [a for a in lst if a != row_id]
+                    links += 1
+            if links:
+                removed["campus_achievements"] = links
+            drop("achievements_users", lambda r: r["achievement_id"] == row_id)
+        elif resource == "coalitions":
+            drop("coalitions_users", lambda r: r["coalition_id"] == row_id)
+        elif resource == "users":
+            drop("projects_users", lambda r: r["_user_id"] == row_id)
+            drop("achievements_users", lambda r: r["user_id"] == row_id)
+            drop("coalitions_users", lambda r: r["user_id"] == row_id)
+        return removed
+
+    def modify(self, resource: str, row_id: Any, fields: dict[str, Any], touch: bool = True) -> dict[str, Any]:
+        """Set fields on a stored row (API names; timestamps as ISO strings). Returns the new payload.
+
+        `touch=True` moves `updated_at` to now, like an ordinary edit; `touch=False` changes
+        values silently, like the server-computed fields that never move `updated_at`.
+        Virtual fields: `campus` (list of campus ids) on projects, `campus_id` on users,
+        `user_id`/`project_id` on projects_users, `parent_id` on projects/achievements.
+        """
+        resource = canonical(resource)
+        if int(row_id) not in self.tables[resource]:
+            raise LookupError(f"no {resource} row with id {row_id}")
+        row = self._writable(resource, int(row_id))
+        ts = TS_FIELDS[resource]
+        virtual = {("projects", "campus"): "_campus_ids", ("projects", "cursus"): "_cursus_ids",
+                   ("projects", "parent_id"): "_parent_id", ("achievements", "parent_id"): "_parent_id",
+                   ("users", "campus_id"): "_campus_id", ("projects_users", "user_id"): "_user_id",
+                   ("projects_users", "project_id"): "_project_id"}
+        for key, value in fields.items():
+            if key == "id":
+                raise ValueError("the primary key cannot be modified; delete and insert instead")
+            if key in ts and isinstance(value, str):
+                value = parse(value)
+            row[virtual.get((resource, key), key)] = value
+        if touch and "updated_at" in ts:
+            row["updated_at"] = now_ms()
+        return self.render(resource, [row])[0]
+
+    def insert(self, resource: str, rng: random.Random, fields: dict[str, Any] | None = None,
+               row_id: int | None = None) -> dict[str, Any]:
+        """Add a generated row (then `fields` applied). created_at/updated_at are now."""
+        resource = canonical(resource)
+        table = self.tables[resource]
+        rid = int(row_id) if row_id is not None else self.next_id(resource)
+        if rid in table:
+            raise ValueError(f"{resource} id {rid} already exists")
+        now = now_ms()
+        if resource == "users":
+            row = make_user(rng, rid, self._campus_choice(rng), set(), now=now)
+            # generated logins carry at most 3 digits, so base+id (>= 5 digits) is always unique
+            row["login"] = f"{row['login']}{rid}"
+            row["email"] = f"{row['login']}@student.42.fr"
+            row["url"] = f"{API}/v2/users/{row['login']}"
+        elif resource == "projects_users":
+            uid = self.random_key(rng, self.tables["users"])
+            pid = rng.choice([p["id"] for p in self.cursus_projects(CURSUS_21)])
+            row = make_projects_user(rng, rid, uid, pid, now=now)
+        elif resource == "achievements_users":
+            uid = self.random_key(rng, self.tables["users"])
+            row = make_achievements_user(rng, rid, self.tables["users"][uid],
+                                         self.random_key(rng, self.tables["achievements"]), now=now)
+        elif resource == "coalitions_users":
+            row = make_coalitions_user(rng, rid, self.random_key(rng, self.tables["users"]),
+                                       self.random_key(rng, self.tables["coalitions"]), now=now)
+        else:
+            raise ValueError(f"insert is supported for live resources only, not {resource}")
+        row["created_at"] = row["updated_at"] = now
+        out_of_order = bool(table) and rid < next(reversed(table))
+        table[rid] = row
+        if fields:
+            self.modify(resource, rid, fields, touch=False)
+        if out_of_order:
+            # keep id order so the default sort stays a no-op
+            self.tables[resource] = dict(sorted(table.items()))
+        return self.render(resource, [self.tables[resource][rid]])[0]
+
+    def _campus_choice(self, rng: random.Random) -> int:
+        return rng.choice(sorted(self.mirrored_campus_ids()) or list(self.tables["campuses"]) or [1])
+
+    def random_change(self, rng: random.Random, silent_share: float = 0.0) -> dict[str, Any]:
+        """One churn step on a live resource: update (70%), insert (20%) or delete (10%)."""
+        resource = rng.choices(LIVE_RESOURCES, weights=(40, 30, 15, 15))[0]
+        table = self.tables[resource]
+        roll = rng.random()
+        if not table or (0.7 <= roll < 0.9):
+            row = self.insert(resource, rng)
+            return {"op": "insert", "resource": resource, "id": row["id"]}
+        rid = self.random_key(rng, table)
+        if roll >= 0.9 and len(table) > 1:
+            cascade = self.delete(resource, rid)
+            return {"op": "delete", "resource": resource, "id": rid, "cascade": cascade}
+        fields = _random_update(rng, resource, table[rid])
+        silent = rng.random() < silent_share
+        self.modify(resource, rid, fields, touch=not silent)
+        return {"op": "silent_update" if silent else "update", "resource": resource, "id": rid,
+                "fields": sorted(fields)}
+
+
+def _random_update(rng: random.Random, resource: str, row: dict[str, Any]) -> dict[str, Any]:
+    if resource == "users":
+        return {"location": rng.choice([None, f"e{rng.randint(1, 3)}r{rng.randint(1, 13)}p{rng.randint(1, 20)}"]),
+                "wallet": row["wallet"] + rng.randint(1, 20), "correction_point": rng.randint(0, 20)}
+    if resource == "projects_users":
+        mark = rng.randint(0, 125)
+        return {"status": "finished", "final_mark": mark, "validated?": mark >= 80, "marked": True,
+                "marked_at": fmt(now_ms())}
+    if resource == "coalitions_users":
+        return {"score": row["score"] + rng.randint(1, 500), "rank": rng.randint(1, 500)}
+    return {}
+
+
+# ====================================================================== generation
+def make_user(rng: random.Random, uid: int, campus_id: int, taken: set[str], now: int = BASE_MS) -> dict[str, Any]:
+    first, last = rng.choice(names.FIRST_NAMES), rng.choice(names.LAST_NAMES)
+    base = (first[0] + last[:7]).lower().encode("ascii", "ignore").decode() or "user"
+    login = base
+    while login in taken:
+        login = f"{base}{_ri(rng, 2, 999)}"
+    taken.add(login)
+    created = now - _ri(rng, 0, 6 * YEAR)
+    updated = min(now, created + _ri(rng, 0, 3 * YEAR))
+    alumni = rng.random() < 0.08
+    kind = "student" if rng.random() < 0.985 else rng.choice(["admin", "external"])
+    pool_year = (created // YEAR) + 1970
+    anonymize = (now + _ri(rng, 1, 4) * YEAR) // DAY * DAY - 3_600_000
+    row: dict[str, Any] = {
+        "id": uid, "email": f"{login}@student.42.fr", "login": login, "first_name": first, "last_name": last,
+        "usual_full_name": f"{first} {last}", "usual_first_name": None, "url": f"{API}/v2/users/{login}",
+        "phone": "hidden" if rng.random() < 0.8 else rng.choice([None, f"+33 6 {_ri(rng, 10_000_000, 99_999_999)}"]),
+        "displayname": f"{first} {last}", "kind": kind, "image": _image(rng, "users", login),
+        "staff?": kind == "admin", "correction_point": _ri(rng, 0, 30),
+        "pool_month": rng.choice(names.MONTHS), "pool_year": str(pool_year),
+        "location": None if rng.random() < 0.7 else f"e{_ri(rng, 1, 3)}r{_ri(rng, 1, 13)}p{_ri(rng, 1, 20)}",
+        "wallet": _ri(rng, 0, 2000), "anonymize_date": anonymize, "data_erasure_date": anonymize,
+        "created_at": created, "updated_at": updated,
+        "alumnized_at": updated if alumni else None, "alumni?": alumni, "active?": rng.random() < 0.5,
+        "_campus_id": campus_id,
+    }
+    _junk(rng, row, 0.02)
+    return row
+
+
+PU_STATUSES = ["finished", "in_progress", "searching_a_group", "creating_group", "waiting_for_correction", "parent"]
+_PU_CUM = list(itertools.accumulate((70, 15, 4, 3, 5, 3)))
+
+
+def make_projects_user(rng: random.Random, rid: int, user_id: int, project_id: int, now: int = BASE_MS) -> dict[str, Any]:
+    status = PU_STATUSES[bisect.bisect(_PU_CUM, rng.random() * _PU_CUM[-1])]
+    finished = status == "finished"
+    mark = _ri(rng, 0, 125) if finished or rng.random() < 0.1 else None
+    validated: bool | None = (mark is not None and mark >= 80) if finished else None
+    if status == "in_progress" and rng.random() < 0.05:
+        validated = True  # the real API does this: validated while still "in progress"
+    created = now - _ri(rng, 0, 5 * YEAR)
+    updated = min(now, created + _ri(rng, 0, 200 * DAY))
+    marked_at = updated if mark is not None else None
+    row: dict[str, Any] = {
+        "id": rid, "occurrence": rng.choice([0, 0, 0, 1, 2]), "final_mark": mark, "status": status,
+        "validated?": validated, "current_team_id": _ri(rng, 3_000_000, 6_000_000),
+        "cursus_ids": [CURSUS_21], "marked_at": marked_at, "marked": mark is not None,
+        "retriable_at": (marked_at + _ri(rng, 1, 30) * DAY) if marked_at and rng.random() < 0.5 else None,
+        "created_at": created, "updated_at": updated,
+        "_user_id": user_id, "_project_id": project_id,
+    }
+    _junk(rng, row, 0.01)
+    return row
+
+
+def make_achievements_user(rng: random.Random, rid: int, user: dict[str, Any], achievement_id: int,
+                           now: int = BASE_MS) -> dict[str, Any]:
+    created = now - _ri(rng, 0, 5 * YEAR)
+    return {"id": rid, "achievement_id": achievement_id, "user_id": user["id"], "login": user["login"],
+            "url": f"{API}/v2/users/{user['login']}", "created_at": created,
+            "updated_at": min(now, created + _ri(rng, 0, 30 * DAY))}
+
+
+def make_coalitions_user(rng: random.Random, rid: int, user_id: int, coalition_id: int, now: int = BASE_MS) -> dict[str, Any]:
+    created = now - _ri(rng, 0, 5 * YEAR)
+    return {"id": rid, "coalition_id": coalition_id, "user_id": user_id, "score": _ri(rng, 0, 40_000),
+            "rank": _ri(rng, 1, 400), "created_at": created,
+            "updated_at": min(now, created + _ri(rng, 0, 400 * DAY))}
+
+
+def _gen_cursus() -> dict[int, dict[str, Any]]:
+    spec = [(1, "42", "42", "main"), (3, "Discovery Piscine", "discovery-piscine", "piscine"),
+            (4, "Piscine C", "piscine-c", "piscine"), (9, "C Piscine", "c-piscine", "piscine"),
+            (21, "42cursus", "42cursus", "main"), (53, "42.zip", "42-zip", "main")]
+    created = [1383753600000, 1446112800000, 1448449200000, 1481025600000, 1573118400000, 1657792800000]
+    return {cid: {"id": cid, "created_at": ts, "name": name, "slug": slug, "kind": kind}
+            for (cid, name, slug, kind), ts in zip(spec, created, strict=True)}
+
+
+def _gen_campuses(rng: random.Random) -> dict[int, dict[str, Any]]:
+    ids = sorted([1] + rng.sample(range(2, 75), N_CAMPUSES - 1))
+    odd = rng.sample(range(1, N_CAMPUSES), N_CAMPUSES - N_MIRRORED_CAMPUSES)
+    flags = dict(zip(odd, [(False, True)] * 3 + [(True, False)] * 2 + [(False, False)], strict=True))
+    out = {}
+    for i, cid in enumerate(ids):
+        name, city, country, tz, lang_id = names.CAMPUSES[i]
+        lname, ident = names.LANGUAGES[lang_id]
+        active, public = flags.get(i, (True, True))
+        slug = _slugify(name)
+        out[cid] = {
+            "id": cid, "name": name, "time_zone": tz,
+            "language": {"id": lang_id, "name": lname, "identifier": ident,
+                         "created_at": "2014-11-02T16:43:38.480Z", "updated_at": "2025-11-18T12:31:06.418Z"},
+            "users_count": rng.randint(200, 25_000),
+            "vogsphere_id": rng.randint(1, 60) if rng.random() < 0.85 else None,
+            "country": country, "address": f"{rng.randint(1, 120)} rue {rng.choice(names.LAST_NAMES)}",
+            "zip": f"{rng.randint(1000, 99999)}", "city": city, "website": f"https://42{slug}.com",
+            "facebook": f"https://facebook.com/42{slug}" if rng.random() < 0.7 else "",
+            "twitter": f"https://twitter.com/42{slug}" if rng.random() < 0.5 else None,
+            "active": active, "public": public, "email_extension": f"42{slug}.com",
+            "default_hidden_phone": rng.random() < 0.5,
+            "endpoint": None if rng.random() < 0.8 else {
+                "id": rng.randint(1, 100), "url": f"https://{slug}.vogsphere.42.fr",
+                "description": f"{name} endpoint", "created_at": "2019-03-01T10:00:00.000Z",
+                "updated_at": "2024-03-01T10:00:00.000+01:00"},
+        }
+        _junk(rng, out[cid], 0.1)
+    return out
+
+
+def _gen_projects(rng: random.Random, campuses: dict[int, dict[str, Any]]
+                  ) -> tuple[dict[int, dict[str, Any]], dict[int, dict[str, Any]]]:
+    n_all = N_PROJECTS_21 + N_PROJECTS_OTHER
+    ids = _ascending_ids(rng, n_all, 1, 5)
+    other_pos = set(rng.sample(range(n_all), N_PROJECTS_OTHER))
+    combos = [(a, b) for a in names.PROJECT_WORDS_A for b in names.PROJECT_WORDS_B]
+    chosen = rng.sample(combos, n_all)
+    mirrored = sorted(c for c, v in campuses.items() if v["active"] and v["public"])
+    others = sorted(set(campuses) - set(mirrored))
+    p21_idx = [i for i in range(n_all) if i not in other_pos]
+    link_counts = dict(zip(p21_idx, _counts(rng, N_PROJECTS_21, N_CAMPUS_PROJECTS, 20, N_MIRRORED_CAMPUSES), strict=True))
+    session_counts = dict(zip(p21_idx, _counts(rng, N_PROJECTS_21, N_SESSIONS, 0, 30), strict=True))
+    null_slug = set(rng.sample(p21_idx, round(N_PROJECTS_21 * 0.1)))
+    projects: dict[int, dict[str, Any]] = {}
+    sessions: dict[int, dict[str, Any]] = {}
+    seen21: list[int] = []
+    sid = 1000
+    all_campuses = sorted(campuses)
+    for i, pid in enumerate(ids):
+        is21 = i not in other_pos
+        a, b = chosen[i]
+        name = f"{a}_{b}" if rng.random() < 0.7 else f"{a.capitalize()} {b}"
+        created = _ts(rng, 10)
+        updated = min(BASE_MS, created + rng.randint(0, 5 * YEAR))
+        parent = rng.choice(seen21) if is21 and seen21 and rng.random() < 0.15 else None
+        if is21:
+            campus_ids = rng.sample(mirrored, link_counts[i]) + [c for c in others if rng.random() < 0.3]
+            cursus_ids = [CURSUS_21] + ([1] if rng.random() < 0.1 else [])
+            n_sessions = session_counts[i]
+        else:
+            campus_ids = rng.sample(all_campuses, rng.randint(3, 30))
+            cursus_ids = [9]
+            n_sessions = rng.randint(0, 3)
+        row: dict[str, Any] = {
+            "id": pid, "name": name, "slug": None if i in null_slug else _slugify(name),
+            "difficulty": None if rng.random() < 0.2 else rng.choice([0, 10, 42, 420, 1000, 2100, 4200, 9450, 25000]),
+            "exam": rng.random() < 0.05, "git_id": rng.randint(1000, 90_000),
+            "repository": None if rng.random() < 0.3 else f"https://github.com/42school/{_slugify(name)}",
+            "created_at": created, "updated_at": updated,
+            "children": [], "attachments": [], "videos": [], "objectives": [],
+            "_campus_ids": sorted(campus_ids), "_cursus_ids": sorted(cursus_ids), "_parent_id": parent,
+        }
+        _junk(rng, row, 0.05)
+        projects[pid] = row
+        for _ in range(n_sessions):
+            sid += rng.randint(1, 3)
+            s_created = _ts(rng, 8)
+            begin = None if rng.random() < 0.6 else s_created + rng.randint(0, 100) * DAY
+            sessions[sid] = {
+                "id": sid, "solo": rng.random() < 0.6,
+                "begin_at": begin, "end_at": None if begin is None else begin + rng.randint(1, 60) * DAY,
+                "estimate_time": None if rng.random() < 0.3 else f"{rng.choice([7, 35, 70, 140, 210])} hours",
+                "intermediate_evaluation": None,
+                "difficulty": None if rng.random() < 0.3 else rng.choice([0, 42, 1000, 4200, 9450]),
+                "objectives": [], "description": f"{name} session", "duration_days": rng.choice([None, 7, 14, 30]),
+                "terminating_after": None, "project_id": pid,
+                "campus_id": None if rng.random() < 0.3 else rng.choice(all_campuses),
+                "cursus_id": None if rng.random() < 0.4 else (CURSUS_21 if is21 else 9),
+                "created_at": s_created, "updated_at": min(BASE_MS, s_created + rng.randint(0, 3 * YEAR)),
+                "max_people": None if rng.random() < 0.5 else rng.randint(1, 5),
+                "is_subscriptable": rng.random() < 0.8, "scales": [], "uploads": [],
+                "team_behaviour": "by_default", "commit": None,
+            }
+        if is21:
+            seen21.append(pid)
+    return projects, sessions
+
+
+def _gen_coalitions(rng: random.Random) -> dict[int, dict[str, Any]]:
+    ids = _ascending_ids(rng, N_COALITIONS, 1, 2)
+    out = {}
+    for i, cid in enumerate(ids):
+        name = f"{rng.choice(names.COALITION_WORDS_A)} {rng.choice(names.COALITION_WORDS_B)}"
+        slug = f"{_slugify(name)}-{i}"
+        out[cid] = {"id": cid, "name": name, "slug": slug,
+                    "image_url": f"https://cdn.intra.42.fr/coalition/image/{cid}/{slug}.svg",
+                    "cover_url": None if rng.random() < 0.2 else f"https://cdn.intra.42.fr/coalition/cover/{cid}/cover.jpg",
+                    "color": f"#{rng.getrandbits(24):06X}", "score": rng.randint(0, 300_000),
+                    "user_id": None if rng.random() < 0.3 else rng.randint(1, 150_000)}
+    # Real data: two coalitions share one slug - the mirror must not assume slugs are unique.
+    out[ids[200]]["slug"] = out[ids[3]]["slug"]
+    return out
+
+
+def _gen_achievements(rng: random.Random) -> dict[int, dict[str, Any]]:
+    ids = _ascending_ids(rng, N_ACHIEVEMENTS, 1, 3)
+    out: dict[int, dict[str, Any]] = {}
+    for aid in ids:
+        name = rng.choice(names.ACHIEVEMENT_WORDS) + rng.choice(["", " I", " II", " III", " IV"])
+        parent = rng.choice(list(out)) if out and rng.random() < 0.2 else None
+        row: dict[str, Any] = {
+            "id": aid, "name": name, "description": f"Earned by doing {name.lower()} things.",
+            "tier": rng.choice(["none", "easy", "medium", "hard", "challenge"]),
+            "kind": rng.choice(["project", "pedagogy", "scolarity", "social"]),
+            "visible": rng.random() < 0.9, "image": f"/uploads/achievement/image/{aid}/{_slugify(name)}.svg",
+            "nbr_of_success": None if rng.random() < 0.6 else rng.choice([1, 5, 10, 21, 42, 100]),
+            "users_url": f"{API}/v2/achievements/{aid}/users", "achievements": [],
+            "title": None if rng.random() < 0.92 else {"id": rng.randint(1, 900), "name": f"{name} %login"},
+            "_parent_id": parent,
+        }
+        _junk(rng, row, 0.03)
+        out[aid] = row
+    return out
+
+
+def generate_stable(seed: int) -> Dataset:
+    """The stable tables at their exact 42-api.md sizes (< 1 s)."""
+    rng = random.Random(seed)
+    cursus = _gen_cursus()
+    campuses = _gen_campuses(rng)
+    projects, sessions = _gen_projects(rng, campuses)
+    coalitions = _gen_coalitions(rng)
+    achievements = _gen_achievements(rng)
+    mirrored = sorted(c for c, v in campuses.items() if v["active"] and v["public"])
+    counts = _counts(rng, len(mirrored), N_CAMPUS_ACHIEVEMENTS, 30, 180)
+    ach_ids = list(achievements)
+    campus_ach = {cid: sorted(rng.sample(ach_ids, k)) for cid, k in zip(mirrored, counts, strict=True)}
+    for cid in sorted(set(campuses) - set(mirrored)):
+        campus_ach[cid] = sorted(rng.sample(ach_ids, rng.randint(20, 60)))
+    tables = {"cursus": cursus, "campuses": campuses, "projects": projects, "project_sessions": sessions,
+              "coalitions": coalitions, "achievements": achievements}
+    for name in LIVE_RESOURCES:
+        tables[name] = {}
+    return Dataset(tables, dict(sorted(campus_ach.items())))
+
+
+def add_live(ds: Dataset, seed: int, live_scale: float) -> None:
+    """Users and their projects/achievements/coalitions links, ~40,300 users at scale 1.0."""
+    rng = random.Random(f"{seed}-live")
+    n_users = max(1, round(N_USERS * live_scale)) if live_scale > 0 else 0
+    mirrored = sorted(ds.mirrored_campus_ids())
+    campus_pool = mirrored * 30 + sorted(set(ds.tables["campuses"]) - set(mirrored))
+    p21 = [p["id"] for p in ds.cursus_projects(CURSUS_21)]
+    ach_ids = list(ds.tables["achievements"])
+    coal_ids = list(ds.tables["coalitions"])
+    users, pus, aus, cus = {}, {}, {}, {}
+    taken: set[str] = set()
+    uid, pu_id, au_id, cu_id = 60_000, 2_000_000, 9_000_000, 300_000
+    for _ in range(n_users):
+        uid += _ri(rng, 1, 3)
+        user = make_user(rng, uid, rng.choice(campus_pool), taken)
+        users[uid] = user
+        for pid in rng.sample(p21, _ri(rng, 0, 10)):
+            pu_id += _ri(rng, 1, 2)
+            pus[pu_id] = make_projects_user(rng, pu_id, uid, pid)
+        for aid in rng.sample(ach_ids, _ri(rng, 0, 8)):
+            au_id += 1
+            aus[au_id] = make_achievements_user(rng, au_id, user, aid)
+        roll = rng.random()
+        for cid in rng.sample(coal_ids, 0 if roll < 0.08 else (2 if roll > 0.95 else 1)):
+            cu_id += 1
+            cus[cu_id] = make_coalitions_user(rng, cu_id, uid, cid)
+    ds.tables["users"], ds.tables["projects_users"] = users, pus
+    ds.tables["achievements_users"], ds.tables["coalitions_users"] = aus, cus
+
+
+def generate(seed: int = 42, live_scale: float = 1.0) -> Dataset:
+    """The whole pristine data set for a seed."""
+    ds = generate_stable(seed)
+    add_live(ds, seed, live_scale)
+    return ds
