@@ -303,9 +303,14 @@ def load_settings(env: Mapping[str, str] | None = None, config_path: str | None 
     explicit = config_path if config_path is not None else env.get("NETOPS_CONFIG")
     path = Path(explicit) if explicit else DEFAULT_CONFIG_PATH
     used_path: str | None = None
-    if explicit == "":
-        pass
-    elif path.exists():
+    try:
+        present = explicit != "" and path.exists()
+    except PermissionError:
+        raise ConfigError(
+            f"config file {path}: permission denied; run as root or a member of its group "
+            "(netops), or point NETOPS_CONFIG elsewhere"
+        ) from None
+    if present:
         file_values = _read_toml(path)
         by_env = {f.env.lower(): f for f in FIELDS}
         for key, raw in file_values.items():
