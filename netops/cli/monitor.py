@@ -1,7 +1,250 @@
-"""Observability commands (status, logs, metrics, alerts, check, dashboard)."""
+"""Observability commands: status, logs, metrics, alerts, check, dashboard.
+
+Thin: each command reads settings, calls one function in netops.monitor / netops.db.quality and
+renders text or --json. None of them calls the 42 API or starts the embedded database: a view
+that changes what it looks at would hide the very problem it is asked about.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import sys
+
 import click
 
-commands: list[click.Command] = []
+from netops.cli.common import echo_json, pass_settings
+from netops.config import Settings
+from netops.errors import NetopsError
+
+
+class CannotCheck(NetopsError):
+    """The check could not run at all (as opposed to finding problems)."""
+
+    exit_code = 2
+
+
+def _dsn(settings: Settings) -> str:
+    from netops.monitor.facts import monitor_dsn
+
+    return monitor_dsn(settings)
+
+
+# --- status ----------------------------------------------------------------------------------
+
+@click.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output (shape in docs/CONTRACTS.md).")
+@pass_settings
+def status(settings: Settings, as_json: bool) -> None:
+    """Health in one glance: services, last sync per phase, backlog, tables, disk, token.
+
+    Exit 0 healthy, 1 warning, 2 critical. Reads bookkeeping and catalogs only; never the API.
+    """
+    from netops.monitor.status import EXIT_CODES, collect_status, render_text
+
+    doc = collect_status(settings, _dsn(settings))
+    if as_json:
+        echo_json(doc)
+    else:
+        click.echo(render_text(doc))
+    sys.exit(EXIT_CODES[doc["state"]])
+
+
+# --- logs ------------------------------------------------------------------------------------
+
+@click.group("logs")
+def logs() -> None:
+    """List and tail the per-component log files."""
+
+
+@logs.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_settings
+def logs_list(settings: Settings, as_json: bool) -> None:
+    """Every component's log file with its size and last change (missing ones shown as such)."""
+    from netops.monitor.logs import list_logs
+    from netops.monitor.status import human_bytes
+
+    rows = list_logs(settings.log_path)
+    if as_json:
+        echo_json({"log_dir": str(settings.log_path), "files": rows})
+        return
+    click.echo(f"log dir: {settings.log_path}")
+    click.echo(f"  {'component':<10}{'file':<32}{'size':>10}  modified")
+    for r in rows:
+        click.echo(f"  {r['component']:<10}{r['file']:<32}{human_bytes(r['size_bytes']) if r['exists'] else '-':>10}"
+                   f"  {r['modified'] or '(not written yet)'}")
+
+
+@logs.command("tail")
+@click.argument("component", required=False)
+@click.option("-n", "--lines", "n", type=click.IntRange(min=0), default=20, show_default=True,
+              help="Lines to show (per file when following).")
+@click.option("-f", "--follow", is_flag=True, help="Keep printing new lines (survives log rotation).")
+@pass_settings
+def logs_tail(settings: Settings, component: str | None, n: int, follow: bool) -> None:
+    """Last lines of COMPONENT's log (all components, merged by time, when omitted)."""
+    from netops.monitor import logs as L
+
+    try:
+        components = list(L.iter_components(component))
+    except L.UnknownComponent as exc:
+        raise click.UsageError(str(exc)) from None
+    prefix = len(components) > 1
+    for c, line in L.tail(settings.log_path, components, n):
+        click.echo(f"{c:<8} {line}" if prefix else line)
+    if follow:
+        with contextlib.suppress(KeyboardInterrupt):
+            L.follow(settings.log_path, components,
+                     lambda c, line: click.echo(f"{c:<8} {line}" if prefix else line))
+
+
+# --- metrics ---------------------------------------------------------------------------------
+
+@click.group("metrics")
+def metrics() -> None:
+    """metrics_latest.json and Prometheus text format (netops_* gauges)."""
+
+
+@metrics.command("write")
+@click.option("--loop", is_flag=True, help="Rewrite every BACKLOG_METRIC_INTERVAL seconds until stopped.")
+@click.option("--iterations", type=click.IntRange(min=1), default=None, hidden=True,
+              help="With --loop: stop after this many writes (tests).")
+@pass_settings
+def metrics_write(settings: Settings, loop: bool, iterations: int | None) -> None:
+    """Atomically rewrite metrics_latest.json and metrics.prom in the metrics dir.
+
+    Honours BACKLOG_ENABLE_METRICS (false: writes nothing, exits 0).
+    """
+    from netops.monitor.metrics import collect_snapshot, metrics_loop, write_metrics
+
+    if not settings.backlog_enable_metrics:
+        click.echo("metrics disabled (BACKLOG_ENABLE_METRICS=false): nothing written")
+        return
+    if loop:
+        click.echo(f"writing metrics to {settings.metrics_path} every {settings.backlog_metric_interval}s "
+                   "(Ctrl-C stops)")
+        with contextlib.suppress(KeyboardInterrupt):
+            metrics_loop(settings, lambda: _dsn(settings), iterations=iterations)
+        return
+    snap = collect_snapshot(settings, _dsn(settings))
+    paths = write_metrics(settings, snap)
+    click.echo("wrote " + ", ".join(str(p) for p in paths))
+    if not snap["database"]["up"]:
+        click.echo(f"warning: database unreachable ({snap['database']['error']}); wrote netops_database_up 0",
+                   err=True)
+
+
+@metrics.command("export")
+@click.option("--format", "fmt", type=click.Choice(["prometheus", "json"]), default="prometheus",
+              show_default=True)
+@click.option("--textfile-dir", type=click.Path(file_okay=False), default=None,
+              help="Also write netops.prom here for node_exporter's textfile collector.")
+@pass_settings
+def metrics_export(settings: Settings, fmt: str, textfile_dir: str | None) -> None:
+    """Print a fresh snapshot to stdout (Prometheus text format or JSON)."""
+    from pathlib import Path
+
+    from netops.monitor.metrics import collect_snapshot, prometheus_text, write_textfile
+
+    snap = collect_snapshot(settings, _dsn(settings))
+    if textfile_dir:
+        path = write_textfile(Path(textfile_dir), snap)
+        click.echo(f"wrote {path}", err=True)
+    if fmt == "json":
+        echo_json(snap)
+    else:
+        click.echo(prometheus_text(snap), nl=False)
+
+
+# --- alerts ----------------------------------------------------------------------------------
+
+@click.group("alerts")
+def alerts() -> None:
+    """Threshold alerts with persisted state and a webhook per state change."""
+
+
+@alerts.command("check")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_settings
+def alerts_check(settings: Settings, as_json: bool) -> None:
+    """Evaluate every alert; log firing ones; POST each state change once to the webhook.
+
+    Exit 0 none firing, 1 some firing.
+    """
+    from netops.monitor.alerts import check_alerts, render_text
+
+    doc = check_alerts(settings, _dsn(settings))
+    if as_json:
+        echo_json(doc)
+    else:
+        click.echo(render_text(doc))
+    sys.exit(1 if doc["firing"] else 0)
+
+
+@alerts.command("rules")
+@pass_settings
+def alerts_rules(settings: Settings) -> None:
+    """Print the equivalent Prometheus alerting rules (YAML) with this config's thresholds."""
+    from netops.monitor.alerts import prometheus_rules
+
+    click.echo(prometheus_rules(settings), nl=False)
+
+
+# --- check -----------------------------------------------------------------------------------
+
+@click.command("check")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--strict", is_flag=True, help="Count soft-reference orphans as violations too.")
+@click.option("--deep", is_flag=True, help="Scan keys even where a unique index already enforces them.")
+@pass_settings
+def check(settings: Settings, as_json: bool, strict: bool, deep: bool) -> None:
+    """Data quality: FK violations, NULL primary keys, duplicates, orphans, rows per table.
+
+    Exit 0 clean, 1 violations found, 2 could not check. The result is stored for status,
+    metrics and alerts.
+    """
+    import psycopg2
+
+    from netops.db.quality import render_text, run_checks
+
+    try:
+        conn = psycopg2.connect(_dsn(settings), connect_timeout=5, application_name="netops-check")
+    except psycopg2.OperationalError as exc:
+        first = (str(exc).strip().splitlines() or ["no answer"])[0]
+        raise CannotCheck(f"cannot connect to PostgreSQL ({first}); run `netops db up` or fix NETOPS_DSN") from None
+    try:
+        conn.autocommit = True
+        doc = run_checks(conn, strict=strict, deep=deep)
+    except psycopg2.Error as exc:
+        raise CannotCheck(f"check failed: {str(exc).strip().splitlines()[0]}; is the schema migrated "
+                          "(`netops db migrate`)?") from None
+    finally:
+        conn.close()
+    if as_json:
+        echo_json(doc)
+    else:
+        click.echo(render_text(doc))
+    sys.exit(0 if doc["ok"] else 1)
+
+
+# --- dashboard -------------------------------------------------------------------------------
+
+@click.command("dashboard")
+@click.option("--interval", type=click.FloatRange(min=0.2), default=2.0, show_default=True,
+              help="Seconds between refreshes.")
+@click.option("--once", is_flag=True, help="Print one frame to stdout and exit (pipes, tests, cron mail).")
+@click.option("--width", type=click.IntRange(min=40), default=None, help="Force the frame width (with --once).")
+@pass_settings
+def dashboard(settings: Settings, interval: float, once: bool, width: int | None) -> None:
+    """Live terminal view: phase progress, errors over 24 h, call rate vs budget, backlog."""
+    from rich.console import Console
+
+    from netops.monitor.dashboard import print_once, run_live
+
+    if once:
+        data = print_once(settings, _dsn(settings), Console(width=width) if width else None)
+        sys.exit(0 if data.db_ok else 2)
+    run_live(settings, _dsn(settings), interval)
+
+
+commands: list[click.Command] = [status, logs, metrics, alerts, check, dashboard]
