@@ -1,10 +1,206 @@
-"""`netops backlog`: placeholder group, filled by its issue."""
+"""`netops backlog`: phase 09 — detect changes, work the queue, and watch it.
+
+Thin: each command parses, calls one function of netops.pipeline.{detect,backlog,queue,reconcile},
+and renders text or JSON. Log: <log_dir>/backlog_worker.log.
+"""
 
 from __future__ import annotations
 
+import re
+import sys
+
 import click
+
+from netops.cli.common import echo_json, pass_settings
+from netops.config import Settings
+from netops.pipeline.live import RESOURCES
+
+_RESOURCE_CHOICE = click.Choice([r.name for r in RESOURCES] + [r.table for r in RESOURCES if r.table != r.name])
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
+_UNIT = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str) -> float:
+    """`7d`, `12h`, `30m`, `90s` or plain seconds -> seconds."""
+    m = _DURATION.match(text or "")
+    if not m:
+        raise click.BadParameter(f"{text!r}: expected a duration such as 7d, 12h, 30m or 90s")
+    return float(m.group(1)) * _UNIT[m.group(2)]
+
+
+def _dsn(settings: Settings) -> str:
+    from netops.db.server import resolve_dsn
+
+    return resolve_dsn(settings)
 
 
 @click.group(name="backlog")
 def group() -> None:
-    """(not built yet)"""
+    """Keep the live tables (users, project_users, achievements_users, coalitions_users) current:
+    detect changed rows, queue them in PostgreSQL, load them with workers, reconcile drift."""
+
+
+@group.command("detect")
+@click.option("--resource", "resources", multiple=True, type=_RESOURCE_CHOICE,
+              help="Only this resource (repeatable). Default: all four, users first.")
+@click.option("--overlap", default="120s", show_default=True,
+              help="How far before the high-water mark each window starts (covers late commits).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@pass_settings
+def detect_cmd(settings: Settings, resources: tuple[str, ...], overlap: str, as_json: bool) -> None:
+    """Queue rows updated since each resource's high-water mark (the whole table on the first run).
+
+    Changed rows come 100 to a call with their full payload, so the worker needs no refetch.
+    """
+    from netops.pipeline.detect import detect
+
+    results = detect(settings, _dsn(settings), resources or None, overlap_seconds=parse_duration(overlap))
+    if as_json:
+        echo_json([r.as_dict() for r in results])
+    else:
+        for r in results:
+            if r.error:
+                click.echo(f"{r.resource:<20} FAILED (mark unchanged): {r.error}")
+            else:
+                click.echo(f"{r.resource:<20} {r.calls:>5} calls {r.seen:>8,} seen {r.enqueued:>8,} queued   "
+                           f"mark {r.mark or '-'}")
+    if any(r.error for r in results):
+        sys.exit(1)
+
+
+@group.command("run")
+@click.option("--once", "mode", flag_value="once", default=True,
+              help="Drain the queue, then exit (default).")
+@click.option("--loop", "mode", flag_value="loop", help="Keep working; poll every BACKLOG_POLL_INTERVAL s.")
+@click.option("--max-batches", type=click.IntRange(min=1), default=None, help="Stop after this many batches.")
+@click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON.")
+@pass_settings
+def run_cmd(settings: Settings, mode: str, max_batches: int | None, as_json: bool) -> None:
+    """Claim BACKLOG_FETCH_BATCH_SIZE items at a time, fetch what has no payload, load, mark done.
+
+    Several workers may run at once (FOR UPDATE SKIP LOCKED); a killed worker's items come back
+    after BACKLOG_VISIBILITY_TIMEOUT seconds. Exits 1 when items failed for good in this run.
+    """
+    from netops.pipeline.backlog import run_backlog
+
+    summary = run_backlog(settings, _dsn(settings), loop=mode == "loop", max_batches=max_batches)
+    if as_json:
+        echo_json(summary.as_dict())
+    else:
+        rpc = "n/a" if summary.rows_per_call is None else f"{summary.rows_per_call:.1f}"
+        click.echo(f"{summary.items:,} items done in {summary.seconds:.1f}s: {summary.inserted:,} inserted, "
+                   f"{summary.updated:,} updated, {summary.deleted:,} deleted, {summary.failed:,} failed, "
+                   f"{summary.retried:,} to retry; changed rows per API call: {rpc}")
+    if summary.failed:
+        sys.exit(1)
+
+
+@group.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Print everything as JSON.")
+@pass_settings
+def status_cmd(settings: Settings, as_json: bool) -> None:
+    """Queue depth, failures (newest first, with error and attempts), throughput and API budget."""
+    from netops.db import connect
+    from netops.pipeline.queue import status
+
+    conn = connect(_dsn(settings))
+    try:
+        with conn, conn.cursor() as cur:
+            st = status(cur, settings.rate_per_hour)
+    finally:
+        conn.close()
+    if as_json:
+        echo_json(st)
+        return
+    pt = st["processing_seconds"]
+
+    def fmt(v: float | None, unit: str = "s") -> str:
+        return "-" if v is None else f"{v:.2f}{unit}"
+
+    click.echo(f"pending:      {st['pending']:,}")
+    click.echo(f"processing:   {st['processing']:,}")
+    click.echo(f"failed:       {st['failed']:,}")
+    click.echo(f"done today:   {st['done_today']:,}")
+    rate = st["success_rate_pct"]
+    click.echo(f"success rate: {'-' if rate is None else f'{rate:.1f}%'}")
+    click.echo(f"processing:   mean {fmt(pt['mean'])}  p50 {fmt(pt['p50'])}  p95 {fmt(pt['p95'])}")
+    click.echo(f"oldest pending: {fmt(st['oldest_pending_age_seconds'])}")
+    click.echo(f"API calls this hour: {st['api_calls_this_hour']:,}/{st['api_budget_per_hour']:,}")
+    for name, m in st["marks"].items():
+        click.echo(f"mark {name:<20} {m['high_water'] or '-'}")
+    if st["failures"]:
+        click.echo("failures (newest first):")
+        for f in st["failures"]:
+            click.echo(f"  #{f['id']} {f['resource']} {f['entity_id']} attempts={f['attempts']} "
+                       f"at {f['failed_at']}: {f['error']}")
+
+
+@group.command("retry")
+@click.option("--failed", is_flag=True, help="Also give failed items a fresh set of attempts.")
+@pass_settings
+def retry_cmd(settings: Settings, failed: bool) -> None:
+    """Make items waiting on a backoff due now (and, with --failed, retry failed items)."""
+    from netops.db import connect
+    from netops.pipeline.queue import retry
+
+    conn = connect(_dsn(settings))
+    try:
+        with conn, conn.cursor() as cur:
+            out = retry(cur, failed)
+    finally:
+        conn.close()
+    click.echo(f"{out['made_due']:,} waiting item(s) made due now"
+               + (f", {out['failed_requeued']:,} failed item(s) queued again" if failed else ""))
+
+
+@group.command("purge")
+@click.option("--done", is_flag=True, help="Delete done items.")
+@click.option("--failed", is_flag=True, help="Delete failed items.")
+@click.option("--older-than", "older_than", default="7d", show_default=True,
+              help="Only items finished longer ago than this (7d, 12h, 30m, 90s).")
+@pass_settings
+def purge_cmd(settings: Settings, done: bool, failed: bool, older_than: str) -> None:
+    """Delete finished items' history (pending and processing items are never touched)."""
+    from netops.db import connect
+    from netops.pipeline.queue import purge
+
+    if not done and not failed:
+        raise click.UsageError("say what to purge: --done and/or --failed")
+    seconds = parse_duration(older_than)
+    conn = connect(_dsn(settings))
+    try:
+        with conn, conn.cursor() as cur:
+            n = purge(cur, seconds, done=done, failed=failed)
+    finally:
+        conn.close()
+    click.echo(f"{n:,} item(s) purged")
+
+
+@group.command("reconcile")
+@click.option("--resource", "resources", multiple=True, type=_RESOURCE_CHOICE,
+              help="Only this resource (repeatable). Default: all four, users first.")
+@click.option("--max-calls", type=click.IntRange(min=1), default=None,
+              help="Spend at most this many calls (still within the hourly share).")
+@click.option("--restart", is_flag=True, help="Start a new pass from id 0 instead of resuming.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@pass_settings
+def reconcile_cmd(settings: Settings, resources: tuple[str, ...], max_calls: int | None, restart: bool,
+                  as_json: bool) -> None:
+    """Full pull of the live tables within BACKLOG_RECONCILE_BUDGET_SHARE of the hourly budget:
+    fixes values that changed without `updated_at`, prunes rows the API no longer returns.
+    Resumes where the last run stopped when the budget ran out."""
+    from netops.pipeline.reconcile import reconcile
+
+    results = reconcile(settings, _dsn(settings), resources or None, max_calls=max_calls, restart=restart)
+    if as_json:
+        echo_json([r.as_dict() for r in results])
+    else:
+        for r in results:
+            if r.error:
+                click.echo(f"{r.resource:<20} STOPPED (resumes at id {r.cursor or 0}): {r.error}")
+                continue
+            state = "complete" if r.complete else (f"paused at id {r.cursor}" if r.calls else "not started")
+            click.echo(f"{r.resource:<20} {r.calls:>5} calls {r.rows_seen:>8,} checked  +{r.inserted} "
+                       f"~{r.updated} -{r.deleted}  queued {r.queued}  {state}")
+    if any(r.error for r in results):
+        sys.exit(1)

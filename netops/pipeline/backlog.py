@@ -1,0 +1,447 @@
+"""Phase 09 worker: claim queued items, fetch what is not already in hand, load, mark done.
+
+Why it works this way (docs/backlog.md has the long form):
+- Rows come with the item. The detector already received each changed row in full from a
+  collection page of 100; it stores that row as the item's `payload`, so the worker loads it
+  without another call. Only items without a payload (a missing parent, a manual request, a retry
+  after an error) are fetched — 100 ids per call with `filter[id]=a,b,...`.
+- One transaction per batch loads the rows through the shared delta/upsert path
+  (`netops.db.loader.stage` + `apply`) *and* marks the items done. A worker killed at any moment
+  leaves either both or neither; its claimed items come back after the visibility timeout.
+- Parents before children: users are claimed and loaded first; a row whose user is still missing
+  enqueues the user's fetch and is held (retried shortly, the attempt not counted); a row whose
+  stable parent (project, achievement, coalition) is missing waits with backoff for the stable
+  sync and fails with a message saying so.
+- A stale payload never overwrites a fresher row: rows whose mirrored `updated_at` is newer are
+  dropped from the delta before the upsert.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg2
+from psycopg2 import sql
+
+from netops.config import Settings
+from netops.db import connect
+from netops.db.loader import ApplyResult, apply, stage
+from netops.errors import ApiError, AuthError
+from netops.log import get_logger
+from netops.pipeline import queue
+from netops.pipeline.live import BY_NAME, RESOURCES, LiveResource, PayloadError, entity_id
+
+DRAIN_WAIT_SECONDS = 15.0   # --once waits this long at most for held/backed-off items to come due
+
+
+@dataclass
+class LoadOutcome:
+    """What one resource's load did inside the batch transaction."""
+
+    result: ApplyResult = field(default_factory=ApplyResult)
+    missing: dict[int, tuple[str, str | None, int]] = field(default_factory=dict)  # id -> (table, res, value)
+    existing: set[int] = field(default_factory=set)
+    stale: set[int] = field(default_factory=set)
+
+
+def delete_ids(cur: Any, res: LiveResource, ids: Sequence[int]) -> int:
+    """Delete mirrored rows by id (FKs cascade) in one statement; returns the exact count.
+
+    (The loader's `delete_keys` pages its VALUES 100 at a time and reports only the last page's
+    rowcount, so it undercounts above 100 keys.)
+    """
+    if not ids:
+        return 0
+    cur.execute(sql.SQL("DELETE FROM {} WHERE id = ANY(%s::bigint[])").format(sql.Identifier(res.table)),
+                ([int(i) for i in ids],))
+    return int(cur.rowcount)
+
+
+def load_rows(cur: Any, res: LiveResource, rows: Sequence[tuple[Any, ...]]) -> LoadOutcome:
+    """Load validated rows of one live resource in the caller's transaction.
+
+    Rows whose parent is missing are *not* loaded and come back in `missing` for the caller to
+    hold or divert; the rest go through stage -> stale guard -> apply (no prune).
+    """
+    out = LoadOutcome()
+    if not rows:
+        return out
+    for parent in res.parents:
+        idx = res.columns.index(parent.column)
+        values = sorted({r[idx] for r in rows})
+        cur.execute(
+            sql.SQL("SELECT x FROM unnest(%s::bigint[]) x WHERE NOT EXISTS "
+                    "(SELECT 1 FROM {} p WHERE p.id = x)").format(sql.Identifier(parent.table)),
+            (values,),
+        )
+        absent = {int(r[0]) for r in cur.fetchall()}
+        for r in rows:
+            if r[idx] in absent and r[0] not in out.missing:
+                out.missing[r[0]] = (parent.table, parent.resource, int(r[idx]))
+    good = [r for r in rows if r[0] not in out.missing]
+    if not good:
+        return out
+    table = res.loader_table
+    ident = sql.Identifier(res.table)
+    cur.execute(sql.SQL("SELECT id FROM {} WHERE id = ANY(%s)").format(ident), ([r[0] for r in good],))
+    out.existing = {int(r[0]) for r in cur.fetchall()}
+    stage(cur, table, good)
+    # stale guard: an older payload (queued before a newer one was loaded, e.g. by reconcile)
+    # must not move a row backwards; equal timestamps still load (values can change without it)
+    cur.execute(
+        sql.SQL("DELETE FROM {d} d USING {t} t WHERE t.id = d.id AND t.updated_at > d.updated_at "
+                "RETURNING d.id").format(d=sql.Identifier(table.delta), t=ident)
+    )
+    out.stale = {int(r[0]) for r in cur.fetchall()}
+    out.result = apply(cur, table, prune=False)
+    return out
+
+
+@dataclass
+class RunSummary:
+    """Totals of one `netops backlog run`."""
+
+    batches: int = 0
+    items: int = 0          # items finished as done
+    inserted: int = 0
+    updated: int = 0
+    deleted: int = 0
+    held: int = 0
+    retried: int = 0
+    failed: int = 0
+    requeued: int = 0
+    worker_calls: int = 0   # calls this worker made (fetch by id)
+    detect_cost: float = 0.0  # calls the detector spent on the items done here
+    seconds: float = 0.0
+
+    @property
+    def changed_rows(self) -> int:
+        return self.inserted + self.updated + self.deleted
+
+    @property
+    def api_calls(self) -> float:
+        return self.worker_calls + self.detect_cost
+
+    @property
+    def rows_per_call(self) -> float | None:
+        return self.items / self.api_calls if self.api_calls > 0 else None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "batches": self.batches, "items_done": self.items, "inserted": self.inserted,
+            "updated": self.updated, "deleted": self.deleted, "held": self.held,
+            "retried": self.retried, "failed": self.failed, "requeued": self.requeued,
+            "worker_api_calls": self.worker_calls, "detect_api_calls": round(self.detect_cost, 3),
+            "rows_per_api_call": None if self.rows_per_call is None else round(self.rows_per_call, 2),
+            "seconds": round(self.seconds, 3),
+        }
+
+
+class Worker:
+    """One backlog worker process. Several may run at once, on one box or several."""
+
+    def __init__(self, settings: Settings, dsn: str, client: Any = None, name: str | None = None) -> None:
+        self.settings = settings
+        self.dsn = dsn
+        self.name = name or queue.worker_name()
+        self.log = get_logger("backlog", settings.log_path)
+        self._client = client
+        self._own_client = client is None
+        self.conn = connect(dsn, application_name="netops-backlog")
+        self.summary = RunSummary()
+        self._stop = False
+
+    # -- plumbing -------------------------------------------------------------------------------
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            from netops.api.client import ApiClient
+
+            self._client = ApiClient(self.settings, dsn=self.dsn, component="backlog")
+        return self._client
+
+    def close(self) -> None:
+        try:
+            if self._client is not None and self._own_client:
+                self._client.close()
+        finally:
+            self.conn.close()
+
+    def request_stop(self, *_: Any) -> None:
+        """SIGTERM/SIGINT in --loop: finish the batch in hand, then exit."""
+        self._stop = True
+
+    def _calls_used(self) -> str:
+        """Calls of the last hour by every netops process (they share the key) / the budget."""
+        with self.conn, self.conn.cursor() as cur:
+            cur.execute("SELECT count(*) FROM netops.api_calls WHERE at > now() - interval '1 hour'")
+            used = int(cur.fetchone()[0])
+        return f"{used:,}/{self.settings.rate_per_hour:,}"
+
+    # -- the loop -------------------------------------------------------------------------------
+    def run(self, loop: bool = False, max_batches: int | None = None) -> RunSummary:
+        """Drain the queue (`--once`), or keep draining and polling (`--loop`)."""
+        started = time.monotonic()
+        with self.conn, self.conn.cursor() as cur:
+            depth = queue.depth(cur)
+        self.log.info(f"Starting backlog sync, queue depth: {depth:,} (worker {self.name})")
+        try:
+            while not self._stop:
+                claimed = self.process_batch()
+                if max_batches is not None and self.summary.batches >= max_batches:
+                    break
+                if claimed:
+                    if self.settings.backlog_fetch_delay_seconds > 0:
+                        time.sleep(self.settings.backlog_fetch_delay_seconds)
+                    continue
+                with self.conn, self.conn.cursor() as cur:
+                    due = queue.next_due_in(cur, self.settings.backlog_visibility_timeout)
+                if loop:
+                    wait = self.settings.backlog_poll_interval if due is None else \
+                        min(self.settings.backlog_poll_interval, max(due, 0.05))
+                elif due is not None and due <= DRAIN_WAIT_SECONDS:
+                    wait = max(due, 0.05)
+                else:
+                    break
+                self._sleep(wait)
+        finally:
+            if self._client is not None:
+                self.summary.worker_calls = self._client.calls
+            self.summary.seconds = time.monotonic() - started
+            self._log_total()
+        return self.summary
+
+    def _sleep(self, seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while not self._stop and time.monotonic() < end:
+            time.sleep(min(0.2, end - time.monotonic()) if end > time.monotonic() else 0)
+
+    def _log_total(self) -> None:
+        s = self.summary
+        rpc = "n/a (no API call)" if s.rows_per_call is None else f"{s.rows_per_call:.1f}"
+        self.log.info(
+            f"Backlog complete, total: {s.items:,} items in {s.seconds:.0f}s "
+            f"({s.inserted:,} inserted, {s.updated:,} updated, {s.deleted:,} deleted, {s.failed:,} failed, "
+            f"{s.retried:,} to retry, {s.held:,} held)"
+        )
+        self.log.info(
+            f"Changed rows per API call: {rpc} ({s.items:,} rows / {s.api_calls:.1f} calls: "
+            f"detect {s.detect_cost:.1f} + fetch {s.worker_calls})"
+        )
+
+    # -- one batch ------------------------------------------------------------------------------
+    def process_batch(self) -> int:
+        """Claim, fetch, load and finish one batch; returns how many items were claimed."""
+        with self.conn, self.conn.cursor() as cur:
+            items = queue.claim(cur, self.name, self.settings.backlog_fetch_batch_size,
+                                self.settings.backlog_visibility_timeout)
+        if not items:
+            return 0
+        self.summary.batches += 1
+        n = self.summary.batches
+        limit = max(1, self.settings.backlog_max_retries)
+        for it in items:
+            if it.attempts > limit:
+                # claimed again after workers died holding it, more often than retries allow:
+                # a poison item must not take the next worker down too
+                it.error = (f"abandoned: {it.attempts - 1} worker(s) stopped while processing it "
+                            "(reclaimed after the visibility timeout)")
+        try:
+            self._fetch([it for it in items if it.error is None])
+        except BaseException:
+            # credentials refused, interrupted, or a bug: not the items' fault — hand them back untouched
+            with self.conn, self.conn.cursor() as cur:
+                queue.release(cur, self.name, [it.id for it in items])
+            raise
+        finally:
+            if self._client is not None:
+                self._client.recorder.flush()   # calls visible to status/budget while we run
+        self.log.info(f"Fetched batch {n} ({len(items)} items), API calls: {self._calls_used()}")
+        try:
+            counts, results = self._load_and_finish(items)
+        except psycopg2.Error as exc:
+            self.conn.rollback()
+            self.log.warning(f"Batch {n}: load failed ({_first_line(exc)}); loading its items one by one")
+            counts, results = {}, []
+            for it in items:
+                try:
+                    c, r = self._load_and_finish([it])
+                except psycopg2.Error as one_exc:
+                    self.conn.rollback()
+                    it.error = f"load failed: {_first_line(one_exc)}"
+                    with self.conn, self.conn.cursor() as cur:
+                        c = queue.finish(cur, self.name, [it], self.settings.backlog_max_retries,
+                                         self.settings.backlog_retry_delay)
+                    r = []
+                for k, v in c.items():
+                    counts[k] = counts.get(k, 0) + v
+                results.extend(r)
+        ins = sum(r.inserted for r in results)
+        upd = sum(r.updated for r in results)
+        dele = sum(r.deleted for r in results)
+        s = self.summary
+        s.inserted += ins
+        s.updated += upd
+        s.deleted += dele
+        s.items += counts.get("done", 0)
+        s.held += counts.get("held", 0)
+        s.retried += counts.get("retry", 0)
+        s.failed += counts.get("failed", 0)
+        s.requeued += counts.get("requeued", 0)
+        s.detect_cost += sum(it.fetch_cost for it in items if it.error is None and it.hold is None)
+        extra = []
+        for key in ("held", "retry", "failed", "requeued"):
+            if counts.get(key):
+                extra.append(f"{counts[key]} {'to retry' if key == 'retry' else key}")
+        tail = f" ({', '.join(extra)})" if extra else ""
+        self.log.info(f"Loaded batch {n} → {ins} rows inserted, {upd} updated, {dele} deleted{tail}")
+        for it in items:
+            if it.error is not None:
+                level = "error" if it.attempts >= max(1, self.settings.backlog_max_retries) else "warning"
+                getattr(self.log, level)(
+                    f"{it.resource} {it.entity_id}: {it.error} (attempt {it.attempts}/"
+                    f"{max(1, self.settings.backlog_max_retries)})"
+                )
+        return len(items)
+
+    def _fetch(self, items: list[queue.Item]) -> None:
+        """Fetch, by id and 100 to a call, the items that came without a payload."""
+        need: dict[str, list[queue.Item]] = {}
+        for it in items:
+            if it.action == "upsert" and it.payload is None:
+                need.setdefault(it.resource, []).append(it)
+        size = max(1, min(100, self.settings.page_size))
+        for resource, group in need.items():
+            res = BY_NAME[resource]
+            for start in range(0, len(group), size):
+                chunk = group[start:start + size]
+                ids = ",".join(str(it.entity_id) for it in chunk)
+                params = {**res.base_params(self.settings), "filter[id]": ids, "page[size]": size,
+                          "page[number]": 1}
+                try:
+                    data = self.client.get_json(res.endpoint(self.settings), params)
+                    if not isinstance(data, list):
+                        raise PayloadError(f"expected a JSON list from {res.path}, got {type(data).__name__}")
+                except AuthError:
+                    raise
+                except (ApiError, PayloadError) as exc:
+                    for it in chunk:
+                        it.error = f"fetch failed: {exc}"
+                    continue
+                found: dict[int, dict[str, Any]] = {}
+                for obj in data:
+                    try:
+                        found[entity_id(obj, resource)] = obj
+                    except (PayloadError, AttributeError):
+                        continue
+                for it in chunk:
+                    it.fetched = found.get(int(it.entity_id))
+                    if it.fetched is None:
+                        it.outcome = "absent"   # the API no longer has it: delete our copy
+
+    def _load_and_finish(self, items: list[queue.Item]) -> tuple[dict[str, int], list[ApplyResult]]:
+        """The batch transaction: load every resource (parents first), delete what is gone,
+        hold what lacks a parent, and mark every item — all committed together."""
+        results: list[ApplyResult] = []
+        with self.conn, self.conn.cursor() as cur:
+            parent_requests: list[queue.NewItem] = []
+            for res in RESOURCES:
+                mine = [it for it in items if it.resource == res.name and it.error is None]
+                if not mine:
+                    continue
+                rows: list[tuple[Any, ...]] = []
+                by_id: dict[int, queue.Item] = {}
+                deletes: list[queue.Item] = []
+                for it in mine:
+                    it.hold = None
+                    if it.action == "delete" or it.outcome == "absent":
+                        deletes.append(it)
+                        continue
+                    obj = it.payload if it.payload is not None else it.fetched
+                    try:
+                        row = res.to_row(obj)
+                        if int(row[0]) != int(it.entity_id):
+                            raise PayloadError(f"{res.name}: payload id {row[0]} != queued id {it.entity_id}")
+                    except PayloadError as exc:
+                        it.error = f"invalid payload: {exc}"
+                        continue
+                    rows.append(row)
+                    by_id[int(row[0])] = it
+                out = load_rows(cur, res, rows)
+                results.append(out.result)
+                for rid, it in by_id.items():
+                    if rid in out.missing:
+                        table, parent_res, value = out.missing[rid]
+                        if parent_res is None:
+                            it.error = (f"parent {table} {value} is not mirrored yet; run `netops sync stable`, "
+                                        "then `netops backlog retry --failed`")
+                        else:
+                            it.hold = f"waiting for parent {table} {value}"
+                            it.extra["parent"] = (parent_res, value)
+                    elif rid in out.stale:
+                        it.outcome = "stale"
+                    else:
+                        it.outcome = "updated" if rid in out.existing else "inserted"
+                if deletes:
+                    n = delete_ids(cur, res, [int(it.entity_id) for it in deletes])
+                    results.append(ApplyResult(deleted=n))
+                    for it in deletes:
+                        it.outcome = "deleted" if it.action == "delete" else "absent"
+                held = [it for it in mine if it.hold is not None]
+                if held:
+                    parent_requests.extend(self._parents_for(cur, held))
+            if parent_requests:
+                queue.enqueue(cur, parent_requests)
+            counts = queue.finish(cur, self.name, items, self.settings.backlog_max_retries,
+                                  self.settings.backlog_retry_delay)
+        return counts, results
+
+    def _parents_for(self, cur: Any, held: list[queue.Item]) -> list[queue.NewItem]:
+        """Parent fetches for held rows — unless that parent was already fetched after the row
+        was queued and the API did not have it, in which case waiting cannot help."""
+        wanted: dict[tuple[str, int], list[queue.Item]] = {}
+        for it in held:
+            wanted.setdefault(it.extra["parent"], []).append(it)
+        cur.execute(
+            "SELECT resource, entity_id, max(finished_at) FROM netops.backlog_items "
+            "WHERE state = 'done' AND outcome = 'absent' AND (resource, entity_id) IN "
+            "(SELECT * FROM unnest(%s::text[], %s::bigint[])) GROUP BY 1, 2",
+            ([k[0] for k in wanted], [k[1] for k in wanted]),
+        )
+        gone = {(r[0], int(r[1])): r[2] for r in cur.fetchall()}
+        requests = []
+        for key, children in wanted.items():
+            for it in children:
+                if key in gone and gone[key] >= it.enqueued_at:
+                    it.hold = None
+                    it.error = f"parent {key[0]} {key[1]} does not exist in the API"
+            if any(it.hold is not None for it in children):
+                requests.append(queue.NewItem(key[0], key[1], payload=None, reason="parent"))
+        return requests
+
+
+def run_backlog(settings: Settings, dsn: str, loop: bool = False, max_batches: int | None = None,
+                client: Any = None) -> RunSummary:
+    """`netops backlog run`: one worker until the queue is drained (or forever with `loop`)."""
+    worker = Worker(settings, dsn, client=client)
+    previous = {}
+    if loop:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(ValueError):  # not the main thread
+                previous[sig] = signal.signal(sig, worker.request_stop)
+    try:
+        return worker.run(loop=loop, max_batches=max_batches)
+    finally:
+        worker.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

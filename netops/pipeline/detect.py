@@ -1,0 +1,231 @@
+"""Change detection (`netops backlog detect`): ask each live collection for the rows updated since
+its high-water mark, and queue them — with the row itself as payload.
+
+Why this shape (docs/backlog.md has the long form):
+- One call returns up to 100 changed rows in full. Keeping them as the items' payloads means the
+  worker loads them without calling again: ~100 changed rows per call instead of the old
+  pipeline's one user per call.
+- The window is `range[updated_at]=<mark - overlap>,<now + slack>`. The overlap re-reads rows that
+  were written while the previous window was being read (the API commits rows with an
+  `updated_at` slightly in the past); the enqueue skips rows the mirror already has at that
+  `updated_at`, so the overlap costs page space, never work.
+- Pages are walked by id keyset (`sort=id`, `range[id]=<last id + 1>,...`, always page 1): rows
+  that move out of the window while we page (updated again, deleted) cannot shift later rows
+  past us, which page numbers would. `X-Total` of each answer says how many remain, so the last
+  page is known without an extra empty call.
+- The mark moves forward in the same transaction that queues the window's last page, and only
+  to the greatest `updated_at` actually seen, capped at the moment the window was opened: a crash
+  mid-window leaves the mark where it was (the window is read again, merged into the items
+  already queued), and neither a clock skew between us and the API nor a row stamped in the
+  future can make the next window start after a real change.
+- A resource never detected before (no mark) is pulled whole: the initial load is the same path.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from netops.config import Settings
+from netops.db import connect
+from netops.errors import ApiError, AuthError
+from netops.log import get_logger
+from netops.pipeline import queue
+from netops.pipeline.live import LiveResource, PayloadError, entity_id, parse_ts, resolve
+
+DEFAULT_OVERLAP_SECONDS = 120.0
+WINDOW_SLACK = timedelta(hours=1)   # upper bound past our clock: an API clock ahead of ours loses nothing
+MAX_ID = 2**31 - 1
+
+
+def iso(dt: datetime) -> str:
+    return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+@dataclass
+class Page:
+    rows: list[dict[str, Any]]
+    remaining: int | None     # X-Total of this answer: rows from this page's first id on
+    last: bool
+
+
+def keyset_pages(client: Any, settings: Settings, res: LiveResource, params: dict[str, Any] | None = None,
+                 after_id: int = 0) -> Iterator[Page]:
+    """Yield pages of `res` in id order, walking `range[id]` from `after_id` (exclusive).
+
+    Each answer is page 1 of "ids above the last one seen", so the walk is immune to rows
+    shifting under it, and resumable from any id (the reconciler keeps its cursor in the DB).
+    """
+    size = max(1, min(100, settings.page_size))
+    cursor = int(after_id)
+    while True:
+        query = {**res.base_params(settings), **(params or {}), "sort": "id",
+                 "range[id]": f"{cursor + 1},{MAX_ID}", "page[size]": size, "page[number]": 1}
+        resp = client.request(res.endpoint(settings), query)
+        rows = resp._netops_json  # the client validated the JSON already
+        if not isinstance(rows, list):
+            raise ApiError(f"GET {res.path}: expected a JSON list, got {type(rows).__name__}", endpoint=res.path)
+        per_page = _int(resp.headers.get("X-Per-Page")) or size
+        total = _int(resp.headers.get("X-Total"))
+        ids = []
+        for obj in rows:
+            try:
+                ids.append(entity_id(obj, res.name))
+            except (PayloadError, AttributeError):
+                continue
+        if ids and min(ids) <= cursor:
+            raise ApiError(
+                f"GET {res.path}: range[id] was ignored (got id {min(ids)} <= {cursor}); this endpoint "
+                "cannot be walked by id", endpoint=res.path,
+            )
+        last = (total <= len(rows)) if total is not None else (len(rows) < per_page)
+        if not ids:
+            last = True
+        yield Page(rows, total, last)
+        if last:
+            return
+        cursor = max(ids)
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+@dataclass
+class DetectResult:
+    resource: str
+    since: str | None
+    calls: int = 0
+    seen: int = 0
+    enqueued: int = 0
+    invalid: int = 0
+    mark: str | None = None
+    seconds: float = 0.0
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def detect(settings: Settings, dsn: str, resources: Sequence[str] | None = None,
+           overlap_seconds: float = DEFAULT_OVERLAP_SECONDS, client: Any = None) -> list[DetectResult]:
+    """Run one detection pass over the live resources (parents first); returns one result each."""
+    from netops.api.client import ApiClient
+
+    log = get_logger("backlog", settings.log_path)
+    own = client is None
+    client = client or ApiClient(settings, dsn=dsn, component="detect")
+    conn = connect(dsn, application_name="netops-detect")
+    out = []
+    try:
+        for res in resolve(resources):
+            try:
+                out.append(_detect_one(conn, client, settings, res, overlap_seconds, log))
+            except AuthError:
+                raise
+            except ApiError as exc:
+                # this resource's mark stays where it was (its window is read again next time);
+                # the other resources still get their turn
+                conn.rollback()
+                log.error(f"Detect {res.name} failed, mark unchanged: {exc}")
+                out.append(DetectResult(res.name, None, error=str(exc)))
+    finally:
+        conn.close()
+        if own:
+            client.close()
+    return out
+
+
+def _detect_one(conn: Any, client: Any, settings: Settings, res: LiveResource, overlap_seconds: float,
+                log: Any) -> DetectResult:
+    started = time.monotonic()
+    with conn, conn.cursor() as cur:
+        cur.execute("SELECT high_water FROM netops.backlog_marks WHERE resource = %s", (res.name,))
+        row = cur.fetchone()
+    mark: datetime | None = row[0] if row else None
+    params: dict[str, Any] = {}
+    since = None
+    if mark is not None:
+        since = iso(mark - timedelta(seconds=overlap_seconds))
+        until = iso(datetime.now(timezone.utc) + WINDOW_SLACK)
+        params["range[updated_at]"] = f"{since},{until}"
+    result = DetectResult(res.name, since)
+    newest: datetime | None = None
+    # a row stamped in the future (bad data, an API clock ahead of ours) must not throw the mark
+    # ahead of real changes: the mark never passes the moment this window was opened, so the
+    # next window (which starts `overlap` before it) still covers everything written since
+    cap = datetime.now(timezone.utc)
+    carried = 0.0   # calls not yet charged to any item (pages with nothing new)
+    last_ids: list[int] = []
+    calls_before = client.calls
+    for page in keyset_pages(client, settings, res, params):
+        calls_now = client.calls - calls_before
+        carried += calls_now - result.calls
+        result.calls = calls_now
+        result.seen += len(page.rows)
+        items = []
+        for obj in page.rows:
+            try:
+                ident = entity_id(obj, res.name)
+                stamp = obj.get("updated_at")
+                if isinstance(stamp, str):
+                    ts = min(parse_ts(stamp), cap)
+                    newest = ts if newest is None or ts > newest else newest
+                else:
+                    stamp = None
+            except (PayloadError, AttributeError, ValueError):
+                result.invalid += 1   # not keyable: reconcile / the worker's validation will say more
+                continue
+            items.append(queue.NewItem(res.name, ident, payload=obj, source_updated_at=stamp))
+        with conn, conn.cursor() as cur:
+            fresh = queue.not_current(cur, res.name, items)
+            if fresh:
+                share = carried / len(fresh)
+                for it in fresh:
+                    it.fetch_cost = share
+                carried = 0.0
+                last_ids = [int(it.entity_id) for it in fresh]
+            result.enqueued += queue.enqueue(cur, fresh)
+            if page.last:
+                if carried > 0 and last_ids:
+                    # trailing pages that found nothing new: charge them to the last rows queued
+                    cur.execute(
+                        "UPDATE netops.backlog_items SET fetch_cost = fetch_cost + %s WHERE resource = %s "
+                        "AND entity_id = ANY(%s) AND state IN ('pending', 'processing')",
+                        (carried / len(last_ids), res.name, last_ids),
+                    )
+                _advance_mark(cur, res.name, newest, result)
+    client.recorder.flush()   # calls visible to status/budget while we run
+    best = max((m for m in (newest, mark) if m is not None), default=None)
+    result.mark = iso(best) if best else None
+    result.seconds = time.monotonic() - started
+    window = f"since {since}" if since else "full pull (no mark yet)"
+    log.info(
+        f"Detect {res.name}: {window}, {result.calls} API call(s), {result.seen:,} rows seen, "
+        f"{result.enqueued:,} queued ({result.seen - result.enqueued - result.invalid:,} already current"
+        + (f", {result.invalid:,} invalid" if result.invalid else "") + "), "
+        f"mark → {result.mark or 'none'}"
+    )
+    return result
+
+
+def _advance_mark(cur: Any, resource: str, newest: datetime | None, result: DetectResult) -> None:
+    """Move the mark (forward only) in the transaction that queued the window's last page."""
+    cur.execute(
+        """
+        INSERT INTO netops.backlog_marks AS m (resource, high_water, updated_at, last_detect_at,
+                                               last_detect_calls, last_detect_rows)
+        VALUES (%s, %s, now(), now(), %s, %s)
+        ON CONFLICT (resource) DO UPDATE SET
+            high_water = GREATEST(m.high_water, EXCLUDED.high_water),
+            updated_at = now(), last_detect_at = now(),
+            last_detect_calls = EXCLUDED.last_detect_calls, last_detect_rows = EXCLUDED.last_detect_rows
+        """,
+        (resource, newest, result.calls, result.enqueued),
+    )

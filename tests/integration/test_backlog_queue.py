@@ -1,0 +1,272 @@
+"""The backlog queue and the worker's load path against a real PostgreSQL (no API needed: every item
+here carries its payload, as the detector queues them)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import psycopg2
+import pytest
+
+from netops.config import Settings
+from netops.pipeline import queue
+from netops.pipeline.backlog import Worker
+from netops.pipeline.queue import NewItem
+
+
+def _conn(dsn: str) -> Any:
+    c = psycopg2.connect(dsn)
+    return c
+
+
+def _exec(dsn: str, stmt: str, args: Any = None) -> list[tuple]:
+    c = _conn(dsn)
+    try:
+        with c, c.cursor() as cur:
+            cur.execute(stmt, args)
+            return cur.fetchall() if cur.description else []
+    finally:
+        c.close()
+
+
+def _parents(dsn: str) -> None:
+    _exec(dsn, "INSERT INTO projects (id, name) VALUES (1, 'libft'), (2, 'push_swap')")
+    _exec(dsn, "INSERT INTO achievements (id, name) VALUES (10, 'a'), (11, 'b')")
+    _exec(dsn, "INSERT INTO coalitions (id, name) VALUES (20, 'c')")
+
+
+def _user(uid: int, updated: str = "2026-01-01T00:00:00.000Z", **kw: Any) -> dict[str, Any]:
+    return {"id": uid, "login": f"u{uid}", "active?": True, "wallet": 1, "updated_at": updated, **kw}
+
+
+def _enqueue(dsn: str, items: list[NewItem]) -> int:
+    c = _conn(dsn)
+    try:
+        with c, c.cursor() as cur:
+            return queue.enqueue(cur, items)
+    finally:
+        c.close()
+
+
+@pytest.fixture
+def settings(settings_factory: Callable[..., Settings]) -> Settings:
+    return settings_factory(BACKLOG_RETRY_DELAY="0", BACKLOG_MAX_RETRIES="3", BACKLOG_VISIBILITY_TIMEOUT="1")
+
+
+def test_duplicate_work_collapses_and_newest_payload_wins(pg_dsn: str) -> None:
+    _enqueue(pg_dsn, [NewItem("users", 1, payload=_user(1, "2026-01-02T00:00:00Z", wallet=2),
+                              source_updated_at="2026-01-02T00:00:00Z", fetch_cost=0.01)])
+    # an older payload arriving later (overlapping window) must not win
+    _enqueue(pg_dsn, [NewItem("users", 1, payload=_user(1, "2026-01-01T00:00:00Z", wallet=1),
+                              source_updated_at="2026-01-01T00:00:00Z", fetch_cost=0.01)])
+    rows = _exec(pg_dsn, "SELECT payload->>'wallet', version, state, fetch_cost FROM netops.backlog_items")
+    assert len(rows) == 1
+    assert rows[0][0] == "2" and rows[0][1] == 2 and rows[0][2] == "pending"
+    assert rows[0][3] == pytest.approx(0.02)
+    # a newer one does
+    _enqueue(pg_dsn, [NewItem("users", 1, payload=_user(1, "2026-01-03T00:00:00Z", wallet=3),
+                              source_updated_at="2026-01-03T00:00:00Z")])
+    assert _exec(pg_dsn, "SELECT payload->>'wallet' FROM netops.backlog_items") == [("3",)]
+
+
+def test_claims_are_disjoint_across_concurrent_workers(pg_dsn: str) -> None:
+    _enqueue(pg_dsn, [NewItem("users", i, payload=_user(i)) for i in range(1, 301)])
+    got: dict[str, list[int]] = {}
+    barrier = threading.Barrier(3)
+
+    def claimer(name: str) -> None:
+        c = _conn(pg_dsn)
+        mine: list[int] = []
+        barrier.wait()
+        while True:
+            with c, c.cursor() as cur:
+                items = queue.claim(cur, name, 7, 600)
+            if not items:
+                break
+            mine.extend(i.id for i in items)
+        got[name] = mine
+        c.close()
+
+    threads = [threading.Thread(target=claimer, args=(f"w{i}",)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    everything = [i for ids in got.values() for i in ids]
+    assert len(everything) == 300 and len(set(everything)) == 300
+    assert _exec(pg_dsn, "SELECT count(*) FROM netops.backlog_items WHERE state = 'processing' AND attempts = 1") \
+        == [(300,)]
+
+
+def test_visibility_timeout_hands_a_dead_workers_items_to_another(pg_dsn: str) -> None:
+    _enqueue(pg_dsn, [NewItem("users", 5, payload=_user(5))])
+    c = _conn(pg_dsn)
+    with c, c.cursor() as cur:
+        assert len(queue.claim(cur, "dead", 10, 600)) == 1
+        assert queue.claim(cur, "other", 10, 600) == []       # still within the timeout
+        cur.execute("UPDATE netops.backlog_items SET started_at = now() - interval '11 minutes'")
+        again = queue.claim(cur, "other", 10, 600)
+    c.close()
+    assert [(i.entity_id, i.attempts) for i in again] == [(5, 2)]
+
+
+def test_worker_loads_payloads_parents_first_in_one_batch_and_marks_done(pg_dsn: str, settings: Settings) -> None:
+    _parents(pg_dsn)
+    # children queued before their user: the batch must still load the user first
+    _enqueue(pg_dsn, [
+        NewItem("projects_users", 100, payload={"id": 100, "project": {"id": 1}, "user": {"id": 7},
+                                                "cursus_ids": [21], "status": "finished", "final_mark": 100,
+                                                "validated?": True, "updated_at": "2026-01-01T00:00:00Z"}),
+        NewItem("achievements_users", 200, payload={"id": 200, "achievement_id": 10, "user_id": 7}),
+        NewItem("coalitions_users", 300, payload={"id": 300, "coalition_id": 20, "user_id": 7, "score": 5}),
+        NewItem("users", 7, payload=_user(7)),
+    ])
+    w = Worker(settings, pg_dsn)
+    try:
+        s = w.run()
+    finally:
+        w.close()
+    assert s.items == 4 and s.inserted == 4 and s.failed == 0
+    assert s.worker_calls == 0  # payloads: no API call at all
+    assert _exec(pg_dsn, "SELECT id, project_id, user_id, final_mark, validated FROM project_users") == \
+        [(100, 1, 7, 100, True)]
+    assert _exec(pg_dsn, "SELECT state, count(*) FROM netops.backlog_items GROUP BY 1") == [("done", 4)]
+    log = (settings.log_path / "backlog_worker.log").read_text()
+    assert "Starting backlog sync, queue depth: 4" in log
+    assert "Fetched batch 1 (4 items), API calls:" in log
+    assert "Loaded batch 1 → 4 rows inserted" in log
+    assert "Backlog complete, total: 4 items in" in log
+
+
+def test_stale_payload_never_moves_a_row_backwards(pg_dsn: str, settings: Settings) -> None:
+    _exec(pg_dsn, "INSERT INTO users (id, login, wallet, updated_at) VALUES (8, 'new', 50, '2026-02-01Z')")
+    _enqueue(pg_dsn, [NewItem("users", 8, payload=_user(8, "2026-01-01T00:00:00Z", wallet=1))])
+    w = Worker(settings, pg_dsn)
+    try:
+        s = w.run()
+    finally:
+        w.close()
+    assert s.items == 1 and s.updated == 0
+    assert _exec(pg_dsn, "SELECT login, wallet FROM users") == [("new", 50)]
+    assert _exec(pg_dsn, "SELECT outcome FROM netops.backlog_items") == [("stale",)]
+
+
+def test_missing_stable_parent_is_retried_then_failed_with_the_error_kept(pg_dsn: str, settings: Settings) -> None:
+    _exec(pg_dsn, "INSERT INTO users (id, login) VALUES (9, 'x')")
+    _enqueue(pg_dsn, [NewItem("coalitions_users", 301, payload={"id": 301, "coalition_id": 999, "user_id": 9})])
+    w = Worker(settings, pg_dsn)
+    try:
+        s = w.run()
+    finally:
+        w.close()
+    assert s.failed == 1 and s.items == 0
+    state, attempts, err = _exec(pg_dsn, "SELECT state, attempts, last_error FROM netops.backlog_items")[0]
+    assert state == "failed" and attempts == 3
+    assert "parent coalitions 999 is not mirrored" in err
+    assert _exec(pg_dsn, "SELECT count(*) FROM coalitions_users") == [(0,)]  # FK never broken
+
+
+def test_invalid_payload_fails_its_item_only(pg_dsn: str, settings: Settings) -> None:
+    _enqueue(pg_dsn, [NewItem("users", 11, payload=_user(11)),
+                      NewItem("users", 12, payload={"id": 12, "wallet": "a lot"})])
+    w = Worker(settings, pg_dsn)
+    try:
+        s = w.run()
+    finally:
+        w.close()
+    assert s.items == 1 and s.failed == 1
+    assert _exec(pg_dsn, "SELECT id FROM users") == [(11,)]
+    err = _exec(pg_dsn, "SELECT last_error FROM netops.backlog_items WHERE entity_id = 12")[0][0]
+    assert "wallet" in err and "invalid payload" in err
+
+
+def test_new_work_arriving_while_processing_requeues_instead_of_finishing(pg_dsn: str, settings: Settings) -> None:
+    _enqueue(pg_dsn, [NewItem("users", 13, payload=_user(13, "2026-01-01T00:00:00Z", wallet=1),
+                              source_updated_at="2026-01-01T00:00:00Z")])
+    c = _conn(pg_dsn)
+    with c, c.cursor() as cur:
+        items = queue.claim(cur, "w1", 10, 600)
+    # the detector sees a newer version while w1 holds the item
+    _enqueue(pg_dsn, [NewItem("users", 13, payload=_user(13, "2026-01-05T00:00:00Z", wallet=5),
+                              source_updated_at="2026-01-05T00:00:00Z")])
+    for it in items:
+        it.outcome = "inserted"
+    with c, c.cursor() as cur:
+        counts = queue.finish(cur, "w1", items, 3, 0)
+    c.close()
+    assert counts["requeued"] == 1
+    # back to pending with the newer payload, and the requeue is not counted as an attempt
+    assert _exec(pg_dsn, "SELECT state, payload->>'wallet', attempts FROM netops.backlog_items") == \
+        [("pending", "5", 0)]
+
+
+def test_status_retry_and_purge(pg_dsn: str, settings: Settings) -> None:
+    _exec(pg_dsn, "INSERT INTO users (id, login) VALUES (9, 'x')")
+    _enqueue(pg_dsn, [NewItem("coalitions_users", 302, payload={"id": 302, "coalition_id": 998, "user_id": 9}),
+                      NewItem("users", 14, payload=_user(14))])
+    w = Worker(settings, pg_dsn)
+    try:
+        w.run()
+    finally:
+        w.close()
+    c = _conn(pg_dsn)
+    with c, c.cursor() as cur:
+        st = queue.status(cur, 1200)
+    assert st["failed"] == 1 and st["done_today"] == 1 and st["pending"] == 0
+    assert st["success_rate_pct"] == 50.0
+    assert st["failures"][0]["entity_id"] == 302 and st["failures"][0]["attempts"] == 3
+    assert "coalitions 998" in st["failures"][0]["error"]
+    assert st["processing_seconds"]["p95"] is not None and st["api_budget_per_hour"] == 1200
+    with c, c.cursor() as cur:
+        out = queue.retry(cur, failed=True)
+        assert out["failed_requeued"] == 1
+        cur.execute("SELECT state, attempts, payload FROM netops.backlog_items WHERE entity_id = 302")
+        assert cur.fetchone() == ("pending", 0, None)  # payload dropped: the retry fetches it fresh
+        assert queue.purge(cur, 7 * 86400, done=True) == 0   # too young
+        cur.execute("UPDATE netops.backlog_items SET finished_at = now() - interval '8 days' WHERE state = 'done'")
+        assert queue.purge(cur, 7 * 86400, done=True) == 1
+        cur.execute("SELECT count(*) FROM netops.backlog_items")
+        assert cur.fetchone() == (1,)
+    c.close()
+
+
+def test_at_most_one_live_item_per_entity_is_enforced_by_the_database(pg_dsn: str) -> None:
+    _enqueue(pg_dsn, [NewItem("users", 15, payload=_user(15))])
+    with pytest.raises(psycopg2.errors.UniqueViolation):
+        _exec(pg_dsn, "INSERT INTO netops.backlog_items (resource, entity_id) VALUES ('users', 15)")
+
+
+def test_a_row_the_database_refuses_fails_alone_and_the_rest_of_its_batch_loads(pg_dsn: str,
+                                                                              settings: Settings) -> None:
+    _enqueue(pg_dsn, [NewItem("users", i, payload=_user(i)) for i in range(20, 30)]
+             + [NewItem("users", 30, payload=_user(30, wallet=99_999_999_999))])   # > integer
+    w = Worker(settings, pg_dsn)
+    try:
+        s = w.run()
+    finally:
+        w.close()
+    assert s.items == 10 and s.failed == 1
+    assert _exec(pg_dsn, "SELECT count(*) FROM users") == [(10,)]
+    state, err = _exec(pg_dsn, "SELECT state, last_error FROM netops.backlog_items WHERE entity_id = 30")[0]
+    assert state == "failed" and "out of range" in err
+    log = (settings.log_path / "backlog_worker.log").read_text()
+    assert "loading its items one by one" in log
+
+
+def test_a_poison_item_that_keeps_killing_workers_is_failed_not_retried_forever(pg_dsn: str,
+                                                                               settings: Settings) -> None:
+    _enqueue(pg_dsn, [NewItem("users", 31, payload=_user(31))])
+    # three workers claimed it and died (attempts 3, started long ago)
+    _exec(pg_dsn, "UPDATE netops.backlog_items SET state = 'processing', attempts = 3, worker = 'dead:1', "
+                  "started_at = now() - interval '1 hour'")
+    w = Worker(settings, pg_dsn)
+    try:
+        s = w.run()
+    finally:
+        w.close()
+    assert s.failed == 1 and s.items == 0
+    state, attempts, err = _exec(pg_dsn, "SELECT state, attempts, last_error FROM netops.backlog_items")[0]
+    assert state == "failed" and attempts == 4 and "abandoned: 3 worker(s)" in err
+    assert _exec(pg_dsn, "SELECT count(*) FROM users") == [(0,)]

@@ -1,0 +1,432 @@
+"""Phase 09 done-when tests: real PostgreSQL, the simulator over real HTTP on 127.0.0.1, workers as
+real subprocesses where a crash or a race is the point.
+
+The simulator runs at live_scale 0.05 (~2,000 users, ~22,000 live rows) so a full initial pull
+stays at ~225 calls; the stable tables are the real default sizes (synced by the stable sync).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import psycopg2
+import pytest
+
+from netops.api.client import ApiClient
+from netops.config import Settings
+from netops.pipeline import queue
+from netops.pipeline.backlog import run_backlog
+from netops.pipeline.detect import detect
+from netops.pipeline.reconcile import reconcile
+from netops.sim.server import SimConfig, SimServer
+
+LIVE = {"users": "users", "project_users": "projects_users", "achievements_users": "achievements_users",
+        "coalitions_users": "coalitions_users"}
+
+
+@pytest.fixture(scope="module")
+def live_sim() -> Iterator[SimServer]:
+    srv = SimServer(SimConfig(port=0, live_scale=0.05, rate_per_second=100_000, rate_per_hour=10_000_000,
+                              seed=42)).start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def sim(live_sim: SimServer) -> SimServer:
+    live_sim.reset()
+    return live_sim
+
+
+@pytest.fixture
+def env(sim: SimServer, pg_dsn: str, tmp_path: Path) -> dict[str, str]:
+    return {
+        "NETOPS_CONFIG": "",
+        "NETOPS_DSN": pg_dsn,
+        "NETOPS_LOG_DIR": str(tmp_path / "logs"),
+        "NETOPS_STATE_DIR": str(tmp_path / "state"),
+        "NETOPS_API_URL": sim.url,
+        "NETOPS_CLIENT_ID": sim.client_id,
+        "NETOPS_CLIENT_SECRET": sim.client_secret,
+        "NETOPS_RATE_PER_SECOND": "100000",
+        "NETOPS_RATE_PER_HOUR": "10000000",
+        "BACKLOG_RETRY_DELAY": "0.05",
+        "BACKLOG_VISIBILITY_TIMEOUT": "1",
+    }
+
+
+@pytest.fixture
+def settings(env: dict[str, str], settings_factory: Callable[..., Settings]) -> Settings:
+    return settings_factory(**{k: v for k, v in env.items() if k != "NETOPS_CONFIG"})
+
+
+@pytest.fixture
+def mirrored(settings: Settings, pg_dsn: str) -> Settings:
+    """Stable tables synced (the live rows' parents)."""
+    from netops.pipeline.sync import run_stable_sync
+
+    report = run_stable_sync(settings)
+    assert all(p.status == "success" for p in report.phases)
+    return settings
+
+
+def q(dsn: str, stmt: str, args: Any = None) -> list[tuple]:
+    c = psycopg2.connect(dsn)
+    try:
+        with c, c.cursor() as cur:
+            cur.execute(stmt, args)
+            return cur.fetchall() if cur.description else []
+    finally:
+        c.close()
+
+
+def assert_live_tables_equal_simulator(sim: SimServer, dsn: str) -> None:
+    """Keys exactly as the simulator's /_sim/expected, and each row's updated_at and changing values
+    exactly as the simulator holds them."""
+    from netops.sim.control import SimControl
+
+    ctl = SimControl(sim.url)
+    for table, resource in LIVE.items():
+        expected = ctl.expected_table(table, values=False)
+        keys = [tuple(k) for k in expected["keys"]]
+        got = q(dsn, f"SELECT id FROM {table} ORDER BY id")
+        assert len(got) == len(keys), f"{table}: {len(got)} rows, simulator has {len(keys)}"
+        assert got == keys, f"{table}: keys differ"
+        with sim.lock:
+            src = {rid: dict(r) for rid, r in sim.data.tables[resource].items()}
+        col = {"users": "wallet", "project_users": "final_mark", "achievements_users": "achievement_id",
+               "coalitions_users": "score"}[table]
+        rows = q(dsn, f"SELECT id, (extract(epoch FROM updated_at) * 1000)::bigint, {col} FROM {table}")
+        for rid, updated_ms, value in rows:
+            want = src[rid]
+            assert updated_ms == want["updated_at"], f"{table} {rid}: updated_at differs"
+            assert value == want[col], f"{table} {rid}: {col} {value!r} != {want[col]!r}"
+
+
+def detect_and_run(settings: Settings, dsn: str) -> Any:
+    detect(settings, dsn)
+    return run_backlog(settings, dsn)
+
+
+def netops_cmd(env: dict[str, str], *args: str, **kw: Any) -> subprocess.Popen:
+    full = {**os.environ, **env}
+    return subprocess.Popen([sys.executable, "-c", "from netops.cli import main; main()", *args],
+                            env=full, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+
+
+# ------------------------------------------------------------------------------------------ tests
+def test_churn_then_detect_run_reconcile_equals_the_simulator_exactly(sim: SimServer, mirrored: Settings,
+                                                                      pg_dsn: str) -> None:
+    s = detect_and_run(mirrored, pg_dsn)
+    assert s.failed == 0 and s.worker_calls == 0
+    assert_live_tables_equal_simulator(sim, pg_dsn)
+
+    users = sorted(sim.data.tables["users"])
+    victim = users[10]
+    child_counts = q(pg_dsn, "SELECT (SELECT count(*) FROM project_users WHERE user_id = %s) + "
+                             "(SELECT count(*) FROM coalitions_users WHERE user_id = %s)", (victim, victim))[0][0]
+    new_user = max(users) + 1000
+    cu_silent = sorted(sim.data.tables["coalitions_users"])[5]
+    applied = sim.churn(changes=[
+        {"op": "update", "resource": "users", "id": users[3], "fields": {"wallet": 424242}},
+        {"op": "insert", "resource": "users", "id": new_user},
+        # a child of the brand-new user: loaded after its parent, never breaking the FK
+        {"op": "insert", "resource": "coalitions_users", "fields": {"user_id": new_user}},
+        {"op": "delete", "resource": "users", "id": victim},           # cascades in the API too
+        # a value that changes without moving updated_at: only reconciliation can see it
+        {"op": "update", "resource": "coalitions_users", "id": cu_silent, "fields": {"score": 777}, "touch": False},
+    ])
+    assert len(applied) == 5 and child_counts > 0
+    sim.churn(n=400)  # random inserts, updates and deletes over the four resources
+
+    s = detect_and_run(mirrored, pg_dsn)
+    assert s.failed == 0 and s.items > 300
+    assert q(pg_dsn, "SELECT wallet FROM users WHERE id = %s", (users[3],)) == [(424242,)]
+    assert q(pg_dsn, "SELECT count(*) FROM coalitions_users WHERE user_id = %s", (new_user,)) == [(1,)]
+    # deletes are invisible to a change window: the victim is still here until reconcile
+    assert q(pg_dsn, "SELECT count(*) FROM users WHERE id = %s", (victim,)) == [(1,)]
+
+    results = reconcile(mirrored, pg_dsn)
+    assert all(r.complete for r in results)
+    assert sum(r.deleted for r in results) >= 1
+    assert q(pg_dsn, "SELECT count(*) FROM users WHERE id = %s", (victim,)) == [(0,)]
+    assert q(pg_dsn, "SELECT count(*) FROM project_users WHERE user_id = %s", (victim,)) == [(0,)]
+    assert q(pg_dsn, "SELECT score FROM coalitions_users WHERE id = %s", (cu_silent,)) == [(777,)]
+    assert_live_tables_equal_simulator(sim, pg_dsn)
+    assert q(pg_dsn, "SELECT count(*) FROM netops.backlog_items WHERE state <> 'done'") == [(0,)]
+
+
+def test_a_child_whose_user_is_missing_fetches_the_user_first(sim: SimServer, mirrored: Settings,
+                                                              pg_dsn: str) -> None:
+    detect_and_run(mirrored, pg_dsn)
+    new_user = max(sim.data.tables["users"]) + 77
+    sim.churn(changes=[{"op": "insert", "resource": "users", "id": new_user, "fields": {"login": "newbie"}},
+                       {"op": "insert", "resource": "projects_users", "fields": {"user_id": new_user}}])
+    sim.reset_stats()
+    detect(mirrored, pg_dsn, ["projects_users"])           # the user's change is not detected
+    s = run_backlog(mirrored, pg_dsn)
+    assert s.failed == 0 and s.held >= 1
+    assert s.worker_calls == 1                                 # one filter[id] fetch for the user
+    assert sim.stats()["by_endpoint"].get("/v2/cursus/:id/users") == 1
+    assert q(pg_dsn, "SELECT login FROM users WHERE id = %s", (new_user,)) == [("newbie",)]
+    assert q(pg_dsn, "SELECT count(*) FROM project_users WHERE user_id = %s", (new_user,)) == [(1,)]
+    assert q(pg_dsn, "SELECT reason, state FROM netops.backlog_items WHERE resource = 'users' AND entity_id = %s",
+             (new_user,)) == [("parent", "done")]
+
+
+def test_injected_errors_are_retried_then_failed_with_the_error_kept(sim: SimServer, mirrored: Settings,
+                                                                     pg_dsn: str, settings_factory: Any,
+                                                                     env: dict[str, str]) -> None:
+    settings = settings_factory(**{**{k: v for k, v in env.items() if k != "NETOPS_CONFIG"},
+                                   "NETOPS_MAX_ATTEMPTS": "1", "BACKLOG_MAX_RETRIES": "3"})
+    ids = sorted(sim.data.tables["users"])[:5]
+    c = psycopg2.connect(pg_dsn)
+    with c, c.cursor() as cur:   # items without payload: the worker must fetch them
+        queue.enqueue(cur, [queue.NewItem("users", i, payload=None, reason="manual") for i in ids])
+    c.close()
+    sim.add_fault("503@/v2/cursus/:id/users")
+    s = run_backlog(settings, pg_dsn)
+    assert s.failed == 5 and s.items == 0
+    rows = q(pg_dsn, "SELECT state, attempts, last_error FROM netops.backlog_items")
+    assert {(r[0], r[1]) for r in rows} == {("failed", 3)}
+    assert all("503" in r[2] and "fetch failed" in r[2] for r in rows)
+    assert sim.stats()["by_endpoint_status"]["/v2/cursus/:id/users"]["503"] == 3  # one call per attempt
+
+    # a transient fault: the first attempt fails, the retry succeeds
+    sim.clear_faults()
+    q(pg_dsn, "DELETE FROM netops.backlog_items")
+    c = psycopg2.connect(pg_dsn)
+    with c, c.cursor() as cur:
+        queue.enqueue(cur, [queue.NewItem("users", i, payload=None, reason="manual") for i in ids])
+    c.close()
+    sim.add_fault("500@/v2/cursus/:id/users,count=1")
+    s = run_backlog(settings, pg_dsn)
+    assert s.items == 5 and s.failed == 0 and s.retried == 5
+    assert q(pg_dsn, "SELECT state, attempts, last_error FROM netops.backlog_items GROUP BY 1, 2, 3") == \
+        [("done", 2, q(pg_dsn, "SELECT last_error FROM netops.backlog_items LIMIT 1")[0][0])]
+    assert "500" in q(pg_dsn, "SELECT last_error FROM netops.backlog_items LIMIT 1")[0][0]
+    assert q(pg_dsn, "SELECT count(*) FROM users WHERE id = ANY(%s)", (ids,)) == [(5,)]
+    out = subprocess.run([sys.executable, "-c", "from netops.cli import main; main()", "backlog", "status", "--json"],
+                         env={**os.environ, **env}, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert '"done_today": 5' in out.stdout
+
+
+def _wait_for(pred: Callable[[], bool], timeout: float, what: str) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if pred():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_a_worker_killed_mid_batch_loses_nothing_and_duplicates_nothing(sim: SimServer, mirrored: Settings,
+                                                                         pg_dsn: str, env: dict[str, str]) -> None:
+    detect(mirrored, pg_dsn)
+    total = q(pg_dsn, "SELECT count(*) FROM netops.backlog_items")[0][0]
+    # Hold the project_users staging table: the worker commits its users batches, then blocks
+    # inside the load transaction of its first project_users batch — a claimed, half-done batch.
+    blocker = psycopg2.connect(pg_dsn)
+    bcur = blocker.cursor()
+    bcur.execute("LOCK TABLE delta_project_users IN ACCESS EXCLUSIVE MODE")
+    proc = netops_cmd({**env, "BACKLOG_FETCH_BATCH_SIZE": "250"}, "backlog", "run", "--once")
+    try:
+        _wait_for(lambda: q(pg_dsn, "SELECT count(*) FROM pg_stat_activity WHERE application_name = "
+                                    "'netops-backlog' AND wait_event_type = 'Lock'")[0][0] == 1,
+                  120, "the worker to block mid-batch")
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        blocker.rollback()
+        blocker.close()
+    assert proc.returncode == -signal.SIGKILL
+    processing = q(pg_dsn, "SELECT count(*), min(resource), max(resource) FROM netops.backlog_items "
+                           "WHERE state = 'processing'")[0]
+    assert processing[0] > 0 and processing[1] != "users"          # killed holding a claimed batch
+    done_before = q(pg_dsn, "SELECT count(*) FROM netops.backlog_items WHERE state = 'done'")[0][0]
+    assert done_before > 0                                           # earlier batches had committed
+    assert q(pg_dsn, "SELECT count(*) FROM project_users")[0][0] == \
+        q(pg_dsn, "SELECT count(*) FROM netops.backlog_items WHERE state = 'done' "
+                  "AND resource = 'projects_users'")[0][0]          # nothing of the killed batch landed
+
+    time.sleep(1.2)   # the visibility timeout (1 s) hands the dead worker's items over
+    rerun = netops_cmd(env, "backlog", "run", "--once")
+    out, err = rerun.communicate(timeout=300)
+    assert rerun.returncode == 0, err
+    assert q(pg_dsn, "SELECT state, count(*) FROM netops.backlog_items GROUP BY 1") == [("done", total)]
+    assert q(pg_dsn, "SELECT count(*) FROM netops.backlog_items WHERE attempts = 2")[0][0] == processing[0]
+    assert_live_tables_equal_simulator(sim, pg_dsn)
+
+
+def test_two_workers_started_together_process_every_item_exactly_once(sim: SimServer, mirrored: Settings,
+                                                                      pg_dsn: str, env: dict[str, str]) -> None:
+    detect(mirrored, pg_dsn)
+    total = q(pg_dsn, "SELECT count(*) FROM netops.backlog_items")[0][0]
+    assert total > 20_000
+    wenv = {**env, "BACKLOG_FETCH_BATCH_SIZE": "100", "BACKLOG_VISIBILITY_TIMEOUT": "600"}
+    procs = [netops_cmd(wenv, "backlog", "run", "--once", "--json") for _ in range(2)]
+    for p in procs:
+        out, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err
+    per_worker = q(pg_dsn, "SELECT worker, count(*) FROM netops.backlog_items GROUP BY 1")
+    assert len(per_worker) == 2 and all(n > 0 for _, n in per_worker)
+    assert sum(n for _, n in per_worker) == total
+    assert q(pg_dsn, "SELECT state, attempts, count(*) FROM netops.backlog_items GROUP BY 1, 2") == \
+        [("done", 1, total)]                                         # each claimed once, done once
+    assert_live_tables_equal_simulator(sim, pg_dsn)
+
+
+def test_5000_changed_rows_are_loaded_at_50_or_more_rows_per_api_call(sim: SimServer, mirrored: Settings,
+                                                                     pg_dsn: str) -> None:
+    detect_and_run(mirrored, pg_dsn)
+    # one quiet cycle moves the marks off the seed data's timestamps (steady state)
+    sim.churn(changes=[{"op": "update", "resource": r, "id": next(iter(sim.data.tables[r])), "fields": {}}
+                       for r in LIVE.values()])
+    detect_and_run(mirrored, pg_dsn)
+
+    t = sim.data.tables
+    changes = (
+        [{"op": "update", "resource": "users", "id": i, "fields": {"wallet": 1}} for i in sorted(t["users"])[:1500]]
+        + [{"op": "update", "resource": "projects_users", "id": i, "fields": {"final_mark": 100}}
+           for i in sorted(t["projects_users"])[:1500]]
+        + [{"op": "update", "resource": "coalitions_users", "id": i, "fields": {"score": 1}}
+           for i in sorted(t["coalitions_users"])[:1000]]
+        + [{"op": "insert", "resource": "achievements_users"} for _ in range(1000)]
+    )
+    assert len(sim.churn(changes=changes)) == 5000
+    q(pg_dsn, "DELETE FROM netops.backlog_items")
+    q(pg_dsn, "DELETE FROM netops.api_calls")
+    s = detect_and_run(mirrored, pg_dsn)
+
+    assert s.items == 5000 and s.failed == 0
+    log = (mirrored.log_path / "backlog_worker.log").read_text()
+    m = re.findall(r"Changed rows per API call: ([\d.]+) \(([\d,]+) rows / ([\d.]+) calls", log)
+    logged_ratio, logged_rows, logged_calls = m[-1]
+    assert int(logged_rows.replace(",", "")) == 5000
+    # from the counts, independently of the log: every call the detector and the worker made
+    calls = q(pg_dsn, "SELECT count(*) FROM netops.api_calls WHERE component IN ('detect', 'backlog')")[0][0]
+    assert calls == round(float(logged_calls))
+    assert 5000 / calls >= 50, f"{5000 / calls:.1f} rows per call ({calls} calls)"
+    assert float(logged_ratio) >= 50
+    print(f"\nchanged rows per API call: {logged_ratio} (5000 rows / {calls} calls)")
+    print("\n".join(log.splitlines()[-6:]))
+
+
+def test_reconcile_is_budgeted_and_resumes_where_it_stopped(sim: SimServer, mirrored: Settings, pg_dsn: str,
+                                                           settings_factory: Any, env: dict[str, str]) -> None:
+    detect_and_run(mirrored, pg_dsn)
+    users = sorted(sim.data.tables["users"])
+    early, late = users[5], users[-5]
+    sim.delete("users", early)
+    sim.delete("users", late)
+    # 40 calls an hour x 25 % = 10 calls per hour for reconciliation (the HTTP client itself keeps
+    # the generous test pacing, or it would wait out the hour the initial load already used)
+    tight = settings_factory(**{**{k: v for k, v in env.items() if k != "NETOPS_CONFIG"},
+                                "NETOPS_RATE_PER_HOUR": "40", "BACKLOG_RECONCILE_BUDGET_SHARE": "0.25"})
+
+    def budgeted() -> list[Any]:
+        client = ApiClient(mirrored, dsn=pg_dsn, component="reconcile")
+        try:
+            return reconcile(tight, pg_dsn, ["users"], client=client)
+        finally:
+            client.close()
+
+    first = budgeted()[0]
+    assert first.calls == 10 and not first.complete and first.cursor is not None
+    assert q(pg_dsn, "SELECT count(*) FROM users WHERE id = %s", (early,)) == [(0,)]   # inside the window
+    assert q(pg_dsn, "SELECT count(*) FROM users WHERE id = %s", (late,)) == [(1,)]    # not reached yet
+    assert q(pg_dsn, "SELECT reconcile_cursor FROM netops.backlog_marks WHERE resource = 'users'") == \
+        [(first.cursor,)]
+    again = budgeted()[0]
+    assert again.calls == 0                           # the hour's share is spent
+    rest = reconcile(mirrored, pg_dsn, ["users"])[0]  # a larger budget resumes at the cursor
+    assert rest.started_after_id == first.cursor and rest.complete
+    assert rest.calls == 21 - 10
+    assert q(pg_dsn, "SELECT count(*) FROM users WHERE id = %s", (late,)) == [(0,)]
+    fin = q(pg_dsn, "SELECT reconcile_cursor, reconcile_finished_at FROM netops.backlog_marks "
+                    "WHERE resource = 'users'")[0]
+    assert fin[0] is None and fin[1] <= datetime.now(timezone.utc)
+
+
+def test_a_detector_failing_mid_window_leaves_the_mark_and_a_rerun_queues_each_row_once(
+        sim: SimServer, mirrored: Settings, pg_dsn: str, settings_factory: Any, env: dict[str, str]) -> None:
+    flaky = settings_factory(**{**{k: v for k, v in env.items() if k != "NETOPS_CONFIG"},
+                                "NETOPS_MAX_ATTEMPTS": "1"})
+    sim.add_fault("500@/v2/cursus/:id/users,after=2")      # pages 1-2 answer, page 3 fails
+    results = {r.resource: r for r in detect(flaky, pg_dsn)}
+    assert results["users"].error and "500" in results["users"].error
+    assert all(results[r].error is None for r in ("projects_users", "achievements_users", "coalitions_users"))
+    marks = dict(q(pg_dsn, "SELECT resource, high_water FROM netops.backlog_marks"))
+    assert marks.get("users") is None and marks["coalitions_users"] is not None
+    assert q(pg_dsn, "SELECT count(*) FROM netops.backlog_items WHERE resource = 'users'") == [(200,)]
+
+    sim.clear_faults()
+    detect(flaky, pg_dsn, ["users"])
+    n = len(sim.data.tables["users"])
+    assert q(pg_dsn, "SELECT count(*), count(DISTINCT entity_id) FROM netops.backlog_items "
+                     "WHERE resource = 'users'") == [(n, n)]
+    assert q(pg_dsn, "SELECT high_water IS NOT NULL FROM netops.backlog_marks WHERE resource = 'users'") == [(True,)]
+    s = run_backlog(flaky, pg_dsn)
+    assert s.failed == 0 and s.held == 0
+    assert_live_tables_equal_simulator(sim, pg_dsn)
+
+
+def test_refused_credentials_hand_claimed_items_back_untouched(sim: SimServer, pg_dsn: str, settings_factory: Any,
+                                                               env: dict[str, str]) -> None:
+    from netops.errors import AuthError
+
+    bad = settings_factory(**{**{k: v for k, v in env.items() if k != "NETOPS_CONFIG"},
+                              "NETOPS_CLIENT_SECRET": "not-the-secret"})
+    c = psycopg2.connect(pg_dsn)
+    with c, c.cursor() as cur:
+        queue.enqueue(cur, [queue.NewItem("users", i, payload=None, reason="manual") for i in (1, 2, 3)])
+    c.close()
+    with pytest.raises(AuthError):
+        run_backlog(bad, pg_dsn)
+    assert q(pg_dsn, "SELECT state, attempts, count(*) FROM netops.backlog_items GROUP BY 1, 2") == [("pending", 0, 3)]
+
+
+def test_a_row_stamped_in_the_future_cannot_throw_the_mark_past_real_changes(sim: SimServer, mirrored: Settings,
+                                                                             pg_dsn: str) -> None:
+    uid = sorted(sim.data.tables["users"])[0]
+    sim.modify("users", uid, {"updated_at": "2031-01-01T00:00:00.000Z"}, touch=False)
+    detect_and_run(mirrored, pg_dsn)
+    mark = q(pg_dsn, "SELECT high_water FROM netops.backlog_marks WHERE resource = 'users'")[0][0]
+    assert mark <= datetime.now(timezone.utc)
+    other = sorted(sim.data.tables["users"])[1]
+    sim.modify("users", other, {"wallet": 31337})          # an ordinary change, stamped now
+    detect(mirrored, pg_dsn, ["users"])
+    run_backlog(mirrored, pg_dsn)
+    assert q(pg_dsn, "SELECT wallet FROM users WHERE id = %s", (other,)) == [(31337,)]
+
+
+def test_reconcile_refuses_to_prune_most_of_an_interval_unless_told(sim: SimServer, mirrored: Settings,
+                                                                   pg_dsn: str, settings_factory: Any,
+                                                                   env: dict[str, str]) -> None:
+    detect_and_run(mirrored, pg_dsn)
+    users = sorted(sim.data.tables["users"])
+    block = users[100:400]                  # 300 consecutive users vanish (an API having a bad day?)
+    for uid in block:
+        sim.delete("users", uid)
+    before = q(pg_dsn, "SELECT count(*) FROM users")[0][0]
+    res = reconcile(mirrored, pg_dsn, ["users"])[0]
+    assert res.error and "refusing to prune" in res.error and not res.complete
+    assert q(pg_dsn, "SELECT count(*) FROM users")[0][0] == before                  # nothing of it pruned
+    assert res.cursor is not None and res.cursor < block[0]                          # resumes before the gap
+    sure = settings_factory(**{**{k: v for k, v in env.items() if k != "NETOPS_CONFIG"},
+                               "NETOPS_MAX_PRUNE_RATIO": "1"})
+    res = reconcile(sure, pg_dsn, ["users"])[0]
+    assert res.error is None and res.complete and res.deleted == len(block)
+    assert q(pg_dsn, "SELECT count(*) FROM users")[0][0] == before - len(block)

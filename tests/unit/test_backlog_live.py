@@ -1,0 +1,86 @@
+"""Phase 09 pure logic: API object -> row mapping, validation, durations."""
+
+from __future__ import annotations
+
+import json
+
+import click
+import pytest
+
+from netops.cli.backlog import parse_duration
+from netops.pipeline import live
+from netops.pipeline.detect import iso
+from netops.pipeline.live import PayloadError
+
+
+def test_users_row_maps_question_mark_booleans_nested_image_and_ignores_extras() -> None:
+    obj = {"id": 61234, "login": "jdoe", "active?": True, "alumni?": False, "staff?": False,
+           "image": {"link": "https://cdn/x.jpg", "versions": {"small": "s"}}, "wallet": 12,
+           "updated_at": "2025-12-11T11:57:56.597Z", "created_at": "2028-12-11T00:00:00.000+01:00",
+           "brand_new_field": {"whatever": 1}}
+    row = dict(zip(live.USERS.columns, live.USERS.to_row(obj), strict=True))
+    assert row["id"] == 61234 and row["login"] == "jdoe"
+    assert row["active"] is True and row["alumni"] is False and row["staff"] is False
+    assert row["image_url"] == "https://cdn/x.jpg"
+    assert row["created_at"] == "2028-12-11T00:00:00.000+01:00"  # offset kept for PostgreSQL
+    assert row["location"] is None  # missing field -> NULL
+    assert len(row) == len(live.USERS.columns)
+
+
+def test_projects_users_take_ids_from_nested_objects_and_keep_cursus_ids_as_json() -> None:
+    obj = {"id": "2000001", "project": {"id": 1314, "name": "Libft"}, "user": {"id": 60001, "login": "a"},
+           "cursus_ids": [21], "validated?": True, "status": "in_progress", "final_mark": None}
+    row = dict(zip(live.PROJECTS_USERS.columns, live.PROJECTS_USERS.to_row(obj), strict=True))
+    assert row["id"] == 2000001 and row["project_id"] == 1314 and row["user_id"] == 60001
+    assert json.loads(row["cursus_ids"]) == [21]
+    assert row["validated"] is True and row["status"] == "in_progress"  # both stored as given
+
+
+def test_flat_parent_ids_work_for_achievements_and_coalitions_users() -> None:
+    a = live.ACHIEVEMENTS_USERS.to_row({"id": 9000001, "achievement_id": 5, "user_id": 60001, "login": "x"})
+    c = live.COALITIONS_USERS.to_row({"id": 300001, "coalition_id": 7, "user_id": 60001, "score": 10, "rank": 3})
+    assert a[:3] == (9000001, 5, 60001)
+    assert c[:5] == (300001, 7, 60001, 10, 3)
+
+
+@pytest.mark.parametrize("obj, message", [
+    ({"login": "noid"}, "without a usable id"),
+    ({"id": "abc"}, "non-integer id"),
+    ({"id": True}, "without a usable id"),
+    ([1, 2], "expected a JSON object"),
+    ({"id": 1, "wallet": "lots"}, "wallet"),
+    ({"id": 1, "updated_at": "yesterday"}, "updated_at"),
+])
+def test_bad_objects_raise_payload_error_naming_the_problem(obj: object, message: str) -> None:
+    with pytest.raises(PayloadError, match=message):
+        live.USERS.to_row(obj)
+
+
+def test_child_without_parent_id_is_rejected() -> None:
+    with pytest.raises(PayloadError, match="user_id is missing"):
+        live.COALITIONS_USERS.to_row({"id": 1, "coalition_id": 2})
+
+
+def test_resolve_orders_parents_first_and_rejects_unknown_names() -> None:
+    names = [r.name for r in live.resolve(["coalitions_users", "users"])]
+    assert names == ["users", "coalitions_users"]
+    assert [r.name for r in live.resolve(["project_users"])] == ["projects_users"]  # table name works too
+    with pytest.raises(ValueError, match="unknown live resource"):
+        live.resolve(["students"])
+
+
+def test_parse_ts_and_iso_round_trip_in_utc() -> None:
+    dt = live.parse_ts("2028-12-11T00:00:00.000+01:00")
+    assert iso(dt) == "2028-12-10T23:00:00.000Z"
+    assert iso(live.parse_ts("2025-12-11T11:57:56.597Z")) == "2025-12-11T11:57:56.597Z"
+
+
+@pytest.mark.parametrize("text, seconds", [("7d", 604800), ("12h", 43200), ("30m", 1800), ("90s", 90),
+                                           ("45", 45), ("1w", 604800)])
+def test_parse_duration(text: str, seconds: float) -> None:
+    assert parse_duration(text) == seconds
+
+
+def test_parse_duration_rejects_garbage() -> None:
+    with pytest.raises(click.BadParameter):
+        parse_duration("a week")
