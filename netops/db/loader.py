@@ -217,5 +217,6 @@ def delete_keys(cur: Any, table: Table, keys: Iterable[Sequence[Any]]) -> int:
     stmt = sql.SQL("DELETE FROM {t} t USING (VALUES %s) AS k ({pk}) WHERE {m}").format(
         t=sql.Identifier(table.name), pk=sql.SQL(", ").join(map(sql.Identifier, table.pk)), m=match
     )
-    execute_values(cur, stmt.as_string(cur), keys)
+    # one statement for all keys: rowcount of a paged execute_values would only count the last page
+    execute_values(cur, stmt.as_string(cur), keys, page_size=len(keys))
     return cur.rowcount

@@ -80,3 +80,6 @@ def test_delete_keys(pg_dsn: str) -> None:
     with psycopg2.connect(pg_dsn) as conn, conn.cursor() as cur:
         assert delete_keys(cur, CAMPUSES, [(1,), (3,), (7,)]) == 2
     assert _rows(pg_dsn, "SELECT id FROM campuses") == [(2,)]
+    _load(pg_dsn, CAMPUSES, [(i, f"c{i}", True) for i in range(1, 251)])
+    with psycopg2.connect(pg_dsn) as conn, conn.cursor() as cur:
+        assert delete_keys(cur, CAMPUSES, [(i,) for i in range(1, 241)]) == 240  # more than one page
