@@ -14,6 +14,7 @@ import click
 
 from netops.cli.common import echo_json, pass_settings
 from netops.config import Settings
+from netops.db import SEARCH_PATH
 from netops.errors import NetopsError
 
 
@@ -208,7 +209,8 @@ def check(settings: Settings, as_json: bool, strict: bool, deep: bool) -> None:
     from netops.db.quality import render_text, run_checks
 
     try:
-        conn = psycopg2.connect(_dsn(settings), connect_timeout=5, application_name="netops-check")
+        conn = psycopg2.connect(_dsn(settings), connect_timeout=5, application_name="netops-check",
+                                options=SEARCH_PATH)
     except psycopg2.OperationalError as exc:
         first = (str(exc).strip().splitlines() or ["no answer"])[0]
         raise CannotCheck(f"cannot connect to PostgreSQL ({first}); run `netops db up` or fix NETOPS_DSN") from None

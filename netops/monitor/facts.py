@@ -23,6 +23,7 @@ import psycopg2
 import psycopg2.extensions
 
 from netops.config import Settings
+from netops.db import SEARCH_PATH
 
 # The eight stable phases in FK order (design.md). Phases seen in sync_runs but not listed here
 # (a renamed or added phase) are still reported, after these.
@@ -65,7 +66,8 @@ def monitor_dsn(settings: Settings) -> str:
 @contextmanager
 def connect_monitor(dsn: str, timeout_s: int = 3) -> Iterator[psycopg2.extensions.connection]:
     """A short-timeout, autocommit connection: views never hold locks or long transactions."""
-    conn = psycopg2.connect(dsn, connect_timeout=timeout_s, application_name="netops-monitor")
+    conn = psycopg2.connect(dsn, connect_timeout=timeout_s, application_name="netops-monitor",
+                            options=SEARCH_PATH)
     try:
         conn.autocommit = True
         with conn.cursor() as cur:

@@ -66,3 +66,18 @@ def test_stable_fks_cascade(pg_dsn: str) -> None:
         cur.execute("DELETE FROM projects WHERE id = 10")
         cur.execute("SELECT (SELECT count(*) FROM campus_projects), (SELECT count(*) FROM project_sessions)")
         assert cur.fetchone() == (0, 0)
+
+
+def test_mirror_lands_in_public_even_for_a_role_named_netops(pg_server: LocalPostgres, fresh_db: str,
+                                                             tmp_path: Path) -> None:
+    """PostgreSQL's default search_path starts with "$user": for a role called `netops` the
+    tables would otherwise be created in the bookkeeping schema `netops`."""
+    with psycopg2.connect(fresh_db) as conn, conn.cursor() as cur:
+        cur.execute("DO $$ BEGIN CREATE ROLE netops LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$")
+        dbname = conn.get_dsn_parameters()["dbname"]
+        cur.execute(f'ALTER DATABASE "{dbname}" OWNER TO netops')
+    as_netops = fresh_db.replace("postgresql://postgres@", "postgresql://netops@")
+    migrate(as_netops, tmp_path)
+    with psycopg2.connect(fresh_db) as conn, conn.cursor() as cur:
+        cur.execute("SELECT table_schema FROM information_schema.tables WHERE table_name = 'campuses'")
+        assert cur.fetchall() == [("public",)]
