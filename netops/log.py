@@ -91,6 +91,41 @@ def component_path(log_dir: Path, component: str) -> Path:
     return Path(log_dir) / name
 
 
+class _FileSink:
+    """Appends each log line to one file and flushes it at once.
+
+    Why not loguru's own file sink: when the disk is full (or a file-size limit is hit) its
+    error carries no file name, so the CLI could only show a traceback, and its buffered data
+    fails once more in an atexit hook. Here a failed write closes the file quietly (nothing is
+    left buffered to fail again) and raises an OSError that names the log file — the CLI turns
+    that into one line, `File too large on <log file>: check the path and free space`. The sync
+    stops there: a phase either committed before it or rolls back with it.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._fh: Any = None
+
+    def __call__(self, message: str) -> None:
+        try:
+            if self._fh is None:
+                self._fh = self.path.open("a", encoding="utf-8")
+            self._fh.write(message)
+            self._fh.flush()
+        except OSError as exc:
+            self._discard()
+            raise OSError(exc.errno, exc.strerror, str(self.path)) from None
+
+    def _discard(self) -> None:
+        fh, self._fh = self._fh, None
+        if fh is not None:
+            with contextlib.suppress(OSError):
+                fh.close()
+            # close() could not flush: drop the buffer so interpreter exit does not retry it
+            with contextlib.suppress(Exception):
+                fh.buffer.raw.close()
+
+
 def get_logger(component: str, log_dir: Path | str) -> Any:
     """A loguru logger bound to `component` whose lines go to that component's file.
 
@@ -104,13 +139,12 @@ def get_logger(component: str, log_dir: Path | str) -> Any:
             log_dir.mkdir(parents=True, exist_ok=True)
             path = component_path(log_dir, component)
             _sinks[key] = logger.add(
-                path,
+                _FileSink(path),
                 level="DEBUG",
                 format=LINE_FORMAT,
                 filter=lambda r, c=component: r["extra"].get("component") == c,
                 enqueue=False,
                 catch=False,
-                encoding="utf-8",
             )
     return logger.bind(component=component)
 

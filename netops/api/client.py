@@ -24,7 +24,7 @@ import random
 import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
@@ -234,8 +234,16 @@ class ApiClient:
             return self.calls
 
     # -- one logical call -------------------------------------------------------------------
-    def request(self, path: str, params: dict[str, Any] | None = None) -> requests.Response:
-        """GET `path` with retries; returns the successful response (JSON already validated)."""
+    def request(self, path: str, params: dict[str, Any] | None = None,
+                validate: Validator | None = None) -> requests.Response:
+        """GET `path` with retries; returns the successful response (JSON already validated).
+
+        `validate(data)` may return a problem string for a 200 whose JSON is unusable (a page
+        with a row without an id, say): that answer is treated like a garbled body — recorded
+        with the problem, retried with backoff, and named in the error if it never comes right.
+        A real API glitches like that transiently; storing such a page would make the prune
+        step delete the row whose id was lost.
+        """
         url = f"{self.settings.api_url}{path}"
         endpoint = endpoint_template(path)
         attempt = 0
@@ -258,6 +266,8 @@ class ApiClient:
                 status = resp.status_code
             except requests.Timeout:
                 error = f"timeout after {self.settings.http_timeout:g}s"
+            except requests.exceptions.ChunkedEncodingError:
+                error = "answer cut short (connection closed mid-body)"
             except requests.ConnectionError as exc:
                 error = "connection reset" if "reset" in str(exc).lower() or "aborted" in str(exc).lower() \
                     else "connection failed"
@@ -278,6 +288,14 @@ class ApiClient:
                     body_ok = False
                     ctype = resp.headers.get("Content-Type", "?").split(";")[0]
                     error = f"HTTP 200 with a body that is not JSON ({ctype})"
+                except requests.RequestException:  # the body broke off while being read
+                    body_ok = False
+                    error = "answer cut short (connection closed mid-body)"
+                if body_ok and validate is not None:
+                    problem = validate(resp._netops_json)  # type: ignore[attr-defined]
+                    if problem:
+                        body_ok = False
+                        error = f"HTTP 200 with {problem}"
             self._count()
             self.recorder.add(CallRecord(started, self.component, "GET", endpoint, status, duration, attempt,
                                          sec_rem, hour_rem, error))
@@ -327,8 +345,9 @@ class ApiClient:
                              f"in {backoff:.1f}s")
             time.sleep(backoff)
 
-    def get_json(self, path: str, params: dict[str, Any] | None = None) -> Any:
-        resp = self.request(path, params)
+    def get_json(self, path: str, params: dict[str, Any] | None = None,
+                 validate: Validator | None = None) -> Any:
+        resp = self.request(path, params, validate)
         return resp._netops_json  # type: ignore[attr-defined]
 
     # -- paging -----------------------------------------------------------------------------
@@ -337,46 +356,108 @@ class ApiClient:
         """Yield each page's list of objects. Order of pages after the first is not guaranteed.
 
         `on_info(PageInfo)` is called after the first page (progress bars, bookkeeping).
+
+        Rows can shift between pages while we page (42-api.md): a row deleted before our
+        cursor moves every later row one place up, and the row at the next page boundary is
+        never served; an insert serves one row twice. Page numbers cannot see that, so each
+        pass over the listing is checked against its own first page's `X-Total`: fewer distinct
+        ids than announced and the listing is read again (up to
+        `_MAX_LISTING_PASSES` passes). Rows already yielded stay yielded — the loader upserts on
+        the primary key, so the union of the passes is the full set (a row deleted meanwhile
+        survives until the next sync, which is better than losing a live one). A listing that
+        stays short with duplicates is a failure (`ApiError`); one that stays short without
+        any, ending on a short last page each time with the same ids, means `X-Total` lies and
+        is accepted with a warning. A final page that still advertises `rel="next"` is
+        followed, so an `X-Total` that says too little cannot cut the listing short either.
         """
         base = dict(params or {})
+        endpoint = endpoint_template(path)
+        seen: set[Any] = set()
+        last: _PassResult | None = None
+        for pass_no in range(1, _MAX_LISTING_PASSES + 1):
+            result = _PassResult()
+            for page in self._one_pass(path, base, on_info if pass_no == 1 else None, result):
+                fresh = [o for o in page if _row_id(o) not in seen] if pass_no > 1 else page
+                seen.update(_row_id(o) for o in page)
+                if fresh:
+                    yield fresh
+            last = result
+            # every row X-Total announced has been served (an id served twice only means a row
+            # was inserted before the cursor: the newcomer is caught by the next sync)
+            if result.total is None or len(seen) >= result.total:
+                return
+            self.log.warning(
+                f"{endpoint}: listing pass {pass_no} inconsistent (X-Total {result.total}, "
+                f"{result.distinct} distinct ids, {result.dupes} served twice; {len(seen)} ids so far): "
+                "rows shifted while paging or X-Total is off — reading the listing again"
+            )
+        assert last is not None and last.total is not None
+        if last.dupes == 0 and last.distinct == len(seen):
+            self.log.warning(
+                f"{endpoint}: X-Total says {last.total} but {_MAX_LISTING_PASSES} full passes each "
+                f"ended after the same {len(seen)} rows; keeping them (the API's X-Total is off)"
+            )
+            return
+        raise ApiError(
+            f"GET {endpoint}: rows kept shifting while paging ({len(seen)} distinct rows of "
+            f"X-Total {last.total} after {_MAX_LISTING_PASSES} passes); retry later",
+            endpoint=endpoint,
+        )
+
+    def _one_pass(self, path: str, base: dict[str, Any], on_info: Any,
+                  result: _PassResult) -> Iterator[list[dict[str, Any]]]:
+        """One read of a listing, page 1 first, then the rest concurrently; fills `result`."""
         size = self.settings.page_size
-        first = self.request(path, {**base, "page[size]": size, "page[number]": 1})
-        items = _as_list(first._netops_json, path)  # type: ignore[attr-defined]
+        first = self.request(path, {**base, "page[size]": size, "page[number]": 1}, _page_problem)
+        items = first._netops_json  # type: ignore[attr-defined]
         per_page = _int_header(first.headers, "X-Per-Page") or size
         total = _int_header(first.headers, "X-Total")
         pages = math.ceil(total / per_page) if total is not None and per_page > 0 else None
+        result.total = total
         if on_info:
             on_info(PageInfo(total, per_page, pages))
+        result.add(items)
         yield items
-        if pages is not None:
-            yield from self._fetch_pages(path, base, per_page, range(2, pages + 1))
-            return
-        # No X-Total: follow Link rel=next; with no Link header either, stop on a short page.
         number, resp = 1, first
+        if pages is not None:
+            for n, page_resp in self._fetch_pages(path, base, per_page, range(2, pages + 1)):
+                page = page_resp._netops_json  # type: ignore[attr-defined]
+                if n == pages:
+                    number, resp, items = n, page_resp, page
+                result.add(page)
+                yield page
+            if number != max(pages, 1) or not items or "next" not in resp.links:
+                return  # the normal case: the page X-Total called last says it is the last
+        # No X-Total (or a last page that still links on): follow Link rel=next; with no Link
+        # header either, stop on a short page. A page that brings no new id ends it too, so a
+        # server that serves the same page forever cannot keep us here.
         while items:
             more = ("next" in resp.links) if resp.headers.get("Link") else len(items) >= per_page
             if not more:
                 break
             number += 1
-            resp = self.request(path, {**base, "page[size]": per_page, "page[number]": number})
-            items = _as_list(resp._netops_json, path)  # type: ignore[attr-defined]
-            if items:
-                yield items
+            resp = self.request(path, {**base, "page[size]": per_page, "page[number]": number}, _page_problem)
+            items = resp._netops_json  # type: ignore[attr-defined]
+            if not result.add(items):
+                break
+            yield items
 
     def _fetch_pages(self, path: str, base: dict[str, Any], per_page: int,
-                     numbers: range) -> Iterator[list[dict[str, Any]]]:
+                     numbers: range) -> Iterator[tuple[int, requests.Response]]:
         if len(numbers) == 0:
             return
         workers = max(1, min(self.settings.max_concurrency, len(numbers)))
         todo = iter(numbers)
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="netops-page") as pool:
-            running: set[Future[Any]] = set()
+            running: dict[Future[Any], int] = {}
 
             def submit_next() -> bool:
                 n = next(todo, None)
                 if n is None:
                     return False
-                running.add(pool.submit(self.get_json, path, {**base, "page[size]": per_page, "page[number]": n}))
+                fut = pool.submit(self.request, path, {**base, "page[size]": per_page, "page[number]": n},
+                                  _page_problem)
+                running[fut] = n
                 return True
 
             for _ in range(workers):
@@ -385,23 +466,78 @@ class ApiClient:
                 while running:
                     done, _ = wait(running, return_when=FIRST_COMPLETED)
                     for fut in done:
-                        running.discard(fut)
-                        page = _as_list(fut.result(), path)
+                        n = running.pop(fut)
+                        resp = fut.result()
                         submit_next()
-                        yield page
+                        yield n, resp
             finally:
                 for fut in running:
                     fut.cancel()
 
 
-def _as_list(data: Any, path: str) -> list[dict[str, Any]]:
+Validator = Callable[[Any], "str | None"]
+_MAX_LISTING_PASSES = 3
+
+
+@dataclass
+class _PassResult:
+    """What one pass over a listing saw: its X-Total, distinct ids, ids served twice."""
+
+    total: int | None = None
+    ids: set[Any] = field(default_factory=set)
+    dupes: int = 0
+
+    @property
+    def distinct(self) -> int:
+        return len(self.ids)
+
+    def add(self, page: list[dict[str, Any]]) -> int:
+        """Record a page; returns how many of its ids were new in this pass."""
+        new = 0
+        for obj in page:
+            rid = _row_id(obj)
+            if rid in self.ids:
+                self.dupes += 1
+            else:
+                self.ids.add(rid)
+                new += 1
+        return new
+
+
+def _row_id(obj: dict[str, Any]) -> Any:
+    return int(obj["id"])  # _page_problem guarantees an integer-like id
+
+
+def _id_problem(obj: Any) -> str | None:
+    if not isinstance(obj, dict):
+        return f"a row that is a JSON {type(obj).__name__}, not an object"
+    rid = obj.get("id")
+    if rid is None:
+        return "a row without an id"
+    if isinstance(rid, bool) or not (isinstance(rid, int) or (isinstance(rid, str) and rid.isdigit())):
+        return f"a row whose id {rid!r:.30} is not an integer"
+    return None
+
+
+def _page_problem(data: Any) -> str | None:
+    """Why a page of an index cannot be used as it is, or None (see ApiClient.request)."""
     if not isinstance(data, list):
-        raise ApiError(
-            f"GET {endpoint_template(path)}: expected a JSON list, got {type(data).__name__}; "
-            "the API's answer changed shape — check the endpoint",
-            endpoint=endpoint_template(path),
-        )
-    return data
+        return f"a JSON {type(data).__name__} where a list of rows was expected"
+    ids: set[int] = set()
+    for obj in data:
+        problem = _id_problem(obj)
+        if problem:
+            return problem
+        rid = int(obj["id"])
+        if rid in ids:
+            return f"id {rid} twice in one page"
+        ids.add(rid)
+    return None
+
+
+def object_problem(data: Any) -> str | None:
+    """Validator for a single-object endpoint (`/v2/cursus/21`): an object with an integer id."""
+    return _id_problem(data)
 
 
 def _reason(resp: requests.Response | None) -> str:

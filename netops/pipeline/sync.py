@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from netops.api.client import ApiClient, PageInfo, endpoint_template
+from netops.api.client import ApiClient, PageInfo, endpoint_template, object_problem
 from netops.config import Settings
 from netops.db import connect
 from netops.db.loader import ApplyResult, apply, stage
@@ -90,6 +90,25 @@ class _Bookkeeping:
         self.conn = connect(dsn, autocommit=True, application_name="netops-bookkeeping")
         self.run_id = run_id
         self._last_progress = 0.0
+
+    def close_orphans(self) -> int:
+        """Mark `running` rows of earlier syncs as failed; returns how many.
+
+        Called only while holding the sync advisory lock, so no other sync is running: any
+        `running` row belongs to a process that was killed (or a box that lost power) before it
+        could finish it. Left alone, such a row would show a sync "running" forever on the
+        status page and dashboard. Its table is unaffected: the dead phase's transaction never
+        committed.
+        """
+        with self.conn.cursor() as cur:
+            cur.execute(
+                "UPDATE netops.sync_runs SET status = 'failed', finished_at = now(), "
+                "error = 'interrupted: the sync process stopped before this phase finished "
+                "(killed, crashed or the box went down); its table was left unchanged' "
+                "WHERE status = 'running' AND run_id <> %s",
+                (self.run_id,),
+            )
+            return cur.rowcount
 
     def start(self, phase: Phase) -> int:
         with self.conn.cursor() as cur:
@@ -164,7 +183,7 @@ class StableSync:
         if kind == "single":
             path = phase.source[1]
             fetch.info(PageInfo(1, 1, 1))
-            obj = client.get_json(path)
+            obj = client.get_json(path, validate=object_problem)
             fetch.page(1)
             yield phase.row(obj, endpoint_template(path))
         elif kind == "paged":
@@ -230,6 +249,9 @@ class StableSync:
             raise SyncBusy("another `netops sync` is running on this database; wait for it to finish "
                            "(see `netops status`) — this run did nothing")
         books = _Bookkeeping(dsn, run_id)
+        orphans = books.close_orphans()
+        if orphans:
+            self.log.warning(f"Marked {orphans} phase run(s) left 'running' by a sync that died as failed")
         client = ApiClient(self.settings, dsn=dsn, component="stable")
         stamp = datetime.now(timezone.utc).strftime("%H:%M:%S")
         self.log.info(f"[{stamp}] Starting stable sync of {len(phases)} phases (run {run_id[:8]})")
