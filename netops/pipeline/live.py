@@ -14,16 +14,15 @@ stable parent is missing is held with backoff until the stable sync brings it (s
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Any
 
 from netops.config import Settings
 from netops.db.loader import Table
+from netops.pipeline.mapping import CONVERTERS, Getter, key, parse_ts
 
-Getter = Callable[[Mapping[str, Any]], Any]
+__all__ = ["BY_NAME", "LiveResource", "Parent", "PayloadError", "entity_id", "parse_ts", "resolve"]
 
 
 class PayloadError(ValueError):
@@ -85,7 +84,7 @@ class LiveResource:
         for column, get, kind in self.spec:
             raw = get(obj)
             try:
-                row.append(_CONVERT[kind](raw))
+                row.append(CONVERTERS[kind](raw))
             except (ValueError, TypeError):
                 raise PayloadError(
                     f"{self.name} {ident}: field {column} = {raw!r} is not a valid {kind}"
@@ -128,76 +127,8 @@ def _image_url(o: Mapping[str, Any]) -> Any:
     return o.get("image_url")
 
 
-def _key(*names: str) -> Getter:
-    """First present key among `names` (booleans come as `active?`, sometimes without the `?`)."""
-
-    def get(o: Mapping[str, Any]) -> Any:
-        for n in names:
-            if n in o:
-                return o[n]
-        return None
-
-    return get
-
-
-# --- converters: each returns the value for COPY or raises ValueError --------------------------
-
-def _int(v: Any) -> int | None:
-    if v is None:
-        return None
-    if isinstance(v, bool):
-        raise ValueError
-    if isinstance(v, int):
-        return v
-    if isinstance(v, float) and v.is_integer():
-        return int(v)
-    if isinstance(v, str) and v.strip().lstrip("-").isdigit():
-        return int(v)
-    raise ValueError
-
-
-def _bool(v: Any) -> bool | None:
-    if v is None or isinstance(v, bool):
-        return v
-    if isinstance(v, str) and v.lower() in ("true", "false"):
-        return v.lower() == "true"
-    raise ValueError
-
-
-def _ts(v: Any) -> str | None:
-    if v is None:
-        return None
-    if not isinstance(v, str):
-        raise ValueError
-    parse_ts(v)  # validates; PostgreSQL parses the original text (offsets kept)
-    return v
-
-
-def _text(v: Any) -> str | None:
-    if v is None:
-        return None
-    if isinstance(v, (dict, list)):
-        return json.dumps(v, separators=(",", ":"))
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    return str(v)
-
-
-def _jsonb(v: Any) -> str | None:
-    return None if v is None else json.dumps(v, separators=(",", ":"))
-
-
-def parse_ts(value: str) -> datetime:
-    """ISO 8601 as the API sends it (`...597Z` or `...+01:00`) -> aware datetime."""
-    dt = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
-
-
-_CONVERT: dict[str, Callable[[Any], Any]] = {"int": _int, "bool": _bool, "ts": _ts, "text": _text, "json": _jsonb}
-
-
 def _spec(*cols: tuple[str, Getter | str, str]) -> tuple[tuple[str, Getter, str], ...]:
-    return tuple((name, _key(src) if isinstance(src, str) else src, kind) for name, src, kind in cols)
+    return tuple((name, key(src) if isinstance(src, str) else src, kind) for name, src, kind in cols)
 
 
 USERS = LiveResource(
@@ -207,8 +138,8 @@ USERS = LiveResource(
         ("first_name", "first_name", "text"), ("last_name", "last_name", "text"),
         ("usual_full_name", "usual_full_name", "text"), ("displayname", "displayname", "text"),
         ("kind", "kind", "text"), ("phone", "phone", "text"), ("url", "url", "text"),
-        ("image_url", _image_url, "text"), ("active", _key("active?", "active"), "bool"),
-        ("alumni", _key("alumni?", "alumni"), "bool"), ("staff", _key("staff?", "staff"), "bool"),
+        ("image_url", _image_url, "text"), ("active", key("active?", "active"), "bool"),
+        ("alumni", key("alumni?", "alumni"), "bool"), ("staff", key("staff?", "staff"), "bool"),
         ("pool_month", "pool_month", "text"), ("pool_year", "pool_year", "text"),
         ("location", "location", "text"), ("wallet", "wallet", "int"),
         ("correction_point", "correction_point", "int"), ("alumnized_at", "alumnized_at", "ts"),
@@ -222,7 +153,7 @@ PROJECTS_USERS = LiveResource(
         ("id", "id", "int"), ("project_id", _nested_id("project", "project_id"), "int"),
         ("user_id", _nested_id("user", "user_id"), "int"), ("cursus_ids", "cursus_ids", "json"),
         ("status", "status", "text"), ("final_mark", "final_mark", "int"),
-        ("validated", _key("validated?", "validated"), "bool"), ("occurrence", "occurrence", "int"),
+        ("validated", key("validated?", "validated"), "bool"), ("occurrence", "occurrence", "int"),
         ("marked", "marked", "bool"), ("marked_at", "marked_at", "ts"),
         ("retriable_at", "retriable_at", "ts"), ("created_at", "created_at", "ts"),
         ("updated_at", "updated_at", "ts"),

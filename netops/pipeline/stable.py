@@ -11,95 +11,15 @@ old state rather than storing garbage).
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from netops.db.loader import Table
-
-Getter = Callable[[dict[str, Any]], Any]
+from netops.pipeline.mapping import CONVERTERS, Getter, key, name_of, nested
 
 
 class MappingError(ValueError):
     """An API value does not fit its column; the message names the field and the value."""
-
-
-def _to_int(v: Any) -> int | None:
-    if v is None:
-        return None
-    if isinstance(v, bool):
-        raise ValueError
-    if isinstance(v, int):
-        return v
-    if isinstance(v, float) and v.is_integer():
-        return int(v)
-    if isinstance(v, str) and v.strip().lstrip("-").isdigit():
-        return int(v)
-    raise ValueError
-
-
-def _to_bool(v: Any) -> bool | None:
-    if v is None or isinstance(v, bool):
-        return v
-    if isinstance(v, str) and v.lower() in ("true", "false"):
-        return v.lower() == "true"
-    raise ValueError
-
-
-def _to_ts(v: Any) -> str | None:
-    if v is None:
-        return None
-    if not isinstance(v, str):
-        raise ValueError
-    datetime.fromisoformat(v.replace("Z", "+00:00"))  # validates; Postgres parses the original
-    return v
-
-
-def _to_text(v: Any) -> str | None:
-    if v is None:
-        return None
-    if isinstance(v, (dict, list)):
-        return json.dumps(v, separators=(",", ":"))
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    return str(v)
-
-
-CONVERTERS: dict[str, Callable[[Any], Any]] = {"int": _to_int, "bool": _to_bool, "ts": _to_ts, "text": _to_text}
-
-
-def key(*names: str) -> Getter:
-    """First present key among `names` (the API spells some booleans with and without `?`)."""
-
-    def get(obj: dict[str, Any]) -> Any:
-        for n in names:
-            if n in obj:
-                return obj[n]
-        return None
-
-    return get
-
-
-def nested(outer: str, inner: str) -> Getter:
-    """`obj[outer][inner]` when obj[outer] is an object, else None (e.g. parent.id)."""
-
-    def get(obj: dict[str, Any]) -> Any:
-        value = obj.get(outer)
-        return value.get(inner) if isinstance(value, dict) else None
-
-    return get
-
-
-def name_of(field: str) -> Getter:
-    """An object's `name` or the value itself (achievements' `title` is an object or null)."""
-
-    def get(obj: dict[str, Any]) -> Any:
-        value = obj.get(field)
-        return value.get("name") if isinstance(value, dict) else value
-
-    return get
 
 
 Column = tuple[str, Getter, str]

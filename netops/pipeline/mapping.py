@@ -1,0 +1,104 @@
+"""JSON -> row mapping shared by the stable phases and the live resources.
+
+The API's payload quirks (42-api.md) are handled once, here: booleans spelled with or without a
+trailing `?`, ids nested in objects, timestamps with `Z` or an offset. Converters return the
+value for COPY or raise ValueError; the caller names the resource, row and field in its error.
+Unknown extra fields are simply never read; a missing field is None (NULL).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from datetime import datetime, timezone
+from typing import Any
+
+Getter = Callable[[Mapping[str, Any]], Any]
+
+
+def key(*names: str) -> Getter:
+    """First present key among `names` (the API spells some booleans with and without `?`)."""
+
+    def get(obj: Mapping[str, Any]) -> Any:
+        for n in names:
+            if n in obj:
+                return obj[n]
+        return None
+
+    return get
+
+
+def nested(outer: str, inner: str) -> Getter:
+    """`obj[outer][inner]` when obj[outer] is an object, else None (e.g. parent.id)."""
+
+    def get(obj: Mapping[str, Any]) -> Any:
+        value = obj.get(outer)
+        return value.get(inner) if isinstance(value, Mapping) else None
+
+    return get
+
+
+def name_of(field: str) -> Getter:
+    """An object's `name` or the value itself (achievements' `title` is an object or null)."""
+
+    def get(obj: Mapping[str, Any]) -> Any:
+        value = obj.get(field)
+        return value.get("name") if isinstance(value, Mapping) else value
+
+    return get
+
+
+def parse_ts(value: str) -> datetime:
+    """ISO 8601 as the API sends it (`...597Z` or `...+01:00`) -> aware datetime."""
+    dt = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+
+
+def to_int(v: Any) -> int | None:
+    if v is None:
+        return None
+    if isinstance(v, bool):
+        raise ValueError
+    if isinstance(v, int):
+        return v
+    if isinstance(v, float) and v.is_integer():
+        return int(v)
+    if isinstance(v, str) and v.strip().lstrip("-").isdigit():
+        return int(v)
+    raise ValueError
+
+
+def to_bool(v: Any) -> bool | None:
+    if v is None or isinstance(v, bool):
+        return v
+    if isinstance(v, str) and v.lower() in ("true", "false"):
+        return v.lower() == "true"
+    raise ValueError
+
+
+def to_ts(v: Any) -> str | None:
+    if v is None:
+        return None
+    if not isinstance(v, str):
+        raise ValueError
+    parse_ts(v)  # validates; PostgreSQL parses the original text (offsets kept)
+    return v
+
+
+def to_text(v: Any) -> str | None:
+    if v is None:
+        return None
+    if isinstance(v, (dict, list)):
+        return json.dumps(v, separators=(",", ":"))
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return str(v)
+
+
+def to_json(v: Any) -> str | None:
+    return None if v is None else json.dumps(v, separators=(",", ":"))
+
+
+CONVERTERS: dict[str, Callable[[Any], Any]] = {
+    "int": to_int, "bool": to_bool, "ts": to_ts, "text": to_text, "json": to_json,
+}
