@@ -38,6 +38,8 @@ from netops.errors import ApiError, AuthError
 from netops.log import get_logger
 
 _ID_SEGMENT = re.compile(r"/\d+(?=/|$)")
+# Which component log a client's warnings (retries, 429 waits) go to, by its accounting name.
+_LOG_OF_COMPONENT = {"stable": "stable", "backlog": "backlog", "detect": "backlog", "reconcile": "backlog"}
 _MAX_429_WAITS = 10
 
 
@@ -120,17 +122,27 @@ class CallRecorder:
     dsn: str | None
     records: list[CallRecord] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _db_lock: threading.Lock = field(default_factory=threading.Lock)
     _conn: Any = None
+    _last_flush: float = field(default_factory=time.monotonic)
+
+    #: Flush at least this often, so status, alerts and other processes' hour windows see calls
+    #: while a long run is still going (not only when it ends).
+    FLUSH_EVERY_SECONDS = 5.0
+    FLUSH_EVERY_RECORDS = 50
 
     def add(self, rec: CallRecord) -> None:
         with self._lock:
             self.records.append(rec)
+            due = (len(self.records) >= self.FLUSH_EVERY_RECORDS
+                   or time.monotonic() - self._last_flush >= self.FLUSH_EVERY_SECONDS)
+        if due and self.dsn:
+            self.flush()
 
     def recent_call_times(self) -> list[float]:
         if not self.dsn:
             return []
-        conn = self._connection()
-        with conn.cursor() as cur:
+        with self._db_lock, self._connection().cursor() as cur:
             cur.execute(
                 "SELECT extract(epoch FROM at) FROM netops.api_calls "
                 "WHERE at > now() - interval '1 hour' AND status IS DISTINCT FROM 429"
@@ -142,12 +154,12 @@ class CallRecorder:
             return
         with self._lock:
             pending, self.records = self.records, []
+            self._last_flush = time.monotonic()
         if not pending:
             return
         from psycopg2.extras import execute_values
 
-        conn = self._connection()
-        with conn.cursor() as cur:
+        with self._db_lock, self._connection().cursor() as cur:
             execute_values(
                 cur,
                 "INSERT INTO netops.api_calls (at, component, method, endpoint, status, duration_ms, "
@@ -205,7 +217,7 @@ class ApiClient:
         self.calls = 0
         self._calls_lock = threading.Lock()
         self.last_rate: dict[str, int | None] = {}
-        self.log = get_logger(component if component in ("stable", "backlog") else "stable", settings.log_path)
+        self.log = get_logger(_LOG_OF_COMPONENT.get(component, "stable"), settings.log_path)
 
     # -- plumbing ---------------------------------------------------------------------------
     def _session(self) -> requests.Session:

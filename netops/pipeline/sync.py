@@ -9,6 +9,7 @@ connection: it survives a rolled-back phase and is visible to the dashboard whil
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -146,7 +147,10 @@ class _Bookkeeping:
 
 
 class _PhaseFetch:
-    """Counts pages/rows of one phase while its rows stream into COPY."""
+    """Counts pages/rows of one phase while its rows stream into COPY.
+
+    Thread-safe: phase 07 reads its per-campus lists from a thread pool.
+    """
 
     def __init__(self, on_progress: Callable[[int, int | None, int], None]) -> None:
         self.pages = 0
@@ -154,16 +158,32 @@ class _PhaseFetch:
         self.rows = 0
         self.min_calls = 0
         self._on_progress = on_progress
+        self._lock = threading.Lock()
+        self._preset_lists = 0
+
+    def expect_lists(self, n: int) -> None:
+        """`n` listings will follow (one per campus): each is at least one page, so the progress
+        bar starts with the right order of magnitude instead of growing campus by campus."""
+        with self._lock:
+            self._preset_lists = n
+            self.pages_total = (self.pages_total or 0) + n
+            self._on_progress(self.pages, self.pages_total, self.rows)
 
     def info(self, pi: PageInfo) -> None:
-        self.min_calls += pi.pages if pi.pages is not None else 1
-        self.pages_total = (self.pages_total or 0) + (pi.pages or 1)
-        self._on_progress(self.pages, self.pages_total, self.rows)
+        with self._lock:
+            pages = max(pi.pages or 0, 1)  # an empty listing still costs its first call
+            self.min_calls += pages
+            if self._preset_lists:
+                self._preset_lists -= 1
+                pages -= 1  # this listing's first page was counted by expect_lists()
+            self.pages_total = (self.pages_total or 0) + max(pages, 0)
+            self._on_progress(self.pages, self.pages_total, self.rows)
 
     def page(self, n_rows: int) -> None:
-        self.pages += 1
-        self.rows += n_rows
-        self._on_progress(self.pages, self.pages_total, self.rows)
+        with self._lock:
+            self.pages += 1
+            self.rows += n_rows
+            self._on_progress(self.pages, self.pages_total, self.rows)
 
 
 class StableSync:
@@ -213,6 +233,7 @@ class StableSync:
             fetch.page(0)
         elif kind == "per_campus":
             template = phase.source[1]
+            fetch.expect_lists(len(campus_ids))
 
             def one_campus(cid: int) -> list[dict[str, Any]]:
                 rows: list[dict[str, Any]] = []
