@@ -420,7 +420,7 @@ class ApiClient:
                   result: _PassResult) -> Iterator[list[dict[str, Any]]]:
         """One read of a listing, page 1 first, then the rest concurrently; fills `result`."""
         size = self.settings.page_size
-        first = self.request(path, {**base, "page[size]": size, "page[number]": 1}, _page_problem)
+        first = self.request(path, {**base, "page[size]": size, "page[number]": 1}, page_problem)
         items = first._netops_json  # type: ignore[attr-defined]
         per_page = _int_header(first.headers, "X-Per-Page") or size
         total = _int_header(first.headers, "X-Total")
@@ -448,7 +448,7 @@ class ApiClient:
             if not more:
                 break
             number += 1
-            resp = self.request(path, {**base, "page[size]": per_page, "page[number]": number}, _page_problem)
+            resp = self.request(path, {**base, "page[size]": per_page, "page[number]": number}, page_problem)
             items = resp._netops_json  # type: ignore[attr-defined]
             if not result.add(items):
                 break
@@ -468,7 +468,7 @@ class ApiClient:
                 if n is None:
                     return False
                 fut = pool.submit(self.request, path, {**base, "page[size]": per_page, "page[number]": n},
-                                  _page_problem)
+                                  page_problem)
                 running[fut] = n
                 return True
 
@@ -517,7 +517,7 @@ class _PassResult:
 
 
 def _row_id(obj: dict[str, Any]) -> Any:
-    return int(obj["id"])  # _page_problem guarantees an integer-like id
+    return int(obj["id"])  # page_problem guarantees an integer-like id
 
 
 def _id_problem(obj: Any) -> str | None:
@@ -531,7 +531,7 @@ def _id_problem(obj: Any) -> str | None:
     return None
 
 
-def _page_problem(data: Any) -> str | None:
+def page_problem(data: Any) -> str | None:
     """Why a page of an index cannot be used as it is, or None (see ApiClient.request)."""
     if not isinstance(data, list):
         return f"a JSON {type(data).__name__} where a list of rows was expected"

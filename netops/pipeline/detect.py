@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from netops.api.client import page_problem
 from netops.config import Settings
 from netops.db import connect
 from netops.errors import ApiError, AuthError
@@ -64,7 +65,10 @@ def keyset_pages(client: Any, settings: Settings, res: LiveResource, params: dic
     while True:
         query = {**res.base_params(settings), **(params or {}), "sort": "id",
                  "range[id]": f"{cursor + 1},{MAX_ID}", "page[size]": size, "page[number]": 1}
-        resp = client.request(res.endpoint(settings), query)
+        # page_problem: a page with a row without a usable id, or an id twice, is retried like a
+        # garbled answer and fails the resource if it stays so — never silently skipped while
+        # the high-water mark moves past it.
+        resp = client.request(res.endpoint(settings), query, validate=page_problem)
         rows = resp._netops_json  # the client validated the JSON already
         if not isinstance(rows, list):
             raise ApiError(f"GET {res.path}: expected a JSON list, got {type(rows).__name__}", endpoint=res.path)
