@@ -49,20 +49,30 @@ def endpoint_template(path: str) -> str:
 
 
 class Pacer:
-    """Spaces call starts under the per-second budget and keeps a sliding one-hour window."""
+    """Keeps call starts under the per-second and per-hour budgets, across threads.
+
+    Every rule is checked against the moments calls *actually* start, recorded under the lock
+    just before the request goes out: a thread that wakes late (GIL, a busy core) cannot
+    squeeze the next call closer than allowed. Starts are spaced by 1/per_second, and no more
+    than per_second of them fall in any window of one second plus a small margin — the shape of
+    the API's own per-second window, so arrival jitter cannot tip it into a 429. The hour
+    window is seeded from `netops.api_calls`, so it is shared with the box's other jobs.
+    """
+
+    WINDOW_MARGIN = 0.02  # seconds added to the one-second window
 
     def __init__(self, per_second: float, per_hour: int, recent: list[float] | None = None) -> None:
         self.per_second = per_second
         self.per_hour = per_hour
         self._lock = threading.Lock()
         self._next_start = 0.0
+        self._second: collections.deque[float] = collections.deque()
         self._hour: collections.deque[float] = collections.deque(sorted(recent or []))
         self.waited_for_hour = 0.0
         self._not_before = 0.0  # set by Retry-After: nobody starts before this moment
 
     def interval(self) -> float:
-        # a small margin keeps arrival jitter from tipping a server-side sliding window over
-        return 1.0 / self.per_second * 1.02 + 0.002
+        return 1.0 / self.per_second
 
     def adopt_limits(self, secondly: int | None, hourly: int | None) -> None:
         """The API's headers win when they are stricter than the configured budget."""
@@ -76,23 +86,34 @@ class Pacer:
         with self._lock:
             self._not_before = max(self._not_before, moment)
 
-    def acquire(self) -> None:
-        """Block until this caller may start a call; reserves its slot before returning."""
-        with self._lock:
-            now = time.time()
-            while self._hour and self._hour[0] <= now - 3600:
-                self._hour.popleft()
-            start = max(now, self._next_start, self._not_before)
-            if len(self._hour) >= self.per_hour:
-                # the oldest call in the window must age out first
-                idx = len(self._hour) - self.per_hour
-                start = max(start, self._hour[idx] + 3600)
-                self.waited_for_hour += start - now
-            self._next_start = start + self.interval()
-            self._hour.append(start)
-        delay = start - time.time()
-        if delay > 0:
-            time.sleep(delay)
+    def acquire(self) -> float:
+        """Block until this caller may start a call; returns the start moment it recorded."""
+        window = 1.0 + self.WINDOW_MARGIN
+        while True:
+            with self._lock:
+                now = time.time()
+                while self._hour and self._hour[0] <= now - 3600:
+                    self._hour.popleft()
+                while self._second and self._second[0] <= now - window:
+                    self._second.popleft()
+                earliest = max(self._next_start, self._not_before)
+                burst = max(1, int(self.per_second))
+                if len(self._second) >= burst:
+                    earliest = max(earliest, self._second[-burst] + window)
+                hour_bound = False
+                if len(self._hour) >= self.per_hour:
+                    oldest_that_matters = self._hour[len(self._hour) - self.per_hour] + 3600
+                    hour_bound = oldest_that_matters > earliest
+                    earliest = max(earliest, oldest_that_matters)
+                if earliest <= now:
+                    self._second.append(now)
+                    self._hour.append(now)
+                    self._next_start = now + self.interval()
+                    return now
+                wait = earliest - now
+                if hour_bound:
+                    self.waited_for_hour += wait
+            time.sleep(wait)
 
     def calls_last_hour(self) -> int:
         with self._lock:

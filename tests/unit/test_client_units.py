@@ -74,3 +74,31 @@ def test_redaction() -> None:
     assert "super-secret" not in redact("token=super-secret-token-value")
     assert redact("Authorization: Bearer abcdefghijkl") == "Authorization: Bearer ***"
     assert redact("postgresql://u:pw123@h/db") == "postgresql://u:***@h/db"
+
+
+def test_pacer_never_exceeds_the_per_second_window_across_threads() -> None:
+    """Eight threads hammering one pacer at 20/s: no one-second window ever holds more than 20
+    starts, even though threads wake late under the GIL (the budget is checked against the
+    moments recorded when the calls are let go, not the ones planned)."""
+    import threading
+
+    p = Pacer(per_second=20, per_hour=100_000)
+    starts: list[float] = []
+    lock = threading.Lock()
+
+    def worker() -> None:
+        for _ in range(8):
+            started = p.acquire()
+            with lock:
+                starts.append(started)
+            sum(i * i for i in range(20_000))  # keep the GIL busy between calls
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    starts.sort()
+    assert len(starts) == 64
+    worst = max(sum(1 for s in starts if t0 <= s < t0 + 1.0) for t0 in starts)
+    assert worst <= 20
