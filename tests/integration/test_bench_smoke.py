@@ -1,0 +1,54 @@
+"""Smoke of the benchmark code, not a benchmark: `python -m bench.run --quick` at tiny sizes
+(2,000-10,000 loader rows, 500 backlog changes, 20,000-row status tables, 5 ms / 440 calls/s),
+into a temp dir — BENCHMARKS.md and bench/results.json are left alone. The real benchmarks
+(`make bench`) are not part of the test run.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from bench.dltsource import stable_config
+from bench.run import main
+
+
+def test_bench_quick_run_measures_and_renders(tmp_path: Path) -> None:
+    out, results = tmp_path / "BENCHMARKS.md", tmp_path / "results.json"
+    assert main(["--quick", "--only", "sync,loader,backlog,status",
+                 "--out", str(out), "--results", str(results)]) == 0
+    r = json.loads(results.read_text())
+
+    sync = r["sync"]["runs"][0]
+    # the floor is asked of the simulator itself; a full sync makes exactly that many calls
+    assert sync["full"]["server_calls"] == r["sync"]["floor_total"] == sync["full"]["min_calls"]
+    assert sync["full"]["rows"] > 35_000 and sync["full"]["wall"] > 0
+    assert sum(p["inserted"] + p["updated"] + p["deleted"] for p in sync["nochange"]["phases"]) == 0
+    # the probe prototype sees an edit and a delete, and (by design) not a silent score edit
+    sees = sync["probe_sees"]
+    assert any(v.startswith("projects") for v in sees["project edit"])
+    assert "coalitions" in sees["coalition delete"]
+    assert "coalitions" not in sees["coalition score edit"]
+
+    for rec in r["loader"]["sizes"].values():
+        assert rec["initial"][0]["inserted"] == rec["initial"][0]["staged"] > 0
+        assert rec["reapply"][0]["updated"] > 0 and rec["nochange"][0]["updated"] == 0
+        assert rec["raw"][0]["rows_per_s"] > 0 and rec["initial"][0]["peak_rss_mb"] > 0
+
+    backlog = r["backlog"]["runs"][0]
+    assert backlog["worker"]["items"] >= backlog["changes"] and backlog["rows_per_call"] > 0
+
+    assert r["status"]["collect_ms"] and r["status"]["cli_ms"]
+
+    text = out.read_text()
+    for heading in ("## Headline", "## 1. Full stable sync", "## 2. No-change sync", "## 3. Loader",
+                    "## 4. Backlog", "## 6. `netops status`", "make bench ONLY="):
+        assert heading in text
+
+
+def test_dlt_config_is_the_same_endpoints() -> None:
+    cfg = stable_config("http://127.0.0.1:1", "tok")
+    assert cfg["client"]["paginator"] == {"type": "header_link"}
+    paths = {r["endpoint"]["path"] for r in cfg["resources"]}
+    assert paths == {"cursus/21", "campus", "cursus/21/projects", "coalitions", "achievements",
+                     "campus/{resources.campuses.id}/achievements"}
