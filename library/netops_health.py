@@ -23,7 +23,12 @@ options:
     type: path
     default: /opt/netops/venv/bin/netops
   config:
-    description: Config file passed as C(--config); the command's default (C(/etc/netops/netops.toml)) when omitted.
+    description:
+      - Config file passed as C(--config).
+      - When omitted, the host's default C(/etc/netops/netops.toml) is read; a C(NETOPS_CONFIG)
+        the module process inherited (e.g. from the controller's shell with a local connection) is
+        ignored, so the report is about the host's configuration. Set C(NETOPS_CONFIG) in
+        I(environment) to choose otherwise.
     type: path
   environment:
     description: Extra environment variables for the command (e.g. C(NETOPS_DSN)); values are not logged.
@@ -201,6 +206,10 @@ def gather(module, params):
         result["error"] = str(exc)
         return result
     env = dict((str(k), str(v)) for k, v in (params.get("environment") or {}).items())
+    # A local connection hands the controller's environment to the module; a NETOPS_CONFIG from
+    # there (CI sets NETOPS_CONFIG="" for its tests) would make netops ignore the host's config.
+    if "NETOPS_CONFIG" not in env:
+        os.environ.pop("NETOPS_CONFIG", None)
     rc, stdout, stderr = module.run_command(argv, environ_update=env, check_rc=False)
     result["exit_code"] = rc
     if rc == 124 and params.get("timeout"):

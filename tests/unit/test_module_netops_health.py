@@ -121,6 +121,7 @@ def fake_netops(tmp_path):
             "#!/bin/sh\n"
             f'printf "%s\\n" "$*" > "{tmp_path}/argv"\n'
             f'printf "%s" "${{NETOPS_DSN:-unset}}" > "{tmp_path}/dsn"\n'
+            f'printf "%s" "${{NETOPS_CONFIG-unset}}" > "{tmp_path}/config_env"\n'
             f'cat "{out}"\n'
             f"exit {rc}\n"
         )
@@ -266,6 +267,18 @@ def test_config_and_environment_reach_the_command(fake_netops):
     assert res.kind == "exit"
     assert (fake_netops.dir / "argv").read_text().strip() == "--config /srv/netops.toml status --json"
     assert (fake_netops.dir / "dsn").read_text() == "host=127.0.0.1 port=1"
+
+
+def test_an_inherited_netops_config_does_not_hide_the_hosts_config(fake_netops, monkeypatch):
+    # With a local connection the module inherits the controller's shell; CI exports
+    # NETOPS_CONFIG="" for its own tests, which would make netops skip /etc/netops/netops.toml.
+    monkeypatch.setenv("NETOPS_CONFIG", "")
+    exe = fake_netops(status_doc("ok"), 0)
+    assert run_module({"netops_bin": exe}).kind == "exit"
+    assert (fake_netops.dir / "config_env").read_text() == "unset"
+    # ...unless the play asks for it explicitly.
+    assert run_module({"netops_bin": exe, "environment": {"NETOPS_CONFIG": "/srv/n.toml"}}).kind == "exit"
+    assert (fake_netops.dir / "config_env").read_text() == "/srv/n.toml"
 
 
 def test_garbage_output_is_critical_with_the_reason(fake_netops):
