@@ -27,6 +27,8 @@ from psycopg2 import sql
 from netops.errors import SyncError
 
 PRUNE_GUARD_MIN_ROWS = 10
+# An empty table receiving at least this many rows is filled by the bulk path (see apply()).
+BULK_MIN_ROWS = 50_000
 
 
 @dataclass(frozen=True)
@@ -198,12 +200,48 @@ def apply(cur: Any, table: Table, prune: bool = True, max_prune_ratio: float | N
         "RETURNING (xmax = 0) AS inserted) "
         "SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM up"
     ).format(t=ident, cols=cols, eligible=eligible, pk=pk, conflict=conflict)
-    cur.execute(upsert)
-    res.inserted, res.updated = cur.fetchone()
+    if res.staged >= BULK_MIN_ROWS and _is_empty(cur, table):
+        res.inserted = _bulk_fill(cur, table, sql.SQL("INSERT INTO {t} ({cols}) {eligible}").format(
+            t=ident, cols=cols, eligible=eligible))
+    else:
+        cur.execute(upsert)
+        res.inserted, res.updated = cur.fetchone()
     cur.execute(sql.SQL("SELECT count(*) FROM ({}) e").format(eligible))
     res.skipped = res.staged - cur.fetchone()[0]
     cur.execute(sql.SQL("TRUNCATE {}").format(sql.Identifier(table.delta)))
     return res
+
+
+def _is_empty(cur: Any, table: Table) -> bool:
+    cur.execute(sql.SQL("SELECT NOT EXISTS (SELECT 1 FROM {})").format(sql.Identifier(table.name)))
+    return bool(cur.fetchone()[0])
+
+
+def _bulk_fill(cur: Any, table: Table, insert: sql.Composed) -> int:
+    """Fill an empty table: plain INSERT (no ON CONFLICT: nothing to conflict with) with the
+    table's own foreign keys dropped and re-added (same names and definitions) in the caller's
+    transaction.
+
+    Why: a foreign key is checked row by row (an index probe per key per row); re-adding it
+    validates all rows in one set-based join. Measured on 1M project_users rows (2 FKs): the
+    upsert took 11.6 s, the bulk path 5.5 s + 0.35 s for the re-add. The integrity is the same
+    (a row without its parent makes ADD CONSTRAINT fail and the transaction roll back, as the
+    row-by-row check would), but ALTER TABLE locks the table and its parents' writers until
+    commit, which is why only an empty table (a first load, nothing reads it yet) takes this path.
+    """
+    cur.execute("SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
+                "WHERE conrelid = %s::regclass AND contype = 'f' ORDER BY conname",
+                (sql.Identifier(table.name).as_string(cur),))
+    fks = cur.fetchall()
+    ident = sql.Identifier(table.name)
+    for name, _ in fks:
+        cur.execute(sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(ident, sql.Identifier(name)))
+    cur.execute(insert)
+    inserted = int(cur.rowcount)
+    for name, definition in fks:
+        cur.execute(sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} ").format(ident, sql.Identifier(name))
+                    + sql.SQL(definition))
+    return inserted
 
 
 def delete_keys(cur: Any, table: Table, keys: Iterable[Sequence[Any]]) -> int:

@@ -9,6 +9,7 @@ connection: it survives a rolled-back phase and is visible to the dashboard whil
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
 import uuid
@@ -186,6 +187,133 @@ class _PhaseFetch:
             self._on_progress(self.pages, self.pages_total, self.rows)
 
 
+class _Relay:
+    """Stands in for a phase's _PhaseFetch while the phase is fetched ahead (in a prefetch
+    thread): progress events are queued and replayed on the real one when the phase runs."""
+
+    def __init__(self, q: queue.SimpleQueue[tuple[str, Any]]) -> None:
+        self._q = q
+        self.rows = 0
+
+    def info(self, pi: PageInfo) -> None:
+        self._q.put(("info", pi))
+
+    def page(self, n_rows: int) -> None:
+        self._q.put(("page", n_rows))
+
+    def expect_lists(self, n: int) -> None:
+        self._q.put(("expect", n))
+
+
+class _Prefetch:
+    """Fetches every API phase of a run at once, each in its own thread, through the run's one
+    pacer, and queues its mapped rows until the phase's turn to load comes.
+
+    Why: the phases must *load* one after another (foreign-key order, one transaction each),
+    but their API reads do not depend on each other — phase 07 needs only the campus ids, which
+    phase 02's answer holds. Read in phase order, each phase's first page is a sequential round
+    trip, and the API budget idles while a table loads (phases 06 and 08 make no call at all).
+    Read at once, the pacer alone spaces the calls and the budget stays busy. Rows are queued
+    already mapped (small tuples, not JSON). A phase that fails stops the rest: every thread
+    checks `stop` between rows and closes its page iterator (in-flight pages are cancelled).
+    Per-phase call counts stay exact: each phase fetches through its own `client.fork()`.
+    """
+
+    CHUNK = 500
+
+    def __init__(self, sync: StableSync, client: ApiClient, phases: Sequence[Phase],
+                 db_campus_ids: list[int] | None) -> None:
+        self.stop = threading.Event()
+        self.queues: dict[str, queue.SimpleQueue[tuple[str, Any]]] = {}
+        self.clients: dict[str, ApiClient] = {}
+        self._sync = sync
+        self._campus_ids = db_campus_ids
+        self._campus_ready = threading.Event()
+        if db_campus_ids is not None:
+            self._campus_ready.set()
+        todo = [p for p in phases if p.source[0] in ("single", "paged", "per_campus")]
+        # The per-campus flood (most of the calls) starts once the projects listing is in: its
+        # pages are ~3 MB of JSON each, and decoding them while the budget is saturated delays
+        # other calls' departure enough (measured up to 36+ ms) to tip the API's one-second window
+        # into a 429. Before the flood the rate is below the budget, so that jitter is harmless.
+        self._heavy_done = threading.Event()
+        if not any(p.table.name == "projects" for p in todo):
+            self._heavy_done.set()
+        for phase in todo:
+            self.queues[phase.name] = queue.SimpleQueue()
+            self.clients[phase.name] = client.fork()
+        self._threads = [threading.Thread(target=self._fetch, args=(p,), daemon=True,
+                                          name=f"netops-prefetch-{p.number:02d}") for p in todo]
+        for t in self._threads:
+            t.start()
+
+    def _fetch(self, phase: Phase) -> None:
+        q = self.queues[phase.name]
+        campuses = phase.table.name == "campuses"
+        ids: list[int] = []
+        rows: Iterator[Sequence[Any]] | None = None
+        try:
+            campus_ids: list[int] = []
+            if phase.source[0] == "per_campus":
+                self._heavy_done.wait()
+                self._campus_ready.wait()
+                if self._campus_ids is None:  # phase 02 failed: the run stops before phase 07
+                    return
+                campus_ids = self._campus_ids
+            rows = self._sync._rows(phase, self.clients[phase.name], campus_ids, _Relay(q))  # type: ignore[arg-type]
+            chunk: list[Sequence[Any]] = []
+            for row in rows:
+                if self.stop.is_set():
+                    return
+                chunk.append(row)
+                if campuses and isinstance(row[0], int):
+                    ids.append(row[0])
+                if len(chunk) >= self.CHUNK:
+                    q.put(("rows", chunk))
+                    chunk = []
+            q.put(("rows", chunk))
+            if campuses:
+                self._campus_ids = sorted(set(ids))
+            q.put(("done", None))
+        except BaseException as exc:  # noqa: BLE001 - handed to the phase that consumes this queue
+            q.put(("error", exc))
+        finally:
+            if rows is not None and hasattr(rows, "close"):
+                rows.close()  # stops the page iterator: pages still in flight are cancelled
+            if campuses:
+                self._campus_ready.set()
+            if phase.table.name == "projects":
+                self._heavy_done.set()
+
+    def rows(self, phase: Phase, fetch: _PhaseFetch) -> Iterator[Sequence[Any]]:
+        """The phase's rows, in the order fetched; replays its progress events on `fetch`."""
+        q = self.queues[phase.name]
+        while True:
+            kind, value = q.get()
+            if kind == "rows":
+                yield from value
+            elif kind == "info":
+                fetch.info(value)
+            elif kind == "page":
+                fetch.page(value)
+            elif kind == "expect":
+                fetch.expect_lists(value)
+            elif kind == "error":
+                raise value
+            else:
+                return
+
+    def close(self, wait: float = 5.0) -> None:
+        """Stop fetching ahead (a failed phase ends the run) and give the threads `wait` seconds
+        to notice: each stops at its next row, so the call recorder is not closed under them."""
+        self.stop.set()
+        self._campus_ready.set()
+        self._heavy_done.set()
+        deadline = time.monotonic() + wait
+        for t in self._threads:
+            t.join(max(0.0, deadline - time.monotonic()))
+
+
 class StableSync:
     """One `netops sync stable` run."""
 
@@ -193,8 +321,11 @@ class StableSync:
         self.settings = settings
         self.progress = progress or Progress()
         self.log = get_logger("stable", settings.log_path)
-        self._projects: list[dict[str, Any]] | None = None  # raw projects, for the nested phases
+        # per project only the nested lists phases 06 and 08 load (`nested_rows`), not the raw
+        # projects: their nested campus objects are most of their size (~30 of ~46 MB here)
+        self._projects: list[dict[str, list[dict[str, Any]]]] | None = None
         self._nested_skipped_fetch = False
+        self._prefetch: _Prefetch | None = None
 
     # -- sources ----------------------------------------------------------------------------
     def _rows(self, phase: Phase, client: ApiClient, campus_ids: list[int],
@@ -215,7 +346,7 @@ class StableSync:
                 fetch.page(len(page))
                 for obj in page:
                     if keep and isinstance(obj, dict):
-                        self._projects.append(obj)  # type: ignore[union-attr]
+                        self._projects.append(nested_rows(obj))  # type: ignore[union-attr]
                     yield phase.row(obj, endpoint_template(path))
         elif kind == "nested":
             list_key = phase.source[1]
@@ -224,10 +355,10 @@ class StableSync:
                 self._projects = []
                 for page in client.iter_pages(projects_phase.source[1], projects_phase.source[2], on_info=fetch.info):
                     fetch.page(0)
-                    self._projects.extend(o for o in page if isinstance(o, dict))
+                    self._projects.extend(nested_rows(o) for o in page if isinstance(o, dict))
             endpoint = endpoint_template(PHASES[2].source[1]) + f" (nested {list_key})"
-            for project in self._projects:
-                for obj in nested_rows(project)[list_key]:
+            for nested in self._projects:
+                for obj in nested[list_key]:
                     fetch.rows += 1
                     yield phase.row(obj, endpoint)
             fetch.page(0)
@@ -276,6 +407,13 @@ class StableSync:
         client = ApiClient(self.settings, dsn=dsn, component="stable")
         stamp = datetime.now(timezone.utc).strftime("%H:%M:%S")
         self.log.info(f"[{stamp}] Starting stable sync of {len(phases)} phases (run {run_id[:8]})")
+        db_campus_ids: list[int] | None = None
+        if not any(p.table.name == "campuses" for p in phases):  # --phase without campuses
+            with conn.cursor() as cur:
+                cur.execute("SELECT id FROM campuses ORDER BY id")
+                db_campus_ids = [r[0] for r in cur.fetchall()]
+            conn.commit()
+        self._prefetch = _Prefetch(self, client, phases, db_campus_ids)
         try:
             for phase in phases:
                 rep = self._run_phase(phase, client, conn, books)
@@ -284,6 +422,7 @@ class StableSync:
                     report.ok = False
                     break
         finally:
+            self._prefetch.close()
             client.close()
             books.close()
             conn.close()
@@ -321,11 +460,14 @@ class StableSync:
         fetch = _PhaseFetch(on_progress)
         try:
             with conn, conn.cursor() as cur:
+                ahead = self._prefetch is not None and phase.name in self._prefetch.queues
                 campus_ids: list[int] = []
-                if phase.source[0] == "per_campus":  # read before COPY starts on this connection
+                if phase.source[0] == "per_campus" and not ahead:  # read before COPY starts
                     cur.execute("SELECT id FROM campuses ORDER BY id")
                     campus_ids = [r[0] for r in cur.fetchall()]
-                staged = stage(cur, phase.table, self._rows(phase, client, campus_ids, fetch))
+                rows = (self._prefetch.rows(phase, fetch) if ahead and self._prefetch is not None
+                        else self._rows(phase, client, campus_ids, fetch))
+                staged = stage(cur, phase.table, rows)
                 result: ApplyResult = apply(cur, phase.table, prune=True,
                                             max_prune_ratio=self.settings.max_prune_ratio)
                 cur.execute(f'SELECT count(*) FROM "{phase.table.name}"')
@@ -341,7 +483,8 @@ class StableSync:
             rep.status, rep.error = "failed", f"{type(exc).__name__}: {first}"
         finally:
             client.recorder.flush()
-        rep.api_calls = client.calls - calls0
+        forked = self._prefetch.clients.get(phase.name) if self._prefetch is not None else None
+        rep.api_calls = client.calls - calls0 + (forked.calls if forked is not None else 0)
         rep.min_calls = fetch.min_calls
         rep.seconds = time.monotonic() - t0
         books.progress(row_id, fetch.pages, fetch.pages_total, fetch.rows, force=True)

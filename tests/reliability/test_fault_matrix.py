@@ -171,11 +171,19 @@ def test_stable_sync_under_fault(case: tuple[str, Any, dict[str, str], str, tupl
     else:
         assert proc.returncode == 1, (proc.returncode, proc.stdout, proc.stderr)
         line = one_line_error(proc)
-        assert EP in line and "05_achievements" in line, line
         for w in words:
             assert w in line, (w, line)
-        assert verdict["coalitions"] == "new" and verdict["achievements"] == "old"
-        assert runs[-1][0] == "05_achievements" and runs[-1][1] == "failed" and EP in runs[-1][2]
+        if name == "token-revoked-forever":
+            # the fault revokes the one token every call shares: with all phases fetched at once,
+            # the first phase whose call meets it fails (coalitions or achievements), the run
+            # stops there, and every table is old or new
+            assert runs[-1][0] in ("04_coalitions", "05_achievements") and runs[-1][1] == "failed", runs
+            assert runs[-1][0] in line, line
+            assert verdict["achievements"] == "old" and verdict["coalitions"] in ("old", "new")
+        else:
+            assert EP in line and "05_achievements" in line, line
+            assert verdict["coalitions"] == "new" and verdict["achievements"] == "old"
+            assert runs[-1][0] == "05_achievements" and runs[-1][1] == "failed" and EP in runs[-1][2]
     # the tables outside the two phases were not touched, whatever happened
     for t in verdict:
         if t not in ("coalitions", "achievements", "campus_achievements", "achievements_users"):  # + cascades
