@@ -158,6 +158,8 @@ FIELDS: tuple[Field, ...] = (
           "Seconds between polls in --loop mode."),
     Field("backlog_visibility_timeout", "BACKLOG_VISIBILITY_TIMEOUT", _num(float, 1), 600.0,
           "Seconds before a claimed item of a dead worker is reclaimed."),
+    Field("backlog_detect_settle_seconds", "BACKLOG_DETECT_SETTLE_SECONDS", _num(float, 0, 3600), 60.0,
+          "How old (by the API's clock) a change must be before detect reads it: covers late commits."),
     Field("backlog_reconcile_budget_share", "BACKLOG_RECONCILE_BUDGET_SHARE", _num(float, 0.0, 1.0), 0.25,
           "Share of the hourly budget reconciliation may use."),
     Field("backlog_enable_metrics", "BACKLOG_ENABLE_METRICS", _bool, True, "Write metrics_latest.json."),

@@ -43,18 +43,21 @@ def group() -> None:
 @group.command("detect")
 @click.option("--resource", "resources", multiple=True, type=_RESOURCE_CHOICE,
               help="Only this resource (repeatable). Default: all four, users first.")
-@click.option("--overlap", default="120s", show_default=True,
-              help="How far before the high-water mark each window starts (covers late commits).")
+@click.option("--settle", default=None, metavar="DURATION",
+              help="Read only changes at least this old by the API's clock, e.g. 60s (default: "
+                   "BACKLOG_DETECT_SETTLE_SECONDS). Covers rows committed after their updated_at.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @pass_settings
-def detect_cmd(settings: Settings, resources: tuple[str, ...], overlap: str, as_json: bool) -> None:
+def detect_cmd(settings: Settings, resources: tuple[str, ...], settle: str | None, as_json: bool) -> None:
     """Queue rows updated since each resource's high-water mark (the whole table on the first run).
 
-    Changed rows come 100 to a call with their full payload, so the worker needs no refetch.
+    Only changes older than the settle delay are read, so each change is read once and a row
+    committed a little after its updated_at is not skipped. Changed rows come 100 to a call with their full payload, so the worker needs no refetch.
     """
     from netops.pipeline.detect import detect
 
-    results = detect(settings, _dsn(settings), resources or None, overlap_seconds=parse_duration(overlap))
+    settle_seconds = None if settle is None else parse_duration(settle)
+    results = detect(settings, _dsn(settings), resources or None, settle_seconds=settle_seconds)
     if as_json:
         echo_json([r.as_dict() for r in results])
     else:

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +61,8 @@ def env(sim: SimServer, pg_dsn: str, tmp_path: Path) -> dict[str, str]:
         "NETOPS_RATE_PER_HOUR": "10000000",
         "BACKLOG_RETRY_DELAY": "0.05",
         "BACKLOG_VISIBILITY_TIMEOUT": "1",
+        # the simulator commits every change at once: read changes the moment they happen
+        "BACKLOG_DETECT_SETTLE_SECONDS": "0",
     }
 
 
@@ -430,3 +432,40 @@ def test_reconcile_refuses_to_prune_most_of_an_interval_unless_told(sim: SimServ
     res = reconcile(sure, pg_dsn, ["users"])[0]
     assert res.error is None and res.complete and res.deleted == len(block)
     assert q(pg_dsn, "SELECT count(*) FROM users")[0][0] == before - len(block)
+
+
+def _settle_past_this_second() -> None:
+    """The mark follows the API's Date header, which has whole seconds: step into the next second
+    so the window just read ends after every change made so far."""
+    time.sleep(1.05 - (time.time() % 1.0))
+
+
+def test_back_to_back_windows_read_each_change_once(sim: SimServer, mirrored: Settings, pg_dsn: str) -> None:
+    detect_and_run(mirrored, pg_dsn)
+    users = sorted(sim.data.tables["users"])
+    for burst in (users[:300], users[300:600]):
+        sim.churn(changes=[{"op": "update", "resource": "users", "id": u, "fields": {"wallet": 5}} for u in burst])
+        _settle_past_this_second()
+        got = {r.resource: r for r in detect(mirrored, pg_dsn)}
+        # the previous burst is not read again: the window starts where the last one ended
+        assert got["users"].seen == 300 and got["users"].enqueued == 300, got["users"]
+        assert got["users"].calls == 3
+        assert all(got[r].seen == 0 and got[r].calls == 1 for r in got if r != "users")
+    assert run_backlog(mirrored, pg_dsn).failed == 0
+    assert q(pg_dsn, "SELECT count(*) FROM users WHERE id = ANY(%s) AND wallet = 5", (users[:600],)) == [(600,)]
+
+
+def test_a_change_younger_than_the_settle_delay_waits_for_a_later_window(sim: SimServer, mirrored: Settings,
+                                                                         pg_dsn: str) -> None:
+    detect_and_run(mirrored, pg_dsn)
+    uid = sorted(sim.data.tables["users"])[7]
+    sim.modify("users", uid, {"wallet": 4242})
+    first = detect(mirrored, pg_dsn, ["users"], settle_seconds=3)[0]
+    assert first.enqueued == 0                       # too young: it could still be committing
+    mark = q(pg_dsn, "SELECT high_water FROM netops.backlog_marks WHERE resource = 'users'")[0][0]
+    assert mark <= datetime.now(timezone.utc) - timedelta(seconds=3)
+    time.sleep(3.2)
+    later = detect(mirrored, pg_dsn, ["users"], settle_seconds=3)[0]
+    assert later.enqueued == 1 and later.calls == 1
+    run_backlog(mirrored, pg_dsn)
+    assert q(pg_dsn, "SELECT wallet FROM users WHERE id = %s", (uid,)) == [(4242,)]

@@ -80,6 +80,7 @@ def base_env(sim: Any, dsn: str, tmp: Path, **extra: Any) -> dict[str, str]:
         "NETOPS_CLIENT_ID": sim.client_id, "NETOPS_CLIENT_SECRET": sim.client_secret,
         "NETOPS_RATE_PER_SECOND": "100000", "NETOPS_RATE_PER_HOUR": "10000000",
         "NETOPS_HTTP_TIMEOUT": "5", "BACKLOG_RETRY_DELAY": "0.05", "BACKLOG_VISIBILITY_TIMEOUT": "1",
+        "BACKLOG_DETECT_SETTLE_SECONDS": "0",   # the simulator commits every change at once
     })
     env.update({k: str(v) for k, v in extra.items()})
     return env

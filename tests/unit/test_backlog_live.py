@@ -84,3 +84,33 @@ def test_parse_duration(text: str, seconds: float) -> None:
 def test_parse_duration_rejects_garbage() -> None:
     with pytest.raises(click.BadParameter):
         parse_duration("a week")
+
+
+def test_window_end_follows_the_apis_clock_and_never_passes_the_end_asked_for() -> None:
+    from datetime import datetime, timedelta, timezone
+
+    from netops.pipeline.detect import _window_end
+
+    class Log:
+        def __init__(self) -> None:
+            self.lines: list[str] = []
+
+        def warning(self, msg: str) -> None:
+            self.lines.append(msg)
+
+    settle = timedelta(seconds=60)
+    api_now = datetime(2026, 11, 29, 12, 0, 0, tzinfo=timezone.utc)
+    log = Log()
+    # our clock 30 s ahead of the API's: the API's "now - settle" wins, and we say so
+    assert _window_end(api_now + timedelta(seconds=30) - settle, api_now, settle, "users", log) == api_now - settle
+    assert "+30s off the API's" in log.lines[-1]
+    # our clock behind: the end we asked for (rows after it were not read)
+    ours = api_now - timedelta(seconds=20) - settle
+    assert _window_end(ours, api_now, settle, "users", log) == ours
+    assert "-20s" in log.lines[-1]
+    # within the Date header's whole-second resolution: no warning
+    n = len(log.lines)
+    assert _window_end(api_now - settle + timedelta(milliseconds=800), api_now, settle, "users", log) == api_now - settle
+    assert len(log.lines) == n
+    # no Date header: our clock's end
+    assert _window_end(ours, None, settle, "users", log) == ours
