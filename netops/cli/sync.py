@@ -53,9 +53,21 @@ class _RichProgress(Progress):
 
 def _render(report: SyncReport) -> None:
     click.echo(f"{'phase':<24}{'rows':>9}{'+ins':>8}{'~upd':>8}{'-del':>8}{'skip':>7}{'calls':>7}{'secs':>7}")
-    for p in report.phases:
-        click.echo(f"{p.phase:<24}{p.rows:>9,}{p.inserted:>8,}{p.updated:>8,}{p.deleted:>8,}{p.skipped:>7,}"
-                   f"{p.api_calls:>7}{p.seconds:>7.1f}")
+    unchanged = {p.phase: p for p in report.unchanged}
+    pulled = {p.phase: p for p in report.phases}
+    for name in sorted({*pulled, *unchanged}):
+        if name in pulled:
+            p = pulled[name]
+            click.echo(f"{p.phase:<24}{p.rows:>9,}{p.inserted:>8,}{p.updated:>8,}{p.deleted:>8,}{p.skipped:>7,}"
+                       f"{p.api_calls:>7}{p.seconds:>7.1f}")
+        else:
+            u = unchanged[name]
+            click.echo(f"{u.phase:<24}{u.rows:>9,}{'unchanged (probe)':>31}{u.api_calls:>7}{'-':>7}")
+    if report.probe is not None:
+        click.echo(f"probe: {report.probe_calls} calls, {report.probe.seconds:.1f}s — "
+                   f"{len(report.unchanged)} phase(s) unchanged and skipped, {len(report.phases)} pulled")
+        for r in report.probe.results:
+            click.echo(f"  {r.resource:<20}{'pull' if r.changed else 'skip':<6}{r.calls:>3} calls  {r.reason}")
     click.echo(f"total: {report.total_rows:,} rows, {report.api_calls} API calls "
                f"(minimum for this data: {report.min_calls}), {report.seconds:.1f}s")
 
@@ -73,13 +85,25 @@ def group(ctx: click.Context) -> None:
               help="Only this table (repeatable). Default: all eight, in foreign-key order.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run report as JSON.")
 @click.option("--progress/--no-progress", default=None, help="Progress bars (default: on a terminal).")
+@click.option("--if-changed", "if_changed", is_flag=True,
+              help="Probe first: one page[size]=1 call per resource (count, and newest updated_at or "
+                   "highest id; one per campus for campus_achievements) compared with the mirror; pull "
+                   "only the resources that moved (a failed probe means pull). A probe cannot see edits "
+                   "to resources without updated_at (campuses, coalitions, achievements), values the "
+                   "server computes without moving updated_at, a delete balanced by an insert that "
+                   "reuses an older id on a count-only resource, or nested edits (a project's campus "
+                   "links or sessions) if the API does not move the project's updated_at. Use it for "
+                   "frequent runs; keep the nightly run a full pull (without this flag).")
 @pass_settings
-def stable(settings: Settings, phases: tuple[str, ...], as_json: bool, progress: bool | None) -> None:
+def stable(settings: Settings, phases: tuple[str, ...], as_json: bool, progress: bool | None,
+           if_changed: bool) -> None:
     """Sync the eight stable tables: cursus, campuses, projects, coalitions, achievements,
     campus_projects, campus_achievements, project_sessions.
 
     Each table is fetched in pages of 100, staged with COPY and applied in one transaction
     (upsert + prune). A failing phase leaves its table unchanged and exits non-zero.
+    With --if-changed, phases whose probe saw no change are skipped and recorded as
+    "unchanged" (see --if-changed below for what a probe cannot see).
     Log: <log_dir>/nightly_stable_tables.log.
     """
     from netops.pipeline.sync import run_stable_sync
@@ -87,9 +111,9 @@ def stable(settings: Settings, phases: tuple[str, ...], as_json: bool, progress:
     show = sys.stderr.isatty() if progress is None else progress
     if show and not as_json:
         with _RichProgress() as bars:
-            report = run_stable_sync(settings, phases or None, bars)
+            report = run_stable_sync(settings, phases or None, bars, if_changed=if_changed)
     else:
-        report = run_stable_sync(settings, phases or None)
+        report = run_stable_sync(settings, phases or None, if_changed=if_changed)
     if as_json:
         echo_json(report.as_dict())
     else:

@@ -100,6 +100,12 @@ def _phase_row(f: F.PhaseFacts, tables: dict[str, F.TableCount], now: datetime) 
         pages = f"{f.pages_done}/{total or '?'}"
         state = Text(f"run {human_age(f.duration_seconds)}", style="bold cyan")
         delta = Text(f"{f.rows_fetched} read", style="cyan")
+    elif f.last_status == "unchanged":  # `sync stable --if-changed`: skipped, its probe saw no change
+        bar = ProgressBar(total=1, completed=1, width=16, complete_style="green", finished_style="green")
+        pages = "-"
+        age = human_age((now - f.finished_at).total_seconds()) if f.finished_at else "-"
+        state = Text(f"unchanged (probe) {age}", style="green")
+        delta = Text("+0 ~0", style="dim")
     elif f.last_status in ("success", "failed"):
         ok = f.last_status == "success"
         total = f.pages_total or f.pages_done or 1

@@ -190,6 +190,11 @@ class SnapshotCollector(Collector):
             out.append(gauge("netops_sync_last_run_failed", "1 when the latest run of the phase failed.",
                              labels=["phase"], samples=[([p], 1 if v["last_status"] == "failed" else 0)
                                                         for p, v in ph.items() if v["last_status"]]))
+            out.append(gauge("netops_sync_last_run_unchanged",
+                             "1 when the latest run of the phase was skipped by `sync stable --if-changed` "
+                             "(its probe saw no change; last_success keeps the last real pull).",
+                             labels=["phase"], samples=[([p], 1 if v["last_status"] == "unchanged" else 0)
+                                                        for p, v in ph.items() if v["last_status"]]))
             out.append(gauge("netops_sync_oldest_success_age_seconds",
                              "Age of the least recently refreshed stable table's last successful sync.",
                              sync["oldest_success_age_seconds"]))

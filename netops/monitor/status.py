@@ -278,13 +278,19 @@ def render_text(doc: dict[str, Any]) -> str:
     else:
         lines.append(f"  nginx       {'ok    ' if ngx['ok'] else 'DOWN  '} {ngx['url']} {ngx['error'] or ''}".rstrip())
     if doc["phases"]:
-        lines.append(f"{'phases':<26}{'last':<9}{'age':>7}{'took':>8}{'+ins':>8}{'~upd':>7}{'-del':>7}")
+        shown = []
         for p in doc["phases"]:
-            took = f"{p['duration_seconds']:.1f}s" if p["duration_seconds"] is not None else "-"
             status = p["last_status"] or "never"
             if p["running"] and p["pages_total"]:
                 status = f"{p['pages_done']}/{p['pages_total']}"
-            lines.append(f"  {p['phase']:<24}{status:<9}{human_age(p['age_seconds']):>7}{took:>8}"
+            elif status == "unchanged":  # `sync stable --if-changed` skipped it: its probe saw no change
+                status = "unchanged (probe)"
+            shown.append(status)
+        width = max([9] + [len(s) + 1 for s in shown])
+        lines.append(f"{'phases':<26}{'last':<{width}}{'age':>7}{'took':>8}{'+ins':>8}{'~upd':>7}{'-del':>7}")
+        for p, status in zip(doc["phases"], shown, strict=True):
+            took = f"{p['duration_seconds']:.1f}s" if p["duration_seconds"] is not None else "-"
+            lines.append(f"  {p['phase']:<24}{status:<{width}}{human_age(p['age_seconds']):>7}{took:>8}"
                          f"{p['rows_inserted']:>8}{p['rows_updated']:>7}{p['rows_deleted']:>7}")
     ls = doc["last_sync"]
     if ls["status"]:

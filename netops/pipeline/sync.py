@@ -27,6 +27,7 @@ from netops.db.migrate import migrate
 from netops.db.server import resolve_dsn
 from netops.errors import ApiError, NetopsError, SyncError
 from netops.log import get_logger
+from netops.pipeline.probe import ProbeReport, probe_stable, record_unchanged, select_phases
 from netops.pipeline.stable import PHASES, MappingError, Phase, nested_rows
 
 SYNC_LOCK_KEY = 4242_0002
@@ -63,17 +64,30 @@ class SyncReport:
     api_calls: int = 0
     min_calls: int = 0
     ok: bool = True
+    # --if-changed: what the probe saw, and the phases it skipped (status "unchanged"; their
+    # api_calls are the probe calls attributed to them, already counted in `probe_calls`)
+    probe: ProbeReport | None = None
+    unchanged: list[PhaseReport] = field(default_factory=list)
+
+    @property
+    def probe_calls(self) -> int:
+        return self.probe.calls if self.probe is not None else 0
 
     @property
     def total_rows(self) -> int:
-        return sum(p.rows for p in self.phases)
+        return sum(p.rows for p in self.phases) + sum(p.rows for p in self.unchanged)
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "run_id": self.run_id, "ok": self.ok, "seconds": round(self.seconds, 3),
             "api_calls": self.api_calls, "min_calls": self.min_calls, "total_rows": self.total_rows,
             "phases": [p.__dict__ for p in self.phases],
         }
+        if self.probe is not None:
+            out.update(probe=self.probe.as_dict(), probe_calls=self.probe_calls,
+                       skipped_phases=[p.phase for p in self.unchanged],
+                       unchanged=[p.__dict__ for p in self.unchanged])
+        return out
 
 
 class Progress:
@@ -317,9 +331,10 @@ class _Prefetch:
 class StableSync:
     """One `netops sync stable` run."""
 
-    def __init__(self, settings: Settings, progress: Progress | None = None) -> None:
+    def __init__(self, settings: Settings, progress: Progress | None = None, if_changed: bool = False) -> None:
         self.settings = settings
         self.progress = progress or Progress()
+        self.if_changed = if_changed  # probe first, pull only what moved (netops/pipeline/probe.py)
         self.log = get_logger("stable", settings.log_path)
         # per project only the nested lists phases 06 and 08 load (`nested_rows`), not the raw
         # projects: their nested campus objects are most of their size (~30 of ~46 MB here)
@@ -413,6 +428,21 @@ class StableSync:
                 cur.execute("SELECT id FROM campuses ORDER BY id")
                 db_campus_ids = [r[0] for r in cur.fetchall()]
             conn.commit()
+        # --- --if-changed: probe each resource, keep only the phases whose resource moved ------
+        if self.if_changed:
+            try:
+                phases = self._probe_and_select(phases, run_id, report, client, conn, books)
+            except BaseException:
+                client.close()
+                books.close()
+                conn.close()
+                raise
+            if db_campus_ids is None and not any(p.table.name == "campuses" for p in phases):
+                with conn.cursor() as cur:  # campuses unchanged: phase 07 reads the mirror's ids
+                    cur.execute("SELECT id FROM campuses ORDER BY id")
+                    db_campus_ids = [r[0] for r in cur.fetchall()]
+                conn.commit()
+        # --- end --if-changed -----------------------------------------------------------------
         self._prefetch = _Prefetch(self, client, phases, db_campus_ids)
         try:
             for phase in phases:
@@ -427,10 +457,17 @@ class StableSync:
             books.close()
             conn.close()
         report.seconds = time.monotonic() - started
-        report.api_calls = sum(p.api_calls for p in report.phases)
-        report.min_calls = sum(p.min_calls for p in report.phases)
+        report.api_calls = sum(p.api_calls for p in report.phases) + report.probe_calls
+        report.min_calls = sum(p.min_calls for p in report.phases) + report.probe_calls
         stamp = datetime.now(timezone.utc).strftime("%H:%M:%S")
-        if report.ok:
+        if report.ok and report.probe is not None:
+            self.log.info(
+                f"[{stamp}] ✅ {len(report.phases)} phases pulled, {len(report.unchanged)} unchanged (probe), "
+                f"{report.total_rows:,} total rows, {report.api_calls} API calls ({report.probe_calls} probe + "
+                f"{report.api_calls - report.probe_calls} pull; minimum for this data: {report.min_calls}), "
+                f"{report.seconds:.1f}s"
+            )
+        elif report.ok:
             self.log.info(
                 f"[{stamp}] ✅ All {len(report.phases)} phases complete, {report.total_rows:,} total rows, "
                 f"{report.api_calls} API calls (minimum for this data: {report.min_calls}), "
@@ -442,6 +479,35 @@ class StableSync:
             raise SyncError(f"phase {failed.phase} failed: {failed.error} (table {failed.table} left "
                             "unchanged; later phases not run)")
         return report
+
+    def _probe_and_select(self, phases: list[Phase], run_id: str, report: SyncReport, client: ApiClient,
+                          conn: Any, books: _Bookkeeping) -> list[Phase]:
+        """--if-changed: probe, record the unchanged phases (sync_runs status 'unchanged'), log
+        what was skipped and why; returns the phases to pull, in FK order."""
+        probe = probe_stable(self.settings, conn, client, phases)
+        pull, unchanged = select_phases(phases, probe)
+        report.probe = probe
+        stamp = datetime.now(timezone.utc).strftime("%H:%M:%S")
+        for result in probe.results:
+            verdict = "pull" if result.changed else "unchanged, skip"
+            self.log.info(f"[{stamp}] Probe {result.resource} ({', '.join(result.phases)}): {verdict} — "
+                          f"{result.reason} ({result.calls} calls)")
+        for phase in unchanged:
+            result = probe.of_phase(phase.name)
+            # a probe's calls are attributed to the first phase it governs (06/08 follow projects)
+            calls = result.calls if result is not None and result.phases[0] == phase.name else 0
+            with conn.cursor() as cur:
+                cur.execute(f'SELECT count(*) FROM "{phase.table.name}"')
+                rows = cur.fetchone()[0]
+            conn.commit()
+            record_unchanged(books.conn, run_id, phase, calls, result.reason if result is not None else "")
+            report.unchanged.append(PhaseReport(phase.name, phase.table.name, status="unchanged", rows=rows,
+                                                api_calls=calls))
+        skipped = ", ".join(p.name for p in unchanged) or "none"
+        pulled = ", ".join(p.name for p in pull) or "none"
+        self.log.info(f"[{stamp}] Probe: {probe.calls} calls, {probe.seconds:.1f}s; skipping {len(unchanged)} "
+                      f"unchanged phase(s): {skipped}; pulling {len(pull)}: {pulled}")
+        return pull
 
     def _run_phase(self, phase: Phase, client: ApiClient, conn: Any, books: _Bookkeeping) -> PhaseReport:
         rep = PhaseReport(phase.name, phase.table.name)
@@ -503,6 +569,7 @@ class StableSync:
 
 
 def run_stable_sync(settings: Settings, phases: Sequence[str] | None = None,
-                    progress: Progress | None = None) -> SyncReport:
-    """Entry point for the CLI, cron and tests."""
-    return StableSync(settings, progress).run(phases)
+                    progress: Progress | None = None, if_changed: bool = False) -> SyncReport:
+    """Entry point for the CLI, cron and tests. `if_changed`: probe each resource first and
+    pull only those that moved (see netops/pipeline/probe.py for what a probe cannot see)."""
+    return StableSync(settings, progress, if_changed).run(phases)

@@ -1,0 +1,328 @@
+"""No-change probe for `netops sync stable --if-changed`: one cheap call per resource decides
+whether its full pull can be skipped.
+
+Why: a sync when nothing changed re-pulls every page (105 calls on the real data) only for the
+upsert to write nothing. One `page[size]=1` call per resource returns `X-Total` (the row count)
+and, sorted the right way, the newest row — enough to tell "moved" from "probably not moved":
+
+- resources with `updated_at` (projects): `sort=-updated_at` gives the count and the newest
+  `updated_at`; an edit or an insert moves the latter, a delete the former. Projects carry
+  campus_projects and project_sessions nested, so those two phases follow the projects verdict.
+- resources without it (campuses, coalitions, achievements): `sort=-id` gives the count and the
+  highest id, so a delete balanced by an insert still shows when the newcomer got a new id.
+- campus_achievements is one listing per campus (the API has no cross-campus one): one probe per
+  mirrored campus (54 calls against 82 for the pull), run `max_concurrency` at a time, stopped at
+  the first campus that differs. Not probed at all when campuses or achievements are pulled
+  anyway (a link phase is pulled whenever one of its parent tables is, see `select_phases`).
+- cursus is a single object: fetching it costs the one call a probe would, so phase 01 always runs.
+
+A probe that fails (after the client's usual retries, or on an unreadable answer) counts as
+"changed": the resource falls back to its full pull. A probe never causes a pull to be skipped
+on doubt.
+
+What a probe cannot see — why the nightly run must stay a full pull: edits to resources without
+`updated_at` (a coalition's score), values the server computes without moving `updated_at`, a
+delete balanced by an insert that reuses an older id on a count-only resource, and edits of a
+project's nested lists if the API does not move the project's `updated_at` for them.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from netops.api.client import ApiClient, page_problem
+from netops.config import Settings
+from netops.log import get_logger
+from netops.pipeline.stable import Phase
+
+#: `sync_runs.status` of a phase whose probe found it unchanged (migration 004).
+UNCHANGED = "unchanged"
+
+
+@dataclass
+class ProbeResult:
+    """The verdict on one resource: which phases it governs, what it cost, changed or not, why."""
+
+    resource: str
+    phases: list[str]
+    calls: int = 0
+    changed: bool = True
+    reason: str = ""
+    error: str | None = None  # the probe failed: `changed` is True (fall back to the pull)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"resource": self.resource, "phases": list(self.phases), "calls": self.calls,
+                "changed": self.changed, "reason": self.reason, "error": self.error}
+
+
+@dataclass
+class ProbeReport:
+    """Every resource's verdict for one `--if-changed` run."""
+
+    results: list[ProbeResult] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def calls(self) -> int:
+        return sum(r.calls for r in self.results)
+
+    def of_phase(self, phase_name: str) -> ProbeResult | None:
+        """The result governing `phase_name` (None: no probe covered it)."""
+        return next((r for r in self.results if phase_name in r.phases), None)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"calls": self.calls, "seconds": round(self.seconds, 3),
+                "results": [r.as_dict() for r in self.results]}
+
+
+class ProbeFailed(Exception):
+    """An answer the probe cannot judge from (no X-Total, an unparsable timestamp)."""
+
+
+def _utc(value: Any) -> datetime | None:
+    """A timestamp from the API (ISO 8601, `Z` or an offset) or the mirror (aware datetime)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise ProbeFailed(f"unreadable updated_at {value!r:.40}") from None
+    if not isinstance(value, datetime) or value.tzinfo is None:
+        raise ProbeFailed(f"unreadable updated_at {value!r:.40}")
+    return value.astimezone(timezone.utc)
+
+
+def _iso(ts: datetime | None) -> str:
+    return "none" if ts is None else ts.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _cmp(what: str, api: Any, mirror: Any, fmt: Any = str) -> tuple[bool, str]:
+    """(differs, "what api = mirror") — the reason fragment names both sides."""
+    if api == mirror:
+        return False, f"{what} {fmt(api)} = {fmt(mirror)}"
+    return True, f"{what} {fmt(api)} ≠ mirror {fmt(mirror)}"
+
+
+def _first(client: ApiClient, path: str, params: dict[str, Any]) -> tuple[int, dict[str, Any] | None]:
+    """One `page[size]=1` call: (X-Total, the first row or None). Pages are validated like every
+    other listing read (`page_problem`): a garbled answer is retried, then raises ApiError."""
+    resp = client.request(path, {**params, "page[size]": 1, "page[number]": 1}, page_problem)
+    raw = resp.headers.get("X-Total")
+    try:
+        total = int(raw) if raw is not None else None
+    except ValueError:
+        total = None
+    if total is None:
+        raise ProbeFailed(f"GET {path}: no usable X-Total header ({raw!r:.20})")
+    rows = resp.json()
+    return total, (rows[0] if rows else None)
+
+
+def _listing_params(phase: Phase, sort: str) -> dict[str, Any]:
+    params = {k: v for k, v in (phase.source[2] if len(phase.source) > 2 else {}).items() if k != "sort"}
+    params["sort"] = sort
+    return params
+
+
+class _Prober:
+    def __init__(self, settings: Settings, conn: Any, client: ApiClient) -> None:
+        self.settings = settings
+        self.conn = conn
+        self.client = client
+        self.log = get_logger("stable", settings.log_path)
+
+    def mirror(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        with self.conn.cursor() as cur:
+            cur.execute(sql, params)
+            return cur.fetchall()
+
+    def guarded(self, result: ProbeResult, fn: Any, *args: Any) -> ProbeResult:
+        """Run one probe; any failure means "changed" (fall back to the full pull), logged."""
+        try:
+            fn(result, *args)
+        except Exception as exc:  # noqa: BLE001 - a probe must never make a pull be skipped
+            msg = str(getattr(exc, "message", exc)).strip().splitlines()
+            result.changed = True
+            result.error = msg[0] if msg else type(exc).__name__
+            result.reason = f"probe failed, pulling in full: {result.error}"
+            self.log.warning(f"Probe of {result.resource} failed ({result.error}); falling back to its full pull")
+        return result
+
+    # -- one probe per kind ---------------------------------------------------------------
+    def by_updated_at(self, result: ProbeResult, phase: Phase) -> None:
+        fork = self.client.fork()
+        try:
+            total, row = _first(fork, phase.source[1], _listing_params(phase, "-updated_at"))
+        finally:
+            result.calls = fork.calls
+        api_newest = _utc(row.get("updated_at")) if isinstance(row, dict) else None
+        have, newest = self.mirror(f'SELECT count(*), max(updated_at) FROM "{phase.table.name}"')[0]
+        d1, r1 = _cmp("count", total, have)
+        d2, r2 = _cmp("newest updated_at", api_newest, _utc(newest), _iso)
+        result.changed, result.reason = d1 or d2, f"{r1}, {r2}"
+
+    def by_id(self, result: ProbeResult, phase: Phase) -> None:
+        fork = self.client.fork()
+        try:
+            total, row = _first(fork, phase.source[1], _listing_params(phase, "-id"))
+        finally:
+            result.calls = fork.calls
+        api_max = int(row["id"]) if isinstance(row, dict) else None
+        have, max_id = self.mirror(f'SELECT count(*), max(id) FROM "{phase.table.name}"')[0]
+        d1, r1 = _cmp("count", total, have)
+        d2, r2 = _cmp("max id", api_max, max_id)
+        result.changed, result.reason = d1 or d2, f"{r1}, {r2}"
+
+    def per_campus(self, result: ProbeResult, phase: Phase) -> None:
+        """One probe per mirrored campus, concurrently; stops asking at the first difference
+        (the whole phase is pulled then, so the remaining probes would be wasted calls)."""
+        template = phase.source[1]
+        link = phase.table.name
+        rows = self.mirror(f'SELECT c.id, count(l.campus_id), max(l.achievement_id) FROM campuses c '
+                           f'LEFT JOIN "{link}" l ON l.campus_id = c.id GROUP BY c.id ORDER BY c.id')
+        fork = self.client.fork()
+        stop = threading.Event()
+        found: list[str] = []
+        lock = threading.Lock()
+
+        def one(row: tuple[int, int, int | None]) -> None:
+            cid, have, max_id = row
+            if stop.is_set():
+                return
+            try:
+                total, first = _first(fork, template.format(id=cid), {"sort": "-id"})
+            except Exception:
+                stop.set()
+                raise
+            api_max = int(first["id"]) if isinstance(first, dict) else None
+            d1, r1 = _cmp("count", total, have)
+            d2, r2 = _cmp("max id", api_max, max_id)
+            if d1 or d2:
+                stop.set()
+                with lock:
+                    found.append(f"campus {cid}: {r1 if d1 else r2}")
+
+        workers = max(1, min(self.settings.max_concurrency, len(rows) or 1))
+        try:
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="netops-probe") as pool:
+                for fut in [pool.submit(one, r) for r in rows]:
+                    fut.result()  # re-raises the first failure (the others stop at the flag)
+        finally:
+            result.calls = fork.calls
+        if found:
+            result.changed = True
+            result.reason = (f"{sorted(found)[0]} (stopped after {result.calls} of {len(rows)} campus probes)")
+        else:
+            result.changed = False
+            result.reason = f"{len(rows)} campuses: every count and max id equal"
+
+
+def probe_stable(settings: Settings, conn: Any, client: ApiClient, phases: Sequence[Phase]) -> ProbeReport:
+    """Probe every resource behind `phases` and compare with the mirror read on `conn`.
+
+    `conn` is the sync's own connection (the one holding the advisory lock), so the mirror read
+    is the state the phases will apply to; its transaction is committed before returning.
+    `client` is the run's ApiClient: probes share its pacer, token and call accounting, and
+    each resource's calls are counted exactly on a `fork()`.
+    """
+    started = time.monotonic()
+    prober = _Prober(settings, conn, client)
+    by_table = {p.table.name: p for p in phases}
+    report = ProbeReport()
+    try:
+        # 1. one call each for the index resources, concurrently (their verdicts are independent)
+        jobs: list[tuple[ProbeResult, Any, Phase]] = []
+        for phase in phases:
+            kind = phase.source[0]
+            if kind == "single":
+                report.results.append(ProbeResult(
+                    phase.table.name, [phase.name], 0, True,
+                    "single object: fetching it costs the one call a probe would, so it is always pulled"))
+            elif kind == "paged":
+                followers = [p.name for p in phases if p.source[0] == "nested"] \
+                    if phase.table.name == "projects" else []
+                res = ProbeResult(phase.table.name, [phase.name, *followers])
+                fn = prober.by_updated_at if "updated_at" in phase.table.columns else prober.by_id
+                jobs.append((res, fn, phase))
+                report.results.append(res)
+        if "projects" not in by_table:  # --phase campus_projects / project_sessions alone
+            nested = [p for p in phases if p.source[0] == "nested"]
+            if nested:
+                from netops.pipeline.stable import PHASES
+
+                projects = next(p for p in PHASES if p.table.name == "projects")
+                res = ProbeResult("projects", [p.name for p in nested])
+                jobs.append((res, prober.by_updated_at, projects))
+                report.results.append(res)
+        # the mirror reads happen on `conn` from the pool threads: psycopg2 serialises a
+        # connection's use, and these are single quick SELECTs
+        workers = max(1, min(settings.max_concurrency, len(jobs) or 1))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="netops-probe") as pool:
+            list(pool.map(lambda j: prober.guarded(j[0], j[1], j[2]), jobs))
+
+        # 2. per-campus listings, unless a parent table is pulled anyway
+        for phase in phases:
+            if phase.source[0] != "per_campus":
+                continue
+            res = ProbeResult(phase.table.name, [phase.name])
+            report.results.append(res)
+            pulled_parents = []
+            for _, parent in phase.table.parents:
+                verdict = report.of_phase(by_table[parent].name) if parent in by_table else None
+                if verdict is not None and verdict.changed:
+                    pulled_parents.append(parent)
+            if pulled_parents:
+                res.reason = (f"not probed: its parent {' and '.join(pulled_parents)} changed, so it is "
+                              "pulled anyway")
+                continue
+            prober.guarded(res, prober.per_campus, phase)
+    finally:
+        conn.commit()
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def select_phases(phases: Sequence[Phase], report: ProbeReport) -> tuple[list[Phase], list[Phase]]:
+    """(to pull, unchanged) in foreign-key order.
+
+    A phase is pulled when its resource's probe says changed (or failed, or did not cover it),
+    and also when one of its parent tables is pulled: a parent row that appears makes link rows
+    loadable that were skipped before (a campus turning active and its campus_projects links),
+    and those links do not move the children's own probe.
+    """
+    pull: list[Phase] = []
+    unchanged: list[Phase] = []
+    pulled_tables: set[str] = set()
+    for phase in phases:
+        result = report.of_phase(phase.name)
+        changed = result is None or result.changed
+        if not changed and any(parent in pulled_tables for _, parent in phase.table.parents):
+            changed = True
+        if changed:
+            pull.append(phase)
+            pulled_tables.add(phase.table.name)
+        else:
+            unchanged.append(phase)
+    return pull, unchanged
+
+
+def record_unchanged(books_conn: Any, run_id: str, phase: Phase, calls: int, note: str) -> None:
+    """One `netops.sync_runs` row for a phase the probe skipped: status 'unchanged', nothing
+    written, `api_calls` = the probe calls attributed to it, `probe` = what the probe saw.
+
+    Not 'success': the monitor's "last refreshed" (and the sync_age alert) must keep meaning
+    "last pulled", since a probe is blind to some changes and only the full pull catches them.
+    """
+    with books_conn.cursor() as cur:
+        cur.execute(
+            "INSERT INTO netops.sync_runs (run_id, phase, table_name, finished_at, status, rows_fetched, "
+            "api_calls, pages_done, pages_total, probe) VALUES (%s, %s, %s, now(), %s, 0, %s, 0, 0, %s)",
+            (run_id, phase.name, phase.table.name, UNCHANGED, calls, note),
+        )
