@@ -88,7 +88,8 @@ def group(ctx: click.Context) -> None:
 @click.option("--if-changed", "if_changed", is_flag=True,
               help="Probe first: one page[size]=1 call per resource (count, and newest updated_at or "
                    "highest id; one per campus for campus_achievements) compared with the mirror; pull "
-                   "only the resources that moved (a failed probe means pull). A probe cannot see edits "
+                   "only the resources that moved (a failed probe, a failed last pull, or a parent pulled "
+                   "more recently means pull). A probe cannot see edits "
                    "to resources without updated_at (campuses, coalitions, achievements), values the "
                    "server computes without moving updated_at, a delete balanced by an insert that "
                    "reuses an older id on a count-only resource, or nested edits (a project's campus "

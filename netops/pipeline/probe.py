@@ -39,7 +39,7 @@ from typing import Any
 from netops.api.client import ApiClient, page_problem
 from netops.config import Settings
 from netops.log import get_logger
-from netops.pipeline.stable import Phase
+from netops.pipeline.stable import PHASES, Phase
 
 #: `sync_runs.status` of a phase whose probe found it unchanged (migration 004).
 UNCHANGED = "unchanged"
@@ -67,6 +67,8 @@ class ProbeReport:
 
     results: list[ProbeResult] = field(default_factory=list)
     seconds: float = 0.0
+    # phases pulled whatever their probe said, and why (see stale_reason)
+    forced: dict[str, str] = field(default_factory=dict)
 
     @property
     def calls(self) -> int:
@@ -78,7 +80,7 @@ class ProbeReport:
 
     def as_dict(self) -> dict[str, Any]:
         return {"calls": self.calls, "seconds": round(self.seconds, 3),
-                "results": [r.as_dict() for r in self.results]}
+                "results": [r.as_dict() for r in self.results], "forced": dict(self.forced)}
 
 
 class ProbeFailed(Exception):
@@ -255,8 +257,6 @@ def probe_stable(settings: Settings, conn: Any, client: ApiClient, phases: Seque
         if "projects" not in by_table:  # --phase campus_projects / project_sessions alone
             nested = [p for p in phases if p.source[0] == "nested"]
             if nested:
-                from netops.pipeline.stable import PHASES
-
                 projects = next(p for p in PHASES if p.table.name == "projects")
                 res = ProbeResult("projects", [p.name for p in nested])
                 jobs.append((res, prober.by_updated_at, projects))
@@ -289,11 +289,62 @@ def probe_stable(settings: Settings, conn: Any, client: ApiClient, phases: Seque
     return report
 
 
-def select_phases(phases: Sequence[Phase], report: ProbeReport) -> tuple[list[Phase], list[Phase]]:
+@dataclass(frozen=True)
+class PhaseHistory:
+    """A phase's last real pull, from `netops.sync_runs` ('unchanged' rows are not pulls)."""
+
+    last_status: str | None       # 'success' or 'failed' (a dead run's 'running' rows are failed)
+    last_success: datetime | None
+
+
+def phase_history(conn: Any) -> dict[str, PhaseHistory]:
+    """Each phase's last pull outcome and last successful pull; read on the sync's connection."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT phase, (array_agg(status ORDER BY started_at DESC, id DESC) "
+            "FILTER (WHERE status IN ('success', 'failed')))[1], "
+            "max(finished_at) FILTER (WHERE status = 'success') "
+            "FROM netops.sync_runs GROUP BY phase"
+        )
+        rows = cur.fetchall()
+    conn.commit()
+    return {phase: PhaseHistory(status, success) for phase, status, success in rows}
+
+
+def stale_reason(phase: Phase, history: dict[str, PhaseHistory]) -> str | None:
+    """Why `phase` must be pulled whatever its probe says, or None.
+
+    A probe compares the API with the mirror of its *resource*; it cannot tell that the mirror
+    of this phase is behind it: the last pull of the phase failed (the next probe would see
+    nothing new and hide the failure), or a table it is loaded from or linked to was pulled after
+    it (`--phase projects` alone, or a nightly run that stopped after phase 03: campus_projects
+    and project_sessions are read from the projects' nested lists, and links skipped for a
+    missing parent become loadable once the parent is there).
+    """
+    mine = history.get(phase.name)
+    if mine is None or mine.last_success is None:
+        return "never pulled successfully"
+    if mine.last_status == "failed":
+        return "its last pull failed"
+    sources = {parent for _, parent in phase.table.parents}
+    if phase.source[0] == "nested":
+        sources.add("projects")
+    by_table = {p.table.name: p for p in PHASES}
+    for table in sorted(sources):
+        src = by_table.get(table)
+        other = history.get(src.name) if src is not None else None
+        if other is not None and other.last_success is not None and other.last_success > mine.last_success:
+            return f"{table} was pulled after it"
+    return None
+
+
+def select_phases(phases: Sequence[Phase], report: ProbeReport,
+                  history: dict[str, PhaseHistory] | None = None) -> tuple[list[Phase], list[Phase]]:
     """(to pull, unchanged) in foreign-key order.
 
     A phase is pulled when its resource's probe says changed (or failed, or did not cover it),
-    and also when one of its parent tables is pulled: a parent row that appears makes link rows
+    when its own mirror is behind (`stale_reason`, recorded in `report.forced`), and also when
+    one of its parent tables is pulled in this run: a parent row that appears makes link rows
     loadable that were skipped before (a campus turning active and its campus_projects links),
     and those links do not move the children's own probe.
     """
@@ -303,6 +354,11 @@ def select_phases(phases: Sequence[Phase], report: ProbeReport) -> tuple[list[Ph
     for phase in phases:
         result = report.of_phase(phase.name)
         changed = result is None or result.changed
+        if not changed and history is not None:
+            reason = stale_reason(phase, history)
+            if reason is not None:
+                report.forced[phase.name] = reason
+                changed = True
         if not changed and any(parent in pulled_tables for _, parent in phase.table.parents):
             changed = True
         if changed:

@@ -27,7 +27,7 @@ from netops.db.migrate import migrate
 from netops.db.server import resolve_dsn
 from netops.errors import ApiError, NetopsError, SyncError
 from netops.log import get_logger
-from netops.pipeline.probe import ProbeReport, probe_stable, record_unchanged, select_phases
+from netops.pipeline.probe import ProbeReport, phase_history, probe_stable, record_unchanged, select_phases
 from netops.pipeline.stable import PHASES, MappingError, Phase, nested_rows
 
 SYNC_LOCK_KEY = 4242_0002
@@ -485,13 +485,15 @@ class StableSync:
         """--if-changed: probe, record the unchanged phases (sync_runs status 'unchanged'), log
         what was skipped and why; returns the phases to pull, in FK order."""
         probe = probe_stable(self.settings, conn, client, phases)
-        pull, unchanged = select_phases(phases, probe)
+        pull, unchanged = select_phases(phases, probe, phase_history(conn))
         report.probe = probe
         stamp = datetime.now(timezone.utc).strftime("%H:%M:%S")
         for result in probe.results:
             verdict = "pull" if result.changed else "unchanged, skip"
             self.log.info(f"[{stamp}] Probe {result.resource} ({', '.join(result.phases)}): {verdict} — "
                           f"{result.reason} ({result.calls} calls)")
+        for name, why in probe.forced.items():
+            self.log.info(f"[{stamp}] Probe: pulling {name} whatever its probe said: {why}")
         for phase in unchanged:
             result = probe.of_phase(phase.name)
             # a probe's calls are attributed to the first phase it governs (06/08 follow projects)

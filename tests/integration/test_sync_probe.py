@@ -301,3 +301,54 @@ def test_cli_if_changed_json_and_help(settings: Settings, sim: Any) -> None:
                          capture_output=True, text=True, timeout=60)
     text = " ".join(out.stdout.split())
     assert "--if-changed" in text and "nightly run a full pull" in text and "updated_at" in text
+
+
+def test_nested_phases_behind_a_newer_projects_pull_are_pulled(settings: Settings, sim: Any) -> None:
+    """`--phase projects` alone refreshes projects but not the lists nested in them: the projects
+    probe then sees nothing new, yet campus_projects is behind — it must be pulled anyway."""
+    full_then_reset(settings, sim)
+    with psycopg2.connect(settings.dsn) as conn, conn.cursor() as cur:
+        cur.execute("SELECT project_id, array_agg(campus_id ORDER BY campus_id) FROM campus_projects "
+                    "GROUP BY 1 HAVING count(*) > 1 ORDER BY 1 LIMIT 1")
+        pid, campuses = cur.fetchone()
+    sim.modify("projects", pid, {"campus": campuses[1:]}, touch=True)
+    run_stable_sync(settings, ["projects"])
+
+    report = run_stable_sync(settings, if_changed=True)
+
+    assert report.probe is not None and not report.probe.of_phase("03_projects").changed  # type: ignore[union-attr]
+    assert pulled(report) == ["01_cursus", "06_campus_projects", "08_project_sessions"]
+    assert report.probe.forced == {"06_campus_projects": "projects was pulled after it",
+                                   "08_project_sessions": "projects was pulled after it"}
+    assert {p.phase: p for p in report.phases}["06_campus_projects"].deleted == 1
+    mirrors_sim_exactly(settings.dsn, sim)
+    # caught up: the next probe run skips them again
+    assert pulled(run_stable_sync(settings, if_changed=True)) == ["01_cursus"]
+
+
+def test_a_failed_phase_is_pulled_by_the_next_probe_run_not_hidden(settings: Settings, sim: Any) -> None:
+    from netops.errors import SyncError
+
+    full_then_reset(settings, sim)
+    cid = keys(settings.dsn, "coalitions", ["id"])[0][0]
+    sim.modify("coalitions", cid, {"score": 4242}, touch=False)   # invisible to the count/max-id probe
+    sim.add_fault("500@/v2/coalitions")
+    with pytest.raises(SyncError, match="04_coalitions"):
+        run_stable_sync(settings)
+    sim.clear_faults()
+
+    report = run_stable_sync(settings, if_changed=True)
+
+    assert report.probe is not None and not report.probe.of_phase("04_coalitions").changed  # type: ignore[union-attr]
+    assert report.probe.forced.get("04_coalitions") == "its last pull failed"
+    # the failed run refreshed campuses and projects but stopped before the link phases: behind too
+    assert report.probe.forced.get("06_campus_projects") == "campuses was pulled after it"
+    assert pulled(report) == ["01_cursus", "04_coalitions", "06_campus_projects", "07_campus_achievements",
+                              "08_project_sessions"]
+    mirrors_sim_exactly(settings.dsn, sim)
+    with psycopg2.connect(settings.dsn) as conn, conn.cursor() as cur:
+        cur.execute("SELECT score FROM coalitions WHERE id = %s", (cid,))
+        assert cur.fetchone()[0] == 4242
+    with psycopg2.connect(settings.dsn) as conn, conn.cursor() as cur:
+        cur.execute("SELECT status FROM netops.sync_runs WHERE phase = '04_coalitions' ORDER BY id DESC LIMIT 1")
+        assert cur.fetchone()[0] == "success"
