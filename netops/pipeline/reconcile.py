@@ -186,6 +186,14 @@ def _reconcile_one(conn: Any, client: Any, settings: Settings, res: LiveResource
                     "last_error = NULL WHERE resource = %s AND entity_id = ANY(%s) AND state = 'pending'",
                     (res.name, gone),
                 )
+                # ...and one a worker holds right now turns into a delete: the version bump makes
+                # that worker's finish hand it back as pending (its upsert, if it lands after this
+                # commit, is undone by the next batch; one that landed before is deleted above)
+                cur.execute(
+                    "UPDATE netops.backlog_items SET action = 'delete', payload = NULL, version = version + 1 "
+                    "WHERE resource = %s AND entity_id = ANY(%s) AND state = 'processing'",
+                    (res.name, gone),
+                )
             if page.last:
                 cur.execute(
                     "UPDATE netops.backlog_marks SET reconcile_cursor = NULL, reconcile_finished_at = now() "

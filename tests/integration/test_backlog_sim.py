@@ -469,3 +469,35 @@ def test_a_change_younger_than_the_settle_delay_waits_for_a_later_window(sim: Si
     assert later.enqueued == 1 and later.calls == 1
     run_backlog(mirrored, pg_dsn)
     assert q(pg_dsn, "SELECT wallet FROM users WHERE id = %s", (uid,)) == [(4242,)]
+
+
+def test_reconcile_turns_an_upsert_a_worker_holds_into_a_delete(sim: SimServer, mirrored: Settings,
+                                                                pg_dsn: str) -> None:
+    """A worker holding a (stale) upsert for a row reconcile deletes must not bring the row back."""
+    detect_and_run(mirrored, pg_dsn)
+    uid = sorted(sim.data.tables["users"])[20]
+    payload = {"id": uid, "login": "ghost", "updated_at": "2026-01-01T00:00:00.000Z"}
+    c = psycopg2.connect(pg_dsn)
+    with c, c.cursor() as cur:
+        queue.enqueue(cur, [queue.NewItem("users", uid, payload=payload, source_updated_at=payload["updated_at"])])
+        held = queue.claim(cur, "ghost-worker", 10, 600)   # a worker holds it, mid-batch
+    c.close()
+    assert [it.entity_id for it in held] == [uid]
+    sim.delete("users", uid)
+
+    reconcile(mirrored, pg_dsn, ["users"])
+    assert q(pg_dsn, "SELECT count(*) FROM users WHERE id = %s", (uid,)) == [(0,)]
+    assert q(pg_dsn, "SELECT action, payload IS NULL, state FROM netops.backlog_items WHERE entity_id = %s "
+                     "AND resource = 'users' AND id = %s", (uid, held[0].id)) == [("delete", True, "processing")]
+
+    # the worker's batch lands after reconcile committed: its upsert brings the row back...
+    c = psycopg2.connect(pg_dsn)
+    with c, c.cursor() as cur:
+        cur.execute("INSERT INTO users (id, login) VALUES (%s, 'ghost')", (uid,))
+        counts = queue.finish(cur, "ghost-worker", held, max_retries=3, retry_delay=0)
+    c.close()
+    assert counts["requeued"] == 1                           # ...but its item went back to pending
+    run_backlog(mirrored, pg_dsn)                            # and the next batch deletes the row
+    assert q(pg_dsn, "SELECT count(*) FROM users WHERE id = %s", (uid,)) == [(0,)]
+    assert q(pg_dsn, "SELECT state, outcome FROM netops.backlog_items WHERE id = %s", (held[0].id,)) == \
+        [("done", "deleted")]
