@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import functools
 import json
+import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import click
 
 from netops.config import ConfigError, Settings, load_settings
-from netops.errors import NetopsError
+from netops.errors import DatabaseError, NetopsError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -48,8 +49,31 @@ def pass_settings(fn: F) -> F:
             if exc.filename and exc.errno is not None:
                 raise NetopsError(f"{exc.strerror} on {exc.filename}: check the path and free space") from None
             raise
+        except Exception as exc:
+            message = _database_error(exc)
+            if message is None:
+                raise
+            raise DatabaseError(message) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def _database_error(exc: BaseException) -> str | None:
+    """One line for a PostgreSQL error that reached the command (a missing schema, a server that
+    went away mid-run), or None when `exc` is not one. psycopg2 is looked up, not imported: a
+    command that never touched the database does not pay for the import."""
+    psycopg2 = sys.modules.get("psycopg2")
+    if psycopg2 is None or not isinstance(exc, psycopg2.Error):
+        return None
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    code = getattr(exc, "pgcode", None) or ""
+    if code in ("42P01", "42703", "3F000"):   # undefined table / column / schema
+        hint = "the schema is not migrated: run `netops db migrate`"
+    elif isinstance(exc, psycopg2.OperationalError):
+        hint = "is PostgreSQL up? check `netops status` / `netops db status`, then rerun"
+    else:
+        hint = "nothing was committed by the failed statement; rerun, and check `netops status`"
+    return f"PostgreSQL: {first} — {hint}"
 
 
 def echo_json(data: Any) -> None:

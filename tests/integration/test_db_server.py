@@ -81,3 +81,21 @@ def test_mirror_lands_in_public_even_for_a_role_named_netops(pg_server: LocalPos
     with psycopg2.connect(fresh_db) as conn, conn.cursor() as cur:
         cur.execute("SELECT table_schema FROM information_schema.tables WHERE table_name = 'campuses'")
         assert cur.fetchall() == [("public",)]
+
+
+def test_a_database_error_in_a_command_is_one_line_naming_the_fix(fresh_db: str, tmp_path: Path) -> None:
+    """`netops backlog status` on a database nobody migrated: one line naming `netops db migrate`,
+    exit 1, no traceback."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "NETOPS_CONFIG": "", "NETOPS_DSN": fresh_db, "NETOPS_LOG_DIR": str(tmp_path / "logs"),
+           "NETOPS_STATE_DIR": str(tmp_path / "state")}
+    out = subprocess.run([sys.executable, "-m", "netops", "backlog", "status"], env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 1, out
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in out.stderr, out.stderr
+    assert 'relation "netops.backlog_items" does not exist' in lines[0]
+    assert "netops db migrate" in lines[0]
