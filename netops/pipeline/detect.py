@@ -198,6 +198,7 @@ def _detect_one(conn: Any, client: Any, settings: Settings, res: LiveResource, s
     server_time: datetime | None = None
     end: datetime | None = None
     carried = 0.0   # calls not yet charged to any item (pages with nothing new)
+    bad_stamps = 0
     last_ids: list[int] = []
     calls_before = client.calls
     for page in keyset_pages(client, settings, res, params):
@@ -211,14 +212,20 @@ def _detect_one(conn: Any, client: Any, settings: Settings, res: LiveResource, s
         for obj in page.rows:
             try:
                 ident = entity_id(obj, res.name)
-                stamp = obj.get("updated_at")
-                if isinstance(stamp, str):
-                    parse_ts(stamp)   # a row whose stamp does not parse is invalid, not queued
-                else:
-                    stamp = None
-            except (PayloadError, AttributeError, ValueError):
-                result.invalid += 1   # not keyable: reconcile / the worker's validation will say more
+            except (PayloadError, AttributeError):
+                result.invalid += 1   # not keyable: nothing to queue it under (the log counts it)
                 continue
+            stamp = obj.get("updated_at")
+            if isinstance(stamp, str):
+                try:
+                    parse_ts(stamp)
+                except ValueError:
+                    # queued all the same (the mark moves past it): the worker's validation fails
+                    # the item with the error kept, where `netops backlog status` shows it
+                    stamp = None
+                    bad_stamps += 1
+            else:
+                stamp = None
             items.append(queue.NewItem(res.name, ident, payload=obj, source_updated_at=stamp))
         with conn, conn.cursor() as cur:
             fresh = queue.not_current(cur, res.name, items)
@@ -247,7 +254,9 @@ def _detect_one(conn: Any, client: Any, settings: Settings, res: LiveResource, s
     log.info(
         f"Detect {res.name}: {window}, {result.calls} API call(s), {result.seen:,} rows seen, "
         f"{result.enqueued:,} queued ({result.seen - result.enqueued - result.invalid:,} already current"
-        + (f", {result.invalid:,} invalid" if result.invalid else "") + "), "
+        + (f", {result.invalid:,} invalid" if result.invalid else "")
+        + (f", {bad_stamps:,} with an unreadable updated_at queued for the worker to report" if bad_stamps else "")
+        + "), "
         f"mark → {result.mark or 'none'}"
     )
     return result

@@ -560,7 +560,7 @@ class StableSync:
         self.progress.phase_finished(phase, rep)
         stamp = datetime.now(timezone.utc).strftime("%H:%M:%S")
         if rep.status == "success":
-            extra = f", {rep.skipped} skipped (parent not mirrored)" if rep.skipped else ""
+            extra = f", {rep.skipped} skipped (parent not mirrored, NULL key or served twice)" if rep.skipped else ""
             self.log.info(
                 f"[{stamp}] Phase {phase.number}: Fetching {phase.label}... {rep.rows:,} rows "
                 f"(+{rep.inserted} ~{rep.updated} -{rep.deleted}{extra}; {rep.api_calls} calls, {rep.seconds:.1f}s)"

@@ -501,3 +501,34 @@ def test_reconcile_turns_an_upsert_a_worker_holds_into_a_delete(sim: SimServer, 
     assert q(pg_dsn, "SELECT count(*) FROM users WHERE id = %s", (uid,)) == [(0,)]
     assert q(pg_dsn, "SELECT state, outcome FROM netops.backlog_items WHERE id = %s", (held[0].id,)) == \
         [("done", "deleted")]
+
+
+class _OnePageClient:
+    """Answers every keyset page with `rows` (then nothing): a stand-in for the API where the
+    simulator cannot produce the payload (a string `updated_at` that does not parse)."""
+
+    def __init__(self, rows: list[dict[str, Any]]) -> None:
+        self.rows, self.calls = rows, 0
+        self.recorder = type("R", (), {"flush": lambda self: None})()
+
+    def request(self, path: str, params: dict[str, Any], validate: Any = None) -> Any:
+        self.calls += 1
+        lo = int(params["range[id]"].split(",")[0])
+        rows = [r for r in self.rows if r["id"] >= lo]
+        resp = type("Resp", (), {})()
+        resp._netops_json = rows
+        resp.headers = {"X-Total": str(len(rows)), "X-Per-Page": "100", "Date": "Sun, 29 Nov 2026 05:00:00 GMT"}
+        return resp
+
+
+def test_a_row_with_an_unreadable_updated_at_is_queued_and_failed_visibly(sim: SimServer, mirrored: Settings,
+                                                                          pg_dsn: str) -> None:
+    good = {"id": 1, "login": "a", "updated_at": "2026-11-29T04:00:00.000Z"}
+    bad = {"id": 2, "login": "b", "updated_at": "yesterday-ish"}
+    res = detect(mirrored, pg_dsn, ["users"], client=_OnePageClient([good, bad]))[0]
+    assert res.error is None and res.enqueued == 2 and res.invalid == 0
+    run_backlog(mirrored, pg_dsn)
+    rows = dict((r[0], r[1:]) for r in q(pg_dsn, "SELECT entity_id, state, last_error FROM netops.backlog_items "
+                                                 "WHERE resource = 'users'"))
+    assert rows[1][0] == "done"
+    assert rows[2][0] == "failed" and "updated_at" in rows[2][1], rows[2]
