@@ -384,6 +384,8 @@ class StableSync:
             def one_campus(cid: int) -> list[dict[str, Any]]:
                 rows: list[dict[str, Any]] = []
                 for page in client.iter_pages(template.format(id=cid), {"sort": "id"}, on_info=fetch.info):
+                    if self._prefetch is not None and self._prefetch.stop.is_set():
+                        break   # the run stopped (a phase failed): no more calls for it
                     fetch.page(len(page))
                     rows.extend({"campus_id": cid, "achievement_id": o.get("id")} for o in page
                                 if isinstance(o, dict))
