@@ -38,28 +38,25 @@ def _settings() -> Any:
 
 # ------------------------------------------------------------------ 1/2: stable sync
 def job_sync(args: dict[str, Any]) -> dict[str, Any]:
+    """`netops sync stable`, or with `{"if_changed": true}` `netops sync stable --if-changed`
+    (probe first, pull only what moved): then also the probe's calls, verdicts and skipped phases."""
     from netops.pipeline.sync import run_stable_sync
 
     settings = _settings()
+    if_changed = bool(args.get("if_changed"))
     t0 = time.monotonic()
-    report = run_stable_sync(settings)
+    report = run_stable_sync(settings, if_changed=True) if if_changed else run_stable_sync(settings)
     wall = time.monotonic() - t0
-    return {"wall": wall, "api_calls": report.api_calls, "min_calls": report.min_calls,
-            "rows": report.total_rows, "phases": [
-                {"phase": p.phase, "calls": p.api_calls, "min_calls": p.min_calls, "seconds": p.seconds,
-                 "inserted": p.inserted, "updated": p.updated, "deleted": p.deleted}
-                for p in report.phases]}
-
-
-def job_probe(args: dict[str, Any]) -> dict[str, Any]:
-    """Prototype of a no-change probe pass (see bench/probe.py): calls, wall, verdict per resource."""
-    from bench.probe import probe_pass
-
-    settings = _settings()
-    t0 = time.monotonic()
-    verdicts = probe_pass(settings, os.environ["NETOPS_DSN"], per_campus=bool(args.get("per_campus", True)))
-    return {"wall": time.monotonic() - t0, "calls": sum(v["calls"] for v in verdicts),
-            "changed": [v["resource"] for v in verdicts if v["changed"]], "verdicts": verdicts}
+    out = {"wall": wall, "api_calls": report.api_calls, "min_calls": report.min_calls,
+           "rows": report.total_rows, "phases": [
+               {"phase": p.phase, "calls": p.api_calls, "min_calls": p.min_calls, "seconds": p.seconds,
+                "inserted": p.inserted, "updated": p.updated, "deleted": p.deleted}
+               for p in report.phases]}
+    if if_changed and report.probe is not None:
+        out.update(probe_calls=report.probe_calls, probe_seconds=report.probe.seconds,
+                   pulled=[p.phase for p in report.phases], skipped=[p.phase for p in report.unchanged],
+                   probe=[r.as_dict() for r in report.probe.results])
+    return out
 
 
 # ------------------------------------------------------------------ 3: loader
@@ -156,7 +153,7 @@ def job_detect(args: dict[str, Any]) -> dict[str, Any]:
 
     settings = _settings()
     t0 = time.monotonic()
-    results = detect(settings, os.environ["NETOPS_DSN"], overlap_seconds=float(args.get("overlap", 120.0)))
+    results = detect(settings, os.environ["NETOPS_DSN"], settle_seconds=args.get("settle"))
     return {"wall": time.monotonic() - t0, "calls": sum(r.calls for r in results),
             "enqueued": sum(r.enqueued for r in results), "errors": [r.error for r in results if r.error],
             "per_resource": [r.as_dict() for r in results]}
@@ -217,7 +214,7 @@ def job_status(args: dict[str, Any]) -> dict[str, Any]:
 
 
 JOBS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
-    "sync": job_sync, "probe": job_probe, "loader": job_loader, "rawcopy": job_rawcopy,
+    "sync": job_sync, "loader": job_loader, "rawcopy": job_rawcopy,
     "detect": job_detect, "backlog": job_backlog, "dlt": job_dlt, "status": job_status,
 }
 

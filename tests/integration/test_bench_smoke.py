@@ -24,11 +24,17 @@ def test_bench_quick_run_measures_and_renders(tmp_path: Path) -> None:
     assert sync["full"]["server_calls"] == r["sync"]["floor_total"] == sync["full"]["min_calls"]
     assert sync["full"]["rows"] > 35_000 and sync["full"]["wall"] > 0
     assert sum(p["inserted"] + p["updated"] + p["deleted"] for p in sync["nochange"]["phases"]) == 0
-    # the probe prototype sees an edit and a delete, and (by design) not a silent score edit
-    sees = sync["probe_sees"]
-    assert any(v.startswith("projects") for v in sees["project edit"])
-    assert "coalitions" in sees["coalition delete"]
-    assert "coalitions" not in sees["coalition score edit"]
+    # `--if-changed` on no change: only the probes (+ cursus' one-call fetch), counted by the simulator
+    ic = sync["ifchanged"]
+    assert ic["server_calls"] == ic["api_calls"] == ic["probe_calls"] + 1 < sync["nochange"]["server_calls"]
+    assert ic["pulled"] == ["01_cursus"] and len(ic["skipped"]) == 7
+    # it pulls an edit and a delete, and (by design) not a silent score edit on a count-only resource
+    sees = sync["ifchanged_sees"]
+    assert sees["project edit"]["pulled"] == ["01_cursus", "03_projects", "06_campus_projects",
+                                              "08_project_sessions"]
+    assert sees["project edit"]["rows_changed"] >= 1
+    assert sees["coalition delete"]["pulled"] == ["01_cursus", "04_coalitions"]
+    assert sees["coalition score edit"]["pulled"] == ["01_cursus"]
 
     for rec in r["loader"]["sizes"].values():
         assert rec["initial"][0]["inserted"] == rec["initial"][0]["staged"] > 0
