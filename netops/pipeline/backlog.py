@@ -293,7 +293,7 @@ class Worker:
         s.retried += counts.get("retry", 0)
         s.failed += counts.get("failed", 0)
         s.requeued += counts.get("requeued", 0)
-        s.detect_cost += sum(it.fetch_cost for it in items if it.error is None and it.hold is None)
+        s.detect_cost += counts.get("done_cost", 0.0)
         extra = []
         for key in ("held", "retry", "failed", "requeued"):
             if counts.get(key):
@@ -344,7 +344,7 @@ class Worker:
                     if it.fetched is None:
                         it.outcome = "absent"   # the API no longer has it: delete our copy
 
-    def _load_and_finish(self, items: list[queue.Item]) -> tuple[dict[str, int], list[ApplyResult]]:
+    def _load_and_finish(self, items: list[queue.Item]) -> tuple[dict[str, float], list[ApplyResult]]:
         """The batch transaction: load every resource (parents first), delete what is gone,
         hold what lacks a parent, and mark every item — all committed together."""
         results: list[ApplyResult] = []

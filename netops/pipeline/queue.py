@@ -208,16 +208,18 @@ def claim(cur: Any, worker: str, limit: int, visibility_timeout: float) -> list[
     return items
 
 
-def finish(cur: Any, worker: str, items: Sequence[Item], max_retries: int, retry_delay: float) -> dict[str, int]:
+def finish(cur: Any, worker: str, items: Sequence[Item], max_retries: int, retry_delay: float) -> dict[str, float]:
     """Record each item's fate in the caller's transaction (the one that loaded its rows).
 
     - loaded/deleted/absent -> done (or back to pending when newer work merged in meanwhile)
     - held (live parent missing) -> pending again shortly, the attempt not counted
     - error -> pending with exponential backoff, or failed once attempts reach max_retries
     Only items this worker still holds are touched: one reclaimed by another worker after a
-    visibility timeout belongs to that worker now.
+    visibility timeout belongs to that worker now. `done_cost` sums the detector calls
+    (`fetch_cost`) of the items that ended done here: a requeued item's cost is counted once,
+    when it is finally done, so rows per call are not understated.
     """
-    counts = {"done": 0, "requeued": 0, "held": 0, "retry": 0, "failed": 0}
+    counts: dict[str, float] = {"done": 0, "requeued": 0, "held": 0, "retry": 0, "failed": 0, "done_cost": 0.0}
     rows = []
     limit = max(1, int(max_retries))
     for it in items:
@@ -258,17 +260,19 @@ def finish(cur: Any, worker: str, items: Sequence[Item], max_retries: int, retry
             payload = CASE WHEN v.fate = 'done' AND b.version = v.version THEN NULL ELSE b.payload END
         FROM (VALUES {values}) AS v (id, version, fate, error, delay, outcome)
         WHERE b.id = v.id AND b.state = 'processing' AND b.worker = %s
-        RETURNING v.fate, b.state
+        RETURNING v.fate, b.state, b.fetch_cost
         """,
         (worker,),
     ).decode()
     execute_values(cur, stmt.replace("{values}", "%s"), rows,
                    template="(%s::bigint, %s::int, %s, %s, %s::float8, %s)", page_size=len(rows))
-    for fate, state in cur.fetchall():
+    for fate, state, cost in cur.fetchall():
         if fate == "done" and state == "pending":
             counts["requeued"] += 1
         elif fate in counts:
             counts[fate] += 1
+            if fate == "done":
+                counts["done_cost"] += float(cost or 0.0)
     return counts
 
 

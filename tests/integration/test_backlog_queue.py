@@ -200,6 +200,29 @@ def test_new_work_arriving_while_processing_requeues_instead_of_finishing(pg_dsn
     # back to pending with the newer payload, and the requeue is not counted as an attempt
     assert _exec(pg_dsn, "SELECT state, payload->>'wallet', attempts FROM netops.backlog_items") == \
         [("pending", "5", 0)]
+    assert counts["done_cost"] == 0.0     # not done yet: its detector calls are not counted yet
+
+
+def test_a_requeued_items_detector_calls_count_once_when_it_is_done(pg_dsn: str) -> None:
+    _enqueue(pg_dsn, [NewItem("users", 14, payload=_user(14, "2026-01-01T00:00:00Z"),
+                              source_updated_at="2026-01-01T00:00:00Z", fetch_cost=0.25)])
+    c = _conn(pg_dsn)
+    with c, c.cursor() as cur:
+        first = queue.claim(cur, "w1", 10, 600)
+    _enqueue(pg_dsn, [NewItem("users", 14, payload=_user(14, "2026-01-05T00:00:00Z"),
+                              source_updated_at="2026-01-05T00:00:00Z", fetch_cost=0.5)])   # merged: 0.75
+    for it in first:
+        it.outcome = "inserted"
+    with c, c.cursor() as cur:
+        requeued = queue.finish(cur, "w1", first, 3, 0)
+        second = queue.claim(cur, "w1", 10, 600)
+    for it in second:
+        it.outcome = "updated"
+    with c, c.cursor() as cur:
+        done = queue.finish(cur, "w1", second, 3, 0)
+    c.close()
+    assert (requeued["requeued"], requeued["done_cost"]) == (1, 0.0)
+    assert (done["done"], done["done_cost"]) == (1, 0.75)   # 0.25 + 0.5, once — not 0.25 + 0.75
 
 
 def test_status_retry_and_purge(pg_dsn: str, settings: Settings) -> None:
