@@ -42,7 +42,7 @@ def group() -> None:
 
 @group.command("detect")
 @click.option("--resource", "resources", multiple=True, type=_RESOURCE_CHOICE,
-              help="Only this resource (repeatable). Default: all four, users first.")
+              help="Only this resource (repeatable). Default: all four, walked at once.")
 @click.option("--settle", default=None, metavar="DURATION",
               help="Read only changes at least this old by the API's clock, e.g. 60s (default: "
                    "BACKLOG_DETECT_SETTLE_SECONDS). Covers rows committed after their updated_at.")
