@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import requests
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
 
 from netops.config import Settings
 from netops.errors import ApiError, AuthError
@@ -59,6 +61,32 @@ def token_ttl(settings: Settings, now: float | None = None) -> int | None:
     if not data:
         return None
     return int(float(data.get("expires_at", 0)) - (now or time.time()))
+
+
+class _TransientTokenError(Exception):
+    """A token request a retry may fix (the API unreachable or failing)."""
+
+    def __init__(self, problem: str, status: int | None = None, retry_after: float | None = None,
+                 fix: str = "the API is failing — retry later") -> None:
+        super().__init__(problem)
+        self.status = status
+        self.retry_after = retry_after
+        self.fix = fix
+
+
+def _seconds(value: Any) -> float | None:
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _token_wait(rs: RetryCallState) -> float:
+    """Retry-After when a 429 gave one, else the API client's backoff: 0.5 s doubling, capped."""
+    exc = rs.outcome.exception() if rs.outcome is not None else None
+    if isinstance(exc, _TransientTokenError) and exc.retry_after is not None:
+        return exc.retry_after + random.uniform(0.0, 0.25)
+    return min(30.0, 0.5 * 2 ** (rs.attempt_number - 1)) * random.uniform(0.8, 1.2)
 
 
 class TokenManager:
@@ -125,9 +153,9 @@ class TokenManager:
                 "api_url": self.settings.api_url,
             }
 
-    def _refresh_locked(self, reason: str) -> None:
-        client_id, secret = self.settings.require_credentials()
-        add_secret(secret)
+    def _post_token(self, client_id: str, secret: str) -> dict[str, Any]:
+        """One POST /oauth/token. Refused credentials fail at once (AuthError); what a retry can
+        fix — unreachable, 5xx, 429, an answer without a token — raises _TransientTokenError."""
         url = f"{self.settings.api_url}/oauth/token"
         try:
             resp = self.session.post(
@@ -136,16 +164,12 @@ class TokenManager:
                 timeout=(5, self.settings.http_timeout),
             )
         except requests.RequestException as exc:
-            self.log.error(f"Token refresh failed: cannot reach {url} ({type(exc).__name__})")
-            raise ApiError(
-                f"POST /oauth/token: cannot reach {self.settings.api_url} ({type(exc).__name__}); "
-                "check NETOPS_API_URL and the network",
-                endpoint="/oauth/token",
-            ) from None
+            raise _TransientTokenError(f"cannot reach {self.settings.api_url} ({type(exc).__name__})",
+                                       fix="check NETOPS_API_URL and the network") from None
         if resp.status_code in (400, 401):
             try:
                 err = resp.json().get("error", "invalid_client")
-            except ValueError:
+            except (ValueError, AttributeError):
                 err = "invalid_client"
             self.log.error(f"Token refresh refused: HTTP {resp.status_code} ({err})")
             raise AuthError(
@@ -154,17 +178,40 @@ class TokenManager:
                 endpoint="/oauth/token",
                 status=resp.status_code,
             )
+        if resp.status_code == 429 or resp.status_code >= 500:
+            retry_after = _seconds(resp.headers.get("Retry-After")) if resp.status_code == 429 else None
+            raise _TransientTokenError(f"HTTP {resp.status_code}", status=resp.status_code, retry_after=retry_after)
         try:
             body = resp.json()
-            access = body["access_token"]
-            expires_in = int(body.get("expires_in", 7200))
-        except (ValueError, KeyError, TypeError):
-            raise ApiError(
-                f"POST /oauth/token: HTTP {resp.status_code} without a usable token; the API is "
-                "failing — retry later",
-                endpoint="/oauth/token",
-                status=resp.status_code,
-            ) from None
+            if not isinstance(body.get("access_token"), str):
+                raise ValueError("no access_token")
+            int(body.get("expires_in", 7200))
+        except (ValueError, KeyError, TypeError, AttributeError):
+            raise _TransientTokenError(f"HTTP {resp.status_code} without a usable token",
+                                       status=resp.status_code) from None
+        return body
+
+    def _refresh_locked(self, reason: str) -> None:
+        client_id, secret = self.settings.require_credentials()
+        add_secret(secret)
+        attempts = max(1, self.settings.max_attempts)
+        retrying = Retrying(
+            stop=stop_after_attempt(attempts),
+            wait=_token_wait,
+            retry=retry_if_exception_type(_TransientTokenError),
+            before_sleep=lambda rs: self.log.warning(
+                f"Token refresh: {rs.outcome.exception()}, retry {rs.attempt_number}/{attempts - 1} "
+                f"in {rs.next_action.sleep:.1f}s"),
+            reraise=True,
+        )
+        try:
+            body = retrying(self._post_token, client_id, secret)
+        except _TransientTokenError as exc:
+            self.log.error(f"Token refresh failed: {exc} after {attempts} attempt(s)")
+            raise ApiError(f"POST /oauth/token: {exc} after {attempts} attempt(s); {exc.fix}",
+                           endpoint="/oauth/token", status=exc.status) from None
+        access = body["access_token"]
+        expires_in = int(body.get("expires_in", 7200))
         add_secret(access)
         created = float(body.get("created_at") or time.time())
         token = {

@@ -190,6 +190,43 @@ def test_stable_sync_under_fault(case: tuple[str, Any, dict[str, str], str, tupl
             assert verdict[t] in ("old", "old=new"), t
 
 
+TOKEN_CASES = [
+    # (id, fault on POST /oauth/token, recovers?, words of the error line)
+    ("token-503-twice", "503@/oauth/token,count=2", True, ()),
+    ("token-429-once", "429@/oauth/token,count=1,seconds=1", True, ()),
+    ("token-reset-once", "reset@/oauth/token,count=1", True, ()),
+    ("token-500-forever", "500@/oauth/token", False, ("/oauth/token", "HTTP 500", "after 3 attempt")),
+]
+
+
+@pytest.mark.parametrize("case", TOKEN_CASES, ids=[c[0] for c in TOKEN_CASES])
+def test_stable_sync_when_the_token_endpoint_fails(case: tuple[str, str, bool, tuple[str, ...]], sim: Any,
+                                                   mirror: Mirror, new_state: dict[str, tuple[int, str]],
+                                                   tmp_path: Any) -> None:
+    """The first call of a run with no stored token must fetch one: a failing token endpoint is
+    retried like any call (a nightly run must not die of one 503), and named when it stays down."""
+    name, spec, recovers, words = case
+    old = digest(mirror.dsn)
+    mutate_stable(sim)
+    sim.add_fault(spec)
+    env = base_env(sim, mirror.dsn, tmp_path)     # a fresh state dir: no token yet
+
+    proc = netops_cli(env, *PHASE_ARGS)
+
+    assert all(f["fired"] > 0 for f in sim.list_faults()), sim.list_faults()
+    verdict = each_table_old_or_new(digest(mirror.dsn), old, new_state)
+    assert invariants(mirror.dsn) == []
+    if recovers:
+        assert proc.returncode == 0, proc.stderr
+        assert verdict["coalitions"] == "new" and verdict["achievements"] == "new"
+    else:
+        assert proc.returncode == 1, (proc.returncode, proc.stdout, proc.stderr)
+        line = one_line_error(proc)
+        for w in words:
+            assert w in line, (w, line)
+        assert all(v in ("old", "old=new") for v in verdict.values()), verdict
+
+
 def test_per_campus_phase_fault_keeps_table_and_names_endpoint(sim: Any, mirror: Mirror, tmp_path: Any) -> None:
     """Phase 07 pages one listing per campus in a thread pool: a failure in one campus's listing
     must fail the phase as a whole (table kept), not load the other campuses' rows."""
