@@ -159,27 +159,27 @@ class _Prober:
 
     # -- one probe per kind ---------------------------------------------------------------
     def by_updated_at(self, result: ProbeResult, phase: Phase) -> None:
-        fork = self.client.fork()
-        try:
-            total, row = _first(fork, phase.source[1], _listing_params(phase, "-updated_at"))
-        finally:
-            result.calls = fork.calls
-        api_newest = _utc(row.get("updated_at")) if isinstance(row, dict) else None
-        have, newest = self.mirror(f'SELECT count(*), max(updated_at) FROM "{phase.table.name}"')[0]
-        d1, r1 = _cmp("count", total, have)
-        d2, r2 = _cmp("newest updated_at", api_newest, _utc(newest), _iso)
-        result.changed, result.reason = d1 or d2, f"{r1}, {r2}"
+        """Count + newest `updated_at` (an edit, an insert or a delete shows)."""
+        self._newest(result, phase, "-updated_at", "updated_at", "newest updated_at",
+                     _utc, _iso)
 
     def by_id(self, result: ProbeResult, phase: Phase) -> None:
+        """Count + highest id, for resources without `updated_at` (inserts and deletes show)."""
+        self._newest(result, phase, "-id", "id", "max id", lambda v: int(v) if v is not None else None, str)
+
+    def _newest(self, result: ProbeResult, phase: Phase, sort: str, column: str, label: str,
+                convert: Any, show: Any) -> None:
+        """One `page[size]=1` call sorted by `sort`: X-Total and the first row's `column`,
+        compared with the mirror's count and max(column)."""
         fork = self.client.fork()
         try:
-            total, row = _first(fork, phase.source[1], _listing_params(phase, "-id"))
+            total, row = _first(fork, phase.source[1], _listing_params(phase, sort))
         finally:
             result.calls = fork.calls
-        api_max = int(row["id"]) if isinstance(row, dict) else None
-        have, max_id = self.mirror(f'SELECT count(*), max(id) FROM "{phase.table.name}"')[0]
+        api_value = convert(row.get(column)) if isinstance(row, dict) else None
+        have, mine = self.mirror(f'SELECT count(*), max({column}) FROM "{phase.table.name}"')[0]
         d1, r1 = _cmp("count", total, have)
-        d2, r2 = _cmp("max id", api_max, max_id)
+        d2, r2 = _cmp(label, api_value, convert(mine), show)
         result.changed, result.reason = d1 or d2, f"{r1}, {r2}"
 
     def per_campus(self, result: ProbeResult, phase: Phase) -> None:
