@@ -12,7 +12,7 @@ import pytest
 
 from netops.config import Settings
 from netops.pipeline import queue
-from netops.pipeline.backlog import Worker
+from netops.pipeline.backlog import run_backlog
 from netops.pipeline.queue import NewItem
 
 
@@ -123,11 +123,7 @@ def test_worker_loads_payloads_parents_first_in_one_batch_and_marks_done(pg_dsn:
         NewItem("coalitions_users", 300, payload={"id": 300, "coalition_id": 20, "user_id": 7, "score": 5}),
         NewItem("users", 7, payload=_user(7)),
     ])
-    w = Worker(settings, pg_dsn)
-    try:
-        s = w.run()
-    finally:
-        w.close()
+    s = run_backlog(settings, pg_dsn)
     assert s.items == 4 and s.inserted == 4 and s.failed == 0
     assert s.worker_calls == 0  # payloads: no API call at all
     assert _exec(pg_dsn, "SELECT id, project_id, user_id, final_mark, validated FROM project_users") == \
@@ -143,11 +139,7 @@ def test_worker_loads_payloads_parents_first_in_one_batch_and_marks_done(pg_dsn:
 def test_stale_payload_never_moves_a_row_backwards(pg_dsn: str, settings: Settings) -> None:
     _exec(pg_dsn, "INSERT INTO users (id, login, wallet, updated_at) VALUES (8, 'new', 50, '2026-02-01Z')")
     _enqueue(pg_dsn, [NewItem("users", 8, payload=_user(8, "2026-01-01T00:00:00Z", wallet=1))])
-    w = Worker(settings, pg_dsn)
-    try:
-        s = w.run()
-    finally:
-        w.close()
+    s = run_backlog(settings, pg_dsn)
     assert s.items == 1 and s.updated == 0
     assert _exec(pg_dsn, "SELECT login, wallet FROM users") == [("new", 50)]
     assert _exec(pg_dsn, "SELECT outcome FROM netops.backlog_items") == [("stale",)]
@@ -156,11 +148,7 @@ def test_stale_payload_never_moves_a_row_backwards(pg_dsn: str, settings: Settin
 def test_missing_stable_parent_is_retried_then_failed_with_the_error_kept(pg_dsn: str, settings: Settings) -> None:
     _exec(pg_dsn, "INSERT INTO users (id, login) VALUES (9, 'x')")
     _enqueue(pg_dsn, [NewItem("coalitions_users", 301, payload={"id": 301, "coalition_id": 999, "user_id": 9})])
-    w = Worker(settings, pg_dsn)
-    try:
-        s = w.run()
-    finally:
-        w.close()
+    s = run_backlog(settings, pg_dsn)
     assert s.failed == 1 and s.items == 0
     state, attempts, err = _exec(pg_dsn, "SELECT state, attempts, last_error FROM netops.backlog_items")[0]
     assert state == "failed" and attempts == 3
@@ -171,11 +159,7 @@ def test_missing_stable_parent_is_retried_then_failed_with_the_error_kept(pg_dsn
 def test_invalid_payload_fails_its_item_only(pg_dsn: str, settings: Settings) -> None:
     _enqueue(pg_dsn, [NewItem("users", 11, payload=_user(11)),
                       NewItem("users", 12, payload={"id": 12, "wallet": "a lot"})])
-    w = Worker(settings, pg_dsn)
-    try:
-        s = w.run()
-    finally:
-        w.close()
+    s = run_backlog(settings, pg_dsn)
     assert s.items == 1 and s.failed == 1
     assert _exec(pg_dsn, "SELECT id FROM users") == [(11,)]
     err = _exec(pg_dsn, "SELECT last_error FROM netops.backlog_items WHERE entity_id = 12")[0][0]
@@ -229,11 +213,7 @@ def test_status_retry_and_purge(pg_dsn: str, settings: Settings) -> None:
     _exec(pg_dsn, "INSERT INTO users (id, login) VALUES (9, 'x')")
     _enqueue(pg_dsn, [NewItem("coalitions_users", 302, payload={"id": 302, "coalition_id": 998, "user_id": 9}),
                       NewItem("users", 14, payload=_user(14))])
-    w = Worker(settings, pg_dsn)
-    try:
-        w.run()
-    finally:
-        w.close()
+    run_backlog(settings, pg_dsn)
     c = _conn(pg_dsn)
     with c, c.cursor() as cur:
         st = queue.status(cur, 1200)
@@ -265,11 +245,7 @@ def test_a_row_the_database_refuses_fails_alone_and_the_rest_of_its_batch_loads(
                                                                               settings: Settings) -> None:
     _enqueue(pg_dsn, [NewItem("users", i, payload=_user(i)) for i in range(20, 30)]
              + [NewItem("users", 30, payload=_user(30, wallet=99_999_999_999))])   # > integer
-    w = Worker(settings, pg_dsn)
-    try:
-        s = w.run()
-    finally:
-        w.close()
+    s = run_backlog(settings, pg_dsn)
     assert s.items == 10 and s.failed == 1
     assert _exec(pg_dsn, "SELECT count(*) FROM users") == [(10,)]
     state, err = _exec(pg_dsn, "SELECT state, last_error FROM netops.backlog_items WHERE entity_id = 30")[0]
@@ -284,11 +260,7 @@ def test_a_poison_item_that_keeps_killing_workers_is_failed_not_retried_forever(
     # three workers claimed it and died (attempts 3, started long ago)
     _exec(pg_dsn, "UPDATE netops.backlog_items SET state = 'processing', attempts = 3, worker = 'dead:1', "
                   "started_at = now() - interval '1 hour'")
-    w = Worker(settings, pg_dsn)
-    try:
-        s = w.run()
-    finally:
-        w.close()
+    s = run_backlog(settings, pg_dsn)
     assert s.failed == 1 and s.items == 0
     state, attempts, err = _exec(pg_dsn, "SELECT state, attempts, last_error FROM netops.backlog_items")[0]
     assert state == "failed" and attempts == 4 and "abandoned: 3 worker(s)" in err
