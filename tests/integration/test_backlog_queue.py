@@ -14,6 +14,7 @@ from netops.config import Settings
 from netops.pipeline import queue
 from netops.pipeline.backlog import run_backlog
 from netops.pipeline.queue import NewItem
+from tests.fixtures.pg import query
 
 
 def _conn(dsn: str) -> Any:
@@ -21,14 +22,7 @@ def _conn(dsn: str) -> Any:
     return c
 
 
-def _exec(dsn: str, stmt: str, args: Any = None) -> list[tuple]:
-    c = _conn(dsn)
-    try:
-        with c, c.cursor() as cur:
-            cur.execute(stmt, args)
-            return cur.fetchall() if cur.description else []
-    finally:
-        c.close()
+_exec = query
 
 
 def _parents(dsn: str) -> None:

@@ -28,6 +28,7 @@ from netops.pipeline.backlog import run_backlog
 from netops.pipeline.detect import detect
 from netops.pipeline.reconcile import reconcile
 from netops.sim.server import SimConfig, SimServer
+from tests.fixtures.pg import query
 
 LIVE = {"users": "users", "project_users": "projects_users", "achievements_users": "achievements_users",
         "coalitions_users": "coalitions_users"}
@@ -81,14 +82,7 @@ def mirrored(settings: Settings, pg_dsn: str) -> Settings:
     return settings
 
 
-def q(dsn: str, stmt: str, args: Any = None) -> list[tuple]:
-    c = psycopg2.connect(dsn)
-    try:
-        with c, c.cursor() as cur:
-            cur.execute(stmt, args)
-            return cur.fetchall() if cur.description else []
-    finally:
-        c.close()
+q = query
 
 
 def assert_live_tables_equal_simulator(sim: SimServer, dsn: str) -> None:

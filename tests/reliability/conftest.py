@@ -18,7 +18,6 @@ import hashlib
 import os
 import subprocess
 import sys
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +29,7 @@ import pytest
 from netops.config import Settings, load_settings
 from netops.db.migrate import migrate
 from netops.db.server import LocalPostgres
+from tests.fixtures.pg import query, scratch_database
 
 DEFAULT_CRASH_RUNS = 5
 
@@ -59,16 +59,6 @@ def crash_runs(request: pytest.FixtureRequest) -> int:
     if opt:
         return int(opt)
     return int(os.environ.get("NETOPS_CRASH_RUNS") or DEFAULT_CRASH_RUNS)
-
-
-def _admin(server: LocalPostgres) -> Any:
-    conn = psycopg2.connect(server.dsn().replace(f"/{server.db_name}?", "/postgres?"))
-    conn.autocommit = True
-    return conn
-
-
-def _dsn_for(server: LocalPostgres, db: str) -> str:
-    return server.dsn().replace(f"/{server.db_name}?", f"/{db}?")
 
 
 def base_env(sim: Any, dsn: str, tmp: Path, **extra: Any) -> dict[str, str]:
@@ -181,48 +171,30 @@ def mirror_template(pg_server: LocalPostgres, sim_server: Any, tmp_path_factory:
     from netops.pipeline.detect import detect
     from netops.pipeline.sync import run_stable_sync
 
-    name = f"rel_tmpl_{uuid.uuid4().hex[:8]}"
-    admin = _admin(pg_server)
-    with admin.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}"')
-    dsn = _dsn_for(pg_server, name)
-    tmp = tmp_path_factory.mktemp("rel-template")
-    migrate(dsn, tmp / "logs")
-    sim_server.reset()
-    settings = settings_from(base_env(sim_server, dsn, tmp))
-    report = run_stable_sync(settings)
-    assert report.ok
-    for r in detect(settings, dsn):
-        assert r.error is None, r.error
-    summary = run_backlog(settings, dsn)
-    assert summary.failed == 0
-    # the template must equal the simulator, or nothing below proves anything
-    expected = sim_server.expected()
-    got = digest(dsn)
-    assert {t: got[t][0] for t in MIRROR_TABLES} == {t: expected[t] for t in MIRROR_TABLES}
-    with psycopg2.connect(dsn) as conn, conn.cursor() as cur:  # a clean slate of bookkeeping
-        cur.execute("DELETE FROM netops.api_calls")
-    conn.close()
-    yield dsn  # type: ignore[misc]
-    with admin.cursor() as cur:
-        cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    admin.close()
+    with scratch_database(pg_server, "rel_tmpl") as dsn:
+        tmp = tmp_path_factory.mktemp("rel-template")
+        migrate(dsn, tmp / "logs")
+        sim_server.reset()
+        settings = settings_from(base_env(sim_server, dsn, tmp))
+        report = run_stable_sync(settings)
+        assert report.ok
+        for r in detect(settings, dsn):
+            assert r.error is None, r.error
+        summary = run_backlog(settings, dsn)
+        assert summary.failed == 0
+        # the template must equal the simulator, or nothing below proves anything
+        expected = sim_server.expected()
+        got = digest(dsn)
+        assert {t: got[t][0] for t in MIRROR_TABLES} == {t: expected[t] for t in MIRROR_TABLES}
+        query(dsn, "DELETE FROM netops.api_calls")  # a clean slate of bookkeeping
+        yield dsn  # type: ignore[misc]
 
 
 @pytest.fixture
 def mirror(pg_server: LocalPostgres, mirror_template: str) -> Iterator[Mirror]:
     """A private copy of the synced mirror (CREATE DATABASE ... TEMPLATE: a file copy)."""
-    template = mirror_template.split("?")[0].rsplit("/", 1)[-1]
-    name = f"rel_{uuid.uuid4().hex[:10]}"
-    admin = _admin(pg_server)
-    with admin.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
-    try:
-        yield Mirror(_dsn_for(pg_server, name), name)
-    finally:
-        with admin.cursor() as cur:
-            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
+    with scratch_database(pg_server, "rel", template_dsn=mirror_template) as dsn:
+        yield Mirror(dsn, dsn.split("?")[0].rsplit("/", 1)[-1])
 
 
 def short_hash(text: str) -> str:

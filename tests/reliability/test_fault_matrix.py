@@ -54,30 +54,20 @@ def mutate_stable(sim: Any) -> dict[str, int]:
 def new_state(pg_server: Any, mirror_template: str, sim_server: Any,
               tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[int, str]]:
     """Digests of every table after a clean run of the two phases on the changed simulator."""
-    import uuid
-
     from netops.pipeline.sync import run_stable_sync
-    from tests.reliability.conftest import _admin, _dsn_for
+    from tests.fixtures.pg import scratch_database
 
-    template = mirror_template.split("?")[0].rsplit("/", 1)[-1]
-    name = f"rel_new_{uuid.uuid4().hex[:8]}"
-    admin = _admin(pg_server)
-    with admin.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
-    try:
-        sim_server.reset()
-        mutate_stable(sim_server)
-        dsn = _dsn_for(pg_server, name)
-        settings = settings_from(base_env(sim_server, dsn, tmp_path_factory.mktemp("new-state")))
-        assert run_stable_sync(settings, ["coalitions", "achievements"]).ok
-        state = digest(dsn)
-        exp = sim_server.expected()
-        assert state["achievements"][0] == exp["achievements"]
-    finally:
-        sim_server.reset()
-        with admin.cursor() as cur:
-            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
+    with scratch_database(pg_server, "rel_new", template_dsn=mirror_template) as dsn:
+        try:
+            sim_server.reset()
+            mutate_stable(sim_server)
+            settings = settings_from(base_env(sim_server, dsn, tmp_path_factory.mktemp("new-state")))
+            assert run_stable_sync(settings, ["coalitions", "achievements"]).ok
+            state = digest(dsn)
+            exp = sim_server.expected()
+            assert state["achievements"][0] == exp["achievements"]
+        finally:
+            sim_server.reset()
     return state
 
 
