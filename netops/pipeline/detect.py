@@ -147,8 +147,7 @@ def detect(settings: Settings, dsn: str, resources: Sequence[str] | None = None,
     def one(res: LiveResource) -> DetectResult:
         conn = connect(dsn, application_name="netops-detect")
         try:
-            return _detect_one(conn, client.fork() if hasattr(client, "fork") else client, settings, res,
-                               settle, log)
+            return _detect_one(conn, client.fork(), settings, res, settle, log)
         except AuthError:
             raise
         except ApiError as exc:
@@ -165,7 +164,7 @@ def detect(settings: Settings, dsn: str, resources: Sequence[str] | None = None,
     # of the one before), so walked one after another they are latency-bound — a round trip per
     # page — where the budget allows latency x rate (2.2 at 1.1 s and 2/s) calls in flight.
     # Order does not matter here: the worker claims users before the rows that reference them.
-    workers = max(1, min(len(todo), settings.max_concurrency)) if hasattr(client, "fork") else 1
+    workers = max(1, min(len(todo), settings.max_concurrency))
     try:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="netops-detect") as pool:
             out = list(pool.map(one, todo))

@@ -207,7 +207,6 @@ class _Relay:
 
     def __init__(self, q: queue.SimpleQueue[tuple[str, Any]]) -> None:
         self._q = q
-        self.rows = 0
 
     def info(self, pi: PageInfo) -> None:
         self._q.put(("info", pi))
@@ -424,29 +423,17 @@ class StableSync:
         client = ApiClient(self.settings, dsn=dsn, component="stable")
         stamp = datetime.now(timezone.utc).strftime("%H:%M:%S")
         self.log.info(f"[{stamp}] Starting stable sync of {len(phases)} phases (run {run_id[:8]})")
-        db_campus_ids: list[int] | None = None
-        if not any(p.table.name == "campuses" for p in phases):  # --phase without campuses
-            with conn.cursor() as cur:
-                cur.execute("SELECT id FROM campuses ORDER BY id")
-                db_campus_ids = [r[0] for r in cur.fetchall()]
-            conn.commit()
-        # --- --if-changed: probe each resource, keep only the phases whose resource moved ------
-        if self.if_changed:
-            try:
+        self._prefetch = None
+        try:
+            if self.if_changed:  # probe each resource, keep only the phases whose resource moved
                 phases = self._probe_and_select(phases, run_id, report, client, conn, books)
-            except BaseException:
-                client.close()
-                books.close()
-                conn.close()
-                raise
-            if db_campus_ids is None and not any(p.table.name == "campuses" for p in phases):
-                with conn.cursor() as cur:  # campuses unchanged: phase 07 reads the mirror's ids
+            db_campus_ids: list[int] | None = None
+            if not any(p.table.name == "campuses" for p in phases):  # phase 07 reads the mirror's ids
+                with conn.cursor() as cur:
                     cur.execute("SELECT id FROM campuses ORDER BY id")
                     db_campus_ids = [r[0] for r in cur.fetchall()]
                 conn.commit()
-        # --- end --if-changed -----------------------------------------------------------------
-        self._prefetch = _Prefetch(self, client, phases, db_campus_ids)
-        try:
+            self._prefetch = _Prefetch(self, client, phases, db_campus_ids)
             for phase in phases:
                 rep = self._run_phase(phase, client, conn, books)
                 report.phases.append(rep)
@@ -454,7 +441,8 @@ class StableSync:
                     report.ok = False
                     break
         finally:
-            self._prefetch.close()
+            if self._prefetch is not None:
+                self._prefetch.close()
             client.close()
             books.close()
             conn.close()
@@ -530,13 +518,11 @@ class StableSync:
         fetch = _PhaseFetch(on_progress)
         try:
             with conn, conn.cursor() as cur:
-                ahead = self._prefetch is not None and phase.name in self._prefetch.queues
-                campus_ids: list[int] = []
-                if phase.source[0] == "per_campus" and not ahead:  # read before COPY starts
-                    cur.execute("SELECT id FROM campuses ORDER BY id")
-                    campus_ids = [r[0] for r in cur.fetchall()]
-                rows = (self._prefetch.rows(phase, fetch) if ahead and self._prefetch is not None
-                        else self._rows(phase, client, campus_ids, fetch))
+                # every phase that calls the API was fetched ahead; the nested ones (06, 08)
+                # read the projects phase 03 kept
+                prefetch = self._prefetch
+                rows = (prefetch.rows(phase, fetch) if prefetch is not None and phase.name in prefetch.queues
+                        else self._rows(phase, client, [], fetch))
                 staged = stage(cur, phase.table, rows)
                 result: ApplyResult = apply(cur, phase.table, prune=True,
                                             max_prune_ratio=self.settings.max_prune_ratio)

@@ -505,6 +505,9 @@ class _OnePageClient:
         self.rows, self.calls = rows, 0
         self.recorder = type("R", (), {"flush": lambda self: None})()
 
+    def fork(self) -> _OnePageClient:
+        return self
+
     def request(self, path: str, params: dict[str, Any], validate: Any = None) -> Any:
         self.calls += 1
         lo = int(params["range[id]"].split(",")[0])
