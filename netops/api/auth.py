@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import threading
 import time
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 import requests
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
 
+from netops.api.retry import backoff_seconds, retry_after_pause
 from netops.config import Settings
 from netops.errors import ApiError, AuthError
 from netops.log import add_secret, get_logger
@@ -74,19 +74,12 @@ class _TransientTokenError(Exception):
         self.fix = fix
 
 
-def _seconds(value: Any) -> float | None:
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except ValueError:
-        return None
-
-
 def _token_wait(rs: RetryCallState) -> float:
-    """Retry-After when a 429 gave one, else the API client's backoff: 0.5 s doubling, capped."""
+    """Retry-After when a 429 gave one, else the client's backoff (netops/api/retry.py)."""
     exc = rs.outcome.exception() if rs.outcome is not None else None
     if isinstance(exc, _TransientTokenError) and exc.retry_after is not None:
-        return exc.retry_after + random.uniform(0.0, 0.25)
-    return min(30.0, 0.5 * 2 ** (rs.attempt_number - 1)) * random.uniform(0.8, 1.2)
+        return exc.retry_after
+    return backoff_seconds(rs.attempt_number)
 
 
 class TokenManager:
@@ -179,7 +172,7 @@ class TokenManager:
                 status=resp.status_code,
             )
         if resp.status_code == 429 or resp.status_code >= 500:
-            retry_after = _seconds(resp.headers.get("Retry-After")) if resp.status_code == 429 else None
+            retry_after = retry_after_pause(resp.headers)[0] if resp.status_code == 429 else None
             raise _TransientTokenError(f"HTTP {resp.status_code}", status=resp.status_code, retry_after=retry_after)
         try:
             body = resp.json()

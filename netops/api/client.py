@@ -21,7 +21,6 @@ from __future__ import annotations
 import collections
 import copy
 import math
-import random
 import re
 import threading
 import time
@@ -34,6 +33,7 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from netops.api.auth import TokenManager
+from netops.api.retry import backoff_seconds, int_header, retry_after_pause
 from netops.config import Settings
 from netops.errors import ApiError, AuthError
 from netops.log import get_logger
@@ -220,14 +220,6 @@ class PageInfo:
     pages: int | None
 
 
-def _int_header(headers: Any, name: str) -> int | None:
-    value = headers.get(name)
-    try:
-        return int(value) if value is not None else None
-    except ValueError:
-        return None
-
-
 class ApiClient:
     """Talks to the 42 API (or the simulator) for one command run."""
 
@@ -319,11 +311,11 @@ class ApiClient:
             except requests.RequestException as exc:
                 error = type(exc).__name__
             duration = int((time.time() - started) * 1000)
-            sec_rem = _int_header(resp.headers, "X-Secondly-RateLimit-Remaining") if resp is not None else None
-            hour_rem = _int_header(resp.headers, "X-Hourly-RateLimit-Remaining") if resp is not None else None
+            sec_rem = int_header(resp.headers, "X-Secondly-RateLimit-Remaining") if resp is not None else None
+            hour_rem = int_header(resp.headers, "X-Hourly-RateLimit-Remaining") if resp is not None else None
             if resp is not None:
-                self.pacer.adopt_limits(_int_header(resp.headers, "X-Secondly-RateLimit-Limit"),
-                                        _int_header(resp.headers, "X-Hourly-RateLimit-Limit"))
+                self.pacer.adopt_limits(int_header(resp.headers, "X-Secondly-RateLimit-Limit"),
+                                        int_header(resp.headers, "X-Hourly-RateLimit-Limit"))
                 self.last_rate = {"secondly_remaining": sec_rem, "hourly_remaining": hour_rem}
             body_ok = True
             if status == 200 and resp is not None:
@@ -360,8 +352,7 @@ class ApiClient:
                 continue
             if status == 429:
                 waits_429 += 1
-                retry_after = _int_header(resp.headers, "Retry-After") if resp is not None else None
-                pause = (retry_after if retry_after is not None else 1) + random.uniform(0.05, 0.25)
+                pause, retry_after = retry_after_pause(resp.headers if resp is not None else None)
                 if waits_429 > _MAX_429_WAITS:
                     raise ApiError(
                         f"GET {endpoint}: still rate limited (429) after {_MAX_429_WAITS} waits; another "
@@ -385,7 +376,7 @@ class ApiClient:
                     "retry later (or raise NETOPS_MAX_ATTEMPTS / NETOPS_HTTP_TIMEOUT)",
                     endpoint=endpoint, status=status,
                 )
-            backoff = min(30.0, 0.5 * 2 ** (attempt - 1)) * random.uniform(0.8, 1.2)
+            backoff = backoff_seconds(attempt)
             self.log.warning(f"{endpoint}: {last_problem}, retry {attempt}/{self.settings.max_attempts - 1} "
                              f"in {backoff:.1f}s")
             time.sleep(backoff)
@@ -455,8 +446,8 @@ class ApiClient:
         size = self.settings.page_size
         first = self.request(path, {**base, "page[size]": size, "page[number]": 1}, page_problem)
         items = first._netops_json  # type: ignore[attr-defined]
-        per_page = _int_header(first.headers, "X-Per-Page") or size
-        total = _int_header(first.headers, "X-Total")
+        per_page = int_header(first.headers, "X-Per-Page") or size
+        total = int_header(first.headers, "X-Total")
         pages = math.ceil(total / per_page) if total is not None and per_page > 0 else None
         result.total = total
         if on_info:
