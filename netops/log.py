@@ -17,6 +17,7 @@ Components and their files (design.md, "Logs"):
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import sys
 import threading
@@ -108,6 +109,8 @@ class _FileSink:
 
     def __call__(self, message: str) -> None:
         try:
+            if self._fh is not None and self._rotated():
+                self._discard()
             if self._fh is None:
                 self._fh = self.path.open("a", encoding="utf-8")
             self._fh.write(message)
@@ -115,6 +118,15 @@ class _FileSink:
         except OSError as exc:
             self._discard()
             raise OSError(exc.errno, exc.strerror, str(self.path)) from None
+
+    def _rotated(self) -> bool:
+        """logrotate renamed (or removed) our file: a long-running loop (`backlog run --loop`,
+        `metrics write --loop`) must go on in the new file, not the rotated one — the check
+        logging.handlers.WatchedFileHandler makes."""
+        try:
+            return os.stat(self.path).st_ino != os.fstat(self._fh.fileno()).st_ino
+        except FileNotFoundError:
+            return True
 
     def _discard(self) -> None:
         fh, self._fh = self._fh, None
@@ -147,12 +159,3 @@ def get_logger(component: str, log_dir: Path | str) -> Any:
                 catch=False,
             )
     return logger.bind(component=component)
-
-
-def close_all() -> None:
-    """Remove file sinks (tests, and before log rotation in long-running loops)."""
-    with _lock:
-        for sink_id in _sinks.values():
-            with contextlib.suppress(ValueError):
-                logger.remove(sink_id)
-        _sinks.clear()

@@ -110,3 +110,18 @@ def test_follow_survives_rotation(log_dir: Path) -> None:
     stop.set()
     t.join(timeout=5)
     assert got == ["after start 1", "after start 2", "rotated 1"]
+
+
+def test_a_long_running_writer_follows_logrotate_to_the_new_file(tmp_path: Path) -> None:
+    """logrotate renames backlog_worker.log (no copytruncate): the next line of a running
+    `backlog run --loop` must land in a fresh backlog_worker.log, not in the rotated file."""
+    from netops.log import component_path, get_logger
+
+    log = get_logger("backlog", tmp_path)
+    path = component_path(tmp_path, "backlog")
+    log.info("before rotation")
+    path.rename(path.with_name(path.name + ".1"))
+    log.info("after rotation")
+    assert "after rotation" in path.read_text()
+    rotated = path.with_name(path.name + ".1").read_text()
+    assert "before rotation" in rotated and "after rotation" not in rotated
