@@ -30,7 +30,7 @@ from psycopg2 import sql
 
 from netops.config import Settings
 from netops.db import connect
-from netops.db.loader import ApplyResult, apply, stage
+from netops.db.loader import ApplyResult, apply, delete_keys, stage
 from netops.errors import ApiError, AuthError
 from netops.log import get_logger
 from netops.pipeline import queue
@@ -50,16 +50,8 @@ class LoadOutcome:
 
 
 def delete_ids(cur: Any, res: LiveResource, ids: Sequence[int]) -> int:
-    """Delete mirrored rows by id (FKs cascade) in one statement; returns the exact count.
-
-    (The loader's `delete_keys` pages its VALUES 100 at a time and reports only the last page's
-    rowcount, so it undercounts above 100 keys.)
-    """
-    if not ids:
-        return 0
-    cur.execute(sql.SQL("DELETE FROM {} WHERE id = ANY(%s::bigint[])").format(sql.Identifier(res.table)),
-                ([int(i) for i in ids],))
-    return int(cur.rowcount)
+    """Delete mirrored rows of a live resource by id (FKs cascade); returns the exact count."""
+    return delete_keys(cur, res.loader_table, [(int(i),) for i in ids])
 
 
 def load_rows(cur: Any, res: LiveResource, rows: Sequence[tuple[Any, ...]]) -> LoadOutcome:
