@@ -12,6 +12,7 @@ import click
 
 from netops.config import ConfigError, Settings, load_settings
 from netops.errors import DatabaseError, NetopsError
+from netops.log import add_secret
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -24,6 +25,8 @@ def get_settings(ctx: click.Context) -> Settings:
             root.obj["settings"] = load_settings(config_path=root.obj.get("config_path"))
         except ConfigError as exc:
             raise ConfigUsageError(str(exc)) from None
+        for secret in root.obj["settings"].known_secrets():
+            add_secret(secret)   # redacted from every log line, whichever code path logs it
     return root.obj["settings"]
 
 

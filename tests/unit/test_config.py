@@ -59,3 +59,18 @@ def test_secrets_masked_and_required(tmp_path: Path) -> None:
     secret_file.write_text("from-file\n")
     s = load_settings(env={"NETOPS_CLIENT_ID": "u", "NETOPS_CLIENT_SECRET_FILE": str(secret_file)}, config_path="")
     assert s.secret() == "from-file"
+
+
+def test_every_cli_command_registers_the_configured_secrets_for_redaction(tmp_path: Path) -> None:
+    """Whatever code path later logs it, the client secret from the settings is masked: the CLI
+    registers it when it loads the settings, before any token refresh."""
+    from click.testing import CliRunner
+
+    from netops.cli import cli
+    from netops.log import redact
+
+    secret = "cfg-secret-never-logged-7731"
+    res = CliRunner().invoke(cli, ["config", "show"], env={"NETOPS_CONFIG": "", "NETOPS_CLIENT_SECRET": secret,
+                                                          "NETOPS_LOG_DIR": str(tmp_path / "logs")})
+    assert res.exit_code == 0, res.output
+    assert secret not in redact(f"client_secret={secret}")
