@@ -55,9 +55,8 @@ def load_token(settings: Settings) -> dict[str, Any] | None:
     return data
 
 
-def token_ttl(settings: Settings, now: float | None = None) -> int | None:
-    """Seconds left on the stored token (negative when expired), None when none is stored."""
-    data = load_token(settings)
+def token_ttl(data: dict[str, Any] | None, now: float | None = None) -> int | None:
+    """Seconds left on a stored token (negative when expired), None when there is none."""
     if not data:
         return None
     return int(float(data.get("expires_at", 0)) - (now or time.time()))
@@ -99,8 +98,7 @@ class TokenManager:
         return self._token
 
     def ttl(self) -> int | None:
-        tok = self.current()
-        return None if tok is None else int(float(tok["expires_at"]) - time.time())
+        return token_ttl(self.current())
 
     def get(self) -> str:
         """A token with at least `token_min_ttl` seconds left, refreshing first if needed."""

@@ -118,12 +118,6 @@ class Pacer:
                     self.waited_for_hour += wait
             time.sleep(wait)
 
-    def calls_last_hour(self) -> int:
-        with self._lock:
-            cutoff = time.time() - 3600
-            return sum(1 for t in self._hour if t > cutoff)
-
-
 @dataclass
 class CallRecord:
     at: float
@@ -232,7 +226,6 @@ class ApiClient:
         self.tokens = TokenManager(settings, self._session())
         self.calls = 0
         self._calls_lock = threading.Lock()
-        self.last_rate: dict[str, int | None] = {}
         self.log = get_logger(_LOG_OF_COMPONENT.get(component, "stable"), settings.log_path)
 
     # -- plumbing ---------------------------------------------------------------------------
@@ -316,7 +309,6 @@ class ApiClient:
             if resp is not None:
                 self.pacer.adopt_limits(int_header(resp.headers, "X-Secondly-RateLimit-Limit"),
                                         int_header(resp.headers, "X-Hourly-RateLimit-Limit"))
-                self.last_rate = {"secondly_remaining": sec_rem, "hourly_remaining": hour_rem}
             body_ok = True
             if status == 200 and resp is not None:
                 try:

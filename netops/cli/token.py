@@ -39,7 +39,7 @@ def status(settings: Settings, as_json: bool) -> None:
     from netops.api.auth import load_token, token_ttl
 
     tok = load_token(settings) or {}
-    ttl = token_ttl(settings)
+    ttl = token_ttl(tok)
     info = {"api_url": settings.api_url, "ttl_seconds": ttl, "expires_at": tok.get("expires_at"),
             "secret_valid_until": tok.get("secret_valid_until"), "min_ttl": settings.token_min_ttl}
     _print(info, as_json)
