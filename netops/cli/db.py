@@ -90,10 +90,8 @@ def shell(settings: Settings, psql_args: tuple[str, ...]) -> None:
     The password, if the DSN has one, is handed to psql in its environment, never on its
     command line (where `ps` would show it to every user). `make db-shell` does the same.
     """
-    import os
 
     from netops.db.server import resolve_dsn
-    from netops.db.shell import psql_invocation
+    from netops.db.shell import exec_psql, psql_invocation
 
-    inv = psql_invocation(resolve_dsn(settings), pg_bin_dir=settings.pg_bin_dir, extra_args=psql_args)
-    os.execvpe(inv.argv[0], inv.argv, inv.env)
+    exec_psql(psql_invocation(resolve_dsn(settings), pg_bin_dir=settings.pg_bin_dir, extra_args=psql_args))
