@@ -75,7 +75,3 @@ class TokenStore:
     def clear(self) -> None:
         with self._lock:
             self._tokens.clear()
-
-    def count(self) -> int:
-        with self._lock:
-            return len(self._tokens)

@@ -185,7 +185,6 @@ ROUTE_SPECS: list[tuple[str, bool, Source]] = [
 ]
 ROUTES = [(re.compile("^" + re.escape(t).replace(":id", "([^/]+)") + "/?$"), t, idx, src)
           for t, idx, src in ROUTE_SPECS]
-TEMPLATES = [t for t, _, _ in ROUTE_SPECS]
 
 
 def match_route(path: str) -> tuple[str, bool, Source, str | None] | None:
@@ -637,8 +636,6 @@ class SimServer:
             sample = next(iter(table.values()), None)
             known = None if sample is None else ({k for k in sample if not k.startswith("_")}
                                                  | getter.virtual | {"id"})  # type: ignore[attr-defined]
-            if known is not None:
-                known |= {"user_id", "project_id"} if resource == "projects_users" else set()
             rows = apply(rows, q, getter, simdata.TS_FIELDS[resource], known)
             total = len(rows)
             shift = 1 if "shift" in kinds else 0
