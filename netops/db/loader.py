@@ -160,12 +160,14 @@ def apply(cur: Any, table: Table, prune: bool = True, max_prune_ratio: float | N
         match = sql.SQL(" AND ").join(
             sql.SQL("d.{c} = t.{c}").format(c=sql.Identifier(c)) for c in table.pk
         )
+        # delete first, then judge: one anti-join instead of a count and a delete; a refused
+        # prune raises, and the caller's transaction (one per phase) rolls the delete back
         cur.execute(
-            sql.SQL("SELECT count(*) FROM {t} t WHERE NOT EXISTS (SELECT 1 FROM {d} d WHERE {m})").format(
+            sql.SQL("DELETE FROM {t} t WHERE NOT EXISTS (SELECT 1 FROM {d} d WHERE {m})").format(
                 t=ident, d=sql.Identifier(table.delta), m=match
             )
         )
-        doomed = cur.fetchone()[0]
+        doomed = cur.rowcount
         if (
             max_prune_ratio is not None
             and current >= PRUNE_GUARD_MIN_ROWS
@@ -176,11 +178,6 @@ def apply(cur: Any, table: Table, prune: bool = True, max_prune_ratio: float | N
                 f"(> {max_prune_ratio:.0%}); refusing to prune that much — check the API, or rerun with "
                 "NETOPS_MAX_PRUNE_RATIO=1 if the deletions are real"
             )
-        cur.execute(
-            sql.SQL("DELETE FROM {t} t WHERE NOT EXISTS (SELECT 1 FROM {d} d WHERE {m})").format(
-                t=ident, d=sql.Identifier(table.delta), m=match
-            )
-        )
         res.deleted = cur.rowcount
 
     eligible = _eligible_sql(table)
@@ -195,19 +192,24 @@ def apply(cur: Any, table: Table, prune: bool = True, max_prune_ratio: float | N
         )
     else:
         conflict = sql.SQL("DO NOTHING")
+    # the eligible rows are computed once: the upsert reads them and counts them (skipped =
+    # staged - eligible), instead of a second DISTINCT ON + parent-check scan of the delta
     upsert = sql.SQL(
-        "WITH up AS (INSERT INTO {t} AS t ({cols}) {eligible} ON CONFLICT ({pk}) {conflict} "
+        "WITH e AS MATERIALIZED ({eligible}), "
+        "up AS (INSERT INTO {t} AS t ({cols}) SELECT {cols} FROM e ON CONFLICT ({pk}) {conflict} "
         "RETURNING (xmax = 0) AS inserted) "
-        "SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM up"
+        "SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted), "
+        "(SELECT count(*) FROM e) FROM up"
     ).format(t=ident, cols=cols, eligible=eligible, pk=pk, conflict=conflict)
     if res.staged >= BULK_MIN_ROWS and _is_empty(cur, table):
+        # an empty table: every eligible row is inserted, so the insert's count is theirs
         res.inserted = _bulk_fill(cur, table, sql.SQL("INSERT INTO {t} ({cols}) {eligible}").format(
             t=ident, cols=cols, eligible=eligible))
+        eligible_rows = res.inserted
     else:
         cur.execute(upsert)
-        res.inserted, res.updated = cur.fetchone()
-    cur.execute(sql.SQL("SELECT count(*) FROM ({}) e").format(eligible))
-    res.skipped = res.staged - cur.fetchone()[0]
+        res.inserted, res.updated, eligible_rows = cur.fetchone()
+    res.skipped = res.staged - eligible_rows
     cur.execute(sql.SQL("TRUNCATE {}").format(sql.Identifier(table.delta)))
     return res
 
