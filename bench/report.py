@@ -5,6 +5,14 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
+from bench.run import REAL, SCALED
+from netops.api.client import Pacer
+from netops.config import FIELDS
+from netops.db.loader import BULK_MIN_ROWS
+
+REAL_LABEL = f"{REAL['latency']} s / {REAL['rate']} per s"
+SETTLE_DEFAULT = next(f.default for f in FIELDS if f.env == "BACKLOG_DETECT_SETTLE_SECONDS")
+
 
 def med(values: list[float]) -> float:
     vals = [v for v in values if v is not None]
@@ -41,14 +49,15 @@ def render(r: dict[str, Any]) -> str:
       f"({m.get('arch')}); PostgreSQL (netops' embedded server, Unix socket), the simulator and the "
       "measured process all share these cores.")
     w(f"- **Versions**: {_versions_line(v)}.")
-    w("- **Scaled time**: unless a section says otherwise, the simulator answers after **55 ms** and "
-      "allows **40 calls/s** (netops' budget is set to the same 40/s). The real API is 1.1 s and 2/s. "
-      "What decides whether a client can stay at its budget is latency × budget — the number of calls "
-      "that must be in flight at once — and 55 ms × 40/s = 1.1 s × 2/s = 2.2, so every "
-      "latency-versus-budget effect (first-page round trips, concurrency) keeps its proportion. What does "
-      "not scale is our own CPU and database time, which is 20× larger *relative* to the API time here "
-      "than at the real setting: scaled ratios are pessimistic for netops. The `real` section measures "
-      "one run at the real 1.1 s / 2/s to check.\n")
+    sl, sr, rl, rr = SCALED["latency"], SCALED["rate"], REAL["latency"], REAL["rate"]
+    w(f"- **Scaled time**: unless a section says otherwise, the simulator answers after **{sl * 1000:.0f} ms** "
+      f"and allows **{sr} calls/s** (netops' budget is set to the same {sr}/s). The real API is {rl} s and "
+      f"{rr}/s. What decides whether a client can stay at its budget is latency × budget — the number of "
+      f"calls that must be in flight at once — and {sl * 1000:.0f} ms × {sr}/s = {sl * sr:.1f} = {rl} s × "
+      f"{rr}/s, so every latency-versus-budget effect (first-page round trips, concurrency) keeps its "
+      "proportion. What does not scale is our own CPU and database time, which is "
+      f"{rl / sl:.0f}× larger *relative* to the API time here than at the real setting: scaled ratios are "
+      f"pessimistic for netops. The `real` section measures one run at the real {rl} s / {rr}/s to check.\n")
     _headline(r, w)
     _misses(r, w)
     _sync(r.get("sync"), w)
@@ -146,10 +155,10 @@ def _headline(r: dict[str, Any], w: Any) -> None:
     re_ = r.get("real")
     if re_ and re_.get("netops"):
         fl = re_["floor_total"] / re_["setting"]["rate"]
-        w(f"| R | real 1.1 s / 2 per s: full sync wall | {re_['netops']['wall']:.1f} s | floor {fl:.1f} s | "
+        w(f"| R | real {REAL_LABEL}: full sync wall | {re_['netops']['wall']:.1f} s | floor {fl:.1f} s | "
           f"{re_['netops']['wall'] / fl:.2f}× | ≤ 1.15× | {mark(re_['netops']['wall'] / fl <= 1.15)} |")
         if re_.get("dlt"):
-            w(f"| R | real 1.1 s / 2 per s: vs dlt wall | {re_['netops']['wall']:.1f} s | dlt {re_['dlt']['wall']:.1f} s | "
+            w(f"| R | real {REAL_LABEL}: vs dlt wall | {re_['netops']['wall']:.1f} s | dlt {re_['dlt']['wall']:.1f} s | "
               f"{re_['netops']['wall'] / re_['dlt']['wall']:.2f}× | ≤ 0.5× | "
               f"{mark(re_['netops']['wall'] / re_['dlt']['wall'] <= 0.5)} |")
     w("")
@@ -167,9 +176,7 @@ def _misses(r: dict[str, Any], w: Any) -> None:
             real_txt = ""
             if real.get("netops"):
                 rfl = real["floor_total"] / real["setting"]["rate"]
-                real_txt = f" (at the real 1.1 s / 2/s: {real['netops']['wall'] / rfl:.2f}×)"
-            from netops.api.client import Pacer
-
+                real_txt = f" (at the real {REAL_LABEL}: {real['netops']['wall'] / rfl:.2f}×)"
             walls = [x["full"]["wall"] for x in s["runs"]]
             n429 = sum(1 for x in s["runs"] if x["full"].get("server_429"))
             margin = 1 + Pacer.WINDOW_MARGIN
@@ -259,13 +266,14 @@ def _sync(s: dict[str, Any] | None, w: Any) -> None:
     outside = med([f["wall"] - sum(p["seconds"] for p in f["phases"]) for f in full])
     w(f"| (before phase 01: migrate check, lock, token) | | {outside:.3f} | 0 | {outside:+.3f} |")
     w("")
+    margin_ms = Pacer.WINDOW_MARGIN * 1000
     w("Reading it: every phase that calls the API is fetched at once, each in its own thread through the "
       "run's one pacer (`_Prefetch` in `netops/pipeline/sync.py`), while the loads run behind them in FK order, "
       "one transaction per phase. A phase's seconds are therefore mostly waiting for its rows: the first "
       "phases wait for the API, the later ones find their rows already fetched and only load them. The pacer "
-      "spaces starts 1/budget apart and lets at most `budget` starts into any 1 s + 50 ms window (≈ 5 % "
-      "under the budget: requests reach the API up to tens of ms after their recorded start while large "
-      "pages are decoded, and a 20 ms margin drew 429s). The per-campus listings (phase 07) start once the "
+      f"spaces starts 1/budget apart and lets at most `budget` starts into any 1 s + {margin_ms:.0f} ms window "
+      f"(≈ {Pacer.WINDOW_MARGIN * 100:.0f} % under the budget: requests reach the API up to tens of ms after "
+      "their recorded start while large pages are decoded). The per-campus listings (phase 07) start once the "
       "projects listing is in, for the same reason. Phases 06 and 08 make no call: they load the lists "
       "nested in the projects.\n")
 
@@ -287,10 +295,11 @@ def _sync(s: dict[str, Any] | None, w: Any) -> None:
       f"{', '.join(ic[-1]['pulled'])}; 429s: {sum(f.get('server_429', 0) for f in ic)}), against **{ncc:.0f} calls, "
       f"{med([f['wall'] for f in nc]):.3f} s** for plain `netops sync stable`, which re-pulls everything to "
       f"change {rows_changed:.0f} rows. Calls counted by the simulator.\n")
-    w(f"Target one probe per resource (6 calls): **met for five resources** — cursus (its single object: the "
+    w(f"Target one probe per resource (6 calls): {mark(icc - pc <= 5)} for five resources ({icc - pc:.0f} "
+      "calls) — cursus (its single object: the "
       "fetch is the probe), campuses, coalitions, achievements (one `page[size]=1&sort=-id` call: `X-Total` + "
       "highest id) and projects (`sort=-updated_at`: count + newest `updated_at`; campus_projects and "
-      "project_sessions are nested in projects and follow its verdict) — **missed for campus_achievements**: "
+      f"project_sessions are nested in projects and follow its verdict) — {mark(pc <= 1)} for campus_achievements: "
       f"{pc:.0f} calls, one count per mirrored campus, because the API lists campus achievements only per "
       f"campus (its pull is {s['floor_calls'].get('/v2/campus/:id/achievements', '?')} pages). They run "
       "`NETOPS_MAX_CONCURRENCY` at a time and stop at the first campus that differs; they are skipped when "
@@ -331,7 +340,7 @@ def _loader(lo: dict[str, Any] | None, w: Any) -> None:
       "indexes), generated deterministically in the measuring process and encoded by netops' own COPY "
       "encoder (`netops.db.loader.stage`). **apply** = COPY into `delta_project_users` + upsert "
       "(`IS DISTINCT FROM`) + prune + truncate, one transaction, into an empty table — which, from "
-      "50,000 rows, takes the bulk path (`netops.db.loader.BULK_MIN_ROWS`): a plain INSERT with the table's "
+      f"{BULK_MIN_ROWS:,} rows, takes the bulk path (`netops.db.loader.BULK_MIN_ROWS`): a plain INSERT with the table's "
       "foreign keys dropped and re-added in the same transaction, one set-based validation instead of an "
       "index probe per row and key. **raw COPY** = the "
       "same rows, same generator and encoder, into a bare table (no key, no index, no FK) — the fastest "
@@ -373,7 +382,7 @@ def _backlog(b: dict[str, Any] | None, w: Any) -> None:
       "item's payload).\n")
     runs = b["runs"]
     w(f"The detector reads changes at least `settle` old (here {runs[0].get('settle', '?')} s, to keep the "
-      "run short; the shipped default `BACKLOG_DETECT_SETTLE_SECONDS=60` changes when a change is read, not "
+      f"run short; the shipped default `BACKLOG_DETECT_SETTLE_SECONDS={SETTLE_DEFAULT:g}` changes when a change is read, not "
       "what reading it costs), so each burst is waited out (not measured) before its detection. The bursts "
       "follow each other back to back: each window must read its own burst and nothing of the one before.\n")
     w("| run | detect calls | rows seen | worker calls | items done | rows per call | detect s | worker s | drain s | calls ÷ budget s |")
@@ -437,13 +446,13 @@ def _status(st: dict[str, Any] | None, w: Any) -> None:
 def _real(re_: dict[str, Any] | None, w: Any) -> None:
     if not re_:
         return
-    w("## Real setting check (1.1 s latency, 2 calls/s, one run)\n")
+    w(f"## Real setting check ({REAL['latency']} s latency, {REAL['rate']} calls/s, one run)\n")
     if re_.get("skipped"):
         w(f"Skipped: {re_['skipped']}\n")
         return
     fl = re_["floor_total"] / re_["setting"]["rate"]
     n = re_["netops"]
-    w(f"- netops full sync: {n['server_calls'] if 'server_calls' in n else n['api_calls']} calls, "
+    w(f"- netops full sync: {n['server_calls']} calls, "
       f"**{n['wall']:.1f} s** vs floor {fl:.1f} s = **{n['wall'] / fl:.2f}×**")
     if re_.get("dlt"):
         t = re_["dlt"]
@@ -509,7 +518,7 @@ def _candidate(r: dict[str, Any], w: Any) -> None:
     re_, cre = r.get("real"), c.get("real")
     if re_ and cre and re_.get("netops") and cre.get("netops"):
         fl = re_["floor_total"] / re_["setting"]["rate"]
-        w(f"| full stable sync wall, real 1.1 s / 2 per s | {re_['netops']['wall']:.1f} s ({re_['netops']['wall'] / fl:.2f}×) | "
+        w(f"| full stable sync wall, real {REAL_LABEL} | {re_['netops']['wall']:.1f} s ({re_['netops']['wall'] / fl:.2f}×) | "
           f"{cre['netops']['wall']:.1f} s ({cre['netops']['wall'] / fl:.2f}×) | {fl:.1f} s |")
         if re_.get("dlt") and cre.get("dlt"):
             w(f"| netops / dlt wall, real | {re_['netops']['wall'] / re_['dlt']['wall']:.2f}× | "

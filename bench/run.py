@@ -14,7 +14,6 @@ import json
 import math
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -42,7 +41,9 @@ QUICK = {"latency": 0.005, "rate": 440}  # --quick (smoke): same 2.2 in flight, 
 
 
 def med(values: list[float]) -> float:
-    return statistics.median(values) if values else float("nan")
+    from bench.report import med as median  # one definition (skips missing values)
+
+    return median(values)
 
 
 def log(msg: str) -> None:
@@ -317,7 +318,9 @@ class Bench:
         except ImportError:
             dsn = self.pg.new_database("real")
             sim.reset()
-            pair = {"netops": run_worker("sync", self.env(dsn, sim, REAL["rate"]))}
+            net = run_worker("sync", self.env(dsn, sim, REAL["rate"]))
+            net["server_calls"], net["server_429"] = api_calls(sim), rate_limited(sim)
+            pair = {"netops": net}
             self.pg.drop_database(dsn)
         out.update(pair)
         log(f"real setting: netops {pair['netops']['wall']:.1f}s" +
@@ -425,7 +428,6 @@ def main(argv: list[str] | None = None) -> int:
                     cand[name] = {**fns[name](), "path": path}
             finally:
                 del os.environ["BENCH_NETOPS_PATH"]
-        cand.pop("path", None)
         if any(k in cand for k in ("sync", "loader", "backlog", "real")):
             results["candidate"] = cand
         else:

@@ -1,6 +1,7 @@
 """One measured job in its own process: `python -m bench.worker KIND '{json args}'`.
 
-Each job runs in a fresh interpreter so the peak RSS it reports (`ru_maxrss`) is its own, and
+Each job runs in a fresh interpreter so the peak RSS it reports (its own `VmHWM`, see
+`peak_rss_mb`) is its own, and
 prints one JSON line last. Settings come from the NETOPS_* environment the parent passes.
 """
 
@@ -45,7 +46,7 @@ def job_sync(args: dict[str, Any]) -> dict[str, Any]:
     settings = _settings()
     if_changed = bool(args.get("if_changed"))
     t0 = time.monotonic()
-    report = run_stable_sync(settings, if_changed=True) if if_changed else run_stable_sync(settings)
+    report = run_stable_sync(settings, if_changed=if_changed)
     wall = time.monotonic() - t0
     out = {"wall": wall, "api_calls": report.api_calls, "min_calls": report.min_calls,
            "rows": report.total_rows, "phases": [
