@@ -8,7 +8,6 @@ import json
 
 SEVERITY = {"ok": 0, "warning": 1, "critical": 2}
 EXIT_STATE = {0: "ok", 1: "warning", 2: "critical"}
-FAIL_ON = ("critical", "warning", "never")
 
 
 def worst(*states):
@@ -16,7 +15,7 @@ def worst(*states):
     rank = 0
     for state in states:
         rank = max(rank, SEVERITY.get(state, 2))
-    return {v: k for k, v in SEVERITY.items()}[rank]
+    return EXIT_STATE[rank]
 
 
 def parse_status(stdout, rc):
@@ -42,11 +41,7 @@ def parse_status(stdout, rc):
 
 def should_fail(summary_state, fail_on):
     """Whether a host in summary_state fails under fail_on (critical|warning|never)."""
-    if fail_on == "never":
-        return False
-    if fail_on == "warning":
-        return SEVERITY.get(summary_state, 2) >= 1
-    return SEVERITY.get(summary_state, 2) >= 2
+    return fail_on != "never" and SEVERITY.get(summary_state, 2) >= SEVERITY[fail_on]
 
 
 def facts_from_status(doc):
@@ -166,11 +161,10 @@ def fleet_summary(results):
         "rows": rows,
         "table": render_table(rows),
         "counts": counts,
-        "ok_hosts": sorted(by_state["ok"]),
-        "warning_hosts": sorted(by_state["warning"]),
-        "critical_hosts": sorted(by_state["critical"]),
-        "unreachable_hosts": sorted(by_state["unreachable"]),
-        "fleet_state": "critical"
-        if (by_state["critical"] or by_state["unreachable"])
-        else ("warning" if by_state["warning"] else "ok"),
+        # rows are sorted by (state, host): each list is in host order already
+        "ok_hosts": by_state["ok"],
+        "warning_hosts": by_state["warning"],
+        "critical_hosts": by_state["critical"],
+        "unreachable_hosts": by_state["unreachable"],
+        "fleet_state": worst(*(row["state"] for row in rows)),   # unreachable counts as critical
     }
