@@ -14,6 +14,7 @@ The CLI command only has to do::
 
 from __future__ import annotations
 
+import glob
 import os
 import shutil
 from collections.abc import Mapping, Sequence
@@ -39,8 +40,17 @@ class PsqlInvocation:
     env: dict[str, str]
 
 
+def _major_version(psql: str) -> float:
+    try:
+        return float(Path(psql).parent.parent.name)   # /usr/lib/postgresql/<major>/bin/psql
+    except ValueError:
+        return 0.0
+
+
 def find_psql(pg_bin_dir: str | None = None) -> str:
-    """psql from NETOPS_PG_BIN_DIR when it has one, else from PATH; a clear error when absent."""
+    """psql from NETOPS_PG_BIN_DIR when it has one, else from PATH, else beside the server
+    binaries (/usr/lib/postgresql/*/bin, newest first: a box with only the server package has
+    psql there, off PATH); a clear error when absent."""
     if pg_bin_dir:
         candidate = Path(pg_bin_dir) / "psql"
         if candidate.exists():
@@ -48,6 +58,9 @@ def find_psql(pg_bin_dir: str | None = None) -> str:
     found = shutil.which("psql")
     if found:
         return found
+    beside_server = sorted(glob.glob("/usr/lib/postgresql/*/bin/psql"), key=_major_version, reverse=True)
+    if beside_server:
+        return beside_server[0]
     raise NetopsError(
         "psql not found: install the PostgreSQL client (Debian: apt-get install postgresql-client) "
         "or put its directory in NETOPS_PG_BIN_DIR"

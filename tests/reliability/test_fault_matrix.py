@@ -248,6 +248,7 @@ def test_nested_phases_survive_shift_on_projects(sim: Any, mirror: Mirror, tmp_p
     env = base_env(sim, mirror.dsn, tmp_path)
     proc = netops_cli(env, "sync", "stable")
     assert proc.returncode == 0, proc.stderr
+    assert [f["fired"] for f in sim.list_faults()] == [2], "the shift never fired: the case proves nothing"
     exp = sim.expected()
     got = digest(mirror.dsn)
     for t in ("projects", "campus_projects", "project_sessions"):
