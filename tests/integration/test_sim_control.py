@@ -13,13 +13,7 @@ import requests
 
 from netops.sim import SimConfig, SimControl, SimServer
 from netops.sim.timeutil import parse
-from tests.fixtures import sim as sim_fixtures
 from tests.fixtures.sim import TestSim
-
-# Until tests/conftest.py loads tests.fixtures.sim as a plugin, take the fixtures from it here
-# (they share one server either way).
-sim_server = sim_fixtures.sim_server
-sim = sim_fixtures.sim
 
 NETOPS = [sys.executable, "-c", "from netops.cli import main; main()"]
 

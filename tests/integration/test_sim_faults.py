@@ -8,13 +8,7 @@ import time
 import pytest
 import requests
 
-from tests.fixtures import sim as sim_fixtures
 from tests.fixtures.sim import TestSim
-
-# Until tests/conftest.py loads tests.fixtures.sim as a plugin, take the fixtures from it here
-# (they share one server either way).
-sim_server = sim_fixtures.sim_server
-sim = sim_fixtures.sim
 
 
 @pytest.fixture
