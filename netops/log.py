@@ -154,8 +154,10 @@ def get_logger(component: str, log_dir: Path | str) -> Any:
                 _FileSink(path),
                 level="DEBUG",
                 format=LINE_FORMAT,
-                filter=lambda r, c=component: r["extra"].get("component") == c,
+                # a line goes to its own component's file in its own log dir only: a process that
+                # logs to several dirs (tests, benchmarks) must not write into another's files
+                filter=lambda r, k=key: (r["extra"].get("component"), r["extra"].get("log_dir")) == k,
                 enqueue=False,
                 catch=False,
             )
-    return logger.bind(component=component)
+    return logger.bind(component=component, log_dir=str(log_dir))

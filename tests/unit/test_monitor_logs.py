@@ -125,3 +125,20 @@ def test_a_long_running_writer_follows_logrotate_to_the_new_file(tmp_path: Path)
     assert "after rotation" in path.read_text()
     rotated = path.with_name(path.name + ".1").read_text()
     assert "before rotation" in rotated and "after rotation" not in rotated
+
+
+def test_a_component_logging_to_two_dirs_keeps_them_apart(tmp_path: Path) -> None:
+    """One process, two log dirs (tests, benchmarks): each line lands only in its own dir, and a
+    dir removed later does not break logging to the other."""
+    import shutil
+
+    from netops.log import component_path, get_logger
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    get_logger("init_db", a).info("line for a")
+    get_logger("init_db", b).info("line for b")
+    shutil.rmtree(a)
+    get_logger("init_db", b).info("b again")
+    text = "".join(p.read_text() for p in b.iterdir())
+    assert "line for b" in text and "b again" in text and "line for a" not in text
+    assert component_path(b, "stable").name == "nightly_stable_tables.log"
