@@ -457,7 +457,8 @@ class StableSync:
                       fetch: _PhaseFetch) -> Iterator[Sequence[Any]]:
         """Phase 07: links from the achievements' `campus` names (netops/pipeline/links.py).
 
-        The names are matched against the campuses table as phase 02 just committed it, read
+        Eager, not a generator: the mirror read must be done before COPY takes the cursor. The
+        names are matched against the campuses table as phase 02 just committed it, read
         in this phase's own transaction. The achievements listing is phase 05's; when phase 05
         is not part of this run (`--phase campus_achievements`, or `--if-changed` with only
         campuses moved), it is fetched here and nothing but the links is loaded.
@@ -477,10 +478,9 @@ class StableSync:
                 raise MappingError(f"{endpoint}: row id={aid}: {names}; the API's payload changed — "
                                    "update netops/pipeline/links.py")
         self._derived = derive(((a, n) for a, n in self._ach_campuses if not isinstance(n, str)), index)
-        fetch.page(0)
-        for cid, aid in self._derived.links:
-            fetch.rows += 1
-            yield phase.row({"campus_id": cid, "achievement_id": aid}, endpoint)
+        fetch.page(len(self._derived.links))
+        return iter([phase.row({"campus_id": cid, "achievement_id": aid}, endpoint)
+                     for cid, aid in self._derived.links])
 
     def _run_phase(self, phase: Phase, client: ApiClient, conn: Any, books: _Bookkeeping) -> PhaseReport:
         rep = PhaseReport(phase.name, phase.table.name)
