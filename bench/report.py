@@ -48,6 +48,13 @@ def render(r: dict[str, Any]) -> str:
     w(f"- **Machine**: {m.get('cores')} cores, {m.get('ram_gib')} GiB RAM, {m.get('cpu')}, {m.get('os')} "
       f"({m.get('arch')}); PostgreSQL (netops' embedded server, Unix socket), the simulator and the "
       "measured process all share these cores.")
+    if m.get("loadavg_start"):
+        ends = [f"{name} {r[name]['loadavg_end'][0]:.1f}" for name in ("sync", "loader", "backlog", "dlt",
+                                                                          "status", "real")
+                if isinstance(r.get(name), dict) and r[name].get("loadavg_end")]
+        w(f"- **Load** (1-minute load average; the box may be shared with other work): {m['loadavg_start'][0]:.1f} "
+          "when the last run started" + (f"; at the end of each benchmark: {', '.join(ends)}" if ends else "") +
+          ". Sections measured in an earlier run keep that run's figure.")
     w(f"- **Versions**: {_versions_line(v)}.")
     sl, sr, rl, rr = SCALED["latency"], SCALED["rate"], REAL["latency"], REAL["rate"]
     w(f"- **Scaled time**: unless a section says otherwise, the simulator answers after **{sl * 1000:.0f} ms** "

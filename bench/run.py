@@ -411,6 +411,7 @@ def main(argv: list[str] | None = None) -> int:
             res["measured_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
             res["seconds"] = round(time.monotonic() - t0, 1)
             res["runs_requested"] = runs
+            res["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]   # shared box: how busy it was
             res["versions"] = results["versions"]
             results[name] = res
         cand: dict[str, Any] = results.get("candidate") or {}

@@ -213,8 +213,9 @@ class _Prefetch:
     pacer, and queues its mapped rows until the phase's turn to load comes.
 
     Why: the phases must *load* one after another (foreign-key order, one transaction each),
-    but their API reads do not depend on each other. Read in phase order, each phase's first page is a sequential round
-    trip, and the API budget idles while a table loads (phases 06 and 08 make no call at all).
+    but their API reads do not depend on each other. Read in phase order, each phase's first page
+    is a sequential round trip, and the API budget idles while a table loads (phases 06, 07 and 08
+    make no call at all).
     Read at once, the pacer alone spaces the calls and the budget stays busy. Rows are queued
     already mapped (small tuples, not JSON). A phase that fails stops the rest: every thread
     checks `stop` between rows and closes its page iterator (in-flight pages are cancelled).
