@@ -135,7 +135,7 @@ def verify_links(settings: Settings, as_json: bool, limit: int) -> None:
     campus_achievements is derived from each /v2/achievements object's `campus` list of campus
     names, matched to the mirrored campuses by exact name (no call of its own). This command
     derives the links from the API now, pages /v2/campus/:id/achievements for every mirrored
-    campus now (about 93 calls on a typical data set), and reports every link the two sources
+    campus now (96 calls on the default data set: 11 + 85), and reports every link the two sources
     disagree on. Writes nothing. Exit 0 when they agree, 1 when they do not.
     """
     from netops.pipeline.links import verify_links as run_check

@@ -146,7 +146,7 @@ def verify_links(settings: Any) -> LinkCheck:
     """`netops sync verify-links`: derive the links from `/v2/achievements` now, page
     `/v2/campus/:id/achievements` for every mirrored campus now, and list every link one source
     has and the other lacks. Reads the mirror's campuses (ids and names, as phase 07 matches
-    them); writes nothing. Costs the achievements pages plus one listing per campus (~93 calls
+    them); writes nothing. Costs the achievements pages plus one listing per campus (96 calls
     on the default data), which is why the sync itself no longer does it.
     """
     import time
