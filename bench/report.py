@@ -178,7 +178,13 @@ def _misses(r: dict[str, Any], w: Any) -> None:
             real_txt = ""
             if real.get("netops"):
                 rfl = real["floor_total"] / real["setting"]["rate"]
-                real_txt = f" (at the real {REAL_LABEL}: {real['netops']['wall'] / rfl:.2f}×)"
+                after = sum(p["seconds"] for p in real["netops"].get("phases", [])
+                            if p["phase"] >= "06" and p["calls"] == 0)
+                lat = real["setting"].get("latency", REAL["latency"])
+                real_txt = (f" (at the real {REAL_LABEL}: {real['netops']['wall'] / rfl:.2f}×: calls ÷ budget "
+                            f"{rfl:.1f} s leaves out the last call's own {lat} s round trip — {rfl + lat:.1f} s, "
+                            f"{(rfl + lat) / rfl:.2f}×, is the least any client can take — and phases 06-08, "
+                            f"which make no call, load {after:.1f} s of rows after the last answer)")
             walls = [x["full"]["wall"] for x in s["runs"]]
             n429 = sum(1 for x in s["runs"] if x["full"].get("server_429"))
             margin = 1 + Pacer.WINDOW_MARGIN
