@@ -1,6 +1,7 @@
 """The peer: dlt's rest_api source configured for the same stable endpoints netops pulls.
 
-What a user picking dlt would write: the `header_link` paginator (the API's `Link` header), pages
+Same endpoints as netops' full sync: the cursus object and the five paged listings (23 calls
+on the default data). What a user picking dlt would write: the `header_link` paginator (the API's `Link` header), pages
 of 100, a bearer token, `write_disposition="replace"` (a full refresh, like netops' full sync
 with prune), dlt's default nesting (nested lists become child tables, as netops' link tables
 come from nested lists). Only imported by the bench's dlt job: dlt is a bench-only dependency.
@@ -27,8 +28,8 @@ def stable_config(api_url: str, token: str, cursus_id: int = 21, page_size: int 
                 **paged, "filter[active]": "true", "filter[public]": "true"}}},
             {"name": "projects", "endpoint": {"path": f"cursus/{cursus_id}/projects", "params": paged}},
             {"name": "coalitions", "endpoint": {"path": "coalitions", "params": paged}},
+            # campus_achievements: the `campus` name list nested in each achievement becomes dlt's
+            # child table achievements__campus, as netops derives its links from it
             {"name": "achievements", "endpoint": {"path": "achievements", "params": paged}},
-            {"name": "campus_achievements", "primary_key": ["_campuses_id", "id"], "include_from_parent": ["id"],
-             "endpoint": {"path": "campus/{resources.campuses.id}/achievements", "params": paged}},
         ],
     }

@@ -144,7 +144,9 @@ def machine() -> dict[str, Any]:
     except OSError:
         pass
     return {"cores": os.cpu_count(), "ram_gib": round(mem / 2**30, 1), "cpu": cpu,
-            "os": f"{platform.system()} {platform.release()}", "arch": platform.machine()}
+            "os": f"{platform.system()} {platform.release()}", "arch": platform.machine(),
+            # the box may be shared: how busy it was when the run started
+            "loadavg_start": [round(x, 2) for x in os.getloadavg()]}
 
 
 def versions(pg: BenchPostgres | None = None) -> dict[str, str]:

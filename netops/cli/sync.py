@@ -87,8 +87,8 @@ def group(ctx: click.Context) -> None:
 @click.option("--progress/--no-progress", default=None, help="Progress bars (default: on a terminal).")
 @click.option("--if-changed", "if_changed", is_flag=True,
               help="Probe first: one page[size]=1 call per resource (count, and newest updated_at or "
-                   "highest id; one per campus for campus_achievements) compared with the mirror; pull "
-                   "only the resources that moved (a failed probe, a failed last pull, or a parent pulled "
+                   "highest id; campus_projects, project_sessions and campus_achievements follow the "
+                   "listing they are read from) compared with the mirror; pull only the resources that moved (a failed probe, a failed last pull, or a parent pulled "
                    "more recently means pull). A probe cannot see edits "
                    "to resources without updated_at (campuses, coalitions, achievements), values the "
                    "server computes without moving updated_at, a delete balanced by an insert that "
@@ -102,7 +102,10 @@ def stable(settings: Settings, phases: tuple[str, ...], as_json: bool, progress:
     campus_projects, campus_achievements, project_sessions.
 
     Each table is fetched in pages of 100, staged with COPY and applied in one transaction
-    (upsert + prune). A failing phase leaves its table unchanged and exits non-zero.
+    (upsert + prune). campus_projects and project_sessions come from the projects' nested
+    lists, campus_achievements from the achievements' `campus` name lists (exact name match to
+    the mirrored campuses; see `netops sync verify-links`): a full sync costs only the pages of
+    the five listings plus the cursus object. A failing phase leaves its table unchanged and exits non-zero.
     With --if-changed, phases whose probe saw no change are skipped and recorded as
     "unchanged" (see --if-changed below for what a probe cannot see).
     Log: <log_dir>/nightly_stable_tables.log.
@@ -119,3 +122,40 @@ def stable(settings: Settings, phases: tuple[str, ...], as_json: bool, progress:
         echo_json(report.as_dict())
     else:
         _render(report)
+
+
+@group.command("verify-links")
+@click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
+@click.option("--limit", default=20, show_default=True,
+              help="Disagreeing links listed per direction in the text output (--json lists all).")
+@pass_settings
+def verify_links(settings: Settings, as_json: bool, limit: int) -> None:
+    """Check phase 07's derivation against the API's per-campus listings.
+
+    campus_achievements is derived from each /v2/achievements object's `campus` list of campus
+    names, matched to the mirrored campuses by exact name (no call of its own). This command
+    derives the links from the API now, pages /v2/campus/:id/achievements for every mirrored
+    campus now (96 calls on the default data set: 11 + 85), and reports every link the two sources
+    disagree on. Writes nothing. Exit 0 when they agree, 1 when they do not.
+    """
+    from netops.pipeline.links import verify_links as run_check
+
+    check = run_check(settings)
+    if as_json:
+        echo_json(check.as_dict())
+    else:
+        click.echo(f"campuses: {check.campuses}  derived from /v2/achievements: {check.derived:,} links "
+                   f"({check.skipped_names:,} names of campuses not mirrored skipped)  per-campus listings: "
+                   f"{check.listed:,} links  ({check.calls} API calls, {check.seconds:.1f}s)")
+        for title, rows in (("only in the achievements' campus lists", check.only_derived),
+                            ("only in the per-campus listings", check.only_listed)):
+            if rows:
+                click.echo(f"{title}: {len(rows)}")
+                for cid, name, aid in rows[:limit]:
+                    click.echo(f"  campus {cid} ({name!r}) - achievement {aid}")
+                if len(rows) > limit:
+                    click.echo(f"  ... {len(rows) - limit} more (--json lists all)")
+        click.echo("agree: every link is in both sources" if check.agree
+                   else "DISAGREE: the sources differ on the links above")
+    if not check.agree:
+        sys.exit(1)

@@ -11,6 +11,9 @@ and a hand-fixed table may have lost its PK. So the checks are driven by what th
 * ``null_pk`` and ``duplicate`` (violation): a table's key has NULLs or repeats. When a valid
   PRIMARY KEY/UNIQUE index enforces the key, PostgreSQL itself guarantees both, so the table is
   not scanned (``method: "catalog"``) unless ``deep=True``.
+* ``erasure`` (violation): users past their ``data_erasure_date`` (migration 005) — personal
+  data the school has promised to erase. The live sync deletes them (docs/backlog.md,
+  "Erasure"); a row found here means it has not run since the date passed, or a load bypassed it.
 * ``orphan`` (info): soft references that 001 deliberately left without a FK because the API
   points them outside the mirrored set (projects.parent_id, achievements.parent_id,
   project_sessions.campus_id / cursus_id: inactive campuses, other cursus). They are counted and
@@ -200,6 +203,25 @@ def _check_key(cur: psycopg2.extensions.cursor, table: str, cols: tuple[str, ...
                     note="extra rows beyond the first per key")]
 
 
+def _check_erasure(cur: psycopg2.extensions.cursor, present: set[str]) -> Finding | None:
+    """Users past data_erasure_date, or None before migration 005 (no such column)."""
+    if "users" not in present:
+        return None
+    cur.execute("SELECT 1 FROM information_schema.columns WHERE table_schema = 'public' "
+                "AND table_name = 'users' AND column_name = 'data_erasure_date'")
+    if cur.fetchone() is None:
+        return None
+    cur.execute("SELECT count(*) FROM users WHERE data_erasure_date <= now()")
+    count = int(cur.fetchone()[0])
+    sample: list[Any] = []
+    if count:
+        cur.execute("SELECT id FROM users WHERE data_erasure_date <= now() ORDER BY id LIMIT %s", (SAMPLE_SIZE,))
+        sample = [r[0] for r in cur.fetchall()]
+    return Finding("erasure", "violation", "users", ["data_erasure_date"], count, sample=sample,
+                   note="personal data past its data_erasure_date: `netops backlog detect` deletes it "
+                        "(docs/backlog.md, Erasure)")
+
+
 def run_checks(conn: psycopg2.extensions.connection, *, strict: bool = False, deep: bool = False,
                store: bool = True) -> dict[str, Any]:
     """Run every check and return the `netops check --json` document; store it when asked.
@@ -237,6 +259,10 @@ def run_checks(conn: psycopg2.extensions.connection, *, strict: bool = False, de
         for ref in refs:
             severity = "violation" if ref.kind == "fk" or strict else "info"
             checks.append(_check_reference(cur, ref, severity))
+
+        erasure = _check_erasure(cur, present)
+        if erasure is not None:
+            checks.append(erasure)
 
     violations = sum(f.count for f in checks if f.severity == "violation")
     info = sum(f.count for f in checks if f.severity == "info")

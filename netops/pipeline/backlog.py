@@ -34,7 +34,7 @@ from netops.db.loader import ApplyResult, apply, delete_keys, stage
 from netops.errors import ApiError, AuthError
 from netops.log import get_logger
 from netops.pipeline import queue
-from netops.pipeline.live import BY_NAME, RESOURCES, LiveResource, PayloadError, entity_id
+from netops.pipeline.live import BY_NAME, RESOURCES, LiveResource, PayloadError, entity_id, erasure_due
 
 DRAIN_WAIT_SECONDS = 15.0   # --once waits this long at most for held/backed-off items to come due
 
@@ -47,6 +47,7 @@ class LoadOutcome:
     missing: dict[int, tuple[str, str | None, int]] = field(default_factory=dict)  # id -> (table, res, value)
     existing: set[int] = field(default_factory=set)
     stale: set[int] = field(default_factory=set)
+    erased: set[int] = field(default_factory=set)   # users past data_erasure_date: deleted, not loaded
 
 
 def delete_ids(cur: Any, res: LiveResource, ids: Sequence[int]) -> int:
@@ -58,11 +59,18 @@ def load_rows(cur: Any, res: LiveResource, rows: Sequence[tuple[Any, ...]]) -> L
     """Load validated rows of one live resource in the caller's transaction.
 
     Rows whose parent is missing are *not* loaded and come back in `missing` for the caller to
-    hold or divert; the rest go through stage -> stale guard -> apply (no prune).
+    hold or divert; users past their data_erasure_date are deleted instead of loaded (`erased`,
+    docs/backlog.md "Erasure"); the rest go through stage -> stale guard -> apply (no prune).
     """
     out = LoadOutcome()
     if not rows:
         return out
+    out.erased = {int(r[0]) for r in rows if erasure_due(res, r)}
+    if out.erased:
+        delete_ids(cur, res, sorted(out.erased))
+        rows = [r for r in rows if int(r[0]) not in out.erased]
+        if not rows:
+            return out
     for parent in res.parents:
         idx = res.columns.index(parent.column)
         values = sorted({r[idx] for r in rows})
@@ -375,6 +383,8 @@ class Worker:
                         else:
                             it.hold = f"waiting for parent {table} {value}"
                             it.extra["parent"] = (parent_res, value)
+                    elif rid in out.erased:
+                        it.outcome = "erased"
                     elif rid in out.stale:
                         it.outcome = "stale"
                     else:
@@ -401,7 +411,7 @@ class Worker:
             wanted.setdefault(it.extra["parent"], []).append(it)
         cur.execute(
             "SELECT resource, entity_id, max(finished_at) FROM netops.backlog_items "
-            "WHERE state = 'done' AND outcome = 'absent' AND (resource, entity_id) IN "
+            "WHERE state = 'done' AND outcome IN ('absent', 'erased') AND (resource, entity_id) IN "
             "(SELECT * FROM unnest(%s::text[], %s::bigint[])) GROUP BY 1, 2",
             ([k[0] for k in wanted], [k[1] for k in wanted]),
         )
@@ -411,7 +421,8 @@ class Worker:
             for it in children:
                 if key in gone and gone[key] >= it.enqueued_at:
                     it.hold = None
-                    it.error = f"parent {key[0]} {key[1]} does not exist in the API"
+                    it.error = (f"parent {key[0]} {key[1]} does not exist in the API (or is past its "
+                                "data_erasure_date)")
             if any(it.hold is not None for it in children):
                 requests.append(queue.NewItem(key[0], key[1], payload=None, reason="parent"))
         return requests

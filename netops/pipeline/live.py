@@ -16,13 +16,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any
 
 from netops.config import Settings
 from netops.db.loader import Table
 from netops.pipeline.mapping import CONVERTERS, Getter, key, parse_ts
 
-__all__ = ["BY_NAME", "LiveResource", "Parent", "PayloadError", "entity_id", "parse_ts", "resolve"]
+__all__ = ["BY_NAME", "ERASURE_COLUMN", "LiveResource", "Parent", "PayloadError", "entity_id", "erasure_due",
+           "parse_ts", "purge_erased", "resolve"]
 
 
 class PayloadError(ValueError):
@@ -144,6 +146,9 @@ USERS = LiveResource(
         ("location", "location", "text"), ("wallet", "wallet", "int"),
         ("correction_point", "correction_point", "int"), ("alumnized_at", "alumnized_at", "ts"),
         ("created_at", "created_at", "ts"), ("updated_at", "updated_at", "ts"),
+        # migration 005: every field the API gives
+        ("usual_first_name", "usual_first_name", "text"), ("image", "image", "json"),
+        ("anonymize_date", "anonymize_date", "ts"), ("data_erasure_date", "data_erasure_date", "ts"),
     ),
     parents=(), priority=0,
 )
@@ -181,6 +186,30 @@ COALITIONS_USERS = LiveResource(
 )
 
 RESOURCES: tuple[LiveResource, ...] = (USERS, PROJECTS_USERS, ACHIEVEMENTS_USERS, COALITIONS_USERS)
+
+# ------------------------------------------------------------------ erasure (docs/backlog.md)
+#: The users column after which a row is personal data the school has promised to erase.
+ERASURE_COLUMN = "data_erasure_date"
+
+
+def erasure_due(res: LiveResource, row: Sequence[Any], now: datetime | None = None) -> bool:
+    """True when `row` (a mapped users row) is past its data_erasure_date: it must not be kept.
+
+    Only users carry the date; a NULL date never expires.
+    """
+    if res.name != "users":
+        return False
+    value = row[res.columns.index(ERASURE_COLUMN)]
+    if value is None:
+        return False
+    return parse_ts(value) <= (now or datetime.now(timezone.utc))
+
+
+def purge_erased(cur: Any) -> list[int]:
+    """Delete every mirrored user past its data_erasure_date (their link rows cascade); returns
+    their ids. Deleted, not anonymized: see docs/backlog.md, "Erasure"."""
+    cur.execute(f"DELETE FROM users WHERE {ERASURE_COLUMN} <= now() RETURNING id")
+    return sorted(int(r[0]) for r in cur.fetchall())
 BY_NAME: dict[str, LiveResource] = {r.name: r for r in RESOURCES}
 BY_TABLE: dict[str, LiveResource] = {r.table: r for r in RESOURCES}
 

@@ -1,7 +1,7 @@
 """No-change probe for `netops sync stable --if-changed`: one cheap call per resource decides
 whether its full pull can be skipped.
 
-Why: a sync when nothing changed re-pulls every page (105 calls on the real data) only for the
+Why: a sync when nothing changed re-pulls every page (23 calls on the real data) only for the
 upsert to write nothing. One `page[size]=1` call per resource returns `X-Total` (the row count)
 and, sorted the right way, the newest row — enough to tell "moved" from "probably not moved":
 
@@ -10,10 +10,9 @@ and, sorted the right way, the newest row — enough to tell "moved" from "proba
   campus_projects and project_sessions nested, so those two phases follow the projects verdict.
 - resources without it (campuses, coalitions, achievements): `sort=-id` gives the count and the
   highest id, so a delete balanced by an insert still shows when the newcomer got a new id.
-- campus_achievements is one listing per campus (the API has no cross-campus one): one probe per
-  mirrored campus (54 calls against 82 for the pull), run `max_concurrency` at a time, stopped at
-  the first campus that differs. Not probed at all when campuses or achievements are pulled
-  anyway (a link phase is pulled whenever one of its parent tables is, see `select_phases`).
+- campus_achievements is derived from the achievements' `campus` name lists (netops/pipeline/
+  links.py), so it follows the achievements verdict, and is pulled whenever campuses or
+  achievements are (a link phase follows a pulled parent, see `select_phases`).
 - cursus is a single object: fetching it costs the one call a probe would, so phase 01 always runs.
 
 A probe that fails (after the client's usual retries, or on an unreadable answer) counts as
@@ -23,12 +22,12 @@ on doubt.
 What a probe cannot see — why the nightly run must stay a full pull: edits to resources without
 `updated_at` (a coalition's score), values the server computes without moving `updated_at`, a
 delete balanced by an insert that reuses an older id on a count-only resource, and edits of a
-project's nested lists if the API does not move the project's `updated_at` for them.
+project's nested lists if the API does not move the project's `updated_at` for them, or of an
+achievement's `campus` list (achievements have no `updated_at`).
 """
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -182,48 +181,13 @@ class _Prober:
         d2, r2 = _cmp(label, api_value, convert(mine), show)
         result.changed, result.reason = d1 or d2, f"{r1}, {r2}"
 
-    def per_campus(self, result: ProbeResult, phase: Phase) -> None:
-        """One probe per mirrored campus, concurrently; stops asking at the first difference
-        (the whole phase is pulled then, so the remaining probes would be wasted calls)."""
-        template = phase.source[1]
-        link = phase.table.name
-        rows = self.mirror(f'SELECT c.id, count(l.campus_id), max(l.achievement_id) FROM campuses c '
-                           f'LEFT JOIN "{link}" l ON l.campus_id = c.id GROUP BY c.id ORDER BY c.id')
-        fork = self.client.fork()
-        stop = threading.Event()
-        found: list[str] = []
-        lock = threading.Lock()
 
-        def one(row: tuple[int, int, int | None]) -> None:
-            cid, have, max_id = row
-            if stop.is_set():
-                return
-            try:
-                total, first = _first(fork, template.format(id=cid), {"sort": "-id"})
-            except Exception:
-                stop.set()
-                raise
-            api_max = int(first["id"]) if isinstance(first, dict) else None
-            d1, r1 = _cmp("count", total, have)
-            d2, r2 = _cmp("max id", api_max, max_id)
-            if d1 or d2:
-                stop.set()
-                with lock:
-                    found.append(f"campus {cid}: {r1 if d1 else r2}")
-
-        workers = max(1, min(self.settings.max_concurrency, len(rows) or 1))
-        try:
-            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="netops-probe") as pool:
-                for fut in [pool.submit(one, r) for r in rows]:
-                    fut.result()  # re-raises the first failure (the others stop at the flag)
-        finally:
-            result.calls = fork.calls
-        if found:
-            result.changed = True
-            result.reason = (f"{sorted(found)[0]} (stopped after {result.calls} of {len(rows)} campus probes)")
-        else:
-            result.changed = False
-            result.reason = f"{len(rows)} campuses: every count and max id equal"
+def _followers(phases: Sequence[Phase], source: str) -> list[str]:
+    """The phases read from `source`'s listing: 06/08 from projects' nested lists, 07 from the
+    achievements' campus names. They follow its probe's verdict (no probe of their own)."""
+    kind = "nested" if source == "projects" else "derived"
+    return [p.name for p in phases if p.source[0] == kind
+            and (kind == "nested" or p.source[1] == source)]
 
 
 def probe_stable(settings: Settings, conn: Any, client: ApiClient, phases: Sequence[Phase]) -> ProbeReport:
@@ -248,41 +212,23 @@ def probe_stable(settings: Settings, conn: Any, client: ApiClient, phases: Seque
                     phase.table.name, [phase.name], 0, True,
                     "single object: fetching it costs the one call a probe would, so it is always pulled"))
             elif kind == "paged":
-                followers = [p.name for p in phases if p.source[0] == "nested"] \
-                    if phase.table.name == "projects" else []
-                res = ProbeResult(phase.table.name, [phase.name, *followers])
+                res = ProbeResult(phase.table.name, [phase.name, *_followers(phases, phase.table.name)])
                 fn = prober.by_updated_at if "updated_at" in phase.table.columns else prober.by_id
                 jobs.append((res, fn, phase))
                 report.results.append(res)
-        if "projects" not in by_table:  # --phase campus_projects / project_sessions alone
-            nested = [p for p in phases if p.source[0] == "nested"]
-            if nested:
-                projects = next(p for p in PHASES if p.table.name == "projects")
-                res = ProbeResult("projects", [p.name for p in nested])
-                jobs.append((res, prober.by_updated_at, projects))
+        for source in ("projects", "achievements"):  # --phase campus_projects / ... alone
+            followers = _followers(phases, source)
+            if source not in by_table and followers:
+                src = next(p for p in PHASES if p.table.name == source)
+                res = ProbeResult(source, followers)
+                fn = prober.by_updated_at if "updated_at" in src.table.columns else prober.by_id
+                jobs.append((res, fn, src))
                 report.results.append(res)
         # the mirror reads happen on `conn` from the pool threads: psycopg2 serialises a
         # connection's use, and these are single quick SELECTs
         workers = max(1, min(settings.max_concurrency, len(jobs) or 1))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="netops-probe") as pool:
             list(pool.map(lambda j: prober.guarded(j[0], j[1], j[2]), jobs))
-
-        # 2. per-campus listings, unless a parent table is pulled anyway
-        for phase in phases:
-            if phase.source[0] != "per_campus":
-                continue
-            res = ProbeResult(phase.table.name, [phase.name])
-            report.results.append(res)
-            pulled_parents = []
-            for _, parent in phase.table.parents:
-                verdict = report.of_phase(by_table[parent].name) if parent in by_table else None
-                if verdict is not None and verdict.changed:
-                    pulled_parents.append(parent)
-            if pulled_parents:
-                res.reason = (f"not probed: its parent {' and '.join(pulled_parents)} changed, so it is "
-                              "pulled anyway")
-                continue
-            prober.guarded(res, prober.per_campus, phase)
     finally:
         conn.commit()
     report.seconds = time.monotonic() - started
@@ -329,6 +275,8 @@ def stale_reason(phase: Phase, history: dict[str, PhaseHistory]) -> str | None:
     sources = {parent for _, parent in phase.table.parents}
     if phase.source[0] == "nested":
         sources.add("projects")
+    if phase.source[0] == "derived":
+        sources.add(phase.source[1])
     by_table = {p.table.name: p for p in PHASES}
     for table in sorted(sources):
         src = by_table.get(table)

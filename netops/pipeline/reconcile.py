@@ -37,7 +37,7 @@ from netops.log import get_logger
 from netops.pipeline import queue
 from netops.pipeline.backlog import delete_ids, load_rows
 from netops.pipeline.detect import keyset_pages
-from netops.pipeline.live import LiveResource, PayloadError, entity_id, resolve
+from netops.pipeline.live import LiveResource, PayloadError, entity_id, purge_erased, resolve
 
 
 @dataclass
@@ -125,7 +125,10 @@ def reconcile(settings: Settings, dsn: str, resources: Sequence[str] | None = No
 def _reconcile_one(conn: Any, client: Any, settings: Settings, res: LiveResource, budget: int,
                    restart: bool, log: Any) -> ReconcileResult:
     started = time.monotonic()
+    erased = 0
     with conn, conn.cursor() as cur:
+        if res.name == "users":   # docs/backlog.md "Erasure": gone before the walk, never reloaded
+            erased = len(purge_erased(cur))
         cur.execute("INSERT INTO netops.backlog_marks (resource) VALUES (%s) ON CONFLICT DO NOTHING", (res.name,))
         if restart:
             cur.execute("UPDATE netops.backlog_marks SET reconcile_cursor = NULL WHERE resource = %s", (res.name,))
@@ -135,7 +138,7 @@ def _reconcile_one(conn: Any, client: Any, settings: Settings, res: LiveResource
             cur.execute("UPDATE netops.backlog_marks SET reconcile_started_at = now() WHERE resource = %s",
                         (res.name,))
     after = int(cursor or 0)
-    result = ReconcileResult(res.name, started_after_id=after, cursor=after)
+    result = ReconcileResult(res.name, started_after_id=after, cursor=after, deleted=erased)
     calls_before = client.calls
     pages = keyset_pages(client, settings, res, after_id=after)
     while client.calls - calls_before < budget:

@@ -1,8 +1,10 @@
 """The eight stable phases, declared as data (after Meltano SDK streams): table, source, mapping.
 
 A phase says where its rows come from (`source`), how one API object becomes one row
-(`columns`: column name, JSON key or getter, type), and the loader does the rest. Link tables
-and sessions come from lists nested in each project, so they cost no extra call.
+(`columns`: column name, JSON key or getter, type), and the loader does the rest.
+
+Link tables and sessions come from lists nested in each project, and campus_achievements from
+the campus names nested in each achievement, so none of them costs a call of its own.
 
 Mapping rules (42-api.md): unknown extra fields are ignored; a missing field is NULL; a value of
 the wrong type fails the phase with the endpoint, row id and field named (the mirror keeps its
@@ -35,7 +37,9 @@ class Phase:
     - ("single", path): one object (cursus/21)
     - ("paged", path, params): an index endpoint
     - ("nested", list_key): rows from each project's nested list (fetched by the projects phase)
-    - ("per_campus", path_template): one paged list per mirrored campus
+    - ("derived", "achievements", "campus"): link rows derived from the `campus` name lists of
+      the achievements listing (phase 05's answer; netops/pipeline/links.py), matched to the
+      mirrored campuses by exact name: no call of its own
     """
 
     number: int
@@ -122,13 +126,15 @@ def build_phases(cursus_id: int = 21) -> tuple[Phase, ...]:
               ("nested", "campus"), campus_project_cols),
         Phase(7, _table("campus_achievements", campus_achievement_cols, ("campus_id", "achievement_id"),
                         (("campus_id", "campuses"), ("achievement_id", "achievements"))),
-              ("per_campus", "/v2/campus/{id}/achievements"), campus_achievement_cols),
+              ("derived", "achievements", "campus"), campus_achievement_cols),
         Phase(8, _table("project_sessions", session_cols, ("id",), (("project_id", "projects"),)),
               ("nested", "project_sessions"), session_cols),
     )
 
 
 PHASES: tuple[Phase, ...] = build_phases()
+#: The per-campus listing phase 07 used to page; kept for `netops sync verify-links`.
+PER_CAMPUS_ACHIEVEMENTS = "/v2/campus/{id}/achievements"
 PHASE_NAMES: tuple[str, ...] = tuple(p.table.name for p in PHASES)
 
 

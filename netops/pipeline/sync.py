@@ -14,7 +14,6 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -27,6 +26,14 @@ from netops.db.migrate import migrate
 from netops.db.server import resolve_dsn
 from netops.errors import ApiError, NetopsError, SyncError
 from netops.log import get_logger
+from netops.pipeline.links import (
+    CampusListError,
+    Derived,
+    campus_names,
+    derive,
+    name_index,
+    unmatched_summary,
+)
 from netops.pipeline.probe import ProbeReport, phase_history, probe_stable, record_unchanged, select_phases
 from netops.pipeline.stable import PHASES, MappingError, Phase, nested_rows
 
@@ -162,10 +169,8 @@ class _Bookkeeping:
 
 
 class _PhaseFetch:
-    """Counts pages/rows of one phase while its rows stream into COPY.
-
-    Thread-safe: phase 07 reads its per-campus lists from a thread pool.
-    """
+    """Counts pages/rows of one phase while its rows stream into COPY (thread-safe: the client
+    fetches a listing's later pages from a thread pool)."""
 
     def __init__(self, on_progress: Callable[[int, int | None, int], None]) -> None:
         self.pages = 0
@@ -174,23 +179,11 @@ class _PhaseFetch:
         self.min_calls = 0
         self._on_progress = on_progress
         self._lock = threading.Lock()
-        self._preset_lists = 0
-
-    def expect_lists(self, n: int) -> None:
-        """`n` listings will follow (one per campus): each is at least one page, so the progress
-        bar starts with the right order of magnitude instead of growing campus by campus."""
-        with self._lock:
-            self._preset_lists = n
-            self.pages_total = (self.pages_total or 0) + n
-            self._on_progress(self.pages, self.pages_total, self.rows)
 
     def info(self, pi: PageInfo) -> None:
         with self._lock:
             pages = max(pi.pages or 0, 1)  # an empty listing still costs its first call
             self.min_calls += pages
-            if self._preset_lists:
-                self._preset_lists -= 1
-                pages -= 1  # this listing's first page was counted by expect_lists()
             self.pages_total = (self.pages_total or 0) + max(pages, 0)
             self._on_progress(self.pages, self.pages_total, self.rows)
 
@@ -214,18 +207,15 @@ class _Relay:
     def page(self, n_rows: int) -> None:
         self._q.put(("page", n_rows))
 
-    def expect_lists(self, n: int) -> None:
-        self._q.put(("expect", n))
-
 
 class _Prefetch:
     """Fetches every API phase of a run at once, each in its own thread, through the run's one
     pacer, and queues its mapped rows until the phase's turn to load comes.
 
     Why: the phases must *load* one after another (foreign-key order, one transaction each),
-    but their API reads do not depend on each other — phase 07 needs only the campus ids, which
-    phase 02's answer holds. Read in phase order, each phase's first page is a sequential round
-    trip, and the API budget idles while a table loads (phases 06 and 08 make no call at all).
+    but their API reads do not depend on each other. Read in phase order, each phase's first page
+    is a sequential round trip, and the API budget idles while a table loads (phases 06, 07 and 08
+    make no call at all).
     Read at once, the pacer alone spaces the calls and the budget stays busy. Rows are queued
     already mapped (small tuples, not JSON). A phase that fails stops the rest: every thread
     checks `stop` between rows and closes its page iterator (in-flight pages are cancelled).
@@ -234,24 +224,12 @@ class _Prefetch:
 
     CHUNK = 500
 
-    def __init__(self, sync: StableSync, client: ApiClient, phases: Sequence[Phase],
-                 db_campus_ids: list[int] | None) -> None:
+    def __init__(self, sync: StableSync, client: ApiClient, phases: Sequence[Phase]) -> None:
         self.stop = threading.Event()
         self.queues: dict[str, queue.SimpleQueue[tuple[str, Any]]] = {}
         self.clients: dict[str, ApiClient] = {}
         self._sync = sync
-        self._campus_ids = db_campus_ids
-        self._campus_ready = threading.Event()
-        if db_campus_ids is not None:
-            self._campus_ready.set()
-        todo = [p for p in phases if p.source[0] in ("single", "paged", "per_campus")]
-        # The per-campus flood (most of the calls) starts once the projects listing is in: its
-        # pages are ~3 MB of JSON each, and decoding them while the budget is saturated delays
-        # other calls' departure enough (measured up to 36+ ms) to tip the API's one-second window
-        # into a 429. Before the flood the rate is below the budget, so that jitter is harmless.
-        self._heavy_done = threading.Event()
-        if not any(p.table.name == "projects" for p in todo):
-            self._heavy_done.set()
+        todo = [p for p in phases if p.source[0] in ("single", "paged")]
         for phase in todo:
             self.queues[phase.name] = queue.SimpleQueue()
             self.clients[phase.name] = client.fork()
@@ -262,41 +240,24 @@ class _Prefetch:
 
     def _fetch(self, phase: Phase) -> None:
         q = self.queues[phase.name]
-        campuses = phase.table.name == "campuses"
-        ids: list[int] = []
         rows: Iterator[Sequence[Any]] | None = None
         try:
-            campus_ids: list[int] = []
-            if phase.source[0] == "per_campus":
-                self._heavy_done.wait()
-                self._campus_ready.wait()
-                if self._campus_ids is None:  # phase 02 failed: the run stops before phase 07
-                    return
-                campus_ids = self._campus_ids
-            rows = self._sync._rows(phase, self.clients[phase.name], campus_ids, _Relay(q))  # type: ignore[arg-type]
+            rows = self._sync._rows(phase, self.clients[phase.name], _Relay(q))  # type: ignore[arg-type]
             chunk: list[Sequence[Any]] = []
             for row in rows:
                 if self.stop.is_set():
                     return
                 chunk.append(row)
-                if campuses and isinstance(row[0], int):
-                    ids.append(row[0])
                 if len(chunk) >= self.CHUNK:
                     q.put(("rows", chunk))
                     chunk = []
             q.put(("rows", chunk))
-            if campuses:
-                self._campus_ids = sorted(set(ids))
             q.put(("done", None))
         except BaseException as exc:  # noqa: BLE001 - handed to the phase that consumes this queue
             q.put(("error", exc))
         finally:
             if rows is not None and hasattr(rows, "close"):
                 rows.close()  # stops the page iterator: pages still in flight are cancelled
-            if campuses:
-                self._campus_ready.set()
-            if phase.table.name == "projects":
-                self._heavy_done.set()
 
     def rows(self, phase: Phase, fetch: _PhaseFetch) -> Iterator[Sequence[Any]]:
         """The phase's rows, in the order fetched; replays its progress events on `fetch`."""
@@ -309,8 +270,6 @@ class _Prefetch:
                 fetch.info(value)
             elif kind == "page":
                 fetch.page(value)
-            elif kind == "expect":
-                fetch.expect_lists(value)
             elif kind == "error":
                 raise value
             else:
@@ -320,8 +279,6 @@ class _Prefetch:
         """Stop fetching ahead (a failed phase ends the run) and give the threads `wait` seconds
         to notice: each stops at its next row, so the call recorder is not closed under them."""
         self.stop.set()
-        self._campus_ready.set()
-        self._heavy_done.set()
         deadline = time.monotonic() + wait
         for t in self._threads:
             t.join(max(0.0, deadline - time.monotonic()))
@@ -340,10 +297,24 @@ class StableSync:
         self._projects: list[dict[str, list[dict[str, Any]]]] | None = None
         self._nested_skipped_fetch = False
         self._prefetch: _Prefetch | None = None
+        # per achievement only its id and `campus` names (or the problem with them): phase 07's
+        # source (netops/pipeline/links.py), kept from phase 05's listing
+        self._ach_campuses: list[tuple[Any, tuple[str, ...] | str]] | None = None
+        self._derived: Derived | None = None
 
     # -- sources ----------------------------------------------------------------------------
-    def _rows(self, phase: Phase, client: ApiClient, campus_ids: list[int],
-              fetch: _PhaseFetch) -> Iterator[Sequence[Any]]:
+    @staticmethod
+    def _campus_names(obj: Any) -> tuple[Any, tuple[str, ...] | str]:
+        """(id, campus names) of one achievement; a bad `campus` value is kept as its problem
+        so that phase 05 still loads and phase 07 fails naming the row."""
+        if not isinstance(obj, dict):
+            return None, ()
+        try:
+            return obj.get("id"), campus_names(obj)
+        except CampusListError as exc:
+            return obj.get("id"), str(exc)
+
+    def _rows(self, phase: Phase, client: ApiClient, fetch: _PhaseFetch) -> Iterator[Sequence[Any]]:
         kind = phase.source[0]
         if kind == "single":
             path = phase.source[1]
@@ -354,13 +325,18 @@ class StableSync:
         elif kind == "paged":
             _, path, params = phase.source
             keep = phase.table.name == "projects"
+            links = phase.table.name == "achievements"
             if keep:
                 self._projects = []
+            if links:
+                self._ach_campuses = []
             for page in client.iter_pages(path, params, on_info=fetch.info):
                 fetch.page(len(page))
                 for obj in page:
                     if keep and isinstance(obj, dict):
                         self._projects.append(nested_rows(obj))  # type: ignore[union-attr]
+                    if links:
+                        self._ach_campuses.append(self._campus_names(obj))  # type: ignore[union-attr]
                     yield phase.row(obj, endpoint_template(path))
         elif kind == "nested":
             list_key = phase.source[1]
@@ -376,25 +352,8 @@ class StableSync:
                     fetch.rows += 1
                     yield phase.row(obj, endpoint)
             fetch.page(0)
-        elif kind == "per_campus":
-            template = phase.source[1]
-            fetch.expect_lists(len(campus_ids))
-
-            def one_campus(cid: int) -> list[dict[str, Any]]:
-                rows: list[dict[str, Any]] = []
-                for page in client.iter_pages(template.format(id=cid), {"sort": "id"}, on_info=fetch.info):
-                    if self._prefetch is not None and self._prefetch.stop.is_set():
-                        break   # the run stopped (a phase failed): no more calls for it
-                    fetch.page(len(page))
-                    rows.extend({"campus_id": cid, "achievement_id": o.get("id")} for o in page
-                                if isinstance(o, dict))
-                return rows
-
-            workers = max(1, min(self.settings.max_concurrency, len(campus_ids) or 1))
-            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="netops-campus") as pool:
-                for rows in pool.map(one_campus, campus_ids):
-                    for obj in rows:
-                        yield phase.row(obj, endpoint_template(template.format(id=0)))
+        elif kind == "derived":
+            raise ValueError("derived phases read the mirror: use _derived_rows")  # pragma: no cover
         else:  # pragma: no cover - a programming error in the phase table
             raise ValueError(f"unknown source {kind}")
 
@@ -427,13 +386,7 @@ class StableSync:
         try:
             if self.if_changed:  # probe each resource, keep only the phases whose resource moved
                 phases = self._probe_and_select(phases, run_id, report, client, conn, books)
-            db_campus_ids: list[int] | None = None
-            if not any(p.table.name == "campuses" for p in phases):  # phase 07 reads the mirror's ids
-                with conn.cursor() as cur:
-                    cur.execute("SELECT id FROM campuses ORDER BY id")
-                    db_campus_ids = [r[0] for r in cur.fetchall()]
-                conn.commit()
-            self._prefetch = _Prefetch(self, client, phases, db_campus_ids)
+            self._prefetch = _Prefetch(self, client, phases)
             for phase in phases:
                 rep = self._run_phase(phase, client, conn, books)
                 report.phases.append(rep)
@@ -501,6 +454,35 @@ class StableSync:
                       f"unchanged phase(s): {skipped}; pulling {len(pull)}: {pulled}")
         return pull
 
+    def _derived_rows(self, phase: Phase, cur: Any, client: ApiClient,
+                      fetch: _PhaseFetch) -> Iterator[Sequence[Any]]:
+        """Phase 07: links from the achievements' `campus` names (netops/pipeline/links.py).
+
+        Eager, not a generator: the mirror read must be done before COPY takes the cursor. The
+        names are matched against the campuses table as phase 02 just committed it, read
+        in this phase's own transaction. The achievements listing is phase 05's; when phase 05
+        is not part of this run (`--phase campus_achievements`, or `--if-changed` with only
+        campuses moved), it is fetched here and nothing but the links is loaded.
+        """
+        path = PHASES[4].source[1]
+        endpoint = endpoint_template(path) + " (campus names)"
+        if self._ach_campuses is None:
+            ach = next(p for p in PHASES if p.table.name == "achievements")
+            self._ach_campuses = []
+            for page in client.iter_pages(path, ach.source[2], on_info=fetch.info):
+                fetch.page(0)
+                self._ach_campuses.extend(self._campus_names(o) for o in page)
+        cur.execute("SELECT id, name FROM campuses ORDER BY id")
+        index = name_index(cur.fetchall())  # DuplicateCampusName: the phase fails, table kept
+        for aid, names in self._ach_campuses:
+            if isinstance(names, str):
+                raise MappingError(f"{endpoint}: row id={aid}: {names}; the API's payload changed — "
+                                   "update netops/pipeline/links.py")
+        self._derived = derive(((a, n) for a, n in self._ach_campuses if not isinstance(n, str)), index)
+        fetch.page(len(self._derived.links))
+        return iter([phase.row({"campus_id": cid, "achievement_id": aid}, endpoint)
+                     for cid, aid in self._derived.links])
+
     def _run_phase(self, phase: Phase, client: ApiClient, conn: Any, books: _Bookkeeping) -> PhaseReport:
         rep = PhaseReport(phase.name, phase.table.name)
         t0 = time.monotonic()
@@ -521,8 +503,12 @@ class StableSync:
                 # every phase that calls the API was fetched ahead; the nested ones (06, 08)
                 # read the projects phase 03 kept
                 prefetch = self._prefetch
-                rows = (prefetch.rows(phase, fetch) if prefetch is not None and phase.name in prefetch.queues
-                        else self._rows(phase, client, [], fetch))
+                if phase.source[0] == "derived":
+                    rows = self._derived_rows(phase, cur, client, fetch)
+                elif prefetch is not None and phase.name in prefetch.queues:
+                    rows = prefetch.rows(phase, fetch)
+                else:
+                    rows = self._rows(phase, client, fetch)
                 staged = stage(cur, phase.table, rows)
                 result: ApplyResult = apply(cur, phase.table, prune=True,
                                             max_prune_ratio=self.settings.max_prune_ratio)
@@ -532,6 +518,8 @@ class StableSync:
             rep.fetched = staged
             rep.inserted, rep.updated, rep.deleted, rep.skipped = (
                 result.inserted, result.updated, result.deleted, result.skipped)
+            if phase.source[0] == "derived" and self._derived is not None:
+                rep.skipped += self._derived.skipped  # names of campuses not mirrored
         except (ApiError, MappingError, SyncError) as exc:
             rep.status, rep.error = "failed", str(getattr(exc, "message", exc))
         except Exception as exc:  # a DB error mid-phase: the transaction rolled back
@@ -549,6 +537,9 @@ class StableSync:
         stamp = datetime.now(timezone.utc).strftime("%H:%M:%S")
         if rep.status == "success":
             extra = f", {rep.skipped} skipped (parent not mirrored, NULL key or served twice)" if rep.skipped else ""
+            if phase.source[0] == "derived" and self._derived is not None and self._derived.skipped:
+                extra = (f", {rep.skipped} skipped: {self._derived.skipped} naming "
+                         f"{unmatched_summary(self._derived)}, {rep.skipped - self._derived.skipped} other")
             self.log.info(
                 f"[{stamp}] Phase {phase.number}: Fetching {phase.label}... {rep.rows:,} rows "
                 f"(+{rep.inserted} ~{rep.updated} -{rep.deleted}{extra}; {rep.api_calls} calls, {rep.seconds:.1f}s)"

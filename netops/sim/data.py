@@ -4,7 +4,9 @@ Why it is shaped this way:
 - Everything derives from `random.Random(seed)` (stable data) and a second RNG (live data), so
   the stable set does not change when only `live_scale` does, and two servers with one seed
   serve byte-identical answers.
-- Rows are stored close to the API's shape (field names with `?`, nulls, extra junk fields), but
+- Rows are stored close to the API's shape (field names with `?`, nulls) as 42-api.md's "Real
+  payloads" describes it, field for field (quirks the real API never shows exist only as named
+  faults, netops/sim/faults.py), but
   timestamps are kept as epoch milliseconds and references (a project's campuses, a
   projects_user's user) as ids in `_`-prefixed keys. Nested objects are built at render time
   from the current tables, so a deleted campus vanishes from every project's nested list and a
@@ -85,14 +87,26 @@ def canonical(resource: str) -> str:
     return name
 
 
-def ts_offset(resource: str, row_id: Any, field: str) -> int:
-    """Offset (minutes) a timestamp is written with: mostly `Z`, sometimes `+01:00`.
+#: Offsets (minutes) users' `anonymize_date` / `data_erasure_date` are written with: many,
+#: negative ones common (42-api.md "Real payloads").
+USER_DATE_OFFSETS = (60, 120, 540, 0, -180, -300, -240, 330, 180, -360, 600, -420, 480, 60, -180)
 
-    Deterministic per (row, field) so answers are stable, and `anonymize_date` always carries
-    an offset as in the real payloads.
+
+def ts_offset(resource: str, row_id: Any, field: str) -> int:
+    """Offset (minutes) a timestamp is written with, deterministic per (row, field).
+
+    Real answers: every stable timestamp and users' created_at/updated_at end in `Z`; users'
+    anonymize_date/data_erasure_date carry many offsets; the other live resources mostly `Z`,
+    sometimes `+01:00`.
     """
+    try:
+        key = int(row_id)
+    except (TypeError, ValueError):
+        key = 0
     if field == "anonymize_date" or field == "data_erasure_date":
-        return 60
+        return USER_DATE_OFFSETS[(key * 7 + len(field)) % len(USER_DATE_OFFSETS)]
+    if resource in STABLE_RESOURCES or resource == "users":
+        return 0
     try:
         key = int(row_id)
     except (TypeError, ValueError):
@@ -149,11 +163,34 @@ def _image(rng: random.Random, kind: str, key: str) -> dict[str, Any]:
         "small": f"{base}/small_{key}.jpg", "micro": f"{base}/micro_{key}.jpg"}}
 
 
-def _junk(rng: random.Random, row: dict[str, Any], share: float = 0.04) -> None:
-    """Sprinkle an unknown field on a few rows: the client must ignore what it does not know."""
+def _former_junk_draws(rng: random.Random, share: float) -> None:
+    """The draws the old junk-field sprinkler made, adding nothing.
+
+    The real API never shows the fields it added (`internal_note`, `legacy_ref`,
+    `sim_beta_flag`; they are the `legacy_fields` fault now). The live generators keep its draws
+    so the live data set (row counts in README and BENCHMARKS.md) stays the one measured.
+    """
     if rng.random() < share:
-        row[rng.choice(["sim_beta_flag", "legacy_ref", "internal_note"])] = rng.choice(
-            [True, None, "v2-migrated", {"source": "sim", "rev": rng.randint(1, 9)}, [1, 2]])
+        rng.randint(1, 9)
+        rng.choice(range(5))
+        rng.choice(range(3))
+
+
+def _odd(rng: random.Random, text: str, share: float) -> str:
+    """Now and then, text as the real API carries it: emoji, embedded newline/tab/CR."""
+    return f"{text} {rng.choice(names.ODD_TEXT)}" if rng.random() < share else text
+
+
+#: The language timestamps the campus objects nested in projects carry (and the listing's lack).
+LANGUAGE_STAMPS = {"created_at": "2014-11-02T16:43:38.480Z", "updated_at": "2025-11-18T12:31:06.418Z"}
+
+
+def _nested_campus(campus: dict[str, Any]) -> dict[str, Any]:
+    """A campus as nested in a project: no `endpoint` key, its language with timestamps."""
+    out = {k: v for k, v in campus.items() if k != "endpoint"}
+    if isinstance(out.get("language"), dict):
+        out["language"] = {**out["language"], **LANGUAGE_STAMPS}
+    return out
 
 
 class Dataset:
@@ -197,6 +234,25 @@ class Dataset:
     def mirrored_campus_ids(self) -> set[int]:
         return {cid for cid, c in self.tables["campuses"].items() if c.get("active") is True and c.get("public") is True}
 
+    def achievement_campus_names(self) -> dict[int, list[str]]:
+        """Each achievement's `campus` list as the API renders it: the names of the campuses
+        whose per-campus listing holds it (campus id order), then the names of campuses the
+        simulator does not serve; or the list set explicitly with `modify(..., {"campus": [...]})`
+        (the two sources can disagree in the real API too - that is what verify-links finds)."""
+        campuses = self.tables["campuses"]
+        by_ach: dict[int, list[str]] = {}
+        for cid, lst in self.campus_achievements.items():
+            c = campuses.get(cid)
+            if c is None:
+                continue
+            for aid in lst:
+                by_ach.setdefault(aid, []).append(c["name"])
+        out = {}
+        for aid, a in self.tables["achievements"].items():
+            explicit = a.get("_campus_names")
+            out[aid] = list(explicit) if explicit is not None else by_ach.get(aid, []) + list(a.get("_foreign_campus") or [])
+        return out
+
     def cursus_projects(self, cursus_id: int) -> list[dict[str, Any]]:
         return [p for p in self.tables["projects"].values() if cursus_id in p["_cursus_ids"]]
 
@@ -211,6 +267,12 @@ class Dataset:
         users = self.tables["users"]
         projects = self.tables["projects"]
         achievements = self.tables["achievements"]
+        if resource == "achievements":
+            campus_names = self.achievement_campus_names()
+            children: dict[int, list[str]] = {}
+            for a in achievements.values():
+                if a["_parent_id"] is not None:
+                    children.setdefault(a["_parent_id"], []).append(a["name"])
         for row in rows:
             rid = row.get("id")
             d: dict[str, Any] = {}
@@ -227,14 +289,17 @@ class Dataset:
                              "url": f"{API}/v2/users/{u['login'] if u else row['_user_id']}"}
             elif resource == "achievements":
                 parent = achievements.get(row["_parent_id"]) if row["_parent_id"] else None
+                # the real parent is a full achievement object without `slug`
                 d["parent"] = None if parent is None else {
-                    "id": parent["id"], "name": parent["name"], "slug": _slugify(parent["name"]),
-                    "kind": parent["kind"], "tier": parent["tier"]}
+                    k: parent[k] for k in ("id", "name", "description", "tier", "kind", "visible", "image",
+                                           "nbr_of_success", "users_url")}
+                d["achievements"] = list(children.get(rid, []))
+                d["campus"] = campus_names.get(rid, [])
             out.append(d)
         return out
 
     def _render_projects(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        campus_cache = {c["id"]: c for c in self.render("campuses", self.tables["campuses"].values())}
+        campus_cache = {c["id"]: _nested_campus(c) for c in self.render("campuses", self.tables["campuses"].values())}
         cursus_cache = {c["id"]: c for c in self.render("cursus", self.tables["cursus"].values())}
         wanted = {r["id"] for r in rows}
         sessions: dict[int, list[dict[str, Any]]] = {}
@@ -242,6 +307,11 @@ class Dataset:
             if s["project_id"] in wanted:
                 sessions.setdefault(s["project_id"], []).append(s)
         projects = self.tables["projects"]
+        children: dict[int, list[dict[str, Any]]] = {}
+        for p in projects.values():
+            if p["_parent_id"] is not None:
+                children.setdefault(p["_parent_id"], []).append(
+                    {"id": p["id"], "name": p["name"], "slug": p["slug"], "url": f"{API}/v2/projects/{p['slug']}"})
         out = []
         for row in rows:
             rid = row["id"]
@@ -254,6 +324,7 @@ class Dataset:
             d["parent"] = None if parent is None else {
                 "id": parent["id"], "name": parent["name"], "slug": parent["slug"],
                 "url": f"{API}/v2/projects/{parent['slug'] or parent['id']}"}
+            d["children"] = list(children.get(rid, []))
             d["cursus"] = [cursus_cache[c] for c in row["_cursus_ids"] if c in cursus_cache]
             d["campus"] = [campus_cache[c] for c in row["_campus_ids"] if c in campus_cache]
             d["project_sessions"] = self.render("project_sessions", sessions.get(rid, []))
@@ -275,8 +346,7 @@ class Dataset:
             "coalitions": sorted((c,) for c in t["coalitions"]),
             "achievements": sorted((a,) for a in ach),
             "campus_projects": sorted({(c, p["id"]) for p in p21 for c in p["_campus_ids"] if c in mirrored}),
-            "campus_achievements": sorted({(c, a) for c, lst in self.campus_achievements.items()
-                                           if c in mirrored for a in lst if a in ach}),
+            "campus_achievements": self._derived_links(mirrored),
             "project_sessions": sorted((s["id"],) for s in t["project_sessions"].values() if s["project_id"] in p21_ids),
             "users": sorted((u,) for u in t["users"]),
             "project_users": sorted((pu["id"],) for pu in t["projects_users"].values() if CURSUS_21 in pu["cursus_ids"]),
@@ -284,6 +354,15 @@ class Dataset:
             "coalitions_users": sorted((c,) for c in t["coalitions_users"]),
         }
         return keys
+
+    def _derived_links(self, mirrored: set[int]) -> list[tuple[int, ...]]:
+        """campus_achievements as a correct mirror derives them: each achievement's `campus`
+        names matched to the mirrored campuses by exact name."""
+        by_name: dict[str, list[int]] = {}
+        for cid in mirrored:
+            by_name.setdefault(self.tables["campuses"][cid]["name"], []).append(cid)
+        return sorted({(cid, aid) for aid, names_ in self.achievement_campus_names().items()
+                       for n in names_ for cid in by_name.get(n, [])})
 
     def expected_counts(self) -> dict[str, int]:
         return {name: len(v) for name, v in self.expected_keys().items()}
@@ -417,7 +496,9 @@ class Dataset:
         `touch=True` moves `updated_at` to now, like an ordinary edit; `touch=False` changes
         values silently, like the server-computed fields that never move `updated_at`.
         Virtual fields: `campus` (list of campus ids) on projects, `campus_id` on users,
-        `user_id`/`project_id` on projects_users, `parent_id` on projects/achievements.
+        `user_id`/`project_id` on projects_users, `parent_id` on projects/achievements, `campus`
+        (the list of campus NAMES its `campus` field shows, or None for the one its per-campus
+        listings imply) on achievements.
         """
         resource = canonical(resource)
         if int(row_id) not in self.tables[resource]:
@@ -426,6 +507,7 @@ class Dataset:
         ts = TS_FIELDS[resource]
         virtual = {("projects", "campus"): "_campus_ids", ("projects", "cursus"): "_cursus_ids",
                    ("projects", "parent_id"): "_parent_id", ("achievements", "parent_id"): "_parent_id",
+                   ("achievements", "campus"): "_campus_names",
                    ("users", "campus_id"): "_campus_id", ("projects_users", "user_id"): "_user_id",
                    ("projects_users", "project_id"): "_project_id"}
         for key, value in fields.items():
@@ -512,6 +594,10 @@ def _random_update(rng: random.Random, resource: str, row: dict[str, Any]) -> di
 
 
 # ====================================================================== generation
+NICKNAMES = {"Valentina": "Vale", "Mateo": "Teo", "Quentin": "Q", "Giulia": "Giuli", "Dmitri": "Dima",
+             "Yasmine": "Yas", "Gustavo": "Guga", "Xavier": "Xav", "Alice": "Ali", "Jonas": "Jo"}
+
+
 def make_user(rng: random.Random, uid: int, campus_id: int, taken: set[str], now: int = BASE_MS) -> dict[str, Any]:
     first, last = rng.choice(names.FIRST_NAMES), rng.choice(names.LAST_NAMES)
     base = (first[0] + last[:7]).lower().encode("ascii", "ignore").decode() or "user"
@@ -521,24 +607,35 @@ def make_user(rng: random.Random, uid: int, campus_id: int, taken: set[str], now
     taken.add(login)
     created = now - _ri(rng, 0, 6 * YEAR)
     updated = min(now, created + _ri(rng, 0, 3 * YEAR))
-    alumni = rng.random() < 0.08
-    kind = "student" if rng.random() < 0.985 else rng.choice(["admin", "external"])
+    # the real cursus-21 listing: every user a student, not staff, not alumni, phone "hidden".
+    # The draws that used to decide those stay, so the rest of the seeded stream (and every
+    # live row count in README/BENCHMARKS) is unchanged; the new variations derive from the id.
+    rng.random()
+    if rng.random() >= 0.985:
+        rng.choice(["admin", "external"])
     pool_year = (created // YEAR) + 1970
     anonymize = (now + _ri(rng, 1, 4) * YEAR) // DAY * DAY - 3_600_000
+    erasure = anonymize + 30 * DAY * (1 + uid % 12)
+    if rng.random() >= 0.8:
+        rng.choice([None, f"+33 6 {_ri(rng, 10_000_000, 99_999_999)}"])
+    image = _image(rng, "users", login)
+    if uid % 33 == 0:  # ~3 %: no picture, every link null
+        image = {"link": None, "versions": {k: None for k in ("large", "medium", "small", "micro")}}
+    usual_first = NICKNAMES.get(first, first) if uid % 9 == 0 else first
     row: dict[str, Any] = {
         "id": uid, "email": f"{login}@student.42.fr", "login": login, "first_name": first, "last_name": last,
-        "usual_full_name": f"{first} {last}", "usual_first_name": None, "url": f"{API}/v2/users/{login}",
-        "phone": "hidden" if rng.random() < 0.8 else rng.choice([None, f"+33 6 {_ri(rng, 10_000_000, 99_999_999)}"]),
-        "displayname": f"{first} {last}", "kind": kind, "image": _image(rng, "users", login),
-        "staff?": kind == "admin", "correction_point": _ri(rng, 0, 30),
+        "usual_full_name": f"{usual_first} {last}", "usual_first_name": usual_first, "url": f"{API}/v2/users/{login}",
+        "phone": "hidden",
+        "displayname": f"{usual_first} {last}", "kind": "student", "image": image,
+        "staff?": False, "correction_point": _ri(rng, 0, 30),
         "pool_month": rng.choice(names.MONTHS), "pool_year": str(pool_year),
         "location": None if rng.random() < 0.7 else f"e{_ri(rng, 1, 3)}r{_ri(rng, 1, 13)}p{_ri(rng, 1, 20)}",
-        "wallet": _ri(rng, 0, 2000), "anonymize_date": anonymize, "data_erasure_date": anonymize,
+        "wallet": _ri(rng, 0, 2000), "anonymize_date": anonymize, "data_erasure_date": erasure,
         "created_at": created, "updated_at": updated,
-        "alumnized_at": updated if alumni else None, "alumni?": alumni, "active?": rng.random() < 0.5,
+        "alumnized_at": None, "alumni?": False, "active?": rng.random() < 0.5,
         "_campus_id": campus_id,
     }
-    _junk(rng, row, 0.02)
+    _former_junk_draws(rng, 0.02)
     return row
 
 
@@ -564,7 +661,7 @@ def make_projects_user(rng: random.Random, rid: int, user_id: int, project_id: i
         "created_at": created, "updated_at": updated,
         "_user_id": user_id, "_project_id": project_id,
     }
-    _junk(rng, row, 0.01)
+    _former_junk_draws(rng, 0.01)
     return row
 
 
@@ -597,30 +694,35 @@ def _gen_campuses(rng: random.Random) -> dict[int, dict[str, Any]]:
     odd = rng.sample(range(1, N_CAMPUSES), N_CAMPUSES - N_MIRRORED_CAMPUSES)
     flags = dict(zip(odd, [(False, True)] * 3 + [(True, False)] * 2 + [(False, False)], strict=True))
     out = {}
+    no_email = rng.choice([i for i in range(N_CAMPUSES) if i not in odd])
     for i, cid in enumerate(ids):
         name, city, country, tz, lang_id = names.CAMPUSES[i]
         lname, ident = names.LANGUAGES[lang_id]
         active, public = flags.get(i, (True, True))
         slug = _slugify(name)
+        # the top-level listing's language is {id, name, identifier}; the campus objects nested
+        # in projects add the language's timestamps (and drop `endpoint`): see _nested_campus
         out[cid] = {
             "id": cid, "name": name, "time_zone": tz,
-            "language": {"id": lang_id, "name": lname, "identifier": ident,
-                         "created_at": "2014-11-02T16:43:38.480Z", "updated_at": "2025-11-18T12:31:06.418Z"},
+            "language": {"id": lang_id, "name": lname, "identifier": ident},
             "users_count": rng.randint(200, 25_000),
             "vogsphere_id": rng.randint(1, 60) if rng.random() < 0.85 else None,
             "country": country, "address": f"{rng.randint(1, 120)} rue {rng.choice(names.LAST_NAMES)}",
             "zip": f"{rng.randint(1000, 99999)}", "city": city, "website": f"https://42{slug}.com",
             "facebook": f"https://facebook.com/42{slug}" if rng.random() < 0.7 else "",
-            "twitter": f"https://twitter.com/42{slug}" if rng.random() < 0.5 else None,
-            "active": active, "public": public, "email_extension": f"42{slug}.com",
+            "twitter": f"https://twitter.com/42{slug}" if rng.random() < 0.5 else "",
+            "active": active, "public": public,
+            "email_extension": None if i == no_email else f"42{slug}.com",
             "default_hidden_phone": rng.random() < 0.5,
-            "endpoint": None if rng.random() < 0.8 else {
+            "endpoint": None if rng.random() < 0.1 else {
                 "id": rng.randint(1, 100), "url": f"https://{slug}.vogsphere.42.fr",
                 "description": f"{name} endpoint", "created_at": "2019-03-01T10:00:00.000Z",
-                "updated_at": "2024-03-01T10:00:00.000+01:00"},
+                "updated_at": "2024-03-01T09:00:00.000Z"},
         }
-        _junk(rng, out[cid], 0.1)
     return out
+
+
+TEAM_BEHAVIOURS = ("user", "user", "by_rule", "none", "upload")
 
 
 def _gen_projects(rng: random.Random, campuses: dict[int, dict[str, Any]]
@@ -635,10 +737,18 @@ def _gen_projects(rng: random.Random, campuses: dict[int, dict[str, Any]]
     p21_idx = [i for i in range(n_all) if i not in other_pos]
     link_counts = dict(zip(p21_idx, _counts(rng, N_PROJECTS_21, N_CAMPUS_PROJECTS, 20, N_MIRRORED_CAMPUSES), strict=True))
     session_counts = dict(zip(p21_idx, _counts(rng, N_PROJECTS_21, N_SESSIONS, 0, 30), strict=True))
-    null_slug = set(rng.sample(p21_idx, round(N_PROJECTS_21 * 0.1)))
+    # ~40 % of the cursus projects have children (42-api.md); a child is never itself a parent
+    parent_pos = rng.sample(p21_idx, round(N_PROJECTS_21 * 0.4))
+    child_pos = [i for i in p21_idx if i not in set(parent_pos)]
+    rng.shuffle(child_pos)
+    parent_of: dict[int, int] = {}
+    for k, i in enumerate(child_pos):
+        if k < len(parent_pos):
+            parent_of[i] = ids[parent_pos[k]]
+        elif rng.random() < 0.5:
+            parent_of[i] = ids[rng.choice(parent_pos)]
     projects: dict[int, dict[str, Any]] = {}
     sessions: dict[int, dict[str, Any]] = {}
-    seen21: list[int] = []
     sid = 1000
     all_campuses = sorted(campuses)
     for i, pid in enumerate(ids):
@@ -647,7 +757,7 @@ def _gen_projects(rng: random.Random, campuses: dict[int, dict[str, Any]]
         name = f"{a}_{b}" if rng.random() < 0.7 else f"{a.capitalize()} {b}"
         created = _ts(rng, 10)
         updated = min(BASE_MS, created + rng.randint(0, 5 * YEAR))
-        parent = rng.choice(seen21) if is21 and seen21 and rng.random() < 0.15 else None
+        parent = parent_of.get(i)
         if is21:
             campus_ids = rng.sample(mirrored, link_counts[i]) + [c for c in others if rng.random() < 0.3]
             cursus_ids = [CURSUS_21] + ([1] if rng.random() < 0.1 else [])
@@ -657,38 +767,56 @@ def _gen_projects(rng: random.Random, campuses: dict[int, dict[str, Any]]
             cursus_ids = [9]
             n_sessions = rng.randint(0, 3)
         row: dict[str, Any] = {
-            "id": pid, "name": name, "slug": None if i in null_slug else _slugify(name),
+            "id": pid, "name": name, "slug": _slugify(name),
             "difficulty": None if rng.random() < 0.2 else rng.choice([0, 10, 42, 420, 1000, 2100, 4200, 9450, 25000]),
-            "exam": rng.random() < 0.05, "git_id": rng.randint(1000, 90_000),
+            "exam": rng.random() < 0.05, "git_id": None if rng.random() < 0.1 else rng.randint(1000, 90_000),
             "repository": None if rng.random() < 0.3 else f"https://github.com/42school/{_slugify(name)}",
+            "recommendation": "forbidden" if rng.random() < 0.8 else "none",
             "created_at": created, "updated_at": updated,
-            "children": [], "attachments": [], "videos": [], "objectives": [],
+            "attachments": [], "videos": [],
             "_campus_ids": sorted(campus_ids), "_cursus_ids": sorted(cursus_ids), "_parent_id": parent,
         }
-        _junk(rng, row, 0.05)
         projects[pid] = row
         for _ in range(n_sessions):
             sid += rng.randint(1, 3)
             s_created = _ts(rng, 8)
             begin = None if rng.random() < 0.6 else s_created + rng.randint(0, 100) * DAY
+            roll = rng.random()
+            description = None if roll < 0.05 else ("" if roll < 0.1 else _odd(rng, f"{name} session", 0.05))
             sessions[sid] = {
-                "id": sid, "solo": rng.random() < 0.6,
+                "id": sid, "solo": None if rng.random() < 0.0005 else rng.random() < 0.6,
                 "begin_at": begin, "end_at": None if begin is None else begin + rng.randint(1, 60) * DAY,
                 "estimate_time": None if rng.random() < 0.3 else f"{rng.choice([7, 35, 70, 140, 210])} hours",
-                "intermediate_evaluation": None,
                 "difficulty": None if rng.random() < 0.3 else rng.choice([0, 42, 1000, 4200, 9450]),
-                "objectives": [], "description": f"{name} session", "duration_days": rng.choice([None, 7, 14, 30]),
-                "terminating_after": None, "project_id": pid,
+                "objectives": None if rng.random() < 0.15 else rng.sample(names.OBJECTIVES, rng.randint(1, 4)),
+                "description": description, "duration_days": rng.choice([None, 7, 14, 30]),
+                "terminating_after": None if rng.random() < 0.6 else rng.choice([1, 3, 5, 10]),
+                "project_id": pid,
                 "campus_id": None if rng.random() < 0.3 else rng.choice(all_campuses),
                 "cursus_id": None if rng.random() < 0.4 else (CURSUS_21 if is21 else 9),
                 "created_at": s_created, "updated_at": min(BASE_MS, s_created + rng.randint(0, 3 * YEAR)),
-                "max_people": None if rng.random() < 0.5 else rng.randint(1, 5),
-                "is_subscriptable": rng.random() < 0.8, "scales": [], "uploads": [],
-                "team_behaviour": "by_default", "commit": None,
+                "max_people": None,
+                "is_subscriptable": rng.random() < 0.8,
+                "scales": [{"id": rng.randint(1, 40_000), "correction_number": rng.choice([1, 2, 3]),
+                            "is_primary": k == 0} for k in range(rng.choice([1, 1, 1, 2]))],
+                "uploads": [] if rng.random() < 0.6 else [
+                    {"id": rng.randint(1, 9_000), "name": rng.choice(["Moulinette", "Deepthought", "Manual"])}],
+                "team_behaviour": rng.choice(TEAM_BEHAVIOURS),
+                "commit": None if rng.random() < 0.3 else f"{rng.getrandbits(160):040x}",
             }
-        if is21:
-            seen21.append(pid)
     return projects, sessions
+
+
+def _color(rng: random.Random) -> str:
+    """A colour as the real API writes it: `#hhhhhh` mostly, sometimes without `#`, a few with
+    a leading space or tab (stored as given: the mirror keeps the API's text)."""
+    hexa = f"{rng.getrandbits(24):06x}" if rng.random() < 0.5 else f"{rng.getrandbits(24):06X}"
+    roll = rng.random()
+    if roll < 0.1:
+        return hexa
+    if roll < 0.13:
+        return rng.choice(["\t#", " #"]) + hexa
+    return f"#{hexa}"
 
 
 def _gen_coalitions(rng: random.Random) -> dict[int, dict[str, Any]]:
@@ -700,10 +828,10 @@ def _gen_coalitions(rng: random.Random) -> dict[int, dict[str, Any]]:
         out[cid] = {"id": cid, "name": name, "slug": slug,
                     "image_url": f"https://cdn.intra.42.fr/coalition/image/{cid}/{slug}.svg",
                     "cover_url": None if rng.random() < 0.2 else f"https://cdn.intra.42.fr/coalition/cover/{cid}/cover.jpg",
-                    "color": f"#{rng.getrandbits(24):06X}", "score": rng.randint(0, 300_000),
-                    "user_id": None if rng.random() < 0.3 else rng.randint(1, 150_000)}
+                    "color": _color(rng), "score": rng.randint(0, 300_000),
+                    "user_id": rng.randint(1, 150_000)}
     # Real data: two coalitions share one slug - the mirror must not assume slugs are unique.
-    out[ids[200]]["slug"] = out[ids[3]]["slug"]
+    out[ids[200]]["slug"] = out[ids[3]]["slug"] = "analysts"
     return out
 
 
@@ -711,19 +839,21 @@ def _gen_achievements(rng: random.Random) -> dict[int, dict[str, Any]]:
     ids = _ascending_ids(rng, N_ACHIEVEMENTS, 1, 3)
     out: dict[int, dict[str, Any]] = {}
     for aid in ids:
-        name = rng.choice(names.ACHIEVEMENT_WORDS) + rng.choice(["", " I", " II", " III", " IV"])
+        name = _odd(rng, rng.choice(names.ACHIEVEMENT_WORDS) + rng.choice(["", " I", " II", " III", " IV"]), 0.02)
         parent = rng.choice(list(out)) if out and rng.random() < 0.2 else None
         row: dict[str, Any] = {
-            "id": aid, "name": name, "description": f"Earned by doing {name.lower()} things.",
+            "id": aid, "name": name, "description": _odd(rng, f"Earned by doing {name.lower()} things.", 0.05),
             "tier": rng.choice(["none", "easy", "medium", "hard", "challenge"]),
             "kind": rng.choice(["project", "pedagogy", "scolarity", "social"]),
-            "visible": rng.random() < 0.9, "image": f"/uploads/achievement/image/{aid}/{_slugify(name)}.svg",
+            "visible": rng.random() < 0.9,
+            "image": None if rng.random() < 0.05 else f"/uploads/achievement/image/{aid}/{_slugify(name)}.svg",
             "nbr_of_success": None if rng.random() < 0.6 else rng.choice([1, 5, 10, 21, 42, 100]),
-            "users_url": f"{API}/v2/achievements/{aid}/users", "achievements": [],
+            "users_url": f"{API}/v2/achievements/{aid}/users",
             "title": None if rng.random() < 0.92 else {"id": rng.randint(1, 900), "name": f"{name} %login"},
-            "_parent_id": parent,
+            "_parent_id": parent, "_campus_names": None,
+            # names of campuses outside the simulator's 60 that the real lists also hold
+            "_foreign_campus": sorted(rng.sample(names.FOREIGN_CAMPUS_NAMES, rng.choice([0, 0, 0, 1, 2]))),
         }
-        _junk(rng, row, 0.03)
         out[aid] = row
     return out
 

@@ -14,7 +14,14 @@ Spec syntax (CLI `--fault`, control API `{"spec": ...}`)::
   extra field name), `to=` (renamed_field's new name), `delta=` (lying_total; default +50).
 
 Kinds: 429 500 502 503 slow reset token_revoked malformed_json truncated html_200
-extra_field missing_field renamed_field wrong_type null_id duplicate_id shift lying_total.
+extra_field missing_field renamed_field wrong_type null_id duplicate_id shift lying_total
+legacy_fields null_field offset_ts.
+
+The last three are the quirks the simulator once invented and the real API never shows
+(42-api.md "Real payloads"): `legacy_fields` adds `internal_note`, `legacy_ref` and
+`sim_beta_flag` to every row; `null_field,field=F` nulls F on every row (a null project `slug`,
+a null coalition `user_id`); `offset_ts` writes every top-level `...Z` timestamp with a
+`+01:00` offset instead (the same instant).
 """
 
 from __future__ import annotations
@@ -29,11 +36,14 @@ ERROR_KINDS = ("429", "500", "502", "503")
 PRE_KINDS = ERROR_KINDS + ("reset", "token_revoked", "malformed_json", "html_200", "slow")
 #: Kinds that alter a real answer (body, headers, paging).
 POST_KINDS = ("truncated", "extra_field", "missing_field", "renamed_field", "wrong_type", "null_id",
-              "duplicate_id", "shift", "lying_total")
+              "duplicate_id", "shift", "lying_total", "legacy_fields", "null_field", "offset_ts")
+#: Kinds that rewrite the rows of a real answer (`drift`).
+DRIFT_KINDS = ("extra_field", "missing_field", "renamed_field", "wrong_type", "null_id", "duplicate_id",
+               "legacy_fields", "null_field", "offset_ts")
 KINDS = PRE_KINDS + POST_KINDS
 
 DEFAULT_FIELD = {"extra_field": "sim_drift_field", "missing_field": "name", "renamed_field": "name",
-                 "wrong_type": "id"}
+                 "wrong_type": "id", "null_field": "slug"}
 
 
 class FaultSpecError(ValueError):
@@ -227,6 +237,27 @@ def drift(kind: str, fault: Fault, rows: list[dict[str, Any]]) -> None:
         rows[1] = dict(rows[0])
     elif kind == "duplicate_id":
         rows.append(dict(rows[0]))
+    elif kind == "legacy_fields":
+        for i, r in enumerate(rows):
+            r["internal_note"] = None if i % 2 else "v2-migrated"
+            r["legacy_ref"] = {"source": "sim", "rev": i % 9 + 1}
+            r["sim_beta_flag"] = bool(i % 3)
+    elif kind == "null_field":
+        for r in rows:
+            if name in r:
+                r[name] = None
+    elif kind == "offset_ts":
+        for r in rows:
+            for k, v in r.items():
+                if isinstance(v, str) and len(v) == 24 and v.endswith("Z") and v[10] == "T":
+                    r[k] = _plus_one_hour(v)
+
+
+def _plus_one_hour(z: str) -> str:
+    """`2025-12-11T11:57:56.597Z` -> `2025-12-11T12:57:56.597+01:00` (the same instant)."""
+    from netops.sim.timeutil import fmt, parse
+
+    return str(fmt(parse(z), 60))
 
 
 MALFORMED_JSON = b'[{"id": 1, "name": "truncated-by-sim", "active?": tru'

@@ -110,3 +110,19 @@ ACHIEVEMENT_WORDS = [
     "Rigorous Basterd", "Attendee", "Curious", "Scholar", "Mentor", "Evaluator", "Speaker",
     "Marathon", "Sprinter", "Night owl", "Early bird", "Solver", "Architect", "Ambassador",
 ]
+
+# Campus names the real achievements' `campus` lists hold that are no campus the simulator serves
+# (42-api.md "Real payloads": 74 distinct names, 20 of them not active/public campuses - with the
+# simulator's 6 inactive/non-public campuses these 14 make 74, one with its real trailing space).
+FOREIGN_CAMPUS_NAMES = [
+    "Fremont", "Hack High School - Fremont ", "Silicon Valley", "Codam", "42 Test", "Piscine Online",
+    "Bootcamp", "Zagreb Pilot", "Campus Zero", "Sandbox", "Old Paris", "Hive Pilot", "Pedago Lab",
+    "42 Remote",
+]
+
+# Text the real API carries: emoji outside the BMP and embedded \n, \t, \r.
+ODD_TEXT = ["🚀 Launch", "Code 🐍\nPython", "Tab\tseparated", "Windows line\r\nend", "🏆🏆 Trophy",
+            "Night owl 🦉", "line one\nline two\rline three"]
+
+OBJECTIVES = ["Unix", "Imperative programming", "Rigor", "Algorithms & AI", "Graphics", "Network & system administration",
+              "Object-oriented programming", "Web", "Security", "Group & interpersonal", "Adaptation & creativity"]

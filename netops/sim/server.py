@@ -35,7 +35,15 @@ from werkzeug.wrappers import Request
 from netops.sim import control as control_api
 from netops.sim import data as simdata
 from netops.sim.auth import TokenStore
-from netops.sim.faults import ERROR_KINDS, HTML_ERROR_PAGE, MALFORMED_JSON, Fault, FaultSet, drift
+from netops.sim.faults import (
+    DRIFT_KINDS,
+    ERROR_KINDS,
+    HTML_ERROR_PAGE,
+    MALFORMED_JSON,
+    Fault,
+    FaultSet,
+    drift,
+)
 from netops.sim.query import Query, QueryError, apply, link_header, page_slice, parse_query
 from netops.sim.ratelimit import RateLimiter
 
@@ -656,7 +664,7 @@ class SimServer:
 
     @staticmethod
     def _drift(payload: list[dict[str, Any]], kinds: dict[str, Fault]) -> None:
-        for kind in ("extra_field", "missing_field", "renamed_field", "wrong_type", "null_id", "duplicate_id"):
+        for kind in DRIFT_KINDS:
             if kind in kinds:
                 drift(kind, kinds[kind], payload)
 

@@ -93,12 +93,13 @@ def test_no_change_costs_only_the_probe_calls_and_changes_nothing(settings: Sett
     report = run_stable_sync(settings, if_changed=True)
 
     # cursus (its fetch is its probe) + one call each for campuses, projects, coalitions,
-    # achievements + one per mirrored campus for campus_achievements
-    expected_calls = 1 + 4 + n_campuses
+    # achievements; campus_projects and project_sessions follow projects, campus_achievements
+    # follows achievements (it is derived from their campus names): 5 calls
+    expected_calls = 1 + 4
     calls = v2_calls(sim)
     assert sum(calls.values()) == expected_calls == report.api_calls
     assert calls == {"/v2/cursus/:id": 1, "/v2/campus": 1, "/v2/cursus/:id/projects": 1, "/v2/coalitions": 1,
-                     "/v2/achievements": 1, "/v2/campus/:id/achievements": n_campuses}
+                     "/v2/achievements": 1}
     assert report.probe_calls == expected_calls - 1
     assert pulled(report) == ["01_cursus"]
     assert skipped(report) == ALL_PHASES[1:]
@@ -108,12 +109,13 @@ def test_no_change_costs_only_the_probe_calls_and_changes_nothing(settings: Sett
     assert verdicts["projects"].phases == ["03_projects", "06_campus_projects", "08_project_sessions"]
     assert verdicts["campuses"].reason.startswith("count 54 = 54, max id")
     assert "newest updated_at" in verdicts["projects"].reason and "≠" not in verdicts["projects"].reason
-    assert verdicts["campus_achievements"].calls == n_campuses and not verdicts["campus_achievements"].changed
+    assert verdicts["achievements"].phases == ["05_achievements", "07_campus_achievements"]
+    assert verdicts["achievements"].calls == 1 and not verdicts["achievements"].changed
 
     doc = report.as_dict()
     assert doc["skipped_phases"] == ALL_PHASES[1:] and doc["probe_calls"] == expected_calls - 1
     assert {r["resource"] for r in doc["probe"]["results"]} == {
-        "cursus", "campuses", "projects", "coalitions", "achievements", "campus_achievements"}
+        "cursus", "campuses", "projects", "coalitions", "achievements"}
 
     # bookkeeping: the run's rows carry every call; skipped phases are 'unchanged', not 'success'
     with psycopg2.connect(settings.dsn) as conn, conn.cursor() as cur:
@@ -127,7 +129,7 @@ def test_no_change_costs_only_the_probe_calls_and_changes_nothing(settings: Sett
     assert sum(r[2] for r in rows) == expected_calls
     assert all(r[3] == 0 for r in rows)
     assert all(r[4] for r in rows[1:]) and rows[0][4] is None
-    floor_full = 105
+    floor_full = 23
     assert recorded == floor_full + expected_calls  # both runs' calls, each recorded once
 
     log = (settings.log_path / "nightly_stable_tables.log").read_text()
@@ -197,17 +199,35 @@ def test_coalition_delete_pulls_coalitions(settings: Settings, sim: Any) -> None
     mirrors_sim_exactly(settings.dsn, sim)
 
 
-def test_campus_achievement_link_delete_pulls_phase_07(settings: Settings, sim: Any) -> None:
-    n_campuses = full_then_reset(settings, sim)
+def test_achievement_delete_pulls_phases_05_and_07(settings: Settings, sim: Any) -> None:
+    full_then_reset(settings, sim)
+    campus_id, achievement_id = keys(settings.dsn, "campus_achievements", ["campus_id", "achievement_id"])[-1]
+    sim.delete("achievements", achievement_id)
+
+    report = run_stable_sync(settings, if_changed=True)
+
+    assert pulled(report) == ["01_cursus", "05_achievements", "07_campus_achievements"]
+    verdict = report.probe.of_phase("07_campus_achievements")  # type: ignore[union-attr]
+    assert verdict is not None and verdict.resource == "achievements" and verdict.changed
+    assert report.api_calls == 5 + 11  # the probes, then the achievements pages: phase 07 reads them
+    mirrors_sim_exactly(settings.dsn, sim)
+
+
+def test_a_campus_list_edit_is_invisible_to_the_probe_and_the_full_pull_brings_it(
+        settings: Settings, sim: Any) -> None:
+    """Achievements have no updated_at: a link that leaves one achievement's campus list moves
+    neither the count nor the highest id. The probe misses it (documented, like a coalition's
+    score); the nightly full pull — or `--phase campus_achievements` — brings it."""
+    full_then_reset(settings, sim)
     campus_id, achievement_id = keys(settings.dsn, "campus_achievements", ["campus_id", "achievement_id"])[0]
     sim.delete("campus_achievements", (campus_id, achievement_id))
 
     report = run_stable_sync(settings, if_changed=True)
 
-    assert pulled(report) == ["01_cursus", "07_campus_achievements"]
-    verdict = report.probe.of_phase("07_campus_achievements")  # type: ignore[union-attr]
-    assert verdict is not None and verdict.changed and f"campus {campus_id}:" in verdict.reason
-    assert 1 <= verdict.calls <= n_campuses
+    assert pulled(report) == ["01_cursus"]
+    assert [campus_id, achievement_id] in keys(settings.dsn, "campus_achievements", ["campus_id", "achievement_id"])
+    full = run_stable_sync(settings)
+    assert {p.phase: p for p in full.phases}["07_campus_achievements"].deleted == 1
     mirrors_sim_exactly(settings.dsn, sim)
 
 
@@ -217,21 +237,20 @@ def test_campus_achievement_link_delete_pulls_phase_07(settings: Settings, sim: 
     # a garbled page (a row without an id), twice; campus_achievements follows its parent
     ("null_id@/v2/achievements,count=2", "05_achievements", "achievements",
      ["05_achievements", "07_campus_achievements"]),
-    ("503@/v2/campus/:id/achievements,count=2", "07_campus_achievements", "campus_achievements",
-     ["07_campus_achievements"]),
+    # campuses' probe fails: campuses pulled, and both link phases follow their pulled parent
+    ("503@/v2/campus,count=2", "02_campuses", "campuses",
+     ["02_campuses", "06_campus_projects", "07_campus_achievements"]),
 ])
 def test_failed_probe_falls_back_to_the_full_pull(settings_factory: Callable[..., Settings], sim: Any, fault: str,
                                                   phase: str, table: str, pull: list[str]) -> None:
-    # one probe at a time, so both faulted answers go to the same campus's probe
     settings = settings_factory(NETOPS_API_URL=sim.url, NETOPS_CLIENT_ID=sim.client_id,
                                 NETOPS_CLIENT_SECRET=sim.client_secret, NETOPS_RATE_PER_SECOND=500,
                                 NETOPS_RATE_PER_HOUR=100000, NETOPS_MAX_ATTEMPTS=2, NETOPS_MAX_CONCURRENCY=1)
     full_then_reset(settings, sim)
-    if table != "campus_achievements":
-        # a change no probe can see (values of a count-only resource, updated_at untouched):
-        # only a real pull brings it, so it proves the fallback pulled
-        first = keys(settings.dsn, table, ["id"])[0][0]
-        sim.modify(table, first, {"name": "only a pull sees this"}, touch=False)
+    # a change no probe can see (values of a count-only resource, updated_at untouched):
+    # only a real pull brings it, so it proves the fallback pulled
+    first = keys(settings.dsn, table, ["id"])[0][0]
+    sim.modify(table, first, {"name": "only a pull sees this"}, touch=False)
     sim.add_fault(fault)
 
     report = run_stable_sync(settings, if_changed=True)
@@ -242,10 +261,9 @@ def test_failed_probe_falls_back_to_the_full_pull(settings_factory: Callable[...
     assert verdict.reason.startswith("probe failed, pulling in full")
     assert sim.list_faults()[0]["fired"] == 2  # both probe attempts hit it, the pull did not
     mirrors_sim_exactly(settings.dsn, sim)
-    if table != "campus_achievements":
-        with psycopg2.connect(settings.dsn) as conn, conn.cursor() as cur:
-            cur.execute(f"SELECT name FROM {table} WHERE id = %s", (first,))
-            assert cur.fetchone()[0] == "only a pull sees this"
+    with psycopg2.connect(settings.dsn) as conn, conn.cursor() as cur:
+        cur.execute(f"SELECT name FROM {table} WHERE id = %s", (first,))
+        assert cur.fetchone()[0] == "only a pull sees this"
     log = (settings.log_path / "nightly_stable_tables.log").read_text()
     assert f"Probe of {table} failed" in log and "falling back to its full pull" in log
 
@@ -254,9 +272,9 @@ def test_first_run_on_an_empty_mirror_pulls_everything(settings: Settings, sim: 
     report = run_stable_sync(settings, if_changed=True)
 
     assert pulled(report) == ALL_PHASES and skipped(report) == []
-    # four index probes; campus_achievements is not probed (its parent campuses is pulled anyway)
+    # four index probes; campus_achievements follows the achievements probe
     assert report.probe_calls == 4
-    assert report.probe.of_phase("07_campus_achievements").reason.startswith("not probed")  # type: ignore[union-attr]
+    assert report.probe.of_phase("07_campus_achievements").resource == "achievements"  # type: ignore[union-attr]
     assert sum(v2_calls(sim).values()) == report.api_calls == report.min_calls
     mirrors_sim_exactly(settings.dsn, sim)
 
@@ -290,12 +308,12 @@ def test_cli_if_changed_json_and_help(settings: Settings, sim: Any) -> None:
     doc = json.loads(out.stdout)
     assert doc["ok"] and doc["skipped_phases"] == ALL_PHASES[1:]
     assert [p["phase"] for p in doc["phases"]] == ["01_cursus"]
-    assert doc["api_calls"] == sum(v2_calls(sim).values()) == 59
+    assert doc["api_calls"] == sum(v2_calls(sim).values()) == 5
 
     out = subprocess.run([sys.executable, "-m", "netops", "sync", "stable", "--if-changed"], env=env,
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
-    assert "unchanged (probe)" in out.stdout and "probe: 58 calls" in out.stdout
+    assert "unchanged (probe)" in out.stdout and "probe: 4 calls" in out.stdout
 
     out = subprocess.run([sys.executable, "-m", "netops", "sync", "stable", "--help"], env=env,
                          capture_output=True, text=True, timeout=60)

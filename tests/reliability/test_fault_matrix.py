@@ -217,27 +217,37 @@ def test_stable_sync_when_the_token_endpoint_fails(case: tuple[str, str, bool, t
         assert all(v in ("old", "old=new") for v in verdict.values()), verdict
 
 
-def test_per_campus_phase_fault_keeps_table_and_names_endpoint(sim: Any, mirror: Mirror, tmp_path: Any) -> None:
-    """Phase 07 pages one listing per campus in a thread pool: a failure in one campus's listing
-    must fail the phase as a whole (table kept), not load the other campuses' rows."""
+def test_phase_07_source_fault_keeps_table_and_names_endpoint(sim: Any, mirror: Mirror, tmp_path: Any) -> None:
+    """Phase 07 is derived from the achievements listing; run alone (`--phase
+    campus_achievements`) it pages that listing itself: a failure on page 5 must fail the phase
+    as a whole (table kept), not load the links of the pages read before it."""
     old = digest(mirror.dsn)
     ach = sim.expected_table("achievements", values=False)["keys"][5][0]
-    sim.delete("achievements", ach)
-    sim.add_fault("500@/v2/campus/:id/achievements,after=20")
+    sim.delete("achievements", ach)      # a change the phase would bring if it completed
+    sim.add_fault("500@/v2/achievements,after=4")
     env = base_env(sim, mirror.dsn, tmp_path)
-    proc = netops_cli(env, "sync", "stable", "--phase", "achievements", "--phase", "campus_achievements")
+    proc = netops_cli(env, "sync", "stable", "--phase", "campus_achievements")
     assert proc.returncode == 1
     line = one_line_error(proc)
-    assert "/v2/campus/:id/achievements" in line and "HTTP 500" in line
+    assert "/v2/achievements" in line and "HTTP 500" in line and "07_campus_achievements" in line
+    assert digest(mirror.dsn) == old     # nothing committed: not achievements, not the links
+    assert invariants(mirror.dsn) == []
+
+
+def test_phase_07_with_a_shared_campus_name_fails_and_keeps_table(sim: Any, mirror: Mirror, tmp_path: Any) -> None:
+    """Two mirrored campuses sharing a name make the derivation ambiguous: one line naming
+    them, phase 07's table as it was (phase 02 committed the renamed campus before it)."""
+    old = digest(mirror.dsn)
+    rows = sim.expected_table("campuses")["rows"]
+    sim.modify("campuses", rows[1]["id"], {"name": rows[0]["name"]})
+    env = base_env(sim, mirror.dsn, tmp_path)
+    proc = netops_cli(env, "sync", "stable")
+    assert proc.returncode == 1
+    line = one_line_error(proc)
+    assert "07_campus_achievements" in line and repr(rows[0]["name"]) in line
     got = digest(mirror.dsn)
-    assert got["achievements"] != old["achievements"]  # phase 05 ran and committed (cascade)
-    with psycopg2.connect(mirror.dsn) as conn, conn.cursor() as cur:
-        # the cascade of the deleted achievement is the only change in campus_achievements
-        cur.execute("SELECT count(*) FROM campus_achievements")
-        n = cur.fetchone()[0]
-    conn.close()
-    exp = sim.expected()["campus_achievements"]
-    assert n == exp  # old rows minus the cascade = exactly the simulator's set here
+    assert got["campus_achievements"] == old["campus_achievements"]
+    assert got["campuses"] != old["campuses"]   # phase 02 ran and committed the rename
     assert invariants(mirror.dsn) == []
 
 
