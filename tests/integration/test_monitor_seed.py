@@ -7,10 +7,12 @@ with times relative to now() so ages and windows are known exactly.
 
 from __future__ import annotations
 
+import contextlib
+
 import json
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import psycopg2
@@ -56,6 +58,22 @@ def seed_stable(dsn: str) -> None:
         cur.execute("""INSERT INTO campus_achievements VALUES (1, 1), (1, 2), (9, 3), (12, 1)""")
         cur.execute("""INSERT INTO project_sessions (id, project_id, campus_id, cursus_id) VALUES
                        (10, 1, 1, 21), (11, 2, NULL, 21), (12, 3, 12, 21)""")
+
+
+@contextlib.contextmanager
+def live_sync(dsn: str) -> Iterator[None]:
+    """Hold the sync advisory lock as a live `netops sync` does: without it, a `running` row is a
+    dead run's and the monitor shows it interrupted (netops/monitor/facts.py, sync_lock_held)."""
+    from netops.pipeline.sync import SYNC_LOCK_KEY
+
+    conn = psycopg2.connect(dsn)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT pg_advisory_lock(%s)", (SYNC_LOCK_KEY,))
+        conn.commit()
+        yield
+    finally:
+        conn.close()
 
 
 def insert_run(dsn: str, *, started_ago: float = 3600, duration: float = 10.0, failed: str | None = None,
