@@ -10,7 +10,14 @@ from rich.console import Console
 
 from netops.cli import cli
 from netops.monitor.dashboard import gather, render, sparkline
-from tests.integration.test_monitor_seed import cli_env, healthy, insert_backlog, insert_calls, insert_run, live_sync
+from tests.integration.test_monitor_seed import (
+    cli_env,
+    healthy,
+    insert_backlog,
+    insert_calls,
+    insert_run,
+    live_sync,
+)
 
 
 def frame(settings: Any, dsn: str, width: int = 80) -> str:

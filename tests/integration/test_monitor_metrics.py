@@ -16,7 +16,6 @@ from prometheus_client.parser import text_string_to_metric_families
 from netops.cli import cli
 from netops.monitor import metrics
 from tests.integration.test_monitor_seed import (
-    live_sync,
     STABLE_ROWS,
     cli_env,
     connect,
@@ -24,6 +23,7 @@ from tests.integration.test_monitor_seed import (
     insert_backlog,
     insert_calls,
     insert_run,
+    live_sync,
 )
 
 EXPECTED_NAMES = {

@@ -8,7 +8,6 @@ with times relative to now() so ages and windows are known exactly.
 from __future__ import annotations
 
 import contextlib
-
 import json
 import time
 import uuid
