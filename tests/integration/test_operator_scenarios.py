@@ -1,0 +1,119 @@
+"""Operator scenarios end to end (issue 13): real `netops` subprocesses, a real PostgreSQL, the
+simulator over HTTP. Each test asserts what netops *says* — headline, exit code, alert state, log
+line — in a situation an operator meets: a sync interrupted or killed, refused credentials, a
+revoked token, a stopped database, a typo in the config."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from netops.config import Settings
+from tests.fixtures.pg import query
+from tests.integration.test_monitor_seed import cli_env
+
+
+def netops_env(settings: Settings, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("NETOPS_", "BACKLOG_"))}
+    env.update(cli_env(settings))
+    env.update(extra)
+    return env
+
+
+def netops(settings: Settings, *args: str, cwd: Path | None = None, timeout: float = 120,
+           **extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "netops", *args], env=netops_env(settings, **extra),
+                          capture_output=True, text=True, timeout=timeout, cwd=cwd)
+
+
+def start_sync(settings: Settings, **extra: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "netops", "sync", "stable", "--no-progress"],
+                            env=netops_env(settings, **extra), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+
+
+def wait_running(dsn: str, proc: subprocess.Popen[str], phase_min: str = "02_campuses", limit: float = 60) -> None:
+    """Until the sync has a `running` row at or past `phase_min` (it is mid-run, calls in flight)."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()
+        rows = query(dsn, "SELECT phase FROM netops.sync_runs WHERE status = 'running'") \
+            if query(dsn, "SELECT to_regclass('netops.sync_runs') IS NOT NULL")[0][0] else []
+        if rows and rows[0][0] >= phase_min:
+            return
+        time.sleep(0.1)
+    raise AssertionError("the sync never reached a running phase")
+
+
+@pytest.fixture
+def slow_settings(settings_factory: Callable[..., Settings], sim: Any) -> Settings:
+    """A sync paced at 4 calls/s: long enough (well over ten seconds) to be caught mid-run."""
+    return settings_factory(NETOPS_API_URL=sim.url, NETOPS_CLIENT_ID=sim.client_id,
+                            NETOPS_CLIENT_SECRET=sim.client_secret, NETOPS_RATE_PER_SECOND=4,
+                            NETOPS_RATE_PER_HOUR=100000, NETOPS_ALERT_CALLS_PER_MIN=100000)
+
+
+# --- finding 1: an interrupted sync leaves no ghost ----------------------------------------------
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_signal_ends_the_run_promptly_and_records_it(slow_settings: Settings, sig: signal.Signals) -> None:
+    settings = slow_settings
+    proc = start_sync(settings)
+    wait_running(settings.dsn, proc)
+    sent = time.monotonic()
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=30)
+    took = time.monotonic() - sent
+    print(f"{sig.name}: the sync ended {took:.2f}s after the signal")  # the figure for BENCHMARKS.md
+    assert proc.returncode == 128 + sig, (out, err)
+    assert took < 4.0, f"the sync took {took:.1f}s to stop after {sig.name}"
+    assert f"stopped by {sig.name}" in err and err.count("\n") == 1, err  # one line
+    statuses = dict(query(settings.dsn, "SELECT status, count(*) FROM netops.sync_runs GROUP BY 1"))
+    assert "running" not in statuses and statuses.get("interrupted") == 1, statuses
+    log = (settings.log_path / "nightly_stable_tables.log").read_text()
+    assert f"Sync interrupted by {sig.name} during" in log
+
+    status = netops(settings, "status", "--json", NETOPS_ALERT_SYNC_SECONDS="0")
+    doc = json.loads(status.stdout)
+    assert doc["last_sync"]["status"] == "interrupted"
+    checks = {p["check"] for p in doc["problems"]}
+    assert "sync_interrupted" in checks and "sync_duration" not in checks
+    assert status.returncode == 2  # the phases after it never synced: sync_age says critical
+
+
+def test_killed_sync_is_recognised_dead_at_once(slow_settings: Settings) -> None:
+    settings = slow_settings
+    proc = start_sync(settings)
+    wait_running(settings.dsn, proc)
+    proc.kill()
+    proc.wait(timeout=10)
+    # the row still says running (nobody could write otherwise) ...
+    assert query(settings.dsn, "SELECT count(*) FROM netops.sync_runs WHERE status = 'running'")[0][0] == 1
+    # ... but the monitor sees the lock is gone: interrupted, never a stuck sync_duration
+    doc: dict[str, Any] = {}
+    for _ in range(20):  # PostgreSQL drops the dead session's lock as soon as it sees the socket close
+        doc = json.loads(netops(settings, "status", "--json", NETOPS_ALERT_SYNC_SECONDS="0").stdout)
+        if doc["last_sync"]["status"] == "interrupted":
+            break
+        time.sleep(0.1)
+    assert doc["last_sync"]["status"] == "interrupted", doc["last_sync"]
+    assert doc["last_sync"]["lock_held"] is False
+    assert "interrupted" in [p["last_status"] for p in doc["phases"]]
+    assert "sync_duration" not in {p["check"] for p in doc["problems"]}
+    text = netops(settings, "status", NETOPS_ALERT_SYNC_SECONDS="0").stdout
+    assert "last sync   interrupted" in text and "stuck call" not in text
+    alerts = json.loads(netops(settings, "alerts", "check", "--json", NETOPS_ALERT_SYNC_SECONDS="0").stdout)
+    assert {a["name"]: a["state"] for a in alerts["alerts"]}["sync_duration"] == "ok"
+    # the next sync tidies the row up as interrupted too (not "failed")
+    rerun = netops(settings, "sync", "stable", "--no-progress", NETOPS_RATE_PER_SECOND="500")
+    assert rerun.returncode == 0, rerun.stderr
+    assert query(settings.dsn, "SELECT count(*) FROM netops.sync_runs WHERE status = 'interrupted'")[0][0] == 1
