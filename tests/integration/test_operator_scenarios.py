@@ -117,3 +117,96 @@ def test_killed_sync_is_recognised_dead_at_once(slow_settings: Settings) -> None
     rerun = netops(settings, "sync", "stable", "--no-progress", NETOPS_RATE_PER_SECOND="500")
     assert rerun.returncode == 0, rerun.stderr
     assert query(settings.dsn, "SELECT count(*) FROM netops.sync_runs WHERE status = 'interrupted'")[0][0] == 1
+
+
+# --- findings 2, 3, 5: credentials -------------------------------------------------------------
+
+@pytest.fixture
+def fast_settings(settings_factory: Callable[..., Settings], sim: Any) -> Settings:
+    return settings_factory(NETOPS_API_URL=sim.url, NETOPS_CLIENT_ID=sim.client_id,
+                            NETOPS_CLIENT_SECRET=sim.client_secret, NETOPS_RATE_PER_SECOND=500,
+                            NETOPS_RATE_PER_HOUR=100000, NETOPS_ALERT_CALLS_PER_MIN=100000)
+
+
+def token_calls(dsn: str) -> list[tuple[int | None, str]]:
+    return query(dsn, "SELECT status, component FROM netops.api_calls WHERE endpoint = '/oauth/token' ORDER BY at")
+
+
+def test_refused_credentials_count_as_401_once_per_run(fast_settings: Settings) -> None:
+    settings = fast_settings
+    bad = {"NETOPS_CLIENT_SECRET": "not-the-secret"}
+    sync = netops(settings, "sync", "stable", "--no-progress", **bad)
+    assert sync.returncode != 0 and "credentials refused" in sync.stderr
+    # every phase fetches in its own thread, yet the run asked once: no burst of refused requests
+    assert token_calls(settings.dsn) == [(401, "stable")]
+
+    alerts = json.loads(netops(settings, "alerts", "check", "--json", **bad).stdout)
+    assert "api_unauthorized" in alerts["firing"]
+    status = netops(settings, "status", "--json", **bad)
+    doc = json.loads(status.stdout)
+    assert doc["api"]["unauthorized_last_hour"] == 1
+    assert status.returncode == 2 and "api_unauthorized" in doc["alerts"]["firing"]
+    metrics = netops(settings, "metrics", "export", **bad).stdout
+    assert "netops_api_unauthorized_last_hour 1.0" in metrics
+    assert 'netops_alert_firing{alert="api_unauthorized",severity="critical"} 1.0' in metrics
+
+
+def test_a_changed_secret_is_not_hidden_by_the_cached_token(fast_settings: Settings) -> None:
+    settings = fast_settings
+    assert netops(settings, "sync", "stable", "--no-progress").returncode == 0
+    stored = json.loads(settings.token_file.read_text())
+    assert settings.client_secret not in json.dumps(stored)  # a fingerprint, never the secret
+    assert len(stored["credential_fp"]) == 64
+
+    # the operator sets a wrong secret while the old token still has ~2 h: the next run must say so
+    sync = netops(settings, "sync", "stable", "--no-progress", "--phase", "cursus",
+                  NETOPS_CLIENT_SECRET="rotated-wrong")
+    assert sync.returncode != 0, sync.stdout
+    assert "credentials refused" in sync.stderr
+    assert token_calls(settings.dsn)[-1] == (401, "stable")
+
+
+def test_a_refused_token_shows_in_token_status_and_refresh_replaces_it(fast_settings: Settings, sim: Any) -> None:
+    settings = fast_settings
+    assert netops(settings, "sync", "stable", "--no-progress").returncode == 0
+    assert netops(settings, "token", "status").returncode == 0
+    sim.revoke_tokens()
+    sim.add_fault("500@/oauth/token,count=3")  # the refresh after the 401 fails: the revoked token stays
+    sync = netops(settings, "sync", "stable", "--no-progress", "--phase", "cursus")
+    assert sync.returncode != 0
+
+    st = netops(settings, "token", "status")
+    assert st.returncode == 1 and "REFUSED" in st.stdout, st.stdout
+    status = json.loads(netops(settings, "status", "--json").stdout)
+    assert status["token"]["refused_at"] and "token" in status["alerts"]["firing"]
+
+    # what the 401 alert says to run works as written: no --force needed
+    refresh = netops(settings, "token", "refresh")
+    assert refresh.returncode == 0 and "refreshed:  yes" in refresh.stdout, refresh.stdout + refresh.stderr
+    assert netops(settings, "token", "status").returncode == 0
+    assert "Token refused by the API" in (settings.log_path / "42_token_refresh.log").read_text()
+
+
+# --- finding 4: status, alerts, metrics and the dashboard give one verdict, made now ----------
+
+def test_every_view_gives_the_same_verdict_now(fast_settings: Settings, sim: Any) -> None:
+    settings = fast_settings
+    sim.add_fault("429@/v2/coalitions,count=2,seconds=1")
+    assert netops(settings, "sync", "stable", "--no-progress").returncode == 0
+    # no `alerts check` has run: status must not show a stored "none", nor exit 0
+    status = netops(settings, "status")
+    assert status.returncode == 1, status.stdout
+    assert "alerts      firing now: api_rate_limited" in status.stdout
+    assert status.stdout.startswith("netops status: WARNING")
+    doc = json.loads(netops(settings, "status", "--json").stdout)
+    alerts = netops(settings, "alerts", "check", "--json")
+    adoc = json.loads(alerts.stdout)
+    assert alerts.returncode == 1
+    assert doc["alerts"]["firing"] == adoc["firing"] == ["api_rate_limited"]
+    assert [p["check"] for p in doc["problems"]] == ["api_rate_limited"]
+    metrics = netops(settings, "metrics", "export").stdout
+    assert 'netops_alert_firing{alert="api_rate_limited",severity="warning"} 1.0' in metrics
+    assert 'netops_alert_firing{alert="sync_age",severity="critical"} 0.0' in metrics
+    dash = netops(settings, "dashboard")  # into a pipe: one frame (finding 7), same verdict
+    assert dash.returncode == 0
+    assert "WARNING" in dash.stdout.splitlines()[0] and "api_rate_limited" in dash.stdout
