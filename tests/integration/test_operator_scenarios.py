@@ -5,6 +5,7 @@ revoked token, a stopped database, a typo in the config."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -210,3 +211,58 @@ def test_every_view_gives_the_same_verdict_now(fast_settings: Settings, sim: Any
     dash = netops(settings, "dashboard")  # into a pipe: one frame (finding 7), same verdict
     assert dash.returncode == 0
     assert "WARNING" in dash.stdout.splitlines()[0] and "api_rate_limited" in dash.stdout
+
+
+# --- finding 9: the demo's follow-up commands work as printed; one exit code per missing setting
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_demo_follow_up_commands_work_exactly_as_printed(tmp_path: Path) -> None:
+    from tests.fixtures.pg import _world_traversable_tmpdir
+
+    state = _world_traversable_tmpdir("netops-demo-") / "state"  # root: the embedded server's user enters it
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("NETOPS_", "BACKLOG_"))}
+    env.update({"NETOPS_STATE_DIR": str(state), "DEMO_RATE": "50"})
+    demo = subprocess.run(["bash", "scripts/demo.sh"], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=600)
+    sim_pid = None
+    try:
+        assert demo.returncode == 0, demo.stdout[-2000:] + demo.stderr[-2000:]
+        tail = demo.stdout.split("\nDone.", 1)[1]
+        sim_pid = int((state / "demo-sim.pid").read_text())
+        lines = [line.strip() for line in tail.splitlines()]
+        source = next(line for line in lines if line.startswith(". "))
+        commands = [line.split("  #")[0].strip() for line in lines if line.startswith(".venv/bin/netops")]
+        assert len(commands) >= 5 and any("sync stable" in c for c in commands) and \
+            any("token status" in c for c in commands)
+        for command in commands:
+            # a fresh shell in the repo, as the operator would type it: the demo's own variables are gone
+            run = subprocess.run(["bash", "-c", f"{source} && {command}"], cwd=REPO, capture_output=True,
+                                 text=True, timeout=300,
+                                 env={"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/root")})
+            assert run.returncode == 0, (command, run.stdout[-1500:], run.stderr[-1500:])
+            if "status" in command.split()[1:2]:
+                assert "netops status: OK" in run.stdout
+        stop = next(line for line in lines if line.startswith("kill "))
+        sim_pid_printed = int(stop.split()[1].rstrip(";"))
+        assert sim_pid_printed == sim_pid
+    finally:
+        if sim_pid:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(sim_pid, signal.SIGTERM)
+        subprocess.run([str(REPO / ".venv/bin/netops"), "db", "down"], env={**env, "NETOPS_CONFIG": ""},
+                       capture_output=True, timeout=120)
+
+
+def test_a_missing_setting_is_the_same_error_everywhere(settings_factory: Callable[..., Settings],
+                                                        sim: Any) -> None:
+    settings = settings_factory(NETOPS_API_URL=sim.url)  # no NETOPS_CLIENT_ID, no secret
+    results = {args: netops(settings, *args) for args in
+               [("sync", "stable", "--no-progress"), ("token", "refresh"), ("backlog", "detect")]}
+    lines = {args: r.stderr.strip() for args, r in results.items()}
+    for args, r in results.items():
+        assert r.returncode == 2, (args, r.returncode, r.stderr)
+        assert "NETOPS_CLIENT_ID is not set" in lines[args] and lines[args].count("\n") == 0, lines[args]
+    # a configuration error is not a sync that ran and failed: nothing is recorded
+    assert query(settings.dsn, "SELECT count(*) FROM netops.sync_runs")[0][0] == 0
