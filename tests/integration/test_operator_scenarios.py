@@ -266,3 +266,50 @@ def test_a_missing_setting_is_the_same_error_everywhere(settings_factory: Callab
         assert "NETOPS_CLIENT_ID is not set" in lines[args] and lines[args].count("\n") == 0, lines[args]
     # a configuration error is not a sync that ran and failed: nothing is recorded
     assert query(settings.dsn, "SELECT count(*) FROM netops.sync_runs")[0][0] == 0
+
+
+# --- finding 11: the status page (roles/nginx/templates/index.html.j2) -------------------------
+
+def page_says(doc: dict[str, Any], now_ms: float | None = None) -> dict[str, str]:
+    """Run the status page's own script (rendered by Jinja as Ansible does) in node on `doc`."""
+    import re
+    import shutil
+
+    import jinja2
+
+    html = jinja2.Template((REPO / "roles/nginx/templates/index.html.j2").read_text()).render(
+        inventory_hostname="box", ansible_managed="test")
+    script = re.search(r"<script>(.*)</script>", html, re.S).group(1)  # type: ignore[union-attr]
+    node = shutil.which("node")
+    assert node, "node is needed to run the status page's script"
+    now = "Date.now()" if now_ms is None else repr(now_ms)
+    prog = f"{script}\nconsole.log(JSON.stringify(describe({json.dumps(doc)}, {now})));"
+    out = subprocess.run([node, "-e", prog], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def test_status_page_says_critical_unknown_and_stale(settings_factory: Callable[..., Settings]) -> None:
+    from tests.integration.test_monitor_seed import healthy, insert_calls
+
+    settings = settings_factory()
+    healthy(settings.dsn, settings)
+    insert_calls(settings.dsn, {401: 1})  # a refused call: the critical api_unauthorized alert fires
+    doc = json.loads(netops(settings, "status", "--json").stdout)
+    said = page_says(doc)
+    assert said["state"] == "critical" and said["cls"] == "critical", said
+    assert "api_unauthorized" in said["alerts"] and not said["stale"]
+
+    # a status.json cron stopped writing ten minutes ago: not today's verdict
+    checked = json.loads(json.dumps(doc))
+    from datetime import datetime
+    at = datetime.fromisoformat(checked["checked_at"].replace("Z", "+00:00")).timestamp() * 1000
+    said = page_says(checked, at + 600_000)
+    assert said["state"].startswith("unknown (stale") and "10 min ago" in said["stale"], said
+
+    # the database down: the backlog is unknown, not "not set up"
+    down = settings_factory(NETOPS_DSN="postgresql://nobody@127.0.0.1:1/x")
+    ddoc = json.loads(netops(down, "status", "--json").stdout)
+    assert ddoc["backlog"]["available"] is None and ddoc["backlog"]["pending"] is None
+    said = page_says(ddoc)
+    assert said["backlog"] == "Backlog: unknown (database unreachable)." and said["state"] == "critical"
