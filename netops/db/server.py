@@ -260,7 +260,7 @@ MAY_START_EMBEDDED: tuple[str, ...] = (
     "backlog purge", "backlog reconcile",
 )
 NEVER_START_EMBEDDED: tuple[str, ...] = (
-    "status", "check", "metrics write", "metrics export", "alerts check", "dashboard", "logs",
+    "status", "check", "metrics write", "metrics export", "alerts check", "dashboard", "logs list", "logs tail",
     "backlog status", "db status", "db shell", "db dsn", "token status", "token refresh",
 )
 

@@ -313,3 +313,135 @@ def test_status_page_says_critical_unknown_and_stale(settings_factory: Callable[
     assert ddoc["backlog"]["available"] is None and ddoc["backlog"]["pending"] is None
     said = page_says(ddoc)
     assert said["backlog"] == "Backlog: unknown (database unreachable)." and said["state"] == "critical"
+
+
+# --- finding 6: the log dir does not depend on where the command is run ------------------------
+
+def test_default_log_dir_is_the_same_from_any_directory(settings_factory: Callable[..., Settings],
+                                                        tmp_path: Path) -> None:
+    settings = settings_factory()
+    env = netops_env(settings)
+    del env["NETOPS_LOG_DIR"]
+    expected = "/var/log/netops" if os.geteuid() == 0 else str(settings.state_path / "logs")
+    seen = set()
+    for cwd in (tmp_path, REPO, Path("/")):
+        out = subprocess.run([sys.executable, "-m", "netops", "logs", "list", "--json"], env=env, cwd=cwd,
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        seen.add(json.loads(out.stdout)["log_dir"])
+        status = subprocess.run([sys.executable, "-m", "netops", "status", "--json"], env=env, cwd=cwd,
+                                capture_output=True, text=True, timeout=60)
+        seen.add(json.loads(status.stdout)["disk"]["log_dir"]["path"])
+    assert seen == {expected}
+
+
+# --- finding 7: the dashboard into a pipe or a file ---------------------------------------------
+
+def test_dashboard_into_a_file_prints_one_frame_and_exits(settings_factory: Callable[..., Settings],
+                                                          tmp_path: Path) -> None:
+    settings = settings_factory()
+    out_file = tmp_path / "frame.txt"
+    with out_file.open("w") as fh:
+        proc = subprocess.run([sys.executable, "-m", "netops", "dashboard"], env=netops_env(settings),
+                              stdout=fh, stderr=subprocess.PIPE, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    frame = out_file.read_text()
+    assert frame.startswith("netops ") and "01_cursus" in frame
+    assert "\x1b[?1049h" not in frame  # no alternate screen: a plain frame for a file or cron mail
+    down = settings_factory(NETOPS_DSN="postgresql://nobody@127.0.0.1:1/x")
+    piped = netops(down, "dashboard", timeout=60)
+    assert piped.returncode == 2 and "DOWN" in piped.stdout and "CRITICAL" in piped.stdout
+
+
+# --- finding 8: one rule for starting the embedded database ------------------------------------
+
+def test_looking_commands_never_start_the_embedded_database(tmp_path: Path) -> None:
+    from netops.config import load_settings
+    from netops.db.server import NEVER_START_EMBEDDED, LocalPostgres
+    from tests.fixtures.pg import _world_traversable_tmpdir
+
+    state = _world_traversable_tmpdir("netops-rule-") / "state"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("NETOPS_", "BACKLOG_"))}
+    env.update({"NETOPS_CONFIG": "", "NETOPS_STATE_DIR": str(state), "NETOPS_LOG_DIR": str(tmp_path / "logs")})
+    settings = load_settings(env=env, config_path="")
+    server = LocalPostgres(settings)
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "netops", *args], env=env, capture_output=True, text=True,
+                              timeout=120)
+
+    try:
+        assert run("db", "up").returncode == 0
+        assert run("db", "migrate").returncode == 0
+        assert run("db", "down").returncode == 0
+        looking = {
+            ("status",): 2, ("check",): 2, ("metrics", "export"): 0, ("metrics", "write"): 0,
+            ("alerts", "check"): 1, ("dashboard",): 2, ("logs", "list"): 0, ("backlog", "status"): 1,
+            ("db", "status"): 1, ("db", "shell", "-c", "SELECT 1"): 1, ("db", "dsn"): 1, ("token", "status"): 1,
+        }
+        assert {" ".join(a[:2]) if a[0] in ("metrics", "alerts", "backlog", "db", "token", "logs") else a[0]
+                for a in looking} >= set(NEVER_START_EMBEDDED) - {"token refresh", "logs tail"}
+        for args, code in looking.items():
+            r = run(*args)
+            assert r.returncode == code, (args, r.returncode, r.stdout[-500:], r.stderr[-500:])
+            assert not server.is_running(), f"`netops {' '.join(args)}` started the embedded database"
+        # what the looking commands say about it: down, and how to start it
+        assert "netops db up" in run("status").stdout
+        assert "netops db up" in run("backlog", "status").stderr
+        # a command that writes starts it, and says so on stderr
+        migrate = run("db", "migrate")
+        assert migrate.returncode == 0 and "started the embedded PostgreSQL" in migrate.stderr
+        assert server.is_running()
+    finally:
+        run("db", "down")
+
+
+# --- finding 10: messages ------------------------------------------------------------------------
+
+def test_messages_name_the_problem_and_the_fix(settings_factory: Callable[..., Settings], tmp_path: Path) -> None:
+    settings = settings_factory()
+    typo = tmp_path / "netops.toml"
+    typo.write_text('log_dri = "/tmp/x"\n')
+    r = netops(settings, "--config", str(typo), "status", NETOPS_CONFIG=str(typo))
+    line = r.stderr.strip()
+    assert r.returncode == 2 and line.count("\n") == 0 and "did you mean 'log_dir'?" in line, line
+    assert len(line) < 200  # the closest key, not all of them
+
+    r = netops(settings, "--config", str(tmp_path / "missing.toml"), "status")
+    assert r.returncode == 2 and "--config" in r.stderr and "NETOPS_CONFIG" not in r.stderr, r.stderr
+    r = netops(settings, "status", NETOPS_CONFIG=str(tmp_path / "missing.toml"))
+    assert r.returncode == 2 and "NETOPS_CONFIG=" in r.stderr, r.stderr
+
+    for bad in ("host=/tmp dbname", "postgresql://u:s3cr3t@h/db?sslmode"):
+        r = netops(settings, "status", NETOPS_DSN=bad)
+        line = r.stderr.strip()
+        assert r.returncode == 2 and line.count("\n") == 0, line
+        assert "NETOPS_DSN" in line and "cannot be parsed" in line and "postgresql://" in line, line
+        assert "nothing was committed" not in line and "s3cr3t" not in line
+
+
+def test_backlog_success_rate_agrees_with_its_failures(settings_factory: Callable[..., Settings]) -> None:
+    from tests.integration.test_monitor_seed import insert_backlog
+
+    settings = settings_factory()
+    insert_backlog(settings.dsn, {"done": 2000, "failed": 1})
+    query(settings.dsn, "UPDATE netops.backlog_items SET finished_at = now(), started_at = now() "
+                        "WHERE state IN ('done', 'failed')")
+    out = netops(settings, "backlog", "status").stdout
+    assert "success rate: 100.0%" not in out and "success rate: >99.9% today (2,000 done, 1 failed" in out, out
+    assert "failed:       1 (all time; 1 today)" in out
+
+
+def test_observability_doc_gives_one_calls_per_minute_threshold() -> None:
+    import re
+
+    from netops.config import FIELDS
+
+    default = next(f.default for f in FIELDS if f.name == "alert_calls_per_min")
+    text = (REPO / "docs/observability.md").read_text()
+    # every place the doc shows the threshold: the settings table, sample outputs, log lines
+    shown = [float(x) for x in re.findall(r"`NETOPS_ALERT_CALLS_PER_MIN` \((\d+)", text)]
+    shown += [float(x) for x in re.findall(r"/ (\d+(?:\.\d+)?) calls/min", text)]
+    shown += [float(x) for x in re.findall(r"calls/min \((?:threshold|floor) (\d+(?:\.\d+)?)", text)]
+    shown += [float(x) for x in re.findall(r"default of (\d+) calls/min", text)]
+    assert len(shown) >= 3 and set(shown) == {default}, shown
