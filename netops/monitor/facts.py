@@ -454,6 +454,17 @@ def token_facts(settings: Settings, now: float | None = None) -> TokenFacts:
         expires = float(data["expires_at"])
     except (OSError, ValueError, KeyError, TypeError) as exc:
         return TokenFacts(present=False, error=f"{path}: unreadable token store ({type(exc).__name__})")
+    from netops.api.auth import configured_fingerprint
+
+    foreign = None
+    if data.get("api_url") and data.get("api_url") != settings.api_url:
+        foreign = (f"the stored token is for {data.get('api_url')}, not NETOPS_API_URL={settings.api_url} "
+                   "(this configuration has no token; `netops token status` says none)")
+    else:
+        fp = configured_fingerprint(settings)
+        if fp is not None and data.get("credential_fp") != fp:
+            foreign = ("the stored token was obtained with other credentials than the configured "
+                       "NETOPS_CLIENT_ID/NETOPS_CLIENT_SECRET")
     svu = data.get("secret_valid_until")
     refused = data.get("refused_at")
     return TokenFacts(
@@ -462,4 +473,5 @@ def token_facts(settings: Settings, now: float | None = None) -> TokenFacts:
         expires_at=datetime.fromtimestamp(expires, timezone.utc),
         secret_valid_until=datetime.fromtimestamp(float(svu), timezone.utc) if svu else None,
         refused_at=datetime.fromtimestamp(float(refused), timezone.utc) if refused else None,
+        error=foreign,
     )

@@ -16,6 +16,7 @@ from typing import Any
 
 import psycopg2
 
+from netops.api.auth import configured_fingerprint
 from netops.config import FIELDS, Settings
 from netops.monitor.facts import STABLE_PHASES
 
@@ -150,7 +151,9 @@ def write_token(settings: Settings, ttl: int = 7000, secret_valid_days: float | 
     settings.token_file.write_text(json.dumps({
         "access_token": "x" * 64, "token_type": "bearer", "expires_at": int(now + ttl), "created_at": int(now),
         "secret_valid_until": int(now + secret_valid_days * 86400) if secret_valid_days is not None else None,
-        "api_url": "http://127.0.0.1:1", "client_id": "u-test",
+        # the token of this configuration (its API URL; its credentials' fingerprint when it has some)
+        "api_url": settings.api_url, "client_id": settings.client_id or "u-test",
+        "credential_fp": configured_fingerprint(settings),
     }))
     settings.token_file.chmod(0o600)
 
