@@ -334,7 +334,7 @@ RULES: tuple[Rule, ...] = (
     Rule("disk_critical", "Almost no free disk under the log or state dir", None, _disk_free, "% free",
          "Free space now: PostgreSQL and the logs stop when the disk is full.",
          "min(netops_disk_free_percent) < {t}", severity="critical", fixed=5.0, below=True, detail=_disk_detail),
-    Rule("token", "No usable API token stored", None, _token_unusable, "",
+    Rule("token", "No usable API token", None, _token_unusable, "",
          "Run `netops token refresh` (cron runs it hourly); if it is refused, fix NETOPS_CLIENT_ID / "
          "NETOPS_CLIENT_SECRET.", "netops_token_usable < 1", fixed=0.0, detail=_token_detail),
     Rule("secret_expiring", "The 42 application secret expires soon", "secret_warn_days", _secret_days, "days",
