@@ -11,6 +11,7 @@ environments keep working.
 
 from __future__ import annotations
 
+import difflib
 import os
 import sys
 from collections.abc import Callable, Mapping
@@ -29,6 +30,15 @@ REAL_API_URL = "https://api.intra.42.fr"
 
 class ConfigError(ValueError):
     """A configuration value is missing or invalid; the message is one actionable line."""
+
+
+def default_log_dir(state_dir: str, root: bool | None = None) -> str:
+    """Where logs go unless NETOPS_LOG_DIR / log_dir says otherwise: never the current directory
+    (every command, from wherever it is run, must read and write the same files). As root it is
+    /var/log/netops like any daemon's; otherwise `<state_dir>/logs`."""
+    if root is None:
+        root = hasattr(os, "geteuid") and os.geteuid() == 0
+    return "/var/log/netops" if root else str(Path(state_dir) / "logs")
 
 
 def _default_state_dir() -> str:
@@ -93,6 +103,25 @@ def _num(kind: type, minimum: float | None = None, maximum: float | None = None)
     return parse
 
 
+def _dsn(v: Any) -> str | None:
+    """A libpq connection string or URI, parsed now: a DSN psycopg2 cannot read would otherwise
+    fail later, deep inside some command, with an error that does not name the setting."""
+    s = _str(v)
+    if not s:
+        return None
+    from psycopg2.extensions import parse_dsn
+
+    try:
+        parse_dsn(s)
+    except Exception as exc:  # psycopg2.ProgrammingError: libpq's own words follow
+        detail = (str(exc).strip().splitlines() or ["unreadable"])[0]
+        detail = detail.replace(s, "***")
+        raise ValueError(f"cannot be parsed ({detail}); expected a URI like "
+                         "postgresql://user:password@host:5432/netops or key=value pairs like "
+                         "'host=/run/postgresql dbname=netops'") from None
+    return s
+
+
 def _path(v: Any) -> str:
     s = _str(v)
     if not s:
@@ -134,13 +163,14 @@ FIELDS: tuple[Field, ...] = (
     Field("secret_warn_days", "NETOPS_SECRET_WARN_DAYS", _num(int, 0), 14,
           "Warn when the application secret expires within this many days."),
     # --- storage ---------------------------------------------------------------------------
-    Field("dsn", "NETOPS_DSN", _opt_str, None,
+    Field("dsn", "NETOPS_DSN", _dsn, None,
           "PostgreSQL DSN; empty = netops starts and owns a local server.", secret=True),
     Field("db_name", "NETOPS_DB_NAME", _str, "netops", "Database name on the embedded server."),
     Field("pg_bin_dir", "NETOPS_PG_BIN_DIR", _opt_path, None, "Directory holding initdb/pg_ctl/postgres."),
     Field("pg_system_user", "NETOPS_PG_SYSTEM_USER", _str, "netops-pg",
           "Unprivileged user the embedded server runs as when netops runs as root."),
-    Field("log_dir", "NETOPS_LOG_DIR", _path, "./logs", "One log file per component lives here."),
+    Field("log_dir", "NETOPS_LOG_DIR", _path, None,
+          "One log file per component lives here (default: /var/log/netops as root, else <state_dir>/logs)."),
     Field("state_dir", "NETOPS_STATE_DIR", _path, _default_state_dir(),
           "Token store, embedded Postgres, metrics files."),
     Field("max_prune_ratio", "NETOPS_MAX_PRUNE_RATIO", _num(float, 0.0, 1.0), 0.5,
@@ -294,8 +324,11 @@ def _read_toml(path: Path) -> dict[str, Any]:
     return flat
 
 
-def load_settings(env: Mapping[str, str] | None = None, config_path: str | None = None) -> Settings:
+def load_settings(env: Mapping[str, str] | None = None, config_path: str | None = None,
+                  config_origin: str | None = None) -> Settings:
     """Build Settings from defaults, the config file and the environment, validating every value.
+    `config_origin` names where `config_path` came from ("--config" or "NETOPS_CONFIG"), so a
+    missing file is blamed on what the operator actually typed.
 
     Raises ConfigError naming the first bad key (by the name the operator used) and the fix.
     """
@@ -321,8 +354,10 @@ def load_settings(env: Mapping[str, str] | None = None, config_path: str | None 
         for key, raw in file_values.items():
             f = _BY_NAME.get(key) or by_env.get(key.lower())
             if f is None:
-                known = ", ".join(sorted(_BY_NAME))
-                raise ConfigError(f"config file {path}: unknown key '{key}'; known keys: {known}")
+                close = difflib.get_close_matches(key.lower(), list(_BY_NAME), n=1, cutoff=0.6)
+                hint = (f"did you mean '{close[0]}'?" if close else
+                        "see `netops config show` for every key")
+                raise ConfigError(f"config file {path}: unknown key '{key}'; {hint}")
             try:
                 values[f.name] = f.parse(raw)
             except ValueError as exc:
@@ -330,6 +365,9 @@ def load_settings(env: Mapping[str, str] | None = None, config_path: str | None 
             sources[f.name] = str(path)
         used_path = str(path)
     elif explicit:
+        origin = config_origin or ("--config" if config_path is not None else "NETOPS_CONFIG")
+        if origin == "--config":
+            raise ConfigError(f"--config {explicit}: no such file; fix the path")
         raise ConfigError(f"NETOPS_CONFIG={explicit}: no such file; fix the path or unset NETOPS_CONFIG")
 
     for f in FIELDS:
@@ -342,7 +380,9 @@ def load_settings(env: Mapping[str, str] | None = None, config_path: str | None 
                 raise ConfigError(f"{f.env}={shown} is invalid: {exc}") from None
             sources[f.name] = "env"
     # defaults pass through the parser too, so relative paths are expanded consistently
-    for name in ("log_dir", "state_dir"):
-        values[name] = str(Path(values[name]).expanduser().absolute())
+    values["state_dir"] = str(Path(values["state_dir"]).expanduser().absolute())
+    if not values["log_dir"]:
+        values["log_dir"] = default_log_dir(values["state_dir"])
+    values["log_dir"] = str(Path(values["log_dir"]).expanduser().absolute())
     return Settings(values, sources, used_path)
 

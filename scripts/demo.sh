@@ -15,8 +15,18 @@ if [ "$(id -u)" = 0 ]; then
 else
   export NETOPS_STATE_DIR=${NETOPS_STATE_DIR:-${XDG_STATE_HOME:-$HOME/.local/state}/netops-demo}
 fi
+export NETOPS_LOG_DIR=${NETOPS_LOG_DIR:-$NETOPS_STATE_DIR/logs}   # and its own logs
 export NETOPS_CONFIG=""      # and ignores /etc/netops/netops.toml
 unset NETOPS_DSN
+mkdir -p "$NETOPS_STATE_DIR"
+ENV_FILE="$NETOPS_STATE_DIR/demo.env"
+SIM_PID_FILE="$NETOPS_STATE_DIR/demo-sim.pid"
+# A simulator left running by an earlier demo run is stopped first (by its recorded PID only).
+if [ -s "$SIM_PID_FILE" ]; then
+  OLD_PID=$(cat "$SIM_PID_FILE")
+  if grep -q "netops" "/proc/$OLD_PID/cmdline" 2>/dev/null; then kill "$OLD_PID" 2>/dev/null || true; fi
+  rm -f "$SIM_PID_FILE"
+fi
 
 if [ ! -x .venv/bin/netops ]; then
   echo "==> creating .venv (first run only)"
@@ -35,36 +45,63 @@ echo "==> starting the local PostgreSQL (embedded default: no NETOPS_DSN)"
 WORK=$(mktemp -d)
 chmod 700 "$WORK"
 SIM_PID=""
+KEEP_SIM=""
 cleanup() {
-  if [ -n "$SIM_PID" ]; then kill "$SIM_PID" 2>/dev/null || true; wait "$SIM_PID" 2>/dev/null || true; fi
+  if [ -n "$SIM_PID" ] && [ -z "$KEEP_SIM" ]; then
+    kill "$SIM_PID" 2>/dev/null || true; wait "$SIM_PID" 2>/dev/null || true
+  fi
   rm -rf "$WORK"
 }
 trap cleanup EXIT
 
-# Credentials travel by environment only (never argv), as on a real box.
-export NETOPS_SIM_CLIENT_SECRET="demo-secret-$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')"
+# Credentials travel by environment or a 0600 file only (never argv), as on a real box.
+umask 077
+printf 'demo-secret-%s\n' "$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')" >"$NETOPS_STATE_DIR/demo-secret"
+export NETOPS_SIM_CLIENT_SECRET
+NETOPS_SIM_CLIENT_SECRET=$(cat "$NETOPS_STATE_DIR/demo-secret")
+umask 022
 echo "==> starting the 42 API simulator on 127.0.0.1 (rate limit ${RATE}/s, 1200/h)"
-"$NETOPS" sim serve --host 127.0.0.1 --port 0 --client-id demo-client --rate-per-second "$RATE" \
-  --ready-file "$WORK/ready" >"$WORK/sim.log" 2>&1 &
+# setsid: the simulator outlives this script, so the commands printed at the end work as printed
+setsid "$NETOPS" sim serve --host 127.0.0.1 --port 0 --client-id demo-client --rate-per-second "$RATE" \
+  --ready-file "$WORK/ready" >"$NETOPS_LOG_DIR/demo-simulator.out" 2>&1 </dev/null &
 SIM_PID=$!
 for _ in $(seq 1 200); do [ -s "$WORK/ready" ] && break; sleep 0.1; done
-[ -s "$WORK/ready" ] || { echo "error: simulator did not start:"; cat "$WORK/sim.log"; exit 1; }
+[ -s "$WORK/ready" ] || { echo "error: simulator did not start:"; cat "$NETOPS_LOG_DIR/demo-simulator.out"; exit 1; }
 
 export NETOPS_API_URL
 NETOPS_API_URL=$(cat "$WORK/ready")
-export NETOPS_CLIENT_ID=demo-client NETOPS_CLIENT_SECRET="$NETOPS_SIM_CLIENT_SECRET"
+export NETOPS_CLIENT_ID=demo-client NETOPS_CLIENT_SECRET_FILE="$NETOPS_STATE_DIR/demo-secret"
 export NETOPS_RATE_PER_SECOND="$RATE"
+unset NETOPS_CLIENT_SECRET
 echo "==> netops sync stable  (API: $NETOPS_API_URL)"
 "$NETOPS" sync stable
 
+# Everything the follow-up commands need, in one file they source (no secret in it: a file path).
+cat >"$ENV_FILE" <<ENV
+export NETOPS_CONFIG=
+export NETOPS_STATE_DIR=$NETOPS_STATE_DIR
+export NETOPS_LOG_DIR=$NETOPS_LOG_DIR
+export NETOPS_API_URL=$NETOPS_API_URL
+export NETOPS_CLIENT_ID=$NETOPS_CLIENT_ID
+export NETOPS_CLIENT_SECRET_FILE=$NETOPS_CLIENT_SECRET_FILE
+export NETOPS_RATE_PER_SECOND=$RATE
+unset NETOPS_DSN NETOPS_CLIENT_SECRET
+ENV
+echo "$SIM_PID" >"$SIM_PID_FILE"
+KEEP_SIM=1
+
 cat <<MSG
 
-Done. The mirror stays in the local PostgreSQL. To look further, first
-  export NETOPS_STATE_DIR=$NETOPS_STATE_DIR NETOPS_CONFIG=
+Done. The mirror stays in the local PostgreSQL and the simulator keeps running (PID $SIM_PID),
+so every command below works as printed. In this directory, first
+  . $ENV_FILE
 then:
-  .venv/bin/netops db shell                   # psql on the mirror
   .venv/bin/netops status                     # health, last sync per phase, row counts
-  tail logs/nightly_stable_tables.log         # what the sync logged
+  .venv/bin/netops token status               # the token the sync stored
+  .venv/bin/netops sync stable --if-changed   # probe the simulator, pull only what moved
+  .venv/bin/netops logs tail stable           # what the sync logged
+  .venv/bin/netops db shell -c 'SELECT count(*) FROM projects'   # psql on the mirror
   .venv/bin/netops --help                     # every command
-  .venv/bin/netops db down                    # stop the local PostgreSQL
+When done:
+  kill $SIM_PID; .venv/bin/netops db down     # stop the simulator and the local PostgreSQL
 MSG

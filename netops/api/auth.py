@@ -4,10 +4,25 @@ The token file lets separate cron jobs (sync, backlog, token refresh) share one 
 each asking for a new one, which the API counts against the application. A token is refreshed
 when its TTL falls under `token_min_ttl` (default 1 h: a nightly sync must never run out mid-way),
 and once more whenever the API answers 401 (revoked or expired early).
+
+What keeps the token store honest (issue 13):
+- It records *which credentials* obtained the token, as a fingerprint (HMAC-SHA256 keyed by the
+  secret over the API URL and client id; the secret itself is never stored): a configured secret
+  that differs from the one that obtained the cached token forces a new token, so a wrong secret
+  fails the next run instead of going unnoticed while the old token lives.
+- A token the API answered 401 to is marked `refused_at` in the store, so `netops token status`
+  says so and `netops token refresh` replaces it without --force.
+- Every POST /oauth/token is recorded in netops.api_calls like any call (when a recorder is
+  given), so refused credentials count as 401s for the alert.
+- A run asks at most once with credentials the API refused: every later refresh by the same
+  TokenManager (one per command run, shared by its threads) fails at once with the same error,
+  so threads fetching in parallel make no burst of refused requests.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import os
 import threading
@@ -40,19 +55,61 @@ def _write_private(path: Path, data: dict[str, Any]) -> None:
         raise
 
 
-def load_token(settings: Settings) -> dict[str, Any] | None:
-    """The stored token if it belongs to this API URL and client id, else None."""
+def credential_fingerprint(api_url: str, client_id: str, secret: str) -> str:
+    """Identifies the credentials that obtained a token without revealing the secret: an HMAC
+    keyed by the secret cannot be reversed, nor checked against guesses without the secret."""
+    msg = f"{api_url}\n{client_id}".encode()
+    return hmac.new(secret.encode(), msg, hashlib.sha256).hexdigest()
+
+
+def configured_fingerprint(settings: Settings) -> str | None:
+    """The fingerprint of the configured credentials; None when they are not (all) configured —
+    a monitoring command may run without them, and then cannot compare."""
+    from netops.config import ConfigError
+
+    try:
+        client_id, secret = settings.require_credentials()
+    except ConfigError:
+        return None
+    return credential_fingerprint(settings.api_url, client_id, secret)
+
+
+def read_store(settings: Settings) -> dict[str, Any] | None:
+    """The token store as written, whatever credentials it belongs to (None: absent/unreadable)."""
     try:
         data = json.loads(settings.token_file.read_text())
     except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def load_token(settings: Settings) -> dict[str, Any] | None:
+    """The stored token if it was obtained for this API URL with the configured credentials, else
+    None. With the secret configured, a token obtained with another secret is not ours (the
+    fingerprint differs); a store without a fingerprint predates them and is not trusted either."""
+    data = read_store(settings)
+    if data is None:
         return None
     if data.get("api_url") != settings.api_url or (
         settings.client_id and data.get("client_id") != settings.client_id
     ):
         return None
+    fp = configured_fingerprint(settings)
+    if fp is not None and not hmac.compare_digest(str(data.get("credential_fp", "")), fp):
+        return None
     if data.get("access_token"):
         add_secret(data["access_token"])
     return data
+
+
+def mark_refused(settings: Settings, token: str, at: float | None = None) -> bool:
+    """Record in the store that the API answered 401 to `token` (if it is still the stored one)."""
+    data = read_store(settings)
+    if not data or data.get("access_token") != token:
+        return False
+    data["refused_at"] = time.time() if at is None else at
+    _write_private(settings.token_file, data)
+    return True
 
 
 def token_ttl(data: dict[str, Any] | None, now: float | None = None) -> int | None:
@@ -81,16 +138,30 @@ def _token_wait(rs: RetryCallState) -> float:
     return backoff_seconds(rs.attempt_number)
 
 
-class TokenManager:
-    """Hands out a valid bearer token; thread-safe, so concurrent page fetches share one refresh."""
+def token_refused(data: dict[str, Any] | None) -> bool:
+    return bool(data and data.get("refused_at"))
 
-    def __init__(self, settings: Settings, session: requests.Session | None = None) -> None:
+
+class TokenManager:
+    """Hands out a valid bearer token; thread-safe, so concurrent page fetches share one refresh.
+
+    `recorder` (a netops.api.client.CallRecorder) gets one record per POST /oauth/token, under
+    `component`, so token requests are counted with every other call.
+    """
+
+    def __init__(self, settings: Settings, session: requests.Session | None = None,
+                 recorder: Any = None, component: str = "token") -> None:
         self.settings = settings
         self.session = session or requests.Session()
+        self.recorder = recorder
+        self.component = component
         self._lock = threading.Lock()
         self._token: dict[str, Any] | None = None
         self.refreshes = 0
         self.log = get_logger("token", settings.log_path)
+        # credentials the API refused, by fingerprint: asked once per manager (one per command run,
+        # shared by all its threads), never again — the answer would not change
+        self._refused: dict[str, AuthError] = {}
 
     def current(self) -> dict[str, Any] | None:
         if self._token is None:
@@ -104,27 +175,42 @@ class TokenManager:
         """A token with at least `token_min_ttl` seconds left, refreshing first if needed."""
         with self._lock:
             ttl = self.ttl()
-            if ttl is None or ttl < self.settings.token_min_ttl:
+            if token_refused(self._token):
+                self._refresh_locked(reason="stored token refused by the API")
+            elif ttl is None or ttl < self.settings.token_min_ttl:
                 self._refresh_locked(reason="none stored" if ttl is None else f"TTL {ttl}s")
             assert self._token is not None
             return self._token["access_token"]
 
     def invalidate(self, token: str) -> None:
-        """Called on a 401: drop `token` so the next get() fetches a new one (once, even when
-        several threads saw the same 401)."""
+        """Called on a 401: mark `token` refused in the store (so `token status` tells the truth
+        even if no new token can be had) and fetch a new one — once, even when several threads
+        saw the same 401."""
         with self._lock:
             if self._token and self._token.get("access_token") == token:
                 self.log.warning("API answered 401 → token refused, refreshing")
+                mark_refused(self.settings, token)
                 self._token = None
                 self._refresh_locked(reason="401 from API")
 
     def check(self, force: bool = False) -> dict[str, Any]:
-        """`netops token status|refresh`: log the TTL decision in the seed's words, refresh if due."""
+        """`netops token status|refresh`: log the TTL decision in the seed's words, refresh if due
+        (none stored, below the minimum TTL, refused by the API, or obtained with other credentials)."""
         with self._lock:
             ttl = self.ttl()
             minimum = self.settings.token_min_ttl
-            if force or ttl is None or ttl < minimum:
-                if ttl is None:
+            stored = read_store(self.settings)
+            other_creds = ttl is None and stored is not None and stored.get("api_url") == self.settings.api_url
+            refused = token_refused(self._token)
+            if force or ttl is None or ttl < minimum or refused:
+                if refused:
+                    self.log.info(f"Token refused by the API (HTTP 401 at "
+                                  f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(float(self._token['refused_at'])))})"  # type: ignore[index]
+                                  " → Refreshing")
+                elif other_creds:
+                    self.log.info("Stored token was obtained with other credentials (NETOPS_CLIENT_ID/SECRET "
+                                  "changed) → Refreshing")
+                elif ttl is None:
                     self.log.info("No token stored → Refreshing")
                 elif force:
                     self.log.info(f"Token TTL: {ttl}s → Refresh forced")
@@ -148,6 +234,7 @@ class TokenManager:
         """One POST /oauth/token. Refused credentials fail at once (AuthError); what a retry can
         fix — unreachable, 5xx, 429, an answer without a token — raises _TransientTokenError."""
         url = f"{self.settings.api_url}/oauth/token"
+        started = time.time()
         try:
             resp = self.session.post(
                 url,
@@ -155,8 +242,10 @@ class TokenManager:
                 timeout=(5, self.settings.http_timeout),
             )
         except requests.RequestException as exc:
+            self._record(started, None, type(exc).__name__)
             raise _TransientTokenError(f"cannot reach {self.settings.api_url} ({type(exc).__name__})",
                                        fix="check NETOPS_API_URL and the network") from None
+        self._record(started, resp.status_code, None if resp.status_code == 200 else f"HTTP {resp.status_code}")
         if resp.status_code in (400, 401):
             try:
                 err = resp.json().get("error", "invalid_client")
@@ -182,9 +271,22 @@ class TokenManager:
                                        status=resp.status_code) from None
         return body
 
+    def _record(self, started: float, status: int | None, error: str | None) -> None:
+        """One netops.api_calls row for this token request (a refused one counts as a 401)."""
+        if self.recorder is None:
+            return
+        from netops.api.client import CallRecord
+
+        self.recorder.add(CallRecord(started, self.component, "POST", "/oauth/token", status,
+                                     int((time.time() - started) * 1000), 1, None, None, error))
+
     def _refresh_locked(self, reason: str) -> None:
         client_id, secret = self.settings.require_credentials()
         add_secret(secret)
+        fp = credential_fingerprint(self.settings.api_url, client_id, secret)
+        refused = self._refused.get(fp)
+        if refused is not None:  # asked once already in this run: the answer will not change
+            raise refused
         attempts = max(1, self.settings.max_attempts)
         retrying = Retrying(
             stop=stop_after_attempt(attempts),
@@ -197,6 +299,14 @@ class TokenManager:
         )
         try:
             body = retrying(self._post_token, client_id, secret)
+        except AuthError as exc:
+            self._refused[fp] = exc
+            if self.recorder is not None:
+                try:
+                    self.recorder.flush()  # the alert counts it now, not when the run ends
+                except Exception as flush_exc:  # noqa: BLE001 - accounting must not hide the real error
+                    self.log.warning(f"could not record the refused token request: {flush_exc}")
+            raise
         except _TransientTokenError as exc:
             self.log.error(f"Token refresh failed: {exc} after {attempts} attempt(s)")
             raise ApiError(f"POST /oauth/token: {exc} after {attempts} attempt(s); {exc.fix}",
@@ -213,6 +323,7 @@ class TokenManager:
             "secret_valid_until": body.get("secret_valid_until"),
             "api_url": self.settings.api_url,
             "client_id": client_id,
+            "credential_fp": fp,
         }
         _write_private(self.settings.token_file, token)
         self._token = token

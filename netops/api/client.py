@@ -223,7 +223,7 @@ class ApiClient:
         self.recorder = CallRecorder(dsn)
         self.pacer = Pacer(settings.rate_per_second, settings.rate_per_hour, self.recorder.recent_call_times())
         self._local = threading.local()
-        self.tokens = TokenManager(settings, self._session())
+        self.tokens = TokenManager(settings, self._session(), recorder=self.recorder, component=component)
         self.calls = 0
         self._calls_lock = threading.Lock()
         self.log = get_logger(_LOG_OF_COMPONENT.get(component, "stable"), settings.log_path)

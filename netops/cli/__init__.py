@@ -32,6 +32,8 @@ def cli(ctx: click.Context, config_path: str | None, verbose: bool) -> None:
     setup_stderr(verbose)
     ctx.ensure_object(dict)
     ctx.obj["config_path"] = config_path
+    source = ctx.get_parameter_source("config_path")
+    ctx.obj["config_origin"] = "NETOPS_CONFIG" if source == click.core.ParameterSource.ENVIRONMENT else "--config"
 
 
 for module in (sync, db, sim, token, backlog, config_cmd):

@@ -104,9 +104,10 @@ def run_cmd(settings: Settings, mode: str, max_batches: int | None, as_json: boo
 def status_cmd(settings: Settings, as_json: bool) -> None:
     """Queue depth, failures (newest first, with error and attempts), throughput and API budget."""
     from netops.db import connect
+    from netops.db.server import looking_dsn
     from netops.pipeline.queue import status
 
-    conn = connect(_dsn(settings))
+    conn = connect(looking_dsn(settings))  # a view: never starts the embedded server
     try:
         with conn, conn.cursor() as cur:
             st = status(cur, settings.rate_per_hour)
@@ -122,10 +123,15 @@ def status_cmd(settings: Settings, as_json: bool) -> None:
 
     click.echo(f"pending:      {st['pending']:,}")
     click.echo(f"processing:   {st['processing']:,}")
-    click.echo(f"failed:       {st['failed']:,}")
+    click.echo(f"failed:       {st['failed']:,} (all time; {st['failed_today']:,} today)")
     click.echo(f"done today:   {st['done_today']:,}")
     rate = st["success_rate_pct"]
-    click.echo(f"success rate: {'-' if rate is None else f'{rate:.1f}%'}")
+    if rate is not None and st["failed_today"] and rate >= 99.95:
+        shown = ">99.9%"  # rounding must not print 100% beside a failure
+    else:
+        shown = "-" if rate is None else f"{rate:.1f}%"
+    click.echo(f"success rate: {shown} today ({st['done_today']:,} done, {st['failed_today']:,} failed since "
+               "00:00 UTC)")
     click.echo(f"processing:   mean {fmt(pt['mean'])}  p50 {fmt(pt['p50'])}  p95 {fmt(pt['p95'])}")
     click.echo(f"oldest pending: {fmt(st['oldest_pending_age_seconds'])}")
     click.echo(f"API calls this hour: {st['api_calls_this_hour']:,}/{st['api_budget_per_hour']:,}")

@@ -22,7 +22,8 @@ def get_settings(ctx: click.Context) -> Settings:
     root.ensure_object(dict)
     if "settings" not in root.obj:
         try:
-            root.obj["settings"] = load_settings(config_path=root.obj.get("config_path"))
+            root.obj["settings"] = load_settings(config_path=root.obj.get("config_path"),
+                                                 config_origin=root.obj.get("config_origin"))
         except ConfigError as exc:
             raise ConfigUsageError(str(exc)) from None
         for secret in root.obj["settings"].known_secrets():

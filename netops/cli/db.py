@@ -58,10 +58,11 @@ def status(settings: Settings, as_json: bool) -> None:
 @group.command("dsn")
 @pass_settings
 def dsn(settings: Settings) -> None:
-    """Print the connection string netops uses (starting the embedded server if needed)."""
-    from netops.db.server import resolve_dsn
+    """Print the connection string netops uses. Never starts the embedded server (it only looks):
+    a stopped one is an error that says `netops db up`."""
+    from netops.db.server import looking_dsn
 
-    click.echo(resolve_dsn(settings))
+    click.echo(looking_dsn(settings))
 
 
 @group.command("migrate")
@@ -91,7 +92,7 @@ def shell(settings: Settings, psql_args: tuple[str, ...]) -> None:
     command line (where `ps` would show it to every user). `make db-shell` does the same.
     """
 
-    from netops.db.server import resolve_dsn
+    from netops.db.server import looking_dsn
     from netops.db.shell import exec_psql, psql_invocation
 
-    exec_psql(psql_invocation(resolve_dsn(settings), pg_bin_dir=settings.pg_bin_dir, extra_args=psql_args))
+    exec_psql(psql_invocation(looking_dsn(settings), pg_bin_dir=settings.pg_bin_dir, extra_args=psql_args))

@@ -238,12 +238,16 @@ def check(settings: Settings, as_json: bool, strict: bool, deep: bool) -> None:
 @click.option("--width", type=click.IntRange(min=40), default=None, help="Force the frame width (with --once).")
 @pass_settings
 def dashboard(settings: Settings, interval: float, once: bool, width: int | None) -> None:
-    """Live terminal view: phase progress, errors over 24 h, call rate vs budget, backlog."""
+    """Live terminal view: phase progress, errors over 24 h, call rate vs budget, backlog.
+
+    Into a pipe or a file (stdout not a terminal) it prints one frame and exits, as with --once:
+    a live view there would print nothing and never end. Exit 0 when the database answers, else 2.
+    """
     from rich.console import Console
 
     from netops.monitor.dashboard import print_once, run_live
 
-    if once:
+    if once or not sys.stdout.isatty():
         data = print_once(settings, _dsn(settings), Console(width=width) if width else None)
         sys.exit(0 if data.db_ok else 2)
     run_live(settings, _dsn(settings), interval)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
@@ -110,14 +111,22 @@ def stable(settings: Settings, phases: tuple[str, ...], as_json: bool, progress:
     "unchanged" (see --if-changed below for what a probe cannot see).
     Log: <log_dir>/nightly_stable_tables.log.
     """
-    from netops.pipeline.sync import run_stable_sync
+    from netops.pipeline.sync import SyncInterrupted, run_stable_sync
 
     show = sys.stderr.isatty() if progress is None else progress
-    if show and not as_json:
-        with _RichProgress() as bars:
-            report = run_stable_sync(settings, phases or None, bars, if_changed=if_changed)
-    else:
-        report = run_stable_sync(settings, phases or None, if_changed=if_changed)
+    try:
+        if show and not as_json:
+            with _RichProgress() as bars:
+                report = run_stable_sync(settings, phases or None, bars, if_changed=if_changed)
+        else:
+            report = run_stable_sync(settings, phases or None, if_changed=if_changed)
+    except SyncInterrupted as exc:
+        # The run's end is already recorded and logged. Exit now: a worker thread may still sit in
+        # an HTTP read for up to NETOPS_HTTP_TIMEOUT, and the interpreter would wait for it.
+        click.echo(f"error: {exc.message}", err=True)   # log lines are flushed as written (netops/log.py)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(exc.exit_code)
     if as_json:
         echo_json(report.as_dict())
     else:

@@ -250,9 +250,48 @@ class LocalPostgres:
             conn.close()
 
 
+#: The one rule for the embedded database (docs/observability.md, "The embedded database"):
+#: commands that *write* the mirror or its schema start it when it is stopped; commands that
+#: *look* never do — they report it down and say how to start it, because a view that changes
+#: what it looks at hides the very problem it was asked about (and a stopped server may have
+#: been stopped on purpose). `netops db up` is the explicit way to start it.
+MAY_START_EMBEDDED: tuple[str, ...] = (
+    "db up", "db migrate", "sync stable", "backlog detect", "backlog run", "backlog retry",
+    "backlog purge", "backlog reconcile",
+)
+NEVER_START_EMBEDDED: tuple[str, ...] = (
+    "status", "check", "metrics write", "metrics export", "alerts check", "dashboard", "logs list", "logs tail",
+    "backlog status", "db status", "db shell", "db dsn", "token status", "token refresh",
+)
+
+
 def resolve_dsn(settings: Settings, start: bool = True) -> str:
-    """NETOPS_DSN when set; else the embedded server's DSN, started first when `start`."""
+    """NETOPS_DSN when set; else the embedded server's DSN, started first when `start` (only the
+    commands in MAY_START_EMBEDDED pass start=True)."""
     if settings.dsn:
         return settings.dsn
     local = LocalPostgres(settings)
-    return local.up() if start else local.dsn()
+    if not start:
+        return local.dsn()
+    was_running = local.is_initialised() and local.is_running()
+    dsn = local.up()
+    if not was_running:  # never silently: a stopped server may have been stopped on purpose
+        import sys
+
+        print(f"netops: started the embedded PostgreSQL ({local.data_dir}); `netops db down` stops it",
+              file=sys.stderr)
+    return dsn
+
+
+def looking_dsn(settings: Settings) -> str:
+    """The DSN for a command that only looks and needs the database to answer (`backlog status`,
+    `db shell`, `db dsn`): never starts the embedded server; a stopped one is one clear error."""
+    if settings.dsn:
+        return settings.dsn
+    local = LocalPostgres(settings)
+    if not local.is_running():
+        raise DatabaseError(
+            f"the embedded PostgreSQL ({local.data_dir}) is not running; start it with `netops db up` "
+            "(commands that only look never start it)"
+        )
+    return local.dsn()

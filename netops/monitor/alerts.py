@@ -1,7 +1,7 @@
-"""Alerts: the seed's thresholds evaluated against one metrics snapshot, with persisted state.
+"""Alerts: the one evaluation's verdicts (netops/monitor/evaluation.py), with persisted state.
 
-Each rule compares one snapshot value to one configurable threshold (firing when value >
-threshold). State per alert lives in `netops.alert_state`, so any number of cron runs, on any
+Each rule compares one value read now to one threshold from the rule table, the same table and
+the same reading `netops status`, the metrics and the dashboard use. State per alert lives in `netops.alert_state`, so any number of cron runs, on any
 host sharing the database, agree on it, and the webhook gets exactly one POST per state change:
 
     ok --(breach)--> firing --(clear)--> resolved --(next run, once notified)--> ok
@@ -32,115 +32,15 @@ from typing import Any
 import psycopg2
 
 from netops.config import Settings
+from netops.monitor import evaluation as E
 from netops.monitor import facts as F
 
 LOCK_KEY = 4242_0004
 
-
-@dataclass(frozen=True)
-class Rule:
-    name: str
-    summary: str
-    setting: str | None  # Settings field holding the threshold (None: fixed at `fixed`)
-    value: Callable[[dict[str, Any]], float | None]
-    unit: str
-    action: str
-    prom_expr: str  # PromQL; {t} is the threshold in the metric's unit
-    severity: str = "warning"
-    fixed: float = 0.0
-    fire_when_unknown: bool = False
-    scale: float = 1.0  # threshold (settings unit) * scale = value's unit
-
-    def threshold(self, settings: Settings) -> float:
-        return float(getattr(settings, self.setting)) * self.scale if self.setting else self.fixed
-
-
-def _get(*path: str) -> Callable[[dict[str, Any]], float | None]:
-    def read(snap: dict[str, Any]) -> float | None:
-        cur: Any = snap
-        for key in path:
-            if not isinstance(cur, dict) or key not in cur:
-                return None
-            cur = cur[key]
-        return None if cur is None else float(cur)
-
-    return read
-
-
-def _backlog(key: str) -> Callable[[dict[str, Any]], float | None]:
-    def read(snap: dict[str, Any]) -> float | None:
-        bl = snap.get("backlog") or {}
-        return float(bl[key]) if bl.get("available") else None
-
-    return read
-
-
-def _sync_age_hours(snap: dict[str, Any]) -> float | None:
-    if not snap["database"]["up"]:
-        return None
-    age = (snap.get("sync") or {}).get("oldest_success_age_seconds")
-    return float("inf") if age is None else age / 3600.0  # never synced: infinitely stale
-
-
-def _db_down(snap: dict[str, Any]) -> float:
-    return 0.0 if snap["database"]["up"] else 1.0
-
-
-RULES: tuple[Rule, ...] = (
-    Rule("database_down", "PostgreSQL is not reachable", None, _db_down, "",
-         "Start PostgreSQL (`netops db up` for the embedded server, else `systemctl start postgresql`), "
-         "check its log and free disk; every other check is blind until it is back.",
-         "netops_database_up < 1", severity="critical", fixed=0.0),
-    Rule("api_calls_per_minute", "API calls per minute above the loop-suspicion threshold", "alert_calls_per_min",
-         _get("api", "calls_per_minute"), "calls/min",
-         "Loop suspicion: find the job that keeps calling (`netops logs tail backlog`, `netops logs tail stable`, "
-         "ps -u netops), stop it by its PID, fix the cause, then rerun it by hand.",
-         "netops_api_calls_per_minute > {t}"),
-    Rule("api_unauthorized", "The API refused our credentials (HTTP 401)", "alert_401_count",
-         _get("api", "unauthorized_last_hour"), "401s/hour",
-         "Run `netops token refresh`; if it fails the application secret was rotated or expired: "
-         "generate a new one on the intra and set NETOPS_CLIENT_SECRET.",
-         "netops_api_unauthorized_last_hour > {t}", severity="critical"),
-    Rule("api_rate_limited", "The API rate-limited us (HTTP 429)", "alert_429_count",
-         _get("api", "rate_limited_last_hour"), "429s/hour",
-         "Another client shares this application's budget, or the pacing is too fast: stop the other "
-         "client or lower NETOPS_RATE_PER_SECOND / NETOPS_RATE_PER_HOUR; calls resume when the window resets.",
-         "netops_api_rate_limited_last_hour > {t}"),
-    Rule("db_size", "Database larger than its threshold", "alert_db_size_bytes",
-         _get("database", "size_bytes"), "bytes",
-         "Look for bloat (`netops db shell`, then VACUUM FULL the largest tables), delete old "
-         "netops.api_calls rows, or grow the disk and raise NETOPS_ALERT_DB_SIZE_BYTES.",
-         "netops_database_size_bytes > {t}"),
-    Rule("log_size", "Log directory larger than its threshold", "alert_log_bytes",
-         _get("logs", "bytes"), "bytes",
-         "Check that logrotate runs (/etc/logrotate.d/netops, `logrotate -d`), delete old rotated logs.",
-         "netops_log_bytes > {t}"),
-    Rule("sync_duration", "Stable sync slower than its threshold", "alert_sync_seconds",
-         _get("sync", "last_run", "duration_seconds"), "seconds",
-         "Look for 429s and slow calls in netops.api_calls and in nightly_stable_tables.log; a sync "
-         "still running past this is probably stuck: check its PID and the API's status.",
-         "netops_sync_last_run_duration_seconds > {t}"),
-    Rule("sync_age", "Stable tables not refreshed recently", "alert_sync_age_hours", _sync_age_hours, "hours",
-         "Check the nightly cron job (`crontab -l -u netops`, cron_output.log) and the stable log, then "
-         "run `netops sync stable` by hand.",
-         "(time() - min(netops_sync_last_success_timestamp_seconds)) > {t}", severity="critical",
-         scale=1.0),
-    Rule("backlog_depth", "Backlog queue deeper than its threshold", "alert_backlog_depth",
-         _backlog("pending"), "items",
-         "Check that the backlog worker runs (`netops logs tail backlog`); if it does, it is starved of "
-         "budget: lower reconciliation share or raise the budget.",
-         'netops_backlog_items{{state="pending"}} > {t}'),
-    Rule("backlog_failed", "Backlog items failed permanently", "alert_backlog_failed",
-         _backlog("failed"), "items",
-         "Read the failed items' last_error (netops.backlog_items), fix the cause, and requeue them.",
-         'netops_backlog_items{{state="failed"}} > {t}'),
-    Rule("data_quality", "The last `netops check` found violating rows", None,
-         _get("quality", "violations"), "rows",
-         "Run `netops check` to see which table and key; rerun `netops sync stable` to reload the "
-         "affected tables, and find out what bypassed the constraints.",
-         "netops_data_quality_violations > {t}", fixed=0.0),
-)
-RULES_BY_NAME = {r.name: r for r in RULES}
+# The rules and their thresholds live in one table, shared with status, metrics and the dashboard.
+RULES = E.RULES
+RULES_BY_NAME = E.RULES_BY_NAME
+Rule = E.Rule
 
 
 @dataclass
@@ -165,13 +65,6 @@ def next_state(prev: Stored, firing: bool | None, webhook: bool) -> str:
     if prev.state == "resolved" and webhook and prev.notified_state != "resolved":
         return "resolved"  # the resolved POST has not gone out yet: keep it pending
     return "ok"
-
-
-def evaluate(rule: Rule, settings: Settings, snap: dict[str, Any]) -> tuple[float | None, bool | None]:
-    value = rule.value(snap)
-    if value is None:
-        return None, (True if rule.fire_when_unknown else None)
-    return value, value > rule.threshold(settings)
 
 
 # --- stores ----------------------------------------------------------------------------------
@@ -257,32 +150,22 @@ def post_webhook(url: str, payload: dict[str, Any], timeout: float = 5.0) -> str
         return f"no answer: {getattr(exc, 'reason', exc)}"
 
 
-def _fmt(value: float | None, unit: str) -> str:
-    if value is None:
-        return "unknown"
-    if value == float("inf"):
-        return "never"
-    if unit == "bytes":
-        from netops.monitor.status import human_bytes
-
-        return human_bytes(value)
-    return f"{value:g}" if value == int(value) else f"{value:.2f}"
+_fmt = E.fmt
 
 
 # --- the check -------------------------------------------------------------------------------
 
-def check_alerts(settings: Settings, dsn: str | None, snapshot: dict[str, Any] | None = None,
+def check_alerts(settings: Settings, dsn: str | None, evaluation: E.Evaluation | None = None,
                  post: Callable[[str, dict[str, Any]], str | None] = post_webhook) -> dict[str, Any]:
-    """Evaluate every rule, persist state, log firing alerts, POST each state change once.
-
-    Returns the `netops alerts check --json` document.
+    """Judge every rule now (the one evaluation), persist state, log firing alerts, POST each state
+    change once. Returns the `netops alerts check --json` document.
     """
     from netops.log import get_logger
-    from netops.monitor.metrics import collect_snapshot
 
     # The command prints every alert itself; mirroring the log lines to stderr would say it twice.
     log = get_logger("alerts", settings.log_path).bind(quiet_stderr=True)
-    snap = snapshot if snapshot is not None else collect_snapshot(settings, dsn)
+    ev = evaluation if evaluation is not None else E.evaluate(settings, dsn)
+    verdicts = ev.by_name()
     webhook = settings.alert_webhook_url
     now = F.utcnow()
     results: list[dict[str, Any]] = []
@@ -292,16 +175,14 @@ def check_alerts(settings: Settings, dsn: str | None, snapshot: dict[str, Any] |
     def run_rules(rules: list[Rule], store: Any) -> None:
         nonlocal sent
         for rule in rules:
-            threshold = rule.threshold(settings)
-            value, firing = evaluate(rule, settings, snap)
+            v = verdicts[rule.name]
+            value, threshold, message = v.value, v.threshold, v.message
             prev = store.load(rule.name)
-            state = next_state(prev, firing, bool(webhook))
+            state = next_state(prev, v.firing, bool(webhook))
             cur = Stored(rule.name, state, prev.since if state == prev.state else now,
                          prev.notified_state, prev.notify_error)
             if not webhook and state != prev.state:
                 cur.notified_state = None
-            message = (f"{rule.summary}: {_fmt(value, rule.unit)} {rule.unit} "
-                       f"(threshold {_fmt(threshold, rule.unit)})").replace(" bytes (", " (")
             notified = False
             if webhook and state in ("firing", "resolved") and cur.notified_state != state:
                 payload = {
@@ -325,14 +206,7 @@ def check_alerts(settings: Settings, dsn: str | None, snapshot: dict[str, Any] |
             elif state == "resolved" and prev.state == "firing":
                 log.info(f"RESOLVED {rule.name}: {message}")
             store.save(cur, value, threshold, message)
-            results.append({
-                "name": rule.name, "state": state, "previous_state": prev.state,
-                "changed": state != prev.state, "severity": rule.severity,
-                "value": None if value in (None, float("inf")) else value,
-                "value_text": _fmt(value, rule.unit), "threshold": threshold, "unit": rule.unit,
-                "summary": rule.summary, "message": message, "action": rule.action,
-                "since": F.iso(cur.since), "notified": notified, "notify_error": cur.notify_error,
-            })
+            results.append(_result(v, state, prev.state, F.iso(cur.since), notified, cur.notify_error))
 
     file_rules = [r for r in RULES if r.name == "database_down"]
     db_rules = [r for r in RULES if r.name != "database_down"]
@@ -343,7 +217,7 @@ def check_alerts(settings: Settings, dsn: str | None, snapshot: dict[str, Any] |
         fstore.close()
 
     persisted = False
-    if snap["database"]["up"] and dsn:
+    if ev.facts.db_up and dsn:
         try:
             with F.connect_monitor(dsn) as conn:
                 conn.autocommit = False
@@ -356,23 +230,33 @@ def check_alerts(settings: Settings, dsn: str | None, snapshot: dict[str, Any] |
             errors.append(f"state not persisted: {str(exc).strip().splitlines()[0]}")
     if not persisted:
         # Database down or 003 not applied: report, but do not notify (no place to remember it).
+        del results[len(file_rules):]
         for rule in db_rules:
-            value, firing = evaluate(rule, settings, snap)
-            results.append({"name": rule.name, "state": "firing" if firing else "ok" if firing is False else "unknown",
-                            "previous_state": None, "changed": False, "severity": rule.severity,
-                            "value": None if value in (None, float("inf")) else value,
-                            "value_text": _fmt(value, rule.unit), "threshold": rule.threshold(settings),
-                            "unit": rule.unit, "summary": rule.summary, "message": rule.summary,
-                            "action": rule.action, "since": None, "notified": False, "notify_error": None})
+            v = verdicts[rule.name]
+            results.append(_result(v, v.state, None, None, False, None))
 
     firing = [r["name"] for r in results if r["state"] == "firing"]
     return {
         "checked_at": F.iso(now),
         "state": "firing" if firing else "ok",
+        "verdict": ev.state,
         "firing": firing,
         "persisted": persisted,
         "webhook": {"configured": bool(webhook), "sent": sent, "errors": errors},
         "alerts": results,
+    }
+
+
+def _result(v: E.Verdict, state: str, previous: str | None, since: str | None, notified: bool,
+            notify_error: str | None) -> dict[str, Any]:
+    rule = v.rule
+    return {
+        "name": rule.name, "state": state, "previous_state": previous,
+        "changed": previous is not None and state != previous, "severity": rule.severity,
+        "value": None if v.value in (None, float("inf")) else v.value,
+        "value_text": v.value_text, "threshold": v.threshold, "unit": rule.unit,
+        "summary": rule.summary, "message": v.message, "action": rule.action,
+        "since": since, "notified": notified, "notify_error": notify_error,
     }
 
 
@@ -419,9 +303,7 @@ def prometheus_rules(settings: Settings) -> str:
     )]
     entries = []
     for r in RULES:
-        t = r.threshold(settings)
-        if r.name == "sync_age":
-            t = t * 3600  # hours -> seconds
+        t = r.threshold(settings) * r.prom_scale
         t_text = str(int(t)) if float(t).is_integer() else repr(float(t))
         entries.append((_camel(r.name), r.prom_expr.format(t=t_text), r.severity, r.summary, r.action))
     for alert, expr, severity, summary, action in entries + extra:

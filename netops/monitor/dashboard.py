@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import psycopg2
 from rich import box
 from rich.columns import Columns
 from rich.console import Console, Group
@@ -40,28 +39,31 @@ class DashboardData:
     tables: dict[str, F.TableCount] = field(default_factory=dict)
     rate_per_second: float = 2.0
     rate_per_hour: int = 1200
+    state: str = "ok"            # the one evaluation's verdict, as `netops status` says it
+    firing: list[str] = field(default_factory=list)
 
 
 def gather(settings: Settings, dsn: str | None) -> DashboardData:
-    """One read of everything a frame shows; a database that is down is shown, not raised."""
-    data = DashboardData(now=F.utcnow(), rate_per_second=settings.rate_per_second,
-                         rate_per_hour=settings.rate_per_hour)
-    try:
-        if dsn is None:
-            raise psycopg2.OperationalError("no DSN configured")
-        with F.connect_monitor(dsn) as conn, conn.cursor() as cur:
-            data.phases = F.phase_facts(cur)
-            data.last_run = F.last_run(cur)
-            data.api = F.api_facts(cur)
-            data.backlog = F.backlog_facts(cur)
-            data.tables = F.table_counts(cur)
-            data.db_ok = True
-    except psycopg2.Error as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        if isinstance(exc, psycopg2.OperationalError):
-            data.db_error = f"PostgreSQL unreachable: {first}"
-        else:  # reachable, but e.g. not migrated yet
-            data.db_error = f"PostgreSQL error: {first} (is the schema migrated? `netops db migrate`)"
+    """One evaluation (netops/monitor/evaluation.py) per frame: the same facts and verdict as
+    `netops status`; a database that is down is shown, not raised."""
+    from netops.monitor.evaluation import evaluate
+
+    ev = evaluate(settings, dsn, check_services=False)
+    f = ev.facts
+    data = DashboardData(now=f.now, rate_per_second=settings.rate_per_second, rate_per_hour=settings.rate_per_hour,
+                         state=ev.state, firing=[v.rule.name for v in ev.firing])
+    if f.db_up and f.schema and f.db_error is None:
+        data.db_ok = True
+        data.phases = f.phases or []
+        data.last_run = f.run or F.LastRun()
+        data.api = f.api or F.ApiFacts()
+        data.backlog = f.backlog or F.BacklogFacts()
+        data.tables = f.tables or {}
+    elif f.db_up:  # reachable, but not migrated yet (or a query failed)
+        data.db_error = (f"PostgreSQL error: {f.db_error} (is the schema migrated? `netops db migrate`)"
+                         if f.db_error else "PostgreSQL: no netops schema yet; run `netops db migrate`")
+    else:
+        data.db_error = f"PostgreSQL unreachable: {f.db_error}"
     return data
 
 
@@ -106,6 +108,13 @@ def _phase_row(f: F.PhaseFacts, tables: dict[str, F.TableCount], now: datetime) 
         age = human_age((now - f.finished_at).total_seconds()) if f.finished_at else "-"
         state = Text(f"unchanged (probe) {age}", style="green")
         delta = Text("+0 ~0", style="dim")
+    elif f.last_status == "interrupted":
+        bar = ProgressBar(total=f.pages_total or 1, completed=f.pages_done, width=16,
+                          complete_style="yellow", finished_style="yellow")
+        pages = f"{f.pages_done}/{f.pages_total if f.pages_total is not None else '?'}"
+        age = human_age((now - f.finished_at).total_seconds()) if f.finished_at else "-"
+        state = Text(f"interrupted {age}", style="yellow")
+        delta = Text("+0 ~0", style="dim")
     elif f.last_status in ("success", "failed"):
         ok = f.last_status == "success"
         total = f.pages_total or f.pages_done or 1
@@ -131,8 +140,11 @@ def render(d: DashboardData, interval: float | None = None) -> Group:
     head.append(F.iso(d.now) or "", style="dim")
     head.append("  db ")
     head.append("ok" if d.db_ok else "DOWN", style="bold green" if d.db_ok else "bold red")
+    head.append("  ")
+    head.append(d.state.upper(), style={"ok": "bold green", "warning": "bold yellow"}.get(d.state, "bold red"))
     if d.last_run.status:
-        style = {"success": "green", "failed": "red", "running": "cyan"}.get(d.last_run.status, "")
+        style = {"success": "green", "failed": "red", "running": "cyan",
+                 "interrupted": "yellow"}.get(d.last_run.status, "")
         head.append("  last sync ")
         head.append(d.last_run.status, style=style)
         if d.last_run.status == "running":
@@ -142,8 +154,11 @@ def render(d: DashboardData, interval: float | None = None) -> Group:
                 head.append(f" {human_age((d.now - d.last_run.finished_at).total_seconds())} ago")
             if d.last_run.duration_seconds is not None:
                 head.append(f", took {human_age(d.last_run.duration_seconds)}")
+    alerts = Text()
+    alerts.append("alerts     ", style="bold")
+    alerts.append(" " + (", ".join(d.firing) or "none firing"), style="bold red" if d.firing else "green")
     if not d.db_ok:
-        return Group(head, Text(d.db_error or "PostgreSQL unreachable", style="red"),
+        return Group(head, alerts, Text(d.db_error or "PostgreSQL unreachable", style="red"),
                      Text("Start it (`netops db up`) or fix NETOPS_DSN; retrying.", style="dim"))
 
     table = Table(box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False, show_edge=False, expand=False)
@@ -193,7 +208,7 @@ def render(d: DashboardData, interval: float | None = None) -> Group:
     live.add_column()
     # Columns wraps whole "name count" cells, never a name away from its count
     live.add_row(Text("live rows", style="bold"), Columns(others, padding=(0, 2)))
-    parts: list[Any] = [head, table, *gauges, err, rem, bl] + ([live] if others else [])
+    parts: list[Any] = [head, alerts, table, *gauges, err, rem, bl] + ([live] if others else [])
     if interval:
         parts.append(Text(f"refresh {interval:g}s · Ctrl-C quits", style="dim"))
     return Group(*parts)

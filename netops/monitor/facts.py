@@ -106,8 +106,36 @@ class PhaseFacts:
     last_success_duration: float | None = None
 
 
-def phase_facts(cur: psycopg2.extensions.cursor) -> list[PhaseFacts]:
-    """Latest run of every phase (running ones included) and its latest success."""
+def sync_lock_held(cur: psycopg2.extensions.cursor) -> bool:
+    """Whether a live `netops sync` holds the sync advisory lock on this database right now.
+
+    A sync holds it for its whole run, on its own session: when the process dies (kill -9, OOM,
+    power loss) PostgreSQL drops the session and the lock with it. So a `running` row while
+    nobody holds the lock belongs to a dead run — it is shown as interrupted at once, without
+    waiting for the next sync to tidy it up, and its "elapsed" time is no duration of anything.
+    """
+    from netops.pipeline.sync import SYNC_LOCK_KEY
+
+    cur.execute(
+        """
+        SELECT EXISTS (SELECT 1 FROM pg_locks l JOIN pg_database d ON d.oid = l.database
+                        WHERE l.locktype = 'advisory' AND l.granted AND d.datname = current_database()
+                          AND ((l.classid::bigint << 32) | l.objid::bigint) = %s AND l.objsubid = 1)
+        """,
+        (SYNC_LOCK_KEY,),
+    )
+    return bool(cur.fetchone()[0])
+
+
+DEAD_RUN_NOTE = ("interrupted: the sync process is gone (its lock is not held) — killed or crashed "
+                 "before this phase finished; its table was left unchanged")
+
+
+def phase_facts(cur: psycopg2.extensions.cursor, lock_held: bool | None = None) -> list[PhaseFacts]:
+    """Latest run of every phase and its latest success. A `running` row of a sync that no longer
+    holds the lock is reported `interrupted`, with no duration (see sync_lock_held)."""
+    if lock_held is None:
+        lock_held = sync_lock_held(cur)
     cur.execute(
         """
         SELECT DISTINCT ON (phase) phase, table_name, status, started_at, finished_at,
@@ -140,6 +168,8 @@ def phase_facts(cur: psycopg2.extensions.cursor) -> list[PhaseFacts]:
              f.rows_skipped, f.api_calls, f.error, f.run_id) = r
         if phase in success:
             f.last_success_at, f.last_success_duration = success[phase]
+        if f.last_status == "running" and not lock_held:
+            f.last_status, f.duration_seconds, f.error = "interrupted", None, DEAD_RUN_NOTE
         out.append(f)
     return out
 
@@ -147,20 +177,22 @@ def phase_facts(cur: psycopg2.extensions.cursor) -> list[PhaseFacts]:
 @dataclass
 class LastRun:
     run_id: str | None = None
-    status: str | None = None  # running | success | failed
+    status: str | None = None  # running | success | failed | interrupted
     started_at: datetime | None = None
     finished_at: datetime | None = None
     duration_seconds: float | None = None
     phases: int = 0
 
 
-def last_run(cur: psycopg2.extensions.cursor) -> LastRun:
-    """The most recent `netops sync` (all its phases, grouped by run_id)."""
+def last_run(cur: psycopg2.extensions.cursor, lock_held: bool | None = None) -> LastRun:
+    """The most recent `netops sync` (all its phases, grouped by run_id). A run whose process is
+    gone (see sync_lock_held) is `interrupted`, with no duration: it never fires sync_duration."""
     cur.execute(
         """
         WITH last AS (SELECT run_id FROM netops.sync_runs ORDER BY started_at DESC, id DESC LIMIT 1)
         SELECT s.run_id::text,
                CASE WHEN bool_or(s.status = 'running') THEN 'running'
+                    WHEN bool_or(s.status = 'interrupted') THEN 'interrupted'
                     WHEN bool_or(s.status = 'failed') THEN 'failed' ELSE 'success' END,
                min(s.started_at), max(s.finished_at),
                extract(epoch FROM
@@ -174,7 +206,10 @@ def last_run(cur: psycopg2.extensions.cursor) -> LastRun:
     r = cur.fetchone()
     if not r:
         return LastRun()
-    return LastRun(*r)
+    run = LastRun(*r)
+    if run.status == "running" and not (sync_lock_held(cur) if lock_held is None else lock_held):
+        run.status, run.duration_seconds = "interrupted", None
+    return run
 
 
 # --- API calls -----------------------------------------------------------------------------
@@ -405,6 +440,7 @@ class TokenFacts:
     expires_at: datetime | None = None
     secret_valid_until: datetime | None = None
     error: str | None = None
+    refused_at: datetime | None = None  # the API answered 401 to it (netops/api/auth.py marks it)
 
 
 def token_facts(settings: Settings, now: float | None = None) -> TokenFacts:
@@ -418,10 +454,24 @@ def token_facts(settings: Settings, now: float | None = None) -> TokenFacts:
         expires = float(data["expires_at"])
     except (OSError, ValueError, KeyError, TypeError) as exc:
         return TokenFacts(present=False, error=f"{path}: unreadable token store ({type(exc).__name__})")
+    from netops.api.auth import configured_fingerprint
+
+    foreign = None
+    if data.get("api_url") and data.get("api_url") != settings.api_url:
+        foreign = (f"the stored token is for {data.get('api_url')}, not NETOPS_API_URL={settings.api_url} "
+                   "(this configuration has no token; `netops token status` says none)")
+    else:
+        fp = configured_fingerprint(settings)
+        if fp is not None and data.get("credential_fp") != fp:
+            foreign = ("the stored token was obtained with other credentials than the configured "
+                       "NETOPS_CLIENT_ID/NETOPS_CLIENT_SECRET")
     svu = data.get("secret_valid_until")
+    refused = data.get("refused_at")
     return TokenFacts(
         present=True,
         ttl_seconds=int(expires - now),
         expires_at=datetime.fromtimestamp(expires, timezone.utc),
         secret_valid_until=datetime.fromtimestamp(float(svu), timezone.utc) if svu else None,
+        refused_at=datetime.fromtimestamp(float(refused), timezone.utc) if refused else None,
+        error=foreign,
     )

@@ -21,7 +21,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import psycopg2
 from prometheus_client import CollectorRegistry, generate_latest, write_to_textfile
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -53,70 +52,91 @@ def log_files(log_dir: Path) -> dict[str, Path]:
     return out
 
 
-def collect_snapshot(settings: Settings, dsn: str | None) -> dict[str, Any]:
-    """Everything metrics and alerts need, as plain JSON-able data. A database that cannot be
-    reached gives `database.up = 0` and no database sections, never an exception: an exporter
-    that dies when the thing it watches dies tells you nothing."""
-    now = F.utcnow()
+def collect_snapshot(settings: Settings, dsn: str | None, evaluation: Any = None) -> dict[str, Any]:
+    """Everything metrics and alerts need, as plain JSON-able data, from one evaluation made now
+    (netops/monitor/evaluation.py). A database that cannot be reached gives `database.up = 0`
+    and no database sections, never an exception: an exporter that dies when the thing it
+    watches dies tells you nothing."""
+    from netops.monitor.evaluation import evaluate
+
+    ev = evaluation if evaluation is not None else evaluate(settings, dsn)
+    return snapshot_of(ev)
+
+
+def snapshot_of(ev: Any) -> dict[str, Any]:
+    """The metrics document of an Evaluation: its facts, and every rule's verdict."""
+    f, settings = ev.facts, ev.settings
+    now = f.now
     snap: dict[str, Any] = {
         "generated_at": F.iso(now),
         "generated_at_unix": round(now.timestamp(), 3),
-        "database": {"up": 0, "size_bytes": None, "error": None},
+        "state": ev.state,
+        "database": {"up": 1 if f.db_up else 0, "size_bytes": f.db_size, "error": f.db_error},
     }
-    try:
-        if dsn is None:
-            raise psycopg2.OperationalError("no DSN configured")
-        with F.connect_monitor(dsn) as conn, conn.cursor() as cur:
-            snap["database"] = {"up": 1, "size_bytes": F.database_size(cur), "error": None,
-                                "version": F.server_version(cur)}
-            _db_snapshot(settings, cur, now, snap)
-    except psycopg2.Error as exc:
-        snap["database"]["error"] = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-
+    if f.db_up:
+        snap["database"]["version"] = f.db_version
+        snap["database"]["schema"] = 1 if f.schema else 0
+    if f.phases is not None:
+        _db_snapshot(settings, f, snap)
+    if f.tables is not None:
+        snap["tables"] = {n: {"rows": t.rows, "exact": t.exact} for n, t in f.tables.items()}
     files = log_files(settings.log_path)
     snap["logs"] = {
         "dir": str(settings.log_path),
-        "bytes": F.dir_bytes(settings.log_path),
+        "bytes": f.log_bytes,
         "files": {c: p.stat().st_size for c, p in files.items()},
     }
-    t = F.token_facts(settings)
+    snap["disk"] = {k: {"path": d["path"], "free_percent": d["free_percent"]} for k, d in f.disk.items()}
+    if f.nginx.get("ok") is not None:
+        snap["nginx"] = {"up": 1 if f.nginx["ok"] else 0, "url": f.nginx["url"]}
+    t = f.token
     snap["token"] = {"present": t.present, "ttl_seconds": t.ttl_seconds,
+                     "usable": 0 if ev.by_name()["token"].firing else 1,
+                     "refused_at_unix": _ts(t.refused_at),
                      "secret_valid_until_unix": _ts(t.secret_valid_until)}
     snap["kpi"] = {
         "api_utilisation_percent": snap.get("api", {}).get("utilisation_percent"),
         "data_quality_violations": snap.get("quality", {}).get("violations"),
     }
+    snap["alerts"] = {v.rule.name: {"state": v.state, "severity": v.rule.severity, "value": _num(v.value),
+                                    "threshold": v.threshold} for v in ev.verdicts}
     return snap
 
 
-def _db_snapshot(settings: Settings, cur: Any, now: Any, snap: dict[str, Any]) -> None:
+def _num(v: float | None) -> float | None:
+    return None if v is None or v == float("inf") else v
+
+
+def _db_snapshot(settings: Settings, f: Any, snap: dict[str, Any]) -> None:
+    now = f.now
     phases = {}
-    for f in F.phase_facts(cur):
-        phases[f.phase] = {
-            "table": f.table,
-            "last_status": f.last_status,
-            "running": f.last_status == "running",
-            "duration_seconds": f.duration_seconds,
-            "rows_fetched": f.rows_fetched,
-            "rows_inserted": f.rows_inserted,
-            "rows_updated": f.rows_updated,
-            "rows_deleted": f.rows_deleted,
-            "rows_skipped": f.rows_skipped,
-            "pages_done": f.pages_done,
-            "pages_total": f.pages_total,
-            "last_success_unix": _ts(f.last_success_at),
+    for p in f.phases:
+        phases[p.phase] = {
+            "table": p.table,
+            "last_status": p.last_status,
+            "running": p.last_status == "running",
+            "duration_seconds": p.duration_seconds,
+            "rows_fetched": p.rows_fetched,
+            "rows_inserted": p.rows_inserted,
+            "rows_updated": p.rows_updated,
+            "rows_deleted": p.rows_deleted,
+            "rows_skipped": p.rows_skipped,
+            "pages_done": p.pages_done,
+            "pages_total": p.pages_total,
+            "last_success_unix": _ts(p.last_success_at),
         }
-    run = F.last_run(cur)
-    stable_success = [phases[p]["last_success_unix"] for p, _ in F.STABLE_PHASES]
-    oldest = None if any(s is None for s in stable_success) else min(stable_success)  # type: ignore[type-var]
+    run = f.run
+    stable_success = [phases[p]["last_success_unix"] for p, _ in F.STABLE_PHASES if p in phases]
+    oldest = None if not stable_success or any(s is None for s in stable_success) else min(stable_success)
     snap["sync"] = {
         "phases": phases,
+        "lock_held": f.lock_held,
         "last_run": {"run_id": run.run_id, "status": run.status, "duration_seconds": run.duration_seconds,
                      "finished_unix": _ts(run.finished_at)},
         "oldest_success_unix": oldest,
         "oldest_success_age_seconds": round(now.timestamp() - oldest, 1) if oldest else None,
     }
-    api = F.api_facts(cur)
+    api = f.api
     snap["api"] = {
         "calls_last_hour": api.calls_1h,
         "calls_last_15m": api.calls_15m,
@@ -131,11 +151,10 @@ def _db_snapshot(settings: Settings, cur: Any, now: Any, snap: dict[str, Any]) -
         "rate_limit_remaining": {"secondly": api.secondly_remaining, "hourly": api.hourly_remaining},
         "errors_by_hour": api.errors_by_hour,
     }
-    b = F.backlog_facts(cur)
+    b = f.backlog
     snap["backlog"] = {"available": b.available, "pending": b.pending, "processing": b.processing,
                        "failed": b.failed}
-    snap["tables"] = {n: {"rows": t.rows, "exact": t.exact} for n, t in F.table_counts(cur).items()}
-    q = F.quality_facts(cur)
+    q = f.quality
     snap["quality"] = {"available": q.available, "checked_at_unix": _ts(q.checked_at),
                        "violations": q.violations if q.checked_at else None, "info": q.info,
                        "by_kind": q.by_check}
@@ -172,6 +191,8 @@ class SnapshotCollector(Collector):
         out.append(gauge("netops_database_up", "1 when PostgreSQL answered the snapshot's queries.", db["up"]))
         out.append(gauge("netops_database_size_bytes", "pg_database_size of the netops database.",
                          db.get("size_bytes")))
+        out.append(gauge("netops_schema_present", "1 when the netops schema is migrated (absent: database down).",
+                         db.get("schema")))
         sync = s.get("sync")
         if sync:
             ph = sync["phases"]
@@ -189,6 +210,11 @@ class SnapshotCollector(Collector):
                              samples=[([p], 1 if v["running"] else 0) for p, v in ph.items()]))
             out.append(gauge("netops_sync_last_run_failed", "1 when the latest run of the phase failed.",
                              labels=["phase"], samples=[([p], 1 if v["last_status"] == "failed" else 0)
+                                                        for p, v in ph.items() if v["last_status"]]))
+            out.append(gauge("netops_sync_last_run_interrupted",
+                             "1 when the latest run of the phase was interrupted (SIGINT/SIGTERM, or its "
+                             "process died: the sync lock is not held).",
+                             labels=["phase"], samples=[([p], 1 if v["last_status"] == "interrupted" else 0)
                                                         for p, v in ph.items() if v["last_status"]]))
             out.append(gauge("netops_sync_last_run_unchanged",
                              "1 when the latest run of the phase was skipped by `sync stable --if-changed` "
@@ -223,6 +249,11 @@ class SnapshotCollector(Collector):
                              labels=["window"], samples=[(["secondly"], rem["secondly"]), (["hourly"], rem["hourly"])]))
         tok = s["token"]
         out.append(gauge("netops_token_present", "1 when an API token is stored.", 1 if tok["present"] else 0))
+        out.append(gauge("netops_token_usable", "1 when the stored token is present, unexpired and not refused "
+                         "by the API.", tok.get("usable")))
+        out.append(gauge("netops_secret_valid_until_timestamp_seconds",
+                         "Unix time the 42 application secret expires (as the token endpoint said).",
+                         tok.get("secret_valid_until_unix")))
         out.append(gauge("netops_token_ttl_seconds", "Seconds until the stored API token expires.",
                          tok["ttl_seconds"]))
         bl = s.get("backlog")
@@ -239,6 +270,17 @@ class SnapshotCollector(Collector):
         out.append(gauge("netops_log_bytes", "Bytes used by all files in the log dir.", lg["bytes"]))
         out.append(gauge("netops_log_file_bytes", "Size of each component's current log file.", labels=["component"],
                          samples=[([c], b) for c, b in lg["files"].items()]))
+        disk = s.get("disk") or {}
+        out.append(gauge("netops_disk_free_percent", "Free space on the filesystem of the log and state dirs.",
+                         labels=["dir"], samples=[([k], d["free_percent"]) for k, d in disk.items()]))
+        if s.get("nginx"):
+            out.append(gauge("netops_nginx_up", "1 when nginx answered NETOPS_NGINX_URL.", s["nginx"]["up"]))
+        if s.get("alerts"):
+            out.append(gauge("netops_alert_firing",
+                             "1 while the rule fires, 0 when clear; absent when its value is unknown. The same "
+                             "verdicts as `netops status` and `netops alerts check`.", labels=["alert", "severity"],
+                             samples=[([n, a["severity"]], None if a["state"] == "unknown" else
+                                       (1 if a["state"] == "firing" else 0)) for n, a in s["alerts"].items()]))
         q = s.get("quality")
         if q and q.get("checked_at_unix"):
             out.append(gauge("netops_data_quality_violations", "KPI: violating rows found by the last `netops check`.",

@@ -1,50 +1,24 @@
 """`netops status`: is this box healthy, in one glance (and one exit code for scripts).
 
 The JSON shape is a promise to the Ansible area (docs/CONTRACTS.md): keys may be added, never
-renamed or removed. Severity rules, in one place so the docs and the code cannot drift:
-
-critical (exit 2): PostgreSQL unreachable; the oldest table's last successful sync is older than
-  twice NETOPS_ALERT_SYNC_AGE_HOURS; a filesystem holding the log or state dir is below 5 % free;
-  the 42 application secret has expired.
-warning (exit 1): never synced; the latest run of a phase failed; last success older than
-  NETOPS_ALERT_SYNC_AGE_HOURS; a running sync past NETOPS_ALERT_SYNC_SECONDS; backlog deeper than
-  NETOPS_ALERT_BACKLOG_DEPTH or more failed items than NETOPS_ALERT_BACKLOG_FAILED; database or
-  logs over their size thresholds; below 10 % free disk; nginx configured but not answering; no
-  token stored, or an expired one; the secret expires within NETOPS_SECRET_WARN_DAYS; the last
-  `netops check` found violations.
+renamed or removed. The verdict is not decided here: it is the one evaluation's
+(netops/monitor/evaluation.py, the table of every threshold), the same one `netops alerts check`,
+the metrics and the dashboard render. Every firing rule is a problem; the state is the worst
+severity among them — critical (exit 2), warning (exit 1), ok (exit 0) — so status cannot say OK
+while an alert fires. A fact that cannot be read (the database is down) is null, not 0.
 """
 
 from __future__ import annotations
 
-import time
-import urllib.error
-import urllib.request
 from datetime import datetime
 from typing import Any
 
-import psycopg2
-
 from netops.config import Settings
 from netops.monitor import facts as F
+from netops.monitor.evaluation import Evaluation, check_nginx, evaluate
 
 EXIT_CODES = {"ok": 0, "warning": 1, "critical": 2}
-
-
-def check_nginx(url: str | None, timeout: float = 1.0) -> dict[str, Any]:
-    """GET the configured URL; any 2xx/3xx answer means nginx runs and serves netops."""
-    if not url:
-        return {"ok": None, "url": None, "error": None}
-    try:
-        with urllib.request.urlopen(urllib.request.Request(url, method="GET"), timeout=timeout) as resp:
-            code = resp.status
-    except urllib.error.HTTPError as exc:
-        code = exc.code
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", exc)
-        return {"ok": False, "url": url, "error": f"no answer: {reason}"}
-    if 200 <= code < 400:
-        return {"ok": True, "url": url, "error": None, "http_status": code}
-    return {"ok": False, "url": url, "error": f"HTTP {code}", "http_status": code}
+__all__ = ["EXIT_CODES", "check_nginx", "collect_status", "render_text", "status_document"]
 
 
 def _age(now: datetime, ts: datetime | None) -> float | None:
@@ -52,190 +26,97 @@ def _age(now: datetime, ts: datetime | None) -> float | None:
 
 
 def collect_status(settings: Settings, dsn: str | None, check_services: bool = True) -> dict[str, Any]:
-    """Gather every fact `netops status` reports, and judge it. Never raises for a sick box:
-    a failure is a problem in the document (that is the point of a status command)."""
-    started = time.monotonic()
-    now = F.utcnow()
-    problems: list[dict[str, str]] = []
+    """Evaluate now and render the status document. Never raises for a sick box: a failure is a
+    problem in the document (that is the point of a status command)."""
+    return status_document(evaluate(settings, dsn, check_services=check_services))
 
-    def problem(severity: str, check: str, message: str) -> None:
-        problems.append({"severity": severity, "check": check, "message": message})
 
+def status_document(ev: Evaluation) -> dict[str, Any]:
+    f, settings = ev.facts, ev.settings
+    now = f.now
+    problems = [{"severity": v.rule.severity, "check": v.rule.name,
+                 "message": f"{v.message}; {v.rule.action}"} for v in ev.firing]
+    problems.sort(key=lambda p: p["severity"] != "critical")
     doc: dict[str, Any] = {
-        "state": "ok",
+        "state": ev.state,
         "checked_at": F.iso(now),
         "problems": problems,
         "services": {
-            "postgresql": {"ok": False, "version": None, "error": None},
-            "nginx": check_nginx(settings.nginx_url) if check_services else {"ok": None, "url": None,
-                                                                              "error": None},
+            "postgresql": {"ok": f.db_up, "version": f.db_version, "error": f.db_error},
+            "nginx": f.nginx,
         },
         "phases": [],
         "last_sync": {"finished_at": None, "age_seconds": None, "status": None},
-        "backlog": {"available": False, "pending": 0, "processing": 0, "failed": 0},
+        # unknown (null) until the database answers: absent is a fact, not knowing is another
+        "backlog": {"available": None, "pending": None, "processing": None, "failed": None},
         "tables": {},
-        "database": {"size_bytes": None},
-        "disk": {},
-        "token": {"present": False, "ttl_seconds": None, "secret_valid_until": None},
-        "alerts": {"firing": []},
+        "database": {"size_bytes": f.db_size, "threshold_bytes": settings.alert_db_size_bytes},
+        "disk": f.disk,
+        "token": {"present": f.token.present, "ttl_seconds": f.token.ttl_seconds,
+                  "expires_at": F.iso(f.token.expires_at), "secret_valid_until": F.iso(f.token.secret_valid_until),
+                  "refused_at": F.iso(f.token.refused_at)},
+        # the rules judged now (the same verdicts as `netops alerts check`), not a stored state
+        "alerts": {"firing": [v.rule.name for v in ev.firing]},
+        "known": f.db_up and bool(f.schema),
     }
-    nginx = doc["services"]["nginx"]
-    if nginx["ok"] is False:
-        problem("warning", "nginx", f"nginx at {nginx['url']} is not answering ({nginx['error']}); "
-                "check `systemctl status nginx` and its error log")
-
-    pg = doc["services"]["postgresql"]
-    try:
-        if dsn is None:
-            raise psycopg2.OperationalError("no DSN: NETOPS_DSN is unset and no embedded server")
-        with F.connect_monitor(dsn) as conn, conn.cursor() as cur:
-            pg["version"] = F.server_version(cur)
-            pg["ok"] = True
-            if F.relation_exists(cur, "netops.sync_runs"):
-                _db_sections(settings, cur, now, doc, problem)
-            else:
-                problem("critical", "schema", "the database has no netops schema yet; run `netops db migrate`")
-    except psycopg2.Error as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        pg["ok"] = False
-        pg["error"] = first
-        problem("critical", "postgresql", f"PostgreSQL is not reachable ({first}); start it "
-                "(`netops db up` for the embedded server) or fix NETOPS_DSN")
-
-    _file_sections(settings, doc, problem)
-
-    if any(p["severity"] == "critical" for p in problems):
-        doc["state"] = "critical"
-    elif problems:
-        doc["state"] = "warning"
-    doc["elapsed_ms"] = round((time.monotonic() - started) * 1000, 1)
+    if f.tables is not None:
+        doc["tables"] = {name: {"rows": t.rows, "exact": t.exact, "bytes": t.bytes} for name, t in f.tables.items()}
+    if f.phases is not None:
+        for p in f.phases:
+            doc["phases"].append({
+                "phase": p.phase,
+                "table": p.table,
+                "last_status": p.last_status,
+                "last_finished_at": F.iso(p.finished_at),
+                "age_seconds": _age(now, p.finished_at),
+                "rows_inserted": p.rows_inserted,
+                "rows_updated": p.rows_updated,
+                "rows_deleted": p.rows_deleted,
+                "duration_seconds": round(p.duration_seconds, 3) if p.duration_seconds is not None else None,
+                "error": p.error,
+                "running": p.last_status == "running",
+                "pages_done": p.pages_done,
+                "pages_total": p.pages_total,
+                "rows_fetched": p.rows_fetched,
+                "last_success_at": F.iso(p.last_success_at),
+                "last_success_age_seconds": _age(now, p.last_success_at),
+            })
+    if f.run is not None:
+        run = f.run
+        doc["last_sync"] = {
+            "finished_at": F.iso(run.finished_at),
+            "age_seconds": _age(now, run.finished_at),
+            "status": run.status,
+            "run_id": run.run_id,
+            "started_at": F.iso(run.started_at),
+            "duration_seconds": round(run.duration_seconds, 3) if run.duration_seconds is not None else None,
+            "lock_held": f.lock_held,
+        }
+        successes = [p.last_success_at for p in f.phases or [] if p.phase in dict(F.STABLE_PHASES)]
+        if successes and all(successes):
+            doc["last_sync"]["oldest_success_age_seconds"] = _age(now, min(successes))  # type: ignore[type-var]
+    if f.backlog is not None:
+        b = f.backlog
+        doc["backlog"] = {"available": b.available, "pending": b.pending, "processing": b.processing,
+                          "failed": b.failed, "oldest_pending_at": F.iso(b.oldest_pending_at)}
+    if f.api is not None:
+        api = f.api
+        doc["api"] = {
+            "calls_last_hour": api.calls_1h,
+            "budget_per_hour": settings.rate_per_hour,
+            "utilisation_percent": round(100.0 * api.calls_1h / settings.rate_per_hour, 1),
+            "by_status_last_hour": api.by_status_1h,
+            "unauthorized_last_hour": api.unauthorized_1h,
+            "rate_limited_last_hour": api.rate_limited_1h,
+            "hourly_remaining": api.hourly_remaining,
+            "last_call_at": F.iso(api.last_call_at),
+        }
+    if f.quality is not None:
+        q = f.quality
+        doc["quality"] = {"available": q.available, "checked_at": F.iso(q.checked_at),
+                          "violations": q.violations, "info": q.info}
+    doc["elapsed_ms"] = f.elapsed_ms
     return doc
-
-
-def _db_sections(settings: Settings, cur: Any, now: datetime, doc: dict[str, Any], problem: Any) -> None:
-    phases = F.phase_facts(cur)
-    for f in phases:
-        doc["phases"].append({
-            "phase": f.phase,
-            "table": f.table,
-            "last_status": f.last_status,
-            "last_finished_at": F.iso(f.finished_at),
-            "age_seconds": _age(now, f.finished_at),
-            "rows_inserted": f.rows_inserted,
-            "rows_updated": f.rows_updated,
-            "rows_deleted": f.rows_deleted,
-            "duration_seconds": round(f.duration_seconds, 3) if f.duration_seconds is not None else None,
-            "error": f.error,
-            "running": f.last_status == "running",
-            "pages_done": f.pages_done,
-            "pages_total": f.pages_total,
-            "rows_fetched": f.rows_fetched,
-            "last_success_at": F.iso(f.last_success_at),
-            "last_success_age_seconds": _age(now, f.last_success_at),
-        })
-        if f.last_status == "failed":
-            problem("warning", f"sync:{f.phase}", f"last run of {f.phase} failed: {f.error or 'no error text'}; "
-                    f"see nightly_stable_tables.log and rerun `netops sync stable`")
-        elif f.last_status == "running" and (f.duration_seconds or 0) > settings.alert_sync_seconds:
-            problem("warning", f"sync:{f.phase}", f"{f.phase} has been running {f.duration_seconds:.0f}s "
-                    f"(> {settings.alert_sync_seconds:.0f}s); check the stable log for a stuck call")
-
-    run = F.last_run(cur)
-    doc["last_sync"] = {
-        "finished_at": F.iso(run.finished_at),
-        "age_seconds": _age(now, run.finished_at),
-        "status": run.status,
-        "run_id": run.run_id,
-        "started_at": F.iso(run.started_at),
-        "duration_seconds": round(run.duration_seconds, 3) if run.duration_seconds is not None else None,
-    }
-    stable = [f for f in phases if f.phase in dict(F.STABLE_PHASES)]
-    successes = [f.last_success_at for f in stable]
-    limit_h = settings.alert_sync_age_hours
-    if run.status is None:
-        problem("warning", "sync", "no sync has ever run; run `netops sync stable`")
-    elif any(s is None for s in successes):
-        never = [f.phase for f in stable if f.last_success_at is None]
-        problem("warning", "sync", f"never synced successfully: {', '.join(never)}; run `netops sync stable`")
-    else:
-        oldest_h = (now - min(successes)).total_seconds() / 3600  # type: ignore[type-var]
-        doc["last_sync"]["oldest_success_age_seconds"] = round(oldest_h * 3600, 1)
-        if oldest_h > 2 * limit_h:
-            problem("critical", "sync_age", f"oldest table refresh is {oldest_h:.1f} h old (> 2 x {limit_h:g} h); "
-                    "check cron and the stable log, then run `netops sync stable`")
-        elif oldest_h > limit_h:
-            problem("warning", "sync_age", f"oldest table refresh is {oldest_h:.1f} h old (> {limit_h:g} h); "
-                    "check the nightly cron job")
-
-    b = F.backlog_facts(cur)
-    doc["backlog"] = {"available": b.available, "pending": b.pending, "processing": b.processing,
-                      "failed": b.failed, "oldest_pending_at": F.iso(b.oldest_pending_at)}
-    if b.available and b.pending > settings.alert_backlog_depth:
-        problem("warning", "backlog_depth", f"{b.pending} backlog items pending (> {settings.alert_backlog_depth}); "
-                "is `netops backlog run --loop` running?")
-    if b.available and b.failed > settings.alert_backlog_failed:
-        problem("warning", "backlog_failed", f"{b.failed} backlog items failed; inspect their last_error "
-                "and requeue them")
-
-    doc["tables"] = {name: {"rows": t.rows, "exact": t.exact, "bytes": t.bytes}
-                     for name, t in F.table_counts(cur).items()}
-    size = F.database_size(cur)
-    doc["database"] = {"size_bytes": size, "threshold_bytes": settings.alert_db_size_bytes}
-    if size > settings.alert_db_size_bytes:
-        problem("warning", "db_size", f"database is {size / 1e9:.1f} GB (> {settings.alert_db_size_bytes / 1e9:.1f} GB); "
-                "VACUUM FULL bloated tables or add disk")
-
-    api = F.api_facts(cur)
-    doc["api"] = {
-        "calls_last_hour": api.calls_1h,
-        "budget_per_hour": settings.rate_per_hour,
-        "utilisation_percent": round(100.0 * api.calls_1h / settings.rate_per_hour, 1),
-        "by_status_last_hour": api.by_status_1h,
-        "unauthorized_last_hour": api.unauthorized_1h,
-        "rate_limited_last_hour": api.rate_limited_1h,
-        "hourly_remaining": api.hourly_remaining,
-        "last_call_at": F.iso(api.last_call_at),
-    }
-
-    q = F.quality_facts(cur)
-    doc["quality"] = {"available": q.available, "checked_at": F.iso(q.checked_at),
-                      "violations": q.violations, "info": q.info}
-    if q.violations:
-        problem("warning", "data_quality", f"last `netops check` ({F.iso(q.checked_at)}) found {q.violations} "
-                "violating rows; run `netops check` for details")
-    doc["alerts"] = {"firing": F.firing_alerts(cur)}
-
-
-def _file_sections(settings: Settings, doc: dict[str, Any], problem: Any) -> None:
-    disks = {"log_dir": F.disk_facts(settings.log_path), "state_dir": F.disk_facts(settings.state_path)}
-    doc["disk"] = disks
-    for key, d in disks.items():
-        pct = d["free_percent"]
-        if pct is not None and pct < 5:
-            problem("critical", f"disk:{key}", f"only {pct}% free on the filesystem of {d['path']}; free space now")
-        elif pct is not None and pct < 10:
-            problem("warning", f"disk:{key}", f"only {pct}% free on the filesystem of {d['path']}")
-    log_bytes = disks["log_dir"]["used_bytes"]
-    if log_bytes > settings.alert_log_bytes:
-        problem("warning", "log_size", f"logs use {log_bytes / 1e6:.0f} MB (> {settings.alert_log_bytes / 1e6:.0f} MB); "
-                "check logrotate")
-
-    t = F.token_facts(settings)
-    doc["token"] = {"present": t.present, "ttl_seconds": t.ttl_seconds, "expires_at": F.iso(t.expires_at),
-                    "secret_valid_until": F.iso(t.secret_valid_until)}
-    if t.error:
-        problem("warning", "token", f"{t.error}; run `netops token refresh`")
-    elif not t.present:
-        problem("warning", "token", "no API token stored yet; run `netops token refresh`")
-    elif t.ttl_seconds is not None and t.ttl_seconds <= 0:
-        problem("warning", "token", "the stored API token has expired; run `netops token refresh` (cron should)")
-    if t.secret_valid_until is not None:
-        left_days = (t.secret_valid_until - F.utcnow()).total_seconds() / 86400
-        if left_days <= 0:
-            problem("critical", "secret", "the 42 application secret has expired; generate a new one on the "
-                    "intra and update NETOPS_CLIENT_SECRET")
-        elif left_days <= settings.secret_warn_days:
-            problem("warning", "secret", f"the 42 application secret expires in {left_days:.0f} days; rotate it")
 
 
 # --- text rendering ------------------------------------------------------------------------
@@ -293,10 +174,14 @@ def render_text(doc: dict[str, Any]) -> str:
             lines.append(f"  {p['phase']:<24}{status:<{width}}{human_age(p['age_seconds']):>7}{took:>8}"
                          f"{p['rows_inserted']:>8}{p['rows_updated']:>7}{p['rows_deleted']:>7}")
     ls = doc["last_sync"]
-    if ls["status"]:
+    if not pg["ok"]:
+        lines.append("last sync   unknown (database unreachable)")
+    elif ls["status"] == "running":
+        lines.append(f"last sync   running for {human_age(ls['duration_seconds'])} (started {ls['started_at']})")
+    elif ls["status"]:
         lines.append(f"last sync   {ls['status']}, finished {ls['finished_at'] or '-'} ({human_age(ls['age_seconds'])} ago)")
     b = doc["backlog"]
-    if not pg["ok"]:
+    if b["available"] is None:
         lines.append("backlog     unknown (database unreachable)")
     else:
         lines.append("backlog     " + (f"pending {b['pending']}  processing {b['processing']}  failed {b['failed']}"
@@ -304,24 +189,28 @@ def render_text(doc: dict[str, Any]) -> str:
     if doc["tables"]:
         parts = [f"{name} {t['rows']}{'' if t['exact'] else '~'}" for name, t in doc["tables"].items()]
         lines.append("tables      " + _wrap(parts, 12))
-    if "api" in doc:
+    if "api" not in doc:
+        lines.append("api         unknown (database unreachable)")
+    else:
         a = doc["api"]
         lines.append(f"api         {a['calls_last_hour']}/{a['budget_per_hour']} calls last hour "
                      f"({a['utilisation_percent']}%), 401: {a['unauthorized_last_hour']}, "
                      f"429: {a['rate_limited_last_hour']}")
-    lines.append(f"database    {human_bytes(doc['database']['size_bytes'])}")
+    lines.append(f"database    {human_bytes(doc['database']['size_bytes']) if pg['ok'] else 'unknown'}")
     for key, d in doc["disk"].items():
         lines.append(f"{key:<12}{d['path']}: {human_bytes(d['used_bytes'])} used, "
                      f"{human_bytes(d['free_bytes'])} free ({d['free_percent']}%)")
     t = doc["token"]
     tok = f"ttl {human_age(t['ttl_seconds'])}" if t["present"] else "none stored"
+    if t.get("refused_at"):
+        tok += f", REFUSED by the API at {t['refused_at']}"
     if t["secret_valid_until"]:
         tok += f", secret valid until {t['secret_valid_until']}"
     lines.append(f"token       {tok}")
     if "quality" in doc and doc["quality"]["checked_at"]:
         q = doc["quality"]
         lines.append(f"quality     {q['violations']} violations, {q['info']} info (checked {q['checked_at']})")
-    lines.append("alerts      firing: " + (", ".join(doc["alerts"]["firing"]) or "none"))
+    lines.append("alerts      firing now: " + (", ".join(doc["alerts"]["firing"]) or "none"))
     return "\n".join(lines)
 
 

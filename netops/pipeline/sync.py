@@ -10,10 +10,13 @@ connection: it survives a rolled-back phase and is visible to the dashboard whil
 from __future__ import annotations
 
 import queue
+import signal
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -44,6 +47,48 @@ class SyncBusy(NetopsError):
     """Another sync holds the lock."""
 
     exit_code = 75  # EX_TEMPFAIL: cron wrappers may retry later
+
+
+class SyncInterrupted(NetopsError):
+    """SIGINT/SIGTERM stopped the run; its unfinished phase was marked 'interrupted'."""
+
+    def __init__(self, message: str, signum: int) -> None:
+        super().__init__(message)
+        self.signum = signum
+        self.exit_code = 128 + signum  # what a shell reports for a process ended by that signal
+
+
+class _Stop(BaseException):
+    """Raised in the main thread by the SIGINT/SIGTERM handler. A BaseException, so the phase's
+    `except Exception` (which records a *failed* phase) cannot mistake a stop for a failure."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+@contextmanager
+def _stop_on_signals() -> Iterator[None]:
+    """While a run holds the lock, SIGINT and SIGTERM raise _Stop in the main thread (once: a second
+    Ctrl-C during the cleanup is ignored, so the cleanup that records the end always finishes).
+    Outside the main thread (tests, embedding) signals cannot be caught and nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    fired = threading.Event()
+
+    def handler(signum: int, _frame: Any) -> None:
+        if fired.is_set():
+            return
+        fired.set()
+        raise _Stop(signum)
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
 
 
 @dataclass
@@ -115,7 +160,7 @@ class _Bookkeeping:
         self._last_progress = 0.0
 
     def close_orphans(self) -> int:
-        """Mark `running` rows of earlier syncs as failed; returns how many.
+        """Mark `running` rows of earlier syncs as interrupted; returns how many.
 
         Called only while holding the sync advisory lock, so no other sync is running: any
         `running` row belongs to a process that was killed (or a box that lost power) before it
@@ -125,13 +170,23 @@ class _Bookkeeping:
         """
         with self.conn.cursor() as cur:
             cur.execute(
-                "UPDATE netops.sync_runs SET status = 'failed', finished_at = now(), "
+                "UPDATE netops.sync_runs SET status = 'interrupted', finished_at = now(), "
                 "error = 'interrupted: the sync process stopped before this phase finished "
                 "(killed, crashed or the box went down); its table was left unchanged' "
                 "WHERE status = 'running' AND run_id <> %s",
                 (self.run_id,),
             )
             return cur.rowcount
+
+    def interrupt(self, reason: str) -> list[str]:
+        """Mark this run's unfinished phases interrupted (SIGINT/SIGTERM); returns their names."""
+        with self.conn.cursor() as cur:
+            cur.execute(
+                "UPDATE netops.sync_runs SET status = 'interrupted', finished_at = now(), error = %s "
+                "WHERE run_id = %s AND status = 'running' RETURNING phase",
+                (f"interrupted: {reason}; its table was left unchanged", self.run_id),
+            )
+            return [r[0] for r in cur.fetchall()]
 
     def start(self, phase: Phase) -> int:
         with self.conn.cursor() as cur:
@@ -360,6 +415,9 @@ class StableSync:
     # -- the run ----------------------------------------------------------------------------
     def run(self, only: Sequence[str] | None = None) -> SyncReport:
         started = time.monotonic()
+        # Missing credentials are a configuration error (exit 2, like every command that needs
+        # them), found before anything is recorded: not a "failed phase" in the history.
+        self.settings.require_credentials()
         dsn = resolve_dsn(self.settings)
         migrate(dsn, self.settings.log_path)
         phases = [p for p in PHASES if not only or p.table.name in only or p.name in only]
@@ -378,27 +436,37 @@ class StableSync:
         books = _Bookkeeping(dsn, run_id)
         orphans = books.close_orphans()
         if orphans:
-            self.log.warning(f"Marked {orphans} phase run(s) left 'running' by a sync that died as failed")
+            self.log.warning(f"Marked {orphans} phase run(s) left 'running' by a sync that died as interrupted")
         client = ApiClient(self.settings, dsn=dsn, component="stable")
         stamp = datetime.now(timezone.utc).strftime("%H:%M:%S")
         self.log.info(f"[{stamp}] Starting stable sync of {len(phases)} phases (run {run_id[:8]})")
         self._prefetch = None
+        stopped: _Stop | None = None
         try:
-            if self.if_changed:  # probe each resource, keep only the phases whose resource moved
-                phases = self._probe_and_select(phases, run_id, report, client, conn, books)
-            self._prefetch = _Prefetch(self, client, phases)
-            for phase in phases:
-                rep = self._run_phase(phase, client, conn, books)
-                report.phases.append(rep)
-                if rep.status != "success":
-                    report.ok = False
-                    break
+            with _stop_on_signals():
+                try:
+                    self._run_phases(phases, run_id, report, client, conn, books)
+                except _Stop as exc:
+                    stopped = exc
         finally:
+            # Stopped by a signal: the prefetch threads get a moment only (their in-flight calls are
+            # abandoned, the process is about to end); the end of the run is written before anything
+            # that could block, so it is recorded whatever happens next.
+            if stopped is not None:
+                name = signal.Signals(stopped.signum).name
+                done = books.interrupt(f"the sync was stopped by {name}")
+                stamp = datetime.now(timezone.utc).strftime("%H:%M:%S")
+                self.log.warning(f"[{stamp}] ⏹ Sync interrupted by {name} during "
+                                 f"{', '.join(done) or 'no phase'}: marked interrupted, table(s) left unchanged")
             if self._prefetch is not None:
-                self._prefetch.close()
+                self._prefetch.close(wait=0.5 if stopped is not None else 5.0)
             client.close()
             books.close()
             conn.close()
+        if stopped is not None:
+            name = signal.Signals(stopped.signum).name
+            raise SyncInterrupted(f"sync stopped by {name}; the unfinished phase is marked interrupted and "
+                                  "its table left unchanged — rerun `netops sync stable`", stopped.signum)
         report.seconds = time.monotonic() - started
         report.api_calls = sum(p.api_calls for p in report.phases) + report.probe_calls
         report.min_calls = sum(p.min_calls for p in report.phases) + report.probe_calls
@@ -422,6 +490,18 @@ class StableSync:
             raise SyncError(f"phase {failed.phase} failed: {failed.error} (table {failed.table} left "
                             "unchanged; later phases not run)")
         return report
+
+    def _run_phases(self, phases: list[Phase], run_id: str, report: SyncReport, client: ApiClient,
+                    conn: Any, books: _Bookkeeping) -> None:
+        if self.if_changed:  # probe each resource, keep only the phases whose resource moved
+            phases = self._probe_and_select(phases, run_id, report, client, conn, books)
+        self._prefetch = _Prefetch(self, client, phases)
+        for phase in phases:
+            rep = self._run_phase(phase, client, conn, books)
+            report.phases.append(rep)
+            if rep.status != "success":
+                report.ok = False
+                break
 
     def _probe_and_select(self, phases: list[Phase], run_id: str, report: SyncReport, client: ApiClient,
                           conn: Any, books: _Bookkeeping) -> list[Phase]:

@@ -214,7 +214,7 @@ def test_prometheus_rules_parse_and_match_the_rules(settings_factory: Any) -> No
     for r in rules:
         assert r["labels"]["severity"] in ("warning", "critical")
         assert r["annotations"]["summary"] and r["annotations"]["description"]
-        assert r["expr"].startswith(("netops_", "(time()", "time()"))
+        assert r["expr"].startswith(("netops_", "(time()", "time()", "sum(netops_", "min(netops_", "(netops_"))
 
 
 def test_prometheus_rules_reference_exported_metrics(settings_factory: Any) -> None:
@@ -224,12 +224,16 @@ def test_prometheus_rules_reference_exported_metrics(settings_factory: Any) -> N
 
     text = prometheus_rules(settings_factory())
     exported = {fam.name for fam in SnapshotCollector({
-        "generated_at_unix": 1, "database": {"up": 1, "size_bytes": 1},
-        "sync": {"phases": {}, "last_run": {"duration_seconds": 1}, "oldest_success_age_seconds": 1},
+        "generated_at_unix": 1, "database": {"up": 1, "size_bytes": 1, "schema": 1},
+        "sync": {"phases": {"01_cursus": {"last_status": "failed", "running": False, "duration_seconds": 1,
+                                          "last_success_unix": 1, "rows_fetched": 1, "rows_inserted": 1,
+                                          "rows_updated": 1, "rows_deleted": 1, "rows_skipped": 1}},
+                 "last_run": {"duration_seconds": 1}, "oldest_success_age_seconds": 1},
+        "disk": {"log_dir": {"free_percent": 50}}, "nginx": {"up": 1},
         "api": {"by_status_last_hour": {}, "calls_per_minute": 1, "budget_per_hour": 1, "budget_per_second": 1,
                 "utilisation_percent": 1, "unauthorized_last_hour": 1, "rate_limited_last_hour": 1,
                 "rate_limit_remaining": {"secondly": 1, "hourly": 1}},
-        "token": {"present": True, "ttl_seconds": 1}, "backlog": {"available": True, "pending": 1,
+        "token": {"present": True, "ttl_seconds": 1, "usable": 1, "secret_valid_until_unix": 1}, "backlog": {"available": True, "pending": 1,
                                                                    "processing": 1, "failed": 1},
         "tables": {"t": {"rows": 1}}, "logs": {"bytes": 1, "files": {}},
         "quality": {"checked_at_unix": 1, "violations": 0, "info": 0},

@@ -10,7 +10,14 @@ from rich.console import Console
 
 from netops.cli import cli
 from netops.monitor.dashboard import gather, render, sparkline
-from tests.integration.test_monitor_seed import cli_env, healthy, insert_backlog, insert_calls, insert_run
+from tests.integration.test_monitor_seed import (
+    cli_env,
+    healthy,
+    insert_backlog,
+    insert_calls,
+    insert_run,
+    live_sync,
+)
 
 
 def frame(settings: Any, dsn: str, width: int = 80) -> str:
@@ -27,7 +34,8 @@ def test_frame_shows_phases_rows_call_rate_and_backlog(pg_dsn: str, settings_fac
     insert_calls(pg_dsn, {200: 30}, ago=20)  # 30 in the last minute
     insert_calls(pg_dsn, {429: 3}, ago=5 * 3600)
     insert_backlog(pg_dsn, {"pending": 4, "processing": 1, "failed": 2})
-    text = frame(settings, pg_dsn)
+    with live_sync(pg_dsn):  # the sync of that running row is alive
+        text = frame(settings, pg_dsn)
     lines = text.splitlines()
 
     assert max(len(line) for line in lines) <= 80

@@ -55,7 +55,11 @@ def test_views_after_a_simulator_sync(synced: tuple[Settings, Any, Receiver]) ->
     # status: every phase succeeded, exact row counts equal the simulator's data set, healthy
     result = CliRunner().invoke(cli, ["status", "--json"], env=cli_env(settings), catch_exceptions=False)
     doc = json.loads(result.stdout)
-    assert result.exit_code == 0, doc["problems"]
+    # every phase succeeded, but the revoked token's 401 and the 429s happened in the last hour: status
+    # says what the alerts say (critical: api_unauthorized), not OK beside firing alerts
+    assert (result.exit_code, doc["state"]) == (2, "critical"), doc["problems"]
+    assert set(doc["alerts"]["firing"]) == {"api_rate_limited", "api_unauthorized"}
+    assert {p["check"] for p in doc["problems"]} == {"api_rate_limited", "api_unauthorized"}
     assert [p["last_status"] for p in doc["phases"]] == ["success"] * 8
     for t in TABLES:
         assert doc["tables"][t]["rows"] == expected[t] and doc["tables"][t]["exact"] is True, t

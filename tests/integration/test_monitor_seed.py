@@ -7,14 +7,16 @@ with times relative to now() so ages and windows are known exactly.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import psycopg2
 
+from netops.api.auth import configured_fingerprint
 from netops.config import FIELDS, Settings
 from netops.monitor.facts import STABLE_PHASES
 
@@ -56,6 +58,22 @@ def seed_stable(dsn: str) -> None:
         cur.execute("""INSERT INTO campus_achievements VALUES (1, 1), (1, 2), (9, 3), (12, 1)""")
         cur.execute("""INSERT INTO project_sessions (id, project_id, campus_id, cursus_id) VALUES
                        (10, 1, 1, 21), (11, 2, NULL, 21), (12, 3, 12, 21)""")
+
+
+@contextlib.contextmanager
+def live_sync(dsn: str) -> Iterator[None]:
+    """Hold the sync advisory lock as a live `netops sync` does: without it, a `running` row is a
+    dead run's and the monitor shows it interrupted (netops/monitor/facts.py, sync_lock_held)."""
+    from netops.pipeline.sync import SYNC_LOCK_KEY
+
+    conn = psycopg2.connect(dsn)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT pg_advisory_lock(%s)", (SYNC_LOCK_KEY,))
+        conn.commit()
+        yield
+    finally:
+        conn.close()
 
 
 def insert_run(dsn: str, *, started_ago: float = 3600, duration: float = 10.0, failed: str | None = None,
@@ -133,7 +151,9 @@ def write_token(settings: Settings, ttl: int = 7000, secret_valid_days: float | 
     settings.token_file.write_text(json.dumps({
         "access_token": "x" * 64, "token_type": "bearer", "expires_at": int(now + ttl), "created_at": int(now),
         "secret_valid_until": int(now + secret_valid_days * 86400) if secret_valid_days is not None else None,
-        "api_url": "http://127.0.0.1:1", "client_id": "u-test",
+        # the token of this configuration (its API URL; its credentials' fingerprint when it has some)
+        "api_url": settings.api_url, "client_id": settings.client_id or "u-test",
+        "credential_fp": configured_fingerprint(settings),
     }))
     settings.token_file.chmod(0o600)
 

@@ -23,6 +23,7 @@ from tests.integration.test_monitor_seed import (
     insert_backlog,
     insert_calls,
     insert_run,
+    live_sync,
     write_token,
 )
 
@@ -88,8 +89,8 @@ def test_failed_phase_and_failed_backlog_items_are_warnings(pg_dsn: str, setting
 
     assert (code, doc["state"]) == (1, "warning")
     checks = {p["check"]: p for p in doc["problems"]}
-    assert set(checks) == {"sync:03_projects", "backlog_failed"}
-    assert "HTTP 500" in checks["sync:03_projects"]["message"]
+    assert set(checks) == {"sync_failed", "backlog_failed"}
+    assert "03_projects: HTTP 500" in checks["sync_failed"]["message"]
     assert doc["last_sync"]["status"] == "failed"
     by_phase = {p["phase"]: p for p in doc["phases"]}
     assert by_phase["03_projects"]["last_status"] == "failed"
@@ -102,7 +103,8 @@ def test_running_phase_shows_progress(pg_dsn: str, settings_factory: Any) -> Non
     settings = settings_factory()
     healthy(pg_dsn, settings)
     insert_run(pg_dsn, started_ago=30, running="06_campus_projects", pages_total=10)
-    code, doc = run_status(settings)
+    with live_sync(pg_dsn):
+        code, doc = run_status(settings)
     p = {p["phase"]: p for p in doc["phases"]}["06_campus_projects"]
     assert p["running"] is True and p["last_status"] == "running"
     assert (p["pages_done"], p["pages_total"]) == (5, 10)
@@ -113,16 +115,19 @@ def test_running_phase_shows_progress(pg_dsn: str, settings_factory: Any) -> Non
 def test_stale_sync_is_critical(pg_dsn: str, settings_factory: Any) -> None:
     settings = settings_factory(NETOPS_ALERT_SYNC_AGE_HOURS=10)
     healthy(pg_dsn, settings)
-    with connect(pg_dsn) as conn, conn.cursor() as cur:  # the only sync was 21 h ago: > 2 x 10 h
+    with connect(pg_dsn) as conn, conn.cursor() as cur:  # the only sync was 21 h ago: > 10 h
         cur.execute("UPDATE netops.sync_runs SET started_at = started_at - interval '20 hours', "
                     "finished_at = finished_at - interval '20 hours'")
     code, doc = run_status(settings)
     assert (code, doc["state"]) == (2, "critical")
     assert [p["check"] for p in doc["problems"]] == ["sync_age"]
+    # the same threshold and severity as the sync_age alert (one rule table): never two answers
+    alerts = CliRunner().invoke(cli, ["alerts", "check", "--json"], env=cli_env(settings))
+    assert json.loads(alerts.output)["firing"] == ["sync_age"]
 
-    settings = settings_factory(NETOPS_ALERT_SYNC_AGE_HOURS=15)  # 21 h: stale but < 2 x 15 h
+    settings = settings_factory(NETOPS_ALERT_SYNC_AGE_HOURS=25)  # 21 h: within the threshold
     code, doc = run_status(settings)
-    assert (code, doc["state"]) == (1, "warning")
+    assert (code, doc["state"]) == (0, "ok")
 
 
 def test_unreachable_postgres_is_critical(settings_factory: Any) -> None:
@@ -141,7 +146,7 @@ def test_expired_secret_is_critical_and_missing_token_a_warning(pg_dsn: str, set
     write_token(settings, ttl=-5, secret_valid_days=-1)
     code, doc = run_status(settings)
     assert code == 2
-    assert {p["check"] for p in doc["problems"]} == {"token", "secret"}
+    assert {p["check"] for p in doc["problems"]} == {"token", "secret_expired", "secret_expiring"}
     settings.token_file.unlink()
     code, doc = run_status(settings)
     assert code == 1 and doc["token"]["present"] is False
@@ -215,7 +220,7 @@ def test_text_output_names_problems(pg_dsn: str, settings_factory: Any) -> None:
     result = CliRunner().invoke(cli, ["status"], env=cli_env(settings))
     assert result.exit_code == 1
     assert "netops status: WARNING" in result.output
-    assert "sync:02_campuses" in result.output
+    assert "sync_failed" in result.output and "02_campuses: HTTP 500" in result.output
     assert "429: 3" in result.output
 
 
@@ -226,5 +231,5 @@ def test_unmigrated_database_is_critical_and_says_migrate(pg_dsn: str, settings_
     code, doc = run_status(settings)
     assert (code, doc["state"]) == (2, "critical")
     assert doc["services"]["postgresql"]["ok"] is True
-    assert [p["check"] for p in doc["problems"] if p["severity"] == "critical"] == ["schema"]
+    assert [p["check"] for p in doc["problems"] if p["severity"] == "critical"] == ["schema_missing"]
     assert "netops db migrate" in doc["problems"][0]["message"]

@@ -72,8 +72,12 @@ def test_full_sync_mirrors_the_simulator_exactly_with_minimum_calls(settings: Se
     with psycopg2.connect(settings.dsn) as conn, conn.cursor() as cur:
         cur.execute("SELECT phase, status, rows_inserted FROM netops.sync_runs ORDER BY phase")
         runs = cur.fetchall()
-        cur.execute("SELECT count(*), count(*) FILTER (WHERE status = 200) FROM netops.api_calls")
+        cur.execute("SELECT count(*), count(*) FILTER (WHERE status = 200) FROM netops.api_calls "
+                    "WHERE endpoint LIKE '/v2%'")
         assert cur.fetchone() == (floor, floor)
+        # the one token request is counted too (a refused one must reach the 401 alert)
+        cur.execute("SELECT method, status FROM netops.api_calls WHERE endpoint = '/oauth/token'")
+        assert cur.fetchall() == [("POST", 200)]
     assert [r[0] for r in runs] == [p.name for p in PHASES]
     assert all(r[1] == "success" for r in runs)
 

@@ -1,0 +1,428 @@
+"""The one evaluation: every fact read once, judged once against one table of thresholds.
+
+`netops status`, `netops alerts check`, the metrics files, the dashboard and the status page
+(status.json is `netops status --json`) all call `evaluate()` and render its result, so they
+cannot disagree and none of them repeats what another stored earlier: status's alerts line is
+the rules judged *now*, not the last `alerts check`. How a verdict is reached:
+
+- `gather()` reads every fact (PostgreSQL bookkeeping and catalogs, the token store, the log
+  and state dirs, nginx) in one pass on one short connection. A fact that cannot be read — the
+  database is down — is None ("unknown"), never 0 or "none".
+- `RULES` is the table: one row per check, with its threshold (a Settings field or a fixed
+  number), direction, severity and the operator's next step. A rule fires when its value is
+  past the threshold; a rule whose value is unknown neither fires nor clears.
+- The verdict is the worst severity among firing rules: critical (exit 2), warning (exit 1),
+  ok (exit 0). `netops alerts check` adds state, logging and the webhook on top of the same
+  verdicts (netops/monitor/alerts.py); metrics export each rule as `netops_alert_firing`.
+"""
+
+from __future__ import annotations
+
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import psycopg2
+
+from netops.config import Settings
+from netops.monitor import facts as F
+
+SEVERITY_RANK = {"ok": 0, "warning": 1, "critical": 2}
+
+
+# --- facts -----------------------------------------------------------------------------------
+
+@dataclass
+class Facts:
+    """Everything the views show, read once. None means unknown (not read), not zero."""
+
+    now: datetime
+    db_up: bool = False
+    db_error: str | None = None
+    db_version: str | None = None
+    schema: bool | None = None            # netops schema present (None: database down)
+    lock_held: bool | None = None         # a live sync holds the sync lock
+    phases: list[F.PhaseFacts] | None = None
+    run: F.LastRun | None = None
+    api: F.ApiFacts | None = None
+    backlog: F.BacklogFacts | None = None
+    tables: dict[str, F.TableCount] | None = None
+    db_size: int | None = None
+    quality: F.QualityFacts | None = None
+    disk: dict[str, dict[str, Any]] = field(default_factory=dict)
+    log_bytes: int = 0
+    token: F.TokenFacts = field(default_factory=F.TokenFacts)
+    nginx: dict[str, Any] = field(default_factory=lambda: {"ok": None, "url": None, "error": None})
+    elapsed_ms: float = 0.0
+
+
+def check_nginx(url: str | None, timeout: float = 1.0) -> dict[str, Any]:
+    """GET the configured URL; any 2xx/3xx answer means nginx runs and serves netops."""
+    if not url:
+        return {"ok": None, "url": None, "error": None}
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, method="GET"), timeout=timeout) as resp:
+            code = resp.status
+    except urllib.error.HTTPError as exc:
+        code = exc.code
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        return {"ok": False, "url": url, "error": f"no answer: {reason}"}
+    if 200 <= code < 400:
+        return {"ok": True, "url": url, "error": None, "http_status": code}
+    return {"ok": False, "url": url, "error": f"HTTP {code}", "http_status": code}
+
+
+def gather(settings: Settings, dsn: str | None, check_services: bool = True) -> Facts:
+    """Read every fact once. Never raises for a sick box: what cannot be read stays unknown."""
+    started = time.monotonic()
+    f = Facts(now=F.utcnow())
+    if check_services:
+        f.nginx = check_nginx(settings.nginx_url)
+    try:
+        if dsn is None:
+            raise psycopg2.OperationalError("no DSN: NETOPS_DSN is unset and no embedded server")
+        with F.connect_monitor(dsn) as conn, conn.cursor() as cur:
+            f.db_version = F.server_version(cur)
+            f.db_up = True
+            f.db_size = F.database_size(cur)
+            f.tables = F.table_counts(cur)
+            f.schema = F.relation_exists(cur, "netops.sync_runs")
+            if f.schema:
+                f.lock_held = F.sync_lock_held(cur)
+                f.phases = F.phase_facts(cur, f.lock_held)
+                f.run = F.last_run(cur, f.lock_held)
+                f.api = F.api_facts(cur)
+                f.backlog = F.backlog_facts(cur)
+                f.quality = F.quality_facts(cur)
+    except psycopg2.Error as exc:
+        f.db_error = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        if f.db_up:  # reachable, but a query failed (e.g. half-migrated): say so, keep what was read
+            f.db_error = f"query failed: {f.db_error}"
+    f.disk = {"log_dir": F.disk_facts(settings.log_path), "state_dir": F.disk_facts(settings.state_path)}
+    f.log_bytes = f.disk["log_dir"]["used_bytes"]
+    f.token = F.token_facts(settings)
+    f.elapsed_ms = round((time.monotonic() - started) * 1000, 1)
+    return f
+
+
+# --- the rules -------------------------------------------------------------------------------
+
+Value = Callable[[Facts, Settings], float | None]
+Detail = Callable[[Facts, Settings], str | None]
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One check: fires when value > threshold (or < threshold when `below`)."""
+
+    name: str
+    summary: str
+    setting: str | None  # Settings field holding the threshold (None: fixed at `fixed`)
+    value: Value
+    unit: str
+    action: str
+    prom_expr: str  # PromQL; {t} is the threshold in the metric's unit
+    severity: str = "warning"
+    fixed: float = 0.0
+    below: bool = False
+    scale: float = 1.0  # threshold (settings unit) * scale = value's unit
+    prom_scale: float = 1.0  # threshold * prom_scale = the Prometheus metric's unit
+    detail: Detail | None = None  # the specifics for a firing rule (which phase, which dir)
+
+    def threshold(self, settings: Settings) -> float:
+        return float(getattr(settings, self.setting)) * self.scale if self.setting else self.fixed
+
+    def breached(self, value: float, threshold: float) -> bool:
+        return value < threshold if self.below else value > threshold
+
+
+def _stable(f: Facts) -> list[F.PhaseFacts]:
+    known = dict(F.STABLE_PHASES)
+    return [p for p in (f.phases or []) if p.phase in known]
+
+
+def _db_down(f: Facts, s: Settings) -> float:
+    return 0.0 if f.db_up else 1.0
+
+
+def _schema_missing(f: Facts, s: Settings) -> float | None:
+    return None if f.schema is None else (0.0 if f.schema else 1.0)
+
+
+def _api(attr: str) -> Value:
+    def read(f: Facts, s: Settings) -> float | None:
+        return None if f.api is None else float(getattr(f.api, attr))
+    return read
+
+
+def _calls_per_minute(f: Facts, s: Settings) -> float | None:
+    return None if f.api is None else round(f.api.calls_15m / 15.0, 2)
+
+
+def _db_size(f: Facts, s: Settings) -> float | None:
+    return None if f.db_size is None else float(f.db_size)
+
+
+def _log_bytes(f: Facts, s: Settings) -> float:
+    return float(f.log_bytes)
+
+
+def _sync_duration(f: Facts, s: Settings) -> float | None:
+    if f.run is None:
+        return None
+    if f.run.status in (None, "interrupted"):  # nothing ran, or a dead run: no duration to judge
+        return 0.0
+    return f.run.duration_seconds
+
+
+def _sync_age_hours(f: Facts, s: Settings) -> float | None:
+    if f.phases is None:
+        return None
+    successes = [p.last_success_at for p in _stable(f)]
+    if not successes or any(x is None for x in successes):
+        return float("inf")  # never synced (some table never refreshed): infinitely stale
+    return (f.now - min(successes)).total_seconds() / 3600.0  # type: ignore[type-var]
+
+
+def _sync_age_detail(f: Facts, s: Settings) -> str | None:
+    never = [p.phase for p in _stable(f) if p.last_success_at is None]
+    if never:
+        return f"never synced successfully: {', '.join(never)}"
+    return None
+
+
+def _sync_failed(f: Facts, s: Settings) -> float | None:
+    return None if f.phases is None else float(sum(1 for p in f.phases if p.last_status == "failed"))
+
+
+def _sync_failed_detail(f: Facts, s: Settings) -> str | None:
+    return "; ".join(f"{p.phase}: {p.error or 'no error text'}" for p in (f.phases or []) if p.last_status == "failed")
+
+
+def _sync_interrupted(f: Facts, s: Settings) -> float | None:
+    return None if f.phases is None else float(sum(1 for p in f.phases if p.last_status == "interrupted"))
+
+
+def _sync_interrupted_detail(f: Facts, s: Settings) -> str | None:
+    return ", ".join(p.phase for p in (f.phases or []) if p.last_status == "interrupted")
+
+
+def _backlog(attr: str) -> Value:
+    def read(f: Facts, s: Settings) -> float | None:
+        if f.backlog is None or not f.backlog.available:
+            return None
+        return float(getattr(f.backlog, attr))
+    return read
+
+
+def _quality(f: Facts, s: Settings) -> float | None:
+    if f.quality is None or f.quality.checked_at is None:
+        return None
+    return float(f.quality.violations)
+
+
+def _disk_free(f: Facts, s: Settings) -> float | None:
+    pcts = [d["free_percent"] for d in f.disk.values() if d.get("free_percent") is not None]
+    return min(pcts) if pcts else None
+
+
+def _disk_detail(f: Facts, s: Settings) -> str | None:
+    worst = min(f.disk.values(), key=lambda d: d.get("free_percent") or 100.0, default=None)
+    return f"{worst['free_percent']}% free on the filesystem of {worst['path']}" if worst else None
+
+
+def _token_unusable(f: Facts, s: Settings) -> float:
+    t = f.token
+    return 1.0 if (t.error or not t.present or t.refused_at is not None
+                   or (t.ttl_seconds is not None and t.ttl_seconds <= 0)) else 0.0
+
+
+def _token_detail(f: Facts, s: Settings) -> str | None:
+    t = f.token
+    if t.error:
+        return t.error
+    if not t.present:
+        return "no API token stored yet"
+    if t.refused_at is not None:
+        return f"the API refused the stored token (HTTP 401 at {F.iso(t.refused_at)})"
+    return "the stored API token has expired"
+
+
+def _secret_days(f: Facts, s: Settings) -> float | None:
+    svu = f.token.secret_valid_until
+    return None if svu is None else round((svu - f.now).total_seconds() / 86400, 2)
+
+
+def _nginx_down(f: Facts, s: Settings) -> float | None:
+    ok = f.nginx.get("ok")
+    return None if ok is None else (0.0 if ok else 1.0)
+
+
+def _nginx_detail(f: Facts, s: Settings) -> str | None:
+    return f"{f.nginx.get('url')}: {f.nginx.get('error')}"
+
+
+#: The thresholds, in one table. Order = the order views list them in.
+RULES: tuple[Rule, ...] = (
+    Rule("database_down", "PostgreSQL is not reachable", None, _db_down, "",
+         "Start PostgreSQL (`netops db up` for the embedded server, else `systemctl start postgresql`), "
+         "check its log and free disk, or fix NETOPS_DSN; every other check is blind until it is back.",
+         "netops_database_up < 1", severity="critical", detail=lambda f, s: f.db_error),
+    Rule("schema_missing", "The database has no netops schema", None, _schema_missing, "",
+         "Run `netops db migrate`.", "netops_schema_present < 1", severity="critical"),
+    Rule("api_calls_per_minute", "API calls per minute above the loop-suspicion threshold", "alert_calls_per_min",
+         _calls_per_minute, "calls/min",
+         "Loop suspicion: find the job that keeps calling (`netops logs tail backlog`, `netops logs tail stable`, "
+         "ps -u netops), stop it by its PID, fix the cause, then rerun it by hand.",
+         "netops_api_calls_per_minute > {t}"),
+    Rule("api_unauthorized", "The API refused our credentials or token (HTTP 401)", "alert_401_count",
+         _api("unauthorized_1h"), "401s/hour",
+         "Run `netops token refresh`; if it fails the application secret was rotated or expired: "
+         "generate a new one on the intra and set NETOPS_CLIENT_SECRET.",
+         "netops_api_unauthorized_last_hour > {t}", severity="critical"),
+    Rule("api_rate_limited", "The API rate-limited us (HTTP 429)", "alert_429_count",
+         _api("rate_limited_1h"), "429s/hour",
+         "Another client shares this application's budget, or the pacing is too fast: stop the other "
+         "client or lower NETOPS_RATE_PER_SECOND / NETOPS_RATE_PER_HOUR; calls resume when the window resets.",
+         "netops_api_rate_limited_last_hour > {t}"),
+    Rule("db_size", "Database larger than its threshold", "alert_db_size_bytes", _db_size, "bytes",
+         "Look for bloat (`netops db shell`, then VACUUM FULL the largest tables), delete old "
+         "netops.api_calls rows, or grow the disk and raise NETOPS_ALERT_DB_SIZE_BYTES.",
+         "netops_database_size_bytes > {t}"),
+    Rule("log_size", "Log directory larger than its threshold", "alert_log_bytes", _log_bytes, "bytes",
+         "Check that logrotate runs (/etc/logrotate.d/netops, `logrotate -d`), delete old rotated logs.",
+         "netops_log_bytes > {t}"),
+    Rule("sync_duration", "Stable sync slower than its threshold", "alert_sync_seconds", _sync_duration, "seconds",
+         "Look for 429s and slow calls in netops.api_calls and in nightly_stable_tables.log; a sync "
+         "still running past this is probably stuck: check its PID and the API's status.",
+         "netops_sync_last_run_duration_seconds > {t}"),
+    Rule("sync_failed", "The latest run of a stable phase failed", None, _sync_failed, "phases",
+         "Read the error below and nightly_stable_tables.log (`netops logs tail stable`), fix the cause, "
+         "then rerun `netops sync stable`; the failed table was left as it was.",
+         "sum(netops_sync_last_run_failed) > {t}", detail=_sync_failed_detail),
+    Rule("sync_interrupted", "The latest run of a stable phase was interrupted", None, _sync_interrupted,
+         "phases",
+         "The sync was stopped (Ctrl-C, SIGTERM, kill or a crash) before it finished; its tables are as "
+         "before. Rerun `netops sync stable`.",
+         "sum(netops_sync_last_run_interrupted) > {t}", detail=_sync_interrupted_detail),
+    Rule("sync_age", "Stable tables not refreshed recently", "alert_sync_age_hours", _sync_age_hours, "hours",
+         "Check the nightly cron job (`crontab -l -u netops`, cron_output.log) and the stable log, then "
+         "run `netops sync stable` by hand.",
+         "(time() - min(netops_sync_last_success_timestamp_seconds)) > {t}", severity="critical",
+         prom_scale=3600.0, detail=_sync_age_detail),
+    Rule("backlog_depth", "Backlog queue deeper than its threshold", "alert_backlog_depth",
+         _backlog("pending"), "items",
+         "Check that the backlog worker runs (`netops logs tail backlog`); if it does, it is starved of "
+         "budget: lower reconciliation share or raise the budget.",
+         'netops_backlog_items{{state="pending"}} > {t}'),
+    Rule("backlog_failed", "Backlog items failed permanently", "alert_backlog_failed",
+         _backlog("failed"), "items",
+         "Read the failed items' last_error (netops.backlog_items), fix the cause, and requeue them.",
+         'netops_backlog_items{{state="failed"}} > {t}'),
+    Rule("data_quality", "The last `netops check` found violating rows", None, _quality, "rows",
+         "Run `netops check` to see which table and key; rerun `netops sync stable` to reload the "
+         "affected tables, and find out what bypassed the constraints.",
+         "netops_data_quality_violations > {t}"),
+    Rule("disk_low", "Little free disk under the log or state dir", None, _disk_free, "% free",
+         "Free space on that filesystem (old logs, old dumps) or grow it.",
+         "min(netops_disk_free_percent) < {t}", fixed=10.0, below=True, detail=_disk_detail),
+    Rule("disk_critical", "Almost no free disk under the log or state dir", None, _disk_free, "% free",
+         "Free space now: PostgreSQL and the logs stop when the disk is full.",
+         "min(netops_disk_free_percent) < {t}", severity="critical", fixed=5.0, below=True, detail=_disk_detail),
+    Rule("token", "No usable API token", None, _token_unusable, "",
+         "Run `netops token refresh` (cron runs it hourly); if it is refused, fix NETOPS_CLIENT_ID / "
+         "NETOPS_CLIENT_SECRET.", "netops_token_usable < 1", fixed=0.0, detail=_token_detail),
+    Rule("secret_expiring", "The 42 application secret expires soon", "secret_warn_days", _secret_days, "days",
+         "Generate a new secret on the intra, set NETOPS_CLIENT_SECRET, then `netops token refresh`.",
+         "(netops_secret_valid_until_timestamp_seconds - time()) / 86400 < {t}", below=True),
+    Rule("secret_expired", "The 42 application secret has expired", None, _secret_days, "days",
+         "Generate a new secret on the intra and set NETOPS_CLIENT_SECRET; nothing can sync until then.",
+         "(netops_secret_valid_until_timestamp_seconds - time()) < {t}", severity="critical", below=True),
+    Rule("nginx_down", "nginx is configured but not answering", None, _nginx_down, "",
+         "Check `systemctl status nginx` and its error log.", "netops_nginx_up < 1", detail=_nginx_detail),
+)
+RULES_BY_NAME = {r.name: r for r in RULES}
+
+
+# --- verdicts --------------------------------------------------------------------------------
+
+@dataclass
+class Verdict:
+    rule: Rule
+    value: float | None
+    threshold: float
+    firing: bool | None  # None: value unknown
+    detail: str | None = None
+
+    @property
+    def state(self) -> str:
+        return "unknown" if self.firing is None else "firing" if self.firing else "ok"
+
+    @property
+    def value_text(self) -> str:
+        return fmt(self.value, self.rule.unit)
+
+    @property
+    def message(self) -> str:
+        u = self.rule.unit
+        if u == "":  # a yes/no rule: its summary says it all
+            text = self.rule.summary
+        else:
+            shown = "" if u == "bytes" else f" {u}"
+            text = (f"{self.rule.summary}: {fmt(self.value, u)}{shown} "
+                    f"({'floor' if self.rule.below else 'threshold'} {fmt(self.threshold, u)}{shown})")
+        return f"{text}; {self.detail}" if self.detail else text
+
+
+def fmt(value: float | None, unit: str) -> str:
+    if value is None:
+        return "unknown"
+    if value == float("inf"):
+        return "never"
+    if unit == "bytes":
+        from netops.monitor.status import human_bytes
+
+        return human_bytes(value)
+    return f"{value:g}" if value == int(value) else f"{value:.2f}"
+
+
+def judge(rule: Rule, facts: Facts, settings: Settings) -> Verdict:
+    threshold = rule.threshold(settings)
+    value = rule.value(facts, settings)
+    if value is None:
+        return Verdict(rule, None, threshold, None)
+    firing = rule.breached(value, threshold)
+    detail = rule.detail(facts, settings) if firing and rule.detail else None
+    return Verdict(rule, value, threshold, firing, detail)
+
+
+@dataclass
+class Evaluation:
+    facts: Facts
+    verdicts: list[Verdict]
+    settings: Settings
+
+    @property
+    def firing(self) -> list[Verdict]:
+        return [v for v in self.verdicts if v.firing]
+
+    @property
+    def state(self) -> str:
+        """ok / warning / critical: the worst severity among firing rules."""
+        worst = max((SEVERITY_RANK[v.rule.severity] for v in self.firing), default=0)
+        return {0: "ok", 1: "warning", 2: "critical"}[worst]
+
+    def by_name(self) -> dict[str, Verdict]:
+        return {v.rule.name: v for v in self.verdicts}
+
+
+def evaluate(settings: Settings, dsn: str | None, check_services: bool = True,
+             facts: Facts | None = None) -> Evaluation:
+    """Read every fact now and judge every rule against it."""
+    facts = facts if facts is not None else gather(settings, dsn, check_services)
+    return Evaluation(facts, [judge(r, facts, settings) for r in RULES], settings)
