@@ -12,8 +12,9 @@ import json
 import os
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
@@ -22,6 +23,9 @@ from netops.api.retry import backoff_seconds, retry_after_pause
 from netops.config import Settings
 from netops.errors import ApiError, AuthError
 from netops.log import add_secret, get_logger
+
+if TYPE_CHECKING:  # pragma: no cover
+    from netops.api.keys import ApiKey
 
 
 def _write_private(path: Path, data: dict[str, Any]) -> None:
@@ -41,14 +45,17 @@ def _write_private(path: Path, data: dict[str, Any]) -> None:
 
 
 def load_token(settings: Settings) -> dict[str, Any] | None:
-    """The stored token if it belongs to this API URL and client id, else None."""
+    """The default key's stored token if it belongs to this API URL and client id, else None."""
+    return load_token_file(settings.token_file, settings.api_url, settings.client_id)
+
+
+def load_token_file(path: Path, api_url: str, client_id: str | None) -> dict[str, Any] | None:
+    """A stored token (any key's file) if it belongs to this API URL and client id, else None."""
     try:
-        data = json.loads(settings.token_file.read_text())
+        data = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-    if data.get("api_url") != settings.api_url or (
-        settings.client_id and data.get("client_id") != settings.client_id
-    ):
+    if data.get("api_url") != api_url or (client_id and data.get("client_id") != client_id):
         return None
     if data.get("access_token"):
         add_secret(data["access_token"])
@@ -82,10 +89,20 @@ def _token_wait(rs: RetryCallState) -> float:
 
 
 class TokenManager:
-    """Hands out a valid bearer token; thread-safe, so concurrent page fetches share one refresh."""
+    """Hands out a valid bearer token; thread-safe, so concurrent page fetches share one refresh.
 
-    def __init__(self, settings: Settings, session: requests.Session | None = None) -> None:
+    One manager per application key (`key`; None = the default NETOPS_CLIENT_ID key, read when
+    first needed). `before_post`, when given, is called before each POST /oauth/token: the
+    client passes its limiter's claim for this key, so a token request takes its slot in the
+    key's budget like any call.
+    """
+
+    def __init__(self, settings: Settings, session: requests.Session | None = None,
+                 key: ApiKey | None = None, before_post: Callable[[], None] | None = None) -> None:
         self.settings = settings
+        self.key = key
+        self.before_post = before_post
+        self.token_file = key.token_file if key is not None else settings.token_file
         self.session = session or requests.Session()
         self._lock = threading.Lock()
         self._token: dict[str, Any] | None = None
@@ -94,7 +111,8 @@ class TokenManager:
 
     def current(self) -> dict[str, Any] | None:
         if self._token is None:
-            self._token = load_token(self.settings)
+            client_id = self.key.client_id if self.key is not None else self.settings.client_id
+            self._token = load_token_file(self.token_file, self.settings.api_url, client_id)
         return self._token
 
     def ttl(self) -> int | None:
@@ -148,6 +166,8 @@ class TokenManager:
         """One POST /oauth/token. Refused credentials fail at once (AuthError); what a retry can
         fix — unreachable, 5xx, 429, an answer without a token — raises _TransientTokenError."""
         url = f"{self.settings.api_url}/oauth/token"
+        if self.before_post is not None:
+            self.before_post()
         try:
             resp = self.session.post(
                 url,
@@ -163,9 +183,11 @@ class TokenManager:
             except (ValueError, AttributeError):
                 err = "invalid_client"
             self.log.error(f"Token refresh refused: HTTP {resp.status_code} ({err})")
+            where = ("NETOPS_CLIENT_ID and NETOPS_CLIENT_SECRET" if self.key is None or self.key.label == "default"
+                     else f"the secret of key {self.key.label!r} ({self.key.source})")
             raise AuthError(
                 f"POST /oauth/token: credentials refused (HTTP {resp.status_code}, {err}); "
-                "check NETOPS_CLIENT_ID and NETOPS_CLIENT_SECRET",
+                f"check {where}",
                 endpoint="/oauth/token",
                 status=resp.status_code,
             )
@@ -183,7 +205,10 @@ class TokenManager:
         return body
 
     def _refresh_locked(self, reason: str) -> None:
-        client_id, secret = self.settings.require_credentials()
+        if self.key is not None:
+            client_id, secret = self.key.client_id, self.key.secret
+        else:
+            client_id, secret = self.settings.require_credentials()
         add_secret(secret)
         attempts = max(1, self.settings.max_attempts)
         retrying = Retrying(
@@ -214,7 +239,7 @@ class TokenManager:
             "api_url": self.settings.api_url,
             "client_id": client_id,
         }
-        _write_private(self.settings.token_file, token)
+        _write_private(self.token_file, token)
         self._token = token
         self.refreshes += 1
         self.log.info(f"Token refreshed, new TTL: {expires_in}s ({reason})")

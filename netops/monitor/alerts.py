@@ -106,6 +106,12 @@ RULES: tuple[Rule, ...] = (
          "Another client shares this application's budget, or the pacing is too fast: stop the other "
          "client or lower NETOPS_RATE_PER_SECOND / NETOPS_RATE_PER_HOUR; calls resume when the window resets.",
          "netops_api_rate_limited_last_hour > {t}"),
+    Rule("api_key_set_aside", "An application key's secret was refused: the key is set aside", None,
+         lambda snap: (float(sum(1 for k in snap["api_keys"] if k.get("set_aside"))) if "api_keys" in snap else None),
+         "keys",
+         "`netops status` names the key: generate a new secret for that application on the intra and update it "
+         "(NETOPS_CLIENT_SECRET_<N> or NETOPS_CREDENTIALS_FILE); the other keys carry the load meanwhile.",
+         "sum(netops_api_key_set_aside) > {t}", severity="critical", fixed=0.0),
     Rule("db_size", "Database larger than its threshold", "alert_db_size_bytes",
          _get("database", "size_bytes"), "bytes",
          "Look for bloat (`netops db shell`, then VACUUM FULL the largest tables), delete old "

@@ -40,6 +40,7 @@ class DashboardData:
     tables: dict[str, F.TableCount] = field(default_factory=dict)
     rate_per_second: float = 2.0
     rate_per_hour: int = 1200
+    keys: list[dict[str, Any]] = field(default_factory=list)  # issue 12: netops.api.keys.key_rows
 
 
 def gather(settings: Settings, dsn: str | None) -> DashboardData:
@@ -55,6 +56,9 @@ def gather(settings: Settings, dsn: str | None) -> DashboardData:
             data.api = F.api_facts(cur)
             data.backlog = F.backlog_facts(cur)
             data.tables = F.table_counts(cur)
+            from netops.api.keys import key_rows
+
+            data.keys = key_rows(settings, cur)
             data.db_ok = True
     except psycopg2.Error as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
@@ -193,7 +197,10 @@ def render(d: DashboardData, interval: float | None = None) -> Group:
     live.add_column()
     # Columns wraps whole "name count" cells, never a name away from its count
     live.add_row(Text("live rows", style="bold"), Columns(others, padding=(0, 2)))
-    parts: list[Any] = [head, table, *gauges, err, rem, bl] + ([live] if others else [])
+    from netops.api.keys import render_key_line
+
+    keys = [Text(render_key_line(k), style="bold red" if k.get("set_aside") else "") for k in d.keys]
+    parts: list[Any] = [head, table, *gauges, *keys, err, rem, bl] + ([live] if others else [])
     if interval:
         parts.append(Text(f"refresh {interval:g}s · Ctrl-C quits", style="dim"))
     return Group(*parts)

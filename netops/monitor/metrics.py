@@ -131,6 +131,9 @@ def _db_snapshot(settings: Settings, cur: Any, now: Any, snap: dict[str, Any]) -
         "rate_limit_remaining": {"secondly": api.secondly_remaining, "hourly": api.hourly_remaining},
         "errors_by_hour": api.errors_by_hour,
     }
+    from netops.api.keys import key_rows  # issue 12: per application key
+
+    snap["api_keys"] = [k for k in key_rows(settings, cur) if "error" not in k]
     b = F.backlog_facts(cur)
     snap["backlog"] = {"available": b.available, "pending": b.pending, "processing": b.processing,
                        "failed": b.failed}
@@ -221,6 +224,17 @@ class SnapshotCollector(Collector):
             rem = api["rate_limit_remaining"]
             out.append(gauge("netops_api_rate_limit_remaining", "Rate-limit budget the API last reported as remaining.",
                              labels=["window"], samples=[(["secondly"], rem["secondly"]), (["hourly"], rem["hourly"])]))
+        keys = s.get("api_keys")
+        if keys:
+            for name, field_, doc in (
+                    ("netops_api_key_calls_last_hour", "calls_last_hour", "Slots claimed in the last hour, per application key."),
+                    ("netops_api_key_budget_per_hour", "per_hour", "Hourly limit of each key (configured, or the API's if lower)."),
+                    ("netops_api_key_budget_per_second", "per_second", "Per-second limit of each key."),
+                    ("netops_api_key_rate_limited_last_hour", "rate_limited_last_hour", "HTTP 429s per key, last hour."),
+                    ("netops_api_key_token_ttl_seconds", "token_ttl_seconds", "Seconds left on each key's token."),
+                    ("netops_api_key_set_aside", "set_aside", "1 when the key's secret was refused and it is set aside.")):
+                out.append(gauge(name, doc, labels=["key"],
+                                 samples=[([k["label"]], None if k[field_] is None else float(k[field_])) for k in keys]))
         tok = s["token"]
         out.append(gauge("netops_token_present", "1 when an API token is stored.", 1 if tok["present"] else 0))
         out.append(gauge("netops_token_ttl_seconds", "Seconds until the stored API token expires.",

@@ -197,6 +197,14 @@ def _db_sections(settings: Settings, cur: Any, now: datetime, doc: dict[str, Any
         "last_call_at": F.iso(api.last_call_at),
     }
 
+    from netops.api.keys import key_rows  # issue 12: one line per application key
+
+    doc["api_keys"] = key_rows(settings, cur)
+    for k in doc["api_keys"]:
+        if k.get("set_aside"):
+            problem("critical", "api_key_set_aside", f"application key {k['label']} ({k['client_id']}) is set aside: "
+                    f"{k['set_aside_reason']}; the other keys carry on — fix this key's secret")
+
     q = F.quality_facts(cur)
     doc["quality"] = {"available": q.available, "checked_at": F.iso(q.checked_at),
                       "violations": q.violations, "info": q.info}
@@ -309,6 +317,10 @@ def render_text(doc: dict[str, Any]) -> str:
         lines.append(f"api         {a['calls_last_hour']}/{a['budget_per_hour']} calls last hour "
                      f"({a['utilisation_percent']}%), 401: {a['unauthorized_last_hour']}, "
                      f"429: {a['rate_limited_last_hour']}")
+    if doc.get("api_keys"):
+        from netops.api.keys import render_key_line
+
+        lines.extend(f"            {render_key_line(k)}" for k in doc["api_keys"])
     lines.append(f"database    {human_bytes(doc['database']['size_bytes'])}")
     for key, d in doc["disk"].items():
         lines.append(f"{key:<12}{d['path']}: {human_bytes(d['used_bytes'])} used, "
