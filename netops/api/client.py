@@ -149,7 +149,8 @@ class ApiClient:
         self.component = component
         self.recorder = CallRecorder(dsn)
         self.keys: list[ApiKey] = load_keys(settings)
-        self.limiter: Limiter = PgLimiter(dsn) if dsn else LocalLimiter()
+        margin = settings.rate_window_margin
+        self.limiter: Limiter = PgLimiter(dsn, margin) if dsn else LocalLimiter(margin)
         self._local = threading.local()
         self.tokens_by_key: dict[str, TokenManager] = {
             k.label: TokenManager(settings, self._session(), key=k,

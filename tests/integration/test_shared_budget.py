@@ -48,6 +48,13 @@ def _env(sim: SimServer, dsn: str, tmp: Path, rate: float, **extra: str) -> dict
         "NETOPS_RATE_PER_SECOND": f"{rate:g}", "NETOPS_RATE_PER_HOUR": "1000000",
         "BACKLOG_DETECT_SETTLE_SECONDS": "0", "BACKLOG_POLL_INTERVAL": "0.2",
         "BACKLOG_RETRY_DELAY": "0.05", "BACKLOG_VISIBILITY_TIMEOUT": "30",
+        # The claim-to-arrival spread the window margin must cover grows with the box's load: this
+        # 2-core machine is shared with other test runs (load 4-12 measured), where requests
+        # reached the simulator up to 0.13 s (load 4) and 0.45 s (load 12) after their claim.
+        # The shipped default (0.1 s) is measured in BENCHMARKS.md; here the margin is set so
+        # the test checks the sharing, not the box: five processes that did NOT share one
+        # budget would send ~5x the limit and draw hundreds of 429s whatever the margin.
+        "NETOPS_RATE_WINDOW_MARGIN": "0.5",
     })
     env.update(extra)
     return env
