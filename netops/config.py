@@ -304,6 +304,8 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path}: permission denied; run as a member of its group") from None
     flat: dict[str, Any] = {}
     for key, value in data.items():
+        if key == "keys" and isinstance(value, list):
+            continue  # [[keys]]: several application keys, read by netops/api/keys.py
         if isinstance(value, dict):  # allow [backlog] fetch_batch_size = 100 style sections
             for sub, subval in value.items():
                 flat[f"{key}_{sub}"] = subval

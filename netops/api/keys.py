@@ -119,12 +119,19 @@ def check_private(path: Path, what: str) -> None:
 
 
 def _file_keys(settings: Settings) -> list[ApiKey]:
-    raw_path = settings.credentials_file
-    if not raw_path:
-        return []
-    path = Path(raw_path)
-    what = "NETOPS_CREDENTIALS_FILE"
-    check_private(path, what)
+    """Keys from NETOPS_CREDENTIALS_FILE, and from [[keys]] in the config file itself (what the
+    Ansible role writes from the vault into /etc/netops/netops.toml, mode 0640)."""
+    keys: list[ApiKey] = []
+    if settings.credentials_file:
+        keys += _keys_in(settings, Path(settings.credentials_file), "NETOPS_CREDENTIALS_FILE", required=True)
+    if settings.config_path and settings.config_path != settings.credentials_file:
+        keys += _keys_in(settings, Path(settings.config_path), "config file", required=False)
+    return keys
+
+
+def _keys_in(settings: Settings, path: Path, what: str, required: bool) -> list[ApiKey]:
+    if required:
+        check_private(path, what)
     try:
         with path.open("rb") as fh:
             data = tomllib.load(fh)
@@ -132,8 +139,12 @@ def _file_keys(settings: Settings) -> list[ApiKey]:
         raise ConfigError(f"{what}={path}: not valid TOML ({exc}); fix the syntax") from None
     except OSError as exc:
         raise ConfigError(f"{what}={path}: cannot read it ({exc.strerror}); fix its owner or mode") from None
+    if not required and "keys" not in data:
+        return []
+    if not required:
+        check_private(path, what)  # a config file that lists secrets must be as private as a credentials file
     entries = data.get("keys")
-    if not isinstance(entries, list) or not entries:
+    if not isinstance(entries, list) or (required and not entries):
         raise ConfigError(f"{what}={path}: no [[keys]] entries; add one per application "
                           "(label, client_id, client_secret)")
     keys = []
