@@ -111,7 +111,7 @@ RULES: tuple[Rule, ...] = (
          "keys",
          "`netops status` names the key: generate a new secret for that application on the intra and update it "
          "(NETOPS_CLIENT_SECRET_<N> or NETOPS_CREDENTIALS_FILE); the other keys carry the load meanwhile.",
-         "sum(netops_api_key_set_aside) > {t}", severity="critical", fixed=0.0),
+         "netops_api_key_set_aside > {t}", severity="critical", fixed=0.0),
     Rule("db_size", "Database larger than its threshold", "alert_db_size_bytes",
          _get("database", "size_bytes"), "bytes",
          "Look for bloat (`netops db shell`, then VACUUM FULL the largest tables), delete old "

@@ -225,7 +225,7 @@ class SnapshotCollector(Collector):
             out.append(gauge("netops_api_rate_limit_remaining", "Rate-limit budget the API last reported as remaining.",
                              labels=["window"], samples=[(["secondly"], rem["secondly"]), (["hourly"], rem["hourly"])]))
         keys = s.get("api_keys")
-        if keys:
+        if keys is not None:  # families even with no key row: the alert rules reference them
             for name, field_, doc in (
                     ("netops_api_key_calls_last_hour", "calls_last_hour", "Slots claimed in the last hour, per application key."),
                     ("netops_api_key_budget_per_hour", "per_hour", "Hourly limit of each key (configured, or the API's if lower)."),
