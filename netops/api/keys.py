@@ -24,6 +24,10 @@ Three ways to give them, all merged (a client id may appear only once):
        # rate_per_second = 2       # optional: this application's own quota (default: the
        # rate_per_hour = 1200      #   NETOPS_RATE_PER_* budgets)
 
+   The same ``[[keys]]`` tables may sit at the end of netops.toml itself (the Ansible role writes
+   them there from the vault, ``netops_api_keys``); a config file that lists keys must not be
+   world-readable either.
+
 Secrets are registered with the log redactor the moment they are read and never printed; only
 a key's label and client id (public UIDs) appear in output.
 """

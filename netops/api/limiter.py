@@ -226,6 +226,7 @@ class PgLimiter:
         self._db_lock = threading.Lock()
         self._rr = itertools.count()
         self._aside: set[str] = set()
+        self._checked: set[str] = set()
         self._limits_seen: dict[str, tuple[int | None, int | None]] = {}
         self.waited = 0.0  # seconds this process spent waiting for slots
         self.claims = 0  # round trips made (claimed or not)
@@ -303,15 +304,20 @@ class PgLimiter:
             set_aside(cur, key.label, key.client_id, key.fingerprint, reason)
 
     def is_set_aside(self, key: ApiKey) -> bool:
+        """Asked of the database once per key (a key another process set aside is not even
+        tried); after that this process learns it from its own claims ('set_aside' answers)."""
         if key.label in self._aside:
             return True
+        if key.label in self._checked:
+            return False
         from netops.db.ratelimit import is_set_aside
 
         with self._db_lock, self._cursor() as cur:
-            if is_set_aside(cur, key.label, key.fingerprint):
-                self._aside.add(key.label)
-                return True
-        return False
+            aside = bool(is_set_aside(cur, key.label, key.fingerprint))
+        self._checked.add(key.label)
+        if aside:
+            self._aside.add(key.label)
+        return aside
 
     def close(self) -> None:
         if self._conn is not None and not self._conn.closed:
