@@ -172,7 +172,10 @@ class Bench:
                 f"{nochange['wall']:.2f}s {nochange['api_calls']} calls; --if-changed {ifchanged['wall']:.2f}s "
                 f"{ifchanged['server_calls']} calls ({ifchanged['probe_calls']} probe)")
             self.pg.drop_database(dsn)
-        return {"setting": sc, "floor_calls": floor, "floor_total": floor_total, "runs": runs}
+        from netops.config import DEFAULT_RATE_WINDOW_MARGIN
+
+        return {"setting": {**sc, "window_margin": DEFAULT_RATE_WINDOW_MARGIN}, "floor_calls": floor,
+                "floor_total": floor_total, "runs": runs}
 
     # -------------------------------------------------------------- 3: loader
     def bench_loader(self) -> dict[str, Any]:
