@@ -1,7 +1,8 @@
 # Developer shortcuts. The README's two commands (scripts/demo.sh, scripts/test.sh) stay the way in.
 #
 #   make bench                       every benchmark, rewrites BENCHMARKS.md (~10 min)
-#   make bench ONLY=loader           one benchmark (sync, loader, backlog, dlt, status, real)
+#   make bench ONLY=loader           one benchmark (sync, loader, backlog, dlt, status, real,
+#                                    budget, keys, claim)
 #   make bench ONLY=sync,dlt RUNS=5  several, with more runs per median
 #   make db-shell                    psql on the configured database (netops db shell)
 

@@ -4,7 +4,8 @@ Starts its own PostgreSQL (netops' LocalPostgres in a temp state dir) and simula
 benchmark (or only the named ones), merges the figures into bench/results.json and rewrites
 BENCHMARKS.md from it. Every figure is measured beside its floor or peer in the same run.
 
-Benchmarks: sync (full + no-change + `--if-changed`), loader, backlog, dlt, status, real.
+Benchmarks: sync (full + no-change + `--if-changed`), loader, backlog, dlt, status, real; and the
+shared API budget's budget (every job at once), keys (1, 2, 4 keys), claim (bench/budget.py).
 """
 
 from __future__ import annotations
@@ -25,10 +26,11 @@ from typing import Any
 import psycopg2
 import requests
 
+from bench import budget
 from bench.env import ROOT, BenchPostgres, machine, netops_env, run_worker, traversable_tmpdir, versions
 from netops.sim import SimConfig, SimServer
 
-ALL = ("sync", "loader", "backlog", "dlt", "status", "real")
+ALL = ("sync", "loader", "backlog", "dlt", "status", "real", "budget", "keys", "claim")
 
 # Scaled time: latency x budget (calls that must be in flight to stay at the budget) is kept at
 # the real API's 1.1 s x 2/s = 2.2, so every latency-vs-budget effect keeps its proportion.
@@ -168,7 +170,10 @@ class Bench:
                 f"{nochange['wall']:.2f}s {nochange['api_calls']} calls; --if-changed {ifchanged['wall']:.2f}s "
                 f"{ifchanged['server_calls']} calls ({ifchanged['probe_calls']} probe)")
             self.pg.drop_database(dsn)
-        return {"setting": sc, "floor_calls": floor, "floor_total": floor_total, "runs": runs}
+        from netops.config import DEFAULT_RATE_WINDOW_MARGIN
+
+        return {"setting": {**sc, "window_margin": DEFAULT_RATE_WINDOW_MARGIN}, "floor_calls": floor,
+                "floor_total": floor_total, "runs": runs}
 
     # -------------------------------------------------------------- 3: loader
     def bench_loader(self) -> dict[str, Any]:
@@ -403,7 +408,9 @@ def main(argv: list[str] | None = None) -> int:
         results["versions"] = versions(bench.pg)
         fns: dict[str, Callable[[], dict[str, Any]]] = {
             "sync": bench.bench_sync, "loader": bench.bench_loader, "backlog": bench.bench_backlog,
-            "dlt": bench.bench_dlt, "status": bench.bench_status, "real": bench.bench_real}
+            "dlt": bench.bench_dlt, "status": bench.bench_status, "real": bench.bench_real,
+            "budget": lambda: budget.bench_budget(bench), "keys": lambda: budget.bench_keys(bench),
+            "claim": lambda: budget.bench_claim(bench)}
         for name in only:
             log(f"--- {name}")
             t0 = time.monotonic()

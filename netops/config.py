@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -26,6 +27,10 @@ else:  # pragma: no cover - exercised only on 3.10
 
 DEFAULT_CONFIG_PATH = Path("/etc/netops/netops.toml")
 REAL_API_URL = "https://api.intra.42.fr"
+# A call claimed at t reaches the API a few ms later, but not always the same few: on a 2-core box
+# running five netops jobs, 50 ms drew 429s (11 claims 1.051 s apart arrived within one API
+# second) and 100 ms held at load ~4; a busier box needs more (netops/api/limiter.py).
+DEFAULT_RATE_WINDOW_MARGIN = 0.1
 
 
 class ConfigError(ValueError):
@@ -151,9 +156,17 @@ FIELDS: tuple[Field, ...] = (
     Field("client_secret", "NETOPS_CLIENT_SECRET", _opt_str, None, "OAuth2 application secret.", secret=True),
     Field("client_secret_file", "NETOPS_CLIENT_SECRET_FILE", _opt_path, None,
           "File holding the secret (keeps it out of the environment)."),
+    Field("credentials_file", "NETOPS_CREDENTIALS_FILE", _opt_path, None,
+          "TOML file (mode 0600/0640, never world-readable) listing several application keys "
+          "([[keys]] label, client_id, client_secret); see netops/api/keys.py."),
     Field("cursus_id", "NETOPS_CURSUS_ID", _num(int, 1), 21, "Cursus mirrored (42cursus is 21)."),
-    Field("rate_per_second", "NETOPS_RATE_PER_SECOND", _num(float, 0.01), 2.0, "API calls per second budget."),
-    Field("rate_per_hour", "NETOPS_RATE_PER_HOUR", _num(int, 1), 1200, "API calls per hour budget."),
+    Field("rate_per_second", "NETOPS_RATE_PER_SECOND", _num(float, 0.01), 2.0,
+          "API calls per second budget of each application key (the API's headers can only lower it)."),
+    Field("rate_per_hour", "NETOPS_RATE_PER_HOUR", _num(int, 1), 1200,
+          "API calls per hour budget of each application key (the API's headers can only lower it)."),
+    Field("rate_window_margin", "NETOPS_RATE_WINDOW_MARGIN", _num(float, 0.0, 1.0), DEFAULT_RATE_WINDOW_MARGIN,
+          "Seconds added to the 1-s window when claiming slots: the spread of claim-to-arrival delays "
+          "tolerated without a 429 (costs budget: limit calls per 1 s + margin)."),
     Field("page_size", "NETOPS_PAGE_SIZE", _num(int, 1, 100), 100, "Items per page requested."),
     Field("http_timeout", "NETOPS_HTTP_TIMEOUT", _num(float, 0.1), 30.0, "Seconds before a call times out."),
     Field("max_attempts", "NETOPS_MAX_ATTEMPTS", _num(int, 1, 20), 3, "Attempts per call on 5xx/timeouts."),
@@ -232,6 +245,9 @@ class Settings:
     values: Mapping[str, Any]
     sources: Mapping[str, str] = field(default_factory=dict)
     config_path: str | None = None
+    #: NETOPS_CLIENT_ID_<N> / NETOPS_CLIENT_SECRET_<N> / NETOPS_CLIENT_SECRET_FILE_<N>: the extra
+    #: application keys given by environment (read by netops/api/keys.py; never shown)
+    key_env: Mapping[str, str] = field(default_factory=dict)
 
     def __getattr__(self, name: str) -> Any:
         try:
@@ -290,6 +306,8 @@ class Settings:
         for f in FIELDS:
             if f.secret and self.values.get(f.name):
                 out.append(str(self.values[f.name]))
+        out += [v for k, v in self.key_env.items() if v and k.startswith("NETOPS_CLIENT_SECRET_")
+                and not k.startswith("NETOPS_CLIENT_SECRET_FILE_")]
         return out
 
     def public_dict(self) -> dict[str, Any]:
@@ -303,7 +321,7 @@ class Settings:
         for key in changes:
             if key not in _BY_NAME:
                 raise KeyError(key)
-        return Settings({**self.values, **changes}, self.sources, self.config_path)
+        return Settings({**self.values, **changes}, self.sources, self.config_path, self.key_env)
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -316,6 +334,8 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path}: permission denied; run as a member of its group") from None
     flat: dict[str, Any] = {}
     for key, value in data.items():
+        if key == "keys" and isinstance(value, list):
+            continue  # [[keys]]: several application keys, read by netops/api/keys.py
         if isinstance(value, dict):  # allow [backlog] fetch_batch_size = 100 style sections
             for sub, subval in value.items():
                 flat[f"{key}_{sub}"] = subval
@@ -384,5 +404,21 @@ def load_settings(env: Mapping[str, str] | None = None, config_path: str | None 
     if not values["log_dir"]:
         values["log_dir"] = default_log_dir(values["state_dir"])
     values["log_dir"] = str(Path(values["log_dir"]).expanduser().absolute())
-    return Settings(values, sources, used_path)
+    return Settings(values, sources, used_path, extra_key_env(env))
+
+
+#: NETOPS_CLIENT_ID_2, NETOPS_CLIENT_SECRET_2, NETOPS_CLIENT_SECRET_FILE_2 (any suffix of letters
+#: and digits): one more application key per suffix. NETOPS_CLIENT_SECRET_FILE itself is the
+#: default key's secret file, not a key labelled "file".
+_KEY_ENV = re.compile(r"^NETOPS_CLIENT_(ID|SECRET_FILE|SECRET)_([A-Za-z0-9]+)$")
+
+
+def extra_key_env(env: Mapping[str, str]) -> dict[str, str]:
+    """The environment variables that give extra application keys (see netops/api/keys.py)."""
+    out = {}
+    for name, value in env.items():
+        m = _KEY_ENV.match(name)
+        if m and not (m.group(1) == "SECRET" and m.group(2).upper() == "FILE"):
+            out[name] = value
+    return out
 

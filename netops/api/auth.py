@@ -27,8 +27,9 @@ import json
 import os
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
@@ -37,6 +38,9 @@ from netops.api.retry import backoff_seconds, retry_after_pause
 from netops.config import Settings
 from netops.errors import ApiError, AuthError
 from netops.log import add_secret, get_logger
+
+if TYPE_CHECKING:  # pragma: no cover
+    from netops.api.keys import ApiKey
 
 
 def _write_private(path: Path, data: dict[str, Any]) -> None:
@@ -74,41 +78,53 @@ def configured_fingerprint(settings: Settings) -> str | None:
     return credential_fingerprint(settings.api_url, client_id, secret)
 
 
-def read_store(settings: Settings) -> dict[str, Any] | None:
-    """The token store as written, whatever credentials it belongs to (None: absent/unreadable)."""
+def read_store_file(path: Path) -> dict[str, Any] | None:
+    """A token store (any key's file) as written, whatever credentials it belongs to (None:
+    absent/unreadable)."""
     try:
-        data = json.loads(settings.token_file.read_text())
+        data = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
 
 
+def read_store(settings: Settings) -> dict[str, Any] | None:
+    """The default key's token store as written (see read_store_file)."""
+    return read_store_file(settings.token_file)
+
+
 def load_token(settings: Settings) -> dict[str, Any] | None:
-    """The stored token if it was obtained for this API URL with the configured credentials, else
-    None. With the secret configured, a token obtained with another secret is not ours (the
-    fingerprint differs); a store without a fingerprint predates them and is not trusted either."""
-    data = read_store(settings)
+    """The default key's stored token if it was obtained for this API URL with the configured
+    credentials, else None (see load_token_file)."""
+    return load_token_file(settings.token_file, settings.api_url, settings.client_id,
+                           configured_fingerprint(settings))
+
+
+def load_token_file(path: Path, api_url: str, client_id: str | None,
+                    fingerprint: str | None) -> dict[str, Any] | None:
+    """A stored token (any key's file) if it was obtained for this API URL with these credentials,
+    else None. With the secret known (`fingerprint`), a token obtained with another secret is not
+    ours; a store without a fingerprint predates them and is not trusted either."""
+    data = read_store_file(path)
     if data is None:
         return None
-    if data.get("api_url") != settings.api_url or (
-        settings.client_id and data.get("client_id") != settings.client_id
-    ):
+    if data.get("api_url") != api_url or (client_id and data.get("client_id") != client_id):
         return None
-    fp = configured_fingerprint(settings)
-    if fp is not None and not hmac.compare_digest(str(data.get("credential_fp", "")), fp):
+    if fingerprint is not None and not hmac.compare_digest(str(data.get("credential_fp", "")), fingerprint):
         return None
     if data.get("access_token"):
         add_secret(data["access_token"])
     return data
 
 
-def mark_refused(settings: Settings, token: str, at: float | None = None) -> bool:
-    """Record in the store that the API answered 401 to `token` (if it is still the stored one)."""
-    data = read_store(settings)
+def mark_refused(path: Path, token: str, at: float | None = None) -> bool:
+    """Record in the store at `path` that the API answered 401 to `token` (if it is still the
+    stored one)."""
+    data = read_store_file(path)
     if not data or data.get("access_token") != token:
         return False
     data["refused_at"] = time.time() if at is None else at
-    _write_private(settings.token_file, data)
+    _write_private(path, data)
     return True
 
 
@@ -145,13 +161,21 @@ def token_refused(data: dict[str, Any] | None) -> bool:
 class TokenManager:
     """Hands out a valid bearer token; thread-safe, so concurrent page fetches share one refresh.
 
-    `recorder` (a netops.api.client.CallRecorder) gets one record per POST /oauth/token, under
-    `component`, so token requests are counted with every other call.
+    One manager per application key (`key`; None = the default NETOPS_CLIENT_ID key, read when
+    first needed), each with its own token file. `recorder` (a netops.api.client.CallRecorder)
+    gets one record per POST /oauth/token, under `component`, so token requests are counted with
+    every other call. `before_post`, when given, is called before each POST /oauth/token: the
+    client passes its limiter's claim for this key, so a token request takes its slot in the
+    key's budget like any call.
     """
 
     def __init__(self, settings: Settings, session: requests.Session | None = None,
-                 recorder: Any = None, component: str = "token") -> None:
+                 recorder: Any = None, component: str = "token", key: ApiKey | None = None,
+                 before_post: Callable[[], None] | None = None) -> None:
         self.settings = settings
+        self.key = key
+        self.before_post = before_post
+        self.token_file = key.token_file if key is not None else settings.token_file
         self.session = session or requests.Session()
         self.recorder = recorder
         self.component = component
@@ -165,7 +189,11 @@ class TokenManager:
 
     def current(self) -> dict[str, Any] | None:
         if self._token is None:
-            self._token = load_token(self.settings)
+            if self.key is None:
+                self._token = load_token(self.settings)
+            else:
+                fp = credential_fingerprint(self.settings.api_url, self.key.client_id, self.key.secret)
+                self._token = load_token_file(self.token_file, self.settings.api_url, self.key.client_id, fp)
         return self._token
 
     def ttl(self) -> int | None:
@@ -189,7 +217,7 @@ class TokenManager:
         with self._lock:
             if self._token and self._token.get("access_token") == token:
                 self.log.warning("API answered 401 → token refused, refreshing")
-                mark_refused(self.settings, token)
+                mark_refused(self.token_file, token)
                 self._token = None
                 self._refresh_locked(reason="401 from API")
 
@@ -199,7 +227,7 @@ class TokenManager:
         with self._lock:
             ttl = self.ttl()
             minimum = self.settings.token_min_ttl
-            stored = read_store(self.settings)
+            stored = read_store_file(self.token_file)
             other_creds = ttl is None and stored is not None and stored.get("api_url") == self.settings.api_url
             refused = token_refused(self._token)
             if force or ttl is None or ttl < minimum or refused:
@@ -234,6 +262,8 @@ class TokenManager:
         """One POST /oauth/token. Refused credentials fail at once (AuthError); what a retry can
         fix — unreachable, 5xx, 429, an answer without a token — raises _TransientTokenError."""
         url = f"{self.settings.api_url}/oauth/token"
+        if self.before_post is not None:
+            self.before_post()
         started = time.time()
         try:
             resp = self.session.post(
@@ -252,9 +282,11 @@ class TokenManager:
             except (ValueError, AttributeError):
                 err = "invalid_client"
             self.log.error(f"Token refresh refused: HTTP {resp.status_code} ({err})")
+            where = ("NETOPS_CLIENT_ID and NETOPS_CLIENT_SECRET" if self.key is None or self.key.label == "default"
+                     else f"the secret of key {self.key.label!r} ({self.key.source})")
             raise AuthError(
                 f"POST /oauth/token: credentials refused (HTTP {resp.status_code}, {err}); "
-                "check NETOPS_CLIENT_ID and NETOPS_CLIENT_SECRET",
+                f"check {where}",
                 endpoint="/oauth/token",
                 status=resp.status_code,
             )
@@ -278,10 +310,14 @@ class TokenManager:
         from netops.api.client import CallRecord
 
         self.recorder.add(CallRecord(started, self.component, "POST", "/oauth/token", status,
-                                     int((time.time() - started) * 1000), 1, None, None, error))
+                                     int((time.time() - started) * 1000), 1, None, None, error,
+                                     self.key.label if self.key is not None else None))
 
     def _refresh_locked(self, reason: str) -> None:
-        client_id, secret = self.settings.require_credentials()
+        if self.key is not None:
+            client_id, secret = self.key.client_id, self.key.secret
+        else:
+            client_id, secret = self.settings.require_credentials()
         add_secret(secret)
         fp = credential_fingerprint(self.settings.api_url, client_id, secret)
         refused = self._refused.get(fp)
@@ -325,7 +361,7 @@ class TokenManager:
             "client_id": client_id,
             "credential_fp": fp,
         }
-        _write_private(self.settings.token_file, token)
+        _write_private(self.token_file, token)
         self._token = token
         self.refreshes += 1
         self.log.info(f"Token refreshed, new TTL: {expires_in}s ({reason})")

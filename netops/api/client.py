@@ -1,16 +1,19 @@
 """The 42 API client: paced under both budgets, retried, paged, and every call counted.
 
 Why it looks like this:
-- The API allows few calls (2/s, 1,200/h by default), so the pacer spaces call *starts* and keeps a
-  sliding one-hour window seeded from `netops.api_calls` — the hour budget is shared with the
-  other cron jobs on the box, not just this process.
+- The API allows few calls per application key (2/s, 1,200/h by default), and many netops
+  processes share a key: every call first claims its slot in the key's windows in PostgreSQL
+  (netops/api/limiter.py), so all processes on all boxes of one database share one budget per
+  key. With several keys (netops/api/keys.py) each call goes out on a key with budget left, with
+  that key's own token; a key whose secret is refused is set aside and the others carry on.
 - With latency above 1/budget, staying at the budget needs calls in flight concurrently: after the
   first page, `X-Total` tells how many pages remain and they are fetched by a small thread pool,
-  each call still waiting for its slot from the pacer.
+  each call still waiting for its slot from the limiter.
 - No wasted calls: paging stops on `X-Total` (or the absence of `Link rel=next`), never on an
   extra empty page.
 - Failures: 5xx, timeouts, resets and garbled bodies are retried with exponential backoff up to
-  `max_attempts`; 429 waits for `Retry-After` (plus jitter); 401 refreshes the token once.
+  `max_attempts`; 429 blocks the key for every process for `Retry-After` (plus jitter); 401
+  refreshes the token once.
   Anything else fails at once with one line naming the endpoint and the cause.
   (A hand-written loop rather than tenacity: four different policies per status class read more
   plainly here than four composed tenacity predicates.)
@@ -18,7 +21,6 @@ Why it looks like this:
 
 from __future__ import annotations
 
-import collections
 import copy
 import math
 import re
@@ -33,6 +35,9 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from netops.api.auth import TokenManager
+from netops.api.keys import ApiKey, load_keys
+from netops.api.limiter import KeysExhausted, Limiter, LocalLimiter, PgLimiter
+from netops.api.limiter import Pacer as Pacer  # re-exported: bench/report.py and tests name it here
 from netops.api.retry import backoff_seconds, int_header, retry_after_pause
 from netops.config import Settings
 from netops.errors import ApiError, AuthError
@@ -49,75 +54,6 @@ def endpoint_template(path: str) -> str:
     return _ID_SEGMENT.sub("/:id", path.split("?", 1)[0])
 
 
-class Pacer:
-    """Keeps call starts under the per-second and per-hour budgets, across threads.
-
-    Every rule is checked against the moments calls *actually* start, recorded under the lock
-    just before the request goes out: a thread that wakes late (GIL, a busy core) cannot
-    squeeze the next call closer than allowed. Starts are spaced by 1/per_second, and no more
-    than per_second of them fall in any window of one second plus a small margin — the shape of
-    the API's own per-second window, so arrival jitter cannot tip it into a 429. The hour
-    window is seeded from `netops.api_calls`, so it is shared with the box's other jobs.
-    """
-
-    # seconds added to the one-second window: covers the start-to-arrival jitter, measured up to
-    # 36 ms when 3 MB project pages are decoded while other calls go out (20 ms drew 429s)
-    WINDOW_MARGIN = 0.05
-
-    def __init__(self, per_second: float, per_hour: int, recent: list[float] | None = None) -> None:
-        self.per_second = per_second
-        self.per_hour = per_hour
-        self._lock = threading.Lock()
-        self._next_start = 0.0
-        self._second: collections.deque[float] = collections.deque()
-        self._hour: collections.deque[float] = collections.deque(sorted(recent or []))
-        self.waited_for_hour = 0.0
-        self._not_before = 0.0  # set by Retry-After: nobody starts before this moment
-
-    def interval(self) -> float:
-        return 1.0 / self.per_second
-
-    def adopt_limits(self, secondly: int | None, hourly: int | None) -> None:
-        """The API's headers win when they are stricter than the configured budget."""
-        with self._lock:
-            if secondly and secondly < self.per_second:
-                self.per_second = float(secondly)
-            if hourly and hourly < self.per_hour:
-                self.per_hour = hourly
-
-    def hold_until(self, moment: float) -> None:
-        with self._lock:
-            self._not_before = max(self._not_before, moment)
-
-    def acquire(self) -> float:
-        """Block until this caller may start a call; returns the start moment it recorded."""
-        window = 1.0 + self.WINDOW_MARGIN
-        while True:
-            with self._lock:
-                now = time.time()
-                while self._hour and self._hour[0] <= now - 3600:
-                    self._hour.popleft()
-                while self._second and self._second[0] <= now - window:
-                    self._second.popleft()
-                earliest = max(self._next_start, self._not_before)
-                burst = max(1, int(self.per_second))
-                if len(self._second) >= burst:
-                    earliest = max(earliest, self._second[-burst] + window)
-                hour_bound = False
-                if len(self._hour) >= self.per_hour:
-                    oldest_that_matters = self._hour[len(self._hour) - self.per_hour] + 3600
-                    hour_bound = oldest_that_matters > earliest
-                    earliest = max(earliest, oldest_that_matters)
-                if earliest <= now:
-                    self._second.append(now)
-                    self._hour.append(now)
-                    self._next_start = now + self.interval()
-                    return now
-                wait = earliest - now
-                if hour_bound:
-                    self.waited_for_hour += wait
-            time.sleep(wait)
-
 @dataclass
 class CallRecord:
     at: float
@@ -130,6 +66,7 @@ class CallRecord:
     secondly_remaining: int | None
     hourly_remaining: int | None
     error: str | None
+    key_label: str | None = None
 
 
 @dataclass
@@ -157,16 +94,6 @@ class CallRecorder:
         if due and self.dsn:
             self.flush()
 
-    def recent_call_times(self) -> list[float]:
-        if not self.dsn:
-            return []
-        with self._db_lock, self._connection().cursor() as cur:
-            cur.execute(
-                "SELECT extract(epoch FROM at) FROM netops.api_calls "
-                "WHERE at > now() - interval '1 hour' AND status IS DISTINCT FROM 429"
-            )
-            return [float(r[0]) for r in cur.fetchall()]
-
     def flush(self) -> None:
         if not self.dsn:
             return
@@ -181,13 +108,13 @@ class CallRecorder:
             execute_values(
                 cur,
                 "INSERT INTO netops.api_calls (at, component, method, endpoint, status, duration_ms, "
-                "attempt, secondly_remaining, hourly_remaining, error) VALUES %s",
+                "attempt, secondly_remaining, hourly_remaining, error, key_label) VALUES %s",
                 [
                     (r.at, r.component, r.method, r.endpoint, r.status, r.duration_ms, r.attempt,
-                     r.secondly_remaining, r.hourly_remaining, r.error)
+                     r.secondly_remaining, r.hourly_remaining, r.error, r.key_label)
                     for r in pending
                 ],
-                template="(to_timestamp(%s), %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                template="(to_timestamp(%s), %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
             )
 
     def _connection(self) -> Any:
@@ -221,9 +148,14 @@ class ApiClient:
         self.settings = settings
         self.component = component
         self.recorder = CallRecorder(dsn)
-        self.pacer = Pacer(settings.rate_per_second, settings.rate_per_hour, self.recorder.recent_call_times())
+        self.keys: list[ApiKey] = load_keys(settings)
+        margin = settings.rate_window_margin
+        self.limiter: Limiter = PgLimiter(dsn, margin) if dsn else LocalLimiter(margin)
         self._local = threading.local()
-        self.tokens = TokenManager(settings, self._session(), recorder=self.recorder, component=component)
+        self.tokens_by_key: dict[str, TokenManager] = {
+            k.label: TokenManager(settings, self._session(), recorder=self.recorder, component=component,
+                                  key=k, before_post=lambda k=k: self.limiter.acquire_key(k))
+            for k in self.keys}
         self.calls = 0
         self._calls_lock = threading.Lock()
         self.log = get_logger(_LOG_OF_COMPONENT.get(component, "stable"), settings.log_path)
@@ -242,15 +174,23 @@ class ApiClient:
 
     def fork(self) -> ApiClient:
         """A view of this client with its own call counter (per-phase accounting when phases
-        fetch at once), sharing what must be shared: the pacer (one budget), the token, the
-        call recorder and the per-thread HTTP sessions."""
+        fetch at once), sharing what must be shared: the limiter (one budget per key), the
+        tokens, the call recorder and the per-thread HTTP sessions."""
         twin = copy.copy(self)
         twin.calls = 0
         twin._calls_lock = threading.Lock()
         return twin
 
+    @property
+    def tokens(self) -> TokenManager:
+        """The first key's token manager (the only one in the one-key default)."""
+        return self.tokens_by_key[self.keys[0].label]
+
     def close(self) -> None:
-        self.recorder.close()
+        try:
+            self.recorder.close()
+        finally:
+            self.limiter.close()
 
     def __enter__(self) -> ApiClient:
         return self
@@ -282,8 +222,7 @@ class ApiClient:
         last_problem = "no answer"
         while True:
             attempt += 1
-            token = self.tokens.get()
-            self.pacer.acquire()
+            key, token = self._claim()
             started = time.time()
             status: int | None = None
             error: str | None = None
@@ -307,8 +246,8 @@ class ApiClient:
             sec_rem = int_header(resp.headers, "X-Secondly-RateLimit-Remaining") if resp is not None else None
             hour_rem = int_header(resp.headers, "X-Hourly-RateLimit-Remaining") if resp is not None else None
             if resp is not None:
-                self.pacer.adopt_limits(int_header(resp.headers, "X-Secondly-RateLimit-Limit"),
-                                        int_header(resp.headers, "X-Hourly-RateLimit-Limit"))
+                self.limiter.adopt_limits(key, int_header(resp.headers, "X-Secondly-RateLimit-Limit"),
+                                          int_header(resp.headers, "X-Hourly-RateLimit-Limit"))
             body_ok = True
             if status == 200 and resp is not None:
                 try:
@@ -327,7 +266,7 @@ class ApiClient:
                         error = f"HTTP 200 with {problem}"
             self._count()
             self.recorder.add(CallRecord(started, self.component, "GET", endpoint, status, duration, attempt,
-                                         sec_rem, hour_rem, error))
+                                         sec_rem, hour_rem, error, key.label))
 
             if status == 200 and body_ok:
                 return resp  # type: ignore[return-value]
@@ -340,7 +279,10 @@ class ApiClient:
                     )
                 refreshed_on_401 = True
                 attempt -= 1  # a refresh is not a failed attempt
-                self.tokens.invalidate(token)
+                try:
+                    self.tokens_by_key[key.label].invalidate(token)
+                except AuthError as exc:
+                    self._set_aside(key, exc)  # raises when it was the last key
                 continue
             if status == 429:
                 waits_429 += 1
@@ -351,8 +293,9 @@ class ApiClient:
                         "client may share this key — lower NETOPS_RATE_PER_SECOND or retry later",
                         endpoint=endpoint, status=429,
                     )
-                self.log.warning(f"429 on {endpoint}: waiting {pause:.1f}s (Retry-After {retry_after})")
-                self.pacer.hold_until(time.time() + pause)
+                self.log.warning(f"429 on {endpoint} (key {key.label}): every process keeps off the key "
+                                 f"for {pause:.1f}s (Retry-After {retry_after})")
+                self.limiter.settle_429(key, pause, f"429 on {endpoint}, Retry-After {retry_after}")
                 attempt -= 1  # honoured waits do not use up attempts
                 continue
             if status is not None and 400 <= status < 500:
@@ -372,6 +315,42 @@ class ApiClient:
             self.log.warning(f"{endpoint}: {last_problem}, retry {attempt}/{self.settings.max_attempts - 1} "
                              f"in {backoff:.1f}s")
             time.sleep(backoff)
+
+    def _claim(self) -> tuple[ApiKey, str]:
+        """A slot on a key with budget left, and that key's bearer token.
+
+        Tokens are made valid BEFORE the slot is claimed: a refresh (a POST that takes its own
+        slot) between the claim and the call would send the call late, and a late call can land
+        in the API's window together with the calls claimed after it. A key whose secret is
+        refused here is set aside for every process (`netops status` shows it, an alert fires)
+        and the call goes out on another key; with none left the error names them all.
+        """
+        while True:
+            usable = [k for k in self.keys if not self.limiter.is_set_aside(k)]
+            if not usable:
+                raise KeysExhausted(f"every application key is set aside (its secret refused): "
+                                    f"{', '.join(k.label for k in self.keys)}; fix the secrets — "
+                                    "`netops status` lists the keys", endpoint="/oauth/token", status=401)
+            tokens: dict[str, str] = {}
+            for k in usable:
+                try:
+                    tokens[k.label] = self.tokens_by_key[k.label].get()
+                except AuthError as exc:
+                    self._set_aside(k, exc)
+            if not tokens:
+                continue
+            key = self.limiter.acquire([k for k in usable if k.label in tokens])
+            return key, tokens[key.label]
+
+    def _set_aside(self, key: ApiKey, exc: AuthError) -> None:
+        """Record a refused key for every process; re-raise when no other key is left (the one-key
+        default then fails exactly as before: one line naming the credentials)."""
+        self.limiter.set_aside(key, str(exc))
+        others = [k for k in self.keys if k.label != key.label and not self.limiter.is_set_aside(k)]
+        if not others:
+            raise exc
+        self.log.error(f"application key {key.label!r} ({key.client_id}) set aside: {exc}; carrying on with "
+                       f"{', '.join(k.label for k in others)}")
 
     def get_json(self, path: str, params: dict[str, Any] | None = None,
                  validate: Validator | None = None) -> Any:

@@ -41,6 +41,7 @@ class DashboardData:
     rate_per_hour: int = 1200
     state: str = "ok"            # the one evaluation's verdict, as `netops status` says it
     firing: list[str] = field(default_factory=list)
+    keys: list[dict[str, Any]] = field(default_factory=list)  # netops.api.keys.key_rows
 
 
 def gather(settings: Settings, dsn: str | None) -> DashboardData:
@@ -51,7 +52,7 @@ def gather(settings: Settings, dsn: str | None) -> DashboardData:
     ev = evaluate(settings, dsn, check_services=False)
     f = ev.facts
     data = DashboardData(now=f.now, rate_per_second=settings.rate_per_second, rate_per_hour=settings.rate_per_hour,
-                         state=ev.state, firing=[v.rule.name for v in ev.firing])
+                         state=ev.state, firing=[v.rule.name for v in ev.firing], keys=f.keys)
     if f.db_up and f.schema and f.db_error is None:
         data.db_ok = True
         data.phases = f.phases or []
@@ -208,7 +209,10 @@ def render(d: DashboardData, interval: float | None = None) -> Group:
     live.add_column()
     # Columns wraps whole "name count" cells, never a name away from its count
     live.add_row(Text("live rows", style="bold"), Columns(others, padding=(0, 2)))
-    parts: list[Any] = [head, alerts, table, *gauges, err, rem, bl] + ([live] if others else [])
+    from netops.api.keys import render_key_line
+
+    keys = [Text(render_key_line(k), style="bold red" if k.get("set_aside") else "") for k in d.keys]
+    parts: list[Any] = [head, alerts, table, *gauges, *keys, err, rem, bl] + ([live] if others else [])
     if interval:
         parts.append(Text(f"refresh {interval:g}s · Ctrl-C quits", style="dim"))
     return Group(*parts)

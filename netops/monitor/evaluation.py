@@ -28,6 +28,7 @@ from typing import Any
 
 import psycopg2
 
+from netops.api.keys import key_rows
 from netops.config import Settings
 from netops.monitor import facts as F
 
@@ -56,6 +57,9 @@ class Facts:
     disk: dict[str, dict[str, Any]] = field(default_factory=dict)
     log_bytes: int = 0
     token: F.TokenFacts = field(default_factory=F.TokenFacts)
+    #: one row per application key (netops.api.keys.key_rows); set-aside state unknown (None
+    #: values) when the database is down
+    keys: list[dict[str, Any]] = field(default_factory=list)
     nginx: dict[str, Any] = field(default_factory=lambda: {"ok": None, "url": None, "error": None})
     elapsed_ms: float = 0.0
 
@@ -99,6 +103,7 @@ def gather(settings: Settings, dsn: str | None, check_services: bool = True) -> 
                 f.api = F.api_facts(cur)
                 f.backlog = F.backlog_facts(cur)
                 f.quality = F.quality_facts(cur)
+                f.keys = key_rows(settings, cur)
     except psycopg2.Error as exc:
         f.db_error = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         if f.db_up:  # reachable, but a query failed (e.g. half-migrated): say so, keep what was read
@@ -106,6 +111,8 @@ def gather(settings: Settings, dsn: str | None, check_services: bool = True) -> 
     f.disk = {"log_dir": F.disk_facts(settings.log_path), "state_dir": F.disk_facts(settings.state_path)}
     f.log_bytes = f.disk["log_dir"]["used_bytes"]
     f.token = F.token_facts(settings)
+    if not f.keys:  # database down or not migrated: what the key and token files tell
+        f.keys = key_rows(settings, None)
     f.elapsed_ms = round((time.monotonic() - started) * 1000, 1)
     return f
 
@@ -258,6 +265,18 @@ def _secret_days(f: Facts, s: Settings) -> float | None:
     return None if svu is None else round((svu - f.now).total_seconds() / 86400, 2)
 
 
+def _keys_set_aside(f: Facts, s: Settings) -> float | None:
+    if not (f.db_up and f.schema):  # the set-aside state lives in the database
+        return None
+    return float(sum(1 for k in f.keys if k.get("set_aside")))
+
+
+def _keys_set_aside_detail(f: Facts, s: Settings) -> str | None:
+    aside = [k for k in f.keys if k.get("set_aside")]
+    return "; ".join(f"key {k['label']} ({k['client_id']}): {k.get('set_aside_reason') or 'secret refused'}"
+                     for k in aside) or None
+
+
 def _nginx_down(f: Facts, s: Settings) -> float | None:
     ok = f.nginx.get("ok")
     return None if ok is None else (0.0 if ok else 1.0)
@@ -290,6 +309,11 @@ RULES: tuple[Rule, ...] = (
          "Another client shares this application's budget, or the pacing is too fast: stop the other "
          "client or lower NETOPS_RATE_PER_SECOND / NETOPS_RATE_PER_HOUR; calls resume when the window resets.",
          "netops_api_rate_limited_last_hour > {t}"),
+    Rule("api_key_set_aside", "An application key's secret was refused: the key is set aside", None,
+         _keys_set_aside, "keys",
+         "`netops status` names the key: generate a new secret for that application on the intra and update it "
+         "(NETOPS_CLIENT_SECRET_<N> or NETOPS_CREDENTIALS_FILE); the other keys carry the load meanwhile.",
+         "netops_api_key_set_aside > {t}", severity="critical", detail=_keys_set_aside_detail),
     Rule("db_size", "Database larger than its threshold", "alert_db_size_bytes", _db_size, "bytes",
          "Look for bloat (`netops db shell`, then VACUUM FULL the largest tables), delete old "
          "netops.api_calls rows, or grow the disk and raise NETOPS_ALERT_DB_SIZE_BYTES.",

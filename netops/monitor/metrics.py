@@ -86,6 +86,8 @@ def snapshot_of(ev: Any) -> dict[str, Any]:
         "bytes": f.log_bytes,
         "files": {c: p.stat().st_size for c, p in files.items()},
     }
+    if f.db_up and f.schema:  # the keys' windows and set-aside state live in the database
+        snap["api_keys"] = [k for k in f.keys if "error" not in k]
     snap["disk"] = {k: {"path": d["path"], "free_percent": d["free_percent"]} for k, d in f.disk.items()}
     if f.nginx.get("ok") is not None:
         snap["nginx"] = {"up": 1 if f.nginx["ok"] else 0, "url": f.nginx["url"]}
@@ -247,6 +249,17 @@ class SnapshotCollector(Collector):
             rem = api["rate_limit_remaining"]
             out.append(gauge("netops_api_rate_limit_remaining", "Rate-limit budget the API last reported as remaining.",
                              labels=["window"], samples=[(["secondly"], rem["secondly"]), (["hourly"], rem["hourly"])]))
+        keys = s.get("api_keys")
+        if keys is not None:  # families even with no key row: the alert rules reference them
+            for name, field_, doc in (
+                    ("netops_api_key_calls_last_hour", "calls_last_hour", "Slots claimed in the last hour, per application key."),
+                    ("netops_api_key_budget_per_hour", "per_hour", "Hourly limit of each key (configured, or the API's if lower)."),
+                    ("netops_api_key_budget_per_second", "per_second", "Per-second limit of each key."),
+                    ("netops_api_key_rate_limited_last_hour", "rate_limited_last_hour", "HTTP 429s per key, last hour."),
+                    ("netops_api_key_token_ttl_seconds", "token_ttl_seconds", "Seconds left on each key's token."),
+                    ("netops_api_key_set_aside", "set_aside", "1 when the key's secret was refused and it is set aside.")):
+                out.append(gauge(name, doc, labels=["key"],
+                                 samples=[([k["label"]], None if k[field_] is None else float(k[field_])) for k in keys]))
         tok = s["token"]
         out.append(gauge("netops_token_present", "1 when an API token is stored.", 1 if tok["present"] else 0))
         out.append(gauge("netops_token_usable", "1 when the stored token is present, unexpired and not refused "

@@ -111,6 +111,7 @@ def status_document(ev: Evaluation) -> dict[str, Any]:
             "hourly_remaining": api.hourly_remaining,
             "last_call_at": F.iso(api.last_call_at),
         }
+    doc["api_keys"] = f.keys  # one row per application key (netops.api.keys.key_rows)
     if f.quality is not None:
         q = f.quality
         doc["quality"] = {"available": q.available, "checked_at": F.iso(q.checked_at),
@@ -196,6 +197,10 @@ def render_text(doc: dict[str, Any]) -> str:
         lines.append(f"api         {a['calls_last_hour']}/{a['budget_per_hour']} calls last hour "
                      f"({a['utilisation_percent']}%), 401: {a['unauthorized_last_hour']}, "
                      f"429: {a['rate_limited_last_hour']}")
+    if doc.get("api_keys"):
+        from netops.api.keys import render_key_line
+
+        lines.extend(f"            {render_key_line(k)}" for k in doc["api_keys"])
     lines.append(f"database    {human_bytes(doc['database']['size_bytes']) if pg['ok'] else 'unknown'}")
     for key, d in doc["disk"].items():
         lines.append(f"{key:<12}{d['path']}: {human_bytes(d['used_bytes'])} used, "

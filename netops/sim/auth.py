@@ -24,22 +24,28 @@ class Token:
 class TokenStore:
     """Issued tokens; thread-safe."""
 
-    def __init__(self, client_id: str, client_secret: str, ttl: int, secret_valid_days: float) -> None:
+    def __init__(self, client_id: str, client_secret: str, ttl: int, secret_valid_days: float,
+                 extra_clients: dict[str, str] | None = None) -> None:
         self.client_id = client_id
         self.client_secret = client_secret
+        # more applications (client_id -> secret): each has its own budget in the rate limiter
+        self.extra_clients = dict(extra_clients or {})
         self.ttl = ttl
         self.secret_valid_until = int(time.time() + secret_valid_days * 86400)
         self._tokens: dict[str, Token] = {}
         self._lock = threading.Lock()
 
     def check_client(self, client_id: str | None, client_secret: str | None) -> bool:
-        return (client_id is not None and client_secret is not None
-                and secrets.compare_digest(client_id, self.client_id)
-                and secrets.compare_digest(client_secret, self.client_secret))
+        if client_id is None or client_secret is None:
+            return False
+        if secrets.compare_digest(client_id, self.client_id):
+            return secrets.compare_digest(client_secret, self.client_secret)
+        expected = self.extra_clients.get(client_id)
+        return expected is not None and secrets.compare_digest(client_secret, expected)
 
-    def issue(self) -> Token:
+    def issue(self, client_id: str | None = None) -> Token:
         now = time.time()
-        tok = Token(secrets.token_hex(32), self.client_id, now, now + self.ttl)
+        tok = Token(secrets.token_hex(32), client_id or self.client_id, now, now + self.ttl)
         with self._lock:
             self._tokens[tok.value] = tok
         return tok

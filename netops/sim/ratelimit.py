@@ -3,6 +3,10 @@
 A sliding one-second window (not a fixed clock second) is what makes a client that paces at
 `1000/limit + 25` ms safe and a client that bursts on a second boundary fail - as with the real
 API. Rejected requests are not counted: a 429 costs the client time, not budget.
+
+Each application (client id) has its own windows, as on the real API. `counts()` says, per
+application, how many requests were let through and how many refused: the shared-budget tests
+and benchmarks read it to show every key's budget used and none exceeded.
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ class RateLimiter:
         self.per_hour = per_hour
         self._sec: dict[str, deque[float]] = {}
         self._hour: dict[str, deque[float]] = {}
+        self._allowed: dict[str, int] = {}
+        self._refused: dict[str, int] = {}
         self._lock = threading.Lock()
 
     def configure(self, per_second: int | None = None, per_hour: int | None = None) -> None:
@@ -42,6 +48,14 @@ class RateLimiter:
         with self._lock:
             self._sec.clear()
             self._hour.clear()
+            self._allowed.clear()
+            self._refused.clear()
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """{client_id: {"allowed": n, "refused": m}} since the last reset()."""
+        with self._lock:
+            keys = set(self._allowed) | set(self._refused)
+            return {k: {"allowed": self._allowed.get(k, 0), "refused": self._refused.get(k, 0)} for k in sorted(keys)}
 
     def hit(self, key: str, now: float | None = None) -> Decision:
         """Count one request for `key` if it fits both windows; else say how long to wait."""
@@ -59,6 +73,8 @@ class RateLimiter:
             if self.per_hour and len(hour) >= self.per_hour:
                 wait = max(wait, hour[-self.per_hour] + 3600.0 - now)
             allowed = wait <= 0
+            counter = self._allowed if allowed else self._refused
+            counter[key] = counter.get(key, 0) + 1
             if allowed:
                 if self.per_second:
                     sec.append(now)

@@ -59,6 +59,8 @@ class SimConfig:
     seed: int = 42
     client_id: str = "sim-client"
     client_secret: str = "sim-secret"
+    # more applications it accepts (client_id -> secret), each with its own rate budget
+    extra_clients: dict[str, str] = field(default_factory=dict)
     token_ttl: int = 7200
     secret_valid_days: float = 30.0
     rate_per_second: int = 2
@@ -287,7 +289,8 @@ class SimServer:
         self.generation_seconds = time.monotonic() - t0
         self.data = self._pristine.clone()
         self.lock = threading.RLock()
-        self.tokens = TokenStore(cfg.client_id, cfg.client_secret, cfg.token_ttl, cfg.secret_valid_days)
+        self.tokens = TokenStore(cfg.client_id, cfg.client_secret, cfg.token_ttl, cfg.secret_valid_days,
+                                 cfg.extra_clients)
         self.limiter = RateLimiter(cfg.rate_per_second, cfg.rate_per_hour)
         self.faults = FaultSet(cfg.seed)
         for spec in cfg.faults:
@@ -723,7 +726,7 @@ class SimServer:
                 return self._json(401, {"error": "invalid_client", "error_description":
                                         "Client authentication failed due to unknown client, no client "
                                         "authentication included, or unsupported authentication method."})
-            tok = self.tokens.issue()
+            tok = self.tokens.issue(cid)
             return self._json(200, {"access_token": tok.value, "token_type": "bearer", "expires_in": self.tokens.ttl,
                                     "scope": "public", "created_at": int(tok.created_at),
                                     "secret_valid_until": self.tokens.secret_valid_until})

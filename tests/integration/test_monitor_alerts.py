@@ -236,7 +236,7 @@ def test_prometheus_rules_reference_exported_metrics(settings_factory: Any) -> N
         "token": {"present": True, "ttl_seconds": 1, "usable": 1, "secret_valid_until_unix": 1}, "backlog": {"available": True, "pending": 1,
                                                                    "processing": 1, "failed": 1},
         "tables": {"t": {"rows": 1}}, "logs": {"bytes": 1, "files": {}},
-        "quality": {"checked_at_unix": 1, "violations": 0, "info": 0},
+        "quality": {"checked_at_unix": 1, "violations": 0, "info": 0}, "api_keys": [],
     }).collect()}
     used = set(re.findall(r"\bnetops_[a-z_]+", text))
     assert used and used <= exported, used - exported

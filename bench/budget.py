@@ -1,0 +1,347 @@
+"""Benchmarks of the shared API budget (issue 12): `budget`, `keys`, `claim`.
+
+- budget: "every job at once" — a stable sync, a detect, two `backlog run --loop` workers and a
+  reconcile started in the same second on one key, as real subprocesses; 429s the simulator
+  answered, aggregate calls/s against the budget, wall against calls ÷ budget.
+- keys: the initial load of the live tables (`backlog detect` on an empty mirror, then `backlog
+  run`) with 1, 2 and 4 keys: wall against calls ÷ (keys × budget).
+- claim: what one claim (netops.claim_api_slot, one round trip) costs, against one API call.
+
+Kept out of bench/run.py (which only registers them) so the shared-budget figures live in one file.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from typing import Any
+
+import psycopg2
+import requests
+
+from bench.env import ROOT
+from netops.sim import SimConfig, SimServer
+
+#: the scaled setting of these three: the simulator allows RATE calls/s per application and
+#: answers after LATENCY s; netops is configured with exactly that budget (no slack)
+BUDGET = {"rate": 10, "latency": 0.02, "live_scale": 0.01}
+KEYS = {"rate": 5, "latency": 0.02, "live_scale": 0.12, "keys": [1, 2, 4]}
+EXTRA = {f"bench-key-{n}": f"bench-secret-{n}" for n in range(2, 5)}
+
+
+def _log(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def _child_env(env: dict[str, str]) -> dict[str, str]:
+    child = {k: v for k, v in os.environ.items() if not k.startswith(("NETOPS_", "BACKLOG_"))}
+    child.update(env)
+    child["PYTHONPATH"] = os.pathsep.join([str(ROOT), child.get("PYTHONPATH", "")])
+    return child
+
+
+def _spawn(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "netops", *args], env=_child_env(env), cwd=str(ROOT),
+                            text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def _q(dsn: str, sql: str) -> Any:
+    conn = psycopg2.connect(dsn)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql)
+            return cur.fetchone()[0]
+    finally:
+        conn.close()
+
+
+def _sim(live_scale: float, latency: float) -> SimServer:
+    return SimServer(SimConfig(port=0, seed=42, rate_per_second=0, rate_per_hour=0, latency=latency,
+                               live_scale=live_scale, extra_clients=EXTRA)).start()
+
+
+def _served(sim: SimServer) -> tuple[int, int, dict[str, dict[str, int]]]:
+    counts = sim.limiter.counts()
+    return (sum(c["allowed"] + c["refused"] for c in counts.values()),
+            sum(c["refused"] for c in counts.values()), counts)
+
+
+def _key_env(n: int) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for i, (cid, secret) in enumerate(list(EXTRA.items())[: n - 1], start=2):
+        env[f"NETOPS_CLIENT_ID_{i}"] = cid
+        env[f"NETOPS_CLIENT_SECRET_{i}"] = secret
+    return env
+
+
+def _prepare(bench: Any, sim: SimServer, tag: str) -> tuple[str, dict[str, str]]:
+    """A migrated database with the stable tables synced at full speed (not measured)."""
+    dsn = bench.pg.new_database(tag)
+    sim.reset()
+    fast = bench.env(dsn, sim, 100_000)
+    p = subprocess.run([sys.executable, "-m", "netops", "sync", "stable"], env=_child_env(fast), cwd=str(ROOT),
+                       text=True, capture_output=True, timeout=900)
+    if p.returncode != 0:
+        raise RuntimeError(f"bench budget: preparing sync failed: {p.stderr[-1500:]}")
+    conn = psycopg2.connect(dsn)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute("TRUNCATE netops.api_slots, netops.api_keys")
+    conn.close()
+    return dsn, fast
+
+
+def _run_jobs(env: dict[str, str], dsn: str, once: dict[str, tuple[str, ...]],
+              workers: int) -> tuple[float, dict[str, int], dict[str, float]]:
+    """Start the one-shot jobs and `workers` `backlog run --loop` workers in the same second;
+    the wall ends when every one-shot job has exited and the queue is drained (the workers then
+    get SIGTERM). Returns (wall, exit codes, when each one-shot job ended)."""
+    t0 = time.monotonic()
+    procs = {name: _spawn(env, *args) for name, args in once.items()}
+    loops = [_spawn(env, "backlog", "run", "--loop") for _ in range(workers)]
+    codes: dict[str, int] = {}
+    ends: dict[str, float] = {}
+    try:
+        for name, p in procs.items():
+            _out, err = p.communicate(timeout=1800)
+            ends[name] = time.monotonic() - t0
+            codes[name] = p.returncode
+            if p.returncode != 0:
+                _log(f"{name} exited {p.returncode}: {err[-400:]}")
+        while _q(dsn, "SELECT count(*) FROM netops.backlog_items WHERE state IN ('pending', 'processing')"):
+            time.sleep(0.1)
+        wall = time.monotonic() - t0
+    finally:
+        for n, w in enumerate(loops, 1):
+            w.send_signal(signal.SIGTERM)
+            w.communicate(timeout=120)
+            codes[f"worker{n}"] = w.returncode
+    return wall, codes, ends
+
+
+def bench_budget(bench: Any) -> dict[str, Any]:
+    """Five jobs started in the same second on one key."""
+    s = BUDGET
+    sim = _sim(s["live_scale"], s["latency"])
+    runs = []
+    try:
+        for i in range(bench.runs):
+            dsn, _ = _prepare(bench, sim, "budget")
+            sim.configure(rate_per_second=s["rate"], rate_per_hour=10_000_000)
+            sim.limiter.reset()
+            sim.reset_stats()
+            env = bench.env(dsn, sim, s["rate"], BACKLOG_DETECT_SETTLE_SECONDS="0", BACKLOG_POLL_INTERVAL="0.2",
+                            BACKLOG_VISIBILITY_TIMEOUT="30", BACKLOG_RETRY_DELAY="0.05")
+            wall, codes, _ends = _run_jobs(env, dsn, {"sync": ("sync", "stable"), "detect": ("backlog", "detect"),
+                                                       "reconcile": ("backlog", "reconcile")}, workers=2)
+            calls, n429, _counts = _served(sim)
+            floor = calls / s["rate"]
+            run = {"wall": wall, "calls": calls, "server_429": n429, "calls_per_s": calls / wall,
+                   "floor_seconds": floor, "wall_over_floor": wall / floor, "exit_codes": codes,
+                   "load_avg": os.getloadavg()[0]}
+            runs.append(run)
+            _log(f"budget run {i + 1}: {calls} calls in {wall:.1f}s ({run['calls_per_s']:.2f}/s of {s['rate']}/s), "
+                 f"{n429} x 429, wall {run['wall_over_floor']:.3f}x calls/budget, exits {codes}, "
+                 f"load {run['load_avg']:.1f}")
+            bench.pg.drop_database(dsn)
+    finally:
+        sim.stop()
+        sim.release()
+    from netops.config import DEFAULT_RATE_WINDOW_MARGIN
+
+    return {"setting": {**s, "window_margin": DEFAULT_RATE_WINDOW_MARGIN}, "runs": runs}
+
+
+def bench_keys(bench: Any) -> dict[str, Any]:
+    """Initial load of the live tables with 1, 2, 4 keys (each key: `rate`/s at the simulator):
+    `backlog detect` on an empty live mirror with two `backlog run --loop` workers loading behind
+    it, as the box's cron runs them."""
+    s = KEYS
+    sim = _sim(s["live_scale"], s["latency"])
+    out: dict[str, Any] = {"setting": dict(s), "by_keys": {}}
+    try:
+        for n in s["keys"]:
+            runs = []
+            for i in range(bench.runs):
+                dsn, _ = _prepare(bench, sim, f"keys{n}")
+                sim.configure(rate_per_second=s["rate"], rate_per_hour=10_000_000)
+                sim.limiter.reset()
+                sim.reset_stats()
+                env = bench.env(dsn, sim, s["rate"], BACKLOG_DETECT_SETTLE_SECONDS="0", **_key_env(n))
+                wall, codes, ends = _run_jobs(env, dsn, {"detect": ("backlog", "detect")}, workers=2)
+                t_det = ends["detect"]
+                if any(codes.values()):
+                    raise RuntimeError(f"bench keys: exit codes {codes}")
+                calls, n429, counts = _served(sim)
+                floor = calls / (n * s["rate"])
+                rows = _q(dsn, "SELECT (SELECT count(*) FROM users) + (SELECT count(*) FROM project_users) + "
+                               "(SELECT count(*) FROM achievements_users) + (SELECT count(*) FROM coalitions_users)")
+                run = {"wall": wall, "detect_wall": t_det, "calls": calls, "server_429": n429, "rows": rows,
+                       "floor_seconds": floor, "wall_over_floor": wall / floor,
+                       "detect_over_floor": t_det / floor,
+                       "per_key_calls": {cid: c["allowed"] for cid, c in counts.items()},
+                       "load_avg": os.getloadavg()[0]}
+                runs.append(run)
+                _log(f"keys {n} run {i + 1}: {calls} calls, {rows:,} rows in {wall:.1f}s (detect {t_det:.1f}s), "
+                     f"floor {floor:.1f}s -> {run['wall_over_floor']:.3f}x, {n429} x 429, per key "
+                     f"{sorted(run['per_key_calls'].values())}")
+                bench.pg.drop_database(dsn)
+            out["by_keys"][str(n)] = runs
+    finally:
+        sim.stop()
+        sim.release()
+    return out
+
+
+def bench_claim(bench: Any) -> dict[str, Any]:
+    """One claim's round trip (alone, and with 4 claimers on one key), against one API call."""
+    from netops.db.ratelimit import claim
+
+    dsn = bench.pg.new_database("claim")
+    n = 300 if bench.quick else 3000
+
+    def timed(label: str, count: int) -> list[float]:
+        conn = psycopg2.connect(dsn)
+        conn.autocommit = True
+        ms = []
+        with conn.cursor() as cur:
+            cur.execute("SET synchronous_commit TO off")
+            for _ in range(count):
+                t = time.perf_counter()
+                c = claim(cur, label, "cid", "fp", 1e9, 1_000_000_000, 0.1)
+                ms.append((time.perf_counter() - t) * 1000)
+                assert c.state == "claimed", c
+        conn.close()
+        return ms
+
+    alone = timed("solo", n)
+    contended: list[float] = []
+    lock = threading.Lock()
+
+    def worker() -> None:
+        got = timed("shared", n // 4)
+        with lock:
+            contended.extend(got)
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    kept = _q(dsn, "SELECT count(*) FROM netops.api_slots")
+    bench.pg.drop_database(dsn)
+    # one API call, as netops sees it: GET /v2/cursus/21 against the simulator at the scaled and
+    # at the real latency (a one-row answer: the call's cost is the latency, not the body)
+    calls: dict[str, list[float]] = {}
+    for label, latency in (("scaled", 0.055), ("real", 1.1)):
+        sim = SimServer(SimConfig(port=0, seed=42, rate_per_second=0, rate_per_hour=0, latency=latency,
+                                  live_scale=0.001)).start()
+        try:
+            tok = requests.post(f"{sim.url}/oauth/token", data={"grant_type": "client_credentials",
+                                "client_id": sim.client_id, "client_secret": sim.client_secret}, timeout=10).json()
+            s = requests.Session()
+            s.headers["Authorization"] = f"Bearer {tok['access_token']}"
+            ms = []
+            for _ in range(5 if label == "real" else 30):
+                t = time.perf_counter()
+                s.get(f"{sim.url}/v2/cursus/21", timeout=30).raise_for_status()
+                ms.append((time.perf_counter() - t) * 1000)
+            calls[label] = ms
+        finally:
+            sim.stop()
+            sim.release()
+
+    def p(vals: list[float], q: float) -> float:
+        return statistics.quantiles(vals, n=100)[int(q) - 1] if len(vals) >= 2 else vals[0]
+
+    res = {"claims": n, "alone_ms": {"median": statistics.median(alone), "p99": p(alone, 99)},
+           "contended_ms": {"median": statistics.median(contended), "p99": p(contended, 99), "claimers": 4},
+           "slots_kept": kept,
+           "call_ms": {k: statistics.median(v) for k, v in calls.items()}}
+    _log(f"claim: alone median {res['alone_ms']['median']:.2f} ms p99 {res['alone_ms']['p99']:.2f} ms; 4 claimers "
+         f"median {res['contended_ms']['median']:.2f} ms p99 {res['contended_ms']['p99']:.2f} ms; one call "
+         f"{res['call_ms']['scaled']:.1f} ms (scaled) / {res['call_ms']['real']:.0f} ms (real latency)")
+    return res
+
+
+# ------------------------------------------------------------------ report
+def _med(vals: list[float]) -> float:
+    return statistics.median(vals) if vals else float("nan")
+
+
+def render(r: dict[str, Any], w: Any) -> None:
+    """The "Shared API budget" section of BENCHMARKS.md (measured figures only)."""
+    b, k, c = r.get("budget"), r.get("keys"), r.get("claim")
+    if not (b or k or c):
+        return
+    w("## Shared API budget (issue 12): every job at once, several keys, the claim\n")
+    w("Every call claims its slot in the key's per-second and per-hour windows in PostgreSQL before it is "
+      "sent (`netops/api/limiter.py`); the simulator enforces its limits per application and answers 429 "
+      "past them. Real subprocesses (`python -m netops ...`), the bench's PostgreSQL, the simulator in the "
+      "bench process. This 2-core machine was shared with other engineers' test runs while these ran "
+      "(the 1-minute load average at the end of each run is in `bench/results.json`).\n")
+    if b and b.get("runs"):
+        s, runs = b["setting"], b["runs"]
+        n429 = [x["server_429"] for x in runs]
+        w(f"### (a) Every job at once, one key ({s['rate']} calls/s, {s['latency'] * 1000:.0f} ms latency, "
+          f"live scale {s['live_scale']}, window margin {s['window_margin'] * 1000:.0f} ms)\n")
+        w("A stable sync, a `backlog detect`, two `backlog run --loop` workers and a `backlog reconcile`, "
+          "started in the same second on one key (the stable tables were synced before, not measured); the "
+          "wall ends when the three one-shot jobs have exited and the queue is drained.\n")
+        w("| run | calls | 429s | calls/s (budget) | wall | calls ÷ budget | wall ÷ (calls ÷ budget) | load |")
+        w("|---|---|---|---|---|---|---|---|")
+        for i, x in enumerate(runs, 1):
+            w(f"| {i} | {x['calls']} | {x['server_429']} | {x['calls_per_s']:.2f} ({s['rate']}) | {x['wall']:.1f} s | "
+              f"{x['floor_seconds']:.1f} s | {x['wall_over_floor']:.3f}× | {x['load_avg']:.1f} |")
+        ratio = _med([x["wall_over_floor"] for x in runs])
+        w(f"\n429s: **{sum(n429)} over {len(runs)} runs** (target 0: {'met' if sum(n429) == 0 else '**missed**'}); "
+          f"wall ÷ (calls ÷ budget) median **{ratio:.3f}×** (target ≤ 1.15×: "
+          f"{'met' if ratio <= 1.15 else '**missed**'}). The window margin alone makes the budget-bound time "
+          f"{1 + s['window_margin']:.2f}× calls ÷ budget ({s['rate']} calls per {1 + s['window_margin']:.1f} s); "
+          "each 429 blocks the key for its Retry-After (1 s + jitter) for every process; the rest is five "
+          "processes starting at once on a loaded box and the tail where fewer jobs are left than the budget "
+          "can feed. The 429s come from calls that reached the simulator more than the margin after their "
+          "claim: measured while developing, that spread reached 0.13 s at load ≈ 4 and 0.45 s at load ≈ 12 "
+          "on this machine, against a 0.1 s margin (see docs/deploy.md, \"How the jobs share the API budget\").\n")
+    if k and k.get("by_keys"):
+        s = k["setting"]
+        w(f"### (b) Initial load of the live tables with 1, 2 and 4 keys ({s['rate']} calls/s per key, "
+          f"{s['latency'] * 1000:.0f} ms latency, live scale {s['live_scale']})\n")
+        w("`netops backlog detect` on an empty live mirror (all four live listings, payloads queued) with two "
+          "`netops backlog run --loop` workers started with it, loading behind it (no API call when the "
+          "payload came with the listing); the wall ends when detect has exited and the queue is drained. "
+          "Floor = calls ÷ (keys × budget).\n")
+        w("| keys | calls | rows | wall (median) | detect ended at | detect calls/s (budget) | floor | wall ÷ floor | "
+          "detect ÷ floor | 429s | calls per key |")
+        w("|---|---|---|---|---|---|---|---|---|---|---|")
+        for n, runs in k["by_keys"].items():
+            x = sorted(runs, key=lambda r_: r_["wall"])[len(runs) // 2]
+            ratio = _med([r_["wall_over_floor"] for r_ in runs])
+            w(f"| {n} | {x['calls']} | {x['rows']:,} | {_med([r_['wall'] for r_ in runs]):.1f} s | "
+              f"{_med([r_['detect_wall'] for r_ in runs]):.1f} s | "
+              f"{_med([r_['calls'] / r_['detect_wall'] for r_ in runs]):.2f} ({int(n) * s['rate']}) | "
+              f"{x['floor_seconds']:.1f} s | "
+              f"{ratio:.3f}× ({'met' if ratio <= 1.15 else '**missed**'}) | "
+              f"{_med([r_['detect_over_floor'] for r_ in runs]):.3f}× | {sum(r_['server_429'] for r_ in runs)} | "
+              f"{', '.join(str(v) for v in sorted(x['per_key_calls'].values()))} |")
+        w("\nEvery key carried its share (last column; 429s are counted over all keys and runs, and come "
+          "from late arrivals as in (a)). Where detect's call rate stays below keys × budget, the budget is not "
+          "what bounds it: the four keyset walks each wait for their page and its processing (JSON decode, "
+          "queueing 100 rows) before the next call, and share the cores with the two loaders, the simulator, "
+          "PostgreSQL and other test runs; the wall after detect is the loaders draining the queue.\n")
+    if c:
+        w("### (c) The cost of one claim\n")
+        w(f"{c['claims']:,} claims of `netops.claim_api_slot()` (one round trip: row lock, both windows, "
+          "insert) over a Unix socket, then the same split over 4 connections claiming one key at once:\n")
+        w(f"- alone: median **{c['alone_ms']['median']:.2f} ms**, p99 {c['alone_ms']['p99']:.2f} ms")
+        w(f"- 4 claimers on one key: median **{c['contended_ms']['median']:.2f} ms**, p99 "
+          f"{c['contended_ms']['p99']:.2f} ms")
+        w(f"- one API call (GET /v2/cursus/21, as `requests` sees it): {c['call_ms']['scaled']:.1f} ms at the "
+          f"scaled 55 ms latency, {c['call_ms']['real']:.0f} ms at the real 1.1 s — a claim is "
+          f"{c['call_ms']['real'] / c['alone_ms']['median']:,.0f}× cheaper than a call at the real latency "
+          f"({c['call_ms']['scaled'] / c['alone_ms']['median']:,.0f}× at the scaled one).\n")

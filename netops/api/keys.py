@@ -1,0 +1,270 @@
+"""Application keys: which 42 applications (client id + secret) netops may call the API with.
+
+Why several: the API's budget is per application (2/s and 1,200/h by default), so N keys give N
+budgets. Each key has its own token (its own 0600 token file), its own budget (claimed in
+PostgreSQL, netops/api/limiter.py) and its own line in `netops status`, the metrics and the
+dashboard. A key whose secret the API refuses is set aside (for every process, until its secret
+changes) and the others carry on.
+
+Three ways to give them, all merged (a client id may appear only once):
+
+1. The simple default, one key labelled ``default``: ``NETOPS_CLIENT_ID`` and
+   ``NETOPS_CLIENT_SECRET`` (or ``NETOPS_CLIENT_SECRET_FILE``), or ``client_id`` /
+   ``client_secret`` in netops.toml. Its token stays in ``<state_dir>/token.json``.
+2. Environment, one more key per suffix: ``NETOPS_CLIENT_ID_2`` with ``NETOPS_CLIENT_SECRET_2``
+   or ``NETOPS_CLIENT_SECRET_FILE_2`` (suffix: letters and digits; the label is the suffix in
+   lower case).
+3. A credentials file, ``NETOPS_CREDENTIALS_FILE`` (the Ansible role writes one from the vault),
+   TOML, mode 0600 or 0640 — a file any user can read is refused::
+
+       [[keys]]
+       label = "b"                 # letters, digits, - and _
+       client_id = "u-s4t2ud-..."
+       client_secret = "s-s4t2ud-..."
+       # rate_per_second = 2       # optional: this application's own quota (default: the
+       # rate_per_hour = 1200      #   NETOPS_RATE_PER_* budgets)
+
+   The same ``[[keys]]`` tables may sit at the end of netops.toml itself (the Ansible role writes
+   them there from the vault, ``netops_api_keys``); a config file that lists keys must not be
+   world-readable either.
+
+Secrets are registered with the log redactor the moment they are read and never printed; only
+a key's label and client id (public UIDs) appear in output.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import stat
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from netops.config import ConfigError, Settings
+from netops.log import add_secret
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised only on 3.10
+    import tomli as tomllib
+
+DEFAULT_LABEL = "default"
+_LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$")
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """One application key. `secret` is kept out of repr() so a logged key shows no secret."""
+
+    label: str
+    client_id: str
+    secret: str = field(repr=False)
+    per_second: float
+    per_hour: int
+    token_file: Path
+    source: str  # where it was given (an env name or the credentials file): named in errors
+
+    @property
+    def fingerprint(self) -> str:
+        """Names this client id + secret pair without revealing it (sha256 prefix): a key set
+        aside for a refused secret is tried again once the secret is changed."""
+        return hashlib.sha256(f"{self.client_id}\0{self.secret}".encode()).hexdigest()[:16]
+
+
+def token_file_for(settings: Settings, label: str) -> Path:
+    """The default key keeps the historic token.json; every other key its own token-<label>.json."""
+    return settings.token_file if label == DEFAULT_LABEL else settings.state_path / f"token-{label}.json"
+
+
+def _read_secret_file(path: str, env_name: str) -> str:
+    try:
+        text = Path(path).read_text().strip()
+    except OSError as exc:
+        raise ConfigError(f"{env_name}={path}: cannot read it ({exc.strerror}); fix the path or its permissions") from None
+    if not text:
+        raise ConfigError(f"{env_name}={path}: the file is empty; put the application's secret in it")
+    return text
+
+
+def _env_keys(settings: Settings) -> list[ApiKey]:
+    env = settings.key_env
+    suffixes = sorted({name.rsplit("_", 1)[1] for name in env})
+    keys = []
+    for sfx in suffixes:
+        cid = (env.get(f"NETOPS_CLIENT_ID_{sfx}") or "").strip()
+        secret = (env.get(f"NETOPS_CLIENT_SECRET_{sfx}") or "").strip()
+        secret_file = (env.get(f"NETOPS_CLIENT_SECRET_FILE_{sfx}") or "").strip()
+        if not cid:
+            raise ConfigError(f"NETOPS_CLIENT_SECRET_{sfx} is set without NETOPS_CLIENT_ID_{sfx}: set the "
+                              "application's UID too, or remove the secret")
+        if not secret and secret_file:
+            secret = _read_secret_file(secret_file, f"NETOPS_CLIENT_SECRET_FILE_{sfx}")
+        if not secret:
+            raise ConfigError(f"NETOPS_CLIENT_ID_{sfx} is set without NETOPS_CLIENT_SECRET_{sfx} (or "
+                              f"NETOPS_CLIENT_SECRET_FILE_{sfx}): give that application's secret")
+        label = sfx.lower()
+        keys.append(ApiKey(label, cid, secret, settings.rate_per_second, settings.rate_per_hour,
+                           token_file_for(settings, label), f"NETOPS_CLIENT_ID_{sfx}"))
+    return keys
+
+
+def check_private(path: Path, what: str) -> None:
+    """Refuse a secrets file that every user of the box can read (or write)."""
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except OSError as exc:
+        raise ConfigError(f"{what}={path}: cannot read it ({exc.strerror}); fix the path") from None
+    if mode & 0o007:
+        raise ConfigError(f"{what}={path}: readable by every user (mode {mode:04o}); it holds secrets — "
+                          f"run `chmod 600 {path}` (or 640 with a group of the netops user)")
+
+
+def _file_keys(settings: Settings) -> list[ApiKey]:
+    """Keys from NETOPS_CREDENTIALS_FILE, and from [[keys]] in the config file itself (what the
+    Ansible role writes from the vault into /etc/netops/netops.toml, mode 0640)."""
+    keys: list[ApiKey] = []
+    if settings.credentials_file:
+        keys += _keys_in(settings, Path(settings.credentials_file), "NETOPS_CREDENTIALS_FILE", required=True)
+    if settings.config_path and settings.config_path != settings.credentials_file:
+        keys += _keys_in(settings, Path(settings.config_path), "config file", required=False)
+    return keys
+
+
+def _keys_in(settings: Settings, path: Path, what: str, required: bool) -> list[ApiKey]:
+    if required:
+        check_private(path, what)
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{what}={path}: not valid TOML ({exc}); fix the syntax") from None
+    except OSError as exc:
+        raise ConfigError(f"{what}={path}: cannot read it ({exc.strerror}); fix its owner or mode") from None
+    if not required and "keys" not in data:
+        return []
+    if not required:
+        check_private(path, what)  # a config file that lists secrets must be as private as a credentials file
+    entries = data.get("keys")
+    if not isinstance(entries, list) or (required and not entries):
+        raise ConfigError(f"{what}={path}: no [[keys]] entries; add one per application "
+                          "(label, client_id, client_secret)")
+    keys = []
+    for n, entry in enumerate(entries, 1):
+        where = f"{what}={path}: key #{n}"
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{where} is not a table; write it as [[keys]] with label, client_id, client_secret")
+        unknown = set(entry) - {"label", "client_id", "client_secret", "rate_per_second", "rate_per_hour"}
+        if unknown:
+            raise ConfigError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}; known: label, client_id, "
+                              "client_secret, rate_per_second, rate_per_hour")
+        label = str(entry.get("label") or "").strip()
+        if not _LABEL.match(label):
+            raise ConfigError(f"{where}: label {label!r} is missing or invalid; use 1-40 letters, digits, - or _")
+        cid = str(entry.get("client_id") or "").strip()
+        secret = str(entry.get("client_secret") or "").strip()
+        if not cid or not secret:
+            raise ConfigError(f"{where} ({label}): client_id and client_secret are both required")
+        try:
+            per_second = float(entry.get("rate_per_second", settings.rate_per_second))
+            per_hour = int(entry.get("rate_per_hour", settings.rate_per_hour))
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where} ({label}): rate_per_second / rate_per_hour must be numbers") from None
+        if per_second <= 0 or per_hour < 1:
+            raise ConfigError(f"{where} ({label}): rate_per_second must be > 0 and rate_per_hour >= 1")
+        # the configured budgets are a ceiling: a file cannot raise a key above NETOPS_RATE_PER_*
+        keys.append(ApiKey(label, cid, secret, min(per_second, settings.rate_per_second),
+                           min(per_hour, settings.rate_per_hour), token_file_for(settings, label), str(path)))
+    return keys
+
+
+def load_keys(settings: Settings, required: bool = True) -> list[ApiKey]:
+    """Every configured key, the default one first; secrets registered with the log redactor.
+
+    Raises ConfigError naming the problem (a duplicate label or client id, an unreadable or
+    world-readable file, an id without a secret). With `required` and no key at all, the error
+    says how to give one.
+    """
+    keys: list[ApiKey] = []
+    if settings.client_id:
+        cid, secret = settings.require_credentials()
+        keys.append(ApiKey(DEFAULT_LABEL, cid, secret, settings.rate_per_second, settings.rate_per_hour,
+                           settings.token_file, "NETOPS_CLIENT_ID"))
+    keys += _env_keys(settings)
+    keys += _file_keys(settings)
+    seen_labels: dict[str, ApiKey] = {}
+    seen_ids: dict[str, ApiKey] = {}
+    for k in keys:
+        if k.label in seen_labels:
+            raise ConfigError(f"application key label {k.label!r} is given twice ({seen_labels[k.label].source} "
+                              f"and {k.source}); give each key its own label")
+        if k.client_id in seen_ids:
+            raise ConfigError(f"client id {k.client_id} is given twice ({seen_ids[k.client_id].source} and "
+                              f"{k.source}): one application has one budget — list it once")
+        seen_labels[k.label] = k
+        seen_ids[k.client_id] = k
+        add_secret(k.secret)
+    if required and not keys:
+        settings.require_credentials()  # raises the one-key default's own error (names NETOPS_CLIENT_ID)
+    return keys
+
+
+def key_rows(settings: Settings, cur: Any | None, now: float | None = None) -> list[dict[str, Any]]:
+    """One row per configured key for `netops status`, the metrics and the dashboard.
+
+    label, client id, token TTL (its own token file; None when none stored), calls in the last
+    second and hour against the key's limits (the stricter of the configured budget and the
+    API's headers), 429s this hour, a 429 block in force, and whether it is set aside (its
+    secret refused). `cur` None (database down): only what the files tell. Never calls the API.
+    """
+    from netops.api.auth import credential_fingerprint, load_token_file, token_ttl
+
+    try:
+        keys = load_keys(settings, required=False)
+    except ConfigError as exc:
+        return [{"label": "?", "error": str(exc)}]
+    windows: dict[str, dict[str, Any]] = {}
+    if cur is not None:
+        from netops.db.ratelimit import key_windows
+
+        try:
+            windows = key_windows(cur)
+        except Exception:  # noqa: BLE001 - before migration 006 there is nothing to show
+            cur.connection.rollback()
+            windows = {}
+    now = time.time() if now is None else now
+    rows = []
+    for k in keys:
+        w = windows.get(k.label, {})
+        tok = load_token_file(k.token_file, settings.api_url, k.client_id,
+                              credential_fingerprint(settings.api_url, k.client_id, k.secret))
+        per_s = min(k.per_second, w.get("header_per_second") or k.per_second)
+        per_h = min(k.per_hour, w.get("header_per_hour") or k.per_hour)
+        aside = bool(w.get("set_aside_fingerprint")) and w.get("set_aside_fingerprint") == k.fingerprint
+        rows.append({
+            "label": k.label, "client_id": k.client_id, "token_ttl_seconds": token_ttl(tok, now),
+            "calls_last_second": w.get("calls_last_second", 0), "per_second": per_s,
+            "calls_last_hour": w.get("calls_last_hour", 0), "per_hour": per_h,
+            "rate_limited_last_hour": w.get("rate_limited_last_hour", 0),
+            "blocked_until": w["blocked_until"].isoformat() if w.get("blocked_until") else None,
+            "set_aside": aside, "set_aside_reason": w.get("set_aside_reason") if aside else None,
+            "set_aside_at": w["set_aside_at"].isoformat() if aside and w.get("set_aside_at") else None,
+        })
+    return rows
+
+
+def render_key_line(row: dict[str, Any]) -> str:
+    """`key default (u-s4t2…): token 6,840s · 1/2 this second · 311/1,200 this hour` (one line)."""
+    if "error" in row:
+        return f"keys: {row['error']}"
+    ttl = row["token_ttl_seconds"]
+    state = ""
+    if row["set_aside"]:
+        state = f" · SET ASIDE ({row['set_aside_reason']})"
+    elif row["blocked_until"]:
+        state = f" · blocked by a 429 until {row['blocked_until']}"
+    return (f"key {row['label']} ({row['client_id'][:12]}): token {'none' if ttl is None else f'{ttl:,}s'} · "
+            f"{row['calls_last_second']}/{row['per_second']:g} this second · "
+            f"{row['calls_last_hour']:,}/{row['per_hour']:,} this hour · {row['rate_limited_last_hour']} x 429{state}")

@@ -1,0 +1,324 @@
+"""Who may send the next API call, and on which application key.
+
+Why it is in PostgreSQL: the API's budget (2/s, 1,200/h by default) is per application, and a
+box runs many netops processes at once (the nightly sync, `backlog detect`, several `backlog run
+--loop` workers, `reconcile`, the token refresh), often on several boxes pointed at one database.
+A limiter inside each process starts with an empty window and knows nothing of the others: a
+sync started right after another drew a 429 on its first call. So every call *claims its slot*
+in the key's per-second and per-hour windows before it is sent, with one call of
+`netops.claim_api_slot()` (migration 006) that holds the key's row lock while it checks both
+windows and inserts the slot — two claimers are serialised by the lock, so the windows can
+never hold more than the limits, however many processes claim. Windows use the database's
+clock, so boxes with drifting clocks still agree.
+
+What the claim guarantees: per key, starts at least 1/limit apart, at most `limit` slots in any
+window of 1 s + margin (NETOPS_RATE_WINDOW_MARGIN, default 0.1 s), at most the hourly limit in
+any sliding hour (+ margin).
+What it cannot see: the few ms between the claim and the request reaching the API, which vary
+(GIL, a busy core, a page being decoded). The margin is there for that spread — a claim that
+reaches the API more than the margin later than the slot after it could still be counted in
+the same API second; then the API's 429 is settled: Retry-After (+ jitter) is stored on the
+key (`blocked_until`) and *every* process keeps off the key until then.
+
+Limits: the configured budget of each key is the ceiling; the API's `X-Secondly-RateLimit-Limit`
+/ `X-Hourly-RateLimit-Limit` headers, when sent, can only lower it (stored on the key's row, so
+every process adopts them).
+
+Without a database (`dsn` None: only unit tests and one-off calls) the same rules run in this
+process only (`LocalLimiter`, one `Pacer` per key).
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import random
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from netops.api.keys import ApiKey
+from netops.config import DEFAULT_RATE_WINDOW_MARGIN
+from netops.errors import AuthError
+
+
+class KeysExhausted(AuthError):
+    """Every configured key is set aside (its secret refused): nothing can call the API."""
+
+
+class Pacer:
+    """Keeps call starts under one key's per-second and per-hour budgets, across threads of ONE
+    process (the fallback without a database, and the shape of the shared claim).
+
+    Every rule is checked against the moments calls *actually* start, recorded under the lock
+    just before the request goes out: a thread that wakes late (GIL, a busy core) cannot
+    squeeze the next call closer than allowed. Starts are spaced by 1/per_second, and no more
+    than per_second of them fall in any window of one second plus a small margin — the shape of
+    the API's own per-second window, so arrival jitter cannot tip it into a 429.
+    """
+
+    # seconds added to the one-second window: covers the spread of the claim-to-arrival delay.
+    # One process alone: measured up to 36 ms when 3 MB project pages are decoded while other
+    # calls go out (20 ms drew 429s); five processes sharing a key spread more (see config.py).
+    # The default of NETOPS_RATE_WINDOW_MARGIN: one definition, in config.py.
+    WINDOW_MARGIN = DEFAULT_RATE_WINDOW_MARGIN
+
+    def __init__(self, per_second: float, per_hour: int, recent: list[float] | None = None,
+                 margin: float | None = None) -> None:
+        self.per_second = per_second
+        self.per_hour = per_hour
+        self.margin = self.WINDOW_MARGIN if margin is None else margin
+        self._lock = threading.Lock()
+        self._next_start = 0.0
+        self._second: collections.deque[float] = collections.deque()
+        self._hour: collections.deque[float] = collections.deque(sorted(recent or []))
+        self.waited_for_hour = 0.0
+        self._not_before = 0.0  # set by Retry-After: nobody starts before this moment
+
+    def interval(self) -> float:
+        return 1.0 / self.per_second
+
+    def adopt_limits(self, secondly: int | None, hourly: int | None) -> None:
+        """The API's headers win when they are stricter than the configured budget."""
+        with self._lock:
+            if secondly and secondly < self.per_second:
+                self.per_second = float(secondly)
+            if hourly and hourly < self.per_hour:
+                self.per_hour = hourly
+
+    def hold_until(self, moment: float) -> None:
+        with self._lock:
+            self._not_before = max(self._not_before, moment)
+
+    def try_acquire(self) -> tuple[float, float]:
+        """(0, start) when a start was recorded now, else (seconds to wait, 0)."""
+        window = 1.0 + self.margin
+        with self._lock:
+            now = time.time()
+            while self._hour and self._hour[0] <= now - 3600:
+                self._hour.popleft()
+            while self._second and self._second[0] <= now - window:
+                self._second.popleft()
+            earliest = max(self._next_start, self._not_before)
+            burst = max(1, int(self.per_second))
+            if len(self._second) >= burst:
+                earliest = max(earliest, self._second[-burst] + window)
+            hour_bound = False
+            if len(self._hour) >= self.per_hour:
+                oldest_that_matters = self._hour[len(self._hour) - self.per_hour] + 3600
+                hour_bound = oldest_that_matters > earliest
+                earliest = max(earliest, oldest_that_matters)
+            if earliest <= now:
+                self._second.append(now)
+                self._hour.append(now)
+                self._next_start = now + self.interval()
+                return 0.0, now
+            wait = earliest - now
+            if hour_bound:
+                self.waited_for_hour += wait
+            return wait, 0.0
+
+    def acquire(self) -> float:
+        """Block until this caller may start a call; returns the start moment it recorded."""
+        while True:
+            wait, started = self.try_acquire()
+            if wait <= 0:
+                return started
+            time.sleep(wait)
+
+
+class Limiter(Protocol):
+    """What ApiClient needs of a limiter (LocalLimiter in-process, PgLimiter shared)."""
+
+    def acquire(self, keys: Sequence[ApiKey]) -> ApiKey: ...
+    def acquire_key(self, key: ApiKey) -> None: ...
+    def adopt_limits(self, key: ApiKey, secondly: int | None, hourly: int | None) -> None: ...
+    def settle_429(self, key: ApiKey, pause: float, reason: str) -> None: ...
+    def set_aside(self, key: ApiKey, reason: str) -> None: ...
+    def is_set_aside(self, key: ApiKey) -> bool: ...
+    def close(self) -> None: ...
+
+
+def _rotated(keys: Sequence[ApiKey], counter: itertools.count) -> list[ApiKey]:
+    """The keys starting at the next one in turn: successive calls start their search on
+    different keys, so calls spread over every key with budget left."""
+    if len(keys) <= 1:
+        return list(keys)
+    start = next(counter) % len(keys)
+    return list(keys[start:]) + list(keys[:start])
+
+
+def _all_aside(keys: Sequence[ApiKey]) -> KeysExhausted:
+    names = ", ".join(k.label for k in keys)
+    return KeysExhausted(f"every application key is set aside (its secret refused by the API): {names}; fix the "
+                         "secrets (NETOPS_CLIENT_SECRET*, NETOPS_CREDENTIALS_FILE) — `netops status` lists the keys",
+                         endpoint="/oauth/token", status=401)
+
+
+#: Longest single sleep while waiting for a slot: a key unblocked or set aside by another process
+#: is noticed within this long even when the computed wait (an hour window) is longer.
+_MAX_SLEEP = 5.0
+
+
+class LocalLimiter:
+    """The claim's rules in this process only (no database): one Pacer per key."""
+
+    def __init__(self, margin: float = DEFAULT_RATE_WINDOW_MARGIN) -> None:
+        self.margin = margin
+        self._pacers: dict[str, Pacer] = {}
+        self._aside: set[str] = set()
+        self._lock = threading.Lock()
+        self._rr = itertools.count()
+
+    def pacer(self, key: ApiKey) -> Pacer:
+        with self._lock:
+            p = self._pacers.get(key.label)
+            if p is None:
+                p = self._pacers[key.label] = Pacer(key.per_second, key.per_hour, margin=self.margin)
+            return p
+
+    @property
+    def waited_for_hour(self) -> float:
+        return sum(p.waited_for_hour for p in self._pacers.values())
+
+    def acquire(self, keys: Sequence[ApiKey]) -> ApiKey:
+        while True:
+            usable = [k for k in _rotated(keys, self._rr) if k.label not in self._aside]
+            if not usable:
+                raise _all_aside(keys)
+            waits = []
+            for k in usable:
+                wait, _ = self.pacer(k).try_acquire()
+                if wait <= 0:
+                    return k
+                waits.append(wait)
+            time.sleep(min(min(waits), _MAX_SLEEP))
+
+    def acquire_key(self, key: ApiKey) -> None:
+        self.pacer(key).acquire()
+
+    def adopt_limits(self, key: ApiKey, secondly: int | None, hourly: int | None) -> None:
+        self.pacer(key).adopt_limits(secondly, hourly)
+
+    def settle_429(self, key: ApiKey, pause: float, reason: str) -> None:
+        self.pacer(key).hold_until(time.time() + pause)
+
+    def set_aside(self, key: ApiKey, reason: str) -> None:
+        self._aside.add(key.label)
+
+    def is_set_aside(self, key: ApiKey) -> bool:
+        return key.label in self._aside
+
+    def close(self) -> None:
+        pass
+
+
+class PgLimiter:
+    """The shared limiter: every claim is one statement on this process's own autocommit
+    connection (`synchronous_commit off`: a slot lost in a database crash costs nothing — the
+    claim only has to be visible to the other claimers, which it is at commit)."""
+
+    def __init__(self, dsn: str, margin: float = DEFAULT_RATE_WINDOW_MARGIN) -> None:
+        self.dsn = dsn
+        self.margin = margin
+        self._conn: Any = None
+        self._db_lock = threading.Lock()
+        self._rr = itertools.count()
+        self._aside: set[str] = set()
+        self._checked: set[str] = set()
+        self._limits_seen: dict[str, tuple[int | None, int | None]] = {}
+        self.waited = 0.0  # seconds this process spent waiting for slots
+        self.claims = 0  # round trips made (claimed or not)
+
+    def _cursor(self) -> Any:
+        if self._conn is None or self._conn.closed:
+            from netops.db import connect
+
+            self._conn = connect(self.dsn, autocommit=True, application_name="netops-limiter")
+            with self._conn.cursor() as cur:
+                cur.execute("SET synchronous_commit TO off")
+        return self._conn.cursor()
+
+    def _claim(self, key: ApiKey) -> Any:
+        from netops.db.ratelimit import claim
+
+        with self._db_lock:
+            self.claims += 1
+            with self._cursor() as cur:
+                return claim(cur, key.label, key.client_id, key.fingerprint, key.per_second, key.per_hour,
+                             self.margin)
+
+    def acquire(self, keys: Sequence[ApiKey]) -> ApiKey:
+        """Claim a slot on the first key (in turn) that has one now; else sleep until the soonest
+        one can, and ask again. Keys set aside (by any process) are skipped."""
+        while True:
+            usable = [k for k in _rotated(keys, self._rr) if k.label not in self._aside]
+            if not usable:
+                raise _all_aside(keys)
+            waits = []
+            for k in usable:
+                c = self._claim(k)
+                if c.state == "claimed":
+                    return k
+                if c.state == "set_aside":
+                    self._aside.add(k.label)
+                    continue
+                waits.append(c.wait_seconds)
+            if not waits:
+                raise _all_aside(keys)
+            # a hair of jitter: processes that computed the same free moment do not all ask at once
+            pause = min(min(waits), _MAX_SLEEP) + random.uniform(0.0, 0.002)
+            self.waited += pause
+            time.sleep(pause)
+
+    def acquire_key(self, key: ApiKey) -> None:
+        """Claim a slot on this very key (a token request must use its own key's budget)."""
+        while True:
+            c = self._claim(key)
+            if c.state in ("claimed", "set_aside"):
+                return  # a set-aside key's token request is refused anyway; do not wait forever
+            time.sleep(min(c.wait_seconds, _MAX_SLEEP) + random.uniform(0.0, 0.002))
+
+    def adopt_limits(self, key: ApiKey, secondly: int | None, hourly: int | None) -> None:
+        """Store what the headers announced, once per change (not on every call)."""
+        if (secondly, hourly) == self._limits_seen.get(key.label) or (secondly is None and hourly is None):
+            return
+        self._limits_seen[key.label] = (secondly, hourly)
+        from netops.db.ratelimit import adopt_limits
+
+        with self._db_lock, self._cursor() as cur:
+            adopt_limits(cur, key.label, key.client_id, secondly, hourly)
+
+    def settle_429(self, key: ApiKey, pause: float, reason: str) -> None:
+        from netops.db.ratelimit import block
+
+        with self._db_lock, self._cursor() as cur:
+            block(cur, key.label, key.client_id, pause, reason)
+
+    def set_aside(self, key: ApiKey, reason: str) -> None:
+        from netops.db.ratelimit import set_aside
+
+        self._aside.add(key.label)
+        with self._db_lock, self._cursor() as cur:
+            set_aside(cur, key.label, key.client_id, key.fingerprint, reason)
+
+    def is_set_aside(self, key: ApiKey) -> bool:
+        """Asked of the database once per key (a key another process set aside is not even
+        tried); after that this process learns it from its own claims ('set_aside' answers)."""
+        if key.label in self._aside:
+            return True
+        if key.label in self._checked:
+            return False
+        from netops.db.ratelimit import is_set_aside
+
+        with self._db_lock, self._cursor() as cur:
+            aside = bool(is_set_aside(cur, key.label, key.fingerprint))
+        self._checked.add(key.label)
+        if aside:
+            self._aside.add(key.label)
+        return aside
+
+    def close(self) -> None:
+        if self._conn is not None and not self._conn.closed:
+            self._conn.close()

@@ -1,0 +1,93 @@
+"""The SQL behind the shared API budget (migration 006): claim a slot, report a 429, adopt the
+API's limits, set a refused key aside, and read each key's windows for status and metrics.
+
+Kept here (not in netops/api/limiter.py) so every statement that touches netops.api_keys and
+netops.api_slots is in one file; the limiter only decides when to ask and how long to sleep.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What netops.claim_api_slot() answered: state 'claimed' | 'wait' | 'blocked' | 'set_aside'."""
+
+    state: str
+    wait_seconds: float
+
+
+def claim(cur: Any, label: str, client_id: str, fingerprint: str, per_second: float, per_hour: int,
+          margin: float) -> Claim:
+    """One round trip: the row lock, both windows and the insert happen inside the function."""
+    cur.execute("SELECT state, wait_seconds FROM netops.claim_api_slot(%s, %s, %s, %s, %s, %s)",
+                (label, client_id, fingerprint, float(per_second), int(per_hour), float(margin)))
+    state, wait = cur.fetchone()
+    return Claim(str(state), float(wait or 0.0))
+
+
+def block(cur: Any, label: str, client_id: str, seconds: float, reason: str) -> None:
+    """After a 429: no process claims a slot of this key for `seconds` (by the DB's clock)."""
+    cur.execute(
+        "INSERT INTO netops.api_keys (label, client_id, blocked_until, blocked_reason) "
+        "VALUES (%s, %s, clock_timestamp() + make_interval(secs => %s), %s) "
+        "ON CONFLICT (label) DO UPDATE SET blocked_until = greatest(netops.api_keys.blocked_until, "
+        "EXCLUDED.blocked_until), blocked_reason = EXCLUDED.blocked_reason, updated_at = now()",
+        (label, client_id, float(seconds), reason))
+
+
+def adopt_limits(cur: Any, label: str, client_id: str, per_second: int | None, per_hour: int | None) -> None:
+    """Store the limits the API's headers announced (the claim takes the stricter of these and
+    the configured budget)."""
+    cur.execute(
+        "INSERT INTO netops.api_keys (label, client_id, header_per_second, header_per_hour) VALUES (%s, %s, %s, %s) "
+        "ON CONFLICT (label) DO UPDATE SET header_per_second = coalesce(EXCLUDED.header_per_second, "
+        "netops.api_keys.header_per_second), header_per_hour = coalesce(EXCLUDED.header_per_hour, "
+        "netops.api_keys.header_per_hour), updated_at = now()",
+        (label, client_id, per_second, per_hour))
+
+
+def set_aside(cur: Any, label: str, client_id: str, fingerprint: str, reason: str) -> None:
+    """The API refused this key's secret: every process skips the key until its secret changes."""
+    cur.execute(
+        "INSERT INTO netops.api_keys (label, client_id, set_aside_at, set_aside_reason, set_aside_fingerprint) "
+        "VALUES (%s, %s, now(), %s, %s) ON CONFLICT (label) DO UPDATE SET client_id = EXCLUDED.client_id, "
+        "set_aside_at = now(), set_aside_reason = EXCLUDED.set_aside_reason, "
+        "set_aside_fingerprint = EXCLUDED.set_aside_fingerprint, updated_at = now()",
+        (label, client_id, reason, fingerprint))
+
+
+def is_set_aside(cur: Any, label: str, fingerprint: str) -> str | None:
+    """The recorded reason when this very secret of the key was refused, else None."""
+    cur.execute("SELECT set_aside_reason FROM netops.api_keys WHERE label = %s AND set_aside_fingerprint = %s",
+                (label, fingerprint))
+    row = cur.fetchone()
+    return str(row[0] or "refused") if row else None
+
+
+def key_windows(cur: Any) -> dict[str, dict[str, Any]]:
+    """Per key label: slots in the last second and hour, limits from headers, block and set-aside
+    state, 429s in the last hour (for status, metrics, the dashboard)."""
+    cur.execute(
+        "SELECT k.label, k.client_id, k.header_per_second, k.header_per_hour, "
+        "  (SELECT count(*) FROM netops.api_slots s WHERE s.key_label = k.label "
+        "    AND s.at > clock_timestamp() - interval '1 second'), "
+        "  (SELECT count(*) FROM netops.api_slots s WHERE s.key_label = k.label "
+        "    AND s.at > clock_timestamp() - interval '1 hour'), "
+        "  CASE WHEN k.blocked_until > clock_timestamp() THEN k.blocked_until END, k.blocked_reason, "
+        "  k.set_aside_at, k.set_aside_reason, k.set_aside_fingerprint, k.last_slot_at, "
+        "  (SELECT count(*) FROM netops.api_calls c WHERE c.key_label = k.label AND c.status = 429 "
+        "    AND c.at > now() - interval '1 hour') "
+        "FROM netops.api_keys k ORDER BY k.label")
+    out: dict[str, dict[str, Any]] = {}
+    for (label, cid, hps, hph, n_s, n_h, blocked, blocked_reason, aside_at, aside_reason, aside_fp,
+         last, n429) in cur.fetchall():
+        out[label] = {"client_id": cid, "header_per_second": hps, "header_per_hour": hph,
+                      "calls_last_second": int(n_s), "calls_last_hour": int(n_h),
+                      "blocked_until": blocked, "blocked_reason": blocked_reason,
+                      "set_aside_at": aside_at, "set_aside_reason": aside_reason,
+                      "set_aside_fingerprint": aside_fp, "last_call_at": last,
+                      "rate_limited_last_hour": int(n429)}
+    return out

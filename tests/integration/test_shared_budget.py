@@ -1,0 +1,257 @@
+"""Issue 12 done-when: one API budget per application key, shared by every netops process.
+
+Real subprocesses (`python -m netops ...`), real PostgreSQL, the simulator over real HTTP. The
+simulator enforces its limits per application (client id) and answers 429 past them, so a 429 it
+counts is a budget the processes together overran. Scaled setting: 10 calls/s per application
+(5/s per key in the two-key runs), a 20 ms latency and a small live data set, so each run takes
+seconds; the budgets netops is configured with are exactly the simulator's limits (no slack).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from netops.api.keys import key_rows
+from netops.config import load_settings
+from netops.db import ratelimit
+from netops.sim.server import SimConfig, SimServer
+from tests.fixtures.pg import query
+
+SECOND_ID, SECOND_SECRET = "second-client", "second-secret-value"
+RATE = 10
+
+
+@pytest.fixture(scope="module")
+def budget_sim() -> Iterator[SimServer]:
+    srv = SimServer(SimConfig(port=0, seed=42, live_scale=0.01, rate_per_second=0, rate_per_hour=0,
+                              latency=0.02, extra_clients={SECOND_ID: SECOND_SECRET})).start()
+    yield srv
+    srv.stop()
+
+
+def _env(sim: SimServer, dsn: str, tmp: Path, rate: float, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("NETOPS_", "BACKLOG_"))}
+    env.update({
+        "NETOPS_CONFIG": "", "NETOPS_DSN": dsn, "NETOPS_API_URL": sim.url,
+        "NETOPS_LOG_DIR": str(tmp / "logs"), "NETOPS_STATE_DIR": str(tmp / "state"),
+        "NETOPS_CLIENT_ID": sim.client_id, "NETOPS_CLIENT_SECRET": sim.client_secret,
+        "NETOPS_RATE_PER_SECOND": f"{rate:g}", "NETOPS_RATE_PER_HOUR": "1000000",
+        "BACKLOG_DETECT_SETTLE_SECONDS": "0", "BACKLOG_POLL_INTERVAL": "0.2",
+        "BACKLOG_RETRY_DELAY": "0.05", "BACKLOG_VISIBILITY_TIMEOUT": "30",
+        # The claim-to-arrival spread the window margin must cover grows with the box's load: this
+        # 2-core machine is shared with other test runs (load 4-12 measured), where requests
+        # reached the simulator up to 0.13 s (load 4) and 0.45 s (load 12) after their claim.
+        # The shipped default (0.1 s) is measured in BENCHMARKS.md; here the margin is set so
+        # the test checks the sharing, not the box: five processes that did NOT share one
+        # budget would send ~5x the limit and draw hundreds of 429s whatever the margin.
+        "NETOPS_RATE_WINDOW_MARGIN": "0.5",
+    })
+    env.update(extra)
+    return env
+
+
+def _netops(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "netops", *args], env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+@pytest.fixture
+def prepared(budget_sim: SimServer, pg_dsn: str, tmp_path: Path) -> dict[str, Any]:
+    """Stable tables mirrored (the live rows' parents) at full speed, then the simulator's
+    limits set to the scaled budget and its counters cleared."""
+    sim = budget_sim
+    sim.reset()
+    sim.configure(rate_per_second=0, rate_per_hour=0)
+    env = _env(sim, pg_dsn, tmp_path / "prep", 100_000)
+    out = subprocess.run([sys.executable, "-m", "netops", "sync", "stable"], env=env, text=True,
+                         capture_output=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    query(pg_dsn, "TRUNCATE netops.api_slots, netops.api_keys")
+    sim.configure(rate_per_second=RATE, rate_per_hour=1_000_000)
+    sim.limiter.reset()
+    sim.reset_stats()
+    return {"sim": sim, "dsn": pg_dsn, "tmp": tmp_path}
+
+
+def _every_job_at_once(env: dict[str, str], dsn: str, timeout: float = 240) -> dict[str, Any]:
+    """A stable sync, a detect, two backlog workers and a reconcile, started in the same second.
+    The workers loop until the others are done and the queue is drained, then get SIGTERM."""
+    t0 = time.monotonic()
+    once = {"sync": _netops(env, "sync", "stable"), "detect": _netops(env, "backlog", "detect"),
+            "reconcile": _netops(env, "backlog", "reconcile")}
+    workers = [_netops(env, "backlog", "run", "--loop") for _ in range(2)]
+    results: dict[str, Any] = {}
+    try:
+        for name, proc in once.items():
+            out, err = proc.communicate(timeout=timeout)
+            results[name] = (proc.returncode, out, err)
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            left = query(dsn, "SELECT count(*) FROM netops.backlog_items WHERE state IN ('pending', 'processing')")
+            if left[0][0] == 0:
+                break
+            time.sleep(0.2)
+        for i, w in enumerate(workers):
+            w.send_signal(signal.SIGTERM)
+            out, err = w.communicate(timeout=60)
+            results[f"worker{i + 1}"] = (w.returncode, out, err)
+    finally:
+        for p in [*once.values(), *workers]:
+            if p.poll() is None:
+                p.kill()
+    results["wall"] = time.monotonic() - t0
+    return results
+
+
+def _assert_all_finished(results: dict[str, Any]) -> None:
+    for name, res in results.items():
+        if name == "wall":
+            continue
+        code, _out, err = res
+        assert code == 0, f"{name} exited {code}: {err[-1500:]}"
+
+
+def test_five_processes_on_one_key_draw_no_429(prepared: dict[str, Any]) -> None:
+    sim, dsn = prepared["sim"], prepared["dsn"]
+    env = _env(sim, dsn, prepared["tmp"], RATE)
+    results = _every_job_at_once(env, dsn)
+    _assert_all_finished(results)
+    counts = sim.limiter.counts()
+    assert counts[sim.client_id]["refused"] == 0, counts
+    assert sim.stats()["by_status"].get("429", 0) == 0
+    # every call of every process took a slot of the one key (the token POST included)
+    served = counts[sim.client_id]["allowed"]
+    assert served > 100, counts  # the five jobs did real work together
+    slots = query(dsn, "SELECT count(*) FROM netops.api_slots WHERE key_label = 'default'")[0][0]
+    assert slots >= served
+    # and the live tables hold what the simulator serves
+    users = query(dsn, "SELECT count(*) FROM users")[0][0]
+    assert users == len(sim.data.tables["users"])
+
+
+def test_two_keys_both_budgets_used_neither_exceeded(prepared: dict[str, Any]) -> None:
+    sim, dsn = prepared["sim"], prepared["dsn"]
+    sim.configure(rate_per_second=RATE // 2)  # per application: 5/s each, 10/s together
+    sim.limiter.reset()
+    env = _env(sim, dsn, prepared["tmp"], RATE // 2, NETOPS_CLIENT_ID_2=SECOND_ID,
+               NETOPS_CLIENT_SECRET_2=SECOND_SECRET)
+    results = _every_job_at_once(env, dsn)
+    _assert_all_finished(results)
+    counts = sim.limiter.counts()
+    total = sum(c["allowed"] for c in counts.values())
+    assert set(counts) == {sim.client_id, SECOND_ID}
+    for cid in (sim.client_id, SECOND_ID):
+        assert counts[cid]["refused"] == 0, counts           # neither exceeded
+        assert counts[cid]["allowed"] >= 0.3 * total, counts  # both used
+    # each key has its own token file, mode 0600
+    state = prepared["tmp"] / "state"
+    for name in ("token.json", "token-2.json"):
+        assert oct((state / name).stat().st_mode & 0o777) == "0o600"
+    assert SECOND_SECRET not in "".join(p.read_text() for p in (state.parent / "logs").glob("*.log"))
+
+
+def test_refused_key_is_set_aside_while_the_other_finishes(prepared: dict[str, Any]) -> None:
+    sim, dsn, tmp = prepared["sim"], prepared["dsn"], prepared["tmp"]
+    env = _env(sim, dsn, tmp, RATE, NETOPS_CLIENT_ID_2=SECOND_ID, NETOPS_CLIENT_SECRET_2="not-the-secret")
+    results = _every_job_at_once(env, dsn)
+    _assert_all_finished(results)
+    counts = sim.limiter.counts()
+    assert SECOND_ID not in counts and counts[sim.client_id]["refused"] == 0, counts
+    rows = query(dsn, "SELECT label, set_aside_reason FROM netops.api_keys WHERE set_aside_at IS NOT NULL")
+    assert [r[0] for r in rows] == ["2"] and "credentials refused" in rows[0][1]
+    assert query(dsn, "SELECT count(*) FROM users")[0][0] == len(sim.data.tables["users"])
+    assert "not-the-secret" not in "".join(p.read_text() for p in (tmp / "logs").glob("*.log"))
+    # reported: its own line in `netops status`, and the alert fires
+    status = subprocess.run([sys.executable, "-m", "netops", "status", "--json"], env=env, text=True,
+                            capture_output=True, timeout=60)
+    doc = json.loads(status.stdout)
+    by_label = {k["label"]: k for k in doc["api_keys"]}
+    assert by_label["2"]["set_aside"] is True and by_label["default"]["set_aside"] is False
+    assert any(p["check"] == "api_key_set_aside" for p in doc["problems"])
+    # a changed secret gives the key another chance (no process skips it any more)
+    fixed = load_settings(env={**env, "NETOPS_CLIENT_SECRET_2": SECOND_SECRET}, config_path="")
+    assert [r["set_aside"] for r in key_rows(fixed, None)] == [False, False]
+
+
+def test_claim_function_windows_block_and_set_aside(pg_dsn: str) -> None:
+    """The SQL claim itself: the per-second burst, the hour window, a 429 block, a set-aside
+    secret, and header limits that can only lower the budget."""
+    import psycopg2
+
+    conn = psycopg2.connect(pg_dsn)
+    conn.autocommit = True
+    cur = conn.cursor()
+    got = [ratelimit.claim(cur, "k", "cid", "fp", 5, 1_000_000, 0.05).state for _ in range(5)]
+    # starts are paced 1/5 s apart: the second claim right after the first must wait
+    assert got[0] == "claimed" and got[1] == "wait"
+    c = ratelimit.claim(cur, "k", "cid", "fp", 5, 1_000_000, 0.05)
+    assert 0 < c.wait_seconds <= 0.2 + 1e-6
+    # per-second window: 3 slots in the last second with a 3/s limit -> wait for the oldest to leave
+    cur.execute("TRUNCATE netops.api_slots; UPDATE netops.api_keys SET last_slot_at = NULL, slots_kept = 0")
+    cur.execute("INSERT INTO netops.api_slots SELECT 'k', clock_timestamp() - make_interval(secs => s) "
+                "FROM unnest(ARRAY[0.9, 0.6, 0.3]) s")
+    cur.execute("UPDATE netops.api_keys SET slots_kept = 3")
+    c = ratelimit.claim(cur, "k", "cid", "fp", 1000, 1_000_000, 0.05)
+    assert c.state == "claimed"  # 1000/s: plenty
+    c = ratelimit.claim(cur, "k", "cid", "fp", 3, 1_000_000, 0.05)
+    assert c.state == "wait" and 0.2 < c.wait_seconds < 0.8  # the 0.6-s-old slot leaves at 1.05 s
+    # hour window: 4 slots this hour with a 4/h limit -> wait until the oldest is an hour old
+    c = ratelimit.claim(cur, "k", "cid", "fp", 1000, 4, 0.05)
+    assert c.state == "wait" and 3590 < c.wait_seconds < 3601
+    # the API's headers lower the budget, never raise it
+    ratelimit.adopt_limits(cur, "k", "cid", 2, None)
+    assert ratelimit.claim(cur, "k", "cid", "fp", 1000, 1_000_000, 0.05).state == "wait"
+    ratelimit.adopt_limits(cur, "k", "cid", 100, None)
+    # a 429 blocks the key for everybody until Retry-After
+    ratelimit.block(cur, "k", "cid", 30, "429 on /v2/campus")
+    c = ratelimit.claim(cur, "k", "cid", "fp", 1000, 1_000_000, 0.05)
+    assert c.state == "blocked" and 29 < c.wait_seconds <= 30
+    # a refused secret is set aside; another secret (fingerprint) is tried again
+    ratelimit.set_aside(cur, "j", "cid2", "fp-bad", "credentials refused")
+    assert ratelimit.claim(cur, "j", "cid2", "fp-bad", 1000, 1_000_000, 0.05).state == "set_aside"
+    assert ratelimit.claim(cur, "j", "cid2", "fp-new", 1000, 1_000_000, 0.05).state == "claimed"
+    assert ratelimit.is_set_aside(cur, "j", "fp-new") is None
+    conn.close()
+
+
+def test_many_threads_on_many_connections_never_exceed_the_window(pg_dsn: str) -> None:
+    """16 claimers on 16 connections hammering one key at 20/s: the slots recorded (by the
+    database's clock) never put more than 20 in any 1.05 s window, nor two starts closer than
+    1/20 s — the row lock serialises the claimers."""
+    import threading
+
+    from netops.api.keys import ApiKey
+    from netops.api.limiter import PgLimiter
+
+    key = ApiKey("t", "cid", "s", 20.0, 1_000_000, Path("/nonexistent"), "test")
+    stop = time.monotonic() + 2.5
+
+    def worker() -> None:
+        lim = PgLimiter(pg_dsn)
+        try:
+            while time.monotonic() < stop:
+                lim.acquire([key])
+        finally:
+            lim.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    ats = [float(r[0]) for r in query(pg_dsn, "SELECT extract(epoch FROM at) FROM netops.api_slots "
+                                              "WHERE key_label = 't' ORDER BY at")]
+    assert len(ats) >= 40
+    for i in range(len(ats) - 20):
+        assert ats[i + 20] - ats[i] >= 1.05 - 1e-6, f"21 slots within {ats[i + 20] - ats[i]:.3f}s"
+    assert min(b - a for a, b in zip(ats, ats[1:], strict=False)) >= 0.05 - 1e-6
