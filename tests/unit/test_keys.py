@@ -8,6 +8,7 @@ from pathlib import Path
 import jinja2
 import pytest
 
+from netops.api.auth import credential_fingerprint
 from netops.api.keys import ApiKey, key_rows, load_keys, render_key_line
 from netops.api.limiter import KeysExhausted, LocalLimiter
 from netops.config import ConfigError, load_settings, tomllib
@@ -139,7 +140,9 @@ def test_key_rows_without_database_show_token_ttl_per_key(tmp_path: Path) -> Non
                   NETOPS_CLIENT_SECRET_2="s-2", NETOPS_API_URL="http://127.0.0.1:9")
     (tmp_path / "state").mkdir()
     (tmp_path / "state" / "token-2.json").write_text(json.dumps(
-        {"access_token": "t", "expires_at": 1_000_000 + 3600, "api_url": "http://127.0.0.1:9", "client_id": "u-2"}))
+        {"access_token": "t", "expires_at": 1_000_000 + 3600, "api_url": "http://127.0.0.1:9", "client_id": "u-2",
+         # the token store names the credentials that obtained it (issue 13): without it, not ours
+         "credential_fp": credential_fingerprint("http://127.0.0.1:9", "u-2", "s-2")}))
     rows = key_rows(s, None, now=1_000_000)
     assert [(r["label"], r["token_ttl_seconds"]) for r in rows] == [("default", None), ("2", 3600)]
     assert render_key_line(rows[1]).startswith("key 2 (u-2): token 3,600s · 0/2 this second · 0/1,200 this hour")
