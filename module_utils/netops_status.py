@@ -87,7 +87,20 @@ def _short(msg, width=50):
     return msg if len(msg) <= width else msg[: width - 3] + "..."
 
 
-COLUMNS = ("host", "state", "services", "last sync", "backlog", "firing alerts")
+# "problems" right after the state: the names of the checks behind a warning or critical (the
+# messages are in each host's health result), or why a host could not be asked at all.
+COLUMNS = ("host", "state", "problems", "services", "last sync", "backlog", "firing alerts")
+
+
+def problem_names(problems):
+    """The distinct check names of a status document's problems, the most severe first."""
+    ranked = sorted(problems or [], key=lambda p: -SEVERITY.get((p or {}).get("severity"), 2))
+    names = []
+    for p in ranked:
+        name = (p or {}).get("check") or "?"
+        if name not in names:
+            names.append(name)
+    return ", ".join(names) or "-"
 
 
 def fleet_rows(results):
@@ -105,10 +118,11 @@ def fleet_rows(results):
             row = {
                 "host": host,
                 "state": state,
+                "problems": _short(res.get("msg") or "no answer"),
                 "services": "-",
                 "last sync": "-",
                 "backlog": "-",
-                "firing alerts": _short(res.get("msg") or "no answer"),
+                "firing alerts": "-",
             }
         else:
             f = facts_from_status(res.get("status"))
@@ -121,9 +135,13 @@ def fleet_rows(results):
             age = human_age(f["last_sync_age_seconds"])
             if f["last_sync_status"] and f["last_sync_status"] != "success":
                 age += " ({})".format(f["last_sync_status"])
+            problems = problem_names(f["problems"])
+            if res.get("error") and problems == "-":
+                problems = "netops"
             row = {
                 "host": host,
                 "state": state,
+                "problems": problems,
                 "services": services,
                 "last sync": age,
                 "backlog": backlog,

@@ -99,8 +99,10 @@ def collect_status(settings: Settings, dsn: str | None, check_services: bool = T
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         pg["ok"] = False
         pg["error"] = first
-        problem("critical", "postgresql", f"PostgreSQL is not reachable ({first}); start it "
-                "(`netops db up` for the embedded server) or fix NETOPS_DSN")
+        # a configured DSN is a server netops does not run: `netops db up` would start another
+        hint = ("start that server or fix NETOPS_DSN" if settings.dsn
+                else "start it (`netops db up` for the embedded server) or set NETOPS_DSN")
+        problem("critical", "postgresql", f"PostgreSQL is not reachable ({first}); {hint}")
 
     _file_sections(settings, doc, problem)
 

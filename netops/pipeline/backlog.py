@@ -181,6 +181,17 @@ class Worker:
         started = time.monotonic()
         with self.conn, self.conn.cursor() as cur:
             depth = queue.depth(cur)
+            waiting = waiting_for_stable_sync(cur)
+        if waiting and not loop:
+            # Live rows reference the stable tables (campuses, projects, ...): loaded before the
+            # first stable sync, every one of them would fail its foreign keys, one warning per
+            # row. The items stay queued until the stable sync has run once.
+            self.log.info(
+                f"Waiting for the first stable sync ({', '.join(LIVE_PARENT_TABLES)} are empty; "
+                f"`netops sync stable` fills them): {depth:,} queued items left for a later run"
+            )
+            self.summary.seconds = time.monotonic() - started
+            return self.summary
         self.log.info(f"Starting backlog sync, queue depth: {depth:,} (worker {self.name})")
         try:
             while not self._stop:
@@ -415,6 +426,18 @@ class Worker:
             if any(it.hold is not None for it in children):
                 requests.append(queue.NewItem(key[0], key[1], payload=None, reason="parent"))
         return requests
+
+
+# The stable tables the live tables reference (002_backlog.sql's foreign keys).
+LIVE_PARENT_TABLES = ("projects", "achievements", "coalitions")
+
+
+def waiting_for_stable_sync(cur: Any) -> bool:
+    """True while the stable tables the live rows reference are all empty: before the first
+    stable sync every live row would fail its foreign keys."""
+    cur.execute(sql.SQL("SELECT {}").format(sql.SQL(" AND ").join(
+        sql.SQL("NOT EXISTS (SELECT 1 FROM {})").format(sql.Identifier(t)) for t in LIVE_PARENT_TABLES)))
+    return bool(cur.fetchone()[0])
 
 
 def run_backlog(settings: Settings, dsn: str, loop: bool = False, max_batches: int | None = None,
