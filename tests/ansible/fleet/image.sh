@@ -75,7 +75,7 @@ echo "== configure the image" >&2
 gw="${FLEET_GATEWAY:-10.89.42.1}"
 port="${FLEET_MIRROR_PORT:-8741}"
 echo "deb [trusted=yes] http://$gw:$port/apt ./" >"$root/etc/apt/sources.list"
-printf '[global]\nindex-url = http://%s:%s/wheels/simple/\ntimeout = 10\n' "$gw" "$port" >"$root/etc/pip.conf"
+printf '[global]\nindex-url = http://%s:%s/wheels/simple/\ntrusted-host = %s\ntimeout = 10\n' "$gw" "$port" "$gw" >"$root/etc/pip.conf"
 rm -f "$root/var/lib/apt/lists/"*_Packages "$root/var/lib/apt/lists/"*_InRelease "$root/var/lib/apt/lists/"*_Release*
 # a deploy user reached with a key, passwordless sudo (as on a freshly provisioned VM)
 chroot "$root" useradd -m -s /bin/bash deploy
