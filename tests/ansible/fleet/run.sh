@@ -119,7 +119,8 @@ pb() {
     local log; log="$(printf '%s/%02d-%s.log' "$RUN" "$PB_N" "$name")"
     local t0=$SECONDS
     set +e
-    (cd "$repo" && ansible-playbook -i "$RUN/inventory" --vault-password-file "$RUN/vault-pass" "$@") >"$log" 2>&1
+    (cd "$repo" && ansible-playbook -i "$RUN/inventory" --vault-password-file "$RUN/vault-pass" \
+        -e netops_source_dir="$RUN/src" "$@") >"$log" 2>&1
     RC=$?
     set -e
     LAST_LOG="$log"
@@ -193,6 +194,11 @@ scenario() {
     for h in "${HOSTS[@]}"; do
         check "$h has no route out" bash -c "! ssh ${SSH_OPTS[*]} deploy@${IP[$h]} cat /proc/net/route | awk '\$2 == \"00000000\"' | grep -q ."
     done
+
+    # the package is built from a snapshot of the sources taken now, so an edit made to the
+    # checkout while the scenario runs cannot make the second deploy rebuild
+    mkdir -p "$RUN/src"
+    (cd "$repo" && tar --exclude=__pycache__ --exclude='*.pyc' -cf - pyproject.toml README.md netops) | tar -C "$RUN/src" -xf -
 
     # the user's inventory: the committed one, plus a vault with this run's secrets
     cp -r "$here/inventory" "$RUN/inventory"
