@@ -252,6 +252,11 @@ VAULT
     pb status-pg-down status.yml
     check "status.yml exits 2 with a host critical" test "$RC" -eq 2
     check "status.yml: netops-01 critical, its problem named" grep -qE '^\s*netops-01 +critical +postgresql' "$LAST_LOG"
+    check "the box's hint names its own server, not the embedded one (netops db up)" \
+        bash -c "ssh ${SSH_OPTS[*]} deploy@${IP[netops-01]} sudo runuser -u netops -- /opt/netops/venv/bin/netops \
+                 --config /etc/netops/netops.toml status --json | grep -q 'PostgreSQL is not reachable' &&
+                 ! ssh ${SSH_OPTS[*]} deploy@${IP[netops-01]} sudo runuser -u netops -- /opt/netops/venv/bin/netops \
+                 --config /etc/netops/netops.toml status --json | grep -q 'netops db up'"
     pb check-pg-down deploy.yml --check --limit netops-01
     shown; check "--check exits 0" test "$RC" -eq 0
     check "--check reports the start of the stopped cluster as changed" \
