@@ -58,7 +58,8 @@ def facts_from_status(doc):
         "services": services,
         "last_sync_age_seconds": last_sync.get("age_seconds"),
         "last_sync_status": last_sync.get("status"),
-        "backlog_available": bool(backlog.get("available")),
+        # None: the database did not answer, so whether a backlog exists is unknown (not absent)
+        "backlog_available": None if backlog.get("available") is None else bool(backlog.get("available")),
         "backlog_pending": backlog.get("pending", 0) or 0,
         "backlog_failed": backlog.get("failed", 0) or 0,
         "firing_alerts": list(alerts.get("firing") or []),
@@ -87,7 +88,20 @@ def _short(msg, width=50):
     return msg if len(msg) <= width else msg[: width - 3] + "..."
 
 
-COLUMNS = ("host", "state", "services", "last sync", "backlog", "firing alerts")
+# "problems" right after the state: the names of the checks behind a warning or critical (the
+# messages are in each host's health result), or why a host could not be asked at all.
+COLUMNS = ("host", "state", "problems", "services", "last sync", "backlog", "firing alerts")
+
+
+def problem_names(problems):
+    """The distinct check names of a status document's problems, the most severe first."""
+    ranked = sorted(problems or [], key=lambda p: -SEVERITY.get((p or {}).get("severity"), 2))
+    names = []
+    for p in ranked:
+        name = (p or {}).get("check") or "?"
+        if name not in names:
+            names.append(name)
+    return ", ".join(names) or "-"
 
 
 def fleet_rows(results):
@@ -105,25 +119,31 @@ def fleet_rows(results):
             row = {
                 "host": host,
                 "state": state,
+                "problems": _short(res.get("msg") or "no answer"),
                 "services": "-",
                 "last sync": "-",
                 "backlog": "-",
-                "firing alerts": _short(res.get("msg") or "no answer"),
+                "firing alerts": "-",
             }
         else:
             f = facts_from_status(res.get("status"))
             services = " ".join(f"{k}:{v}" for k, v in f["services"].items()) or "-"
             if res.get("error"):
                 services = "netops: {}".format(res["error"][:50])
-            backlog = f"{f['backlog_pending']} pending" if f["backlog_available"] else "n/a"
+            backlog = (f"{f['backlog_pending']} pending" if f["backlog_available"]
+                       else "unknown" if f["backlog_available"] is None else "n/a")
             if f["backlog_available"] and f["backlog_failed"]:
                 backlog += f", {f['backlog_failed']} failed"
             age = human_age(f["last_sync_age_seconds"])
             if f["last_sync_status"] and f["last_sync_status"] != "success":
                 age += " ({})".format(f["last_sync_status"])
+            problems = problem_names(f["problems"])
+            if res.get("error") and problems == "-":
+                problems = "netops"
             row = {
                 "host": host,
                 "state": state,
+                "problems": problems,
                 "services": services,
                 "last sync": age,
                 "backlog": backlog,

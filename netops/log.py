@@ -37,6 +37,10 @@ COMPONENT_FILES: dict[str, str] = {
     "metrics": "metrics.log",
 }
 
+# Mode of a new log file (the umask can only take bits away): readable by the service group
+# (netops status/metrics read sizes), not by everyone; logrotate recreates files with the same.
+LOG_FILE_MODE = 0o640
+
 LINE_FORMAT = "{time:YYYY-MM-DDTHH:mm:ss!UTC}Z {level: <7} {message}"
 
 _lock = threading.Lock()
@@ -112,7 +116,9 @@ class _FileSink:
             if self._fh is not None and self._rotated():
                 self._discard()
             if self._fh is None:
-                self._fh = self.path.open("a", encoding="utf-8")
+                # 0640 whatever the umask: the mode logrotate's `create 0640` gives it later
+                fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, LOG_FILE_MODE)
+                self._fh = os.fdopen(fd, "a", encoding="utf-8")
             self._fh.write(message)
             self._fh.flush()
         except OSError as exc:

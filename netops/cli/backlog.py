@@ -76,9 +76,13 @@ def detect_cmd(settings: Settings, resources: tuple[str, ...], settle: str | Non
               help="Drain the queue, then exit (default).")
 @click.option("--loop", "mode", flag_value="loop", help="Keep working; poll every BACKLOG_POLL_INTERVAL s.")
 @click.option("--max-batches", type=click.IntRange(min=1), default=None, help="Stop after this many batches.")
+@click.option("--wait-for-stable-sync", "wait_for_stable", is_flag=True,
+              help="While the stable tables are empty (before the first `netops sync stable`), log one "
+                   "line saying so and exit 0, leaving the queue alone: every row would fail its foreign "
+                   "keys. The cron job uses it.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON.")
 @pass_settings
-def run_cmd(settings: Settings, mode: str, max_batches: int | None, as_json: bool) -> None:
+def run_cmd(settings: Settings, mode: str, max_batches: int | None, wait_for_stable: bool, as_json: bool) -> None:
     """Claim BACKLOG_FETCH_BATCH_SIZE items at a time, fetch what has no payload, load, mark done.
 
     Several workers may run at once (FOR UPDATE SKIP LOCKED); a killed worker's items come back
@@ -86,7 +90,8 @@ def run_cmd(settings: Settings, mode: str, max_batches: int | None, as_json: boo
     """
     from netops.pipeline.backlog import run_backlog
 
-    summary = run_backlog(settings, _dsn(settings), loop=mode == "loop", max_batches=max_batches)
+    summary = run_backlog(settings, _dsn(settings), loop=mode == "loop", max_batches=max_batches,
+                          wait_for_stable=wait_for_stable)
     if as_json:
         echo_json(summary.as_dict())
     else:

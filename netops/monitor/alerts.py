@@ -189,7 +189,7 @@ def check_alerts(settings: Settings, dsn: str | None, evaluation: E.Evaluation |
                     "alert": rule.name, "state": state, "previous_state": prev.state,
                     "severity": rule.severity, "summary": rule.summary, "message": message,
                     "value": None if value in (None, float("inf")) else value, "threshold": threshold,
-                    "unit": rule.unit, "action": rule.action, "since": F.iso(cur.since),
+                    "unit": rule.unit, "action": v.action, "since": F.iso(cur.since),
                     "host": socket.gethostname(), "sent_at": F.iso(F.utcnow()),
                 }
                 err = post(webhook, payload)
@@ -202,7 +202,7 @@ def check_alerts(settings: Settings, dsn: str | None, evaluation: E.Evaluation |
                     log.error(f"webhook POST for {rule.name} ({state}) failed: {err}; will retry next run")
             if state == "firing":
                 verb = "FIRING" if prev.state != "firing" else "still firing"
-                log.warning(f"{verb} {rule.name}: {message}; action: {rule.action}")
+                log.warning(f"{verb} {rule.name}: {message}; action: {v.action}")
             elif state == "resolved" and prev.state == "firing":
                 log.info(f"RESOLVED {rule.name}: {message}")
             store.save(cur, value, threshold, message)
@@ -255,7 +255,7 @@ def _result(v: E.Verdict, state: str, previous: str | None, since: str | None, n
         "changed": previous is not None and state != previous, "severity": rule.severity,
         "value": None if v.value in (None, float("inf")) else v.value,
         "value_text": v.value_text, "threshold": v.threshold, "unit": rule.unit,
-        "summary": rule.summary, "message": v.message, "action": rule.action,
+        "summary": rule.summary, "message": v.message, "action": v.action,
         "since": since, "notified": notified, "notify_error": notify_error,
     }
 

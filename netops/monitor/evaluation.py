@@ -140,6 +140,11 @@ class Rule:
     scale: float = 1.0  # threshold (settings unit) * scale = value's unit
     prom_scale: float = 1.0  # threshold * prom_scale = the Prometheus metric's unit
     detail: Detail | None = None  # the specifics for a firing rule (which phase, which dir)
+    #: the next step when it depends on the box (e.g. its own server vs the embedded one); else `action`
+    advice: Callable[[Settings], str] | None = None
+
+    def action_for(self, settings: Settings) -> str:
+        return self.advice(settings) if self.advice is not None else self.action
 
     def threshold(self, settings: Settings) -> float:
         return float(getattr(settings, self.setting)) * self.scale if self.setting else self.fixed
@@ -277,6 +282,15 @@ def _keys_set_aside_detail(f: Facts, s: Settings) -> str | None:
                      for k in aside) or None
 
 
+def _database_advice(s: Settings) -> str:
+    # a configured DSN is a server netops does not run: `netops db up` would start another one
+    if s.dsn:
+        return ("Start that PostgreSQL server (`systemctl start postgresql` on a deployed box) or fix "
+                "NETOPS_DSN; check its log and free disk; every other check is blind until it is back.")
+    return ("Start it (`netops db up` for the embedded server) or set NETOPS_DSN; check its log and free "
+            "disk; every other check is blind until it is back.")
+
+
 def _nginx_down(f: Facts, s: Settings) -> float | None:
     ok = f.nginx.get("ok")
     return None if ok is None else (0.0 if ok else 1.0)
@@ -291,7 +305,8 @@ RULES: tuple[Rule, ...] = (
     Rule("database_down", "PostgreSQL is not reachable", None, _db_down, "",
          "Start PostgreSQL (`netops db up` for the embedded server, else `systemctl start postgresql`), "
          "check its log and free disk, or fix NETOPS_DSN; every other check is blind until it is back.",
-         "netops_database_up < 1", severity="critical", detail=lambda f, s: f.db_error),
+         "netops_database_up < 1", severity="critical", detail=lambda f, s: f.db_error,
+         advice=_database_advice),
     Rule("schema_missing", "The database has no netops schema", None, _schema_missing, "",
          "Run `netops db migrate`.", "netops_schema_present < 1", severity="critical"),
     Rule("api_calls_per_minute", "API calls per minute above the loop-suspicion threshold", "alert_calls_per_min",
@@ -382,6 +397,7 @@ class Verdict:
     threshold: float
     firing: bool | None  # None: value unknown
     detail: str | None = None
+    action: str = ""  # the operator's next step on this box (Rule.action_for)
 
     @property
     def state(self) -> str:
@@ -418,11 +434,12 @@ def fmt(value: float | None, unit: str) -> str:
 def judge(rule: Rule, facts: Facts, settings: Settings) -> Verdict:
     threshold = rule.threshold(settings)
     value = rule.value(facts, settings)
+    action = rule.action_for(settings)
     if value is None:
-        return Verdict(rule, None, threshold, None)
+        return Verdict(rule, None, threshold, None, action=action)
     firing = rule.breached(value, threshold)
     detail = rule.detail(facts, settings) if firing and rule.detail else None
-    return Verdict(rule, value, threshold, firing, detail)
+    return Verdict(rule, value, threshold, firing, detail, action)
 
 
 @dataclass

@@ -35,7 +35,7 @@ def status_document(ev: Evaluation) -> dict[str, Any]:
     f, settings = ev.facts, ev.settings
     now = f.now
     problems = [{"severity": v.rule.severity, "check": v.rule.name,
-                 "message": f"{v.message}; {v.rule.action}"} for v in ev.firing]
+                 "message": f"{v.message}; {v.action}"} for v in ev.firing]
     problems.sort(key=lambda p: p["severity"] != "critical")
     doc: dict[str, Any] = {
         "state": ev.state,

@@ -184,11 +184,26 @@ class Worker:
         return f"{used:,}/{self.settings.rate_per_hour:,}"
 
     # -- the loop -------------------------------------------------------------------------------
-    def run(self, loop: bool = False, max_batches: int | None = None) -> RunSummary:
-        """Drain the queue (`--once`), or keep draining and polling (`--loop`)."""
+    def run(self, loop: bool = False, max_batches: int | None = None, wait_for_stable: bool = False) -> RunSummary:
+        """Drain the queue (`--once`), or keep draining and polling (`--loop`).
+
+        With wait_for_stable, a run on an empty mirror only logs why it waits (see
+        waiting_for_stable_sync) and leaves the queue as it is.
+        """
         started = time.monotonic()
         with self.conn, self.conn.cursor() as cur:
             depth = queue.depth(cur)
+            waiting = wait_for_stable and waiting_for_stable_sync(cur)
+        if waiting:
+            # Live rows reference the stable tables (campuses, projects, ...): loaded before the
+            # first stable sync, every one of them would fail its foreign keys, one warning per
+            # row. The items stay queued until the stable sync has run once.
+            self.log.info(
+                f"Waiting for the first stable sync ({', '.join(LIVE_PARENT_TABLES)} are empty; "
+                f"`netops sync stable` fills them): {depth:,} queued items left for a later run"
+            )
+            self.summary.seconds = time.monotonic() - started
+            return self.summary
         self.log.info(f"Starting backlog sync, queue depth: {depth:,} (worker {self.name})")
         try:
             while not self._stop:
@@ -428,8 +443,20 @@ class Worker:
         return requests
 
 
+# The stable tables the live tables reference (002_backlog.sql's foreign keys).
+LIVE_PARENT_TABLES = ("projects", "achievements", "coalitions")
+
+
+def waiting_for_stable_sync(cur: Any) -> bool:
+    """True while the stable tables the live rows reference are all empty: before the first
+    stable sync every live row would fail its foreign keys."""
+    cur.execute(sql.SQL("SELECT {}").format(sql.SQL(" AND ").join(
+        sql.SQL("NOT EXISTS (SELECT 1 FROM {})").format(sql.Identifier(t)) for t in LIVE_PARENT_TABLES)))
+    return bool(cur.fetchone()[0])
+
+
 def run_backlog(settings: Settings, dsn: str, loop: bool = False, max_batches: int | None = None,
-                client: Any = None) -> RunSummary:
+                client: Any = None, wait_for_stable: bool = False) -> RunSummary:
     """`netops backlog run`: one worker until the queue is drained (or forever with `loop`)."""
     worker = Worker(settings, dsn, client=client)
     previous = {}
@@ -438,7 +465,7 @@ def run_backlog(settings: Settings, dsn: str, loop: bool = False, max_batches: i
             with contextlib.suppress(ValueError):  # not the main thread
                 previous[sig] = signal.signal(sig, worker.request_stop)
     try:
-        return worker.run(loop=loop, max_batches=max_batches)
+        return worker.run(loop=loop, max_batches=max_batches, wait_for_stable=wait_for_stable)
     finally:
         worker.close()
         for sig, handler in previous.items():

@@ -259,3 +259,20 @@ def test_a_poison_item_that_keeps_killing_workers_is_failed_not_retried_forever(
     state, attempts, err = _exec(pg_dsn, "SELECT state, attempts, last_error FROM netops.backlog_items")[0]
     assert state == "failed" and attempts == 4 and "abandoned: 3 worker(s)" in err
     assert _exec(pg_dsn, "SELECT count(*) FROM users") == [(0,)]
+
+
+def test_the_cron_run_waits_for_the_first_stable_sync_with_one_line(pg_dsn: str, settings: Settings) -> None:
+    # an empty mirror: every live row would fail its foreign keys, one warning each
+    _enqueue(pg_dsn, [NewItem("projects_users", 100 + i, payload={
+        "id": 100 + i, "project": {"id": 1}, "user": {"id": 7}, "cursus_ids": [21], "status": "finished",
+        "final_mark": 100, "validated?": True, "updated_at": "2026-01-01T00:00:00Z"}) for i in range(5)])
+    s = run_backlog(settings, pg_dsn, wait_for_stable=True)
+    assert s.items == 0 and s.failed == 0
+    lines = (settings.log_path / "backlog_worker.log").read_text().splitlines()
+    assert len(lines) == 1 and "Waiting for the first stable sync" in lines[0] and "5 queued items" in lines[0]
+    assert _exec(pg_dsn, "SELECT state, count(*) FROM netops.backlog_items GROUP BY 1") == [("pending", 5)]
+    # once the stable tables have rows, the same run works the queue
+    _parents(pg_dsn)
+    _enqueue(pg_dsn, [NewItem("users", 7, payload=_user(7))])
+    s = run_backlog(settings, pg_dsn, wait_for_stable=True)
+    assert s.items == 6 and s.failed == 0

@@ -44,7 +44,7 @@ def _capture_exit(monkeypatch):
     monkeypatch.setattr(basic.AnsibleModule, "fail_json", fail_json)
 
 
-def health(state, pg=True, age=3600.0, pending=3, failed=0, firing=(), error=None):
+def health(state, pg=True, age=3600.0, pending=3, failed=0, firing=(), error=None, problems=()):
     return {
         "summary_state": state,
         "error": error,
@@ -54,7 +54,8 @@ def health(state, pg=True, age=3600.0, pending=3, failed=0, firing=(), error=Non
             "last_sync": {"age_seconds": age, "status": "success" if age is not None else None},
             "backlog": {"available": True, "pending": pending, "processing": 0, "failed": failed},
             "alerts": {"firing": list(firing)},
-            "problems": [],
+            "problems": [{"severity": sev, "check": check, "message": f"{check} is {sev}"}
+                         for sev, check in problems],
         },
     }
 
@@ -81,7 +82,7 @@ def test_table_lists_every_host_worst_first():
     r = res.result
     assert r["changed"] is False
     table = r["table"]
-    assert table[0].split() == ["host", "state", "services", "last", "sync", "backlog", "firing", "alerts"]
+    assert table[0].split() == ["host", "state", "problems", "services", "last", "sync", "backlog", "firing", "alerts"]
     assert set(table[1]) <= {"-", " "}
     hosts = [line.split()[0] for line in table[2:]]
     assert hosts == ["d-gone", "c-crit", "a-warn", "b-ok"]
@@ -130,8 +131,25 @@ def test_results_are_required():
 def test_unreachable_host_shows_the_gist_of_the_failure():
     msg = "Task failed: Failed to connect to the host via ssh: ssh: connect to host 10.0.0.9 port 22: Connection refused"
     res = run({"h1": {"unreachable": True, "msg": msg}, "h2": health("ok")})
-    row = res.result["table"][2]
-    assert row.startswith("h1") and "unreachable" in row
-    assert "ssh: connect to host 10.0.0.9" in row and "Task failed" not in row
-    assert row.endswith("...")
+    row = res.result["rows"][0]
+    assert row["host"] == "h1" and row["state"] == "unreachable"
+    # the reason is the host's problem, not a firing alert
+    assert row["problems"].startswith("ssh: connect to host 10.0.0.9") and row["problems"].endswith("...")
+    assert "Task failed" not in row["problems"]
+    assert row["firing alerts"] == "-"
     assert res.result["fleet_state"] == "critical"
+
+
+def test_state_comes_with_the_names_of_its_problems_worst_first():
+    res = run({
+        "h1": health("warning", problems=[("warning", "log_size"), ("warning", "token")]),
+        "h2": health("critical", pg=False, problems=[("warning", "log_size"), ("critical", "postgresql"),
+                                                     ("critical", "postgresql")]),
+        "h3": health("ok"),
+    })
+    rows = {r["host"]: r for r in res.result["rows"]}
+    assert rows["h1"]["problems"] == "log_size, token"
+    assert rows["h2"]["problems"] == "postgresql, log_size"
+    assert rows["h3"]["problems"] == "-"
+    line = next(line for line in res.result["table"] if line.startswith("h1"))
+    assert line.split()[1:4] == ["warning", "log_size,", "token"]

@@ -1,0 +1,310 @@
+#!/usr/bin/env bash
+# The fleet scenario: deploy.yml and status.yml on three separate Debian 12 hosts made on this
+# machine (podman containers from a debootstrap image), reached by Ansible over SSH with a key.
+#   tests/ansible/fleet/run.sh         # everything: hosts up, every assertion, hosts down
+#   tests/ansible/fleet/run.sh lint    # ansible-lint (production profile) + --syntax-check only
+# Needs root. Installs what it uses (podman, runc, debootstrap, ...) with apt when missing.
+#
+# Hosts (tests/ansible/fleet/inventory, the worked example of docs/deploy.md):
+#   netops-01 10.89.42.11  systemd as PID 1 (like a VM)
+#   netops-02 10.89.42.12  systemd as PID 1, netops_first_sync: false
+#   netops-03 10.89.42.13  no service manager: podman's init runs sshd in the foreground
+# on an internal podman network (no route out). The gateway, 10.89.42.1, serves the hosts a flat
+# apt repository and a pip index (image.sh builds both, cached) and the 42 API simulator.
+#
+# Why not molecule: its podman driver reaches hosts through `podman exec` (not SSH with a key,
+# which is what users do and where the login-uid trap lives), has no step for the servers on the
+# gateway, and its fixed test sequence has no place for "--check on a stopped cluster", reboots
+# or an unreachable host. Each step below is one thing a user would do, then what they would check.
+set -euo pipefail
+
+main() {
+    here="$(cd "$(dirname "$0")" && pwd)"
+    repo="$(cd "$here/../../.." && pwd)"
+    if [ -x "$repo/.venv/bin/ansible-playbook" ]; then
+        export PATH="$repo/.venv/bin:$PATH"
+    fi
+    export ANSIBLE_FORCE_COLOR=0 PY_COLORS=0 NO_COLOR=1 ANSIBLE_NOCOLOR=1
+    export ANSIBLE_CONFIG="$repo/ansible.cfg"
+    case "${1:-test}" in
+        lint) lint ;;
+        test) lint; scenario ;;
+        *) echo "usage: $0 [test|lint]" >&2; return 2 ;;
+    esac
+}
+
+lint() {
+    cd "$repo"
+    echo "== ansible-lint (production profile)"
+    ansible-lint --profile production --offline
+    echo "== ansible-playbook --syntax-check"
+    for pb in deploy.yml status.yml playbooks/deploy.yml playbooks/status.yml tests/ansible/fleet/*.yml; do
+        ansible-playbook -i "$here/inventory" --syntax-check "$pb" >/dev/null
+        echo "ok  $pb"
+    done
+}
+
+NET=netops-fleet
+SUBNET=10.89.42.0/24
+GW=10.89.42.1
+MIRROR_PORT=8741
+SIM_PORT=8742
+HOSTS=(netops-01 netops-02 netops-03)
+declare -A IP=([netops-01]=10.89.42.11 [netops-02]=10.89.42.12 [netops-03]=10.89.42.13)
+declare -A KIND=([netops-01]=systemd [netops-02]=systemd [netops-03]=noinit)
+
+P() { podman --cgroup-manager cgroupfs --events-backend file --runtime runc "$@"; }
+say() { printf '\n== %s\n' "$*"; }
+fail() { echo "FAIL: $*" >&2; FAILED=$((FAILED + 1)); }
+ok() { echo "ok   $*"; PASSED=$((PASSED + 1)); }
+check() {  # check "what" command...: one assertion
+    local what="$1"; shift
+    if "$@"; then ok "$what"; else fail "$what"; fi
+}
+
+tools() {
+    local need=()
+    for t in podman:podman runc:runc debootstrap:debootstrap dpkg-scanpackages:dpkg-dev ssh:openssh-client \
+             ssh-keygen:openssh-client iptables:iptables /usr/libexec/podman/catatonit:catatonit; do
+        command -v "${t%%:*}" >/dev/null || need+=("${t#*:}")
+    done
+    if [ "${#need[@]}" -gt 0 ]; then
+        say "apt-get install ${need[*]}"
+        apt-get update -q >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need[@]}" \
+            netavark aardvark-dns uidmap >/dev/null
+    fi
+}
+
+cleanup() {
+    set +e
+    [ -n "${SERVER_PIDS:-}" ] && kill $SERVER_PIDS 2>/dev/null
+    for h in "${HOSTS[@]}"; do P rm -f -t 5 "fleet-$h" >/dev/null 2>&1; done
+    P network rm -f "$NET" >/dev/null 2>&1
+    # netavark turned IP forwarding on for the bridge: give the machine back as it was
+    [ -n "${FORWARD_WAS:-}" ] && sysctl -q -w net.ipv4.ip_forward="$FORWARD_WAS"
+    [ -n "${RUN:-}" ] && [ "${FLEET_KEEP:-0}" != 1 ] && rm -rf "$RUN"
+}
+
+start_host() {
+    local h="$1" args=(--name "fleet-$h" --hostname "$h" --network "$NET" --ip "${IP[$h]}"
+        --ulimit nofile=20000:20000 --ulimit nproc=8192:8192 --cgroup-parent "$CGROUP"
+        -v "$RUN/id_ed25519.pub:/home/deploy/.ssh/authorized_keys:ro" -d)
+    if [ "${KIND[$h]}" = systemd ]; then
+        P run "${args[@]}" --systemd always "$IMAGE" /sbin/init >/dev/null
+    else
+        # a bare container: podman's init as PID 1, sshd in the foreground, nothing else
+        P run "${args[@]}" --init "$IMAGE" sh -c 'ssh-keygen -A -q && mkdir -p /run/sshd && exec /usr/sbin/sshd -D -e' >/dev/null
+    fi
+}
+
+wait_ssh() {
+    local h
+    for h in "$@"; do
+        for _ in $(seq 60); do
+            ssh "${SSH_OPTS[@]}" "deploy@${IP[$h]}" true 2>/dev/null && continue 2
+            sleep 1
+        done
+        echo "error: $h (${IP[$h]}) does not answer SSH" >&2
+        return 1
+    done
+}
+
+# ansible-playbook with the fleet's inventory and vault; output kept in $RUN/NN-name.log; the
+# PLAY RECAP lines are echoed and appended to $RUN/recaps.txt. Sets RC.
+PB_N=0
+pb() {
+    local name="$1"; shift
+    PB_N=$((PB_N + 1))
+    local log; log="$(printf '%s/%02d-%s.log' "$RUN" "$PB_N" "$name")"
+    local t0=$SECONDS
+    set +e
+    (cd "$repo" && ansible-playbook -i "$RUN/inventory" --vault-password-file "$RUN/vault-pass" \
+        -e netops_source_dir="$RUN/src" "$@") >"$log" 2>&1
+    RC=$?
+    set -e
+    LAST_LOG="$log"
+    {
+        echo "--- $name: ansible-playbook $* -> exit $RC in $((SECONDS - t0)) s"
+        sed -n '/^PLAY RECAP/,$p' "$log" | grep -E '^\S+ +: ok=' | sed -E 's/ +/ /g'
+    } | tee -a "$RUN/recaps.txt"
+}
+recap() { grep -E "^$1 +: ok=" "$LAST_LOG" | tail -n1; }
+# task_status "role : Task name" HOST -> ok / changed / skipping / failed / fatal (last seen), from
+# that task's block of the last run's output
+task_status() {
+    awk -v t="TASK [$1]" -v h="$2" '
+        index($0, t) == 1 { on = 1; next }
+        /^(TASK|RUNNING HANDLER|PLAY)/ { on = 0 }
+        on && /^(ok|changed|skipping|failed|fatal):/ && (index($0, "[" h "]") || index($0, "[" h " ")) {
+            split($0, a, ":"); s = a[1] }
+        END { print s }' "$LAST_LOG"
+}
+changed_of() { recap "$1" | sed -E 's/.*changed=([0-9]+).*/\1/'; }
+shown() { [ "$RC" -ne 0 ] && { echo "--- tail of $LAST_LOG"; tail -n 40 "$LAST_LOG"; }; return 0; }
+
+on() { local h="$1"; shift; ssh "${SSH_OPTS[@]}" "deploy@${IP[$h]}" sudo "$@"; }
+
+scenario() {
+    FAILED=0 PASSED=0
+    local t_start=$SECONDS
+    tools
+    trap cleanup EXIT
+    say "image and mirror (cached under ${FLEET_CACHE:-/var/cache/netops-fleet})"
+    local t0=$SECONDS cache key
+    cache="$(bash "$here/image.sh")"
+    key="$(basename "$cache")"
+    IMAGE="localhost/netops-fleet:$key"
+    P image exists "$IMAGE" || P import -q "$cache/rootfs.tar" "$IMAGE" >/dev/null
+    # images of older recipes
+    P images --format '{{.Repository}}:{{.Tag}}' | grep '^localhost/netops-fleet:' | grep -vx "$IMAGE" \
+        | xargs -r podman rmi -f >/dev/null 2>&1 || true
+    echo "image $IMAGE ready in $((SECONDS - t0)) s"
+
+    RUN="$(mktemp -d /tmp/netops-fleet.XXXXXX)"
+    CGROUP="$(awk -F: '$3 != "/" && $3 != "" {print $3; exit}' /proc/self/cgroup)"
+    CGROUP="${CGROUP:-/}"
+    FORWARD_WAS="$(sysctl -n net.ipv4.ip_forward)"
+    ssh-keygen -q -t ed25519 -N '' -C fleet -f "$RUN/id_ed25519"
+    chmod 0644 "$RUN/id_ed25519.pub"
+    SSH_OPTS=(-i "$RUN/id_ed25519" -o UserKnownHostsFile="$RUN/known_hosts" -o StrictHostKeyChecking=accept-new
+              -o ConnectTimeout=5 -o BatchMode=yes)
+    export ANSIBLE_PRIVATE_KEY_FILE="$RUN/id_ed25519"
+    export ANSIBLE_SSH_ARGS="-o UserKnownHostsFile=$RUN/known_hosts -o StrictHostKeyChecking=accept-new -o ControlMaster=auto -o ControlPersist=120s -o ControlPath=$RUN/cm-%C"
+
+    say "hosts up"
+    t0=$SECONDS
+    for h in "${HOSTS[@]}"; do P rm -f -t 0 "fleet-$h" >/dev/null 2>&1 || true; done
+    P network rm -f "$NET" >/dev/null 2>&1 || true
+    P network create --internal --subnet "$SUBNET" --gateway "$GW" "$NET" >/dev/null
+    for h in "${HOSTS[@]}"; do start_host "$h"; done
+    # the gateway's servers: the bridge has its address once a container is attached
+    python3 -m http.server "$MIRROR_PORT" --bind "$GW" --directory "$cache" >"$RUN/mirror.log" 2>&1 &
+    SERVER_PIDS="$!"
+    local sim_secret; sim_secret="$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')"
+    NETOPS_SIM_CLIENT_SECRET="$sim_secret" "$repo/.venv/bin/netops" sim serve --host "$GW" --port "$SIM_PORT" \
+        --client-id fleet-client --rate-per-second 0 --rate-per-hour 0 --live-scale 0.01 \
+        --ready-file "$RUN/sim.ready" >"$RUN/sim.log" 2>&1 &
+    SERVER_PIDS="$SERVER_PIDS $!"
+    for _ in $(seq 60); do [ -s "$RUN/sim.ready" ] && break; sleep 0.5; done
+    [ -s "$RUN/sim.ready" ] || { cat "$RUN/sim.log"; echo "error: simulator did not start" >&2; return 1; }
+    wait_ssh "${HOSTS[@]}"
+    echo "3 hosts answer SSH in $((SECONDS - t0)) s"
+    # no default route (destination 00000000 in the kernel's table): nothing leaves the machine
+    for h in "${HOSTS[@]}"; do
+        check "$h has no route out" bash -c "! ssh ${SSH_OPTS[*]} deploy@${IP[$h]} cat /proc/net/route | awk '\$2 == \"00000000\"' | grep -q ."
+    done
+
+    # the package is built from a snapshot of the sources taken now, so an edit made to the
+    # checkout while the scenario runs cannot make the second deploy rebuild
+    mkdir -p "$RUN/src"
+    (cd "$repo" && tar --exclude=__pycache__ --exclude='*.pyc' -cf - pyproject.toml README.md netops) | tar -C "$RUN/src" -xf -
+
+    # the user's inventory: the committed one, plus a vault with this run's secrets
+    cp -r "$here/inventory" "$RUN/inventory"
+    od -An -N16 -tx1 /dev/urandom | tr -d ' \n' >"$RUN/vault-pass"
+    chmod 0600 "$RUN/vault-pass"
+    cat >"$RUN/inventory/group_vars/all/vault.yml" <<VAULT
+---
+vault_netops_client_id: fleet-client
+vault_netops_client_secret: "$sim_secret"
+vault_netops_db_password: "fl'eet\\\\p/w@:%-$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')"
+VAULT
+    ansible-vault encrypt --vault-password-file "$RUN/vault-pass" "$RUN/inventory/group_vars/all/vault.yml"
+    check "the vault is encrypted" grep -q '^\$ANSIBLE_VAULT' "$RUN/inventory/group_vars/all/vault.yml"
+
+    say "1. --check --diff on fresh hosts"
+    pb check-fresh deploy.yml --check --diff
+    shown; check "fresh-host --check --diff exits 0" test "$RC" -eq 0
+
+    say "2. deploy"
+    pb deploy deploy.yml
+    shown; check "deploy exits 0" test "$RC" -eq 0
+    check "deploy ended with the first stable sync on netops-01 and netops-03" \
+        test "$(task_status 'netops : Run the first stable sync (netops sync stable)' netops-01)$(task_status 'netops : Run the first stable sync (netops sync stable)' netops-03)" = changedchanged
+    check "netops_first_sync: false turned it off on netops-02" \
+        test "$(task_status 'netops : Run the first stable sync (netops sync stable)' netops-02)" = skipping
+
+    say "3. second deploy changes nothing"
+    pb deploy-again deploy.yml
+    shown; check "second deploy exits 0" test "$RC" -eq 0
+    for h in "${HOSTS[@]}"; do check "second deploy: changed=0 on $h ($(recap "$h"))" test "$(changed_of "$h")" = 0; done
+
+    say "4. what a user checks on each box"
+    pb verify tests/ansible/fleet/verify.yml
+    shown; check "verify.yml passes on every host" test "$RC" -eq 0
+
+    say "5. cron runs every job by itself, on every host (every job every minute for the proof)"
+    pb cron-proof tests/ansible/fleet/cron_proof.yml
+    shown; check "cron ran every job on every host, netops-03 (no service manager) included" test "$RC" -eq 0
+    pb deploy-restores-cron deploy.yml
+    shown; check "deploy puts the schedule back" test "$RC" -eq 0
+
+    say "6. status.yml on the healthy fleet"
+    pb status-ok status.yml
+    shown; check "status.yml exits 0 on a healthy fleet" test "$RC" -eq 0
+    for h in "${HOSTS[@]}"; do
+        check "status.yml: $h is ok" grep -qE "^\s*$h +ok +- " "$LAST_LOG"
+    done
+
+    say "7. PostgreSQL stopped on netops-01: status names it, --check sees it, deploy repairs it"
+    on netops-01 systemctl stop postgresql@15-main
+    pb status-pg-down status.yml
+    check "status.yml exits 2 with a host critical" test "$RC" -eq 2
+    check "status.yml: netops-01 critical, its problem named" grep -qE '^\s*netops-01 +critical +database_down' "$LAST_LOG"
+    check "the box's hint names its own server, not the embedded one (netops db up)" \
+        bash -c "ssh ${SSH_OPTS[*]} deploy@${IP[netops-01]} sudo runuser -u netops -- /opt/netops/venv/bin/netops \
+                 --config /etc/netops/netops.toml status --json | grep -q 'PostgreSQL is not reachable' &&
+                 ! ssh ${SSH_OPTS[*]} deploy@${IP[netops-01]} sudo runuser -u netops -- /opt/netops/venv/bin/netops \
+                 --config /etc/netops/netops.toml status --json | grep -q 'netops db up'"
+    pb check-pg-down deploy.yml --check --limit netops-01
+    shown; check "--check exits 0" test "$RC" -eq 0
+    check "--check reports the start of the stopped cluster as changed" \
+        test "$(task_status 'postgresql : Bring the cluster to the wanted state' netops-01)" = changed
+    check "--check did not start it" bash -c "! ssh ${SSH_OPTS[*]} deploy@${IP[netops-01]} pg_lsclusters -h | grep -q online"
+    pb repair deploy.yml --limit netops-01
+    shown; check "deploy repairs it: exits 0, the start task changed" \
+        test "$RC$(task_status 'postgresql : Bring the cluster to the wanted state' netops-01)" = 0changed
+    check "the cluster runs again" bash -c "ssh ${SSH_OPTS[*]} deploy@${IP[netops-01]} pg_lsclusters -h | grep -q online"
+
+    say "8. reboot the systemd hosts: they come back healthy"
+    P restart -t 20 fleet-netops-01 fleet-netops-02 >/dev/null
+    wait_ssh netops-01 netops-02
+    sleep 5
+    pb status-after-reboot status.yml --limit netops-01,netops-02,localhost
+    shown
+    check "after a reboot netops-01 and netops-02 are ok" \
+        bash -c "[ $RC -eq 0 ] && grep -qE '^\s*netops-01 +ok ' '$LAST_LOG' && grep -qE '^\s*netops-02 +ok ' '$LAST_LOG'"
+
+    say "9. restart the host without an init: critical until its services are started (docs/deploy.md)"
+    P restart -t 5 fleet-netops-03 >/dev/null
+    wait_ssh netops-03
+    pb status-noinit-restarted status.yml
+    check "status.yml: netops-03 critical after its restart (exit 2)" \
+        bash -c "[ $RC -eq 2 ] && grep -qE '^\s*netops-03 +critical +database_down' '$LAST_LOG'"
+    pb deploy-noinit deploy.yml --limit netops-03
+    shown; check "deploy.yml starts netops-03's services again" test "$RC" -eq 0
+    pb status-noinit-back status.yml
+    shown; check "status.yml: every host ok again" \
+        bash -c "[ $RC -eq 0 ] && grep -qE '^\s*netops-03 +ok ' '$LAST_LOG'"
+
+    say "10. an unreachable host"
+    P stop -t 5 fleet-netops-03 >/dev/null
+    pb status-unreachable status.yml
+    check "status.yml exits 2 (docs/deploy.md) with a host unreachable" test "$RC" -eq 2
+    check "the table shows netops-03 unreachable, the reason under problems, no firing alert" \
+        grep -qE '^\s*netops-03 +unreachable +.*(ssh|connect|host).* +- +- +- +-\s*$' "$LAST_LOG"
+
+    say "summary"
+    echo "PLAY RECAPs:"; cat "$RUN/recaps.txt"
+    echo "fleet scenario wall time: $((SECONDS - t_start)) s"
+    echo "fleet: $PASSED passed, $FAILED failed"
+    if [ "$FAILED" -gt 0 ]; then
+        echo "logs kept in $RUN"
+        FLEET_KEEP=1
+        return 1
+    fi
+}
+
+# one line: bash has parsed all of it before main runs, so editing this file mid-run is harmless
+main "$@"; exit $?
