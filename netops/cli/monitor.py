@@ -183,12 +183,17 @@ def alerts_check(settings: Settings, as_json: bool) -> None:
 
 
 @alerts.command("rules")
+@click.option("--job", default="netops", show_default=True,
+              help="Prometheus scrape job name of the netops targets (for the up/absent rules).")
 @pass_settings
-def alerts_rules(settings: Settings) -> None:
-    """Print the equivalent Prometheus alerting rules (YAML) with this config's thresholds."""
+def alerts_rules(settings: Settings, job: str) -> None:
+    """Print the equivalent Prometheus alerting and recording rules (YAML).
+
+    Thresholds are read at evaluation time from the exported netops_alert_threshold gauges, so
+    the file does not change when a NETOPS_ALERT_* setting does."""
     from netops.monitor.alerts import prometheus_rules
 
-    click.echo(prometheus_rules(settings), nl=False)
+    click.echo(prometheus_rules(settings, job=job), nl=False)
 
 
 # --- check -----------------------------------------------------------------------------------
