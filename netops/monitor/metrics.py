@@ -438,20 +438,69 @@ def atomic_write(path: Path, text: str, mode: int = 0o644) -> None:
         raise
 
 
+class TextfileConflict(ValueError):
+    """Two netops .prom files in one directory: node_exporter's textfile collector reads every
+    *.prom file of its directory, so both files' series would be duplicates (the "124
+    duplicate-series errors" of a metrics.prom next to a netops.prom)."""
+
+
+def _other_netops_prom(directory: Path, mine: str) -> Path | None:
+    for other in sorted(Path(directory).glob("*.prom")):
+        if other.name == mine:
+            continue
+        with contextlib.suppress(OSError), open(other, encoding="utf-8", errors="replace") as fh:
+            if "netops_database_up" in fh.read(1 << 20):
+                return other
+    return None
+
+
+def _check_alone(directory: Path, mine: str) -> None:
+    other = _other_netops_prom(directory, mine)
+    if other is not None:
+        raise TextfileConflict(
+            f"{other} already holds netops metrics, so writing {Path(directory) / mine} would make node_exporter's "
+            "textfile collector see every series twice; keep one netops .prom file per directory: delete "
+            f"{other.name}, or give --textfile-dir / NETOPS_METRICS_DIR different directories")
+
+
+def link_in_log_dir(settings: Settings, json_path: Path) -> Path | None:
+    """`<log_dir>/metrics_latest.json` -> the metrics dir's file, where the seed wrote it, so
+    `cat logs/metrics_latest.json | jq` keeps working. A symlink, replaced atomically (a regular
+    file left by the seed is replaced too); nothing when both dirs are the same."""
+    link = settings.log_path / JSON_NAME
+    if link.resolve() == json_path.resolve():
+        return None
+    settings.log_path.mkdir(parents=True, exist_ok=True)
+    if link.is_symlink() and os.readlink(link) == str(json_path):
+        return link
+    tmp = link.with_name(f".{JSON_NAME}.{os.getpid()}.lnk")
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(tmp)
+    os.symlink(str(json_path), tmp)
+    os.replace(tmp, link)
+    return link
+
+
 def write_metrics(settings: Settings, snapshot: dict[str, Any]) -> list[Path]:
-    """Write metrics_latest.json and metrics.prom into the metrics dir; return the paths."""
+    """Write metrics_latest.json and metrics.prom into the metrics dir (and the log dir's link
+    to the JSON); return the paths written."""
     out_dir = settings.metrics_path
     json_path = out_dir / JSON_NAME
     prom_path = out_dir / PROM_NAME
+    if out_dir.exists():
+        _check_alone(out_dir, PROM_NAME)
     atomic_write(json_path, json.dumps(snapshot, indent=2, default=str) + "\n")
     atomic_write(prom_path, prometheus_text(snapshot))
-    return [json_path, prom_path]
+    link = link_in_log_dir(settings, json_path)
+    return [json_path, prom_path] + ([link] if link else [])
 
 
 def write_textfile(directory: Path, snapshot: dict[str, Any]) -> Path:
-    """node_exporter textfile-collector file (prometheus_client writes it temp + rename)."""
+    """node_exporter textfile-collector file (prometheus_client writes it temp + rename). Refuses
+    a directory that already holds another netops .prom file (TextfileConflict)."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
+    _check_alone(directory, TEXTFILE_NAME)
     path = directory / TEXTFILE_NAME
     write_to_textfile(str(path), build_registry(snapshot))
     return path

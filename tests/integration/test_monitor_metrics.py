@@ -230,3 +230,48 @@ def test_loop_through_the_cli(busy_box: Any, settings_factory: Any) -> None:
     assert "every 1s" in result.output
     assert (settings.log_path / "metrics.log").read_text().count("wrote metrics") == 2
     assert json.loads((settings.metrics_path / "metrics_latest.json").read_text())["backlog"]["pending"] == 6
+
+
+def test_json_is_also_in_the_log_dir_where_the_seed_wrote_it(busy_box: Any) -> None:
+    settings = busy_box
+    settings.log_path.mkdir(parents=True, exist_ok=True)
+    (settings.log_path / "metrics_latest.json").write_text('{"seed": true}\n')  # the seed's old file
+    result = CliRunner().invoke(cli, ["metrics", "write"], env=cli_env(settings), catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    link = settings.log_path / "metrics_latest.json"
+    assert link.is_symlink() and str(link) in result.output
+    assert json.loads(link.read_text()) == json.loads((settings.metrics_path / "metrics_latest.json").read_text())
+    again = CliRunner().invoke(cli, ["metrics", "write"], env=cli_env(settings))  # idempotent
+    assert again.exit_code == 0 and link.is_symlink()
+    assert [p.name for p in settings.log_path.iterdir() if p.name.startswith(".metrics")] == []
+
+
+def test_database_down_keeps_every_section_with_nulls(settings_factory: Any) -> None:
+    settings = settings_factory(NETOPS_DSN="postgresql://x@127.0.0.1:1/x")
+    result = CliRunner().invoke(cli, ["metrics", "export", "--format", "json"], env=cli_env(settings))
+    snap = json.loads(result.output)
+    assert snap["schema_version"] == metrics.SCHEMA_VERSION and snap["database"]["up"] == 0
+    for section in ("sync", "api", "backlog", "quality", "counters", "tables", "api_keys", "tasks", "kpi"):
+        assert section in snap, section
+    assert snap["api"]["calls_last_hour"] is None and snap["backlog"]["pending"] is None
+    assert snap["sync"]["phases"] is None and snap["counters"]["api_calls"] is None
+    assert snap["quality"]["violations"] is None and snap["tables"] is None and snap["api_keys"] is None
+    assert snap["alerts"]["backlog_depth"]["state"] == "unknown"
+
+
+def test_two_netops_prom_files_in_one_textfile_dir_are_refused(busy_box: Any, tmp_path: Any) -> None:
+    """node_exporter reads every *.prom of its dir: metrics.prom next to netops.prom doubled every
+    series. --textfile-dir pointed at the metrics dir is refused with one line, nothing written."""
+    settings = busy_box
+    env = cli_env(settings)
+    assert CliRunner().invoke(cli, ["metrics", "write"], env=env).exit_code == 0
+    result = CliRunner().invoke(cli, ["metrics", "export", "--textfile-dir", str(settings.metrics_path)], env=env)
+    assert result.exit_code == 1
+    assert "metrics.prom already holds netops metrics" in result.output and "one netops .prom file per directory" \
+        in result.output
+    assert not (settings.metrics_path / "netops.prom").exists()
+    other = tmp_path / "textfile"
+    other.mkdir()
+    (other / "node.prom").write_text("node_thing 1\n")  # another exporter's file is fine
+    assert CliRunner().invoke(cli, ["metrics", "export", "--textfile-dir", str(other)], env=env).exit_code == 0
+    assert (other / "netops.prom").exists()
