@@ -487,8 +487,6 @@ def write_metrics(settings: Settings, snapshot: dict[str, Any]) -> list[Path]:
     out_dir = settings.metrics_path
     json_path = out_dir / JSON_NAME
     prom_path = out_dir / PROM_NAME
-    if out_dir.exists():
-        _check_alone(out_dir, PROM_NAME)
     atomic_write(json_path, json.dumps(snapshot, indent=2, default=str) + "\n")
     atomic_write(prom_path, prometheus_text(snapshot))
     link = link_in_log_dir(settings, json_path)
