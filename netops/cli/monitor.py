@@ -103,7 +103,7 @@ def logs_tail(settings: Settings, component: str | None, n: int, follow: bool) -
 
 @click.group("metrics")
 def metrics() -> None:
-    """metrics_latest.json and Prometheus text format (netops_* gauges)."""
+    """metrics_latest.json and Prometheus text format (netops_* gauges and counters)."""
 
 
 @metrics.command("write")
