@@ -103,7 +103,7 @@ def logs_tail(settings: Settings, component: str | None, n: int, follow: bool) -
 
 @click.group("metrics")
 def metrics() -> None:
-    """metrics_latest.json and Prometheus text format (netops_* gauges)."""
+    """metrics_latest.json and Prometheus text format (netops_* gauges and counters)."""
 
 
 @metrics.command("write")
@@ -127,8 +127,13 @@ def metrics_write(settings: Settings, loop: bool, iterations: int | None) -> Non
         with contextlib.suppress(KeyboardInterrupt):
             metrics_loop(settings, lambda: _dsn(settings), iterations=iterations)
         return
+    from netops.monitor.metrics import TextfileConflict
+
     snap = collect_snapshot(settings, _dsn(settings))
-    paths = write_metrics(settings, snap)
+    try:
+        paths = write_metrics(settings, snap)
+    except TextfileConflict as exc:
+        raise click.ClickException(str(exc)) from None
     click.echo("wrote " + ", ".join(str(p) for p in paths))
     if not snap["database"]["up"]:
         click.echo(f"warning: database unreachable ({snap['database']['error']}); wrote netops_database_up 0",
@@ -139,7 +144,8 @@ def metrics_write(settings: Settings, loop: bool, iterations: int | None) -> Non
 @click.option("--format", "fmt", type=click.Choice(["prometheus", "json"]), default="prometheus",
               show_default=True)
 @click.option("--textfile-dir", type=click.Path(file_okay=False), default=None,
-              help="Also write netops.prom here for node_exporter's textfile collector.")
+              help="Also write netops.prom here for node_exporter's textfile collector (one netops .prom "
+                   "file per directory: refused next to another one, e.g. the metrics dir's metrics.prom).")
 @pass_settings
 def metrics_export(settings: Settings, fmt: str, textfile_dir: str | None) -> None:
     """Print a fresh snapshot to stdout (Prometheus text format or JSON)."""
@@ -149,7 +155,12 @@ def metrics_export(settings: Settings, fmt: str, textfile_dir: str | None) -> No
 
     snap = collect_snapshot(settings, _dsn(settings))
     if textfile_dir:
-        path = write_textfile(Path(textfile_dir), snap)
+        from netops.monitor.metrics import TextfileConflict
+
+        try:
+            path = write_textfile(Path(textfile_dir), snap)
+        except TextfileConflict as exc:
+            raise click.ClickException(str(exc)) from None
         click.echo(f"wrote {path}", err=True)
     if fmt == "json":
         echo_json(snap)
@@ -183,12 +194,17 @@ def alerts_check(settings: Settings, as_json: bool) -> None:
 
 
 @alerts.command("rules")
+@click.option("--job", default="netops", show_default=True,
+              help="Prometheus scrape job name of the netops targets (for the up/absent rules).")
 @pass_settings
-def alerts_rules(settings: Settings) -> None:
-    """Print the equivalent Prometheus alerting rules (YAML) with this config's thresholds."""
+def alerts_rules(settings: Settings, job: str) -> None:
+    """Print the equivalent Prometheus alerting and recording rules (YAML).
+
+    Thresholds are read at evaluation time from the exported netops_alert_threshold gauges, so
+    the file does not change when a NETOPS_ALERT_* setting does."""
     from netops.monitor.alerts import prometheus_rules
 
-    click.echo(prometheus_rules(settings), nl=False)
+    click.echo(prometheus_rules(settings, job=job), nl=False)
 
 
 # --- check -----------------------------------------------------------------------------------

@@ -133,15 +133,24 @@ class Rule:
     value: Value
     unit: str
     action: str
-    prom_expr: str  # PromQL; {t} is the threshold in the metric's unit
+    prom_expr: str  # PromQL; {t} is the threshold (netops_alert_threshold), in the metric's unit
     severity: str = "warning"
     fixed: float = 0.0
     below: bool = False
     scale: float = 1.0  # threshold (settings unit) * scale = value's unit
     prom_scale: float = 1.0  # threshold * prom_scale = the Prometheus metric's unit
     detail: Detail | None = None  # the specifics for a firing rule (which phase, which dir)
+    #: its value is read from PostgreSQL: its Prometheus rule holds while the database is down
+    from_db: bool = True
+    #: the Prometheus threshold is threshold * prom_scale + prom_offset (yes/no rules whose
+    #: metric is "up"-like: value "down" > 0 becomes metric < 1)
+    prom_offset: float = 0.0
     #: the next step when it depends on the box (e.g. its own server vs the embedded one); else `action`
     advice: Callable[[Settings], str] | None = None
+
+    def prom_threshold(self, settings: Settings) -> float:
+        """The threshold in the unit of the metric prom_expr compares (netops_alert_threshold)."""
+        return self.threshold(settings) * self.prom_scale + self.prom_offset
 
     def action_for(self, settings: Settings) -> str:
         return self.advice(settings) if self.advice is not None else self.action
@@ -305,25 +314,26 @@ RULES: tuple[Rule, ...] = (
     Rule("database_down", "PostgreSQL is not reachable", None, _db_down, "",
          "Start PostgreSQL (`netops db up` for the embedded server, else `systemctl start postgresql`), "
          "check its log and free disk, or fix NETOPS_DSN; every other check is blind until it is back.",
-         "netops_database_up < 1", severity="critical", detail=lambda f, s: f.db_error,
-         advice=_database_advice),
+         "netops_database_up < {t}", severity="critical", prom_scale=-1.0, prom_offset=1.0,
+         from_db=False, detail=lambda f, s: f.db_error, advice=_database_advice),
     Rule("schema_missing", "The database has no netops schema", None, _schema_missing, "",
-         "Run `netops db migrate`.", "netops_schema_present < 1", severity="critical"),
+         "Run `netops db migrate`.", "netops_schema_present < {t}", severity="critical", prom_scale=-1.0,
+         prom_offset=1.0),
     Rule("api_calls_per_minute", "API calls per minute above the loop-suspicion threshold", "alert_calls_per_min",
          _calls_per_minute, "calls/min",
          "Loop suspicion: find the job that keeps calling (`netops logs tail backlog`, `netops logs tail stable`, "
          "ps -u netops), stop it by its PID, fix the cause, then rerun it by hand.",
-         "netops_api_calls_per_minute > {t}"),
+         "sum without(endpoint, code) (rate(netops_api_calls_total[15m])) > {t}", prom_scale=1 / 60),
     Rule("api_unauthorized", "The API refused our credentials or token (HTTP 401)", "alert_401_count",
          _api("unauthorized_1h"), "401s/hour",
          "Run `netops token refresh`; if it fails the application secret was rotated or expired: "
          "generate a new one on the intra and set NETOPS_CLIENT_SECRET.",
-         "netops_api_unauthorized_last_hour > {t}", severity="critical"),
+         'sum without(code) (netops_api_calls_last_hour{{code="401"}}) > {t}', severity="critical"),
     Rule("api_rate_limited", "The API rate-limited us (HTTP 429)", "alert_429_count",
          _api("rate_limited_1h"), "429s/hour",
          "Another client shares this application's budget, or the pacing is too fast: stop the other "
          "client or lower NETOPS_RATE_PER_SECOND / NETOPS_RATE_PER_HOUR; calls resume when the window resets.",
-         "netops_api_rate_limited_last_hour > {t}"),
+         'sum without(code) (netops_api_calls_last_hour{{code="429"}}) > {t}'),
     Rule("api_key_set_aside", "An application key's secret was refused: the key is set aside", None,
          _keys_set_aside, "keys",
          "`netops status` names the key: generate a new secret for that application on the intra and update it "
@@ -335,7 +345,7 @@ RULES: tuple[Rule, ...] = (
          "netops_database_size_bytes > {t}"),
     Rule("log_size", "Log directory larger than its threshold", "alert_log_bytes", _log_bytes, "bytes",
          "Check that logrotate runs (/etc/logrotate.d/netops, `logrotate -d`), delete old rotated logs.",
-         "netops_log_bytes > {t}"),
+         "netops_log_bytes > {t}", from_db=False),
     Rule("sync_duration", "Stable sync slower than its threshold", "alert_sync_seconds", _sync_duration, "seconds",
          "Look for 429s and slow calls in netops.api_calls and in nightly_stable_tables.log; a sync "
          "still running past this is probably stuck: check its PID and the API's status.",
@@ -343,47 +353,52 @@ RULES: tuple[Rule, ...] = (
     Rule("sync_failed", "The latest run of a stable phase failed", None, _sync_failed, "phases",
          "Read the error below and nightly_stable_tables.log (`netops logs tail stable`), fix the cause, "
          "then rerun `netops sync stable`; the failed table was left as it was.",
-         "sum(netops_sync_last_run_failed) > {t}", detail=_sync_failed_detail),
+         "sum without(phase) (netops_sync_last_run_failed) > {t}", detail=_sync_failed_detail),
     Rule("sync_interrupted", "The latest run of a stable phase was interrupted", None, _sync_interrupted,
          "phases",
          "The sync was stopped (Ctrl-C, SIGTERM, kill or a crash) before it finished; its tables are as "
          "before. Rerun `netops sync stable`.",
-         "sum(netops_sync_last_run_interrupted) > {t}", detail=_sync_interrupted_detail),
+         "sum without(phase) (netops_sync_last_run_interrupted) > {t}", detail=_sync_interrupted_detail),
     Rule("sync_age", "Stable tables not refreshed recently", "alert_sync_age_hours", _sync_age_hours, "hours",
          "Check the nightly cron job (`crontab -l -u netops`, cron_output.log) and the stable log, then "
          "run `netops sync stable` by hand.",
-         "(time() - min(netops_sync_last_success_timestamp_seconds)) > {t}", severity="critical",
+         'time() - netops_sync_last_success_timestamp_seconds{{phase=~"{stable}"}} > {t}', severity="critical",
          prom_scale=3600.0, detail=_sync_age_detail),
     Rule("backlog_depth", "Backlog queue deeper than its threshold", "alert_backlog_depth",
          _backlog("pending"), "items",
          "Check that the backlog worker runs (`netops logs tail backlog`); if it does, it is starved of "
          "budget: lower reconciliation share or raise the budget.",
-         'netops_backlog_items{{state="pending"}} > {t}'),
+         'max without(state) (netops_backlog_items{{state="pending"}}) > {t}'),
     Rule("backlog_failed", "Backlog items failed permanently", "alert_backlog_failed",
          _backlog("failed"), "items",
          "Read the failed items' last_error (netops.backlog_items), fix the cause, and requeue them.",
-         'netops_backlog_items{{state="failed"}} > {t}'),
+         'max without(state) (netops_backlog_items{{state="failed"}}) > {t}'),
     Rule("data_quality", "The last `netops check` found violating rows", None, _quality, "rows",
          "Run `netops check` to see which table and key; rerun `netops sync stable` to reload the "
          "affected tables, and find out what bypassed the constraints.",
          "netops_data_quality_violations > {t}"),
     Rule("disk_low", "Little free disk under the log or state dir", None, _disk_free, "% free",
          "Free space on that filesystem (old logs, old dumps) or grow it.",
-         "min(netops_disk_free_percent) < {t}", fixed=10.0, below=True, detail=_disk_detail),
+         "min without(dir) (netops_disk_free_ratio) < {t}", fixed=10.0, below=True, prom_scale=0.01, from_db=False, detail=_disk_detail),
     Rule("disk_critical", "Almost no free disk under the log or state dir", None, _disk_free, "% free",
          "Free space now: PostgreSQL and the logs stop when the disk is full.",
-         "min(netops_disk_free_percent) < {t}", severity="critical", fixed=5.0, below=True, detail=_disk_detail),
+         "min without(dir) (netops_disk_free_ratio) < {t}", severity="critical", fixed=5.0, below=True,
+         prom_scale=0.01, from_db=False, detail=_disk_detail),
     Rule("token", "No usable API token", None, _token_unusable, "",
          "Run `netops token refresh` (cron runs it hourly); if it is refused, fix NETOPS_CLIENT_ID / "
-         "NETOPS_CLIENT_SECRET.", "netops_token_usable < 1", fixed=0.0, detail=_token_detail),
+         "NETOPS_CLIENT_SECRET.", "netops_token_usable < {t}", fixed=0.0, prom_scale=-1.0, from_db=False,
+         prom_offset=1.0, detail=_token_detail),
     Rule("secret_expiring", "The 42 application secret expires soon", "secret_warn_days", _secret_days, "days",
          "Generate a new secret on the intra, set NETOPS_CLIENT_SECRET, then `netops token refresh`.",
-         "(netops_secret_valid_until_timestamp_seconds - time()) / 86400 < {t}", below=True),
+         "netops_secret_expiry_timestamp_seconds - time() < {t}", below=True, prom_scale=86400.0,
+         from_db=False),
     Rule("secret_expired", "The 42 application secret has expired", None, _secret_days, "days",
          "Generate a new secret on the intra and set NETOPS_CLIENT_SECRET; nothing can sync until then.",
-         "(netops_secret_valid_until_timestamp_seconds - time()) < {t}", severity="critical", below=True),
+         "netops_secret_expiry_timestamp_seconds - time() < {t}", severity="critical", below=True,
+         prom_scale=86400.0, from_db=False),
     Rule("nginx_down", "nginx is configured but not answering", None, _nginx_down, "",
-         "Check `systemctl status nginx` and its error log.", "netops_nginx_up < 1", detail=_nginx_detail),
+         "Check `systemctl status nginx` and its error log.", "netops_nginx_up < {t}", fixed=0.0, prom_scale=-1.0, prom_offset=1.0, from_db=False,
+         detail=_nginx_detail),
 )
 RULES_BY_NAME = {r.name: r for r in RULES}
 

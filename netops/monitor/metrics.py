@@ -18,11 +18,12 @@ import os
 import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest, write_to_textfile
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from netops.config import Settings
@@ -52,56 +53,89 @@ def log_files(log_dir: Path) -> dict[str, Path]:
     return out
 
 
+#: Version of the metrics_latest.json layout (docs/observability.md documents every field).
+#: 2: every section always present (null values when its source is down), counters, build,
+#: tasks, ratios instead of percents, `by_code_last_hour` instead of `by_status_last_hour`.
+SCHEMA_VERSION = 2
+
+
 def collect_snapshot(settings: Settings, dsn: str | None, evaluation: Any = None) -> dict[str, Any]:
     """Everything metrics and alerts need, as plain JSON-able data, from one evaluation made now
-    (netops/monitor/evaluation.py). A database that cannot be reached gives `database.up = 0`
-    and no database sections, never an exception: an exporter that dies when the thing it
-    watches dies tells you nothing."""
+    (netops/monitor/evaluation.py) plus the all-time counters (netops/monitor/counters.py). A
+    database that cannot be reached gives `database.up = 0` and its sections with null values,
+    never an exception: an exporter that dies when the thing it watches dies tells you nothing."""
+    from netops.monitor import counters as C
     from netops.monitor.evaluation import evaluate
 
     ev = evaluation if evaluation is not None else evaluate(settings, dsn)
-    return snapshot_of(ev)
+    counts = C.collect(dsn) if ev.facts.db_up and ev.facts.schema else None
+    return snapshot_of(ev, counts)
 
 
-def snapshot_of(ev: Any) -> dict[str, Any]:
-    """The metrics document of an Evaluation: its facts, and every rule's verdict."""
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("netops")
+    except Exception:  # not installed (a bare checkout): say so rather than guess
+        return "unknown"
+
+
+def snapshot_of(ev: Any, counts: Any = None) -> dict[str, Any]:
+    """The metrics document of an Evaluation (and the counters, when they could be read)."""
     f, settings = ev.facts, ev.settings
     now = f.now
     snap: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
         "generated_at": F.iso(now),
         "generated_at_unix": round(now.timestamp(), 3),
+        "build": {"version": _version()},
         "state": ev.state,
-        "database": {"up": 1 if f.db_up else 0, "size_bytes": f.db_size, "error": f.db_error},
+        "database": {"up": 1 if f.db_up else 0, "size_bytes": f.db_size, "error": f.db_error,
+                     "version": f.db_version, "schema": None if f.schema is None else (1 if f.schema else 0)},
     }
-    if f.db_up:
-        snap["database"]["version"] = f.db_version
-        snap["database"]["schema"] = 1 if f.schema else 0
-    if f.phases is not None:
-        _db_snapshot(settings, f, snap)
-    if f.tables is not None:
-        snap["tables"] = {n: {"rows": t.rows, "exact": t.exact} for n, t in f.tables.items()}
+    _db_snapshot(settings, f, snap)
+    snap["counters"] = {
+        "api_calls": None if counts is None else
+        [{"endpoint": e, "code": c, "calls": n} for (e, c), n in sorted(counts.api_calls.items())],
+        "sync_runs": None if counts is None else
+        [{"phase": p, "outcome": o, "runs": n} for (p, o), n in sorted(counts.runs.items())],
+        "rows_written": None if counts is None else
+        [{"table": t, "kind": k, "rows": n} for (t, k), n in sorted(counts.rows_written.items())],
+        "backlog_processed": None if counts is None else counts.backlog_processed,
+    }
+    tasks: dict[str, float] = dict(counts.last_success) if counts is not None else {}
+    with contextlib.suppress(OSError):  # the token store is rewritten only by a successful refresh
+        if f.token.present and not f.token.error:
+            tasks["token_refresh"] = round(settings.token_file.stat().st_mtime, 3)
+    snap["tasks"] = {"last_success_unix": tasks}
+    snap["tables"] = None if f.tables is None else {n: {"rows": t.rows, "exact": t.exact} for n, t in f.tables.items()}
     files = log_files(settings.log_path)
     snap["logs"] = {
         "dir": str(settings.log_path),
         "bytes": f.log_bytes,
         "files": {c: p.stat().st_size for c, p in files.items()},
     }
-    if f.db_up and f.schema:  # the keys' windows and set-aside state live in the database
-        snap["api_keys"] = [k for k in f.keys if "error" not in k]
-    snap["disk"] = {k: {"path": d["path"], "free_percent": d["free_percent"]} for k, d in f.disk.items()}
-    if f.nginx.get("ok") is not None:
-        snap["nginx"] = {"up": 1 if f.nginx["ok"] else 0, "url": f.nginx["url"]}
+    # the keys' windows and set-aside state live in the database: unknown (null) while it is down
+    snap["api_keys"] = [k for k in f.keys if "error" not in k] if (f.db_up and f.schema) else None
+    snap["disk"] = {k: {"path": d["path"], "free_percent": d["free_percent"],
+                        "free_ratio": (round(d["free_bytes"] / d["total_bytes"], 4)
+                                       if d.get("total_bytes") else None)}
+                    for k, d in f.disk.items()}
+    snap["nginx"] = None if f.nginx.get("ok") is None else {"up": 1 if f.nginx["ok"] else 0, "url": f.nginx["url"]}
     t = f.token
     snap["token"] = {"present": t.present, "ttl_seconds": t.ttl_seconds,
                      "usable": 0 if ev.by_name()["token"].firing else 1,
+                     "expires_unix": _ts(t.expires_at),
                      "refused_at_unix": _ts(t.refused_at),
                      "secret_valid_until_unix": _ts(t.secret_valid_until)}
     snap["kpi"] = {
-        "api_utilisation_percent": snap.get("api", {}).get("utilisation_percent"),
-        "data_quality_violations": snap.get("quality", {}).get("violations"),
+        "api_utilisation_ratio": snap["api"]["utilisation_ratio"],
+        "data_quality_violations": snap["quality"]["violations"],
     }
     snap["alerts"] = {v.rule.name: {"state": v.state, "severity": v.rule.severity, "value": _num(v.value),
-                                    "threshold": v.threshold} for v in ev.verdicts}
+                                    "threshold": v.threshold,
+                                    "prom_threshold": v.rule.prom_threshold(ev.settings)} for v in ev.verdicts}
     return snap
 
 
@@ -110,10 +144,11 @@ def _num(v: float | None) -> float | None:
 
 
 def _db_snapshot(settings: Settings, f: Any, snap: dict[str, Any]) -> None:
+    """The database-derived sections; each is present with null values when the database is down."""
     now = f.now
-    phases = {}
-    for p in f.phases:
-        phases[p.phase] = {
+    phases: dict[str, Any] | None = None if f.phases is None else {}
+    for p in f.phases or []:
+        phases[p.phase] = {  # type: ignore[index]
             "table": p.table,
             "last_status": p.last_status,
             "running": p.last_status == "running",
@@ -128,181 +163,248 @@ def _db_snapshot(settings: Settings, f: Any, snap: dict[str, Any]) -> None:
             "last_success_unix": _ts(p.last_success_at),
         }
     run = f.run
-    stable_success = [phases[p]["last_success_unix"] for p, _ in F.STABLE_PHASES if p in phases]
-    oldest = None if not stable_success or any(s is None for s in stable_success) else min(stable_success)
+    oldest = None
+    if phases is not None:
+        stable_success = [phases[p]["last_success_unix"] for p, _ in F.STABLE_PHASES if p in phases]
+        oldest = None if not stable_success or any(s is None for s in stable_success) else min(stable_success)
     snap["sync"] = {
         "phases": phases,
         "lock_held": f.lock_held,
-        "last_run": {"run_id": run.run_id, "status": run.status, "duration_seconds": run.duration_seconds,
-                     "finished_unix": _ts(run.finished_at)},
+        "last_run": {"run_id": run.run_id if run else None, "status": run.status if run else None,
+                     "duration_seconds": run.duration_seconds if run else None,
+                     "finished_unix": _ts(run.finished_at) if run else None},
         "oldest_success_unix": oldest,
         "oldest_success_age_seconds": round(now.timestamp() - oldest, 1) if oldest else None,
     }
     api = f.api
+    known = api is not None
     snap["api"] = {
-        "calls_last_hour": api.calls_1h,
-        "calls_last_15m": api.calls_15m,
-        "calls_last_minute": api.calls_1m,
-        "calls_per_minute": round(api.calls_15m / 15.0, 2),
+        "calls_last_hour": api.calls_1h if known else None,
+        "calls_last_15m": api.calls_15m if known else None,
+        "calls_last_minute": api.calls_1m if known else None,
+        "calls_per_minute": round(api.calls_15m / 15.0, 2) if known else None,
         "budget_per_hour": settings.rate_per_hour,
         "budget_per_second": settings.rate_per_second,
-        "utilisation_percent": round(100.0 * api.calls_1h / settings.rate_per_hour, 2),
-        "by_status_last_hour": api.by_status_1h,
-        "unauthorized_last_hour": api.unauthorized_1h,
-        "rate_limited_last_hour": api.rate_limited_1h,
-        "rate_limit_remaining": {"secondly": api.secondly_remaining, "hourly": api.hourly_remaining},
-        "errors_by_hour": api.errors_by_hour,
+        "utilisation_ratio": round(api.calls_1h / settings.rate_per_hour, 4) if known else None,
+        "by_code_last_hour": api.by_status_1h if known else None,
+        "unauthorized_last_hour": api.unauthorized_1h if known else None,
+        "rate_limited_last_hour": api.rate_limited_1h if known else None,
+        "rate_limit_remaining": {"secondly": api.secondly_remaining if known else None,
+                                 "hourly": api.hourly_remaining if known else None},
+        "errors_by_hour": api.errors_by_hour if known else None,
     }
     b = f.backlog
-    snap["backlog"] = {"available": b.available, "pending": b.pending, "processing": b.processing,
-                       "failed": b.failed}
+    snap["backlog"] = {"available": b.available if b else None, "pending": b.pending if b else None,
+                       "processing": b.processing if b else None, "failed": b.failed if b else None}
     q = f.quality
-    snap["quality"] = {"available": q.available, "checked_at_unix": _ts(q.checked_at),
-                       "violations": q.violations if q.checked_at else None, "info": q.info,
-                       "by_kind": q.by_check}
+    snap["quality"] = {"available": q.available if q else None,
+                       "checked_at_unix": _ts(q.checked_at) if q else None,
+                       "violations": q.violations if q and q.checked_at else None,
+                       "info": q.info if q else None, "by_kind": q.by_check if q else None}
 
 
 # --- Prometheus ------------------------------------------------------------------------------
 
+@dataclass(frozen=True)
+class Spec:
+    """One exported family: the metric table in docs/observability.md is generated from these
+    (`netops metrics table`), and a test checks the export against them, so they cannot drift."""
+
+    type: str     # gauge | counter | info
+    unit: str     # base unit: seconds, bytes, ratio, timestamp, or a count of things
+    labels: tuple[str, ...]
+    help: str
+
+
+#: Every family netops exports, in export order. Counters are named without `_total` here;
+#: prometheus_client appends it to the sample name.
+SPECS: dict[str, Spec] = {
+    "netops_build_info": Spec("gauge", "", ("version",), "Always 1; the netops version that made this export."),
+    "netops_metrics_generated_timestamp_seconds": Spec("gauge", "timestamp", (), "Unix time this snapshot was taken."),
+    "netops_database_up": Spec("gauge", "bool", (), "1 when PostgreSQL answered the snapshot's queries."),
+    "netops_database_size_bytes": Spec("gauge", "bytes", (), "pg_database_size of the netops database."),
+    "netops_schema_present": Spec("gauge", "bool", (), "1 when the netops schema is migrated (absent: database down)."),
+    "netops_api_calls": Spec("counter", "calls", ("endpoint", "code"),
+                             "API attempts ever recorded in netops.api_calls, by endpoint and HTTP code "
+                             "(none = no answer); counted from the rows, so every exporter agrees."),
+    "netops_api_calls_last_hour": Spec("gauge", "calls", ("code",),
+                                       "API attempts in the last hour by HTTP code (401 and 429 always present); "
+                                       "the window `netops alerts check` judges."),
+    "netops_api_budget_calls_per_hour": Spec("gauge", "calls", (), "Configured API budget per hour."),
+    "netops_api_budget_calls_per_second": Spec("gauge", "calls", (), "Configured API budget per second."),
+    "netops_api_utilisation_ratio": Spec("gauge", "ratio", (), "KPI: calls in the last hour / the hourly budget (0-1)."),
+    "netops_api_rate_limit_remaining": Spec("gauge", "calls", ("window",),
+                                            "Rate-limit budget the API last reported as remaining."),
+    "netops_api_key_calls_last_hour": Spec("gauge", "calls", ("key",), "Slots claimed in the last hour, per application key."),
+    "netops_api_key_budget_per_hour": Spec("gauge", "calls", ("key",), "Hourly limit of each key (configured, or the API's if lower)."),
+    "netops_api_key_budget_per_second": Spec("gauge", "calls", ("key",), "Per-second limit of each key."),
+    "netops_api_key_rate_limited_last_hour": Spec("gauge", "calls", ("key",), "HTTP 429s per key, last hour."),
+    "netops_api_key_token_ttl_seconds": Spec("gauge", "seconds", ("key",), "Seconds left on each key's token."),
+    "netops_api_key_set_aside": Spec("gauge", "bool", ("key",), "1 when the key's secret was refused and it is set aside."),
+    "netops_sync_runs": Spec("counter", "runs", ("phase", "outcome"),
+                             "Finished phase runs ever recorded in netops.sync_runs, by outcome "
+                             "(success, failed, unchanged, interrupted)."),
+    "netops_sync_rows_written": Spec("counter", "rows", ("table", "kind"),
+                                     "Rows written by successful phase runs, by table and kind "
+                                     "(inserted, updated, deleted), summed over netops.sync_runs."),
+    "netops_sync_duration_seconds": Spec("gauge", "seconds", ("phase",),
+                                         "Duration of the latest run of each phase (elapsed so far while running)."),
+    "netops_sync_rows": Spec("gauge", "rows", ("phase", "kind"), "Rows handled by the latest run of each phase, by kind."),
+    "netops_sync_last_success_timestamp_seconds": Spec("gauge", "timestamp", ("phase",),
+                                                       "Unix time the phase last finished successfully; 0 for a stable "
+                                                       "phase that never did (so `time() - x` is huge, not missing)."),
+    "netops_sync_running": Spec("gauge", "bool", ("phase",), "1 while the phase is running."),
+    "netops_sync_last_run_failed": Spec("gauge", "bool", ("phase",), "1 when the latest run of the phase failed."),
+    "netops_sync_last_run_interrupted": Spec("gauge", "bool", ("phase",),
+                                             "1 when the latest run of the phase was interrupted (signal, or its "
+                                             "process died: the sync lock is not held)."),
+    "netops_sync_last_run_unchanged": Spec("gauge", "bool", ("phase",),
+                                           "1 when the latest run was skipped by `sync stable --if-changed` (no change)."),
+    "netops_sync_last_run_duration_seconds": Spec("gauge", "seconds", (), "Duration of the latest `netops sync` (all its phases)."),
+    "netops_task_last_success_timestamp_seconds": Spec("gauge", "timestamp", ("task",),
+                                                       "Unix time each scheduled task last succeeded: sync_stable, "
+                                                       "backlog_run, check, token_refresh."),
+    "netops_backlog_available": Spec("gauge", "bool", (), "1 when the phase-09 backlog tables exist."),
+    "netops_backlog_items": Spec("gauge", "items", ("state",), "Backlog items now queued, by state (pending, processing, failed)."),
+    "netops_backlog_items_processed": Spec("counter", "items", ("outcome",),
+                                           "Backlog items finished, by outcome (inserted, updated, stale, deleted, "
+                                           "absent, held, failed); `backlog purge` resets it (rate() copes)."),
+    "netops_table_rows": Spec("gauge", "rows", ("table",), "Rows per mirrored table (exact when small, else the catalog estimate)."),
+    "netops_token_present": Spec("gauge", "bool", (), "1 when an API token is stored."),
+    "netops_token_usable": Spec("gauge", "bool", (), "1 when the stored token is present, unexpired and not refused by the API."),
+    "netops_token_expiry_timestamp_seconds": Spec("gauge", "timestamp", (), "Unix time the stored API token expires."),
+    "netops_secret_expiry_timestamp_seconds": Spec("gauge", "timestamp", (),
+                                                   "Unix time the 42 application secret expires (as the token endpoint said)."),
+    "netops_log_bytes": Spec("gauge", "bytes", (), "Bytes used by all files in the log dir."),
+    "netops_log_file_bytes": Spec("gauge", "bytes", ("component",), "Size of each component's current log file."),
+    "netops_disk_free_ratio": Spec("gauge", "ratio", ("dir",), "Free space / size of the filesystem of the log and state dirs (0-1)."),
+    "netops_nginx_up": Spec("gauge", "bool", (), "1 when nginx answered NETOPS_NGINX_URL (absent: not configured)."),
+    "netops_data_quality_violations": Spec("gauge", "rows", (), "KPI: violating rows found by the last `netops check`."),
+    "netops_data_quality_info_rows": Spec("gauge", "rows", (), "Informational dangling references (by design)."),
+    "netops_data_quality_checked_timestamp_seconds": Spec("gauge", "timestamp", (), "Unix time of the last `netops check`."),
+    "netops_alert_firing": Spec("gauge", "bool", ("alert", "severity"),
+                                "1 while the rule fires, 0 when clear; absent when its value is unknown. The same "
+                                "verdicts as `netops status` and `netops alerts check`."),
+    "netops_alert_threshold": Spec("gauge", "metric's unit", ("alert",),
+                                   "Each rule's threshold from the netops config, in the unit of the metric its "
+                                   "Prometheus rule compares (the rules read it, so a config change needs no new rules)."),
+}
+
+Samples = list[tuple[list[str], float | None]]
+
+
 class SnapshotCollector(Collector):
-    """Exposes one snapshot as `netops_*` gauges (HELP and TYPE come from prometheus_client)."""
+    """Exposes one snapshot as the `netops_*` families declared in SPECS."""
 
     def __init__(self, snapshot: dict[str, Any]) -> None:
         self.snap = snapshot
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+    def collect(self) -> Iterator[Any]:
         s = self.snap
+        out: list[Any] = []
 
-        def gauge(name: str, doc: str, value: float | None = None, labels: list[str] | None = None,
-                  samples: list[tuple[list[str], float | None]] | None = None) -> GaugeMetricFamily | None:
-            g = GaugeMetricFamily(name, doc, labels=labels)
-            if labels is None:
+        def add(name: str, value: float | None = None, samples: Samples | None = None) -> None:
+            spec = SPECS[name]
+            cls = CounterMetricFamily if spec.type == "counter" else GaugeMetricFamily
+            if not spec.labels:
                 if value is None:
-                    return None
-                g.add_metric([], float(value))
+                    return
+                fam = cls(name, spec.help, labels=[])
+                fam.add_metric([], float(value))
             else:
+                fam = cls(name, spec.help, labels=list(spec.labels))
                 for lv, v in samples or []:
                     if v is not None:
-                        g.add_metric(lv, float(v))
-            return g
+                        fam.add_metric(lv, float(v))
+            out.append(fam)
 
-        out: list[GaugeMetricFamily | None] = []
-        out.append(gauge("netops_metrics_generated_timestamp_seconds",
-                         "Unix time this snapshot was taken.", s["generated_at_unix"]))
+        add("netops_build_info", samples=[([s["build"]["version"]], 1)])
+        add("netops_metrics_generated_timestamp_seconds", s["generated_at_unix"])
         db = s["database"]
-        out.append(gauge("netops_database_up", "1 when PostgreSQL answered the snapshot's queries.", db["up"]))
-        out.append(gauge("netops_database_size_bytes", "pg_database_size of the netops database.",
-                         db.get("size_bytes")))
-        out.append(gauge("netops_schema_present", "1 when the netops schema is migrated (absent: database down).",
-                         db.get("schema")))
-        sync = s.get("sync")
-        if sync:
-            ph = sync["phases"]
-            out.append(gauge("netops_sync_duration_seconds",
-                             "Duration of the latest run of each phase (elapsed so far while running).",
-                             labels=["phase"], samples=[([p], v["duration_seconds"]) for p, v in ph.items()]))
-            out.append(gauge("netops_sync_rows", "Rows handled by the latest run of each phase, by kind.",
-                             labels=["phase", "kind"],
-                             samples=[([p, k], v[f"rows_{k}"]) for p, v in ph.items() if v["last_status"]
-                                      for k in ("fetched", "inserted", "updated", "deleted", "skipped")]))
-            out.append(gauge("netops_sync_last_success_timestamp_seconds",
-                             "Unix time the phase last finished successfully.",
-                             labels=["phase"], samples=[([p], v["last_success_unix"]) for p, v in ph.items()]))
-            out.append(gauge("netops_sync_running", "1 while the phase is running.", labels=["phase"],
-                             samples=[([p], 1 if v["running"] else 0) for p, v in ph.items()]))
-            out.append(gauge("netops_sync_last_run_failed", "1 when the latest run of the phase failed.",
-                             labels=["phase"], samples=[([p], 1 if v["last_status"] == "failed" else 0)
-                                                        for p, v in ph.items() if v["last_status"]]))
-            out.append(gauge("netops_sync_last_run_interrupted",
-                             "1 when the latest run of the phase was interrupted (SIGINT/SIGTERM, or its "
-                             "process died: the sync lock is not held).",
-                             labels=["phase"], samples=[([p], 1 if v["last_status"] == "interrupted" else 0)
-                                                        for p, v in ph.items() if v["last_status"]]))
-            out.append(gauge("netops_sync_last_run_unchanged",
-                             "1 when the latest run of the phase was skipped by `sync stable --if-changed` "
-                             "(its probe saw no change; last_success keeps the last real pull).",
-                             labels=["phase"], samples=[([p], 1 if v["last_status"] == "unchanged" else 0)
-                                                        for p, v in ph.items() if v["last_status"]]))
-            out.append(gauge("netops_sync_oldest_success_age_seconds",
-                             "Age of the least recently refreshed stable table's last successful sync.",
-                             sync["oldest_success_age_seconds"]))
-            out.append(gauge("netops_sync_last_run_duration_seconds",
-                             "Duration of the latest `netops sync` (all its phases).",
-                             sync["last_run"]["duration_seconds"]))
-        api = s.get("api")
-        if api:
-            out.append(gauge("netops_api_calls_last_hour", "API calls (attempts) in the last hour by HTTP status "
-                             "(none = no answer).", labels=["status"],
-                             samples=[([k], v) for k, v in sorted(api["by_status_last_hour"].items())]))
-            out.append(gauge("netops_api_calls_per_minute", "API calls per minute, averaged over the last 15 minutes.",
-                             api["calls_per_minute"]))
-            out.append(gauge("netops_api_budget_calls_per_hour", "Configured API budget per hour.",
-                             api["budget_per_hour"]))
-            out.append(gauge("netops_api_budget_calls_per_second", "Configured API budget per second.",
-                             api["budget_per_second"]))
-            out.append(gauge("netops_api_utilisation_percent", "KPI: calls in the last hour as % of the hourly budget.",
-                             api["utilisation_percent"]))
-            out.append(gauge("netops_api_unauthorized_last_hour", "HTTP 401 answers in the last hour.",
-                             api["unauthorized_last_hour"]))
-            out.append(gauge("netops_api_rate_limited_last_hour", "HTTP 429 answers in the last hour.",
-                             api["rate_limited_last_hour"]))
+        add("netops_database_up", db["up"])
+        add("netops_database_size_bytes", db.get("size_bytes"))
+        add("netops_schema_present", db.get("schema"))
+        api = s["api"]
+        if api["calls_last_hour"] is not None:
+            c = s["counters"]
+            add("netops_api_calls", samples=[([e["endpoint"], e["code"]], e["calls"]) for e in c["api_calls"]])
+            by_code = {"401": 0, "429": 0, **api["by_code_last_hour"]}
+            add("netops_api_calls_last_hour", samples=[([k], v) for k, v in sorted(by_code.items())])
+            add("netops_api_budget_calls_per_hour", api["budget_per_hour"])
+            add("netops_api_budget_calls_per_second", api["budget_per_second"])
+            add("netops_api_utilisation_ratio", api["utilisation_ratio"])
             rem = api["rate_limit_remaining"]
-            out.append(gauge("netops_api_rate_limit_remaining", "Rate-limit budget the API last reported as remaining.",
-                             labels=["window"], samples=[(["secondly"], rem["secondly"]), (["hourly"], rem["hourly"])]))
-        keys = s.get("api_keys")
+            add("netops_api_rate_limit_remaining", samples=[(["secondly"], rem["secondly"]), (["hourly"], rem["hourly"])])
+        keys = s["api_keys"]
         if keys is not None:  # families even with no key row: the alert rules reference them
-            for name, field_, doc in (
-                    ("netops_api_key_calls_last_hour", "calls_last_hour", "Slots claimed in the last hour, per application key."),
-                    ("netops_api_key_budget_per_hour", "per_hour", "Hourly limit of each key (configured, or the API's if lower)."),
-                    ("netops_api_key_budget_per_second", "per_second", "Per-second limit of each key."),
-                    ("netops_api_key_rate_limited_last_hour", "rate_limited_last_hour", "HTTP 429s per key, last hour."),
-                    ("netops_api_key_token_ttl_seconds", "token_ttl_seconds", "Seconds left on each key's token."),
-                    ("netops_api_key_set_aside", "set_aside", "1 when the key's secret was refused and it is set aside.")):
-                out.append(gauge(name, doc, labels=["key"],
-                                 samples=[([k["label"]], None if k[field_] is None else float(k[field_])) for k in keys]))
-        tok = s["token"]
-        out.append(gauge("netops_token_present", "1 when an API token is stored.", 1 if tok["present"] else 0))
-        out.append(gauge("netops_token_usable", "1 when the stored token is present, unexpired and not refused "
-                         "by the API.", tok.get("usable")))
-        out.append(gauge("netops_secret_valid_until_timestamp_seconds",
-                         "Unix time the 42 application secret expires (as the token endpoint said).",
-                         tok.get("secret_valid_until_unix")))
-        out.append(gauge("netops_token_ttl_seconds", "Seconds until the stored API token expires.",
-                         tok["ttl_seconds"]))
-        bl = s.get("backlog")
-        if bl:
-            out.append(gauge("netops_backlog_available", "1 when the phase-09 backlog tables exist.",
-                             1 if bl["available"] else 0))
+            for name, field_ in (("netops_api_key_calls_last_hour", "calls_last_hour"),
+                                 ("netops_api_key_budget_per_hour", "per_hour"),
+                                 ("netops_api_key_budget_per_second", "per_second"),
+                                 ("netops_api_key_rate_limited_last_hour", "rate_limited_last_hour"),
+                                 ("netops_api_key_token_ttl_seconds", "token_ttl_seconds"),
+                                 ("netops_api_key_set_aside", "set_aside")):
+                add(name, samples=[([k["label"]], None if k.get(field_) is None else float(k[field_])) for k in keys])
+        sync = s["sync"]
+        if sync["phases"] is not None:
+            c = s["counters"]
+            add("netops_sync_runs", samples=[([r["phase"], r["outcome"]], r["runs"]) for r in c["sync_runs"]])
+            add("netops_sync_rows_written", samples=[([r["table"], r["kind"]], r["rows"]) for r in c["rows_written"]])
+            ph = sync["phases"]
+            add("netops_sync_duration_seconds", samples=[([p], v["duration_seconds"]) for p, v in ph.items()])
+            add("netops_sync_rows", samples=[([p, k], v[f"rows_{k}"]) for p, v in ph.items() if v["last_status"]
+                                             for k in ("fetched", "inserted", "updated", "deleted", "skipped")])
+            stable = {p for p, _ in F.STABLE_PHASES}
+            add("netops_sync_last_success_timestamp_seconds",
+                samples=[([p], v["last_success_unix"] if v["last_success_unix"] is not None else
+                          (0.0 if p in stable else None)) for p, v in ph.items()]
+                + [([p], 0.0) for p in sorted(stable - set(ph))])
+            add("netops_sync_running", samples=[([p], 1 if v["running"] else 0) for p, v in ph.items()])
+            for name, status in (("netops_sync_last_run_failed", "failed"),
+                                 ("netops_sync_last_run_interrupted", "interrupted"),
+                                 ("netops_sync_last_run_unchanged", "unchanged")):
+                add(name, samples=[([p], 1 if v["last_status"] == status else 0) for p, v in ph.items() if v["last_status"]])
+            add("netops_sync_last_run_duration_seconds", sync["last_run"]["duration_seconds"])
+        add("netops_task_last_success_timestamp_seconds",
+            samples=[([t], v) for t, v in sorted(s["tasks"]["last_success_unix"].items())])
+        bl = s["backlog"]
+        if bl["available"] is not None:
+            add("netops_backlog_available", 1 if bl["available"] else 0)
             if bl["available"]:
-                out.append(gauge("netops_backlog_items", "Backlog items by state (done items not counted).",
-                                 labels=["state"], samples=[([k], bl[k]) for k in ("pending", "processing", "failed")]))
-        if s.get("tables"):
-            out.append(gauge("netops_table_rows", "Rows per mirrored table (exact when small, else the catalog estimate).",
-                             labels=["table"], samples=[([t], v["rows"]) for t, v in s["tables"].items()]))
+                add("netops_backlog_items", samples=[([k], bl[k]) for k in ("pending", "processing", "failed")])
+                add("netops_backlog_items_processed",
+                    samples=[([o], n) for o, n in sorted((s["counters"]["backlog_processed"] or {}).items())])
+        if s["tables"]:
+            add("netops_table_rows", samples=[([t], v["rows"]) for t, v in s["tables"].items()])
+        tok = s["token"]
+        add("netops_token_present", 1 if tok["present"] else 0)
+        add("netops_token_usable", tok.get("usable"))
+        add("netops_token_expiry_timestamp_seconds", tok.get("expires_unix"))
+        add("netops_secret_expiry_timestamp_seconds", tok.get("secret_valid_until_unix"))
         lg = s["logs"]
-        out.append(gauge("netops_log_bytes", "Bytes used by all files in the log dir.", lg["bytes"]))
-        out.append(gauge("netops_log_file_bytes", "Size of each component's current log file.", labels=["component"],
-                         samples=[([c], b) for c, b in lg["files"].items()]))
-        disk = s.get("disk") or {}
-        out.append(gauge("netops_disk_free_percent", "Free space on the filesystem of the log and state dirs.",
-                         labels=["dir"], samples=[([k], d["free_percent"]) for k, d in disk.items()]))
+        add("netops_log_bytes", lg["bytes"])
+        add("netops_log_file_bytes", samples=[([c], b) for c, b in lg["files"].items()])
+        add("netops_disk_free_ratio", samples=[([k], d["free_ratio"]) for k, d in s["disk"].items()])
         if s.get("nginx"):
-            out.append(gauge("netops_nginx_up", "1 when nginx answered NETOPS_NGINX_URL.", s["nginx"]["up"]))
-        if s.get("alerts"):
-            out.append(gauge("netops_alert_firing",
-                             "1 while the rule fires, 0 when clear; absent when its value is unknown. The same "
-                             "verdicts as `netops status` and `netops alerts check`.", labels=["alert", "severity"],
-                             samples=[([n, a["severity"]], None if a["state"] == "unknown" else
-                                       (1 if a["state"] == "firing" else 0)) for n, a in s["alerts"].items()]))
-        q = s.get("quality")
-        if q and q.get("checked_at_unix"):
-            out.append(gauge("netops_data_quality_violations", "KPI: violating rows found by the last `netops check`.",
-                             q["violations"]))
-            out.append(gauge("netops_data_quality_info_rows", "Informational dangling references (by design).",
-                             q["info"]))
-            out.append(gauge("netops_data_quality_checked_timestamp_seconds", "Unix time of the last `netops check`.",
-                             q["checked_at_unix"]))
-        yield from (g for g in out if g is not None)
+            add("netops_nginx_up", s["nginx"]["up"])
+        q = s["quality"]
+        if q.get("checked_at_unix"):
+            add("netops_data_quality_violations", q["violations"])
+            add("netops_data_quality_info_rows", q["info"])
+            add("netops_data_quality_checked_timestamp_seconds", q["checked_at_unix"])
+        add("netops_alert_firing", samples=[([n, a["severity"]], None if a["state"] == "unknown" else
+                                             (1 if a["state"] == "firing" else 0)) for n, a in s["alerts"].items()])
+        add("netops_alert_threshold", samples=[([n, ], a["prom_threshold"]) for n, a in s["alerts"].items()])
+        yield from out
+
+
+def metric_table() -> str:
+    """The metric table of docs/observability.md, from SPECS (a test keeps the doc equal to it)."""
+    rows = ["| name | type | unit | labels | meaning |", "|---|---|---|---|---|"]
+    for name, spec in SPECS.items():
+        shown = f"{name}_total" if spec.type == "counter" else name
+        labels = ", ".join(f"`{x}`" for x in spec.labels) or "-"
+        rows.append(f"| `{shown}` | {spec.type} | {spec.unit or '-'} | {labels} | {spec.help.replace('|', '/')} |")
+    return "\n".join(rows) + "\n"
 
 
 def build_registry(snapshot: dict[str, Any], registry: CollectorRegistry | None = None) -> CollectorRegistry:
@@ -336,20 +438,67 @@ def atomic_write(path: Path, text: str, mode: int = 0o644) -> None:
         raise
 
 
+class TextfileConflict(ValueError):
+    """Two netops .prom files in one directory: node_exporter's textfile collector reads every
+    *.prom file of its directory, so both files' series would be duplicates (the "124
+    duplicate-series errors" of a metrics.prom next to a netops.prom)."""
+
+
+def _other_netops_prom(directory: Path, mine: str) -> Path | None:
+    for other in sorted(Path(directory).glob("*.prom")):
+        if other.name == mine:
+            continue
+        with contextlib.suppress(OSError), open(other, encoding="utf-8", errors="replace") as fh:
+            if "netops_database_up" in fh.read(1 << 20):
+                return other
+    return None
+
+
+def _check_alone(directory: Path, mine: str) -> None:
+    other = _other_netops_prom(directory, mine)
+    if other is not None:
+        raise TextfileConflict(
+            f"{other} already holds netops metrics, so writing {Path(directory) / mine} would make node_exporter's "
+            "textfile collector see every series twice; keep one netops .prom file per directory: delete "
+            f"{other.name}, or give --textfile-dir / NETOPS_METRICS_DIR different directories")
+
+
+def link_in_log_dir(settings: Settings, json_path: Path) -> Path | None:
+    """`<log_dir>/metrics_latest.json` -> the metrics dir's file, where the seed wrote it, so
+    `cat logs/metrics_latest.json | jq` keeps working. A symlink, replaced atomically (a regular
+    file left by the seed is replaced too); nothing when both dirs are the same."""
+    link = settings.log_path / JSON_NAME
+    if link.resolve() == json_path.resolve():
+        return None
+    settings.log_path.mkdir(parents=True, exist_ok=True)
+    if link.is_symlink() and os.readlink(link) == str(json_path):
+        return link
+    tmp = link.with_name(f".{JSON_NAME}.{os.getpid()}.lnk")
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(tmp)
+    os.symlink(str(json_path), tmp)
+    os.replace(tmp, link)
+    return link
+
+
 def write_metrics(settings: Settings, snapshot: dict[str, Any]) -> list[Path]:
-    """Write metrics_latest.json and metrics.prom into the metrics dir; return the paths."""
+    """Write metrics_latest.json and metrics.prom into the metrics dir (and the log dir's link
+    to the JSON); return the paths written."""
     out_dir = settings.metrics_path
     json_path = out_dir / JSON_NAME
     prom_path = out_dir / PROM_NAME
     atomic_write(json_path, json.dumps(snapshot, indent=2, default=str) + "\n")
     atomic_write(prom_path, prometheus_text(snapshot))
-    return [json_path, prom_path]
+    link = link_in_log_dir(settings, json_path)
+    return [json_path, prom_path] + ([link] if link else [])
 
 
 def write_textfile(directory: Path, snapshot: dict[str, Any]) -> Path:
-    """node_exporter textfile-collector file (prometheus_client writes it temp + rename)."""
+    """node_exporter textfile-collector file (prometheus_client writes it temp + rename). Refuses
+    a directory that already holds another netops .prom file (TextfileConflict)."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
+    _check_alone(directory, TEXTFILE_NAME)
     path = directory / TEXTFILE_NAME
     write_to_textfile(str(path), build_registry(snapshot))
     return path

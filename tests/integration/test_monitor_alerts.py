@@ -199,46 +199,40 @@ def test_state_machine() -> None:
     assert next_state(S("a", "firing"), None, True) == "firing"  # unknown value keeps the state
 
 
-def test_prometheus_rules_parse_and_match_the_rules(settings_factory: Any) -> None:
+def test_prometheus_rules_parse_and_read_thresholds_from_the_export(settings_factory: Any) -> None:
     yaml = pytest.importorskip("yaml")
     settings = settings_factory(NETOPS_ALERT_429_COUNT=7, NETOPS_ALERT_SYNC_AGE_HOURS=2)
-    result = CliRunner().invoke(cli, ["alerts", "rules"], env=cli_env(settings))
+    result = CliRunner().invoke(cli, ["alerts", "rules", "--job", "netops-box"], env=cli_env(settings))
     assert result.exit_code == 0
     doc = yaml.safe_load(result.output)
     rules = doc["groups"][0]["rules"]
     by_name = {r["alert"]: r for r in rules}
-    assert len(rules) == len(RULES) + 1  # + NetopsMetricsStale
-    assert by_name["NetopsApiRateLimited"]["expr"] == "netops_api_rate_limited_last_hour > 7"
-    assert by_name["NetopsSyncAge"]["expr"].endswith("> 7200")
-    assert by_name["NetopsDbSize"]["expr"] == f"netops_database_size_bytes > {10 * 1024**3}"
+    assert len(rules) == len(RULES) + 3  # + NetopsTargetDown, NetopsMetricsAbsent, NetopsMetricsStale
+    # no threshold baked in: the same file whatever NETOPS_ALERT_* says
+    assert result.output == prometheus_rules(settings_factory(), job="netops-box")
+    assert by_name["NetopsApiRateLimited"]["expr"].startswith(
+        '(sum without(code) (netops_api_calls_last_hour{code="429"}) > on(instance, job) group_left '
+        'netops_alert_threshold{alert="api_rate_limited"})')
+    assert by_name["NetopsTargetDown"]["expr"] == 'up{job="netops-box"} == 0'
+    assert by_name["NetopsMetricsAbsent"]["expr"] == 'absent(netops_database_up{job="netops-box"})'
     for r in rules:
         assert r["labels"]["severity"] in ("warning", "critical")
         assert r["annotations"]["summary"] and r["annotations"]["description"]
-        assert r["expr"].startswith(("netops_", "(time()", "time()", "sum(netops_", "min(netops_", "(netops_"))
+        # `instance` kept: nothing aggregates it away (only without(...) of netops' own labels)
+        assert " by (" not in r["expr"] and "sum(" not in r["expr"] and "min(" not in r["expr"], r["expr"]
+    recorded = [r["record"] for r in doc["groups"][1]["rules"]]
+    assert recorded and all(name.count(":") == 2 for name in recorded)
 
 
 def test_prometheus_rules_reference_exported_metrics(settings_factory: Any) -> None:
     import re
 
-    from netops.monitor.metrics import SnapshotCollector
+    from netops.monitor.metrics import SPECS
 
     text = prometheus_rules(settings_factory())
-    exported = {fam.name for fam in SnapshotCollector({
-        "generated_at_unix": 1, "database": {"up": 1, "size_bytes": 1, "schema": 1},
-        "sync": {"phases": {"01_cursus": {"last_status": "failed", "running": False, "duration_seconds": 1,
-                                          "last_success_unix": 1, "rows_fetched": 1, "rows_inserted": 1,
-                                          "rows_updated": 1, "rows_deleted": 1, "rows_skipped": 1}},
-                 "last_run": {"duration_seconds": 1}, "oldest_success_age_seconds": 1},
-        "disk": {"log_dir": {"free_percent": 50}}, "nginx": {"up": 1},
-        "api": {"by_status_last_hour": {}, "calls_per_minute": 1, "budget_per_hour": 1, "budget_per_second": 1,
-                "utilisation_percent": 1, "unauthorized_last_hour": 1, "rate_limited_last_hour": 1,
-                "rate_limit_remaining": {"secondly": 1, "hourly": 1}},
-        "token": {"present": True, "ttl_seconds": 1, "usable": 1, "secret_valid_until_unix": 1}, "backlog": {"available": True, "pending": 1,
-                                                                   "processing": 1, "failed": 1},
-        "tables": {"t": {"rows": 1}}, "logs": {"bytes": 1, "files": {}},
-        "quality": {"checked_at_unix": 1, "violations": 0, "info": 0}, "api_keys": [],
-    }).collect()}
-    used = set(re.findall(r"\bnetops_[a-z_]+", text))
+    exported = {f"{n}_total" if s.type == "counter" else n for n, s in SPECS.items()}
+    # metric names, not the recording rules' level:metric:op names nor the group names
+    used = set(re.findall(r"(?<![:\w])netops_[a-z_]+(?![:\w])", text)) - {"netops_recording"}
     assert used and used <= exported, used - exported
 
 

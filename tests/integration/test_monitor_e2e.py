@@ -71,10 +71,11 @@ def test_views_after_a_simulator_sync(synced: tuple[Settings, Any, Receiver]) ->
     result = CliRunner().invoke(cli, ["metrics", "export"], env=cli_env(settings), catch_exceptions=False)
     samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
                for fam in text_string_to_metric_families(result.stdout) for s in fam.samples}
-    assert samples[("netops_api_rate_limited_last_hour", ())] == 2
-    assert samples[("netops_api_unauthorized_last_hour", ())] == calls["401"]
-    for status, n in calls.items():
-        assert samples[("netops_api_calls_last_hour", (("status", status),))] == n
+    for code, n in calls.items():
+        assert samples[("netops_api_calls_last_hour", (("code", code),))] == n
+    assert samples[("netops_api_calls_last_hour", (("code", "429"),))] == 2
+    assert sum(v for (name, labels), v in samples.items() if name == "netops_api_calls_total"
+               and dict(labels)["code"] == "401") == calls["401"]
     for p in PHASES:
         assert samples[("netops_table_rows", (("table", p.table.name),))] == expected[p.table.name]
         assert samples[("netops_sync_rows", (("kind", "inserted"), ("phase", p.name)))] == expected[p.table.name]

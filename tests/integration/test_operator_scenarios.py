@@ -148,7 +148,8 @@ def test_refused_credentials_count_as_401_once_per_run(fast_settings: Settings) 
     assert doc["api"]["unauthorized_last_hour"] == 1
     assert status.returncode == 2 and "api_unauthorized" in doc["alerts"]["firing"]
     metrics = netops(settings, "metrics", "export", **bad).stdout
-    assert "netops_api_unauthorized_last_hour 1.0" in metrics
+    assert 'netops_api_calls_last_hour{code="401"} 1.0' in metrics
+    assert 'netops_api_calls_total{code="401",endpoint="/oauth/token"} 1.0' in metrics
     assert 'netops_alert_firing{alert="api_unauthorized",severity="critical"} 1.0' in metrics
 
 
