@@ -216,7 +216,7 @@ FIELDS: tuple[Field, ...] = (
     Field("alert_webhook_url", "NETOPS_ALERT_WEBHOOK_URL", _opt_url, None, "POST alert state changes here."),
     # The seed alerted above 2 calls/min with a 120/h budget, i.e. above the budget's average
     # rate. At the default 1,200/h that rate is 20/min; measured as a 15-minute mean, one nightly
-    # sync (~105 calls) stays well under it, while a job stuck in a loop does not.
+    # sync (23 calls; 105 before phase 07 was derived) stays well under it, while a job stuck in a loop does not.
     Field("alert_calls_per_min", "NETOPS_ALERT_CALLS_PER_MIN", _num(float, 0), 20.0,
           "Alert above this many API calls/min, 15-minute mean (loop suspicion)."),
     Field("alert_401_count", "NETOPS_ALERT_401_COUNT", _num(int, 0), 0, "Alert above this many 401s/hour."),
