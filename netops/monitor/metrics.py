@@ -61,15 +61,13 @@ SCHEMA_VERSION = 2
 
 def collect_snapshot(settings: Settings, dsn: str | None, evaluation: Any = None) -> dict[str, Any]:
     """Everything metrics and alerts need, as plain JSON-able data, from one evaluation made now
-    (netops/monitor/evaluation.py) plus the all-time counters (netops/monitor/counters.py). A
+    (netops/monitor/evaluation.py) plus the all-time counters (netops/monitor/counters.py, read on the same connection). A
     database that cannot be reached gives `database.up = 0` and its sections with null values,
     never an exception: an exporter that dies when the thing it watches dies tells you nothing."""
-    from netops.monitor import counters as C
     from netops.monitor.evaluation import evaluate
 
-    ev = evaluation if evaluation is not None else evaluate(settings, dsn)
-    counts = C.collect(dsn) if ev.facts.db_up and ev.facts.schema else None
-    return snapshot_of(ev, counts)
+    ev = evaluation if evaluation is not None else evaluate(settings, dsn, counters=True)
+    return snapshot_of(ev, ev.facts.counters)
 
 
 def _version() -> str:
