@@ -223,8 +223,8 @@ SPECS: dict[str, Spec] = {
     "netops_database_size_bytes": Spec("gauge", "bytes", (), "pg_database_size of the netops database."),
     "netops_schema_present": Spec("gauge", "bool", (), "1 when the netops schema is migrated (absent: database down)."),
     "netops_api_calls": Spec("counter", "calls", ("endpoint", "code"),
-                             "API attempts ever recorded in netops.api_calls, by endpoint and HTTP code "
-                             "(none = no answer); counted from the rows, so every exporter agrees."),
+                             "API attempts ever made, by endpoint and HTTP code (none = no answer); running "
+                             "totals kept with netops.api_calls, so pruning those rows does not lower them."),
     "netops_api_calls_last_hour": Spec("gauge", "calls", ("code",),
                                        "API attempts in the last hour by HTTP code (401 and 429 always present); "
                                        "the window `netops alerts check` judges."),
