@@ -9,6 +9,7 @@ from pathlib import Path
 
 from netops.config import Settings
 from netops.monitor import evaluation
+from netops.monitor.facts import STABLE_PHASES
 from netops.monitor.metrics import collect_snapshot
 from tests.fixtures.pg import query
 from tests.integration.test_monitor_seed import healthy, insert_backlog, insert_calls, insert_run
@@ -25,7 +26,7 @@ def test_history_file_has_the_24h_series_and_keeps_the_tables_bounded(
     healthy(settings.dsn, settings)                      # 20 calls at 200, 15 min ago; one run an hour ago
     insert_calls(settings.dsn, {429: 2, 500: 1}, ago=5 * 3600)
     insert_calls(settings.dsn, {200: 7}, ago=4 * 86400)  # past the 3-day retention
-    insert_run(settings.dsn, started_ago=7200, failed="03_projects")
+    insert_run(settings.dsn, started_ago=7200, failed=STABLE_PHASES[2][0])  # names are the pipeline's
     insert_backlog(settings.dsn, {"pending": 4, "failed": 1})
     query(settings.dsn, "INSERT INTO netops.monitor_samples (at, backlog_pending, backlog_processing, backlog_failed) "
                         "VALUES (now() - interval '3 days', 1, 0, 0)")  # past the 48 h samples retention
@@ -42,7 +43,7 @@ def test_history_file_has_the_24h_series_and_keeps_the_tables_bounded(
     assert sum(h["errors"] for h in hours) == 1 and sum(h["calls"] for h in hours) == 23
     runs = doc["sync_runs"]
     assert [r["status"] for r in runs] == ["failed", "success"]      # oldest first
-    assert runs[1]["duration_seconds"] == 80.0 and len(runs[1]["phases"]) == 8
+    assert runs[1]["duration_seconds"] == 10.0 * len(STABLE_PHASES) and len(runs[1]["phases"]) == len(STABLE_PHASES)
     assert doc["backlog"]["available"] is True
     assert doc["backlog"]["samples"][-1]["pending"] == 4 and doc["backlog"]["samples"][-1]["failed"] == 1
     assert doc["tables"]["campuses"]["rows"] == 3
