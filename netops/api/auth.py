@@ -100,12 +100,16 @@ def load_token(settings: Settings) -> dict[str, Any] | None:
                            configured_fingerprint(settings))
 
 
+_UNREAD: Any = object()
+
+
 def load_token_file(path: Path, api_url: str, client_id: str | None,
-                    fingerprint: str | None) -> dict[str, Any] | None:
+                    fingerprint: str | None, stored: Any = _UNREAD) -> dict[str, Any] | None:
     """A stored token (any key's file) if it was obtained for this API URL with these credentials,
     else None. With the secret known (`fingerprint`), a token obtained with another secret is not
-    ours; a store without a fingerprint predates them and is not trusted either."""
-    data = read_store_file(path)
+    ours; a store without a fingerprint predates them and is not trusted either. `stored`: the
+    file's content (read_store_file) when the caller has read it already (one read per evaluation)."""
+    data = read_store_file(path) if stored is _UNREAD else stored
     if data is None:
         return None
     if data.get("api_url") != api_url or (client_id and data.get("client_id") != client_id):

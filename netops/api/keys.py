@@ -211,13 +211,15 @@ def load_keys(settings: Settings, required: bool = True) -> list[ApiKey]:
     return keys
 
 
-def key_rows(settings: Settings, cur: Any | None, now: float | None = None) -> list[dict[str, Any]]:
+def key_rows(settings: Settings, cur: Any | None, now: float | None = None,
+             stores: dict[Path, Any] | None = None) -> list[dict[str, Any]]:
     """One row per configured key for `netops status`, the metrics and the dashboard.
 
     label, client id, token TTL (its own token file; None when none stored), calls in the last
     second and hour against the key's limits (the stricter of the configured budget and the
     API's headers), 429s this hour, a 429 block in force, and whether it is set aside (its
     secret refused). `cur` None (database down): only what the files tell. Never calls the API.
+    `stores`: token files the caller has read already (path -> read_store_file), not read again.
     """
     from netops.api.auth import credential_fingerprint, load_token_file, token_ttl
 
@@ -238,8 +240,9 @@ def key_rows(settings: Settings, cur: Any | None, now: float | None = None) -> l
     rows = []
     for k in keys:
         w = windows.get(k.label, {})
+        pre = {"stored": stores[k.token_file]} if stores and k.token_file in stores else {}
         tok = load_token_file(k.token_file, settings.api_url, k.client_id,
-                              credential_fingerprint(settings.api_url, k.client_id, k.secret))
+                              credential_fingerprint(settings.api_url, k.client_id, k.secret), **pre)
         per_s = min(k.per_second, w.get("header_per_second") or k.per_second)
         per_h = min(k.per_hour, w.get("header_per_hour") or k.per_hour)
         aside = bool(w.get("set_aside_fingerprint")) and w.get("set_aside_fingerprint") == k.fingerprint

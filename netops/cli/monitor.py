@@ -168,6 +168,37 @@ def metrics_export(settings: Settings, fmt: str, textfile_dir: str | None) -> No
         click.echo(prometheus_text(snap), nl=False)
 
 
+@metrics.command("history")
+@click.option("--output", "output", type=click.Path(dir_okay=False), default=None,
+              help="File to write (default: history.json in the metrics dir; the status-json cron job "
+                   "writes it next to status.json).")
+@click.option("--json", "as_json", is_flag=True, help="Also print the document to stdout.")
+@pass_settings
+def metrics_history(settings: Settings, output: str | None, as_json: bool) -> None:
+    """Sample the backlog and table sizes, prune old rows, and write history.json: the last 24 h
+    the status page draws (calls per hour, sync runs, backlog depth, rows per table).
+
+    Database down: exit 2 and leave the previous file as it was (the page shows its age). Also
+    prunes netops.api_calls to NETOPS_API_CALLS_KEEP_DAYS and the samples to 48 h."""
+    import json
+    from pathlib import Path
+
+    from netops.monitor.history import HISTORY_NAME, HistoryUnavailable, collect_history
+    from netops.monitor.metrics import atomic_write
+
+    path = Path(output) if output else settings.metrics_path / HISTORY_NAME
+    try:
+        doc = collect_history(settings, _dsn(settings))
+    except HistoryUnavailable as exc:
+        raise CannotCheck(f"database unreachable ({exc}): {path} left as it was; start PostgreSQL or fix "
+                          "NETOPS_DSN") from None
+    atomic_write(path, json.dumps(doc, separators=(",", ":")) + "\n")
+    if as_json:
+        echo_json(doc)
+    else:
+        click.echo(f"wrote {path}")
+
+
 # --- alerts ----------------------------------------------------------------------------------
 
 @click.group("alerts")

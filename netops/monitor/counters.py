@@ -1,26 +1,28 @@
-"""Counters for Prometheus, regenerated from the bookkeeping tables on every export.
+"""Counters for Prometheus, read from the bookkeeping tables on every export.
 
 netops commands are short-lived cron jobs, so no process lives long enough to keep an in-memory
-counter. The database is the memory instead: every API attempt is a row of `netops.api_calls`,
-every phase run a row of `netops.sync_runs`, every backlog item a row of `netops.backlog_items`.
-A counter here is therefore the count (or sum) of those rows **over all time**, which is
-monotonic for as long as the rows are kept, and identical whichever process or host exports it
-(two exporters on one database export the same value; a restarted exporter does not reset it).
+counter. The database is the memory instead, and every exporter (any process, any host) reads
+the same value; a restarted exporter does not reset it.
 
-The one place a counter goes down is a deliberate purge (`netops backlog purge` deletes finished
-backlog items): Prometheus treats a decrease as a counter reset, so `rate()`/`increase()` stay
-correct across it, as they would across a process restart.
+- API calls: `netops.api_call_totals` (migration 011), running totals that a statement trigger
+  on `netops.api_calls` keeps in the same transaction as the rows. Not a count(*) over the call
+  rows: that table gets a row per attempt (about 29,000 a day at the full budget) and is pruned
+  to a retention (`netops metrics history`), so counting it would grow in cost without bound and
+  would make the counter go *down* at every prune. The totals never decrease.
+- Phase runs and rows written: sums over `netops.sync_runs` (a row per phase per run: a few
+  thousand a year, never pruned), so a GROUP BY over it stays cheap.
+- Backlog items: counts over `netops.backlog_items`. The one place a counter goes down is a
+  deliberate purge (`netops backlog purge` deletes finished items): Prometheus treats a decrease
+  as a counter reset, so `rate()`/`increase()` stay correct across it.
 
-Read on their own short connection, after the evaluation: each query is an aggregate over a
-small GROUP BY (endpoints x codes, phases x outcomes), bounded by the tables' size.
+Read on the evaluation's own cursor (netops/monitor/evaluation.py, `gather(counters=True)`):
+one connection per export.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
-
-import psycopg2
 
 from netops.monitor import facts as F
 
@@ -42,8 +44,8 @@ class Counters:
 def read_counters(cur: Any) -> Counters:
     """All counters, on the caller's cursor (the netops schema must exist)."""
     c = Counters()
-    cur.execute("SELECT endpoint, coalesce(status::text, 'none'), count(*) FROM netops.api_calls GROUP BY 1, 2")
-    c.api_calls = {(e, code): n for e, code, n in cur.fetchall()}
+    cur.execute("SELECT endpoint, code, calls FROM netops.api_call_totals")
+    c.api_calls = {(e, code): int(n) for e, code, n in cur.fetchall()}
     cur.execute(
         "SELECT table_name, sum(rows_inserted), sum(rows_updated), sum(rows_deleted) "
         "FROM netops.sync_runs WHERE status = 'success' GROUP BY 1"
@@ -74,16 +76,3 @@ def read_counters(cur: Any) -> Counters:
     if last_check is not None:
         c.last_success["check"] = float(last_check)
     return c
-
-
-def collect(dsn: str | None) -> Counters | None:
-    """The counters, or None when the database or the schema cannot be read (unknown, not 0)."""
-    if dsn is None:
-        return None
-    try:
-        with F.connect_monitor(dsn) as conn, conn.cursor() as cur:
-            if not F.relation_exists(cur, "netops.sync_runs"):
-                return None
-            return read_counters(cur)
-    except psycopg2.Error:
-        return None

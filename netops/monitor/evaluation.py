@@ -61,6 +61,9 @@ class Facts:
     #: values) when the database is down
     keys: list[dict[str, Any]] = field(default_factory=list)
     nginx: dict[str, Any] = field(default_factory=lambda: {"ok": None, "url": None, "error": None})
+    #: the all-time counters (netops/monitor/counters.py), read on the same connection when asked
+    #: for (the metrics export); None: not asked, or unknown (database down, not migrated)
+    counters: Any = None
     elapsed_ms: float = 0.0
 
 
@@ -81,12 +84,18 @@ def check_nginx(url: str | None, timeout: float = 1.0) -> dict[str, Any]:
     return {"ok": False, "url": url, "error": f"HTTP {code}", "http_status": code}
 
 
-def gather(settings: Settings, dsn: str | None, check_services: bool = True) -> Facts:
-    """Read every fact once. Never raises for a sick box: what cannot be read stays unknown."""
+def gather(settings: Settings, dsn: str | None, check_services: bool = True, counters: bool = False) -> Facts:
+    """Read every fact once. Never raises for a sick box: what cannot be read stays unknown.
+
+    `counters`: also read the all-time counters, on the same connection (the metrics export)."""
     started = time.monotonic()
     f = Facts(now=F.utcnow())
     if check_services:
         f.nginx = check_nginx(settings.nginx_url)
+    # the default key's token store, read once: the token facts and the key rows both judge it
+    store = F.read_token_store(settings)
+    f.token = F.token_facts(settings, store=store)
+    stores = {settings.token_file: store.data}
     try:
         if dsn is None:
             raise psycopg2.OperationalError("no DSN: NETOPS_DSN is unset and no embedded server")
@@ -103,16 +112,19 @@ def gather(settings: Settings, dsn: str | None, check_services: bool = True) -> 
                 f.api = F.api_facts(cur)
                 f.backlog = F.backlog_facts(cur)
                 f.quality = F.quality_facts(cur)
-                f.keys = key_rows(settings, cur)
+                f.keys = key_rows(settings, cur, stores=stores)
+                if counters:
+                    from netops.monitor.counters import read_counters
+
+                    f.counters = read_counters(cur)
     except psycopg2.Error as exc:
         f.db_error = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         if f.db_up:  # reachable, but a query failed (e.g. half-migrated): say so, keep what was read
             f.db_error = f"query failed: {f.db_error}"
     f.disk = {"log_dir": F.disk_facts(settings.log_path), "state_dir": F.disk_facts(settings.state_path)}
     f.log_bytes = f.disk["log_dir"]["used_bytes"]
-    f.token = F.token_facts(settings)
     if not f.keys:  # database down or not migrated: what the key and token files tell
-        f.keys = key_rows(settings, None)
+        f.keys = key_rows(settings, None, stores=stores)
     f.elapsed_ms = round((time.monotonic() - started) * 1000, 1)
     return f
 
@@ -478,7 +490,7 @@ class Evaluation:
 
 
 def evaluate(settings: Settings, dsn: str | None, check_services: bool = True,
-             facts: Facts | None = None) -> Evaluation:
-    """Read every fact now and judge every rule against it."""
-    facts = facts if facts is not None else gather(settings, dsn, check_services)
+             facts: Facts | None = None, counters: bool = False) -> Evaluation:
+    """Read every fact now and judge every rule against it (`counters`: see gather)."""
+    facts = facts if facts is not None else gather(settings, dsn, check_services, counters=counters)
     return Evaluation(facts, [judge(r, facts, settings) for r in RULES], settings)

@@ -443,17 +443,39 @@ class TokenFacts:
     refused_at: datetime | None = None  # the API answered 401 to it (netops/api/auth.py marks it)
 
 
-def token_facts(settings: Settings, now: float | None = None) -> TokenFacts:
-    """Read the token store directly (docs/CONTRACTS.md shape); a view must not refresh it."""
-    now = time.time() if now is None else now
+@dataclass
+class TokenStore:
+    """The default key's token file as read once per evaluation (token facts and key rows)."""
+
+    path: Path
+    exists: bool = False
+    data: dict[str, Any] | None = None  # the parsed store (None: absent or unreadable)
+    error: str | None = None            # why it could not be parsed
+
+
+def read_token_store(settings: Settings) -> TokenStore:
     path = settings.token_file
     if not path.exists():
-        return TokenFacts()
+        return TokenStore(path)
     try:
         data = json.loads(path.read_text())
-        expires = float(data["expires_at"])
+        float(data["expires_at"])
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        return TokenFacts(present=False, error=f"{path}: unreadable token store ({type(exc).__name__})")
+        return TokenStore(path, True, None, f"{path}: unreadable token store ({type(exc).__name__})")
+    return TokenStore(path, True, data)
+
+
+def token_facts(settings: Settings, now: float | None = None, store: TokenStore | None = None) -> TokenFacts:
+    """Read the token store directly (docs/CONTRACTS.md shape); a view must not refresh it.
+    `store`: the file as already read (read_token_store), so an evaluation reads it once."""
+    now = time.time() if now is None else now
+    store = store if store is not None else read_token_store(settings)
+    if not store.exists:
+        return TokenFacts()
+    if store.data is None:
+        return TokenFacts(present=False, error=store.error)
+    data = store.data
+    expires = float(data["expires_at"])
     from netops.api.auth import configured_fingerprint
 
     foreign = None

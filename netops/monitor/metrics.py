@@ -61,15 +61,13 @@ SCHEMA_VERSION = 2
 
 def collect_snapshot(settings: Settings, dsn: str | None, evaluation: Any = None) -> dict[str, Any]:
     """Everything metrics and alerts need, as plain JSON-able data, from one evaluation made now
-    (netops/monitor/evaluation.py) plus the all-time counters (netops/monitor/counters.py). A
+    (netops/monitor/evaluation.py) plus the all-time counters (netops/monitor/counters.py, read on the same connection). A
     database that cannot be reached gives `database.up = 0` and its sections with null values,
     never an exception: an exporter that dies when the thing it watches dies tells you nothing."""
-    from netops.monitor import counters as C
     from netops.monitor.evaluation import evaluate
 
-    ev = evaluation if evaluation is not None else evaluate(settings, dsn)
-    counts = C.collect(dsn) if ev.facts.db_up and ev.facts.schema else None
-    return snapshot_of(ev, counts)
+    ev = evaluation if evaluation is not None else evaluate(settings, dsn, counters=True)
+    return snapshot_of(ev, ev.facts.counters)
 
 
 def _version() -> str:
@@ -225,8 +223,8 @@ SPECS: dict[str, Spec] = {
     "netops_database_size_bytes": Spec("gauge", "bytes", (), "pg_database_size of the netops database."),
     "netops_schema_present": Spec("gauge", "bool", (), "1 when the netops schema is migrated (absent: database down)."),
     "netops_api_calls": Spec("counter", "calls", ("endpoint", "code"),
-                             "API attempts ever recorded in netops.api_calls, by endpoint and HTTP code "
-                             "(none = no answer); counted from the rows, so every exporter agrees."),
+                             "API attempts ever made, by endpoint and HTTP code (none = no answer); running "
+                             "totals kept with netops.api_calls, so pruning those rows does not lower them."),
     "netops_api_calls_last_hour": Spec("gauge", "calls", ("code",),
                                        "API attempts in the last hour by HTTP code (401 and 429 always present); "
                                        "the window `netops alerts check` judges."),

@@ -1,0 +1,187 @@
+"""history.json: the last 24 hours the status page draws (calls per hour, sync runs, backlog
+depth, rows per table), written next to status.json by the same cron job.
+
+Why a file and not a query from the page: nginx serves static files only (no code runs on a
+request), and a page that needs the database to draw would go blank exactly when an operator
+looks at it because something is wrong. So the page draws the last history.json written and
+says how old it is; when the database is down, `netops metrics history` leaves the previous file
+as it was (exit 2, one line) and the page shows both the outage (from status.json) and the age
+of the graphs.
+
+Where the series come from:
+- calls per hour: `netops.api_calls` (a row per attempt), 24 clock hours;
+- sync duration per run: `netops.sync_runs` grouped by run_id, the last RUNS_SHOWN runs;
+- backlog depth and rows per table: no bookkeeping table remembers them, so each run of this
+  command stores one row of `netops.monitor_samples` (migration 011) and reads them back.
+
+It is also where the monitor's tables are kept bounded: samples older than SAMPLES_KEEP_HOURS
+and `netops.api_calls` rows older than NETOPS_API_CALLS_KEEP_DAYS are deleted here, at most
+PRUNE_BATCH rows per table per run (a first prune of a long-lived box catches up over a few
+minutes instead of holding one long delete). The API-call counters are running totals
+(netops/monitor/counters.py), so pruning does not make them go down.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import psycopg2
+
+from netops.config import Settings
+from netops.monitor import facts as F
+
+SCHEMA_VERSION = 1
+HISTORY_NAME = "history.json"
+HOURS = 24
+RUNS_SHOWN = 30
+SAMPLES_KEEP_HOURS = 48
+#: backlog samples are drawn per bucket (the max within it): 144 points for 24 h, whatever the rate
+SAMPLE_BUCKET_SECONDS = 600
+PRUNE_BATCH = 50_000
+
+
+class HistoryUnavailable(Exception):
+    """The database (or its netops schema) cannot be read: nothing is written."""
+
+
+def _sample(cur: Any) -> tuple[F.BacklogFacts, dict[str, F.TableCount]]:
+    backlog = F.backlog_facts(cur)
+    tables = F.table_counts(cur)
+    cur.execute(
+        "INSERT INTO netops.monitor_samples (backlog_pending, backlog_processing, backlog_failed, table_rows) "
+        "VALUES (%s, %s, %s, %s) ON CONFLICT (at) DO NOTHING",
+        (backlog.pending if backlog.available else None, backlog.processing if backlog.available else None,
+         backlog.failed if backlog.available else None, json.dumps({n: t.rows for n, t in tables.items()})),
+    )
+    return backlog, tables
+
+
+def _prune(cur: Any, settings: Settings) -> dict[str, int]:
+    pruned = {}
+    cur.execute(
+        "DELETE FROM netops.monitor_samples WHERE at IN (SELECT at FROM netops.monitor_samples "
+        "WHERE at < now() - make_interval(hours => %s) ORDER BY at LIMIT %s)", (SAMPLES_KEEP_HOURS, PRUNE_BATCH))
+    pruned["monitor_samples"] = cur.rowcount
+    cur.execute(
+        "DELETE FROM netops.api_calls WHERE id IN (SELECT id FROM netops.api_calls "
+        "WHERE at < now() - make_interval(days => %s) ORDER BY at LIMIT %s)",
+        (settings.api_calls_keep_days, PRUNE_BATCH))
+    pruned["api_calls"] = cur.rowcount
+    return pruned
+
+
+def _calls_by_hour(cur: Any) -> list[dict[str, Any]]:
+    """24 clock hours, oldest first, the current (partial) hour last; every hour present."""
+    # one range scan on the `at` index, grouped by hour; the empty hours come from the series
+    cur.execute(
+        """
+        WITH c AS (
+            SELECT date_trunc('hour', at) AS h,
+                   count(*) FILTER (WHERE status BETWEEN 200 AND 399) AS ok,
+                   count(*) FILTER (WHERE status = 429) AS r429,
+                   count(*) FILTER (WHERE status = 401) AS r401,
+                   count(*) FILTER (WHERE status IS NULL OR (status NOT BETWEEN 200 AND 399
+                                                            AND status NOT IN (401, 429))) AS err,
+                   count(*) AS n
+              FROM netops.api_calls WHERE at >= date_trunc('hour', now()) - make_interval(hours => %s)
+             GROUP BY 1)
+        SELECT extract(epoch FROM g)::bigint, coalesce(c.ok, 0), coalesce(c.r429, 0), coalesce(c.r401, 0),
+               coalesce(c.err, 0), coalesce(c.n, 0)
+          FROM generate_series(date_trunc('hour', now()) - make_interval(hours => %s), date_trunc('hour', now()),
+                               interval '1 hour') AS g
+          LEFT JOIN c ON c.h = g
+         ORDER BY g
+        """,
+        (HOURS - 1, HOURS - 1),
+    )
+    return [{"hour_unix": h, "ok": ok, "rate_limited": r429, "unauthorized": r401, "errors": err, "calls": n}
+            for h, ok, r429, r401, err, n in cur.fetchall()]
+
+
+def _runs(cur: Any) -> list[dict[str, Any]]:
+    """The last RUNS_SHOWN `netops sync` runs, oldest first, each with its phases' durations.
+    Phase names are whatever the pipeline wrote (opaque here)."""
+    lock_held = F.sync_lock_held(cur)
+    cur.execute(
+        """
+        WITH runs AS (SELECT run_id FROM netops.sync_runs GROUP BY run_id
+                       ORDER BY max(started_at) DESC LIMIT %s)
+        SELECT s.run_id::text, s.phase, s.status, extract(epoch FROM s.started_at)::float8,
+               extract(epoch FROM coalesce(s.finished_at, now()) - s.started_at)::float8,
+               s.rows_inserted + s.rows_updated + s.rows_deleted
+          FROM netops.sync_runs s JOIN runs USING (run_id)
+         ORDER BY s.started_at, s.id
+        """,
+        (RUNS_SHOWN,),
+    )
+    runs: dict[str, dict[str, Any]] = {}
+    for run_id, phase, status, started, seconds, rows in cur.fetchall():
+        if status == "running" and not lock_held:  # its process is gone (facts.sync_lock_held)
+            status = "interrupted"
+        r = runs.setdefault(run_id, {"run_id": run_id, "started_unix": started, "phases": []})
+        r["phases"].append({"phase": phase, "status": status, "started_unix": started,
+                            "seconds": round(seconds, 3), "rows": rows})
+    out = []
+    for r in runs.values():
+        statuses = {p["status"] for p in r["phases"]}
+        r["status"] = next((s for s in ("running", "interrupted", "failed") if s in statuses),
+                           "unchanged" if statuses == {"unchanged"} else "success")
+        end = max(p["started_unix"] + p["seconds"] for p in r["phases"])
+        r["duration_seconds"] = round(end - r["started_unix"], 3)
+        r["rows_written"] = sum(p["rows"] for p in r["phases"])
+        out.append(r)
+    return out  # oldest first: the query orders by start
+
+
+def _backlog_series(cur: Any) -> list[dict[str, Any]]:
+    cur.execute(
+        """
+        SELECT (floor(extract(epoch FROM at) / %s) * %s)::bigint AS b,
+               max(backlog_pending), max(backlog_processing), max(backlog_failed)
+          FROM netops.monitor_samples
+         WHERE at > now() - make_interval(hours => %s) AND backlog_pending IS NOT NULL
+         GROUP BY b ORDER BY b
+        """,
+        (SAMPLE_BUCKET_SECONDS, SAMPLE_BUCKET_SECONDS, HOURS),
+    )
+    return [{"at_unix": b, "pending": p, "processing": pr, "failed": fl} for b, p, pr, fl in cur.fetchall()]
+
+
+def _tables_day_ago(cur: Any) -> dict[str, int]:
+    cur.execute("SELECT table_rows FROM netops.monitor_samples WHERE at > now() - make_interval(hours => %s) "
+                "ORDER BY at LIMIT 1", (HOURS,))
+    r = cur.fetchone()
+    return {k: int(v) for k, v in (r[0] if r else {}).items()}
+
+
+def collect_history(settings: Settings, dsn: str | None) -> dict[str, Any]:
+    """Take this minute's sample, prune, and read the 24 h series; raises HistoryUnavailable
+    when the database or the schema cannot be read (the caller keeps the last file)."""
+    now = F.utcnow()
+    if dsn is None:
+        raise HistoryUnavailable("no DSN: NETOPS_DSN is unset and no embedded server")
+    try:
+        with F.connect_monitor(dsn) as conn, conn.cursor() as cur:
+            if not F.relation_exists(cur, "netops.monitor_samples"):
+                raise HistoryUnavailable("the netops schema has no monitor_samples table; run `netops db migrate`")
+            backlog, tables = _sample(cur)
+            pruned = _prune(cur, settings)
+            doc: dict[str, Any] = {
+                "schema_version": SCHEMA_VERSION,
+                "generated_at": F.iso(now),
+                "generated_at_unix": round(now.timestamp(), 3),
+                "api": {"budget_per_hour": settings.rate_per_hour, "hours": _calls_by_hour(cur)},
+                "sync_runs": _runs(cur),
+                "backlog": {"available": backlog.available,
+                            "samples": _backlog_series(cur) if backlog.available else []},
+            }
+            before = _tables_day_ago(cur)
+            doc["tables"] = {n: {"rows": t.rows, "exact": t.exact, "rows_24h_ago": before.get(n)}
+                             for n, t in tables.items()}
+            doc["retention"] = {"api_calls_days": settings.api_calls_keep_days,
+                                "samples_hours": SAMPLES_KEEP_HOURS, "pruned": pruned}
+            return doc
+    except psycopg2.Error as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise HistoryUnavailable(first) from None

@@ -1,0 +1,93 @@
+"""history.json (`netops metrics history`), the API-call running totals and retention (migration
+011), and the one-read-per-evaluation promises of the monitor (issue 14 leftovers)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from netops.config import Settings
+from netops.monitor import evaluation
+from netops.monitor.facts import STABLE_PHASES
+from netops.monitor.metrics import collect_snapshot
+from tests.fixtures.pg import query
+from tests.integration.test_monitor_seed import healthy, insert_backlog, insert_calls, insert_run
+from tests.integration.test_operator_scenarios import netops
+
+
+def _api_total(snap: dict, code: str) -> int:
+    return sum(r["calls"] for r in snap["counters"]["api_calls"] if r["code"] == code)
+
+
+def test_history_file_has_the_24h_series_and_keeps_the_tables_bounded(
+        settings_factory: Callable[..., Settings], tmp_path: Path) -> None:
+    settings = settings_factory(NETOPS_API_CALLS_KEEP_DAYS=3)
+    healthy(settings.dsn, settings)                      # 20 calls at 200, 15 min ago; one run an hour ago
+    insert_calls(settings.dsn, {429: 2, 500: 1}, ago=5 * 3600)
+    insert_calls(settings.dsn, {200: 7}, ago=4 * 86400)  # past the 3-day retention
+    insert_run(settings.dsn, started_ago=7200, failed=STABLE_PHASES[2][0])  # names are the pipeline's
+    insert_backlog(settings.dsn, {"pending": 4, "failed": 1})
+    query(settings.dsn, "INSERT INTO netops.monitor_samples (at, backlog_pending, backlog_processing, backlog_failed) "
+                        "VALUES (now() - interval '3 days', 1, 0, 0)")  # past the 48 h samples retention
+    before = collect_snapshot(settings, settings.dsn)
+
+    out = tmp_path / "web" / "history.json"
+    r = netops(settings, "metrics", "history", "--output", str(out))
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(out.read_text())
+    assert doc["schema_version"] == 1
+    hours = doc["api"]["hours"]
+    assert len(hours) == 24 and [h["hour_unix"] for h in hours] == sorted(h["hour_unix"] for h in hours)
+    assert sum(h["ok"] for h in hours) == 20 and sum(h["rate_limited"] for h in hours) == 2
+    assert sum(h["errors"] for h in hours) == 1 and sum(h["calls"] for h in hours) == 23
+    runs = doc["sync_runs"]
+    assert [r["status"] for r in runs] == ["failed", "success"]      # oldest first
+    assert runs[1]["duration_seconds"] == 10.0 * len(STABLE_PHASES) and len(runs[1]["phases"]) == len(STABLE_PHASES)
+    assert doc["backlog"]["available"] is True
+    assert doc["backlog"]["samples"][-1]["pending"] == 4 and doc["backlog"]["samples"][-1]["failed"] == 1
+    assert doc["tables"]["campuses"]["rows"] == 3
+    assert doc["retention"]["pruned"] == {"monitor_samples": 1, "api_calls": 7}
+
+    # pruning deleted 7 old call rows: the counter did not go down
+    after = collect_snapshot(settings, settings.dsn)
+    assert _api_total(before, "200") == _api_total(after, "200") == 27
+    assert query(settings.dsn, "SELECT count(*) FROM netops.api_calls")[0][0] == 23
+    insert_calls(settings.dsn, {200: 2})
+    assert _api_total(collect_snapshot(settings, settings.dsn), "200") == 29
+
+
+def test_history_with_the_database_down_keeps_the_last_file(settings_factory: Callable[..., Settings],
+                                                            tmp_path: Path) -> None:
+    out = tmp_path / "history.json"
+    out.write_text('{"generated_at": "earlier"}\n')
+    down = settings_factory(NETOPS_DSN="postgresql://nobody@127.0.0.1:1/x")
+    r = netops(down, "metrics", "history", "--output", str(out))
+    assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
+    assert "database unreachable" in r.stderr and "left as it was" in r.stderr
+    assert out.read_text() == '{"generated_at": "earlier"}\n'
+
+
+def test_an_export_opens_one_connection_and_reads_the_token_once(
+        settings_factory: Callable[..., Settings], monkeypatch) -> None:
+    settings = settings_factory()
+    healthy(settings.dsn, settings)
+    import psycopg2
+
+    from netops.monitor import facts as F
+
+    opened, reads = [], []
+    real_connect, real_read = psycopg2.connect, Path.read_text
+    monkeypatch.setattr(psycopg2, "connect", lambda *a, **k: opened.append(1) or real_connect(*a, **k))
+    monkeypatch.setattr(Path, "read_text",
+                        lambda self, *a, **k: (reads.append(self) if self == settings.token_file else None)
+                        or real_read(self, *a, **k))
+    snap = collect_snapshot(settings, settings.dsn)
+    assert snap["counters"]["api_calls"] and snap["token"]["present"]
+    assert len(opened) == 1, opened
+    assert reads == [settings.token_file], reads
+    # the same promise with the database down (the key rows come from the files only)
+    reads.clear()
+    evaluation.gather(settings, None)
+    assert reads == [settings.token_file]
+    assert F.token_facts(settings).present  # the standalone reader still works
