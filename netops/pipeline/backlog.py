@@ -28,6 +28,7 @@ from typing import Any
 import psycopg2
 from psycopg2 import sql
 
+from netops import catalog
 from netops.config import Settings
 from netops.db import connect
 from netops.db.loader import ApplyResult, apply, delete_keys, stage
@@ -443,8 +444,8 @@ class Worker:
         return requests
 
 
-# The stable tables the live tables reference (002_backlog.sql's foreign keys).
-LIVE_PARENT_TABLES = ("projects", "achievements", "coalitions")
+# The stable tables the live tables reference (the catalog's foreign keys).
+LIVE_PARENT_TABLES = catalog.stable_parents_of_live()
 
 
 def waiting_for_stable_sync(cur: Any) -> bool:

@@ -180,14 +180,14 @@ def _detect_one(conn: Any, client: Any, settings: Settings, res: LiveResource, s
                 log: Any) -> DetectResult:
     started = time.monotonic()
     erased: list[int] = []
-    if res.name == "users":
+    if res.erasure_column is not None:
         # personal data past its data_erasure_date leaves the mirror on every detect run, even
         # when the API has not changed the user (docs/backlog.md, "Erasure"); the worker and
         # reconcile never load such a row again
         with conn, conn.cursor() as cur:
-            erased = purge_erased(cur)
+            erased = purge_erased(cur, res)
         if erased:
-            log.info(f"Detect users: erased {len(erased)} user(s) past their data_erasure_date "
+            log.info(f"Detect {res.name}: erased {len(erased)} user(s) past their data_erasure_date "
                      f"(links cascade), e.g. id {erased[0]}")
     result = _detect_walk(conn, client, settings, res, settle_seconds, log, started)
     result.erased = len(erased)

@@ -38,6 +38,19 @@ def nested(outer: str, inner: str) -> Getter:
     return get
 
 
+def nested_id(outer: str, flat: str) -> Getter:
+    """`obj[outer].id` from a nested object, falling back to a flat `flat` field (live rows
+    carry `user: {id, login, url}` or `user_id`, depending on the endpoint)."""
+
+    def get(obj: Mapping[str, Any]) -> Any:
+        value = obj.get(outer)
+        if isinstance(value, Mapping) and value.get("id") is not None:
+            return value.get("id")
+        return obj.get(flat)
+
+    return get
+
+
 def name_of(field: str) -> Getter:
     """An object's `name` or the value itself (achievements' `title` is an object or null)."""
 
@@ -65,6 +78,19 @@ def to_int(v: Any) -> int | None:
         return int(v)
     if isinstance(v, str) and v.strip().lstrip("-").isdigit():
         return int(v)
+    raise ValueError
+
+
+def to_float(v: Any) -> float | None:
+    """A number (cursus_users' `level`: 21.42); booleans and non-numeric strings are refused."""
+    if v is None:
+        return None
+    if isinstance(v, bool):
+        raise ValueError
+    if isinstance(v, (int, float)):
+        return float(v)
+    if isinstance(v, str):
+        return float(v.strip())
     raise ValueError
 
 
@@ -100,5 +126,5 @@ def to_json(v: Any) -> str | None:
 
 
 CONVERTERS: dict[str, Callable[[Any], Any]] = {
-    "int": to_int, "bool": to_bool, "ts": to_ts, "text": to_text, "json": to_json,
+    "int": to_int, "float": to_float, "bool": to_bool, "ts": to_ts, "text": to_text, "json": to_json,
 }

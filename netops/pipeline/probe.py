@@ -36,9 +36,10 @@ from datetime import datetime, timezone
 from typing import Any
 
 from netops.api.client import ApiClient, page_problem
+from netops.catalog import DerivedLinks, Listing, NestedList, Single
 from netops.config import Settings
 from netops.log import get_logger
-from netops.pipeline.stable import PHASES, Phase
+from netops.pipeline.stable import BY_TABLE, SOURCE_TABLES, Phase
 
 #: `sync_runs.status` of a phase whose probe found it unchanged (migration 004).
 UNCHANGED = "unchanged"
@@ -127,7 +128,7 @@ def _first(client: ApiClient, path: str, params: dict[str, Any]) -> tuple[int, d
 
 
 def _listing_params(phase: Phase, sort: str) -> dict[str, Any]:
-    params = {k: v for k, v in (phase.source[2] if len(phase.source) > 2 else {}).items() if k != "sort"}
+    params = {k: v for k, v in getattr(phase.source, "params", {}).items() if k != "sort"}
     params["sort"] = sort
     return params
 
@@ -172,7 +173,7 @@ class _Prober:
         compared with the mirror's count and max(column)."""
         fork = self.client.fork()
         try:
-            total, row = _first(fork, phase.source[1], _listing_params(phase, sort))
+            total, row = _first(fork, phase.source.path, _listing_params(phase, sort))
         finally:
             result.calls = fork.calls
         api_value = convert(row.get(column)) if isinstance(row, dict) else None
@@ -183,11 +184,9 @@ class _Prober:
 
 
 def _followers(phases: Sequence[Phase], source: str) -> list[str]:
-    """The phases read from `source`'s listing: 06/08 from projects' nested lists, 07 from the
-    achievements' campus names. They follow its probe's verdict (no probe of their own)."""
-    kind = "nested" if source == "projects" else "derived"
-    return [p.name for p in phases if p.source[0] == kind
-            and (kind == "nested" or p.source[1] == source)]
+    """The phases read from `source`'s listing (projects' nested lists, the achievements' campus
+    names). They follow its probe's verdict (no probe of their own)."""
+    return [p.name for p in phases if isinstance(p.source, (NestedList, DerivedLinks)) and p.source.parent == source]
 
 
 def probe_stable(settings: Settings, conn: Any, client: ApiClient, phases: Sequence[Phase]) -> ProbeReport:
@@ -206,20 +205,19 @@ def probe_stable(settings: Settings, conn: Any, client: ApiClient, phases: Seque
         # 1. one call each for the index resources, concurrently (their verdicts are independent)
         jobs: list[tuple[ProbeResult, Any, Phase]] = []
         for phase in phases:
-            kind = phase.source[0]
-            if kind == "single":
+            if isinstance(phase.source, Single):
                 report.results.append(ProbeResult(
                     phase.table.name, [phase.name], 0, True,
                     "single object: fetching it costs the one call a probe would, so it is always pulled"))
-            elif kind == "paged":
+            elif isinstance(phase.source, Listing):
                 res = ProbeResult(phase.table.name, [phase.name, *_followers(phases, phase.table.name)])
                 fn = prober.by_updated_at if "updated_at" in phase.table.columns else prober.by_id
                 jobs.append((res, fn, phase))
                 report.results.append(res)
-        for source in ("projects", "achievements"):  # --phase campus_projects / ... alone
+        for source in SOURCE_TABLES:  # --phase campus_projects / ... alone
             followers = _followers(phases, source)
             if source not in by_table and followers:
-                src = next(p for p in PHASES if p.table.name == source)
+                src = BY_TABLE[source]
                 res = ProbeResult(source, followers)
                 fn = prober.by_updated_at if "updated_at" in src.table.columns else prober.by_id
                 jobs.append((res, fn, src))
@@ -272,14 +270,9 @@ def stale_reason(phase: Phase, history: dict[str, PhaseHistory]) -> str | None:
         return "never pulled successfully"
     if mine.last_status == "failed":
         return "its last pull failed"
-    sources = {parent for _, parent in phase.table.parents}
-    if phase.source[0] == "nested":
-        sources.add("projects")
-    if phase.source[0] == "derived":
-        sources.add(phase.source[1])
-    by_table = {p.table.name: p for p in PHASES}
+    sources = set(phase.spec.depends_on)
     for table in sorted(sources):
-        src = by_table.get(table)
+        src = BY_TABLE.get(table)
         other = history.get(src.name) if src is not None else None
         if other is not None and other.last_success is not None and other.last_success > mine.last_success:
             return f"{table} was pulled after it"

@@ -204,7 +204,7 @@ def claim(cur: Any, worker: str, limit: int, visibility_timeout: float) -> list[
         )
         rows += cur.fetchall()
     items = [Item(*row) for row in rows]
-    items.sort(key=lambda i: (0 if i.resource == "users" else 1, i.id))
+    items.sort(key=lambda i: (BY_NAME[i.resource].priority if i.resource in BY_NAME else 1, i.id))
     return items
 
 

@@ -127,8 +127,8 @@ def _reconcile_one(conn: Any, client: Any, settings: Settings, res: LiveResource
     started = time.monotonic()
     erased = 0
     with conn, conn.cursor() as cur:
-        if res.name == "users":   # docs/backlog.md "Erasure": gone before the walk, never reloaded
-            erased = len(purge_erased(cur))
+        # docs/backlog.md "Erasure": gone before the walk, never reloaded
+        erased = len(purge_erased(cur, res))
         cur.execute("INSERT INTO netops.backlog_marks (resource) VALUES (%s) ON CONFLICT DO NOTHING", (res.name,))
         if restart:
             cur.execute("UPDATE netops.backlog_marks SET reconcile_cursor = NULL WHERE resource = %s", (res.name,))
