@@ -26,7 +26,7 @@ from netops.api.client import ApiClient, PageInfo, endpoint_template, object_pro
 from netops.catalog import DerivedLinks, Listing, NestedList, Single
 from netops.config import Settings
 from netops.db import connect
-from netops.db.loader import ApplyResult, apply, stage
+from netops.db.loader import ApplyResult, Policy, load
 from netops.db.migrate import migrate
 from netops.db.server import resolve_dsn
 from netops.errors import ApiError, NetopsError, SyncError
@@ -602,9 +602,9 @@ class StableSync:
                     rows = prefetch.rows(phase, fetch)
                 else:
                     rows = self._rows(phase, client, fetch)
-                staged = stage(cur, phase.table, rows)
-                result: ApplyResult = apply(cur, phase.table, prune=True,
-                                            max_prune_ratio=self.settings.max_prune_ratio)
+                result: ApplyResult = load(cur, phase.table, rows, Policy(
+                    prune=True, max_prune_ratio=self.settings.max_prune_ratio)).result
+                staged = result.staged
                 cur.execute(f'SELECT count(*) FROM "{phase.table.name}"')
                 rep.rows = cur.fetchone()[0]
             rep.status = "success"
