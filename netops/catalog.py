@@ -337,6 +337,16 @@ STABLE: tuple[TableSpec, ...] = tuple(s for s in TABLES if not s.live)
 LIVE: tuple[TableSpec, ...] = tuple(s for s in TABLES if s.live)
 
 
+#: live tables by their queue/marks name (the API's word, e.g. "projects_users")
+LIVE_BY_RESOURCE: dict[str, TableSpec] = {s.source.resource: s for s in LIVE}  # type: ignore[union-attr]
+
+
+def claim_priority(spec: TableSpec) -> int:
+    """Claim order in the queue: a live table no other live row's parent is missing from (users) is
+    0, its children 1, so a batch loads parents before the rows that reference them."""
+    return 1 if any(BY_NAME[fk.parent].live for fk in spec.fks) else 0
+
+
 def live_resource_names() -> tuple[str, ...]:
     """Queue/marks names of the live tables, parents first."""
     return tuple(s.source.resource for s in LIVE)  # type: ignore[union-attr]

@@ -219,6 +219,12 @@ def apply(cur: Any, table: Table, prune: bool = True, max_prune_ratio: float | N
     return res
 
 
+def count_rows(cur: Any, table: Table) -> int:
+    """Exact row count of a mirror table (after a phase's load, for its report)."""
+    cur.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table.name)))
+    return int(cur.fetchone()[0])
+
+
 def _is_empty(cur: Any, table: Table) -> bool:
     cur.execute(sql.SQL("SELECT NOT EXISTS (SELECT 1 FROM {})").format(sql.Identifier(table.name)))
     return bool(cur.fetchone()[0])

@@ -30,11 +30,10 @@ from psycopg2 import sql
 
 from netops import catalog
 from netops.config import Settings
-from netops.db import connect
+from netops.db import api_calls, connect, queue
 from netops.db.loader import ApplyResult, LoadOutcome, Table, delete_keys, live_policy, load
 from netops.errors import ApiError, AuthError
 from netops.log import get_logger
-from netops.pipeline import queue
 from netops.pipeline.live import BY_NAME, RESOURCES, LiveResource, PayloadError, entity_id
 
 DRAIN_WAIT_SECONDS = 15.0   # --once waits this long at most for held/backed-off items to come due
@@ -136,8 +135,7 @@ class Worker:
     def _calls_used(self) -> str:
         """Calls of the last hour by every netops process (they share the key) / the budget."""
         with self.conn, self.conn.cursor() as cur:
-            cur.execute("SELECT count(*) FROM netops.api_calls WHERE at > now() - interval '1 hour'")
-            used = int(cur.fetchone()[0])
+            used = api_calls.calls_last_hour(cur)
         return f"{used:,}/{self.settings.rate_per_hour:,}"
 
     # -- the loop -------------------------------------------------------------------------------
@@ -381,13 +379,7 @@ class Worker:
         wanted: dict[tuple[str, int], list[queue.Item]] = {}
         for it in held:
             wanted.setdefault(it.extra["parent"], []).append(it)
-        cur.execute(
-            "SELECT resource, entity_id, max(finished_at) FROM netops.backlog_items "
-            "WHERE state = 'done' AND outcome IN ('absent', 'erased') AND (resource, entity_id) IN "
-            "(SELECT * FROM unnest(%s::text[], %s::bigint[])) GROUP BY 1, 2",
-            ([k[0] for k in wanted], [k[1] for k in wanted]),
-        )
-        gone = {(r[0], int(r[1])): r[2] for r in cur.fetchall()}
+        gone = queue.gone_since(cur, list(wanted))
         requests = []
         for key, children in wanted.items():
             for it in children:

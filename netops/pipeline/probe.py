@@ -38,6 +38,8 @@ from typing import Any
 from netops.api.client import ApiClient, page_problem
 from netops.catalog import DerivedLinks, Listing, NestedList, Single
 from netops.config import Settings
+from netops.db import sync_runs
+from netops.db.sync_runs import PhaseHistory
 from netops.log import get_logger
 from netops.pipeline.stable import BY_TABLE, SOURCE_TABLES, Phase
 
@@ -233,26 +235,12 @@ def probe_stable(settings: Settings, conn: Any, client: ApiClient, phases: Seque
     return report
 
 
-@dataclass(frozen=True)
-class PhaseHistory:
-    """A phase's last real pull, from `netops.sync_runs` ('unchanged' rows are not pulls)."""
-
-    last_status: str | None       # 'success' or 'failed' (a dead run's 'running' rows are failed)
-    last_success: datetime | None
-
-
 def phase_history(conn: Any) -> dict[str, PhaseHistory]:
     """Each phase's last pull outcome and last successful pull; read on the sync's connection."""
     with conn.cursor() as cur:
-        cur.execute(
-            "SELECT phase, (array_agg(status ORDER BY started_at DESC, id DESC) "
-            "FILTER (WHERE status IN ('success', 'failed')))[1], "
-            "max(finished_at) FILTER (WHERE status = 'success') "
-            "FROM netops.sync_runs GROUP BY phase"
-        )
-        rows = cur.fetchall()
+        out = sync_runs.history(cur)
     conn.commit()
-    return {phase: PhaseHistory(status, success) for phase, status, success in rows}
+    return out
 
 
 def stale_reason(phase: Phase, history: dict[str, PhaseHistory]) -> str | None:
@@ -318,8 +306,4 @@ def record_unchanged(books_conn: Any, run_id: str, phase: Phase, calls: int, not
     "last pulled", since a probe is blind to some changes and only the full pull catches them.
     """
     with books_conn.cursor() as cur:
-        cur.execute(
-            "INSERT INTO netops.sync_runs (run_id, phase, table_name, finished_at, status, rows_fetched, "
-            "api_calls, pages_done, pages_total, probe) VALUES (%s, %s, %s, now(), %s, 0, %s, 0, 0, %s)",
-            (run_id, phase.name, phase.table.name, UNCHANGED, calls, note),
-        )
+        sync_runs.record_unchanged(cur, run_id, phase.name, UNCHANGED, calls, note)

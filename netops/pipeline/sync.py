@@ -25,8 +25,8 @@ from psycopg2 import sql
 from netops.api.client import ApiClient, PageInfo, endpoint_template, object_problem
 from netops.catalog import DerivedLinks, Listing, NestedList, Single
 from netops.config import Settings
-from netops.db import connect
-from netops.db.loader import ApplyResult, Policy, load
+from netops.db import connect, sync_runs
+from netops.db.loader import ApplyResult, Policy, count_rows, load
 from netops.db.migrate import migrate
 from netops.db.server import resolve_dsn
 from netops.errors import ApiError, NetopsError, SyncError
@@ -171,32 +171,16 @@ class _Bookkeeping:
         committed.
         """
         with self.conn.cursor() as cur:
-            cur.execute(
-                "UPDATE netops.sync_runs SET status = 'interrupted', finished_at = now(), "
-                "error = 'interrupted: the sync process stopped before this phase finished "
-                "(killed, crashed or the box went down); its table was left unchanged' "
-                "WHERE status = 'running' AND run_id <> %s",
-                (self.run_id,),
-            )
-            return cur.rowcount
+            return sync_runs.close_orphans(cur, self.run_id)
 
     def interrupt(self, reason: str) -> list[str]:
         """Mark this run's unfinished phases interrupted (SIGINT/SIGTERM); returns their names."""
         with self.conn.cursor() as cur:
-            cur.execute(
-                "UPDATE netops.sync_runs SET status = 'interrupted', finished_at = now(), error = %s "
-                "WHERE run_id = %s AND status = 'running' RETURNING phase",
-                (f"interrupted: {reason}; its table was left unchanged", self.run_id),
-            )
-            return [r[0] for r in cur.fetchall()]
+            return sync_runs.interrupt(cur, self.run_id, reason)
 
     def start(self, phase: Phase) -> int:
         with self.conn.cursor() as cur:
-            cur.execute(
-                "INSERT INTO netops.sync_runs (run_id, phase, table_name) VALUES (%s, %s, %s) RETURNING id",
-                (self.run_id, phase.name, phase.table.name),
-            )
-            return cur.fetchone()[0]
+            return sync_runs.start(cur, self.run_id, phase.name)
 
     def progress(self, row_id: int, pages_done: int, pages_total: int | None, rows: int, force: bool = False) -> None:
         now = time.monotonic()
@@ -204,22 +188,12 @@ class _Bookkeeping:
             return
         self._last_progress = now
         with self.conn.cursor() as cur:
-            cur.execute(
-                "UPDATE netops.sync_runs SET pages_done = %s, pages_total = COALESCE(%s, pages_total), "
-                "rows_fetched = %s WHERE id = %s",
-                (pages_done, pages_total, rows, row_id),
-            )
+            sync_runs.progress(cur, row_id, pages_done, pages_total, rows)
 
     def finish(self, row_id: int, rep: PhaseReport) -> None:
         with self.conn.cursor() as cur:
-            cur.execute(
-                "UPDATE netops.sync_runs SET finished_at = now(), status = %s, rows_fetched = %s, "
-                "rows_inserted = %s, rows_updated = %s, rows_deleted = %s, rows_skipped = %s, "
-                "api_calls = %s, error = %s, pages_done = GREATEST(pages_done, COALESCE(pages_total, 0)) "
-                "WHERE id = %s",
-                (rep.status, rep.fetched, rep.inserted, rep.updated, rep.deleted, rep.skipped,
-                 rep.api_calls, rep.error, row_id),
-            )
+            sync_runs.finish(cur, row_id, rep.status, rep.fetched, rep.inserted, rep.updated, rep.deleted,
+                             rep.skipped, rep.api_calls, rep.error)
 
     def close(self) -> None:
         self.conn.close()
@@ -527,8 +501,7 @@ class StableSync:
             # their parent's)
             calls = result.calls if result is not None and result.phases[0] == phase.name else 0
             with conn.cursor() as cur:
-                cur.execute(f'SELECT count(*) FROM "{phase.table.name}"')
-                rows = cur.fetchone()[0]
+                rows = count_rows(cur, phase.table)
             conn.commit()
             record_unchanged(books.conn, run_id, phase, calls, result.reason if result is not None else "")
             report.unchanged.append(PhaseReport(phase.name, phase.table.name, status="unchanged", rows=rows,
@@ -605,8 +578,7 @@ class StableSync:
                 result: ApplyResult = load(cur, phase.table, rows, Policy(
                     prune=True, max_prune_ratio=self.settings.max_prune_ratio)).result
                 staged = result.staged
-                cur.execute(f'SELECT count(*) FROM "{phase.table.name}"')
-                rep.rows = cur.fetchone()[0]
+                rep.rows = count_rows(cur, phase.table)
             rep.status = "success"
             rep.fetched = staged
             rep.inserted, rep.updated, rep.deleted, rep.skipped = (

@@ -24,7 +24,8 @@ import pytest
 
 from netops.api.client import ApiClient
 from netops.config import Settings
-from netops.pipeline import live, queue
+from netops.db import queue
+from netops.pipeline import live
 from netops.pipeline.backlog import run_backlog
 from netops.pipeline.detect import detect
 from netops.pipeline.reconcile import reconcile
