@@ -12,8 +12,8 @@ import pytest
 
 from netops.config import Settings
 from netops.db import queue
-from netops.pipeline.backlog import run_backlog
 from netops.db.queue import NewItem
+from netops.pipeline.backlog import run_backlog
 from tests.fixtures.pg import query
 
 
