@@ -10,6 +10,7 @@ from rich.console import Console
 
 from netops.cli import cli
 from netops.monitor.dashboard import gather, render, sparkline
+from netops.pipeline.stable import PHASE_NAMES
 from tests.integration.test_monitor_seed import (
     cli_env,
     healthy,
@@ -42,7 +43,7 @@ def test_frame_shows_phases_rows_call_rate_and_backlog(pg_dsn: str, settings_fac
     assert len(lines) <= 24
     for phase in ("cursus", "coalitions", "campus_achievements", "project_sessions"):
         assert phase in text
-    row = {line.split()[0]: line for line in lines if line[:2].isdigit()}
+    row = {line.split()[0]: line for line in lines if line.split() and line.split()[0] in PHASE_NAMES}
     assert "7/14" in row["campus_projects"] and "run" in row["campus_projects"]
     assert "700 read" in row["campus_projects"]
     assert "+1 ~5" in row["projects"]  # +2 inserted -1 deleted since the previous sync, 5 updated
