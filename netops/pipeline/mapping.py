@@ -9,6 +9,7 @@ Unknown extra fields are simply never read; a missing field is None (NULL).
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from typing import Any
@@ -87,11 +88,10 @@ def to_float(v: Any) -> float | None:
         return None
     if isinstance(v, bool):
         raise ValueError
-    if isinstance(v, (int, float)):
-        return float(v)
-    if isinstance(v, str):
-        return float(v.strip())
-    raise ValueError
+    out = float(v.strip()) if isinstance(v, str) else float(v) if isinstance(v, (int, float)) else None
+    if out is None or not math.isfinite(out):   # NaN/inf are not levels; a float column would take them
+        raise ValueError
+    return out
 
 
 def to_bool(v: Any) -> bool | None:
