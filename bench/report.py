@@ -315,10 +315,10 @@ def _sync(s: dict[str, Any] | None, w: Any) -> None:
     if sees:
         w("What `--if-changed` did on real changes (last run; each change on top of the previous one, the "
           "mirror caught up in between):\n")
-        w("| change | phases pulled (besides 01_cursus) | calls | rows changed |")
+        w("| change | phases pulled (besides cursus) | calls | rows changed |")
         w("|---|---|---|---|")
         for label, seen in sees.items():
-            others = [p for p in seen["pulled"] if p != "01_cursus"]
+            others = [p for p in seen["pulled"] if p != "cursus"]
             w(f"| {label} | {', '.join(others) or 'none — not seen'} | {seen['calls']} | {seen['rows_changed']} |")
         w("")
     w("Safe design (shipped): frequent runs use `--if-changed` and pull only the resources whose count, "

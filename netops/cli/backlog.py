@@ -109,8 +109,8 @@ def run_cmd(settings: Settings, mode: str, max_batches: int | None, wait_for_sta
 def status_cmd(settings: Settings, as_json: bool) -> None:
     """Queue depth, failures (newest first, with error and attempts), throughput and API budget."""
     from netops.db import connect
+    from netops.db.queue import status
     from netops.db.server import looking_dsn
-    from netops.pipeline.queue import status
 
     conn = connect(looking_dsn(settings))  # a view: never starts the embedded server
     try:
@@ -155,7 +155,7 @@ def status_cmd(settings: Settings, as_json: bool) -> None:
 def retry_cmd(settings: Settings, failed: bool) -> None:
     """Make items waiting on a backoff due now (and, with --failed, retry failed items)."""
     from netops.db import connect
-    from netops.pipeline.queue import retry
+    from netops.db.queue import retry
 
     conn = connect(_dsn(settings))
     try:
@@ -176,7 +176,7 @@ def retry_cmd(settings: Settings, failed: bool) -> None:
 def purge_cmd(settings: Settings, done: bool, failed: bool, older_than: str) -> None:
     """Delete finished items' history (pending and processing items are never touched)."""
     from netops.db import connect
-    from netops.pipeline.queue import purge
+    from netops.db.queue import purge
 
     if not done and not failed:
         raise click.UsageError("say what to purge: --done and/or --failed")

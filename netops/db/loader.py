@@ -11,6 +11,11 @@ Why this shape:
 - Pruning deletes what the API no longer returns (FKs cascade) but refuses to delete more than
   `max_prune_ratio` of a table: an API that suddenly returns nothing must not empty the mirror.
 Everything runs inside the caller's transaction: the caller commits, or nothing happened.
+
+There is one loader, with explicit policies (`Policy`, `load`): the stable sync prunes and skips
+link rows whose parent is not mirrored (`STABLE`); the backlog worker and reconcile never prune,
+hold rows whose parent is missing for the caller to fetch it, drop stale payloads, and delete
+rows past their erasure date instead of loading them (`live_policy`).
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import io
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 from typing import Any
 
 from psycopg2 import sql
@@ -214,6 +219,12 @@ def apply(cur: Any, table: Table, prune: bool = True, max_prune_ratio: float | N
     return res
 
 
+def count_rows(cur: Any, table: Table) -> int:
+    """Exact row count of a mirror table (after a phase's load, for its report)."""
+    cur.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table.name)))
+    return int(cur.fetchone()[0])
+
+
 def _is_empty(cur: Any, table: Table) -> bool:
     cur.execute(sql.SQL("SELECT NOT EXISTS (SELECT 1 FROM {})").format(sql.Identifier(table.name)))
     return bool(cur.fetchone()[0])
@@ -260,3 +271,98 @@ def delete_keys(cur: Any, table: Table, keys: Iterable[Sequence[Any]]) -> int:
     # one statement for all keys: rowcount of a paged execute_values would only count the last page
     execute_values(cur, stmt.as_string(cur), keys, page_size=len(keys))
     return cur.rowcount
+
+
+# --------------------------------------------------------------------------- policies
+@dataclass(frozen=True)
+class Policy:
+    """How one load treats what it stages.
+
+    - `prune`: delete mirrored rows absent from the load (a full pull of the table), within
+      `max_prune_ratio`.
+    - `orphans`: "skip" drops and counts rows whose FK parent is not mirrored (stable links to an
+      inactive campus); "hold" returns them to the caller unloaded (`LoadOutcome.missing`): the
+      worker fetches a live parent first, or waits for the stable sync.
+    - `stale_column`: a staged row whose value here is older than the mirrored row's is dropped (an
+      older payload queued before a newer one was loaded must not move a row backwards); equal
+      values still load (values can change without it, e.g. cursus_users' level).
+    - `erasure_column`: rows past this date are deleted, never loaded (users' data_erasure_date).
+    """
+
+    prune: bool = False
+    max_prune_ratio: float | None = None
+    orphans: str = "skip"
+    stale_column: str | None = None
+    erasure_column: str | None = None
+
+
+def live_policy(erasure_column: str | None) -> Policy:
+    """The worker's and reconcile's policy: no prune, hold orphans, stale guard on updated_at."""
+    return Policy(prune=False, orphans="hold", stale_column="updated_at", erasure_column=erasure_column)
+
+
+@dataclass
+class LoadOutcome:
+    """What one load did: the apply counts, and per row id what was not loaded and why."""
+
+    result: ApplyResult = field(default_factory=ApplyResult)
+    missing: dict[Any, tuple[str, str, Any]] = field(default_factory=dict)  # id -> (column, parent, value)
+    existing: set[Any] = field(default_factory=set)
+    stale: set[Any] = field(default_factory=set)
+    erased: set[Any] = field(default_factory=set)
+
+
+def _past(value: Any, now: datetime) -> bool:
+    if value is None:
+        return False
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+    return bool(value <= now)
+
+
+def load(cur: Any, table: Table, rows: Iterable[Sequence[Any]], policy: Policy) -> LoadOutcome:
+    """Load `rows` (in `table.columns` order) into `table` under `policy`, in the caller's
+    transaction: erase -> hold orphans -> stage -> stale guard -> apply."""
+    out = LoadOutcome()
+    if policy.orphans == "skip" and policy.erasure_column is None and policy.stale_column is None:
+        # the stable path: rows stream into COPY, never held in memory
+        stage(cur, table, rows)
+        out.result = apply(cur, table, prune=policy.prune, max_prune_ratio=policy.max_prune_ratio)
+        return out
+    rows = list(rows)
+    key = table.columns.index(table.pk[0])
+    if policy.erasure_column is not None:
+        idx = table.columns.index(policy.erasure_column)
+        now = datetime.now(timezone.utc)
+        out.erased = {r[key] for r in rows if _past(r[idx], now)}
+        if out.erased:
+            delete_keys(cur, table, [(k,) for k in sorted(out.erased)])
+            rows = [r for r in rows if r[key] not in out.erased]
+    if policy.orphans == "hold":
+        for column, parent in table.parents:
+            idx = table.columns.index(column)
+            values = sorted({r[idx] for r in rows if r[idx] is not None})
+            cur.execute(sql.SQL("SELECT x FROM unnest(%s::bigint[]) x WHERE NOT EXISTS "
+                                "(SELECT 1 FROM {} p WHERE p.id = x)").format(sql.Identifier(parent)), (values,))
+            absent = {int(r[0]) for r in cur.fetchall()}
+            for r in rows:
+                if r[idx] in absent and r[key] not in out.missing:
+                    out.missing[r[key]] = (column, parent, r[idx])
+        rows = [r for r in rows if r[key] not in out.missing]
+    if not rows:
+        return out
+    ident = sql.Identifier(table.name)
+    pk = sql.Identifier(table.pk[0])
+    cur.execute(sql.SQL("SELECT {pk} FROM {t} WHERE {pk} = ANY(%s)").format(pk=pk, t=ident), ([r[key] for r in rows],))
+    out.existing = {r[0] for r in cur.fetchall()}
+    stage(cur, table, rows)
+    if policy.stale_column is not None:
+        stamp = sql.Identifier(policy.stale_column)
+        cur.execute(sql.SQL("DELETE FROM {d} d USING {t} t WHERE t.{pk} = d.{pk} AND t.{c} > d.{c} "
+                            "RETURNING d.{pk}").format(d=sql.Identifier(table.delta), t=ident, pk=pk, c=stamp))
+        out.stale = {r[0] for r in cur.fetchall()}
+    unchecked = Table(table.name, table.columns, table.pk) if policy.orphans == "hold" else table
+    out.result = apply(cur, unchecked, prune=policy.prune, max_prune_ratio=policy.max_prune_ratio)
+    return out

@@ -19,6 +19,21 @@ from netops.log import get_logger
 _NAME_RE = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
 _LOCK_KEY = 4242_0001
 
+#: Run after every migration, in its transaction. `CREATE TABLE delta_x (LIKE x)` copies NOT NULL,
+#: but a staging twin must accept a NULL key so the loader can count and drop it; done here once
+#: instead of in every migration that adds a table (a trap 001 and 002 each had to repeat).
+RELAX_STAGING = r"""
+DO $$
+DECLARE r record;
+BEGIN
+    FOR r IN SELECT c.table_name, c.column_name FROM information_schema.columns c
+             WHERE c.table_schema = 'public' AND c.table_name LIKE 'delta\_%' AND c.is_nullable = 'NO'
+    LOOP
+        EXECUTE format('ALTER TABLE %I ALTER COLUMN %I DROP NOT NULL', r.table_name, r.column_name);
+    END LOOP;
+END $$;
+"""
+
 
 def available() -> list[tuple[str, str, str]]:
     """(version, name, sql) for every migration shipped with the package, sorted by version."""
@@ -81,6 +96,7 @@ def migrate(dsn: str, log_dir: Path | str) -> list[str]:
                         f"migration {version}_{name} failed: {str(exc).strip().splitlines()[0]}; "
                         "nothing of it was applied — fix the database or the migration and rerun"
                     ) from None
+                cur.execute(RELAX_STAGING)
                 cur.execute(
                     "INSERT INTO netops.schema_migrations (version, name) VALUES (%s, %s)", (version, name)
                 )

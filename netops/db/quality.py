@@ -4,8 +4,8 @@ Why check what constraints already enforce? Because the mirror is loaded in bulk
 are where constraints get bypassed: `session_replication_role = replica` or `DISABLE TRIGGER ALL`
 skip FK triggers, a restore with `--disable-triggers` or without its post-data section loses keys,
 and a hand-fixed table may have lost its PK. So the checks are driven by what the schema is
-*meant* to be (the relations below, from 001) merged with what the catalog currently declares
-(which also covers tables added later, e.g. the phase-09 live tables):
+*meant* to be (netops/catalog.py, the one declaration of the mirror) merged with what the
+database's own catalog currently declares:
 
 * ``fk`` (violation): a child row whose referenced parent row does not exist.
 * ``null_pk`` and ``duplicate`` (violation): a table's key has NULLs or repeats. When a valid
@@ -14,7 +14,7 @@ and a hand-fixed table may have lost its PK. So the checks are driven by what th
 * ``erasure`` (violation): users past their ``data_erasure_date`` (migration 005) — personal
   data the school has promised to erase. The live sync deletes them (docs/backlog.md,
   "Erasure"); a row found here means it has not run since the date passed, or a load bypassed it.
-* ``orphan`` (info): soft references that 001 deliberately left without a FK because the API
+* ``orphan`` (info): soft references (the catalog's `soft_refs`) deliberately left without a FK because the API
   points them outside the mirrored set (projects.parent_id, achievements.parent_id,
   project_sessions.campus_id / cursus_id: inactive campuses, other cursus). They are counted and
   exported, but only fail the check with ``strict=True``: failing every night on data the API
@@ -35,22 +35,7 @@ from typing import Any
 import psycopg2.extensions
 from psycopg2 import sql
 
-# The mirror's keys and references as designed (001_stable_tables.sql, 002_backlog.sql).
-EXPECTED_KEYS: dict[str, tuple[str, ...]] = {
-    "cursus": ("id",),
-    "campuses": ("id",),
-    "projects": ("id",),
-    "coalitions": ("id",),
-    "achievements": ("id",),
-    "campus_projects": ("campus_id", "project_id"),
-    "campus_achievements": ("campus_id", "achievement_id"),
-    "project_sessions": ("id",),
-    # phase 09 live tables (002_backlog.sql); checked only where present
-    "users": ("id",),
-    "project_users": ("id",),
-    "achievements_users": ("id",),
-    "coalitions_users": ("id",),
-}
+from netops import catalog
 
 
 @dataclass(frozen=True)
@@ -63,26 +48,12 @@ class Reference:
     note: str = ""
 
 
+# The mirror's keys and references as designed: the catalog's (netops/catalog.py), which
+# tests/integration/test_catalog.py holds equal to what the migrations create.
+EXPECTED_KEYS: dict[str, tuple[str, ...]] = {s.name: s.pk for s in catalog.TABLES}
 EXPECTED_REFERENCES: tuple[Reference, ...] = (
-    Reference("campus_projects", ("campus_id",), "campuses", ("id",), "fk"),
-    Reference("campus_projects", ("project_id",), "projects", ("id",), "fk"),
-    Reference("campus_achievements", ("campus_id",), "campuses", ("id",), "fk"),
-    Reference("campus_achievements", ("achievement_id",), "achievements", ("id",), "fk"),
-    Reference("project_sessions", ("project_id",), "projects", ("id",), "fk"),
-    Reference("project_users", ("project_id",), "projects", ("id",), "fk"),
-    Reference("project_users", ("user_id",), "users", ("id",), "fk"),
-    Reference("achievements_users", ("achievement_id",), "achievements", ("id",), "fk"),
-    Reference("achievements_users", ("user_id",), "users", ("id",), "fk"),
-    Reference("coalitions_users", ("coalition_id",), "coalitions", ("id",), "fk"),
-    Reference("coalitions_users", ("user_id",), "users", ("id",), "fk"),
-    Reference("projects", ("parent_id",), "projects", ("id",), "orphan",
-              "parent project not mirrored (may be outside the cursus)"),
-    Reference("achievements", ("parent_id",), "achievements", ("id",), "orphan",
-              "parent achievement not mirrored"),
-    Reference("project_sessions", ("campus_id",), "campuses", ("id",), "orphan",
-              "session of a campus not mirrored (inactive or not public)"),
-    Reference("project_sessions", ("cursus_id",), "cursus", ("id",), "orphan",
-              "session of another cursus"),
+    *(Reference(s.name, (fk.column,), fk.parent, ("id",), "fk") for s in catalog.TABLES for fk in s.fks),
+    *(Reference(s.name, (r.column,), r.parent, ("id",), "orphan", r.note) for s in catalog.TABLES for r in s.soft_refs),
 )
 
 SAMPLE_SIZE = 5
@@ -203,22 +174,25 @@ def _check_key(cur: psycopg2.extensions.cursor, table: str, cols: tuple[str, ...
                     note="extra rows beyond the first per key")]
 
 
-def _check_erasure(cur: psycopg2.extensions.cursor, present: set[str]) -> Finding | None:
-    """Users past data_erasure_date, or None before migration 005 (no such column)."""
-    if "users" not in present:
+def _check_erasure(cur: psycopg2.extensions.cursor, present: set[str],
+                   spec: catalog.TableSpec) -> Finding | None:
+    """Rows of `spec` (users) past their erasure date, or None before migration 005 (no such column)."""
+    column = spec.erasure_column
+    if column is None or spec.name not in present:
         return None
     cur.execute("SELECT 1 FROM information_schema.columns WHERE table_schema = 'public' "
-                "AND table_name = 'users' AND column_name = 'data_erasure_date'")
+                "AND table_name = %s AND column_name = %s", (spec.name, column))
     if cur.fetchone() is None:
         return None
-    cur.execute("SELECT count(*) FROM users WHERE data_erasure_date <= now()")
+    where = sql.SQL("FROM {} WHERE {} <= now()").format(sql.Identifier(spec.name), sql.Identifier(column))
+    cur.execute(sql.SQL("SELECT count(*) ") + where)
     count = int(cur.fetchone()[0])
     sample: list[Any] = []
     if count:
-        cur.execute("SELECT id FROM users WHERE data_erasure_date <= now() ORDER BY id LIMIT %s", (SAMPLE_SIZE,))
+        cur.execute(sql.SQL("SELECT id ") + where + sql.SQL(" ORDER BY id LIMIT %s"), (SAMPLE_SIZE,))
         sample = [r[0] for r in cur.fetchall()]
-    return Finding("erasure", "violation", "users", ["data_erasure_date"], count, sample=sample,
-                   note="personal data past its data_erasure_date: `netops backlog detect` deletes it "
+    return Finding("erasure", "violation", spec.name, [column], count, sample=sample,
+                   note=f"personal data past its {column}: `netops backlog detect` deletes it "
                         "(docs/backlog.md, Erasure)")
 
 
@@ -260,9 +234,10 @@ def run_checks(conn: psycopg2.extensions.connection, *, strict: bool = False, de
             severity = "violation" if ref.kind == "fk" or strict else "info"
             checks.append(_check_reference(cur, ref, severity))
 
-        erasure = _check_erasure(cur, present)
-        if erasure is not None:
-            checks.append(erasure)
+        for spec in catalog.TABLES:
+            erasure = _check_erasure(cur, present, spec)
+            if erasure is not None:
+                checks.append(erasure)
 
     violations = sum(f.count for f in checks if f.severity == "violation")
     info = sum(f.count for f in checks if f.severity == "info")

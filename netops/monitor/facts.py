@@ -22,21 +22,14 @@ from typing import Any
 import psycopg2
 import psycopg2.extensions
 
+from netops import catalog
 from netops.config import Settings
 from netops.db import SEARCH_PATH
 
-# The eight stable phases in FK order (design.md). Phases seen in sync_runs but not listed here
-# (a renamed or added phase) are still reported, after these.
-STABLE_PHASES: tuple[tuple[str, str], ...] = (
-    ("01_cursus", "cursus"),
-    ("02_campuses", "campuses"),
-    ("03_projects", "projects"),
-    ("04_coalitions", "coalitions"),
-    ("05_achievements", "achievements"),
-    ("06_campus_projects", "campus_projects"),
-    ("07_campus_achievements", "campus_achievements"),
-    ("08_project_sessions", "project_sessions"),
-)
+# The stable phases in FK order, (phase, table): both the table's name since migration 009, derived
+# from the catalog (netops/catalog.py). Phases seen in sync_runs but not listed here (a removed
+# phase) are still reported, after these.
+STABLE_PHASES: tuple[tuple[str, str], ...] = tuple((s.name, s.name) for s in catalog.STABLE)
 
 # Tables up to this on-disk size are counted exactly (count(*) on 32 MB is a few ms when cached);
 # bigger ones use the planner's estimate, scaled to the current size, and say so.

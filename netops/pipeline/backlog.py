@@ -22,32 +22,21 @@ import contextlib
 import signal
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg2
 from psycopg2 import sql
 
+from netops import catalog
 from netops.config import Settings
-from netops.db import connect
-from netops.db.loader import ApplyResult, apply, delete_keys, stage
+from netops.db import api_calls, connect, queue
+from netops.db.loader import ApplyResult, LoadOutcome, Table, delete_keys, live_policy, load
 from netops.errors import ApiError, AuthError
 from netops.log import get_logger
-from netops.pipeline import queue
-from netops.pipeline.live import BY_NAME, RESOURCES, LiveResource, PayloadError, entity_id, erasure_due
+from netops.pipeline.live import BY_NAME, RESOURCES, LiveResource, PayloadError, entity_id
 
 DRAIN_WAIT_SECONDS = 15.0   # --once waits this long at most for held/backed-off items to come due
-
-
-@dataclass
-class LoadOutcome:
-    """What one resource's load did inside the batch transaction."""
-
-    result: ApplyResult = field(default_factory=ApplyResult)
-    missing: dict[int, tuple[str, str | None, int]] = field(default_factory=dict)  # id -> (table, res, value)
-    existing: set[int] = field(default_factory=set)
-    stale: set[int] = field(default_factory=set)
-    erased: set[int] = field(default_factory=set)   # users past data_erasure_date: deleted, not loaded
 
 
 def delete_ids(cur: Any, res: LiveResource, ids: Sequence[int]) -> int:
@@ -56,49 +45,16 @@ def delete_ids(cur: Any, res: LiveResource, ids: Sequence[int]) -> int:
 
 
 def load_rows(cur: Any, res: LiveResource, rows: Sequence[tuple[Any, ...]]) -> LoadOutcome:
-    """Load validated rows of one live resource in the caller's transaction.
-
-    Rows whose parent is missing are *not* loaded and come back in `missing` for the caller to
-    hold or divert; users past their data_erasure_date are deleted instead of loaded (`erased`,
-    docs/backlog.md "Erasure"); the rest go through stage -> stale guard -> apply (no prune).
-    """
-    out = LoadOutcome()
-    if not rows:
-        return out
-    out.erased = {int(r[0]) for r in rows if erasure_due(res, r)}
-    if out.erased:
-        delete_ids(cur, res, sorted(out.erased))
-        rows = [r for r in rows if int(r[0]) not in out.erased]
-        if not rows:
-            return out
-    for parent in res.parents:
-        idx = res.columns.index(parent.column)
-        values = sorted({r[idx] for r in rows})
-        cur.execute(
-            sql.SQL("SELECT x FROM unnest(%s::bigint[]) x WHERE NOT EXISTS "
-                    "(SELECT 1 FROM {} p WHERE p.id = x)").format(sql.Identifier(parent.table)),
-            (values,),
-        )
-        absent = {int(r[0]) for r in cur.fetchall()}
-        for r in rows:
-            if r[idx] in absent and r[0] not in out.missing:
-                out.missing[r[0]] = (parent.table, parent.resource, int(r[idx]))
-    good = [r for r in rows if r[0] not in out.missing]
-    if not good:
-        return out
-    table = res.loader_table
-    ident = sql.Identifier(res.table)
-    cur.execute(sql.SQL("SELECT id FROM {} WHERE id = ANY(%s)").format(ident), ([r[0] for r in good],))
-    out.existing = {int(r[0]) for r in cur.fetchall()}
-    stage(cur, table, good)
-    # stale guard: an older payload (queued before a newer one was loaded, e.g. by reconcile)
-    # must not move a row backwards; equal timestamps still load (values can change without it)
-    cur.execute(
-        sql.SQL("DELETE FROM {d} d USING {t} t WHERE t.id = d.id AND t.updated_at > d.updated_at "
-                "RETURNING d.id").format(d=sql.Identifier(table.delta), t=ident)
-    )
-    out.stale = {int(r[0]) for r in cur.fetchall()}
-    out.result = apply(cur, table, prune=False)
+    """Load validated rows of one live resource in the caller's transaction, through the one
+    loader (netops/db/loader.py) under the live policy: no prune; rows whose parent is missing are
+    *not* loaded and come back in `missing` (id -> (parent table, resource to enqueue or None,
+    value)) for the caller to hold or divert; users past their data_erasure_date are deleted
+    instead of loaded (`erased`, docs/backlog.md "Erasure"); stale payloads are dropped."""
+    table = Table(res.table, res.columns, res.pk, tuple((p.column, p.table) for p in res.parents))
+    out = load(cur, table, rows, live_policy(res.erasure_column))
+    by_column = {p.column: p for p in res.parents}
+    out.missing = {rid: (parent, by_column[column].resource, int(value))
+                   for rid, (column, parent, value) in out.missing.items()}
     return out
 
 
@@ -179,8 +135,7 @@ class Worker:
     def _calls_used(self) -> str:
         """Calls of the last hour by every netops process (they share the key) / the budget."""
         with self.conn, self.conn.cursor() as cur:
-            cur.execute("SELECT count(*) FROM netops.api_calls WHERE at > now() - interval '1 hour'")
-            used = int(cur.fetchone()[0])
+            used = api_calls.calls_last_hour(cur)
         return f"{used:,}/{self.settings.rate_per_hour:,}"
 
     # -- the loop -------------------------------------------------------------------------------
@@ -424,13 +379,7 @@ class Worker:
         wanted: dict[tuple[str, int], list[queue.Item]] = {}
         for it in held:
             wanted.setdefault(it.extra["parent"], []).append(it)
-        cur.execute(
-            "SELECT resource, entity_id, max(finished_at) FROM netops.backlog_items "
-            "WHERE state = 'done' AND outcome IN ('absent', 'erased') AND (resource, entity_id) IN "
-            "(SELECT * FROM unnest(%s::text[], %s::bigint[])) GROUP BY 1, 2",
-            ([k[0] for k in wanted], [k[1] for k in wanted]),
-        )
-        gone = {(r[0], int(r[1])): r[2] for r in cur.fetchall()}
+        gone = queue.gone_since(cur, list(wanted))
         requests = []
         for key, children in wanted.items():
             for it in children:
@@ -443,8 +392,8 @@ class Worker:
         return requests
 
 
-# The stable tables the live tables reference (002_backlog.sql's foreign keys).
-LIVE_PARENT_TABLES = ("projects", "achievements", "coalitions")
+# The stable tables the live tables reference (the catalog's foreign keys).
+LIVE_PARENT_TABLES = catalog.stable_parents_of_live()
 
 
 def waiting_for_stable_sync(cur: Any) -> bool:

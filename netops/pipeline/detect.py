@@ -36,10 +36,9 @@ from typing import Any
 
 from netops.api.client import page_problem
 from netops.config import Settings
-from netops.db import connect
+from netops.db import connect, marks, queue
 from netops.errors import ApiError, AuthError
 from netops.log import get_logger
-from netops.pipeline import queue
 from netops.pipeline.live import LiveResource, PayloadError, entity_id, parse_ts, purge_erased, resolve
 
 CLOCK_WARN_SECONDS = 5.0   # log when our clock and the API's differ by more than this
@@ -180,14 +179,14 @@ def _detect_one(conn: Any, client: Any, settings: Settings, res: LiveResource, s
                 log: Any) -> DetectResult:
     started = time.monotonic()
     erased: list[int] = []
-    if res.name == "users":
+    if res.erasure_column is not None:
         # personal data past its data_erasure_date leaves the mirror on every detect run, even
         # when the API has not changed the user (docs/backlog.md, "Erasure"); the worker and
         # reconcile never load such a row again
         with conn, conn.cursor() as cur:
-            erased = purge_erased(cur)
+            erased = purge_erased(cur, res)
         if erased:
-            log.info(f"Detect users: erased {len(erased)} user(s) past their data_erasure_date "
+            log.info(f"Detect {res.name}: erased {len(erased)} user(s) past their data_erasure_date "
                      f"(links cascade), e.g. id {erased[0]}")
     result = _detect_walk(conn, client, settings, res, settle_seconds, log, started)
     result.erased = len(erased)
@@ -197,9 +196,7 @@ def _detect_one(conn: Any, client: Any, settings: Settings, res: LiveResource, s
 def _detect_walk(conn: Any, client: Any, settings: Settings, res: LiveResource, settle_seconds: float,
                  log: Any, started: float) -> DetectResult:
     with conn, conn.cursor() as cur:
-        cur.execute("SELECT high_water FROM netops.backlog_marks WHERE resource = %s", (res.name,))
-        row = cur.fetchone()
-    mark: datetime | None = row[0] if row else None
+        mark = marks.high_water(cur, res.name)
     settle = timedelta(seconds=settle_seconds)
     until = datetime.now(timezone.utc) - settle   # the window's end, by our clock
     params: dict[str, Any] = {}
@@ -256,11 +253,7 @@ def _detect_walk(conn: Any, client: Any, settings: Settings, res: LiveResource, 
             if page.last:
                 if carried > 0 and last_ids:
                     # trailing pages that found nothing new: charge them to the last rows queued
-                    cur.execute(
-                        "UPDATE netops.backlog_items SET fetch_cost = fetch_cost + %s WHERE resource = %s "
-                        "AND entity_id = ANY(%s) AND state IN ('pending', 'processing')",
-                        (carried / len(last_ids), res.name, last_ids),
-                    )
+                    queue.charge(cur, res.name, last_ids, carried / len(last_ids))
                 end = _window_end(until, server_time, settle, res.name, log)
                 _advance_mark(cur, res.name, end, result)
     client.recorder.flush()   # calls visible to status/budget while we run
@@ -296,15 +289,4 @@ def _window_end(until: datetime, server_time: datetime | None, settle: timedelta
 
 def _advance_mark(cur: Any, resource: str, end: datetime, result: DetectResult) -> None:
     """Move the mark (forward only) in the transaction that queued the window's last page."""
-    cur.execute(
-        """
-        INSERT INTO netops.backlog_marks AS m (resource, high_water, updated_at, last_detect_at,
-                                               last_detect_calls, last_detect_rows)
-        VALUES (%s, %s, now(), now(), %s, %s)
-        ON CONFLICT (resource) DO UPDATE SET
-            high_water = GREATEST(m.high_water, EXCLUDED.high_water),
-            updated_at = now(), last_detect_at = now(),
-            last_detect_calls = EXCLUDED.last_detect_calls, last_detect_rows = EXCLUDED.last_detect_rows
-        """,
-        (resource, end, result.calls, result.enqueued),
-    )
+    marks.advance(cur, resource, end, result.calls, result.enqueued)

@@ -153,9 +153,10 @@ def verify_links(settings: Any) -> LinkCheck:
     from concurrent.futures import ThreadPoolExecutor
 
     from netops.api.client import ApiClient
+    from netops.catalog import DerivedLinks
     from netops.db import connect
     from netops.db.server import resolve_dsn
-    from netops.pipeline.stable import PER_CAMPUS_ACHIEVEMENTS, PHASES
+    from netops.pipeline.stable import BY_TABLE, PHASES
 
     started = time.monotonic()
     dsn = resolve_dsn(settings)
@@ -172,22 +173,23 @@ def verify_links(settings: Any) -> LinkCheck:
                         "(the links are matched to the mirrored campuses)")
     index = name_index(campuses)
     names = {cid: name for cid, name in campuses}
-    ach = next(p for p in PHASES if p.table.name == "achievements")
+    links = next(p for p in PHASES if isinstance(p.source, DerivedLinks))
+    ach = BY_TABLE[links.source.parent]
     check = LinkCheck(campuses=len(campuses))
     client = ApiClient(settings, dsn=dsn, component="stable")
     try:
         pairs: list[AchievementCampuses] = []
-        for page in client.iter_pages(ach.source[1], ach.source[2]):
+        for page in client.iter_pages(ach.source.path, ach.source.params):
             for obj in page:
                 if isinstance(obj, dict):
                     try:
                         pairs.append((obj.get("id"), campus_names(obj)))
                     except CampusListError as exc:
-                        raise SyncError(f"verify-links: {ach.source[1]} row id={obj.get('id')}: {exc}") from None
+                        raise SyncError(f"verify-links: {ach.source.path} row id={obj.get('id')}: {exc}") from None
         derived = derive(pairs, index)
 
         def listed(cid: int) -> list[tuple[int, Any]]:
-            path = PER_CAMPUS_ACHIEVEMENTS.format(id=cid)
+            path = links.source.per_parent.format(id=cid)
             return [(cid, o.get("id")) for page in client.iter_pages(path, {"sort": "id"})
                     for o in page if isinstance(o, dict)]
 

@@ -1,10 +1,10 @@
-"""The four live resources of phase 09, as data: endpoint, table, columns, primary key, parents,
-and the JSON -> row mapping.
+"""The live resources of phase 09, derived from the catalog (netops/catalog.py): endpoint, table,
+columns, primary key, parents, and the JSON -> row mapping.
 
 Why data and not code per resource: the detector, the worker and the reconciler all walk the same
-four resources in the same way (window query, fetch by ids, stage + upsert, FK checks), so each of
+resources in the same way (window query, fetch by ids, stage + upsert, FK checks), so each of
 them reads these specs instead of knowing about users or coalitions. Adding a live table is adding
-one `LiveResource` here and its table in a migration.
+one `TableSpec` to the catalog and its table in a migration.
 
 Parents: a live row may reference a *stable* parent (projects, achievements, coalitions — mirrored
 daily by `netops sync stable`) or a *live* one (users). The worker checks every parent before
@@ -19,9 +19,13 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+from psycopg2 import sql
+
+from netops import catalog
+from netops.catalog import LiveSource, TableSpec
 from netops.config import Settings
 from netops.db.loader import Table
-from netops.pipeline.mapping import CONVERTERS, Getter, key, parse_ts
+from netops.pipeline.mapping import CONVERTERS, Getter, parse_ts
 
 __all__ = ["BY_NAME", "ERASURE_COLUMN", "LiveResource", "Parent", "PayloadError", "entity_id", "erasure_due",
            "parse_ts", "purge_erased", "resolve"]
@@ -56,6 +60,7 @@ class LiveResource:
     pk: tuple[str, ...] = ("id",)
     filters: tuple[tuple[str, str], ...] = ()   # fixed query filters (`{cursus}` filled in)
     priority: int = 1              # claim order: parents (users) first, so children find them
+    erasure_column: str | None = None   # users: past this date a row is erased, never loaded
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -108,88 +113,34 @@ def entity_id(obj: Mapping[str, Any], resource: str) -> int:
         raise PayloadError(f"{resource}: object with a non-integer id ({value!r})") from None
 
 
-def _nested_id(key: str, flat: str) -> Getter:
-    """`project.id` from a nested object, falling back to a flat `project_id` field."""
-
-    def get(o: Mapping[str, Any]) -> Any:
-        nested = o.get(key)
-        if isinstance(nested, Mapping) and nested.get("id") is not None:
-            return nested.get("id")
-        return o.get(flat)
-
-    return get
-
-
-def _image_url(o: Mapping[str, Any]) -> Any:
-    image = o.get("image")
-    if isinstance(image, Mapping):
-        return image.get("link")
-    if isinstance(image, str):
-        return image
-    return o.get("image_url")
+def _resource(spec: TableSpec) -> LiveResource:
+    """The live resource of one catalog table (its source, mapping, keys and parents)."""
+    src = spec.source
+    assert isinstance(src, LiveSource)
+    live_tables = {s.name: s for s in catalog.LIVE}
+    parents = tuple(
+        Parent(fk.column, fk.parent, live_tables[fk.parent].source.resource if fk.parent in live_tables else None)
+        for fk in spec.fks)
+    return LiveResource(
+        name=src.resource, table=spec.name, path=src.path,
+        spec=tuple((c.name, c.getter, c.kind) for c in spec.columns),
+        parents=parents, pk=spec.pk, filters=src.filters,
+        # claim order: a resource other live rows reference (users) before its children
+        priority=0 if not any(fk.parent in live_tables for fk in spec.fks) else 1,
+        erasure_column=spec.erasure_column,
+    )
 
 
-def _spec(*cols: tuple[str, Getter | str, str]) -> tuple[tuple[str, Getter, str], ...]:
-    return tuple((name, key(src) if isinstance(src, str) else src, kind) for name, src, kind in cols)
-
-
-USERS = LiveResource(
-    name="users", table="users", path="/v2/cursus/{cursus}/users",
-    spec=_spec(
-        ("id", "id", "int"), ("login", "login", "text"), ("email", "email", "text"),
-        ("first_name", "first_name", "text"), ("last_name", "last_name", "text"),
-        ("usual_full_name", "usual_full_name", "text"), ("displayname", "displayname", "text"),
-        ("kind", "kind", "text"), ("phone", "phone", "text"), ("url", "url", "text"),
-        ("image_url", _image_url, "text"), ("active", key("active?", "active"), "bool"),
-        ("alumni", key("alumni?", "alumni"), "bool"), ("staff", key("staff?", "staff"), "bool"),
-        ("pool_month", "pool_month", "text"), ("pool_year", "pool_year", "text"),
-        ("location", "location", "text"), ("wallet", "wallet", "int"),
-        ("correction_point", "correction_point", "int"), ("alumnized_at", "alumnized_at", "ts"),
-        ("created_at", "created_at", "ts"), ("updated_at", "updated_at", "ts"),
-        # migration 005: every field the API gives
-        ("usual_first_name", "usual_first_name", "text"), ("image", "image", "json"),
-        ("anonymize_date", "anonymize_date", "ts"), ("data_erasure_date", "data_erasure_date", "ts"),
-    ),
-    parents=(), priority=0,
-)
-PROJECTS_USERS = LiveResource(
-    name="projects_users", table="project_users", path="/v2/projects_users",
-    spec=_spec(
-        ("id", "id", "int"), ("project_id", _nested_id("project", "project_id"), "int"),
-        ("user_id", _nested_id("user", "user_id"), "int"), ("cursus_ids", "cursus_ids", "json"),
-        ("status", "status", "text"), ("final_mark", "final_mark", "int"),
-        ("validated", key("validated?", "validated"), "bool"), ("occurrence", "occurrence", "int"),
-        ("marked", "marked", "bool"), ("marked_at", "marked_at", "ts"),
-        ("retriable_at", "retriable_at", "ts"), ("created_at", "created_at", "ts"),
-        ("updated_at", "updated_at", "ts"),
-    ),
-    parents=(Parent("project_id", "projects"), Parent("user_id", "users", "users")),
-    filters=(("filter[cursus]", "{cursus}"),),
-)
-ACHIEVEMENTS_USERS = LiveResource(
-    name="achievements_users", table="achievements_users", path="/v2/achievements_users",
-    spec=_spec(
-        ("id", "id", "int"), ("achievement_id", _nested_id("achievement", "achievement_id"), "int"),
-        ("user_id", _nested_id("user", "user_id"), "int"),
-        ("created_at", "created_at", "ts"), ("updated_at", "updated_at", "ts"),
-    ),
-    parents=(Parent("achievement_id", "achievements"), Parent("user_id", "users", "users")),
-)
-COALITIONS_USERS = LiveResource(
-    name="coalitions_users", table="coalitions_users", path="/v2/coalitions_users",
-    spec=_spec(
-        ("id", "id", "int"), ("coalition_id", _nested_id("coalition", "coalition_id"), "int"),
-        ("user_id", _nested_id("user", "user_id"), "int"), ("score", "score", "int"),
-        ("rank", "rank", "int"), ("created_at", "created_at", "ts"), ("updated_at", "updated_at", "ts"),
-    ),
-    parents=(Parent("coalition_id", "coalitions"), Parent("user_id", "users", "users")),
-)
-
-RESOURCES: tuple[LiveResource, ...] = (USERS, PROJECTS_USERS, ACHIEVEMENTS_USERS, COALITIONS_USERS)
+RESOURCES: tuple[LiveResource, ...] = tuple(_resource(s) for s in catalog.LIVE)
+BY_NAME: dict[str, LiveResource] = {r.name: r for r in RESOURCES}
+BY_TABLE: dict[str, LiveResource] = {r.table: r for r in RESOURCES}
+USERS, PROJECTS_USERS, ACHIEVEMENTS_USERS, COALITIONS_USERS, CURSUS_USERS = (
+    BY_TABLE["users"], BY_TABLE["project_users"], BY_TABLE["achievements_users"], BY_TABLE["coalitions_users"],
+    BY_TABLE["cursus_users"])
 
 # ------------------------------------------------------------------ erasure (docs/backlog.md)
 #: The users column after which a row is personal data the school has promised to erase.
-ERASURE_COLUMN = "data_erasure_date"
+ERASURE_COLUMN = next(s.erasure_column for s in catalog.LIVE if s.erasure_column)
 
 
 def erasure_due(res: LiveResource, row: Sequence[Any], now: datetime | None = None) -> bool:
@@ -197,25 +148,26 @@ def erasure_due(res: LiveResource, row: Sequence[Any], now: datetime | None = No
 
     Only users carry the date; a NULL date never expires.
     """
-    if res.name != "users":
+    if res.erasure_column is None:
         return False
-    value = row[res.columns.index(ERASURE_COLUMN)]
+    value = row[res.columns.index(res.erasure_column)]
     if value is None:
         return False
     return parse_ts(value) <= (now or datetime.now(timezone.utc))
 
 
-def purge_erased(cur: Any) -> list[int]:
-    """Delete every mirrored user past its data_erasure_date (their link rows cascade); returns
-    their ids. Deleted, not anonymized: see docs/backlog.md, "Erasure"."""
-    cur.execute(f"DELETE FROM users WHERE {ERASURE_COLUMN} <= now() RETURNING id")
+def purge_erased(cur: Any, res: LiveResource) -> list[int]:
+    """Delete every mirrored row of `res` past its erasure date (their link rows cascade); returns
+    their ids (none for a resource without one). Deleted, not anonymized: docs/backlog.md, "Erasure"."""
+    if res.erasure_column is None:
+        return []
+    cur.execute(sql.SQL("DELETE FROM {} WHERE {} <= now() RETURNING id").format(
+        sql.Identifier(res.table), sql.Identifier(res.erasure_column)))
     return sorted(int(r[0]) for r in cur.fetchall())
-BY_NAME: dict[str, LiveResource] = {r.name: r for r in RESOURCES}
-BY_TABLE: dict[str, LiveResource] = {r.table: r for r in RESOURCES}
 
 
 def resolve(names: Sequence[str] | None) -> list[LiveResource]:
-    """Resources named by queue name or table name (None/empty = all four, parents first)."""
+    """Resources named by queue name or table name (None/empty = all, parents first)."""
     if not names:
         return list(RESOURCES)
     out = []

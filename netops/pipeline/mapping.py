@@ -9,6 +9,7 @@ Unknown extra fields are simply never read; a missing field is None (NULL).
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from typing import Any
@@ -34,6 +35,19 @@ def nested(outer: str, inner: str) -> Getter:
     def get(obj: Mapping[str, Any]) -> Any:
         value = obj.get(outer)
         return value.get(inner) if isinstance(value, Mapping) else None
+
+    return get
+
+
+def nested_id(outer: str, flat: str) -> Getter:
+    """`obj[outer].id` from a nested object, falling back to a flat `flat` field (live rows
+    carry `user: {id, login, url}` or `user_id`, depending on the endpoint)."""
+
+    def get(obj: Mapping[str, Any]) -> Any:
+        value = obj.get(outer)
+        if isinstance(value, Mapping) and value.get("id") is not None:
+            return value.get("id")
+        return obj.get(flat)
 
     return get
 
@@ -68,6 +82,18 @@ def to_int(v: Any) -> int | None:
     raise ValueError
 
 
+def to_float(v: Any) -> float | None:
+    """A number (cursus_users' `level`: 21.42); booleans and non-numeric strings are refused."""
+    if v is None:
+        return None
+    if isinstance(v, bool):
+        raise ValueError
+    out = float(v.strip()) if isinstance(v, str) else float(v) if isinstance(v, (int, float)) else None
+    if out is None or not math.isfinite(out):   # NaN/inf are not levels; a float column would take them
+        raise ValueError
+    return out
+
+
 def to_bool(v: Any) -> bool | None:
     if v is None or isinstance(v, bool):
         return v
@@ -100,5 +126,5 @@ def to_json(v: Any) -> str | None:
 
 
 CONVERTERS: dict[str, Callable[[Any], Any]] = {
-    "int": to_int, "bool": to_bool, "ts": to_ts, "text": to_text, "json": to_json,
+    "int": to_int, "float": to_float, "bool": to_bool, "ts": to_ts, "text": to_text, "json": to_json,
 }

@@ -36,9 +36,12 @@ from datetime import datetime, timezone
 from typing import Any
 
 from netops.api.client import ApiClient, page_problem
+from netops.catalog import DerivedLinks, Listing, NestedList, Single
 from netops.config import Settings
+from netops.db import sync_runs
+from netops.db.sync_runs import PhaseHistory
 from netops.log import get_logger
-from netops.pipeline.stable import PHASES, Phase
+from netops.pipeline.stable import BY_TABLE, SOURCE_TABLES, Phase
 
 #: `sync_runs.status` of a phase whose probe found it unchanged (migration 004).
 UNCHANGED = "unchanged"
@@ -127,7 +130,7 @@ def _first(client: ApiClient, path: str, params: dict[str, Any]) -> tuple[int, d
 
 
 def _listing_params(phase: Phase, sort: str) -> dict[str, Any]:
-    params = {k: v for k, v in (phase.source[2] if len(phase.source) > 2 else {}).items() if k != "sort"}
+    params = {k: v for k, v in getattr(phase.source, "params", {}).items() if k != "sort"}
     params["sort"] = sort
     return params
 
@@ -172,7 +175,7 @@ class _Prober:
         compared with the mirror's count and max(column)."""
         fork = self.client.fork()
         try:
-            total, row = _first(fork, phase.source[1], _listing_params(phase, sort))
+            total, row = _first(fork, phase.source.path, _listing_params(phase, sort))
         finally:
             result.calls = fork.calls
         api_value = convert(row.get(column)) if isinstance(row, dict) else None
@@ -183,11 +186,9 @@ class _Prober:
 
 
 def _followers(phases: Sequence[Phase], source: str) -> list[str]:
-    """The phases read from `source`'s listing: 06/08 from projects' nested lists, 07 from the
-    achievements' campus names. They follow its probe's verdict (no probe of their own)."""
-    kind = "nested" if source == "projects" else "derived"
-    return [p.name for p in phases if p.source[0] == kind
-            and (kind == "nested" or p.source[1] == source)]
+    """The phases read from `source`'s listing (projects' nested lists, the achievements' campus
+    names). They follow its probe's verdict (no probe of their own)."""
+    return [p.name for p in phases if isinstance(p.source, (NestedList, DerivedLinks)) and p.source.parent == source]
 
 
 def probe_stable(settings: Settings, conn: Any, client: ApiClient, phases: Sequence[Phase]) -> ProbeReport:
@@ -206,20 +207,19 @@ def probe_stable(settings: Settings, conn: Any, client: ApiClient, phases: Seque
         # 1. one call each for the index resources, concurrently (their verdicts are independent)
         jobs: list[tuple[ProbeResult, Any, Phase]] = []
         for phase in phases:
-            kind = phase.source[0]
-            if kind == "single":
+            if isinstance(phase.source, Single):
                 report.results.append(ProbeResult(
                     phase.table.name, [phase.name], 0, True,
                     "single object: fetching it costs the one call a probe would, so it is always pulled"))
-            elif kind == "paged":
+            elif isinstance(phase.source, Listing):
                 res = ProbeResult(phase.table.name, [phase.name, *_followers(phases, phase.table.name)])
                 fn = prober.by_updated_at if "updated_at" in phase.table.columns else prober.by_id
                 jobs.append((res, fn, phase))
                 report.results.append(res)
-        for source in ("projects", "achievements"):  # --phase campus_projects / ... alone
+        for source in SOURCE_TABLES:  # --phase campus_projects / ... alone
             followers = _followers(phases, source)
             if source not in by_table and followers:
-                src = next(p for p in PHASES if p.table.name == source)
+                src = BY_TABLE[source]
                 res = ProbeResult(source, followers)
                 fn = prober.by_updated_at if "updated_at" in src.table.columns else prober.by_id
                 jobs.append((res, fn, src))
@@ -235,26 +235,12 @@ def probe_stable(settings: Settings, conn: Any, client: ApiClient, phases: Seque
     return report
 
 
-@dataclass(frozen=True)
-class PhaseHistory:
-    """A phase's last real pull, from `netops.sync_runs` ('unchanged' rows are not pulls)."""
-
-    last_status: str | None       # 'success' or 'failed' (a dead run's 'running' rows are failed)
-    last_success: datetime | None
-
-
 def phase_history(conn: Any) -> dict[str, PhaseHistory]:
     """Each phase's last pull outcome and last successful pull; read on the sync's connection."""
     with conn.cursor() as cur:
-        cur.execute(
-            "SELECT phase, (array_agg(status ORDER BY started_at DESC, id DESC) "
-            "FILTER (WHERE status IN ('success', 'failed')))[1], "
-            "max(finished_at) FILTER (WHERE status = 'success') "
-            "FROM netops.sync_runs GROUP BY phase"
-        )
-        rows = cur.fetchall()
+        out = sync_runs.history(cur)
     conn.commit()
-    return {phase: PhaseHistory(status, success) for phase, status, success in rows}
+    return out
 
 
 def stale_reason(phase: Phase, history: dict[str, PhaseHistory]) -> str | None:
@@ -272,14 +258,9 @@ def stale_reason(phase: Phase, history: dict[str, PhaseHistory]) -> str | None:
         return "never pulled successfully"
     if mine.last_status == "failed":
         return "its last pull failed"
-    sources = {parent for _, parent in phase.table.parents}
-    if phase.source[0] == "nested":
-        sources.add("projects")
-    if phase.source[0] == "derived":
-        sources.add(phase.source[1])
-    by_table = {p.table.name: p for p in PHASES}
+    sources = set(phase.spec.depends_on)
     for table in sorted(sources):
-        src = by_table.get(table)
+        src = BY_TABLE.get(table)
         other = history.get(src.name) if src is not None else None
         if other is not None and other.last_success is not None and other.last_success > mine.last_success:
             return f"{table} was pulled after it"
@@ -325,8 +306,4 @@ def record_unchanged(books_conn: Any, run_id: str, phase: Phase, calls: int, not
     "last pulled", since a probe is blind to some changes and only the full pull catches them.
     """
     with books_conn.cursor() as cur:
-        cur.execute(
-            "INSERT INTO netops.sync_runs (run_id, phase, table_name, finished_at, status, rows_fetched, "
-            "api_calls, pages_done, pages_total, probe) VALUES (%s, %s, %s, now(), %s, 0, %s, 0, 0, %s)",
-            (run_id, phase.name, phase.table.name, UNCHANGED, calls, note),
-        )
+        sync_runs.record_unchanged(cur, run_id, phase.name, UNCHANGED, calls, note)

@@ -30,11 +30,10 @@ from typing import Any
 from psycopg2 import sql
 
 from netops.config import Settings
-from netops.db import connect
+from netops.db import api_calls, connect, marks, queue
 from netops.db.loader import PRUNE_GUARD_MIN_ROWS
 from netops.errors import ApiError, AuthError, SyncError
 from netops.log import get_logger
-from netops.pipeline import queue
 from netops.pipeline.backlog import delete_ids, load_rows
 from netops.pipeline.detect import keyset_pages
 from netops.pipeline.live import LiveResource, PayloadError, entity_id, purge_erased, resolve
@@ -67,9 +66,7 @@ def budget_for(settings: Settings, dsn: str) -> tuple[int, int]:
     conn = connect(dsn, autocommit=True, application_name="netops-reconcile")
     try:
         with conn.cursor() as cur:
-            cur.execute("SELECT count(*) FROM netops.api_calls WHERE component = 'reconcile' "
-                        "AND at > now() - interval '1 hour'")
-            used = int(cur.fetchone()[0])
+            used = api_calls.calls_last_hour(cur, "reconcile")
     finally:
         conn.close()
     return max(0, allowance - used), allowance
@@ -106,10 +103,7 @@ def reconcile(settings: Settings, dsn: str, resources: Sequence[str] | None = No
                 log.error(f"Reconcile {res.name} stopped: {exc}")
                 r = ReconcileResult(res.name, error=str(exc))
                 with conn, conn.cursor() as cur:
-                    cur.execute("SELECT reconcile_cursor FROM netops.backlog_marks WHERE resource = %s",
-                                (res.name,))
-                    row = cur.fetchone()
-                    r.cursor = row[0] if row else None
+                    r.cursor = marks.reconcile_cursor(cur, res.name)
                 r.calls = client.calls - calls_at_start
                 client.recorder.flush()
             left -= r.calls
@@ -127,16 +121,9 @@ def _reconcile_one(conn: Any, client: Any, settings: Settings, res: LiveResource
     started = time.monotonic()
     erased = 0
     with conn, conn.cursor() as cur:
-        if res.name == "users":   # docs/backlog.md "Erasure": gone before the walk, never reloaded
-            erased = len(purge_erased(cur))
-        cur.execute("INSERT INTO netops.backlog_marks (resource) VALUES (%s) ON CONFLICT DO NOTHING", (res.name,))
-        if restart:
-            cur.execute("UPDATE netops.backlog_marks SET reconcile_cursor = NULL WHERE resource = %s", (res.name,))
-        cur.execute("SELECT reconcile_cursor FROM netops.backlog_marks WHERE resource = %s", (res.name,))
-        cursor = cur.fetchone()[0]
-        if cursor is None:
-            cur.execute("UPDATE netops.backlog_marks SET reconcile_started_at = now() WHERE resource = %s",
-                        (res.name,))
+        # docs/backlog.md "Erasure": gone before the walk, never reloaded
+        erased = len(purge_erased(cur, res))
+        cursor = marks.reconcile_begin(cur, res.name, restart)
     after = int(cursor or 0)
     result = ReconcileResult(res.name, started_after_id=after, cursor=after, deleted=erased)
     calls_before = client.calls
@@ -183,30 +170,16 @@ def _reconcile_one(conn: Any, client: Any, settings: Settings, res: LiveResource
                     )
             if gone:
                 result.deleted += delete_ids(cur, res, gone)
-                # queued upserts for rows the API no longer has would bring them back: retire them
-                cur.execute(
-                    "UPDATE netops.backlog_items SET state = 'done', outcome = 'absent', finished_at = now(), "
-                    "last_error = NULL WHERE resource = %s AND entity_id = ANY(%s) AND state = 'pending'",
-                    (res.name, gone),
-                )
-                # ...and one a worker holds right now turns into a delete: the version bump makes
-                # that worker's finish hand it back as pending (its upsert, if it lands after this
-                # commit, is undone by the next batch; one that landed before is deleted above)
-                cur.execute(
-                    "UPDATE netops.backlog_items SET action = 'delete', payload = NULL, version = version + 1 "
-                    "WHERE resource = %s AND entity_id = ANY(%s) AND state = 'processing'",
-                    (res.name, gone),
-                )
+                # queued upserts for rows the API no longer has would bring them back: retired, and
+                # one a worker holds right now turns into a delete (netops/db/queue.py)
+                queue.retire_gone(cur, res.name, gone)
             if page.last:
-                cur.execute(
-                    "UPDATE netops.backlog_marks SET reconcile_cursor = NULL, reconcile_finished_at = now() "
-                    "WHERE resource = %s", (res.name,))
+                marks.reconcile_step(cur, res.name, None)
                 result.complete = True
                 result.cursor = None
             else:
                 after = int(hi if hi is not None else after)
-                cur.execute("UPDATE netops.backlog_marks SET reconcile_cursor = %s WHERE resource = %s",
-                            (after, res.name))
+                marks.reconcile_step(cur, res.name, after)
                 result.cursor = after
         if page.last:
             break

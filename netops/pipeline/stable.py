@@ -1,7 +1,9 @@
-"""The eight stable phases, declared as data (after Meltano SDK streams): table, source, mapping.
+"""The stable phases, derived from the catalog (netops/catalog.py): one per stable table, in FK order.
 
-A phase says where its rows come from (`source`), how one API object becomes one row
-(`columns`: column name, JSON key or getter, type), and the loader does the rest.
+A phase says where its rows come from (`source`, a catalog source), how one API object becomes one
+row (`columns`, the catalog's mapping), and the loader does the rest. Its identity is its table's
+name (`campus_achievements`): history, metric labels and `--phase` use it; `number` is only its
+position in this run's order, for the progress display and the log lines.
 
 Link tables and sessions come from lists nested in each project, and campus_achievements from
 the campus names nested in each achievement, so none of them costs a call of its own.
@@ -14,143 +16,83 @@ old state rather than storing garbage).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
+from netops import catalog
+from netops.catalog import DerivedLinks, NestedList, Source, TableSpec
 from netops.db.loader import Table
-from netops.pipeline.mapping import CONVERTERS, Getter, key, name_of, nested
+from netops.pipeline.mapping import CONVERTERS
 
 
 class MappingError(ValueError):
     """An API value does not fit its column; the message names the field and the value."""
 
 
-Column = tuple[str, Getter, str]
+def _fill(source: Source, cursus_id: int) -> Source:
+    """The catalog's `{cursus}` placeholders filled in (the API paths of this installation)."""
+    path = getattr(source, "path", None)
+    if path is None or "{cursus}" not in path:
+        return source
+    from dataclasses import replace
 
-
-def col(name: str, type_: str, getter: Getter | None = None) -> Column:
-    return (name, getter or key(name), type_)
+    return replace(source, path=path.replace("{cursus}", str(cursus_id)))  # type: ignore[type-var]
 
 
 @dataclass(frozen=True)
 class Phase:
-    """One stable phase. `source` is one of:
-    - ("single", path): one object (cursus/21)
-    - ("paged", path, params): an index endpoint
-    - ("nested", list_key): rows from each project's nested list (fetched by the projects phase)
-    - ("derived", "achievements", "campus"): link rows derived from the `campus` name lists of
-      the achievements listing (phase 05's answer; netops/pipeline/links.py), matched to the
-      mirrored campuses by exact name: no call of its own
-    """
+    """One stable phase: a catalog table and where this installation reads it."""
 
     number: int
-    table: Table
-    source: tuple[Any, ...]
-    columns: tuple[Column, ...]
+    spec: TableSpec
+    source: Source
+
+    @cached_property
+    def table(self) -> Table:
+        return self.spec.loader_table(with_parents=True)
 
     @property
     def name(self) -> str:
-        return f"{self.number:02d}_{self.table.name}"
+        """The phase's identity: its table's name (sync_runs.phase, metric label, `--phase`)."""
+        return self.spec.name
 
     @property
     def label(self) -> str:
-        return self.table.name
+        return self.spec.name
 
     def row(self, obj: dict[str, Any], endpoint: str) -> tuple[Any, ...]:
         out = []
-        for name, getter, type_ in self.columns:
-            raw = getter(obj)
+        for column in self.spec.columns:
+            raw = column.getter(obj)
             try:
-                out.append(CONVERTERS[type_](raw))
+                out.append(CONVERTERS[column.kind](raw))
             except (ValueError, TypeError):
                 ident = obj.get("id") if isinstance(obj, dict) else None
                 raise MappingError(
-                    f"{endpoint}: row id={ident}: field '{name}' = {raw!r:.60} is not {type_}; the API's "
-                    "payload changed — update the phase mapping in netops/pipeline/stable.py"
+                    f"{endpoint}: row id={ident}: field '{column.name}' = {raw!r:.60} is not {column.kind}; the "
+                    "API's payload changed — update the table's mapping in netops/catalog.py"
                 ) from None
         return tuple(out)
 
 
-def _table(name: str, columns: tuple[Column, ...], pk: tuple[str, ...] = ("id",),
-           parents: tuple[tuple[str, str], ...] = ()) -> Table:
-    return Table(name, tuple(c[0] for c in columns), pk, parents)
-
-
 def build_phases(cursus_id: int = 21) -> tuple[Phase, ...]:
-    """The eight phases in foreign-key order."""
-    cursus_cols = (col("id", "int"), col("name", "text"), col("slug", "text"), col("kind", "text"),
-                   col("created_at", "ts"))
-    campus_cols = (
-        col("id", "int"), col("name", "text"), col("time_zone", "text"),
-        col("language_id", "int", nested("language", "id")), col("language_name", "text", nested("language", "name")),
-        col("users_count", "int"), col("vogsphere_id", "int"), col("country", "text"), col("address", "text"),
-        col("zip", "text"), col("city", "text"), col("website", "text"), col("facebook", "text"),
-        col("twitter", "text"), col("active", "bool", key("active", "active?")),
-        col("public", "bool", key("public", "public?")), col("email_extension", "text"),
-    )
-    project_cols = (
-        col("id", "int"), col("name", "text"), col("slug", "text"), col("parent_id", "int", nested("parent", "id")),
-        col("exam", "bool", key("exam", "exam?")), col("git_id", "int"), col("repository", "text"),
-        col("difficulty", "int"), col("created_at", "ts"), col("updated_at", "ts"),
-    )
-    coalition_cols = (
-        col("id", "int"), col("name", "text"), col("slug", "text"), col("image_url", "text"),
-        col("cover_url", "text"), col("color", "text"), col("score", "int"), col("user_id", "int"),
-    )
-    achievement_cols = (
-        col("id", "int"), col("name", "text"), col("description", "text"), col("tier", "text"),
-        col("kind", "text"), col("visible", "bool", key("visible", "visible?")), col("image", "text"),
-        col("nbr_of_success", "int"), col("users_url", "text"), col("parent_id", "int", nested("parent", "id")),
-        col("title", "text", name_of("title")),
-    )
-    campus_project_cols = (col("campus_id", "int"), col("project_id", "int"))
-    campus_achievement_cols = (col("campus_id", "int"), col("achievement_id", "int"))
-    session_cols = (
-        col("id", "int"), col("project_id", "int"), col("campus_id", "int"), col("cursus_id", "int"),
-        col("begin_at", "ts"), col("end_at", "ts"), col("solo", "bool", key("solo", "solo?")),
-        col("estimate_time", "text"), col("difficulty", "int"), col("duration_days", "int"),
-        col("max_people", "int"), col("is_subscriptable", "bool", key("is_subscriptable", "is_subscriptable?")),
-        col("created_at", "ts"), col("updated_at", "ts"),
-    )
-    return (
-        Phase(1, _table("cursus", cursus_cols), ("single", f"/v2/cursus/{cursus_id}"), cursus_cols),
-        Phase(2, _table("campuses", campus_cols),
-              ("paged", "/v2/campus", {"filter[active]": "true", "filter[public]": "true", "sort": "id"}),
-              campus_cols),
-        Phase(3, _table("projects", project_cols),
-              ("paged", f"/v2/cursus/{cursus_id}/projects", {"sort": "id"}), project_cols),
-        Phase(4, _table("coalitions", coalition_cols), ("paged", "/v2/coalitions", {"sort": "id"}), coalition_cols),
-        Phase(5, _table("achievements", achievement_cols), ("paged", "/v2/achievements", {"sort": "id"}),
-              achievement_cols),
-        Phase(6, _table("campus_projects", campus_project_cols, ("campus_id", "project_id"),
-                        (("campus_id", "campuses"), ("project_id", "projects"))),
-              ("nested", "campus"), campus_project_cols),
-        Phase(7, _table("campus_achievements", campus_achievement_cols, ("campus_id", "achievement_id"),
-                        (("campus_id", "campuses"), ("achievement_id", "achievements"))),
-              ("derived", "achievements", "campus"), campus_achievement_cols),
-        Phase(8, _table("project_sessions", session_cols, ("id",), (("project_id", "projects"),)),
-              ("nested", "project_sessions"), session_cols),
-    )
+    """The stable phases in foreign-key order (the catalog's)."""
+    return tuple(Phase(i, spec, _fill(spec.source, cursus_id)) for i, spec in enumerate(catalog.STABLE, start=1))
 
 
 PHASES: tuple[Phase, ...] = build_phases()
-#: The per-campus listing phase 07 used to page; kept for `netops sync verify-links`.
-PER_CAMPUS_ACHIEVEMENTS = "/v2/campus/{id}/achievements"
-PHASE_NAMES: tuple[str, ...] = tuple(p.table.name for p in PHASES)
+BY_TABLE: dict[str, Phase] = {p.name: p for p in PHASES}
+PHASE_NAMES: tuple[str, ...] = tuple(p.name for p in PHASES)
+#: sources whose answer other phases read (projects' nested lists, achievements' campus names)
+SOURCE_TABLES: tuple[str, ...] = tuple(dict.fromkeys(
+    p.source.parent for p in PHASES if isinstance(p.source, (NestedList, DerivedLinks))))
 
 
-def nested_rows(project: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
-    """The link/session objects hidden inside one project, shaped for their phases' mappers."""
-    pid = project.get("id")
-    campus = [
-        {"campus_id": c.get("id"), "project_id": pid}
-        for c in (project.get("campus") or []) if isinstance(c, dict)
-    ]
-    sessions = []
-    for s in project.get("project_sessions") or []:
-        if isinstance(s, dict):
-            s = dict(s)
-            s.setdefault("project_id", pid)
-            if s.get("project_id") is None:
-                s["project_id"] = pid
-            sessions.append(s)
-    return {"campus": campus, "project_sessions": sessions}
+def followers(table: str) -> tuple[Phase, ...]:
+    """The phases whose rows come from `table`'s answer (no call of their own)."""
+    return tuple(p for p in PHASES if getattr(p.source, "parent", None) == table)
+
+
+def nested_rows(obj: dict[str, Any], parent: str = "projects") -> dict[str, list[dict[str, Any]]]:
+    """The child objects hidden inside one `parent` object, per nested table (its phases' input)."""
+    return {p.name: p.source.rows(obj) for p in followers(parent) if isinstance(p.source, NestedList)}

@@ -20,10 +20,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from psycopg2 import sql
+
 from netops.api.client import ApiClient, PageInfo, endpoint_template, object_problem
+from netops.catalog import DerivedLinks, Listing, NestedList, Single
 from netops.config import Settings
-from netops.db import connect
-from netops.db.loader import ApplyResult, apply, stage
+from netops.db import connect, sync_runs
+from netops.db.loader import ApplyResult, Policy, count_rows, load
 from netops.db.migrate import migrate
 from netops.db.server import resolve_dsn
 from netops.errors import ApiError, NetopsError, SyncError
@@ -37,7 +40,7 @@ from netops.pipeline.links import (
     unmatched_summary,
 )
 from netops.pipeline.probe import ProbeReport, phase_history, probe_stable, record_unchanged, select_phases
-from netops.pipeline.stable import PHASES, MappingError, Phase, nested_rows
+from netops.pipeline.stable import BY_TABLE, PHASES, MappingError, Phase, followers, nested_rows
 
 SYNC_LOCK_KEY = 4242_0002
 
@@ -168,32 +171,16 @@ class _Bookkeeping:
         committed.
         """
         with self.conn.cursor() as cur:
-            cur.execute(
-                "UPDATE netops.sync_runs SET status = 'interrupted', finished_at = now(), "
-                "error = 'interrupted: the sync process stopped before this phase finished "
-                "(killed, crashed or the box went down); its table was left unchanged' "
-                "WHERE status = 'running' AND run_id <> %s",
-                (self.run_id,),
-            )
-            return cur.rowcount
+            return sync_runs.close_orphans(cur, self.run_id)
 
     def interrupt(self, reason: str) -> list[str]:
         """Mark this run's unfinished phases interrupted (SIGINT/SIGTERM); returns their names."""
         with self.conn.cursor() as cur:
-            cur.execute(
-                "UPDATE netops.sync_runs SET status = 'interrupted', finished_at = now(), error = %s "
-                "WHERE run_id = %s AND status = 'running' RETURNING phase",
-                (f"interrupted: {reason}; its table was left unchanged", self.run_id),
-            )
-            return [r[0] for r in cur.fetchall()]
+            return sync_runs.interrupt(cur, self.run_id, reason)
 
     def start(self, phase: Phase) -> int:
         with self.conn.cursor() as cur:
-            cur.execute(
-                "INSERT INTO netops.sync_runs (run_id, phase, table_name) VALUES (%s, %s, %s) RETURNING id",
-                (self.run_id, phase.name, phase.table.name),
-            )
-            return cur.fetchone()[0]
+            return sync_runs.start(cur, self.run_id, phase.name)
 
     def progress(self, row_id: int, pages_done: int, pages_total: int | None, rows: int, force: bool = False) -> None:
         now = time.monotonic()
@@ -201,22 +188,12 @@ class _Bookkeeping:
             return
         self._last_progress = now
         with self.conn.cursor() as cur:
-            cur.execute(
-                "UPDATE netops.sync_runs SET pages_done = %s, pages_total = COALESCE(%s, pages_total), "
-                "rows_fetched = %s WHERE id = %s",
-                (pages_done, pages_total, rows, row_id),
-            )
+            sync_runs.progress(cur, row_id, pages_done, pages_total, rows)
 
     def finish(self, row_id: int, rep: PhaseReport) -> None:
         with self.conn.cursor() as cur:
-            cur.execute(
-                "UPDATE netops.sync_runs SET finished_at = now(), status = %s, rows_fetched = %s, "
-                "rows_inserted = %s, rows_updated = %s, rows_deleted = %s, rows_skipped = %s, "
-                "api_calls = %s, error = %s, pages_done = GREATEST(pages_done, COALESCE(pages_total, 0)) "
-                "WHERE id = %s",
-                (rep.status, rep.fetched, rep.inserted, rep.updated, rep.deleted, rep.skipped,
-                 rep.api_calls, rep.error, row_id),
-            )
+            sync_runs.finish(cur, row_id, rep.status, rep.fetched, rep.inserted, rep.updated, rep.deleted,
+                             rep.skipped, rep.api_calls, rep.error)
 
     def close(self) -> None:
         self.conn.close()
@@ -283,12 +260,12 @@ class _Prefetch:
         self.queues: dict[str, queue.SimpleQueue[tuple[str, Any]]] = {}
         self.clients: dict[str, ApiClient] = {}
         self._sync = sync
-        todo = [p for p in phases if p.source[0] in ("single", "paged")]
+        todo = [p for p in phases if isinstance(p.source, (Single, Listing))]
         for phase in todo:
             self.queues[phase.name] = queue.SimpleQueue()
             self.clients[phase.name] = client.fork()
         self._threads = [threading.Thread(target=self._fetch, args=(p,), daemon=True,
-                                          name=f"netops-prefetch-{p.number:02d}") for p in todo]
+                                          name=f"netops-prefetch-{p.name}") for p in todo]
         for t in self._threads:
             t.start()
 
@@ -346,14 +323,15 @@ class StableSync:
         self.progress = progress or Progress()
         self.if_changed = if_changed  # probe first, pull only what moved (netops/pipeline/probe.py)
         self.log = get_logger("stable", settings.log_path)
-        # per project only the nested lists phases 06 and 08 load (`nested_rows`), not the raw
-        # projects: their nested campus objects are most of their size (~30 of ~46 MB here)
-        self._projects: list[dict[str, list[dict[str, Any]]]] | None = None
+        # per parent object (projects) only the nested lists its follower phases load
+        # (`nested_rows`), not the raw objects: their nested campus objects are most of their
+        # size (~30 of ~46 MB here). Keyed by the parent table's name.
+        self._nested: dict[str, list[dict[str, list[dict[str, Any]]]]] = {}
         self._nested_skipped_fetch = False
         self._prefetch: _Prefetch | None = None
-        # per achievement only its id and `campus` names (or the problem with them): phase 07's
-        # source (netops/pipeline/links.py), kept from phase 05's listing
-        self._ach_campuses: list[tuple[Any, tuple[str, ...] | str]] | None = None
+        # per achievement only its id and `campus` names (or the problem with them): the derived
+        # links' source (netops/pipeline/links.py), kept from the parent's listing; keyed by it
+        self._link_names: dict[str, list[tuple[Any, tuple[str, ...] | str]]] = {}
         self._derived: Derived | None = None
 
     # -- sources ----------------------------------------------------------------------------
@@ -369,47 +347,48 @@ class StableSync:
             return obj.get("id"), str(exc)
 
     def _rows(self, phase: Phase, client: ApiClient, fetch: _PhaseFetch) -> Iterator[Sequence[Any]]:
-        kind = phase.source[0]
-        if kind == "single":
-            path = phase.source[1]
+        src = phase.source
+        if isinstance(src, Single):
+            path = src.path
             fetch.info(PageInfo(1, 1, 1))
             obj = client.get_json(path, validate=object_problem)
             fetch.page(1)
             yield phase.row(obj, endpoint_template(path))
-        elif kind == "paged":
-            _, path, params = phase.source
-            keep = phase.table.name == "projects"
-            links = phase.table.name == "achievements"
+        elif isinstance(src, Listing):
+            path, params = src.path, src.params
+            keep = any(isinstance(f.source, NestedList) for f in followers(phase.name))
+            links = any(isinstance(f.source, DerivedLinks) for f in followers(phase.name))
             if keep:
-                self._projects = []
+                self._nested[phase.name] = []
             if links:
-                self._ach_campuses = []
+                self._link_names[phase.name] = []
             for page in client.iter_pages(path, params, on_info=fetch.info):
                 fetch.page(len(page))
                 for obj in page:
                     if keep and isinstance(obj, dict):
-                        self._projects.append(nested_rows(obj))  # type: ignore[union-attr]
+                        self._nested[phase.name].append(nested_rows(obj, phase.name))
                     if links:
-                        self._ach_campuses.append(self._campus_names(obj))  # type: ignore[union-attr]
+                        self._link_names[phase.name].append(self._campus_names(obj))
                     yield phase.row(obj, endpoint_template(path))
-        elif kind == "nested":
-            list_key = phase.source[1]
-            if self._projects is None:  # --phase without projects: fetch them, load nothing else
-                projects_phase = next(p for p in PHASES if p.table.name == "projects")
-                self._projects = []
-                for page in client.iter_pages(projects_phase.source[1], projects_phase.source[2], on_info=fetch.info):
+        elif isinstance(src, NestedList):
+            parent = BY_TABLE[src.parent]
+            assert isinstance(parent.source, Listing)
+            if src.parent not in self._nested:  # --phase without its parent: fetch it, load nothing else
+                kept: list[dict[str, list[dict[str, Any]]]] = []
+                for page in client.iter_pages(parent.source.path, parent.source.params, on_info=fetch.info):
                     fetch.page(0)
-                    self._projects.extend(nested_rows(o) for o in page if isinstance(o, dict))
-            endpoint = endpoint_template(PHASES[2].source[1]) + f" (nested {list_key})"
-            for nested in self._projects:
-                for obj in nested[list_key]:
+                    kept.extend(nested_rows(o, src.parent) for o in page if isinstance(o, dict))
+                self._nested[src.parent] = kept
+            endpoint = endpoint_template(parent.source.path) + f" (nested {src.list_key})"
+            for nested in self._nested[src.parent]:
+                for obj in nested[phase.name]:
                     fetch.rows += 1
                     yield phase.row(obj, endpoint)
             fetch.page(0)
-        elif kind == "derived":
+        elif isinstance(src, DerivedLinks):
             raise ValueError("derived phases read the mirror: use _derived_rows")  # pragma: no cover
-        else:  # pragma: no cover - a programming error in the phase table
-            raise ValueError(f"unknown source {kind}")
+        else:  # pragma: no cover - a programming error in the catalog
+            raise ValueError(f"unknown source {src!r}")
 
     # -- the run ----------------------------------------------------------------------------
     def run(self, only: Sequence[str] | None = None) -> SyncReport:
@@ -419,7 +398,7 @@ class StableSync:
         self.settings.require_credentials()
         dsn = resolve_dsn(self.settings)
         migrate(dsn, self.settings.log_path)
-        phases = [p for p in PHASES if not only or p.table.name in only or p.name in only]
+        phases = [p for p in PHASES if not only or p.name in only]
         run_id = str(uuid.uuid4())
         report = SyncReport(run_id)
 
@@ -518,11 +497,11 @@ class StableSync:
             self.log.info(f"[{stamp}] Probe: pulling {name} whatever its probe said: {why}")
         for phase in unchanged:
             result = probe.of_phase(phase.name)
-            # a probe's calls are attributed to the first phase it governs (06/08 follow projects)
+            # a probe's calls are attributed to the first phase it governs (the nested ones follow
+            # their parent's)
             calls = result.calls if result is not None and result.phases[0] == phase.name else 0
             with conn.cursor() as cur:
-                cur.execute(f'SELECT count(*) FROM "{phase.table.name}"')
-                rows = cur.fetchone()[0]
+                rows = count_rows(cur, phase.table)
             conn.commit()
             record_unchanged(books.conn, run_id, phase, calls, result.reason if result is not None else "")
             report.unchanged.append(PhaseReport(phase.name, phase.table.name, status="unchanged", rows=rows,
@@ -535,31 +514,39 @@ class StableSync:
 
     def _derived_rows(self, phase: Phase, cur: Any, client: ApiClient,
                       fetch: _PhaseFetch) -> Iterator[Sequence[Any]]:
-        """Phase 07: links from the achievements' `campus` names (netops/pipeline/links.py).
+        """Derived links (campus_achievements) from the parent's `campus` names
+        (netops/pipeline/links.py).
 
         Eager, not a generator: the mirror read must be done before COPY takes the cursor. The
-        names are matched against the campuses table as phase 02 just committed it, read
-        in this phase's own transaction. The achievements listing is phase 05's; when phase 05
-        is not part of this run (`--phase campus_achievements`, or `--if-changed` with only
-        campuses moved), it is fetched here and nothing but the links is loaded.
+        names are matched against the table the links' other foreign key references (campuses),
+        as its phase just committed it, read in this phase's own transaction. The parent's listing
+        (achievements) is its phase's; when that phase is not part of this run (`--phase
+        campus_achievements`, or `--if-changed` with only campuses moved), it is fetched here and
+        nothing but the links is loaded.
         """
-        path = PHASES[4].source[1]
-        endpoint = endpoint_template(path) + " (campus names)"
-        if self._ach_campuses is None:
-            ach = next(p for p in PHASES if p.table.name == "achievements")
-            self._ach_campuses = []
-            for page in client.iter_pages(path, ach.source[2], on_info=fetch.info):
+        src = phase.source
+        assert isinstance(src, DerivedLinks)
+        parent = BY_TABLE[src.parent]
+        assert isinstance(parent.source, Listing)
+        matched = next(fk for fk in phase.spec.fks if fk.parent != src.parent)
+        parent_fk = next(fk for fk in phase.spec.fks if fk.parent == src.parent)
+        endpoint = endpoint_template(parent.source.path) + f" ({src.field} names)"
+        if src.parent not in self._link_names:
+            kept: list[tuple[Any, tuple[str, ...] | str]] = []
+            for page in client.iter_pages(parent.source.path, parent.source.params, on_info=fetch.info):
                 fetch.page(0)
-                self._ach_campuses.extend(self._campus_names(o) for o in page)
-        cur.execute("SELECT id, name FROM campuses ORDER BY id")
+                kept.extend(self._campus_names(o) for o in page)
+            self._link_names[src.parent] = kept
+        names = self._link_names[src.parent]
+        cur.execute(sql.SQL("SELECT id, name FROM {} ORDER BY id").format(sql.Identifier(matched.parent)))
         index = name_index(cur.fetchall())  # DuplicateCampusName: the phase fails, table kept
-        for aid, names in self._ach_campuses:
-            if isinstance(names, str):
-                raise MappingError(f"{endpoint}: row id={aid}: {names}; the API's payload changed — "
+        for aid, found in names:
+            if isinstance(found, str):
+                raise MappingError(f"{endpoint}: row id={aid}: {found}; the API's payload changed — "
                                    "update netops/pipeline/links.py")
-        self._derived = derive(((a, n) for a, n in self._ach_campuses if not isinstance(n, str)), index)
+        self._derived = derive(((a, n) for a, n in names if not isinstance(n, str)), index)
         fetch.page(len(self._derived.links))
-        return iter([phase.row({"campus_id": cid, "achievement_id": aid}, endpoint)
+        return iter([phase.row({matched.column: cid, parent_fk.column: aid}, endpoint)
                      for cid, aid in self._derived.links])
 
     def _run_phase(self, phase: Phase, client: ApiClient, conn: Any, books: _Bookkeeping) -> PhaseReport:
@@ -579,25 +566,24 @@ class StableSync:
         fetch = _PhaseFetch(on_progress)
         try:
             with conn, conn.cursor() as cur:
-                # every phase that calls the API was fetched ahead; the nested ones (06, 08)
-                # read the projects phase 03 kept
+                # every phase that calls the API was fetched ahead; the nested ones read what
+                # their parent's phase kept
                 prefetch = self._prefetch
-                if phase.source[0] == "derived":
+                if isinstance(phase.source, DerivedLinks):
                     rows = self._derived_rows(phase, cur, client, fetch)
                 elif prefetch is not None and phase.name in prefetch.queues:
                     rows = prefetch.rows(phase, fetch)
                 else:
                     rows = self._rows(phase, client, fetch)
-                staged = stage(cur, phase.table, rows)
-                result: ApplyResult = apply(cur, phase.table, prune=True,
-                                            max_prune_ratio=self.settings.max_prune_ratio)
-                cur.execute(f'SELECT count(*) FROM "{phase.table.name}"')
-                rep.rows = cur.fetchone()[0]
+                result: ApplyResult = load(cur, phase.table, rows, Policy(
+                    prune=True, max_prune_ratio=self.settings.max_prune_ratio)).result
+                staged = result.staged
+                rep.rows = count_rows(cur, phase.table)
             rep.status = "success"
             rep.fetched = staged
             rep.inserted, rep.updated, rep.deleted, rep.skipped = (
                 result.inserted, result.updated, result.deleted, result.skipped)
-            if phase.source[0] == "derived" and self._derived is not None:
+            if isinstance(phase.source, DerivedLinks) and self._derived is not None:
                 rep.skipped += self._derived.skipped  # names of campuses not mirrored
         except (ApiError, MappingError, SyncError) as exc:
             rep.status, rep.error = "failed", str(getattr(exc, "message", exc))
@@ -616,7 +602,7 @@ class StableSync:
         stamp = datetime.now(timezone.utc).strftime("%H:%M:%S")
         if rep.status == "success":
             extra = f", {rep.skipped} skipped (parent not mirrored, NULL key or served twice)" if rep.skipped else ""
-            if phase.source[0] == "derived" and self._derived is not None and self._derived.skipped:
+            if isinstance(phase.source, DerivedLinks) and self._derived is not None and self._derived.skipped:
                 extra = (f", {rep.skipped} skipped: {self._derived.skipped} naming "
                          f"{unmatched_summary(self._derived)}, {rep.skipped - self._derived.skipped} other")
             self.log.info(

@@ -23,6 +23,7 @@ import random
 from collections.abc import Iterable
 from typing import Any
 
+from netops import catalog
 from netops.sim import names
 from netops.sim.timeutil import BASE_MS, fmt, now_ms, parse
 
@@ -31,7 +32,11 @@ DAY = 86_400_000
 YEAR = 365 * DAY
 
 STABLE_RESOURCES = ("cursus", "campuses", "projects", "project_sessions", "coalitions", "achievements")
-LIVE_RESOURCES = ("users", "projects_users", "achievements_users", "coalitions_users")
+#: the live resources, by the API's names (the catalog's queue names), parents first
+LIVE_RESOURCES = catalog.live_resource_names()
+#: the resources `random_change` churns, with their weights (cursus_users' changes are the silent
+#: `level` moves a test makes with modify(touch=False); the draws stay those measured in BENCHMARKS.md)
+CHURN = (("users", 40), ("projects_users", 30), ("achievements_users", 15), ("coalitions_users", 15))
 RESOURCES = STABLE_RESOURCES + LIVE_RESOURCES
 LINK_RESOURCES = ("campus_projects", "campus_achievements")
 
@@ -40,16 +45,12 @@ ALIASES = {
     "project_session": "project_sessions", "coalition": "coalitions", "achievement": "achievements",
     "user": "users", "project_users": "projects_users", "projects_user": "projects_users",
     "achievement_users": "achievements_users", "coalition_users": "coalitions_users",
+    "cursus_user": "cursus_users",
 }
 
-#: Mirror tables (names as in the netops schema) -> their primary key columns.
-STABLE_TABLES = {
-    "cursus": ["id"], "campuses": ["id"], "projects": ["id"], "coalitions": ["id"],
-    "achievements": ["id"], "campus_projects": ["campus_id", "project_id"],
-    "campus_achievements": ["campus_id", "achievement_id"], "project_sessions": ["id"],
-}
-LIVE_TABLES = {"users": ["id"], "project_users": ["id"], "achievements_users": ["id"],
-               "coalitions_users": ["id"]}
+#: Mirror tables (names as in the netops schema) -> their primary key columns: the catalog's.
+STABLE_TABLES = {s.name: list(s.pk) for s in catalog.STABLE}
+LIVE_TABLES = {s.name: list(s.pk) for s in catalog.LIVE}
 TABLES = {**STABLE_TABLES, **LIVE_TABLES}
 
 TS_FIELDS: dict[str, tuple[str, ...]] = {
@@ -63,6 +64,7 @@ TS_FIELDS: dict[str, tuple[str, ...]] = {
     "projects_users": ("marked_at", "retriable_at", "created_at", "updated_at"),
     "achievements_users": ("created_at", "updated_at"),
     "coalitions_users": ("created_at", "updated_at"),
+    "cursus_users": ("begin_at", "end_at", "blackholed_at", "created_at", "updated_at"),
 }
 
 # Exact sizes of the default data set (42-api.md, December 2025).
@@ -287,6 +289,12 @@ class Dataset:
                 u = users.get(row["_user_id"])
                 d["user"] = {"id": row["_user_id"], "login": u["login"] if u else None,
                              "url": f"{API}/v2/users/{u['login'] if u else row['_user_id']}"}
+            elif resource == "cursus_users":
+                # nested `user` (the user as the users listing shows it) and `cursus` (42-api.md)
+                u = users.get(row["_user_id"])
+                d["user"] = self.render("users", [u])[0] if u is not None else {"id": row["_user_id"]}
+                c = self.tables["cursus"].get(row["cursus_id"])
+                d["cursus"] = None if c is None else self.render("cursus", [c])[0]
             elif resource == "achievements":
                 parent = achievements.get(row["_parent_id"]) if row["_parent_id"] else None
                 # the real parent is a full achievement object without `slug`
@@ -352,6 +360,7 @@ class Dataset:
             "project_users": sorted((pu["id"],) for pu in t["projects_users"].values() if CURSUS_21 in pu["cursus_ids"]),
             "achievements_users": sorted((a,) for a in t["achievements_users"]),
             "coalitions_users": sorted((c,) for c in t["coalitions_users"]),
+            "cursus_users": sorted((c,) for c, r in t["cursus_users"].items() if r["cursus_id"] == CURSUS_21),
         }
         return keys
 
@@ -486,6 +495,7 @@ class Dataset:
             drop("coalitions_users", lambda r: r["coalition_id"] == row_id)
         elif resource == "users":
             drop("projects_users", lambda r: r["_user_id"] == row_id)
+            drop("cursus_users", lambda r: r["_user_id"] == row_id)
             drop("achievements_users", lambda r: r["user_id"] == row_id)
             drop("coalitions_users", lambda r: r["user_id"] == row_id)
         return removed
@@ -509,7 +519,7 @@ class Dataset:
                    ("projects", "parent_id"): "_parent_id", ("achievements", "parent_id"): "_parent_id",
                    ("achievements", "campus"): "_campus_names",
                    ("users", "campus_id"): "_campus_id", ("projects_users", "user_id"): "_user_id",
-                   ("projects_users", "project_id"): "_project_id"}
+                   ("projects_users", "project_id"): "_project_id", ("cursus_users", "user_id"): "_user_id"}
         for key, value in fields.items():
             if key == "id":
                 raise ValueError("the primary key cannot be modified; delete and insert instead")
@@ -546,6 +556,8 @@ class Dataset:
         elif resource == "coalitions_users":
             row = make_coalitions_user(rng, rid, self.random_key(rng, self.tables["users"]),
                                        self.random_key(rng, self.tables["coalitions"]), now=now)
+        elif resource == "cursus_users":
+            row = make_cursus_user(rng, rid, self.random_key(rng, self.tables["users"]), now=now)
         else:
             raise ValueError(f"insert is supported for live resources only, not {resource}")
         row["created_at"] = row["updated_at"] = now
@@ -563,7 +575,7 @@ class Dataset:
 
     def random_change(self, rng: random.Random, silent_share: float = 0.0) -> dict[str, Any]:
         """One churn step on a live resource: update (70%), insert (20%) or delete (10%)."""
-        resource = rng.choices(LIVE_RESOURCES, weights=(40, 30, 15, 15))[0]
+        resource = rng.choices([r for r, _ in CHURN], weights=[w for _, w in CHURN])[0]
         table = self.tables[resource]
         roll = rng.random()
         if not table or (0.7 <= roll < 0.9):
@@ -678,6 +690,40 @@ def make_coalitions_user(rng: random.Random, rid: int, user_id: int, coalition_i
     return {"id": rid, "coalition_id": coalition_id, "user_id": user_id, "score": _ri(rng, 0, 40_000),
             "rank": _ri(rng, 1, 400), "created_at": created,
             "updated_at": min(now, created + _ri(rng, 0, 400 * DAY))}
+
+
+GRADES = ("Learner", "Member", "Transcender", None)
+
+
+def make_cursus_user(rng: random.Random, rid: int, user_id: int, now: int = BASE_MS,
+                     created: int | None = None) -> dict[str, Any]:
+    """A user's enrolment in cursus 21 as /v2/cursus/21/cursus_users shows it (42-api.md): level a
+    float with two decimals, skills with their own levels, blackholed_at for the ones at risk."""
+    created = created if created is not None else now - _ri(rng, 0, 6 * YEAR)
+    level = round(rng.random() * 21, 2)
+    begin = created + _ri(rng, 0, 30) * DAY
+    ended = rng.random() < 0.1
+    return {
+        "id": rid, "begin_at": begin, "end_at": min(now, begin + _ri(rng, 30, 4 * 365) * DAY) if ended else None,
+        "grade": GRADES[min(3, int(level // 7))] if rng.random() < 0.9 else None, "level": level,
+        "skills": [{"id": k, "name": n, "level": round(rng.random() * level, 2)}
+                   for k, n in enumerate(names.SKILLS, start=1) if rng.random() < 0.6],
+        "cursus_id": CURSUS_21, "has_coalition": rng.random() < 0.92,
+        "blackholed_at": None if ended or rng.random() < 0.5 else now + _ri(rng, -200, 300) * DAY,
+        "created_at": created, "updated_at": min(now, created + _ri(rng, 0, 2 * YEAR)),
+        "_user_id": user_id,
+    }
+
+
+def add_cursus_users(ds: Dataset, seed: int) -> None:
+    """One cursus-21 enrolment per user, from an RNG of its own: the rest of the live data set (and
+    the figures measured on it) is unchanged by its presence."""
+    rng = random.Random(f"{seed}-cursus_users")
+    out, rid = {}, 150_000
+    for uid, user in ds.tables["users"].items():
+        rid += _ri(rng, 1, 2)
+        out[rid] = make_cursus_user(rng, rid, uid, created=user["created_at"])
+    ds.tables["cursus_users"] = out
 
 
 def _gen_cursus() -> dict[int, dict[str, Any]]:
@@ -907,6 +953,7 @@ def add_live(ds: Dataset, seed: int, live_scale: float) -> None:
             cus[cu_id] = make_coalitions_user(rng, cu_id, uid, cid)
     ds.tables["users"], ds.tables["projects_users"] = users, pus
     ds.tables["achievements_users"], ds.tables["coalitions_users"] = aus, cus
+    add_cursus_users(ds, seed)
 
 
 def generate(seed: int = 42, live_scale: float = 1.0) -> Dataset:

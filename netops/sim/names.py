@@ -126,3 +126,8 @@ ODD_TEXT = ["🚀 Launch", "Code 🐍\nPython", "Tab\tseparated", "Windows line\
 
 OBJECTIVES = ["Unix", "Imperative programming", "Rigor", "Algorithms & AI", "Graphics", "Network & system administration",
               "Object-oriented programming", "Web", "Security", "Group & interpersonal", "Adaptation & creativity"]
+
+#: cursus-21 skills as cursus_users list them
+SKILLS = ("Algorithms & AI", "Unix", "Imperative programming", "Rigor", "Graphics", "Network & system administration",
+          "Object-oriented programming", "Web", "Adaptation & creativity", "Group & interpersonal", "Security",
+          "DB & Data", "Company experience", "Organization", "Functional programming", "Parallel computing")

@@ -90,7 +90,7 @@ class HTTPError(Exception):
 SINGULAR = {"cursus": "Cursus", "campuses": "Campus", "projects": "Project", "project_sessions": "ProjectSession",
             "coalitions": "Coalition", "achievements": "Achievement", "users": "User",
             "projects_users": "ProjectsUser", "achievements_users": "AchievementsUser",
-            "coalitions_users": "CoalitionsUser"}
+            "coalitions_users": "CoalitionsUser", "cursus_users": "CursusUser"}
 
 
 def _not_found(what: str = "Record") -> HTTPError:
@@ -167,6 +167,7 @@ ROUTE_SPECS: list[tuple[str, bool, Source]] = [
     ("/v2/cursus/:id", False, _one("cursus")),
     ("/v2/cursus/:id/projects", True, _cursus_projects),
     ("/v2/cursus/:id/users", True, _cursus_users),
+    ("/v2/cursus/:id/cursus_users", True, _by("cursus_users", "cursus", "cursus_id")),
     ("/v2/campus", True, _table("campuses")),
     ("/v2/campus/:id", False, _one("campuses")),
     ("/v2/campus/:id/achievements", True, _campus_achievements),
@@ -186,12 +187,15 @@ ROUTE_SPECS: list[tuple[str, bool, Source]] = [
     ("/v2/users/:id/projects_users", True, _by("projects_users", "users", "_user_id")),
     ("/v2/users/:id/coalitions_users", True, _by("coalitions_users", "users", "user_id")),
     ("/v2/users/:id/achievements_users", True, _by("achievements_users", "users", "user_id")),
+    ("/v2/users/:id/cursus_users", True, _by("cursus_users", "users", "_user_id")),
     ("/v2/projects_users", True, _table("projects_users")),
     ("/v2/projects_users/:id", False, _one("projects_users")),
     ("/v2/achievements_users", True, _table("achievements_users")),
     ("/v2/achievements_users/:id", False, _one("achievements_users")),
     ("/v2/coalitions_users", True, _table("coalitions_users")),
     ("/v2/coalitions_users/:id", False, _one("coalitions_users")),
+    ("/v2/cursus_users", True, _table("cursus_users")),
+    ("/v2/cursus_users/:id", False, _one("cursus_users")),
 ]
 ROUTES = [(re.compile("^" + re.escape(t).replace(":id", "([^/]+)") + "/?$"), t, idx, src)
           for t, idx, src in ROUTE_SPECS]
@@ -231,6 +235,9 @@ def _getter(ds: simdata.Dataset, resource: str) -> Callable[[dict[str, Any], str
         virtual = {"parent_id": lambda r: r["_parent_id"]}
     elif resource in ("achievements_users", "coalitions_users"):
         virtual = {"campus": lambda r: (users.get(r["user_id"]) or {}).get("_campus_id")}
+    elif resource == "cursus_users":
+        virtual = {"user_id": lambda r: r["_user_id"],
+                   "campus_id": lambda r: (users.get(r["_user_id"]) or {}).get("_campus_id")}
 
     def get(row: dict[str, Any], name: str) -> Any:
         fn = virtual.get(name)

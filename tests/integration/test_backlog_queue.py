@@ -11,9 +11,9 @@ import psycopg2
 import pytest
 
 from netops.config import Settings
-from netops.pipeline import queue
+from netops.db import queue
+from netops.db.queue import NewItem
 from netops.pipeline.backlog import run_backlog
-from netops.pipeline.queue import NewItem
 from tests.fixtures.pg import query
 
 

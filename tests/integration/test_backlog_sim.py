@@ -7,6 +7,7 @@ stays at ~225 calls; the stable tables are the real default sizes (synced by the
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -23,15 +24,16 @@ import pytest
 
 from netops.api.client import ApiClient
 from netops.config import Settings
-from netops.pipeline import queue
+from netops.db import queue
+from netops.pipeline import live
 from netops.pipeline.backlog import run_backlog
 from netops.pipeline.detect import detect
 from netops.pipeline.reconcile import reconcile
 from netops.sim.server import SimConfig, SimServer
 from tests.fixtures.pg import query
 
-LIVE = {"users": "users", "project_users": "projects_users", "achievements_users": "achievements_users",
-        "coalitions_users": "coalitions_users"}
+#: mirror table -> the simulator's resource (the catalog's live tables)
+LIVE = {r.table: r.name for r in live.RESOURCES}
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +102,7 @@ def assert_live_tables_equal_simulator(sim: SimServer, dsn: str) -> None:
         with sim.lock:
             src = {rid: dict(r) for rid, r in sim.data.tables[resource].items()}
         col = {"users": "wallet", "project_users": "final_mark", "achievements_users": "achievement_id",
-               "coalitions_users": "score"}[table]
+               "coalitions_users": "score", "cursus_users": "level"}[table]
         rows = q(dsn, f"SELECT id, (extract(epoch FROM updated_at) * 1000)::bigint, {col} FROM {table}")
         for rid, updated_ms, value in rows:
             want = src[rid]
@@ -140,8 +142,10 @@ def test_churn_then_detect_run_reconcile_equals_the_simulator_exactly(sim: SimSe
         {"op": "delete", "resource": "users", "id": victim},           # cascades in the API too
         # a value that changes without moving updated_at: only reconciliation can see it
         {"op": "update", "resource": "coalitions_users", "id": cu_silent, "fields": {"score": 777}, "touch": False},
+        {"op": "update", "resource": "cursus_users", "id": sorted(sim.data.tables["cursus_users"])[3],
+         "fields": {"level": 9.99}, "touch": False},
     ])
-    assert len(applied) == 5 and child_counts > 0
+    assert len(applied) == 6 and child_counts > 0
     sim.churn(n=400)  # random inserts, updates and deletes over the four resources
 
     s = detect_and_run(mirrored, pg_dsn)
@@ -159,6 +163,44 @@ def test_churn_then_detect_run_reconcile_equals_the_simulator_exactly(sim: SimSe
     assert q(pg_dsn, "SELECT score FROM coalitions_users WHERE id = %s", (cu_silent,)) == [(777,)]
     assert_live_tables_equal_simulator(sim, pg_dsn)
     assert q(pg_dsn, "SELECT count(*) FROM netops.backlog_items WHERE state <> 'done'") == [(0,)]
+
+
+def test_cursus_users_filled_by_detect_and_run_and_a_silent_level_change_caught_by_reconcile(
+        sim: SimServer, mirrored: Settings, env: dict[str, str], pg_dsn: str) -> None:
+    """Issue 15's proof: cursus_users (declared in the catalog, migration 010, the simulator's
+    generator) is filled by `netops backlog detect` + `backlog run`; a `level` the API changes without
+    moving updated_at (42-api.md) stays wrong after detect + run, and `backlog reconcile` fixes it."""
+    cmd = [sys.executable, "-m", "netops", "backlog"]
+    full = {**os.environ, **env}
+    for args in (["detect"], ["run", "--once"]):
+        done = subprocess.run([*cmd, *args], env=full, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+    expected = sim.expected_table("cursus_users", values=False)["keys"]
+    assert len(expected) == len(sim.data.tables["users"]) > 0
+    assert [list(r) for r in q(pg_dsn, "SELECT id FROM cursus_users ORDER BY id")] == expected
+    cu = sorted(sim.data.tables["cursus_users"])[7]
+    with sim.lock:
+        row = sim.data.tables["cursus_users"][cu]
+        user_id, old_level, stamp = row["_user_id"], row["level"], row["updated_at"]
+    # nested `user` and `cursus` mapped to their ids
+    assert q(pg_dsn, "SELECT user_id, cursus_id, level FROM cursus_users WHERE id = %s", (cu,)) == \
+        [(user_id, 21, old_level)]
+
+    sim.churn(changes=[{"op": "update", "resource": "cursus_users", "id": cu, "fields": {"level": 21.42},
+                        "touch": False}])
+    assert sim.data.tables["cursus_users"][cu]["updated_at"] == stamp   # silent: updated_at kept
+    for args in (["detect"], ["run", "--once"]):
+        done = subprocess.run([*cmd, *args], env=full, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+    assert q(pg_dsn, "SELECT level FROM cursus_users WHERE id = %s", (cu,)) == [(old_level,)]  # unseen
+
+    done = subprocess.run([*cmd, "reconcile", "--resource", "cursus_users", "--json"], env=full,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert q(pg_dsn, "SELECT level FROM cursus_users WHERE id = %s", (cu,)) == [(21.42,)]
+    assert [(r["resource"], r["updated"], r["complete"]) for r in result] == [("cursus_users", 1, True)]
+    assert_live_tables_equal_simulator(sim, pg_dsn)
 
 
 def test_a_child_whose_user_is_missing_fetches_the_user_first(sim: SimServer, mirrored: Settings,
@@ -298,7 +340,9 @@ def test_5000_changed_rows_are_loaded_at_50_or_more_rows_per_api_call(sim: SimSe
         + [{"op": "update", "resource": "projects_users", "id": i, "fields": {"final_mark": 100}}
            for i in sorted(t["projects_users"])[:1500]]
         + [{"op": "update", "resource": "coalitions_users", "id": i, "fields": {"score": 1}}
-           for i in sorted(t["coalitions_users"])[:1000]]
+           for i in sorted(t["coalitions_users"])[:500]]
+        + [{"op": "update", "resource": "cursus_users", "id": i, "fields": {"grade": "Member"}}
+           for i in sorted(t["cursus_users"])[:500]]
         + [{"op": "insert", "resource": "achievements_users"} for _ in range(1000)]
     )
     assert len(sim.churn(changes=changes)) == 5000

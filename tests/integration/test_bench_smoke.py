@@ -27,14 +27,14 @@ def test_bench_quick_run_measures_and_renders(tmp_path: Path) -> None:
     # `--if-changed` on no change: only the probes (+ cursus' one-call fetch), counted by the simulator
     ic = sync["ifchanged"]
     assert ic["server_calls"] == ic["api_calls"] == ic["probe_calls"] + 1 == 5 < sync["nochange"]["server_calls"]
-    assert ic["pulled"] == ["01_cursus"] and len(ic["skipped"]) == 7
+    assert ic["pulled"] == ["cursus"] and len(ic["skipped"]) == 7
     # it pulls an edit and a delete, and (by design) not a silent score edit on a count-only resource
     sees = sync["ifchanged_sees"]
-    assert sees["project edit"]["pulled"] == ["01_cursus", "03_projects", "06_campus_projects",
-                                              "08_project_sessions"]
+    assert sees["project edit"]["pulled"] == ["cursus", "projects", "campus_projects",
+                                              "project_sessions"]
     assert sees["project edit"]["rows_changed"] >= 1
-    assert sees["coalition delete"]["pulled"] == ["01_cursus", "04_coalitions"]
-    assert sees["coalition score edit"]["pulled"] == ["01_cursus"]
+    assert sees["coalition delete"]["pulled"] == ["cursus", "coalitions"]
+    assert sees["coalition score edit"]["pulled"] == ["cursus"]
 
     for rec in r["loader"]["sizes"].values():
         assert rec["initial"][0]["inserted"] == rec["initial"][0]["staged"] > 0

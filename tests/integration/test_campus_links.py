@@ -89,7 +89,7 @@ def test_unmatched_names_are_skipped_and_counted(settings: Settings, sim: Any) -
     log = (settings.log_path / "nightly_stable_tables.log").read_text()
     assert f"{n_missing} skipped: {n_missing} naming 20 campus name(s) not mirrored" in log
     with psycopg2.connect(settings.dsn) as conn, conn.cursor() as cur:
-        cur.execute("SELECT rows_skipped FROM netops.sync_runs WHERE phase = '07_campus_achievements'")
+        cur.execute("SELECT rows_skipped FROM netops.sync_runs WHERE phase = 'campus_achievements'")
         assert cur.fetchone()[0] == n_missing
     conn.close()
 
@@ -118,11 +118,11 @@ def test_a_shared_campus_name_fails_the_phase_naming_both_and_keeps_the_table(
     with pytest.raises(SyncError) as exc:
         run_stable_sync(settings)
     msg = str(exc.value.message)
-    assert "07_campus_achievements" in msg and repr(first["name"]) in msg
+    assert "campus_achievements" in msg and repr(first["name"]) in msg
     assert f"campuses {first['id']}, {second['id']}" in msg and "\n" not in msg
     assert links(settings.dsn) == before
     with psycopg2.connect(settings.dsn) as conn, conn.cursor() as cur:
-        cur.execute("SELECT status FROM netops.sync_runs WHERE phase = '07_campus_achievements' "
+        cur.execute("SELECT status FROM netops.sync_runs WHERE phase = 'campus_achievements' "
                     "ORDER BY started_at DESC LIMIT 1")
         assert cur.fetchone()[0] == "failed"
     conn.close()

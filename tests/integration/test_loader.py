@@ -5,12 +5,12 @@ from __future__ import annotations
 import psycopg2
 import pytest
 
+from netops import catalog
 from netops.db.loader import Table, apply, delete_keys, stage
 from netops.errors import SyncError
 
 CAMPUSES = Table("campuses", ("id", "name", "active"))
-LINKS = Table("campus_projects", ("campus_id", "project_id"), ("campus_id", "project_id"),
-              (("campus_id", "campuses"), ("project_id", "projects")))
+LINKS = catalog.BY_NAME["campus_projects"].loader_table(with_parents=True)   # keys and parents: the catalog's
 
 
 def _load(dsn: str, table: Table, rows: list[tuple], **kw: object):

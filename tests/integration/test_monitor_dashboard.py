@@ -10,6 +10,7 @@ from rich.console import Console
 
 from netops.cli import cli
 from netops.monitor.dashboard import gather, render, sparkline
+from netops.pipeline.stable import PHASE_NAMES
 from tests.integration.test_monitor_seed import (
     cli_env,
     healthy,
@@ -29,8 +30,8 @@ def frame(settings: Any, dsn: str, width: int = 80) -> str:
 def test_frame_shows_phases_rows_call_rate_and_backlog(pg_dsn: str, settings_factory: Any) -> None:
     settings = settings_factory(NETOPS_RATE_PER_HOUR=1000, NETOPS_RATE_PER_SECOND=2)
     healthy(pg_dsn, settings)  # 20 calls, 15 min ago
-    insert_run(pg_dsn, started_ago=200, running="06_campus_projects", pages_total=14,
-               rows={"03_projects": (2, 5, 1)})
+    insert_run(pg_dsn, started_ago=200, running="campus_projects", pages_total=14,
+               rows={"projects": (2, 5, 1)})
     insert_calls(pg_dsn, {200: 30}, ago=20)  # 30 in the last minute
     insert_calls(pg_dsn, {429: 3}, ago=5 * 3600)
     insert_backlog(pg_dsn, {"pending": 4, "processing": 1, "failed": 2})
@@ -40,14 +41,14 @@ def test_frame_shows_phases_rows_call_rate_and_backlog(pg_dsn: str, settings_fac
 
     assert max(len(line) for line in lines) <= 80
     assert len(lines) <= 24
-    for phase in ("01_cursus", "04_coalitions", "07_campus_achievements", "08_project_sessions"):
+    for phase in ("cursus", "coalitions", "campus_achievements", "project_sessions"):
         assert phase in text
-    row = {line.split()[0]: line for line in lines if line[:2].isdigit()}
-    assert "7/14" in row["06_campus_projects"] and "run" in row["06_campus_projects"]
-    assert "700 read" in row["06_campus_projects"]
-    assert "+1 ~5" in row["03_projects"]  # +2 inserted -1 deleted since the previous sync, 5 updated
-    assert row["03_projects"].split()[3] == "4"  # rows now in the table
-    assert "ok 59m" in row["08_project_sessions"]  # not reached by the running sync: previous run
+    row = {line.split()[0]: line for line in lines if line.split() and line.split()[0] in PHASE_NAMES}
+    assert "7/14" in row["campus_projects"] and "run" in row["campus_projects"]
+    assert "700 read" in row["campus_projects"]
+    assert "+1 ~5" in row["projects"]  # +2 inserted -1 deleted since the previous sync, 5 updated
+    assert row["projects"].split()[3] == "4"  # rows now in the table
+    assert "ok 59m" in row["project_sessions"]  # not reached by the running sync: previous run
     assert "30/120 (25%)" in text  # calls in the last minute vs 2/s
     assert "50/1000 (5%)" in text  # calls in the last hour vs the hourly budget
     assert "errors 24h" in text and " 3  401:0 429:0 (1h)" in text  # the 429s are 5 h old
@@ -60,7 +61,7 @@ def test_once_via_cli_and_database_down(pg_dsn: str, settings_factory: Any) -> N
     healthy(pg_dsn, settings)
     result = CliRunner().invoke(cli, ["dashboard", "--once", "--width", "80"], env=cli_env(settings))
     assert result.exit_code == 0
-    assert "01_cursus" in result.output and "backlog" in result.output
+    assert "cursus" in result.output and "backlog" in result.output
 
     down = settings_factory(NETOPS_DSN="postgresql://x@127.0.0.1:1/x")
     result = CliRunner().invoke(cli, ["dashboard", "--once"], env=cli_env(down))

@@ -215,11 +215,11 @@ def test_database_down_still_exports(settings_factory: Any) -> None:
 
 def test_running_phase_duration_grows(pg_dsn: str, settings_factory: Any) -> None:
     settings = settings_factory()
-    insert_run(pg_dsn, started_ago=42, running="01_cursus")
+    insert_run(pg_dsn, started_ago=42, running="cursus")
     with live_sync(pg_dsn):
         p = parse(metrics.prometheus_text(metrics.collect_snapshot(settings, pg_dsn)))
-    assert one(p, "netops_sync_running", phase="01_cursus") == 1
-    assert one(p, "netops_sync_duration_seconds", phase="01_cursus") == pytest.approx(42, abs=2)
+    assert one(p, "netops_sync_running", phase="cursus") == 1
+    assert one(p, "netops_sync_duration_seconds", phase="cursus") == pytest.approx(42, abs=2)
 
 
 def test_loop_through_the_cli(busy_box: Any, settings_factory: Any) -> None:

@@ -83,29 +83,29 @@ def test_healthy_box_reports_every_contract_field_and_exits_0(pg_dsn: str, setti
 def test_failed_phase_and_failed_backlog_items_are_warnings(pg_dsn: str, settings_factory: Any) -> None:
     settings = settings_factory()
     healthy(pg_dsn, settings)
-    insert_run(pg_dsn, started_ago=600, failed="03_projects")
+    insert_run(pg_dsn, started_ago=600, failed="projects")
     insert_backlog(pg_dsn, {"pending": 4, "processing": 1, "failed": 2, "done": 7})
     code, doc = run_status(settings)
 
     assert (code, doc["state"]) == (1, "warning")
     checks = {p["check"]: p for p in doc["problems"]}
     assert set(checks) == {"sync_failed", "backlog_failed"}
-    assert "03_projects: HTTP 500" in checks["sync_failed"]["message"]
+    assert "projects: HTTP 500" in checks["sync_failed"]["message"]
     assert doc["last_sync"]["status"] == "failed"
     by_phase = {p["phase"]: p for p in doc["phases"]}
-    assert by_phase["03_projects"]["last_status"] == "failed"
+    assert by_phase["projects"]["last_status"] == "failed"
     # phases after the failure keep their previous (successful) run
-    assert by_phase["04_coalitions"]["last_status"] == "success"
+    assert by_phase["coalitions"]["last_status"] == "success"
     assert doc["backlog"]["pending"] == 4 and doc["backlog"]["processing"] == 1 and doc["backlog"]["failed"] == 2
 
 
 def test_running_phase_shows_progress(pg_dsn: str, settings_factory: Any) -> None:
     settings = settings_factory()
     healthy(pg_dsn, settings)
-    insert_run(pg_dsn, started_ago=30, running="06_campus_projects", pages_total=10)
+    insert_run(pg_dsn, started_ago=30, running="campus_projects", pages_total=10)
     with live_sync(pg_dsn):
         code, doc = run_status(settings)
-    p = {p["phase"]: p for p in doc["phases"]}["06_campus_projects"]
+    p = {p["phase"]: p for p in doc["phases"]}["campus_projects"]
     assert p["running"] is True and p["last_status"] == "running"
     assert (p["pages_done"], p["pages_total"]) == (5, 10)
     assert doc["last_sync"]["status"] == "running"
@@ -216,11 +216,11 @@ def test_text_output_names_problems(pg_dsn: str, settings_factory: Any) -> None:
     settings = settings_factory()
     healthy(pg_dsn, settings)
     insert_calls(pg_dsn, {429: 3})
-    insert_run(pg_dsn, started_ago=100, failed="02_campuses")
+    insert_run(pg_dsn, started_ago=100, failed="campuses")
     result = CliRunner().invoke(cli, ["status"], env=cli_env(settings))
     assert result.exit_code == 1
     assert "netops status: WARNING" in result.output
-    assert "sync_failed" in result.output and "02_campuses: HTTP 500" in result.output
+    assert "sync_failed" in result.output and "campuses: HTTP 500" in result.output
     assert "429: 3" in result.output
 
 

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from netops.config import Settings
+from netops.pipeline.stable import PHASE_NAMES
 from tests.fixtures.pg import query
 from tests.integration.test_monitor_seed import cli_env
 
@@ -42,14 +43,14 @@ def start_sync(settings: Settings, **extra: str) -> subprocess.Popen[str]:
                             text=True)
 
 
-def wait_running(dsn: str, proc: subprocess.Popen[str], phase_min: str = "02_campuses", limit: float = 60) -> None:
+def wait_running(dsn: str, proc: subprocess.Popen[str], phase_min: str = "campuses", limit: float = 60) -> None:
     """Until the sync has a `running` row at or past `phase_min` (it is mid-run, calls in flight)."""
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline:
         assert proc.poll() is None, proc.communicate()
         rows = query(dsn, "SELECT phase FROM netops.sync_runs WHERE status = 'running'") \
             if query(dsn, "SELECT to_regclass('netops.sync_runs') IS NOT NULL")[0][0] else []
-        if rows and rows[0][0] >= phase_min:
+        if rows and PHASE_NAMES.index(rows[0][0]) >= PHASE_NAMES.index(phase_min):
             return
         time.sleep(0.1)
     raise AssertionError("the sync never reached a running phase")
@@ -347,7 +348,7 @@ def test_dashboard_into_a_file_prints_one_frame_and_exits(settings_factory: Call
                               stdout=fh, stderr=subprocess.PIPE, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     frame = out_file.read_text()
-    assert frame.startswith("netops ") and "01_cursus" in frame
+    assert frame.startswith("netops ") and "cursus" in frame
     assert "\x1b[?1049h" not in frame  # no alternate screen: a plain frame for a file or cron mail
     down = settings_factory(NETOPS_DSN="postgresql://nobody@127.0.0.1:1/x")
     piped = netops(down, "dashboard", timeout=60)

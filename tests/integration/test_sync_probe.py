@@ -101,15 +101,15 @@ def test_no_change_costs_only_the_probe_calls_and_changes_nothing(settings: Sett
     assert calls == {"/v2/cursus/:id": 1, "/v2/campus": 1, "/v2/cursus/:id/projects": 1, "/v2/coalitions": 1,
                      "/v2/achievements": 1}
     assert report.probe_calls == expected_calls - 1
-    assert pulled(report) == ["01_cursus"]
+    assert pulled(report) == ["cursus"]
     assert skipped(report) == ALL_PHASES[1:]
     assert fingerprints(settings.dsn) == before
     assert report.total_rows == sum(fp[0] for fp in before.values())
     verdicts = {r.resource: r for r in report.probe.results}  # type: ignore[union-attr]
-    assert verdicts["projects"].phases == ["03_projects", "06_campus_projects", "08_project_sessions"]
+    assert verdicts["projects"].phases == ["projects", "campus_projects", "project_sessions"]
     assert verdicts["campuses"].reason.startswith("count 54 = 54, max id")
     assert "newest updated_at" in verdicts["projects"].reason and "≠" not in verdicts["projects"].reason
-    assert verdicts["achievements"].phases == ["05_achievements", "07_campus_achievements"]
+    assert verdicts["achievements"].phases == ["achievements", "campus_achievements"]
     assert verdicts["achievements"].calls == 1 and not verdicts["achievements"].changed
 
     doc = report.as_dict()
@@ -120,8 +120,8 @@ def test_no_change_costs_only_the_probe_calls_and_changes_nothing(settings: Sett
     # bookkeeping: the run's rows carry every call; skipped phases are 'unchanged', not 'success'
     with psycopg2.connect(settings.dsn) as conn, conn.cursor() as cur:
         cur.execute("SELECT phase, status, api_calls, rows_inserted + rows_updated + rows_deleted, probe "
-                    "FROM netops.sync_runs WHERE run_id = %s ORDER BY phase", (report.run_id,))
-        rows = cur.fetchall()
+                    "FROM netops.sync_runs WHERE run_id = %s", (report.run_id,))
+        rows = sorted(cur.fetchall(), key=lambda r: ALL_PHASES.index(r[0]))  # FK order
         cur.execute("SELECT count(*) FROM netops.api_calls WHERE status = 200 AND endpoint LIKE '/v2%'")
         recorded = cur.fetchone()[0]
     assert [r[0] for r in rows] == ALL_PHASES
@@ -133,31 +133,31 @@ def test_no_change_costs_only_the_probe_calls_and_changes_nothing(settings: Sett
     assert recorded == floor_full + expected_calls  # both runs' calls, each recorded once
 
     log = (settings.log_path / "nightly_stable_tables.log").read_text()
-    assert "skipping 7 unchanged phase(s): 02_campuses, 03_projects" in log
-    assert "Probe coalitions (04_coalitions): unchanged, skip — count 350 = 350" in log
+    assert "skipping 7 unchanged phase(s): campuses, projects" in log
+    assert "Probe coalitions (coalitions): unchanged, skip — count 350 = 350" in log
     assert f"{expected_calls} API calls ({expected_calls - 1} probe + 1 pull" in log
 
     # the monitor: 'unchanged (probe)', and "last success" still means the last real pull
     status = collect_status(settings, settings.dsn, check_services=False)
     by_phase = {p["phase"]: p for p in status["phases"]}
-    assert by_phase["04_coalitions"]["last_status"] == "unchanged"
-    assert by_phase["01_cursus"]["last_status"] == "success"
+    assert by_phase["coalitions"]["last_status"] == "unchanged"
+    assert by_phase["cursus"]["last_status"] == "success"
     with psycopg2.connect(settings.dsn) as conn, conn.cursor() as cur:
-        cur.execute("SELECT status, finished_at FROM netops.sync_runs WHERE phase = '04_coalitions' ORDER BY id")
+        cur.execute("SELECT status, finished_at FROM netops.sync_runs WHERE phase = 'coalitions' ORDER BY id")
         (first_status, pulled_at), (probe_status, probed_at) = cur.fetchall()
     assert (first_status, probe_status) == ("success", "unchanged") and pulled_at < probed_at
     # "last success" is the pull, not the probe: the sync_age alert still tracks real refreshes
-    assert by_phase["04_coalitions"]["last_success_at"] == pulled_at.astimezone(timezone.utc).isoformat(
+    assert by_phase["coalitions"]["last_success_at"] == pulled_at.astimezone(timezone.utc).isoformat(
         timespec="seconds").replace("+00:00", "Z")
     assert status["last_sync"]["status"] == "success"
     text = render_text(status)
-    assert "04_coalitions           unchanged (probe)" in text
+    assert f"{'coalitions':<24}unchanged (probe)" in text
     console = Console(record=True, width=120)
     print_once(settings, settings.dsn, console)
     assert "unchanged (probe)" in console.export_text()
     prom = prometheus_text(collect_snapshot(settings, settings.dsn))
-    assert 'netops_sync_last_run_unchanged{phase="04_coalitions"} 1.0' in prom
-    assert 'netops_sync_last_run_unchanged{phase="01_cursus"} 0.0' in prom
+    assert 'netops_sync_last_run_unchanged{phase="coalitions"} 1.0' in prom
+    assert 'netops_sync_last_run_unchanged{phase="cursus"} 0.0' in prom
 
 
 def test_project_edit_pulls_projects_and_its_nested_phases_only(settings: Settings, sim: Any) -> None:
@@ -172,11 +172,11 @@ def test_project_edit_pulls_projects_and_its_nested_phases_only(settings: Settin
 
     report = run_stable_sync(settings, if_changed=True)
 
-    assert pulled(report) == ["01_cursus", "03_projects", "06_campus_projects", "08_project_sessions"]
-    assert skipped(report) == ["02_campuses", "04_coalitions", "05_achievements", "07_campus_achievements"]
+    assert pulled(report) == ["cursus", "projects", "campus_projects", "project_sessions"]
+    assert skipped(report) == ["campuses", "coalitions", "achievements", "campus_achievements"]
     by_phase = {p.phase: p for p in report.phases}
-    assert by_phase["03_projects"].updated == 1 and by_phase["06_campus_projects"].deleted == 1
-    assert "newest updated_at" in report.probe.of_phase("03_projects").reason  # type: ignore[union-attr]
+    assert by_phase["projects"].updated == 1 and by_phase["campus_projects"].deleted == 1
+    assert "newest updated_at" in report.probe.of_phase("projects").reason  # type: ignore[union-attr]
     mirrors_sim_exactly(settings.dsn, sim)
     with psycopg2.connect(settings.dsn) as conn, conn.cursor() as cur:
         cur.execute("SELECT name FROM projects WHERE id = %s", (pid,))
@@ -193,9 +193,9 @@ def test_coalition_delete_pulls_coalitions(settings: Settings, sim: Any) -> None
 
     report = run_stable_sync(settings, if_changed=True)
 
-    assert pulled(report) == ["01_cursus", "04_coalitions"]
-    assert {p.phase: p for p in report.phases}["04_coalitions"].deleted == 1
-    assert report.probe.of_phase("04_coalitions").reason.startswith("count 349 ≠ mirror 350")  # type: ignore[union-attr]
+    assert pulled(report) == ["cursus", "coalitions"]
+    assert {p.phase: p for p in report.phases}["coalitions"].deleted == 1
+    assert report.probe.of_phase("coalitions").reason.startswith("count 349 ≠ mirror 350")  # type: ignore[union-attr]
     mirrors_sim_exactly(settings.dsn, sim)
 
 
@@ -206,8 +206,8 @@ def test_achievement_delete_pulls_phases_05_and_07(settings: Settings, sim: Any)
 
     report = run_stable_sync(settings, if_changed=True)
 
-    assert pulled(report) == ["01_cursus", "05_achievements", "07_campus_achievements"]
-    verdict = report.probe.of_phase("07_campus_achievements")  # type: ignore[union-attr]
+    assert pulled(report) == ["cursus", "achievements", "campus_achievements"]
+    verdict = report.probe.of_phase("campus_achievements")  # type: ignore[union-attr]
     assert verdict is not None and verdict.resource == "achievements" and verdict.changed
     assert report.api_calls == 5 + 11  # the probes, then the achievements pages: phase 07 reads them
     mirrors_sim_exactly(settings.dsn, sim)
@@ -224,22 +224,22 @@ def test_a_campus_list_edit_is_invisible_to_the_probe_and_the_full_pull_brings_i
 
     report = run_stable_sync(settings, if_changed=True)
 
-    assert pulled(report) == ["01_cursus"]
+    assert pulled(report) == ["cursus"]
     assert [campus_id, achievement_id] in keys(settings.dsn, "campus_achievements", ["campus_id", "achievement_id"])
     full = run_stable_sync(settings)
-    assert {p.phase: p for p in full.phases}["07_campus_achievements"].deleted == 1
+    assert {p.phase: p for p in full.phases}["campus_achievements"].deleted == 1
     mirrors_sim_exactly(settings.dsn, sim)
 
 
 @pytest.mark.parametrize(("fault", "phase", "table", "pull"), [
     # both attempts (NETOPS_MAX_ATTEMPTS=2) of the probe fail; the pull after it does not
-    ("500@/v2/coalitions,count=2", "04_coalitions", "coalitions", ["04_coalitions"]),
+    ("500@/v2/coalitions,count=2", "coalitions", "coalitions", ["coalitions"]),
     # a garbled page (a row without an id), twice; campus_achievements follows its parent
-    ("null_id@/v2/achievements,count=2", "05_achievements", "achievements",
-     ["05_achievements", "07_campus_achievements"]),
+    ("null_id@/v2/achievements,count=2", "achievements", "achievements",
+     ["achievements", "campus_achievements"]),
     # campuses' probe fails: campuses pulled, and both link phases follow their pulled parent
-    ("503@/v2/campus,count=2", "02_campuses", "campuses",
-     ["02_campuses", "06_campus_projects", "07_campus_achievements"]),
+    ("503@/v2/campus,count=2", "campuses", "campuses",
+     ["campuses", "campus_projects", "campus_achievements"]),
 ])
 def test_failed_probe_falls_back_to_the_full_pull(settings_factory: Callable[..., Settings], sim: Any, fault: str,
                                                   phase: str, table: str, pull: list[str]) -> None:
@@ -255,7 +255,7 @@ def test_failed_probe_falls_back_to_the_full_pull(settings_factory: Callable[...
 
     report = run_stable_sync(settings, if_changed=True)
 
-    assert report.ok and pulled(report) == ["01_cursus", *pull]
+    assert report.ok and pulled(report) == ["cursus", *pull]
     verdict = report.probe.of_phase(phase)  # type: ignore[union-attr]
     assert verdict is not None and verdict.changed and verdict.error
     assert verdict.reason.startswith("probe failed, pulling in full")
@@ -274,7 +274,7 @@ def test_first_run_on_an_empty_mirror_pulls_everything(settings: Settings, sim: 
     assert pulled(report) == ALL_PHASES and skipped(report) == []
     # four index probes; campus_achievements follows the achievements probe
     assert report.probe_calls == 4
-    assert report.probe.of_phase("07_campus_achievements").resource == "achievements"  # type: ignore[union-attr]
+    assert report.probe.of_phase("campus_achievements").resource == "achievements"  # type: ignore[union-attr]
     assert sum(v2_calls(sim).values()) == report.api_calls == report.min_calls
     mirrors_sim_exactly(settings.dsn, sim)
 
@@ -288,8 +288,8 @@ def test_a_link_phase_follows_its_pulled_parent(settings: Settings, sim: Any) ->
 
     report = run_stable_sync(settings, if_changed=True)
 
-    assert pulled(report) == ["01_cursus", "02_campuses", "06_campus_projects", "07_campus_achievements"]
-    assert not report.probe.of_phase("03_projects").changed  # type: ignore[union-attr]
+    assert pulled(report) == ["cursus", "campuses", "campus_projects", "campus_achievements"]
+    assert not report.probe.of_phase("projects").changed  # type: ignore[union-attr]
     mirrors_sim_exactly(settings.dsn, sim)
 
 
@@ -307,7 +307,7 @@ def test_cli_if_changed_json_and_help(settings: Settings, sim: Any) -> None:
     assert out.returncode == 0, out.stderr
     doc = json.loads(out.stdout)
     assert doc["ok"] and doc["skipped_phases"] == ALL_PHASES[1:]
-    assert [p["phase"] for p in doc["phases"]] == ["01_cursus"]
+    assert [p["phase"] for p in doc["phases"]] == ["cursus"]
     assert doc["api_calls"] == sum(v2_calls(sim).values()) == 5
 
     out = subprocess.run([sys.executable, "-m", "netops", "sync", "stable", "--if-changed"], env=env,
@@ -334,14 +334,14 @@ def test_nested_phases_behind_a_newer_projects_pull_are_pulled(settings: Setting
 
     report = run_stable_sync(settings, if_changed=True)
 
-    assert report.probe is not None and not report.probe.of_phase("03_projects").changed  # type: ignore[union-attr]
-    assert pulled(report) == ["01_cursus", "06_campus_projects", "08_project_sessions"]
-    assert report.probe.forced == {"06_campus_projects": "projects was pulled after it",
-                                   "08_project_sessions": "projects was pulled after it"}
-    assert {p.phase: p for p in report.phases}["06_campus_projects"].deleted == 1
+    assert report.probe is not None and not report.probe.of_phase("projects").changed  # type: ignore[union-attr]
+    assert pulled(report) == ["cursus", "campus_projects", "project_sessions"]
+    assert report.probe.forced == {"campus_projects": "projects was pulled after it",
+                                   "project_sessions": "projects was pulled after it"}
+    assert {p.phase: p for p in report.phases}["campus_projects"].deleted == 1
     mirrors_sim_exactly(settings.dsn, sim)
     # caught up: the next probe run skips them again
-    assert pulled(run_stable_sync(settings, if_changed=True)) == ["01_cursus"]
+    assert pulled(run_stable_sync(settings, if_changed=True)) == ["cursus"]
 
 
 def test_a_failed_phase_is_pulled_by_the_next_probe_run_not_hidden(settings: Settings, sim: Any) -> None:
@@ -351,22 +351,22 @@ def test_a_failed_phase_is_pulled_by_the_next_probe_run_not_hidden(settings: Set
     cid = keys(settings.dsn, "coalitions", ["id"])[0][0]
     sim.modify("coalitions", cid, {"score": 4242}, touch=False)   # invisible to the count/max-id probe
     sim.add_fault("500@/v2/coalitions")
-    with pytest.raises(SyncError, match="04_coalitions"):
+    with pytest.raises(SyncError, match="coalitions"):
         run_stable_sync(settings)
     sim.clear_faults()
 
     report = run_stable_sync(settings, if_changed=True)
 
-    assert report.probe is not None and not report.probe.of_phase("04_coalitions").changed  # type: ignore[union-attr]
-    assert report.probe.forced.get("04_coalitions") == "its last pull failed"
+    assert report.probe is not None and not report.probe.of_phase("coalitions").changed  # type: ignore[union-attr]
+    assert report.probe.forced.get("coalitions") == "its last pull failed"
     # the failed run refreshed campuses and projects but stopped before the link phases: behind too
-    assert report.probe.forced.get("06_campus_projects") == "campuses was pulled after it"
-    assert pulled(report) == ["01_cursus", "04_coalitions", "06_campus_projects", "07_campus_achievements",
-                              "08_project_sessions"]
+    assert report.probe.forced.get("campus_projects") == "campuses was pulled after it"
+    assert pulled(report) == ["cursus", "coalitions", "campus_projects", "campus_achievements",
+                              "project_sessions"]
     mirrors_sim_exactly(settings.dsn, sim)
     with psycopg2.connect(settings.dsn) as conn, conn.cursor() as cur:
         cur.execute("SELECT score FROM coalitions WHERE id = %s", (cid,))
         assert cur.fetchone()[0] == 4242
     with psycopg2.connect(settings.dsn) as conn, conn.cursor() as cur:
-        cur.execute("SELECT status FROM netops.sync_runs WHERE phase = '04_coalitions' ORDER BY id DESC LIMIT 1")
+        cur.execute("SELECT status FROM netops.sync_runs WHERE phase = 'coalitions' ORDER BY id DESC LIMIT 1")
         assert cur.fetchone()[0] == "success"

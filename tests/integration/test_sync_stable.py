@@ -70,7 +70,7 @@ def test_full_sync_mirrors_the_simulator_exactly_with_minimum_calls(settings: Se
 
     # bookkeeping: one success row per phase, api_calls recorded per attempt
     with psycopg2.connect(settings.dsn) as conn, conn.cursor() as cur:
-        cur.execute("SELECT phase, status, rows_inserted FROM netops.sync_runs ORDER BY phase")
+        cur.execute("SELECT phase, status, rows_inserted FROM netops.sync_runs ORDER BY id")
         runs = cur.fetchall()
         cur.execute("SELECT count(*), count(*) FILTER (WHERE status = 200) FROM netops.api_calls "
                     "WHERE endpoint LIKE '/v2%'")
@@ -195,13 +195,13 @@ def test_failing_phase_leaves_its_table_unchanged(settings: Settings, sim: Any) 
     with pytest.raises(SyncError) as exc:
         run_stable_sync(settings)
     msg = str(exc.value.message)
-    assert "05_achievements" in msg and "/v2/achievements" in msg and "HTTP 500" in msg and "\n" not in msg
+    assert "achievements" in msg and "/v2/achievements" in msg and "HTTP 500" in msg and "\n" not in msg
     assert keys(settings.dsn, "achievements", ["id", "name"]) == before
     with psycopg2.connect(settings.dsn) as conn, conn.cursor() as cur:
-        cur.execute("SELECT status, error FROM netops.sync_runs WHERE phase = '05_achievements' "
+        cur.execute("SELECT status, error FROM netops.sync_runs WHERE phase = 'achievements' "
                     "ORDER BY started_at DESC LIMIT 1")
         status, error = cur.fetchone()
-        cur.execute("SELECT count(*) FROM netops.sync_runs WHERE phase = '06_campus_projects'")
+        cur.execute("SELECT count(*) FROM netops.sync_runs WHERE phase = 'campus_projects'")
         later_runs = cur.fetchone()[0]
     assert status == "failed" and "HTTP 500" in error
     assert later_runs == 1  # only the first, successful run: later phases did not run after the failure

@@ -26,6 +26,7 @@ from typing import Any
 import psycopg2
 import pytest
 
+from netops import catalog
 from netops.config import Settings, load_settings
 from netops.db.migrate import migrate
 from netops.db.server import LocalPostgres
@@ -33,15 +34,10 @@ from tests.fixtures.pg import query, scratch_database
 
 DEFAULT_CRASH_RUNS = 5
 
-#: every mirrored table and its primary key (stable first, FK order; then live)
-MIRROR_TABLES: dict[str, tuple[str, ...]] = {
-    "cursus": ("id",), "campuses": ("id",), "projects": ("id",), "coalitions": ("id",),
-    "achievements": ("id",), "campus_projects": ("campus_id", "project_id"),
-    "campus_achievements": ("campus_id", "achievement_id"), "project_sessions": ("id",),
-    "users": ("id",), "project_users": ("id",), "achievements_users": ("id",), "coalitions_users": ("id",),
-}
-STABLE = list(MIRROR_TABLES)[:8]
-LIVE = list(MIRROR_TABLES)[8:]
+#: every mirrored table and its primary key (stable first, FK order; then live): the catalog's
+MIRROR_TABLES: dict[str, tuple[str, ...]] = {s.name: s.pk for s in catalog.TABLES}
+STABLE = [s.name for s in catalog.STABLE]
+LIVE = [s.name for s in catalog.LIVE]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -167,13 +167,13 @@ def test_stable_sync_under_fault(case: tuple[str, Any, dict[str, str], str, tupl
             # the fault revokes the one token every call shares: with all phases fetched at once,
             # the first phase whose call meets it fails (coalitions or achievements), the run
             # stops there, and every table is old or new
-            assert runs[-1][0] in ("04_coalitions", "05_achievements") and runs[-1][1] == "failed", runs
+            assert runs[-1][0] in ("coalitions", "achievements") and runs[-1][1] == "failed", runs
             assert runs[-1][0] in line, line
             assert verdict["achievements"] == "old" and verdict["coalitions"] in ("old", "new")
         else:
-            assert EP in line and "05_achievements" in line, line
+            assert EP in line and "achievements" in line, line
             assert verdict["coalitions"] == "new" and verdict["achievements"] == "old"
-            assert runs[-1][0] == "05_achievements" and runs[-1][1] == "failed" and EP in runs[-1][2]
+            assert runs[-1][0] == "achievements" and runs[-1][1] == "failed" and EP in runs[-1][2]
     # the tables outside the two phases were not touched, whatever happened
     for t in verdict:
         if t not in ("coalitions", "achievements", "campus_achievements", "achievements_users"):  # + cascades
@@ -229,7 +229,7 @@ def test_phase_07_source_fault_keeps_table_and_names_endpoint(sim: Any, mirror: 
     proc = netops_cli(env, "sync", "stable", "--phase", "campus_achievements")
     assert proc.returncode == 1
     line = one_line_error(proc)
-    assert "/v2/achievements" in line and "HTTP 500" in line and "07_campus_achievements" in line
+    assert "/v2/achievements" in line and "HTTP 500" in line and "campus_achievements" in line
     assert digest(mirror.dsn) == old     # nothing committed: not achievements, not the links
     assert invariants(mirror.dsn) == []
 
@@ -244,7 +244,7 @@ def test_phase_07_with_a_shared_campus_name_fails_and_keeps_table(sim: Any, mirr
     proc = netops_cli(env, "sync", "stable")
     assert proc.returncode == 1
     line = one_line_error(proc)
-    assert "07_campus_achievements" in line and repr(rows[0]["name"]) in line
+    assert "campus_achievements" in line and repr(rows[0]["name"]) in line
     got = digest(mirror.dsn)
     assert got["campus_achievements"] == old["campus_achievements"]
     assert got["campuses"] != old["campuses"]   # phase 02 ran and committed the rename

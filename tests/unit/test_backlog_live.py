@@ -114,3 +114,18 @@ def test_window_end_follows_the_apis_clock_and_never_passes_the_end_asked_for() 
     assert len(log.lines) == n
     # no Date header: our clock's end
     assert _window_end(ours, None, settle, "users", log) == ours
+
+
+def test_cursus_users_mapping_reads_nested_user_and_cursus_and_a_float_level() -> None:
+    obj = {"id": 150001, "level": 14.11, "grade": "Member", "cursus_id": 21, "begin_at": "2023-04-20T00:13:11.063Z",
+           "end_at": None, "blackholed_at": "2025-12-16T12:00:00.000+01:00", "skills": [{"id": 1, "level": 5.5}],
+           "user": {"id": 60001, "login": "odurand"}, "cursus": {"id": 21, "slug": "42cursus"},
+           "created_at": "2023-04-04T00:13:11.063Z", "updated_at": "2025-03-21T23:20:05.091Z"}
+    row = dict(zip(live.CURSUS_USERS.columns, live.CURSUS_USERS.to_row(obj), strict=True))
+    assert (row["user_id"], row["cursus_id"], row["level"], row["grade"]) == (60001, 21, 14.11, "Member")
+    assert live.CURSUS_USERS.table == "cursus_users" and live.CURSUS_USERS.path == "/v2/cursus/{cursus}/cursus_users"
+    for bad in (True, "high", "nan"):
+        with pytest.raises(PayloadError, match="level"):
+            live.CURSUS_USERS.to_row({**obj, "level": bad})
+    with pytest.raises(PayloadError, match="user_id is missing"):
+        live.CURSUS_USERS.to_row({k: v for k, v in obj.items() if k != "user"})

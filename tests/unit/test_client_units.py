@@ -65,7 +65,7 @@ def test_phase_mapping_quirks_and_type_errors() -> None:
 def test_nested_rows_from_a_project() -> None:
     out = nested_rows({"id": 7, "campus": [{"id": 1}, {"id": 2}],
                        "project_sessions": [{"id": 70, "project_id": None, "campus_id": 1}]})
-    assert out["campus"] == [{"campus_id": 1, "project_id": 7}, {"campus_id": 2, "project_id": 7}]
+    assert out["campus_projects"] == [{"campus_id": 1, "project_id": 7}, {"campus_id": 2, "project_id": 7}]
     assert out["project_sessions"][0]["project_id"] == 7
 
 

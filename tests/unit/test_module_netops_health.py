@@ -77,7 +77,7 @@ def status_doc(state: str, problems=None, **extra) -> dict:
         },
         "phases": [
             {
-                "phase": "01_cursus",
+                "phase": "cursus",
                 "table": "cursus",
                 "last_status": "success",
                 "last_finished_at": "2026-11-29T01:00:00Z",
@@ -197,7 +197,7 @@ def test_healthy_host(fake_netops):
     assert r["services"] == {"nginx": "ok", "postgresql": "ok"}
     assert r["backlog_pending"] == 7
     assert r["last_sync_age_seconds"] == 3600.0
-    assert r["status"]["phases"][0]["phase"] == "01_cursus"
+    assert r["status"]["phases"][0]["phase"] == "cursus"
     assert (fake_netops.dir / "argv").read_text().strip() == "status --json"
 
 

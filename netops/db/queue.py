@@ -29,7 +29,8 @@ from typing import Any
 
 from psycopg2.extras import execute_values
 
-from netops.pipeline.live import BY_NAME, parse_ts
+from netops.catalog import LIVE_BY_RESOURCE, claim_priority
+from netops.pipeline.mapping import parse_ts
 
 MAX_DEFERRALS = 10
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -154,7 +155,7 @@ def not_current(cur: Any, resource: str, items: list[NewItem]) -> list[NewItem]:
     stamped = [it for it in items if it.action == "upsert" and it.source_updated_at]
     if not stamped:
         return list(items)
-    table = BY_NAME[resource].table
+    table = LIVE_BY_RESOURCE[resource].name
     cur.execute(
         f"SELECT v.id FROM unnest(%s::bigint[], %s::timestamptz[]) AS v (id, sua) "
         f"JOIN public.{table} t ON t.id = v.id AND t.updated_at >= v.sua",
@@ -204,7 +205,8 @@ def claim(cur: Any, worker: str, limit: int, visibility_timeout: float) -> list[
         )
         rows += cur.fetchall()
     items = [Item(*row) for row in rows]
-    items.sort(key=lambda i: (0 if i.resource == "users" else 1, i.id))
+    items.sort(key=lambda i: (claim_priority(LIVE_BY_RESOURCE[i.resource]) if i.resource in LIVE_BY_RESOURCE else 1,
+                              i.id))
     return items
 
 
@@ -424,3 +426,42 @@ def _iso(value: Any) -> str | None:
 
 def _round(value: Any) -> float | None:
     return None if value is None else round(float(value), 3)
+
+
+# --------------------------------------------------------------------------- reconcile and detect
+def retire_gone(cur: Any, resource: str, ids: Sequence[int]) -> None:
+    """Reconcile found `ids` gone from the API: queued upserts for them would bring them back, so
+    pending ones are retired (done, outcome 'absent'), and one a worker holds right now turns into a
+    delete — the version bump makes that worker's finish hand it back as pending (its upsert, if it
+    lands after this commit, is undone by the next batch)."""
+    cur.execute(
+        "UPDATE netops.backlog_items SET state = 'done', outcome = 'absent', finished_at = now(), "
+        "last_error = NULL WHERE resource = %s AND entity_id = ANY(%s) AND state = 'pending'",
+        (resource, list(ids)),
+    )
+    cur.execute(
+        "UPDATE netops.backlog_items SET action = 'delete', payload = NULL, version = version + 1 "
+        "WHERE resource = %s AND entity_id = ANY(%s) AND state = 'processing'",
+        (resource, list(ids)),
+    )
+
+
+def charge(cur: Any, resource: str, ids: Sequence[int], cost_each: float) -> None:
+    """Add `cost_each` API calls to the live items of `ids` (detect's trailing pages that found
+    nothing new are charged to the last rows queued)."""
+    cur.execute(
+        "UPDATE netops.backlog_items SET fetch_cost = fetch_cost + %s WHERE resource = %s "
+        "AND entity_id = ANY(%s) AND state IN ('pending', 'processing')",
+        (cost_each, resource, list(ids)),
+    )
+
+
+def gone_since(cur: Any, keys: Sequence[tuple[str, int]]) -> dict[tuple[str, int], datetime]:
+    """(resource, id) -> when an item last found it absent or erased in the API (done)."""
+    cur.execute(
+        "SELECT resource, entity_id, max(finished_at) FROM netops.backlog_items "
+        "WHERE state = 'done' AND outcome IN ('absent', 'erased') AND (resource, entity_id) IN "
+        "(SELECT * FROM unnest(%s::text[], %s::bigint[])) GROUP BY 1, 2",
+        ([k[0] for k in keys], [k[1] for k in keys]),
+    )
+    return {(r[0], int(r[1])): r[2] for r in cur.fetchall()}

@@ -1,0 +1,372 @@
+"""The schema catalog: every mirrored table declared once — columns, keys, references, source, mapping.
+
+Why one declaration: the mirror's shape used to be restated in the migrations, the stable phase
+list, the live resource specs, the quality checks, the simulator's expected mirror, the monitor's
+table list and the reliability tests' digests, with nothing checking that they agreed. Everything
+below is data those places derive from (netops/pipeline/stable.py, netops/pipeline/live.py,
+netops/db/quality.py, netops/sim/data.py, netops/monitor/facts.py, tests/reliability/conftest.py).
+
+Why here (netops/catalog.py) and not in netops/db/: the catalog is read by layers that must not
+depend on the database package — the simulator builds its expected mirror from it, the API
+mappings (`columns`) are pure JSON -> value functions — so it sits above db/, pipeline/ and sim/
+and imports nothing heavier than the mapping helpers.
+
+Migrations stay hand-written SQL (they are the history); tests/integration/test_catalog.py
+migrates a scratch database and compares information_schema with this file, table by table and
+column by column (types, nullability, primary key, foreign keys with their ON DELETE rule, and
+the delta_* staging twin of every table).
+
+Order: tables are loaded parents first. The order is *derived* (a topological sort of the
+foreign keys and of the "rows come from that table's answer" dependencies), declaration order
+breaking ties, so inserting a table never renames anything: history, metric labels and
+`--phase` use the table name (migration 009 renamed the old `NN_table` history rows).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from netops.pipeline.mapping import Getter, key, name_of, nested, nested_id
+
+# --------------------------------------------------------------------------- column types
+#: mapping kind -> the PostgreSQL type information_schema reports for it
+SQL_TYPES: dict[str, str] = {
+    "int": "integer", "float": "double precision", "bool": "boolean",
+    "ts": "timestamp with time zone", "text": "text", "json": "jsonb",
+}
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column: its name, mapping kind (a key of SQL_TYPES), where its value is in the API
+    object, and whether the mirror table declares it NOT NULL (staging twins never do)."""
+
+    name: str
+    kind: str
+    getter: Getter
+    not_null: bool = False
+
+    @property
+    def sql_type(self) -> str:
+        return SQL_TYPES[self.kind]
+
+
+def col(name: str, kind: str, getter: Getter | str | None = None, not_null: bool = False) -> Column:
+    """A column read from `getter` (a JSON key, a getter, or by default the key `name`)."""
+    get = key(getter) if isinstance(getter, str) else (getter or key(name))
+    return Column(name, kind, get, not_null)
+
+
+@dataclass(frozen=True)
+class ForeignKey:
+    """`column` references `parent(id)`; `on_delete` as information_schema spells it."""
+
+    column: str
+    parent: str
+    on_delete: str = "CASCADE"
+
+
+@dataclass(frozen=True)
+class SoftRef:
+    """A reference deliberately left without a FK: the API points it outside the mirrored set
+    (inactive campuses, other cursus). `netops check` counts its orphans as info."""
+
+    column: str
+    parent: str
+    note: str
+
+
+# --------------------------------------------------------------------------- sources
+@dataclass(frozen=True)
+class Single:
+    """One object (`/v2/cursus/21`): fetching it costs the one call a probe would."""
+
+    path: str
+    kind: str = "single"
+
+
+@dataclass(frozen=True)
+class Listing:
+    """An index endpoint paged in full; `change_column` is what its no-change probe sorts by
+    (`updated_at` when the resource has it, else `id`)."""
+
+    path: str
+    params: Mapping[str, str]
+    kind: str = "paged"
+
+
+@dataclass(frozen=True)
+class NestedList:
+    """Rows from a list nested in each object of `parent`'s listing (no call of their own).
+    `rows(obj)` returns the child objects of one parent object, shaped for `columns`."""
+
+    parent: str
+    list_key: str
+    rows: Callable[[Mapping[str, Any]], list[dict[str, Any]]]
+    kind: str = "nested"
+
+
+@dataclass(frozen=True)
+class DerivedLinks:
+    """Link rows derived from a field of `parent`'s listing (achievements' `campus` names,
+    matched to the mirrored campuses by exact name: netops/pipeline/links.py). `per_parent` is the
+    per-parent listing the links can be verified against (`netops sync verify-links`)."""
+
+    parent: str
+    field: str
+    per_parent: str
+    kind: str = "derived"
+
+
+@dataclass(frozen=True)
+class LiveSource:
+    """A live resource (phase 09): walked by id keyset, changes found by `cursor`
+    (`range[updated_at]`); `resource` is the queue/marks name (the API's word)."""
+
+    resource: str
+    path: str
+    filters: tuple[tuple[str, str], ...] = ()
+    cursor: str = "updated_at"
+    kind: str = "live"
+
+
+Source = Single | Listing | NestedList | DerivedLinks | LiveSource
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """One mirrored table."""
+
+    name: str
+    columns: tuple[Column, ...]
+    source: Source
+    pk: tuple[str, ...] = ("id",)
+    fks: tuple[ForeignKey, ...] = ()
+    soft_refs: tuple[SoftRef, ...] = ()
+    #: users only: the column after which a row is personal data to erase (migration 005)
+    erasure_column: str | None = None
+
+    @property
+    def live(self) -> bool:
+        return self.source.kind == "live"
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns)
+
+    @property
+    def delta(self) -> str:
+        return f"delta_{self.name}"
+
+    @property
+    def depends_on(self) -> tuple[str, ...]:
+        """Tables that must be loaded before this one: FK parents and the table whose answer
+        this one's rows come from."""
+        deps = [fk.parent for fk in self.fks if fk.parent != self.name]
+        parent = getattr(self.source, "parent", None)
+        if parent is not None and parent not in deps:
+            deps.append(parent)
+        return tuple(deps)
+
+    def loader_table(self, with_parents: bool) -> Any:
+        """The loader's view (netops.db.loader.Table). `with_parents`: the loader skips rows whose
+        FK parent is missing and counts them (stable links); the live worker instead holds them and
+        fetches their parent, so it loads without."""
+        from netops.db.loader import Table
+
+        parents = tuple((fk.column, fk.parent) for fk in self.fks) if with_parents else ()
+        return Table(self.name, self.column_names, self.pk, parents)
+
+
+# --------------------------------------------------------------------------- API quirks
+def _campus_links(project: Mapping[str, Any]) -> list[dict[str, Any]]:
+    pid = project.get("id")
+    return [{"campus_id": c.get("id"), "project_id": pid}
+            for c in (project.get("campus") or []) if isinstance(c, dict)]
+
+
+def _sessions(project: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """A project's sessions, each with the project's id when it does not carry its own."""
+    pid = project.get("id")
+    out = []
+    for s in project.get("project_sessions") or []:
+        if isinstance(s, dict):
+            s = dict(s)
+            if s.get("project_id") is None:
+                s["project_id"] = pid
+            out.append(s)
+    return out
+
+
+def _image_url(o: Mapping[str, Any]) -> Any:
+    image = o.get("image")
+    if isinstance(image, Mapping):
+        return image.get("link")
+    if isinstance(image, str):
+        return image
+    return o.get("image_url")
+
+
+CURSUS = "{cursus}"   # filled from settings.cursus_id (42cursus is 21)
+
+# --------------------------------------------------------------------------- the tables
+_DECLARED: tuple[TableSpec, ...] = (
+    # ---- stable (netops sync stable)
+    TableSpec("cursus", (
+        col("id", "int", not_null=True), col("name", "text"), col("slug", "text"), col("kind", "text"),
+        col("created_at", "ts"),
+    ), Single(f"/v2/cursus/{CURSUS}")),
+    TableSpec("campuses", (
+        col("id", "int", not_null=True), col("name", "text"), col("time_zone", "text"),
+        col("language_id", "int", nested("language", "id")), col("language_name", "text", nested("language", "name")),
+        col("users_count", "int"), col("vogsphere_id", "int"), col("country", "text"), col("address", "text"),
+        col("zip", "text"), col("city", "text"), col("website", "text"), col("facebook", "text"),
+        col("twitter", "text"), col("active", "bool", key("active", "active?")),
+        col("public", "bool", key("public", "public?")), col("email_extension", "text"),
+    ), Listing("/v2/campus", {"filter[active]": "true", "filter[public]": "true", "sort": "id"})),
+    TableSpec("projects", (
+        col("id", "int", not_null=True), col("name", "text"), col("slug", "text"),
+        col("parent_id", "int", nested("parent", "id")), col("exam", "bool", key("exam", "exam?")),
+        col("git_id", "int"), col("repository", "text"), col("difficulty", "int"), col("created_at", "ts"),
+        col("updated_at", "ts"),
+    ), Listing(f"/v2/cursus/{CURSUS}/projects", {"sort": "id"}),
+        soft_refs=(SoftRef("parent_id", "projects", "parent project not mirrored (may be outside the cursus)"),)),
+    TableSpec("coalitions", (
+        col("id", "int", not_null=True), col("name", "text"), col("slug", "text"), col("image_url", "text"),
+        col("cover_url", "text"), col("color", "text"), col("score", "int"), col("user_id", "int"),
+    ), Listing("/v2/coalitions", {"sort": "id"})),
+    TableSpec("achievements", (
+        col("id", "int", not_null=True), col("name", "text"), col("description", "text"), col("tier", "text"),
+        col("kind", "text"), col("visible", "bool", key("visible", "visible?")), col("image", "text"),
+        col("nbr_of_success", "int"), col("users_url", "text"), col("parent_id", "int", nested("parent", "id")),
+        col("title", "text", name_of("title")),
+    ), Listing("/v2/achievements", {"sort": "id"}),
+        soft_refs=(SoftRef("parent_id", "achievements", "parent achievement not mirrored"),)),
+    TableSpec("campus_projects", (
+        col("campus_id", "int", not_null=True), col("project_id", "int", not_null=True),
+    ), NestedList("projects", "campus", _campus_links), pk=("campus_id", "project_id"),
+        fks=(ForeignKey("campus_id", "campuses"), ForeignKey("project_id", "projects"))),
+    TableSpec("campus_achievements", (
+        col("campus_id", "int", not_null=True), col("achievement_id", "int", not_null=True),
+    ), DerivedLinks("achievements", "campus", "/v2/campus/{id}/achievements"), pk=("campus_id", "achievement_id"),
+        fks=(ForeignKey("campus_id", "campuses"), ForeignKey("achievement_id", "achievements"))),
+    TableSpec("project_sessions", (
+        col("id", "int", not_null=True), col("project_id", "int", not_null=True), col("campus_id", "int"),
+        col("cursus_id", "int"), col("begin_at", "ts"), col("end_at", "ts"), col("solo", "bool", key("solo", "solo?")),
+        col("estimate_time", "text"), col("difficulty", "int"), col("duration_days", "int"),
+        col("max_people", "int"), col("is_subscriptable", "bool", key("is_subscriptable", "is_subscriptable?")),
+        col("created_at", "ts"), col("updated_at", "ts"),
+    ), NestedList("projects", "project_sessions", _sessions), fks=(ForeignKey("project_id", "projects"),),
+        soft_refs=(SoftRef("campus_id", "campuses", "session of a campus not mirrored (inactive or not public)"),
+                   SoftRef("cursus_id", "cursus", "session of another cursus"))),
+    # ---- live (netops backlog detect / run / reconcile)
+    TableSpec("users", (
+        col("id", "int", not_null=True), col("login", "text"), col("email", "text"),
+        col("first_name", "text"), col("last_name", "text"), col("usual_full_name", "text"),
+        col("displayname", "text"), col("kind", "text"), col("phone", "text"), col("url", "text"),
+        col("image_url", "text", _image_url), col("active", "bool", key("active?", "active")),
+        col("alumni", "bool", key("alumni?", "alumni")), col("staff", "bool", key("staff?", "staff")),
+        col("pool_month", "text"), col("pool_year", "text"), col("location", "text"), col("wallet", "int"),
+        col("correction_point", "int"), col("alumnized_at", "ts"), col("created_at", "ts"), col("updated_at", "ts"),
+        # migration 005: every field the API gives
+        col("usual_first_name", "text"), col("image", "json"), col("anonymize_date", "ts"),
+        col("data_erasure_date", "ts"),
+    ), LiveSource("users", f"/v2/cursus/{CURSUS}/users"), erasure_column="data_erasure_date"),
+    TableSpec("project_users", (
+        col("id", "int", not_null=True), col("project_id", "int", nested_id("project", "project_id"), not_null=True),
+        col("user_id", "int", nested_id("user", "user_id"), not_null=True), col("cursus_ids", "json"),
+        col("status", "text"), col("final_mark", "int"), col("validated", "bool", key("validated?", "validated")),
+        col("occurrence", "int"), col("marked", "bool"), col("marked_at", "ts"), col("retriable_at", "ts"),
+        col("created_at", "ts"), col("updated_at", "ts"),
+    ), LiveSource("projects_users", "/v2/projects_users", (("filter[cursus]", CURSUS),)),
+        fks=(ForeignKey("project_id", "projects"), ForeignKey("user_id", "users"))),
+    TableSpec("achievements_users", (
+        col("id", "int", not_null=True),
+        col("achievement_id", "int", nested_id("achievement", "achievement_id"), not_null=True),
+        col("user_id", "int", nested_id("user", "user_id"), not_null=True),
+        col("created_at", "ts"), col("updated_at", "ts"),
+    ), LiveSource("achievements_users", "/v2/achievements_users"),
+        fks=(ForeignKey("achievement_id", "achievements"), ForeignKey("user_id", "users"))),
+    TableSpec("coalitions_users", (
+        col("id", "int", not_null=True),
+        col("coalition_id", "int", nested_id("coalition", "coalition_id"), not_null=True),
+        col("user_id", "int", nested_id("user", "user_id"), not_null=True), col("score", "int"),
+        col("rank", "int"), col("created_at", "ts"), col("updated_at", "ts"),
+    ), LiveSource("coalitions_users", "/v2/coalitions_users"),
+        fks=(ForeignKey("coalition_id", "coalitions"), ForeignKey("user_id", "users"))),
+    # migration 010 (issue 15): the table 42 dashboards ask for first. `level` is computed by
+    # the server and changes without moving updated_at (42-api.md): reconcile catches it.
+    TableSpec("cursus_users", (
+        col("id", "int", not_null=True), col("user_id", "int", nested_id("user", "user_id"), not_null=True),
+        col("cursus_id", "int", nested_id("cursus", "cursus_id"), not_null=True), col("level", "float"),
+        col("grade", "text"), col("begin_at", "ts"), col("end_at", "ts"), col("blackholed_at", "ts"),
+        col("created_at", "ts"), col("updated_at", "ts"),
+    ), LiveSource("cursus_users", f"/v2/cursus/{CURSUS}/cursus_users"),
+        fks=(ForeignKey("user_id", "users"), ForeignKey("cursus_id", "cursus"))),
+)
+
+
+def topological(specs: Sequence[TableSpec]) -> tuple[TableSpec, ...]:
+    """Parents before children (`depends_on`), declaration order breaking ties; a cycle or a
+    reference to an undeclared table is a programming error named here."""
+    names = {s.name for s in specs}
+    for s in specs:
+        unknown = [d for d in s.depends_on if d not in names]
+        if unknown:
+            raise ValueError(f"catalog: {s.name} depends on undeclared table(s) {unknown}")
+    done: list[TableSpec] = []
+    placed: set[str] = set()
+    todo = list(specs)
+    while todo:
+        ready = next((s for s in todo if all(d in placed for d in s.depends_on)), None)
+        if ready is None:
+            raise ValueError(f"catalog: dependency cycle among {[s.name for s in todo]}")
+        done.append(ready)
+        placed.add(ready.name)
+        todo.remove(ready)
+    return tuple(done)
+
+
+#: every mirrored table, parents first: the stable ones, then the live ones
+_ORDER = topological(_DECLARED)
+TABLES: tuple[TableSpec, ...] = tuple(s for s in _ORDER if not s.live) + tuple(s for s in _ORDER if s.live)
+BY_NAME: dict[str, TableSpec] = {s.name: s for s in TABLES}
+STABLE: tuple[TableSpec, ...] = tuple(s for s in TABLES if not s.live)
+LIVE: tuple[TableSpec, ...] = tuple(s for s in TABLES if s.live)
+
+
+#: live tables by their queue/marks name (the API's word, e.g. "projects_users")
+LIVE_BY_RESOURCE: dict[str, TableSpec] = {s.source.resource: s for s in LIVE}  # type: ignore[union-attr]
+
+
+def claim_priority(spec: TableSpec) -> int:
+    """Claim order in the queue: a live table no other live row's parent is missing from (users) is
+    0, its children 1, so a batch loads parents before the rows that reference them."""
+    return 1 if any(BY_NAME[fk.parent].live for fk in spec.fks) else 0
+
+
+def live_resource_names() -> tuple[str, ...]:
+    """Queue/marks names of the live tables, parents first."""
+    return tuple(s.source.resource for s in LIVE)  # type: ignore[union-attr]
+
+
+def stable_parents_of_live() -> tuple[str, ...]:
+    """The stable tables live rows reference: empty before the first stable sync."""
+    out: list[str] = []
+    for s in LIVE:
+        for fk in s.fks:
+            if not BY_NAME[fk.parent].live and fk.parent not in out:
+                out.append(fk.parent)
+    return tuple(out)
+
+
+def followers(table: str) -> tuple[TableSpec, ...]:
+    """Stable tables whose rows come from `table`'s answer (nested lists, derived links)."""
+    return tuple(s for s in STABLE if getattr(s.source, "parent", None) == table)
+
+
+__all__ = ["BY_NAME", "LIVE", "SQL_TYPES", "STABLE", "TABLES", "Column", "DerivedLinks", "ForeignKey",
+           "Listing", "LiveSource", "NestedList", "Single", "SoftRef", "TableSpec", "col", "followers",
+           "live_resource_names", "stable_parents_of_live", "topological"]

@@ -1,0 +1,63 @@
+"""Per-resource marks of phase 09 (`netops.backlog_marks`): the detector's high-water mark and the
+reconciler's resumable cursor. All SQL on that table is here (one module per concept, design.md).
+
+Both are moved in the caller's transaction — the one that queued the window's last page, or
+loaded the reconciled interval — so a crash never leaves a mark ahead of the work it stands for.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+
+def high_water(cur: Any, resource: str) -> datetime | None:
+    """The greatest updated_at whose work is safely queued (None: never detected)."""
+    cur.execute("SELECT high_water FROM netops.backlog_marks WHERE resource = %s", (resource,))
+    row = cur.fetchone()
+    return row[0] if row else None
+
+
+def advance(cur: Any, resource: str, end: datetime, calls: int, rows: int) -> None:
+    """Move the mark forward only (GREATEST), recording the detect run's cost."""
+    cur.execute(
+        """
+        INSERT INTO netops.backlog_marks AS m (resource, high_water, updated_at, last_detect_at,
+                                               last_detect_calls, last_detect_rows)
+        VALUES (%s, %s, now(), now(), %s, %s)
+        ON CONFLICT (resource) DO UPDATE SET
+            high_water = GREATEST(m.high_water, EXCLUDED.high_water),
+            updated_at = now(), last_detect_at = now(),
+            last_detect_calls = EXCLUDED.last_detect_calls, last_detect_rows = EXCLUDED.last_detect_rows
+        """,
+        (resource, end, calls, rows),
+    )
+
+
+def reconcile_cursor(cur: Any, resource: str) -> int | None:
+    """The last id reconciled in the current pass (None: the next pass starts at 0)."""
+    cur.execute("SELECT reconcile_cursor FROM netops.backlog_marks WHERE resource = %s", (resource,))
+    row = cur.fetchone()
+    return row[0] if row else None
+
+
+def reconcile_begin(cur: Any, resource: str, restart: bool) -> int | None:
+    """Where this reconcile run starts: the kept cursor, or None for a new pass (whose start time is
+    recorded then); `restart` drops the cursor first."""
+    cur.execute("INSERT INTO netops.backlog_marks (resource) VALUES (%s) ON CONFLICT DO NOTHING", (resource,))
+    if restart:
+        cur.execute("UPDATE netops.backlog_marks SET reconcile_cursor = NULL WHERE resource = %s", (resource,))
+    cursor = reconcile_cursor(cur, resource)
+    if cursor is None:
+        cur.execute("UPDATE netops.backlog_marks SET reconcile_started_at = now() WHERE resource = %s",
+                    (resource,))
+    return cursor
+
+
+def reconcile_step(cur: Any, resource: str, cursor: int | None) -> None:
+    """Keep the cursor after an interval, or (None) record the pass as finished."""
+    if cursor is None:
+        cur.execute("UPDATE netops.backlog_marks SET reconcile_cursor = NULL, reconcile_finished_at = now() "
+                    "WHERE resource = %s", (resource,))
+    else:
+        cur.execute("UPDATE netops.backlog_marks SET reconcile_cursor = %s WHERE resource = %s", (cursor, resource))
