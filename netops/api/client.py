@@ -158,6 +158,7 @@ class ApiClient:
             for k in self.keys}
         self.calls = 0
         self._calls_lock = threading.Lock()
+        self._arrival = _RoundTrips()  # shared by fork()s: one process, one network path
         self.log = get_logger(_LOG_OF_COMPONENT.get(component, "stable"), settings.log_path)
 
     # -- plumbing ---------------------------------------------------------------------------
@@ -222,8 +223,10 @@ class ApiClient:
         last_problem = "no answer"
         while True:
             attempt += 1
+            claimed_at = time.monotonic()  # just before the claim: the round trip is measured from here
             key, token = self._claim()
             started = time.time()
+            sent_at = time.monotonic()
             status: int | None = None
             error: str | None = None
             resp: requests.Response | None = None
@@ -242,6 +245,7 @@ class ApiClient:
                     else "connection failed"
             except requests.RequestException as exc:
                 error = type(exc).__name__
+            self._close_slot(key, claimed_at, sent_at, resp)
             duration = int((time.time() - started) * 1000)
             sec_rem = int_header(resp.headers, "X-Secondly-RateLimit-Remaining") if resp is not None else None
             hour_rem = int_header(resp.headers, "X-Hourly-RateLimit-Remaining") if resp is not None else None
@@ -341,6 +345,20 @@ class ApiClient:
                 continue
             key = self.limiter.acquire([k for k in usable if k.label in tokens])
             return key, tokens[key.label]
+
+    def _close_slot(self, key: ApiKey, claimed_at: float, sent_at: float,
+                    resp: requests.Response | None) -> None:
+        """Tell the limiter where the API counted this call (migration 012): when the answer's
+        headers came back (`resp.elapsed` ends there, before the body is read), less the fastest
+        round trip seen — the part of every round trip that is the API answering. No answer
+        (timeout, reset): the latest possible moment, now."""
+        now = time.monotonic()
+        if resp is None:
+            self.limiter.complete(key, 0.0, now - claimed_at)
+            return
+        headers_at = min(now, sent_at + resp.elapsed.total_seconds())
+        floor = self._arrival.floor(headers_at - claimed_at)
+        self.limiter.complete(key, (now - headers_at) + floor, max(0.0, headers_at - claimed_at - floor))
 
     def _set_aside(self, key: ApiKey, exc: AuthError) -> None:
         """Record a refused key for every process; re-raise when no other key is left (the one-key
@@ -480,6 +498,27 @@ class ApiClient:
             finally:
                 for fut in running:
                     fut.cancel()
+
+
+class _RoundTrips:
+    """The fastest claim-to-headers round trip this process has seen: a call's round trip less
+    that floor is how late it can have reached the API (the fastest call is taken to have gone
+    out at once). Until a few calls have been answered the floor is 0 — every slot then counts
+    at its answer's headers, the latest moment the API can have counted it."""
+
+    WARMUP = 3
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._n = 0
+        self._min = math.inf
+
+    def floor(self, rtt: float) -> float:
+        """Fold one round trip in; the floor to use for it."""
+        with self._lock:
+            self._n += 1
+            self._min = min(self._min, max(0.0, rtt))
+            return self._min if self._n > self.WARMUP else 0.0
 
 
 Validator = Callable[[Any], "str | None"]

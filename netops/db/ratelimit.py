@@ -17,24 +17,48 @@ class Claim:
 
     state: str
     wait_seconds: float
+    slot_id: int | None = None  # set when claimed: close_slot() moves it to where the API counted it
 
 
 def claim(cur: Any, label: str, client_id: str, fingerprint: str, per_second: float, per_hour: int,
           margin: float) -> Claim:
     """One round trip: the row lock, both windows and the insert happen inside the function."""
-    cur.execute("SELECT state, wait_seconds FROM netops.claim_api_slot(%s, %s, %s, %s, %s, %s)",
+    cur.execute("SELECT state, wait_seconds, slot_id FROM netops.claim_api_slot(%s, %s, %s, %s, %s, %s)",
                 (label, client_id, fingerprint, float(per_second), int(per_hour), float(margin)))
-    state, wait = cur.fetchone()
-    return Claim(str(state), float(wait or 0.0))
+    state, wait, slot_id = cur.fetchone()
+    return Claim(str(state), float(wait or 0.0), slot_id)
+
+
+#: How fast a key's learned spread and 429 margin fade, per closed call (migration 012).
+SPREAD_DECAY = 0.9
+EXTRA_MARGIN_DECAY = 0.995
+
+
+def close_slot(cur: Any, label: str, slot_id: int, seconds_before_now: float, delay: float) -> None:
+    """The answer to a claimed slot came back: move the slot to where the API counted the call —
+    at most `seconds_before_now` before this statement (the headers' arrival, less the fastest round
+    trip seen), never before its claim — and fold this call's claim-to-arrival `delay` into the
+    key's spread (what in-flight slots are assumed to take). One round trip."""
+    cur.execute(
+        "WITH s AS (UPDATE netops.api_slots SET at = greatest(at, clock_timestamp() - make_interval(secs => %s)), "
+        "done = true WHERE id = %s AND NOT done RETURNING 1) "
+        "UPDATE netops.api_keys SET spread_seconds = greatest(%s, spread_seconds * %s), "
+        "extra_margin = CASE WHEN extra_margin < 0.001 THEN 0 ELSE extra_margin * %s END "
+        "WHERE label = %s AND EXISTS (SELECT 1 FROM s)",
+        (max(0.0, float(seconds_before_now)), int(slot_id), max(0.0, float(delay)), SPREAD_DECAY,
+         EXTRA_MARGIN_DECAY, label))
 
 
 def block(cur: Any, label: str, client_id: str, seconds: float, reason: str) -> None:
-    """After a 429: no process claims a slot of this key for `seconds` (by the DB's clock)."""
+    """After a 429: no process claims a slot of this key for `seconds` (by the DB's clock), and
+    every process's window on this key widens by 50 ms (up to 0.5 s; it fades as calls close) —
+    the 429 says the arrival estimate fell short, so the whole key backs off, not only this call."""
     cur.execute(
-        "INSERT INTO netops.api_keys (label, client_id, blocked_until, blocked_reason) "
-        "VALUES (%s, %s, clock_timestamp() + make_interval(secs => %s), %s) "
+        "INSERT INTO netops.api_keys (label, client_id, blocked_until, blocked_reason, extra_margin) "
+        "VALUES (%s, %s, clock_timestamp() + make_interval(secs => %s), %s, 0.05) "
         "ON CONFLICT (label) DO UPDATE SET blocked_until = greatest(netops.api_keys.blocked_until, "
-        "EXCLUDED.blocked_until), blocked_reason = EXCLUDED.blocked_reason, updated_at = now()",
+        "EXCLUDED.blocked_until), blocked_reason = EXCLUDED.blocked_reason, "
+        "extra_margin = least(0.5, netops.api_keys.extra_margin + 0.05), updated_at = now()",
         (label, client_id, float(seconds), reason))
 
 
