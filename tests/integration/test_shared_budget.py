@@ -294,3 +294,36 @@ def test_many_threads_on_many_connections_never_exceed_the_window(pg_dsn: str) -
     for i in range(len(ats) - 20):
         assert ats[i + 20] - ats[i] >= 1 + DEFAULT_RATE_WINDOW_MARGIN - 1e-6, f"21 slots within {ats[i + 20] - ats[i]:.3f}s"
     assert min(b - a for a, b in zip(ats, ats[1:], strict=False)) >= 0.05 - 1e-6
+
+
+def test_detect_walks_lanes_with_several_keys_and_sees_every_row(budget_sim: SimServer, tmp_path: Path) -> None:
+    """With several keys one resource's keyset walk is split into id ranges walked at once
+    (netops/pipeline/detect.py keyset_lanes): the same rows as one walk, each exactly once, both
+    keys used, and at most one short page more per lane (+1 for the descending top page)."""
+    from netops.api.client import ApiClient
+    from netops.pipeline.detect import keyset_lanes, keyset_pages, walk_lanes
+    from netops.pipeline.live import resolve
+
+    sim = budget_sim
+    sim.reset()
+    sim.configure(rate_per_second=0, rate_per_hour=0)
+    settings = load_settings(env={
+        "NETOPS_STATE_DIR": str(tmp_path / "state"), "NETOPS_LOG_DIR": str(tmp_path / "logs"),
+        "NETOPS_API_URL": sim.url, "NETOPS_CLIENT_ID": sim.client_id, "NETOPS_CLIENT_SECRET": sim.client_secret,
+        "NETOPS_CLIENT_ID_2": SECOND_ID, "NETOPS_CLIENT_SECRET_2": SECOND_SECRET,
+        "NETOPS_PAGE_SIZE": "10", "NETOPS_RATE_PER_SECOND": "1000"}, config_path="")
+    [users] = resolve(["users"])
+    with ApiClient(settings, component="detect") as client:
+        assert walk_lanes(client) == 4
+        one = [int(o["id"]) for p in keyset_pages(client, settings, users) for o in p.rows]
+        single_calls = client.calls
+        sim.limiter.reset()
+        pages = list(keyset_lanes(client, settings, users, None, 4))
+        lane_calls = client.calls - single_calls
+    got = [int(o["id"]) for p in pages for o in p.rows]
+    assert len(one) > 4 * 10 * 4  # big enough for the lanes to be used
+    assert sorted(got) == sorted(one) == sorted(set(got))
+    assert [p.last for p in pages] == [False] * (len(pages) - 1) + [True]
+    assert single_calls < lane_calls <= single_calls + 4 + 1
+    used = sim.limiter.counts()
+    assert used[sim.client_id]["allowed"] > 0 and used[SECOND_ID]["allowed"] > 0
