@@ -19,7 +19,7 @@ claim to arrival varies (GIL, a busy core, a page being decoded: 0.13 s at load 
 load 12 on this project's 2-core box), so a fixed margin was either too small under load (429s)
 or too costly idle. So each answered call *closes* its slot (`complete`): the slot moves to the
 latest moment the API can have counted it — its answer's headers, less the fastest round trip
-this process has seen — and the windows of every process see it there. A slot not answered yet
+any process has seen on the key — and the windows of every process see it there. A slot not answered yet
 counts at its claim plus the key's learned spread (the largest recent claim-to-arrival delay,
 shared on the key's row). The margin only covers what that estimate cannot see. A 429 anyway
 is settled for every process: Retry-After (+ jitter) is stored on the key (`blocked_until`), and
@@ -140,7 +140,8 @@ class Limiter(Protocol):
     def acquire_key(self, key: ApiKey) -> None: ...
     def adopt_limits(self, key: ApiKey, secondly: int | None, hourly: int | None) -> None: ...
     def settle_429(self, key: ApiKey, pause: float, reason: str) -> None: ...
-    def complete(self, key: ApiKey, seconds_before_now: float, delay: float) -> None: ...
+    def complete(self, key: ApiKey, since_headers: float, rtt: float | None,
+                 api_in_window: int | None = None) -> None: ...
     def set_aside(self, key: ApiKey, reason: str) -> None: ...
     def is_set_aside(self, key: ApiKey) -> bool: ...
     def close(self) -> None: ...
@@ -227,7 +228,8 @@ class LocalLimiter:
     def settle_429(self, key: ApiKey, pause: float, reason: str) -> None:
         self.pacer(key).hold_until(time.time() + pause)
 
-    def complete(self, key: ApiKey, seconds_before_now: float, delay: float) -> None:
+    def complete(self, key: ApiKey, since_headers: float, rtt: float | None,
+                 api_in_window: int | None = None) -> None:
         """Nothing to move: in one process the claim-to-arrival delay is the process's own, and the
         pacer's margin covers it (only the shared limiter closes slots)."""
 
@@ -295,9 +297,10 @@ class PgLimiter:
 
         return _first_free(keys, self._rr, try_key, self)
 
-    def complete(self, key: ApiKey, seconds_before_now: float, delay: float) -> None:
+    def complete(self, key: ApiKey, since_headers: float, rtt: float | None,
+                 api_in_window: int | None = None) -> None:
         """This thread's last claimed call was answered: tell every process where the API
-        counted it (migration 012). Best effort — a lost close leaves the slot counted at its
+        counted it (migration 012), and how many calls the API had in its window then. Best effort — a lost close leaves the slot counted at its
         claim plus the key's spread, which is where it would have been before 012."""
         slot_id, self._slot.id = getattr(self._slot, "id", None), None
         if slot_id is None:
@@ -305,7 +308,7 @@ class PgLimiter:
         from netops.db.ratelimit import close_slot
 
         with self._db_lock, self._cursor() as cur:
-            close_slot(cur, key.label, slot_id, seconds_before_now, delay)
+            close_slot(cur, key.label, slot_id, since_headers, rtt, api_in_window)
 
     def acquire_key(self, key: ApiKey) -> None:
         """Claim a slot on this very key (a token request must use its own key's budget)."""

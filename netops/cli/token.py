@@ -73,7 +73,7 @@ def refresh(settings: Settings, force: bool, as_json: bool) -> None:
     42_token_refresh.log; the token request is counted in netops.api_calls when the database is up
     (it is never started for this)."""
     from netops.api.auth import TokenManager
-    from netops.api.client import CallRecorder
+    from netops.db.api_calls import CallRecorder
     from netops.db.server import resolve_dsn
 
     recorder = CallRecorder(resolve_dsn(settings, start=False))

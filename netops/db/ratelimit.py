@@ -34,19 +34,52 @@ SPREAD_DECAY = 0.9
 EXTRA_MARGIN_DECAY = 0.995
 
 
-def close_slot(cur: Any, label: str, slot_id: int, seconds_before_now: float, delay: float) -> None:
-    """The answer to a claimed slot came back: move the slot to where the API counted the call —
-    at most `seconds_before_now` before this statement (the headers' arrival, less the fastest round
-    trip seen), never before its claim — and fold this call's claim-to-arrival `delay` into the
-    key's spread (what in-flight slots are assumed to take). One round trip."""
+#: How many more calls the API may count in its window than the windows here hold before the key's
+#: window widens: a slot estimated a little late (the safe side) shifts the count here by one or
+#: two without any risk of a 429, and must not cost budget.
+WINDOW_TOLERANCE = 2
+
+#: Answers folded into a key's round-trip floor before it is used (until then a slot counts at
+#: its answer's headers: the latest moment the API can have counted it).
+FLOOR_SAMPLES = 10
+
+
+def close_slot(cur: Any, label: str, slot_id: int, since_headers: float, rtt: float | None,
+               api_in_window: int | None = None) -> None:
+    """The answer to a claimed slot came back: move the slot to where the API counted the call,
+    and learn from it for every process (migration 012). One round trip.
+
+    - `since_headers`: seconds since the answer's headers arrived; `rtt`: claim to headers (None:
+      no answer — the slot then counts at this very moment, the latest the API can have seen it).
+    - The slot moves to headers − the key's round-trip floor (the fastest answer any process has
+      had: the API's own answering time), never before its claim; rtt − floor (how late this call
+      reached the API) feeds the key's spread, which calls still in flight are assumed to take.
+    - `api_in_window`: calls the API had in its one-second window when it counted this one
+      (X-Secondly-RateLimit-Limit − Remaining). More than the slots here in the second before this
+      one (by more than WINDOW_TOLERANCE) means the arrival estimates run early: the key's window widens by 10 ms for every
+      process, before that becomes a 429. Otherwise the widening fades.
+    """
+    answered = rtt is not None
     cur.execute(
-        "WITH s AS (UPDATE netops.api_slots SET at = greatest(at, clock_timestamp() - make_interval(secs => %s)), "
-        "done = true WHERE id = %s AND NOT done RETURNING 1) "
-        "UPDATE netops.api_keys SET spread_seconds = greatest(%s, spread_seconds * %s), "
-        "extra_margin = CASE WHEN extra_margin < 0.001 THEN 0 ELSE extra_margin * %s END "
-        "WHERE label = %s AND EXISTS (SELECT 1 FROM s)",
-        (max(0.0, float(seconds_before_now)), int(slot_id), max(0.0, float(delay)), SPREAD_DECAY,
-         EXTRA_MARGIN_DECAY, label))
+        "WITH k AS (SELECT CASE WHEN %(answered)s AND rtt_samples >= %(samples)s "
+        "  THEN least(rtt_floor, %(rtt)s) ELSE 0 END AS f FROM netops.api_keys WHERE label = %(label)s), "
+        "s AS (UPDATE netops.api_slots SET done = true, at = greatest(at, clock_timestamp() "
+        "  - make_interval(secs => %(since)s + coalesce((SELECT f FROM k), 0))) "
+        "  WHERE id = %(id)s AND NOT done RETURNING at), "
+        "ours AS (SELECT count(*) AS n FROM netops.api_slots o, s WHERE o.key_label = %(label)s "
+        "  AND o.at > s.at - interval '1 second' AND o.at <= s.at + interval '20 milliseconds') "
+        "UPDATE netops.api_keys SET "
+        "spread_seconds = greatest(%(rtt)s - coalesce((SELECT f FROM k), 0), spread_seconds * %(sdecay)s), "
+        "rtt_floor = CASE WHEN %(answered)s THEN least(coalesce(rtt_floor, %(rtt)s), %(rtt)s) ELSE rtt_floor END, "
+        "rtt_samples = rtt_samples + CASE WHEN %(answered)s THEN 1 ELSE 0 END, "
+        "extra_margin = CASE WHEN %(in_window)s::integer > (SELECT n FROM ours) + %(tolerance)s "
+        "  THEN least(0.5, extra_margin + 0.01) "
+        "  WHEN extra_margin < 0.001 THEN 0 ELSE extra_margin * %(mdecay)s END "
+        "WHERE label = %(label)s AND EXISTS (SELECT 1 FROM s)",
+        {"answered": answered, "samples": FLOOR_SAMPLES, "rtt": max(0.0, float(rtt or 0.0)),
+         "since": max(0.0, float(since_headers)), "id": int(slot_id), "label": label,
+         "sdecay": SPREAD_DECAY, "mdecay": EXTRA_MARGIN_DECAY, "in_window": api_in_window,
+         "tolerance": WINDOW_TOLERANCE})
 
 
 def block(cur: Any, label: str, client_id: str, seconds: float, reason: str) -> None:

@@ -7,9 +7,11 @@
 -- same margin cost 10 % of the budget on an idle box.
 --
 -- Now every slot is also CLOSED when its answer's headers come back (netops.api_slots.done):
--- the client moves the slot's `at` to the latest moment the API can have counted it (when the
--- headers came back, less the fastest round trip that process has seen — the part of a round
--- trip that is the API answering, not the request travelling). The windows then see each call
+-- the client moves the slot's `at` to the latest moment the API can have counted it: when the
+-- headers came back, less the fastest round trip any process has seen on the key
+-- (api_keys.rtt_floor, once rtt_samples >= 10; before that nothing is subtracted) — the part of
+-- every round trip that is the API answering, not the request waiting. The floor is shared and
+-- only ever falls: one process whose first calls are all slow pages cannot make it large. The windows then see each call
 -- where the API saw it, whatever the box's load did to that one call. A slot still in flight
 -- (not closed yet) counts at its claim plus the key's learned spread (api_keys.spread_seconds:
 -- the largest recent claim-to-arrival delay any process reported, decaying), so a late call
@@ -23,6 +25,8 @@ ALTER TABLE netops.api_slots ADD COLUMN id bigint GENERATED ALWAYS AS IDENTITY P
 ALTER TABLE netops.api_slots ADD COLUMN done boolean NOT NULL DEFAULT true;  -- rows from before 012 are closed
 ALTER TABLE netops.api_keys ADD COLUMN spread_seconds double precision NOT NULL DEFAULT 0;
 ALTER TABLE netops.api_keys ADD COLUMN extra_margin double precision NOT NULL DEFAULT 0;
+ALTER TABLE netops.api_keys ADD COLUMN rtt_floor double precision;                 -- fastest round trip seen (s)
+ALTER TABLE netops.api_keys ADD COLUMN rtt_samples integer NOT NULL DEFAULT 0;     -- answers folded into it
 
 DROP FUNCTION netops.claim_api_slot(text, text, text, double precision, integer, double precision);
 
