@@ -124,6 +124,28 @@ def _run_jobs(env: dict[str, str], dsn: str, once: dict[str, tuple[str, ...]],
     return wall, codes, ends
 
 
+def _measure_run(bench: Any, sim: SimServer, tag: str, rate: int, keys: int, once: dict[str, tuple[str, ...]],
+                 **extra: str) -> tuple[dict[str, Any], str, dict[str, dict[str, int]]]:
+    """One measured run, the part (a) and (b) share: a migrated database with the stable tables
+    synced (not measured), the simulator's limit set to `rate` per application and its counters
+    cleared, the one-shot jobs and two `backlog run --loop` workers started in the same second on
+    `keys` keys. Returns (the run's figures, its dsn — dropped by the caller after reading what
+    it needs —, the simulator's per-application counts)."""
+    dsn, _ = _prepare(bench, sim, tag)
+    sim.configure(rate_per_second=rate, rate_per_hour=10_000_000)
+    sim.limiter.reset()
+    sim.reset_stats()
+    env = bench.env(dsn, sim, rate, BACKLOG_DETECT_SETTLE_SECONDS="0", **_key_env(keys), **extra)
+    wall, codes, ends = _run_jobs(env, dsn, once, workers=2)
+    calls, n429, counts = _served(sim)
+    floor = calls / (keys * rate)
+    run = {"wall": wall, "calls": calls, "server_429": n429, "calls_per_s": calls / wall,
+           "floor_seconds": floor, "wall_over_floor": wall / floor, "exit_codes": codes, "ends": ends,
+           "per_key_calls": {cid: c["allowed"] for cid, c in counts.items()},
+           "load_avg": os.getloadavg()[0]}
+    return run, dsn, counts
+
+
 def bench_budget(bench: Any) -> dict[str, Any]:
     """Five jobs started in the same second on one key."""
     s = BUDGET
@@ -131,23 +153,14 @@ def bench_budget(bench: Any) -> dict[str, Any]:
     runs = []
     try:
         for i in range(bench.runs):
-            dsn, _ = _prepare(bench, sim, "budget")
-            sim.configure(rate_per_second=s["rate"], rate_per_hour=10_000_000)
-            sim.limiter.reset()
-            sim.reset_stats()
-            env = bench.env(dsn, sim, s["rate"], BACKLOG_DETECT_SETTLE_SECONDS="0", BACKLOG_POLL_INTERVAL="0.2",
-                            BACKLOG_VISIBILITY_TIMEOUT="30", BACKLOG_RETRY_DELAY="0.05")
-            wall, codes, _ends = _run_jobs(env, dsn, {"sync": ("sync", "stable"), "detect": ("backlog", "detect"),
-                                                       "reconcile": ("backlog", "reconcile")}, workers=2)
-            calls, n429, _counts = _served(sim)
-            floor = calls / s["rate"]
-            run = {"wall": wall, "calls": calls, "server_429": n429, "calls_per_s": calls / wall,
-                   "floor_seconds": floor, "wall_over_floor": wall / floor, "exit_codes": codes,
-                   "load_avg": os.getloadavg()[0]}
+            run, dsn, _counts = _measure_run(
+                bench, sim, "budget", s["rate"], 1,
+                {"sync": ("sync", "stable"), "detect": ("backlog", "detect"), "reconcile": ("backlog", "reconcile")},
+                BACKLOG_POLL_INTERVAL="0.2", BACKLOG_VISIBILITY_TIMEOUT="30", BACKLOG_RETRY_DELAY="0.05")
             runs.append(run)
-            _log(f"budget run {i + 1}: {calls} calls in {wall:.1f}s ({run['calls_per_s']:.2f}/s of {s['rate']}/s), "
-                 f"{n429} x 429, wall {run['wall_over_floor']:.3f}x calls/budget, exits {codes}, "
-                 f"load {run['load_avg']:.1f}")
+            _log(f"budget run {i + 1}: {run['calls']} calls in {run['wall']:.1f}s ({run['calls_per_s']:.2f}/s of "
+                 f"{s['rate']}/s), {run['server_429']} x 429, wall {run['wall_over_floor']:.3f}x calls/budget, "
+                 f"exits {run['exit_codes']}, load {run['load_avg']:.1f}")
             bench.pg.drop_database(dsn)
     finally:
         sim.stop()
@@ -168,28 +181,19 @@ def bench_keys(bench: Any) -> dict[str, Any]:
         for n in s["keys"]:
             runs = []
             for i in range(bench.runs):
-                dsn, _ = _prepare(bench, sim, f"keys{n}")
-                sim.configure(rate_per_second=s["rate"], rate_per_hour=10_000_000)
-                sim.limiter.reset()
-                sim.reset_stats()
-                env = bench.env(dsn, sim, s["rate"], BACKLOG_DETECT_SETTLE_SECONDS="0", **_key_env(n))
-                wall, codes, ends = _run_jobs(env, dsn, {"detect": ("backlog", "detect")}, workers=2)
-                t_det = ends["detect"]
-                if any(codes.values()):
-                    raise RuntimeError(f"bench keys: exit codes {codes}")
-                calls, n429, counts = _served(sim)
-                floor = calls / (n * s["rate"])
-                rows = _q(dsn, "SELECT (SELECT count(*) FROM users) + (SELECT count(*) FROM project_users) + "
-                               "(SELECT count(*) FROM achievements_users) + (SELECT count(*) FROM coalitions_users)")
-                run = {"wall": wall, "detect_wall": t_det, "calls": calls, "server_429": n429, "rows": rows,
-                       "floor_seconds": floor, "wall_over_floor": wall / floor,
-                       "detect_over_floor": t_det / floor,
-                       "per_key_calls": {cid: c["allowed"] for cid, c in counts.items()},
-                       "load_avg": os.getloadavg()[0]}
+                run, dsn, _counts = _measure_run(bench, sim, f"keys{n}", s["rate"], n, {"detect": ("backlog", "detect")})
+                if any(run["exit_codes"].values()):
+                    raise RuntimeError(f"bench keys: exit codes {run['exit_codes']}")
+                t_det = run["ends"]["detect"]
+                run["detect_wall"] = t_det
+                run["detect_over_floor"] = t_det / run["floor_seconds"]
+                run["rows"] = _q(dsn, "SELECT (SELECT count(*) FROM users) + (SELECT count(*) FROM project_users) + "
+                                      "(SELECT count(*) FROM achievements_users) + (SELECT count(*) FROM coalitions_users)")
                 runs.append(run)
-                _log(f"keys {n} run {i + 1}: {calls} calls, {rows:,} rows in {wall:.1f}s (detect {t_det:.1f}s), "
-                     f"floor {floor:.1f}s -> {run['wall_over_floor']:.3f}x, {n429} x 429, per key "
-                     f"{sorted(run['per_key_calls'].values())}")
+                _log(f"keys {n} run {i + 1}: {run['calls']} calls, {run['rows']:,} rows in {run['wall']:.1f}s "
+                     f"(detect {t_det:.1f}s), floor {run['floor_seconds']:.1f}s -> {run['wall_over_floor']:.3f}x, "
+                     f"{run['server_429']} x 429, per key {sorted(run['per_key_calls'].values())}, "
+                     f"load {run['load_avg']:.1f}")
                 bench.pg.drop_database(dsn)
             out["by_keys"][str(n)] = runs
     finally:
@@ -317,8 +321,8 @@ def render(r: dict[str, Any], w: Any) -> None:
           "payload came with the listing); the wall ends when detect has exited and the queue is drained. "
           "Floor = calls ÷ (keys × budget).\n")
         w("| keys | calls | rows | wall (median) | detect ended at | detect calls/s (budget) | floor | wall ÷ floor | "
-          "detect ÷ floor | 429s | calls per key |")
-        w("|---|---|---|---|---|---|---|---|---|---|---|")
+          "detect ÷ floor | 429s | calls per key | load |")
+        w("|---|---|---|---|---|---|---|---|---|---|---|---|")
         for n, runs in k["by_keys"].items():
             x = sorted(runs, key=lambda r_: r_["wall"])[len(runs) // 2]
             ratio = _med([r_["wall_over_floor"] for r_ in runs])
@@ -328,7 +332,8 @@ def render(r: dict[str, Any], w: Any) -> None:
               f"{x['floor_seconds']:.1f} s | "
               f"{ratio:.3f}× ({'met' if ratio <= 1.15 else '**missed**'}) | "
               f"{_med([r_['detect_over_floor'] for r_ in runs]):.3f}× | {sum(r_['server_429'] for r_ in runs)} | "
-              f"{', '.join(str(v) for v in sorted(x['per_key_calls'].values()))} |")
+              f"{', '.join(str(v) for v in sorted(x['per_key_calls'].values()))} | "
+              f"{_med([r_.get('load_avg', float('nan')) for r_ in runs]):.1f} |")
         w("\nEvery key carried its share (last column; 429s are counted over all keys and runs, and come "
           "from late arrivals as in (a)). Where detect's call rate stays below keys × budget, the budget is not "
           "what bounds it: the four keyset walks each wait for their page and its processing (JSON decode, "

@@ -211,6 +211,35 @@ def load_keys(settings: Settings, required: bool = True) -> list[ApiKey]:
     return keys
 
 
+@dataclass(frozen=True)
+class Budget:
+    """What all configured keys allow together: each key has its own budget, so the box's is
+    the sum (the configured ceilings; the API's headers may lower a key's, see key_rows)."""
+
+    keys: int
+    per_second: float
+    per_hour: int
+
+    def note(self) -> str:
+        """`, 2 keys × 1,200/h` for the api lines of `status` and `backlog status`; empty with
+        one key (the simple default reads as it always has)."""
+        if self.keys <= 1:
+            return ""
+        return f", {self.keys} keys × {self.per_hour // self.keys:,}/h"
+
+
+def budget(settings: Settings) -> Budget:
+    """The summed budget of every configured key (one key's when the keys cannot be read: the
+    error itself is shown on the key lines)."""
+    try:
+        keys = load_keys(settings, required=False)
+    except ConfigError:
+        keys = []
+    if not keys:
+        return Budget(1, settings.rate_per_second, settings.rate_per_hour)
+    return Budget(len(keys), sum(k.per_second for k in keys), sum(k.per_hour for k in keys))
+
+
 def key_rows(settings: Settings, cur: Any | None, now: float | None = None) -> list[dict[str, Any]]:
     """One row per configured key for `netops status`, the metrics and the dashboard.
 

@@ -108,6 +108,7 @@ def run_cmd(settings: Settings, mode: str, max_batches: int | None, wait_for_sta
 @pass_settings
 def status_cmd(settings: Settings, as_json: bool) -> None:
     """Queue depth, failures (newest first, with error and attempts), throughput and API budget."""
+    from netops.api.keys import budget
     from netops.db import connect
     from netops.db.server import looking_dsn
     from netops.pipeline.queue import status
@@ -115,7 +116,9 @@ def status_cmd(settings: Settings, as_json: bool) -> None:
     conn = connect(looking_dsn(settings))  # a view: never starts the embedded server
     try:
         with conn, conn.cursor() as cur:
-            st = status(cur, settings.rate_per_hour)
+            total = budget(settings)
+            st = status(cur, total.per_hour)
+            st["api_keys"] = total.keys
     finally:
         conn.close()
     if as_json:
@@ -139,7 +142,9 @@ def status_cmd(settings: Settings, as_json: bool) -> None:
                "00:00 UTC)")
     click.echo(f"processing:   mean {fmt(pt['mean'])}  p50 {fmt(pt['p50'])}  p95 {fmt(pt['p95'])}")
     click.echo(f"oldest pending: {fmt(st['oldest_pending_age_seconds'])}")
-    click.echo(f"API calls this hour: {st['api_calls_this_hour']:,}/{st['api_budget_per_hour']:,}")
+    keys = st.get("api_keys", 1)
+    per_key = f" ({keys} keys × {st['api_budget_per_hour'] // keys:,})" if keys > 1 else ""
+    click.echo(f"API calls this hour: {st['api_calls_this_hour']:,}/{st['api_budget_per_hour']:,}{per_key}")
     for name, m in st["marks"].items():
         click.echo(f"mark {name:<20} {m['high_water'] or '-'}")
     if st["failures"]:
