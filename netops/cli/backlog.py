@@ -11,7 +11,7 @@ import sys
 
 import click
 
-from netops.cli.common import echo_json, pass_settings
+from netops.cli.common import echo_json, needs_api_keys, pass_settings
 from netops.config import Settings
 from netops.pipeline.live import RESOURCES
 
@@ -48,6 +48,7 @@ def group() -> None:
                    "BACKLOG_DETECT_SETTLE_SECONDS). Covers rows committed after their updated_at.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @pass_settings
+@needs_api_keys
 def detect_cmd(settings: Settings, resources: tuple[str, ...], settle: str | None, as_json: bool) -> None:
     """Queue rows updated since each resource's high-water mark (the whole table on the first run).
 
@@ -82,6 +83,7 @@ def detect_cmd(settings: Settings, resources: tuple[str, ...], settle: str | Non
                    "keys. The cron job uses it.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON.")
 @pass_settings
+@needs_api_keys
 def run_cmd(settings: Settings, mode: str, max_batches: int | None, wait_for_stable: bool, as_json: bool) -> None:
     """Claim BACKLOG_FETCH_BATCH_SIZE items at a time, fetch what has no payload, load, mark done.
 
@@ -203,6 +205,7 @@ def purge_cmd(settings: Settings, done: bool, failed: bool, older_than: str) -> 
 @click.option("--restart", is_flag=True, help="Start a new pass from id 0 instead of resuming.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @pass_settings
+@needs_api_keys
 def reconcile_cmd(settings: Settings, resources: tuple[str, ...], max_calls: int | None, restart: bool,
                   as_json: bool) -> None:
     """Full pull of the live tables within BACKLOG_RECONCILE_BUDGET_SHARE of the hourly budget:

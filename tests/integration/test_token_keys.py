@@ -66,3 +66,23 @@ def test_a_refused_key_fails_after_the_others_are_refreshed(sim: SimServer, tmp_
     assert (tmp_path / "state" / "token.json").exists()  # the default key was refreshed all the same
     assert "credentials refused" in out.stderr and "key '2'" in out.stderr
     assert "not-the-secret" not in out.stderr + out.stdout
+
+
+def test_bad_keys_are_all_named_up_front_before_the_database(tmp_path: Path) -> None:
+    """Two bad keys: `sync stable` names both, one line each, exit 2, before any connect (the DSN
+    points nowhere: a PostgreSQL error would mean the keys were checked too late)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("NETOPS_", "BACKLOG_"))}
+    env.update({"NETOPS_CONFIG": "", "NETOPS_STATE_DIR": str(tmp_path / "state"), "NETOPS_LOG_DIR": str(tmp_path / "l"),
+                "NETOPS_DSN": "postgresql:///none?host=/nonexistent", "NETOPS_API_URL": "http://127.0.0.1:9",
+                "NETOPS_CLIENT_ID": "u-1", "NETOPS_CLIENT_SECRET": "s-1",
+                "NETOPS_CLIENT_ID_2": "u-2", "NETOPS_CLIENT_SECRET_3": "s-3"})
+    for args in (("sync", "stable"), ("backlog", "detect")):
+        out = subprocess.run([sys.executable, "-m", "netops", *args], env=env, text=True, capture_output=True,
+                             timeout=60)
+        assert out.returncode == 2, out.stderr
+        lines = out.stderr.strip().splitlines()
+        assert lines == [
+            "Error: NETOPS_CLIENT_ID_2 is set without NETOPS_CLIENT_SECRET_2 (or NETOPS_CLIENT_SECRET_FILE_2): "
+            "give that application's secret",
+            "NETOPS_CLIENT_SECRET_3 is set without NETOPS_CLIENT_ID_3: set the application's UID too, or remove "
+            "the secret"], lines
