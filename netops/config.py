@@ -172,7 +172,7 @@ FIELDS: tuple[Field, ...] = (
     Field("http_timeout", "NETOPS_HTTP_TIMEOUT", _num(float, 0.1), 30.0, "Seconds before a call times out."),
     Field("max_attempts", "NETOPS_MAX_ATTEMPTS", _num(int, 1, 20), 3, "Attempts per call on 5xx/timeouts."),
     Field("max_concurrency", "NETOPS_MAX_CONCURRENCY", _num(int, 1, 64), 4,
-          "Pages fetched in flight at once (still inside the budget)."),
+          "Pages fetched in flight at once, per application key (still inside its budget)."),
     Field("token_min_ttl", "NETOPS_TOKEN_MIN_TTL", _num(int, 0), 3600, "Refresh the token below this TTL (s)."),
     Field("secret_warn_days", "NETOPS_SECRET_WARN_DAYS", _num(int, 0), 14,
           "Warn when the application secret expires within this many days."),

@@ -98,12 +98,18 @@ class ApiClient:
         s = getattr(self._local, "session", None)
         if s is None:
             s = requests.Session()
-            adapter = HTTPAdapter(pool_connections=4, pool_maxsize=self.settings.max_concurrency + 2)
+            adapter = HTTPAdapter(pool_connections=4, pool_maxsize=self.concurrency + 2)
             s.mount("http://", adapter)
             s.mount("https://", adapter)
             s.headers["User-Agent"] = "netops (+https://github.com/netops)"
             self._local.session = s
         return s
+
+    @property
+    def concurrency(self) -> int:
+        """Calls this client keeps in flight at most: NETOPS_MAX_CONCURRENCY per key — each key
+        is a budget of its own, and N budgets need N times the calls in flight to be used."""
+        return max(1, int(self.settings.max_concurrency)) * max(1, len(self.keys))
 
     def fork(self) -> ApiClient:
         """A view of this client with its own call counter (per-phase accounting when phases
@@ -413,7 +419,7 @@ class ApiClient:
                      numbers: range) -> Iterator[tuple[int, requests.Response]]:
         if len(numbers) == 0:
             return
-        workers = max(1, min(self.settings.max_concurrency, len(numbers)))
+        workers = max(1, min(self.concurrency, len(numbers)))
         todo = iter(numbers)
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="netops-page") as pool:
             running: dict[Future[Any], int] = {}
