@@ -12,7 +12,7 @@ never hold more than the limits, however many processes claim. Windows use the d
 clock, so boxes with drifting clocks still agree.
 
 What the claim guarantees: per key, starts at least 1/limit apart, at most `limit` slots in any
-window of 1 s + margin (NETOPS_RATE_WINDOW_MARGIN, default 0.02 s) as the API counts them (see below),
+window of 1 s + margin (NETOPS_RATE_WINDOW_MARGIN, default 0.05 s) as the API counts them (see below),
 at most the hourly limit in
 any sliding hour (+ margin).
 Where a slot counts (migration 012): the API counts a call when it ARRIVES, and the delay from
@@ -68,7 +68,7 @@ class Pacer:
     # One process alone: measured up to 36 ms when 3 MB project pages are decoded while other
     # calls go out (20 ms drew 429s). The pacer records starts, not arrivals (only the shared
     # limiter closes slots where the API counted them), so it keeps at least this margin whatever
-    # NETOPS_RATE_WINDOW_MARGIN (whose default, 0.02 s, is sized for the closed slots) says.
+    # NETOPS_RATE_WINDOW_MARGIN says.
     WINDOW_MARGIN = 0.05
 
     def __init__(self, per_second: float, per_hour: int, recent: list[float] | None = None,
