@@ -1,14 +1,26 @@
-"""Errors a person can act on. Each carries one line: what failed and what to do."""
+"""Errors a person can act on. Each carries one line: what failed and what to do.
+
+They are domain errors, independent of the command line: the API client, the pipeline and the
+database layer raise them whether a CLI, a test or another program called them. Only the CLI
+edge (netops/cli/__init__.py) turns them into click's one-line `Error: <message>` and exits
+with `exit_code` (1 unless a class says otherwise: 2 for configuration, 75 for a busy sync...).
+"""
 
 from __future__ import annotations
 
-import click
 
-
-class NetopsError(click.ClickException):
-    """Base for expected failures; the CLI prints `error: <message>` and exits with exit_code."""
+class NetopsError(Exception):
+    """Base for expected failures: `message` is the one line shown; `exit_code` the exit status
+    the CLI ends with."""
 
     exit_code = 1
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
 
 
 class ApiError(NetopsError):

@@ -166,7 +166,7 @@ class TokenManager:
     """Hands out a valid bearer token; thread-safe, so concurrent page fetches share one refresh.
 
     One manager per application key (`key`; None = the default NETOPS_CLIENT_ID key, read when
-    first needed), each with its own token file. `recorder` (a netops.api.client.CallRecorder)
+    first needed), each with its own token file. `recorder` (a netops.api.record.Recorder)
     gets one record per POST /oauth/token, under `component`, so token requests are counted with
     every other call. `before_post`, when given, is called before each POST /oauth/token: the
     client passes its limiter's claim for this key, so a token request takes its slot in the
@@ -311,7 +311,7 @@ class TokenManager:
         """One netops.api_calls row for this token request (a refused one counts as a 401)."""
         if self.recorder is None:
             return
-        from netops.api.client import CallRecord
+        from netops.api.record import CallRecord
 
         self.recorder.add(CallRecord(started, self.component, "POST", "/oauth/token", status,
                                      int((time.time() - started) * 1000), 1, None, None, error,

@@ -11,12 +11,14 @@ Why it looks like this:
   each call still waiting for its slot from the limiter.
 - No wasted calls: paging stops on `X-Total` (or the absence of `Link rel=next`), never on an
   extra empty page.
+- Every request is reported as a CallRecord to the recorder the client is given (the commands give
+  netops/db/api_calls.py's, which writes netops.api_calls); the client writes no SQL itself.
 - Failures: 5xx, timeouts, resets and garbled bodies are retried with exponential backoff up to
   `max_attempts`; 429 blocks the key for every process for `Retry-After` (plus jitter); 401
   refreshes the token once.
-  Anything else fails at once with one line naming the endpoint and the cause.
-  (A hand-written loop rather than tenacity: four different policies per status class read more
-  plainly here than four composed tenacity predicates.)
+  Anything else fails at once with one line naming the endpoint and the cause. One retry engine
+  for the whole package (tenacity, here and for the token POST in auth.py): each attempt says
+  whether it is final or worth another go, and after which pause.
 """
 
 from __future__ import annotations
@@ -33,11 +35,13 @@ from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
+from tenacity import Retrying, retry_if_exception_type, stop_never
 
 from netops.api.auth import TokenManager
 from netops.api.keys import ApiKey, load_keys
 from netops.api.limiter import KeysExhausted, Limiter, LocalLimiter, PgLimiter
 from netops.api.limiter import Pacer as Pacer  # re-exported: bench/report.py and tests name it here
+from netops.api.record import CallRecord, Recorder
 from netops.api.retry import backoff_seconds, int_header, retry_after_pause
 from netops.config import Settings
 from netops.errors import ApiError, AuthError
@@ -55,84 +59,6 @@ def endpoint_template(path: str) -> str:
 
 
 @dataclass
-class CallRecord:
-    at: float
-    component: str
-    method: str
-    endpoint: str
-    status: int | None
-    duration_ms: int
-    attempt: int
-    secondly_remaining: int | None
-    hourly_remaining: int | None
-    error: str | None
-    key_label: str | None = None
-
-
-@dataclass
-class CallRecorder:
-    """Buffers call records and writes them to `netops.api_calls` on its own autocommit
-    connection, so they are kept even when the data transaction rolls back."""
-
-    dsn: str | None
-    records: list[CallRecord] = field(default_factory=list)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-    _db_lock: threading.Lock = field(default_factory=threading.Lock)
-    _conn: Any = None
-    _last_flush: float = field(default_factory=time.monotonic)
-
-    #: Flush at least this often, so status, alerts and other processes' hour windows see calls
-    #: while a long run is still going (not only when it ends).
-    FLUSH_EVERY_SECONDS = 5.0
-    FLUSH_EVERY_RECORDS = 50
-
-    def add(self, rec: CallRecord) -> None:
-        with self._lock:
-            self.records.append(rec)
-            due = (len(self.records) >= self.FLUSH_EVERY_RECORDS
-                   or time.monotonic() - self._last_flush >= self.FLUSH_EVERY_SECONDS)
-        if due and self.dsn:
-            self.flush()
-
-    def flush(self) -> None:
-        if not self.dsn:
-            return
-        with self._lock:
-            pending, self.records = self.records, []
-            self._last_flush = time.monotonic()
-        if not pending:
-            return
-        from psycopg2.extras import execute_values
-
-        with self._db_lock, self._connection().cursor() as cur:
-            execute_values(
-                cur,
-                "INSERT INTO netops.api_calls (at, component, method, endpoint, status, duration_ms, "
-                "attempt, secondly_remaining, hourly_remaining, error, key_label) VALUES %s",
-                [
-                    (r.at, r.component, r.method, r.endpoint, r.status, r.duration_ms, r.attempt,
-                     r.secondly_remaining, r.hourly_remaining, r.error, r.key_label)
-                    for r in pending
-                ],
-                template="(to_timestamp(%s), %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-            )
-
-    def _connection(self) -> Any:
-        if self._conn is None or self._conn.closed:
-            from netops.db import connect
-
-            self._conn = connect(self.dsn or "", autocommit=True, application_name="netops-calls")
-        return self._conn
-
-    def close(self) -> None:
-        try:
-            self.flush()
-        finally:
-            if self._conn is not None and not self._conn.closed:
-                self._conn.close()
-
-
-@dataclass
 class PageInfo:
     """What the first page of an index told us."""
 
@@ -144,10 +70,17 @@ class PageInfo:
 class ApiClient:
     """Talks to the 42 API (or the simulator) for one command run."""
 
-    def __init__(self, settings: Settings, dsn: str | None = None, component: str = "sync") -> None:
+    def __init__(self, settings: Settings, dsn: str | None = None, component: str = "sync",
+                 recorder: Recorder | None = None) -> None:
+        """`recorder` gets one CallRecord per request (netops/api/record.py); by default the
+        commands' one, which writes `netops.api_calls` of `dsn` (netops/db/api_calls.py)."""
         self.settings = settings
         self.component = component
-        self.recorder = CallRecorder(dsn)
+        if recorder is None:
+            from netops.db.api_calls import CallRecorder
+
+            recorder = CallRecorder(dsn)
+        self.recorder: Recorder = recorder
         self.keys: list[ApiKey] = load_keys(settings)
         margin = settings.rate_window_margin
         self.limiter: Limiter = PgLimiter(dsn, margin) if dsn else LocalLimiter(margin)
@@ -165,12 +98,18 @@ class ApiClient:
         s = getattr(self._local, "session", None)
         if s is None:
             s = requests.Session()
-            adapter = HTTPAdapter(pool_connections=4, pool_maxsize=self.settings.max_concurrency + 2)
+            adapter = HTTPAdapter(pool_connections=4, pool_maxsize=self.concurrency + 2)
             s.mount("http://", adapter)
             s.mount("https://", adapter)
             s.headers["User-Agent"] = "netops (+https://github.com/netops)"
             self._local.session = s
         return s
+
+    @property
+    def concurrency(self) -> int:
+        """Calls this client keeps in flight at most: NETOPS_MAX_CONCURRENCY per key — each key
+        is a budget of its own, and N budgets need N times the calls in flight to be used."""
+        return max(1, int(self.settings.max_concurrency)) * max(1, len(self.keys))
 
     def fork(self) -> ApiClient:
         """A view of this client with its own call counter (per-phase accounting when phases
@@ -216,105 +155,116 @@ class ApiClient:
         """
         url = f"{self.settings.api_url}{path}"
         endpoint = endpoint_template(path)
-        attempt = 0
-        waits_429 = 0
-        refreshed_on_401 = False
-        last_problem = "no answer"
-        while True:
-            attempt += 1
-            key, token = self._claim()
-            started = time.time()
-            status: int | None = None
-            error: str | None = None
-            resp: requests.Response | None = None
-            try:
-                resp = self._session().get(
-                    url, params=params, headers={"Authorization": f"Bearer {token}"},
-                    timeout=(5, self.settings.http_timeout),
-                )
-                status = resp.status_code
-            except requests.Timeout:
-                error = f"timeout after {self.settings.http_timeout:g}s"
-            except requests.exceptions.ChunkedEncodingError:
-                error = "answer cut short (connection closed mid-body)"
-            except requests.ConnectionError as exc:
-                error = "connection reset" if "reset" in str(exc).lower() or "aborted" in str(exc).lower() \
-                    else "connection failed"
-            except requests.RequestException as exc:
-                error = type(exc).__name__
-            duration = int((time.time() - started) * 1000)
-            sec_rem = int_header(resp.headers, "X-Secondly-RateLimit-Remaining") if resp is not None else None
-            hour_rem = int_header(resp.headers, "X-Hourly-RateLimit-Remaining") if resp is not None else None
-            if resp is not None:
-                self.limiter.adopt_limits(key, int_header(resp.headers, "X-Secondly-RateLimit-Limit"),
-                                          int_header(resp.headers, "X-Hourly-RateLimit-Limit"))
-            body_ok = True
-            if status == 200 and resp is not None:
-                try:
-                    resp._netops_json = resp.json()  # type: ignore[attr-defined]
-                except ValueError:
-                    body_ok = False
-                    ctype = resp.headers.get("Content-Type", "?").split(";")[0]
-                    error = f"HTTP 200 with a body that is not JSON ({ctype})"
-                except requests.RequestException:  # the body broke off while being read
-                    body_ok = False
-                    error = "answer cut short (connection closed mid-body)"
-                if body_ok and validate is not None:
-                    problem = validate(resp._netops_json)  # type: ignore[attr-defined]
-                    if problem:
-                        body_ok = False
-                        error = f"HTTP 200 with {problem}"
-            self._count()
-            self.recorder.add(CallRecord(started, self.component, "GET", endpoint, status, duration, attempt,
-                                         sec_rem, hour_rem, error, key.label))
+        state = _CallState()
+        # the one retry engine (tenacity, as auth.py's token POST): each attempt decides itself
+        # whether its outcome is final (returned, or a NetopsError raised) or worth another go
+        # (_Again, carrying the pause before it), so the four policies read in one place below
+        retrying = Retrying(retry=retry_if_exception_type(_Again), stop=stop_never, reraise=True,
+                            wait=lambda rs: rs.outcome.exception().pause)  # type: ignore[union-attr]
+        return retrying(self._attempt, url, endpoint, params, validate, state)
 
-            if status == 200 and body_ok:
-                return resp  # type: ignore[return-value]
-            if status == 401:
-                if refreshed_on_401:
-                    raise AuthError(
-                        f"GET {endpoint}: HTTP 401 again after a token refresh; check the application's "
-                        "rights and NETOPS_CLIENT_ID/NETOPS_CLIENT_SECRET",
-                        endpoint=endpoint, status=401,
-                    )
-                refreshed_on_401 = True
-                attempt -= 1  # a refresh is not a failed attempt
-                try:
-                    self.tokens_by_key[key.label].invalidate(token)
-                except AuthError as exc:
-                    self._set_aside(key, exc)  # raises when it was the last key
-                continue
-            if status == 429:
-                waits_429 += 1
-                pause, retry_after = retry_after_pause(resp.headers if resp is not None else None)
-                if waits_429 > _MAX_429_WAITS:
-                    raise ApiError(
-                        f"GET {endpoint}: still rate limited (429) after {_MAX_429_WAITS} waits; another "
-                        "client may share this key — lower NETOPS_RATE_PER_SECOND or retry later",
-                        endpoint=endpoint, status=429,
-                    )
-                self.log.warning(f"429 on {endpoint} (key {key.label}): every process keeps off the key "
-                                 f"for {pause:.1f}s (Retry-After {retry_after})")
-                self.limiter.settle_429(key, pause, f"429 on {endpoint}, Retry-After {retry_after}")
-                attempt -= 1  # honoured waits do not use up attempts
-                continue
-            if status is not None and 400 <= status < 500:
-                raise ApiError(
-                    f"GET {endpoint}: HTTP {status} ({_reason(resp)}); the request itself is refused — "
-                    "check the endpoint, filters and the application's scopes",
-                    endpoint=endpoint, status=status,
+    def _attempt(self, url: str, endpoint: str, params: dict[str, Any] | None,
+                 validate: Validator | None, state: _CallState) -> requests.Response:
+        """One claim and one GET. Returns the good answer, raises the final error, or raises
+        _Again: 5xx, timeouts, resets and garbled bodies after a backoff (up to max_attempts);
+        429 at once, the limiter having blocked the key for every process for Retry-After (up
+        to _MAX_429_WAITS); 401 at once after one token refresh (a second 401 is final)."""
+        attempt = state.failures + 1
+        claimed_at = time.monotonic()  # just before the claim: the round trip is measured from here
+        key, token = self._claim()
+        started = time.time()
+        sent_at = time.monotonic()
+        status: int | None = None
+        error: str | None = None
+        resp: requests.Response | None = None
+        try:
+            resp = self._session().get(
+                url, params=params, headers={"Authorization": f"Bearer {token}"},
+                timeout=(5, self.settings.http_timeout),
+            )
+            status = resp.status_code
+        except requests.Timeout:
+            error = f"timeout after {self.settings.http_timeout:g}s"
+        except requests.exceptions.ChunkedEncodingError:
+            error = "answer cut short (connection closed mid-body)"
+        except requests.ConnectionError as exc:
+            error = "connection reset" if "reset" in str(exc).lower() or "aborted" in str(exc).lower() \
+                else "connection failed"
+        except requests.RequestException as exc:
+            error = type(exc).__name__
+        self._close_slot(key, claimed_at, sent_at, resp)
+        duration = int((time.time() - started) * 1000)
+        sec_rem = int_header(resp.headers, "X-Secondly-RateLimit-Remaining") if resp is not None else None
+        hour_rem = int_header(resp.headers, "X-Hourly-RateLimit-Remaining") if resp is not None else None
+        if resp is not None:
+            self.limiter.adopt_limits(key, int_header(resp.headers, "X-Secondly-RateLimit-Limit"),
+                                      int_header(resp.headers, "X-Hourly-RateLimit-Limit"))
+        body_ok = True
+        if status == 200 and resp is not None:
+            try:
+                resp._netops_json = resp.json()  # type: ignore[attr-defined]
+            except ValueError:
+                body_ok = False
+                ctype = resp.headers.get("Content-Type", "?").split(";")[0]
+                error = f"HTTP 200 with a body that is not JSON ({ctype})"
+            except requests.RequestException:  # the body broke off while being read
+                body_ok = False
+                error = "answer cut short (connection closed mid-body)"
+            if body_ok and validate is not None:
+                problem = validate(resp._netops_json)  # type: ignore[attr-defined]
+                if problem:
+                    body_ok = False
+                    error = f"HTTP 200 with {problem}"
+        self._count()
+        self.recorder.add(CallRecord(started, self.component, "GET", endpoint, status, duration, attempt,
+                                     sec_rem, hour_rem, error, key.label))
+
+        if status == 200 and body_ok:
+            return resp  # type: ignore[return-value]
+        if status == 401:
+            if state.refreshed_on_401:
+                raise AuthError(
+                    f"GET {endpoint}: HTTP 401 again after a token refresh; check the application's "
+                    "rights and NETOPS_CLIENT_ID/NETOPS_CLIENT_SECRET",
+                    endpoint=endpoint, status=401,
                 )
-            last_problem = error or f"HTTP {status}"
-            if attempt >= self.settings.max_attempts:
+            state.refreshed_on_401 = True  # a refresh is not a failed attempt
+            try:
+                self.tokens_by_key[key.label].invalidate(token)
+            except AuthError as exc:
+                self._set_aside(key, exc)  # raises when it was the last key
+            raise _Again(0.0)
+        if status == 429:
+            state.waits_429 += 1
+            pause, retry_after = retry_after_pause(resp.headers if resp is not None else None)
+            if state.waits_429 > _MAX_429_WAITS:
                 raise ApiError(
-                    f"GET {endpoint}: {last_problem} after {attempt} attempts; the API is failing — "
-                    "retry later (or raise NETOPS_MAX_ATTEMPTS / NETOPS_HTTP_TIMEOUT)",
-                    endpoint=endpoint, status=status,
+                    f"GET {endpoint}: still rate limited (429) after {_MAX_429_WAITS} waits; another "
+                    "client may share this key — lower NETOPS_RATE_PER_SECOND or retry later",
+                    endpoint=endpoint, status=429,
                 )
-            backoff = backoff_seconds(attempt)
-            self.log.warning(f"{endpoint}: {last_problem}, retry {attempt}/{self.settings.max_attempts - 1} "
-                             f"in {backoff:.1f}s")
-            time.sleep(backoff)
+            self.log.warning(f"429 on {endpoint} (key {key.label}): every process keeps off the key "
+                             f"for {pause:.1f}s (Retry-After {retry_after})")
+            self.limiter.settle_429(key, pause, f"429 on {endpoint}, Retry-After {retry_after}")
+            raise _Again(0.0)  # honoured waits do not use up attempts; the claim waits out the block
+        if status is not None and 400 <= status < 500:
+            raise ApiError(
+                f"GET {endpoint}: HTTP {status} ({_reason(resp)}); the request itself is refused — "
+                "check the endpoint, filters and the application's scopes",
+                endpoint=endpoint, status=status,
+            )
+        last_problem = error or f"HTTP {status}"
+        state.failures += 1
+        if state.failures >= self.settings.max_attempts:
+            raise ApiError(
+                f"GET {endpoint}: {last_problem} after {state.failures} attempts; the API is failing — "
+                "retry later (or raise NETOPS_MAX_ATTEMPTS / NETOPS_HTTP_TIMEOUT)",
+                endpoint=endpoint, status=status,
+            )
+        backoff = backoff_seconds(state.failures)
+        self.log.warning(f"{endpoint}: {last_problem}, retry {state.failures}/{self.settings.max_attempts - 1} "
+                         f"in {backoff:.1f}s")
+        raise _Again(backoff)
 
     def _claim(self) -> tuple[ApiKey, str]:
         """A slot on a key with budget left, and that key's bearer token.
@@ -341,6 +291,22 @@ class ApiClient:
                 continue
             key = self.limiter.acquire([k for k in usable if k.label in tokens])
             return key, tokens[key.label]
+
+    def _close_slot(self, key: ApiKey, claimed_at: float, sent_at: float,
+                    resp: requests.Response | None) -> None:
+        """Tell the limiter when this call's answer headers came back (`resp.elapsed` ends there,
+        before the body is read) and how many calls the API had in its window: the limiter
+        moves the slot to where the API counted the call (migration 012). No answer (timeout,
+        reset): rtt None — the slot counts at the latest possible moment, now."""
+        now = time.monotonic()
+        if resp is None:
+            self.limiter.complete(key, 0.0, None)
+            return
+        headers_at = min(now, sent_at + resp.elapsed.total_seconds())
+        limit = int_header(resp.headers, "X-Secondly-RateLimit-Limit")
+        left = int_header(resp.headers, "X-Secondly-RateLimit-Remaining")
+        in_window = limit - left if limit is not None and left is not None and resp.status_code != 429 else None
+        self.limiter.complete(key, now - headers_at, headers_at - claimed_at, in_window)
 
     def _set_aside(self, key: ApiKey, exc: AuthError) -> None:
         """Record a refused key for every process; re-raise when no other key is left (the one-key
@@ -453,7 +419,7 @@ class ApiClient:
                      numbers: range) -> Iterator[tuple[int, requests.Response]]:
         if len(numbers) == 0:
             return
-        workers = max(1, min(self.settings.max_concurrency, len(numbers)))
+        workers = max(1, min(self.concurrency, len(numbers)))
         todo = iter(numbers)
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="netops-page") as pool:
             running: dict[Future[Any], int] = {}
@@ -480,6 +446,23 @@ class ApiClient:
             finally:
                 for fut in running:
                     fut.cancel()
+
+
+class _Again(Exception):
+    """One attempt's outcome is worth another go, after `pause` seconds (tenacity's wait)."""
+
+    def __init__(self, pause: float) -> None:
+        super().__init__(pause)
+        self.pause = pause
+
+
+@dataclass
+class _CallState:
+    """What the attempts of one logical call have used up so far."""
+
+    failures: int = 0  # 5xx, timeouts, resets, garbled bodies (each counts against max_attempts)
+    waits_429: int = 0
+    refreshed_on_401: bool = False
 
 
 Validator = Callable[[Any], "str | None"]
@@ -557,3 +540,13 @@ def _reason(resp: requests.Response | None) -> str:
     except ValueError:
         pass
     return str(resp.reason)
+
+
+def __getattr__(name: str) -> Any:
+    """`CallRecorder` moved to netops/db/api_calls.py (the SQL belongs to db/); this keeps
+    `from netops.api.client import CallRecorder` (and CallRecord) working for older callers."""
+    if name == "CallRecorder":
+        from netops.db.api_calls import CallRecorder
+
+        return CallRecorder
+    raise AttributeError(name)

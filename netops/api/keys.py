@@ -89,26 +89,33 @@ def _read_secret_file(path: str, env_name: str) -> str:
     return text
 
 
-def _env_keys(settings: Settings) -> list[ApiKey]:
+def _env_keys(settings: Settings, problems: list[str]) -> list[ApiKey]:
     env = settings.key_env
     suffixes = sorted({name.rsplit("_", 1)[1] for name in env})
     keys = []
     for sfx in suffixes:
-        cid = (env.get(f"NETOPS_CLIENT_ID_{sfx}") or "").strip()
-        secret = (env.get(f"NETOPS_CLIENT_SECRET_{sfx}") or "").strip()
-        secret_file = (env.get(f"NETOPS_CLIENT_SECRET_FILE_{sfx}") or "").strip()
-        if not cid:
-            raise ConfigError(f"NETOPS_CLIENT_SECRET_{sfx} is set without NETOPS_CLIENT_ID_{sfx}: set the "
-                              "application's UID too, or remove the secret")
-        if not secret and secret_file:
-            secret = _read_secret_file(secret_file, f"NETOPS_CLIENT_SECRET_FILE_{sfx}")
-        if not secret:
-            raise ConfigError(f"NETOPS_CLIENT_ID_{sfx} is set without NETOPS_CLIENT_SECRET_{sfx} (or "
-                              f"NETOPS_CLIENT_SECRET_FILE_{sfx}): give that application's secret")
-        label = sfx.lower()
-        keys.append(ApiKey(label, cid, secret, settings.rate_per_second, settings.rate_per_hour,
-                           token_file_for(settings, label), f"NETOPS_CLIENT_ID_{sfx}"))
+        try:
+            keys.append(_env_key(settings, env, sfx))
+        except ConfigError as exc:
+            problems.append(str(exc))  # one line per bad key; the others are still checked
     return keys
+
+
+def _env_key(settings: Settings, env: dict[str, str], sfx: str) -> ApiKey:
+    cid = (env.get(f"NETOPS_CLIENT_ID_{sfx}") or "").strip()
+    secret = (env.get(f"NETOPS_CLIENT_SECRET_{sfx}") or "").strip()
+    secret_file = (env.get(f"NETOPS_CLIENT_SECRET_FILE_{sfx}") or "").strip()
+    if not cid:
+        raise ConfigError(f"NETOPS_CLIENT_SECRET_{sfx} is set without NETOPS_CLIENT_ID_{sfx}: set the "
+                          "application's UID too, or remove the secret")
+    if not secret and secret_file:
+        secret = _read_secret_file(secret_file, f"NETOPS_CLIENT_SECRET_FILE_{sfx}")
+    if not secret:
+        raise ConfigError(f"NETOPS_CLIENT_ID_{sfx} is set without NETOPS_CLIENT_SECRET_{sfx} (or "
+                          f"NETOPS_CLIENT_SECRET_FILE_{sfx}): give that application's secret")
+    label = sfx.lower()
+    return ApiKey(label, cid, secret, settings.rate_per_second, settings.rate_per_hour,
+                  token_file_for(settings, label), f"NETOPS_CLIENT_ID_{sfx}")
 
 
 def check_private(path: Path, what: str) -> None:
@@ -122,18 +129,25 @@ def check_private(path: Path, what: str) -> None:
                           f"run `chmod 600 {path}` (or 640 with a group of the netops user)")
 
 
-def _file_keys(settings: Settings) -> list[ApiKey]:
+def _file_keys(settings: Settings, problems: list[str]) -> list[ApiKey]:
     """Keys from NETOPS_CREDENTIALS_FILE, and from [[keys]] in the config file itself (what the
-    Ansible role writes from the vault into /etc/netops/netops.toml, mode 0640)."""
+    Ansible role writes from the vault into /etc/netops/netops.toml, mode 0640). A file that
+    cannot be used is one problem; in a usable file, each bad entry is one."""
     keys: list[ApiKey] = []
+    sources = []
     if settings.credentials_file:
-        keys += _keys_in(settings, Path(settings.credentials_file), "NETOPS_CREDENTIALS_FILE", required=True)
+        sources.append((Path(settings.credentials_file), "NETOPS_CREDENTIALS_FILE", True))
     if settings.config_path and settings.config_path != settings.credentials_file:
-        keys += _keys_in(settings, Path(settings.config_path), "config file", required=False)
+        sources.append((Path(settings.config_path), "config file", False))
+    for path, what, required in sources:
+        try:
+            keys += _keys_in(settings, path, what, required, problems)
+        except ConfigError as exc:
+            problems.append(str(exc))
     return keys
 
 
-def _keys_in(settings: Settings, path: Path, what: str, required: bool) -> list[ApiKey]:
+def _keys_in(settings: Settings, path: Path, what: str, required: bool, problems: list[str]) -> list[ApiKey]:
     if required:
         check_private(path, what)
     try:
@@ -153,62 +167,105 @@ def _keys_in(settings: Settings, path: Path, what: str, required: bool) -> list[
                           "(label, client_id, client_secret)")
     keys = []
     for n, entry in enumerate(entries, 1):
-        where = f"{what}={path}: key #{n}"
-        if not isinstance(entry, dict):
-            raise ConfigError(f"{where} is not a table; write it as [[keys]] with label, client_id, client_secret")
-        unknown = set(entry) - {"label", "client_id", "client_secret", "rate_per_second", "rate_per_hour"}
-        if unknown:
-            raise ConfigError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}; known: label, client_id, "
-                              "client_secret, rate_per_second, rate_per_hour")
-        label = str(entry.get("label") or "").strip()
-        if not _LABEL.match(label):
-            raise ConfigError(f"{where}: label {label!r} is missing or invalid; use 1-40 letters, digits, - or _")
-        cid = str(entry.get("client_id") or "").strip()
-        secret = str(entry.get("client_secret") or "").strip()
-        if not cid or not secret:
-            raise ConfigError(f"{where} ({label}): client_id and client_secret are both required")
         try:
-            per_second = float(entry.get("rate_per_second", settings.rate_per_second))
-            per_hour = int(entry.get("rate_per_hour", settings.rate_per_hour))
-        except (TypeError, ValueError):
-            raise ConfigError(f"{where} ({label}): rate_per_second / rate_per_hour must be numbers") from None
-        if per_second <= 0 or per_hour < 1:
-            raise ConfigError(f"{where} ({label}): rate_per_second must be > 0 and rate_per_hour >= 1")
-        # the configured budgets are a ceiling: a file cannot raise a key above NETOPS_RATE_PER_*
-        keys.append(ApiKey(label, cid, secret, min(per_second, settings.rate_per_second),
-                           min(per_hour, settings.rate_per_hour), token_file_for(settings, label), str(path)))
+            keys.append(_file_key(settings, path, f"{what}={path}: key #{n}", entry))
+        except ConfigError as exc:
+            problems.append(str(exc))
     return keys
+
+
+def _file_key(settings: Settings, path: Path, where: str, entry: Any) -> ApiKey:
+    if not isinstance(entry, dict):
+        raise ConfigError(f"{where} is not a table; write it as [[keys]] with label, client_id, client_secret")
+    unknown = set(entry) - {"label", "client_id", "client_secret", "rate_per_second", "rate_per_hour"}
+    if unknown:
+        raise ConfigError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}; known: label, client_id, "
+                          "client_secret, rate_per_second, rate_per_hour")
+    label = str(entry.get("label") or "").strip()
+    if not _LABEL.match(label):
+        raise ConfigError(f"{where}: label {label!r} is missing or invalid; use 1-40 letters, digits, - or _")
+    cid = str(entry.get("client_id") or "").strip()
+    secret = str(entry.get("client_secret") or "").strip()
+    if not cid or not secret:
+        raise ConfigError(f"{where} ({label}): client_id and client_secret are both required")
+    try:
+        per_second = float(entry.get("rate_per_second", settings.rate_per_second))
+        per_hour = int(entry.get("rate_per_hour", settings.rate_per_hour))
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where} ({label}): rate_per_second / rate_per_hour must be numbers") from None
+    if per_second <= 0 or per_hour < 1:
+        raise ConfigError(f"{where} ({label}): rate_per_second must be > 0 and rate_per_hour >= 1")
+    # the configured budgets are a ceiling: a file cannot raise a key above NETOPS_RATE_PER_*
+    return ApiKey(label, cid, secret, min(per_second, settings.rate_per_second),
+                  min(per_hour, settings.rate_per_hour), token_file_for(settings, label), str(path))
 
 
 def load_keys(settings: Settings, required: bool = True) -> list[ApiKey]:
     """Every configured key, the default one first; secrets registered with the log redactor.
 
-    Raises ConfigError naming the problem (a duplicate label or client id, an unreadable or
-    world-readable file, an id without a secret). With `required` and no key at all, the error
-    says how to give one.
+    Raises ConfigError naming every problem, one line each (a duplicate label or client id, an
+    unreadable or world-readable file, an id without a secret): every key is checked, so one run
+    shows them all. With `required` and no key at all, the error says how to give one.
     """
     keys: list[ApiKey] = []
+    problems: list[str] = []
     if settings.client_id:
-        cid, secret = settings.require_credentials()
-        keys.append(ApiKey(DEFAULT_LABEL, cid, secret, settings.rate_per_second, settings.rate_per_hour,
-                           settings.token_file, "NETOPS_CLIENT_ID"))
-    keys += _env_keys(settings)
-    keys += _file_keys(settings)
+        try:
+            cid, secret = settings.require_credentials()
+            keys.append(ApiKey(DEFAULT_LABEL, cid, secret, settings.rate_per_second, settings.rate_per_hour,
+                               settings.token_file, "NETOPS_CLIENT_ID"))
+        except ConfigError as exc:
+            problems.append(str(exc))
+    keys += _env_keys(settings, problems)
+    keys += _file_keys(settings, problems)
     seen_labels: dict[str, ApiKey] = {}
     seen_ids: dict[str, ApiKey] = {}
     for k in keys:
+        add_secret(k.secret)
         if k.label in seen_labels:
-            raise ConfigError(f"application key label {k.label!r} is given twice ({seen_labels[k.label].source} "
-                              f"and {k.source}); give each key its own label")
+            problems.append(f"application key label {k.label!r} is given twice ({seen_labels[k.label].source} "
+                            f"and {k.source}); give each key its own label")
+            continue
         if k.client_id in seen_ids:
-            raise ConfigError(f"client id {k.client_id} is given twice ({seen_ids[k.client_id].source} and "
-                              f"{k.source}): one application has one budget — list it once")
+            problems.append(f"client id {k.client_id} is given twice ({seen_ids[k.client_id].source} and "
+                            f"{k.source}): one application has one budget — list it once")
+            continue
         seen_labels[k.label] = k
         seen_ids[k.client_id] = k
-        add_secret(k.secret)
+    if problems:
+        raise ConfigError("\n".join(problems))
     if required and not keys:
         settings.require_credentials()  # raises the one-key default's own error (names NETOPS_CLIENT_ID)
     return keys
+
+
+@dataclass(frozen=True)
+class Budget:
+    """What all configured keys allow together: each key has its own budget, so the box's is
+    the sum (the configured ceilings; the API's headers may lower a key's, see key_rows)."""
+
+    keys: int
+    per_second: float
+    per_hour: int
+
+    def note(self) -> str:
+        """`, 2 keys × 1,200/h` for the api lines of `status` and `backlog status`; empty with
+        one key (the simple default reads as it always has)."""
+        if self.keys <= 1:
+            return ""
+        return f", {self.keys} keys × {self.per_hour // self.keys:,}/h"
+
+
+def budget(settings: Settings) -> Budget:
+    """The summed budget of every configured key (one key's when the keys cannot be read: the
+    error itself is shown on the key lines)."""
+    try:
+        keys = load_keys(settings, required=False)
+    except ConfigError:
+        keys = []
+    if not keys:
+        return Budget(1, settings.rate_per_second, settings.rate_per_hour)
+    return Budget(len(keys), sum(k.per_second for k in keys), sum(k.per_hour for k in keys))
 
 
 def key_rows(settings: Settings, cur: Any | None, now: float | None = None,
@@ -226,7 +283,7 @@ def key_rows(settings: Settings, cur: Any | None, now: float | None = None,
     try:
         keys = load_keys(settings, required=False)
     except ConfigError as exc:
-        return [{"label": "?", "error": str(exc)}]
+        return [{"label": "?", "error": line} for line in str(exc).splitlines()]
     windows: dict[str, dict[str, Any]] = {}
     if cur is not None:
         from netops.db.ratelimit import key_windows
@@ -248,9 +305,10 @@ def key_rows(settings: Settings, cur: Any | None, now: float | None = None,
         aside = bool(w.get("set_aside_fingerprint")) and w.get("set_aside_fingerprint") == k.fingerprint
         rows.append({
             "label": k.label, "client_id": k.client_id, "token_ttl_seconds": token_ttl(tok, now),
-            "calls_last_second": w.get("calls_last_second", 0), "per_second": per_s,
-            "calls_last_hour": w.get("calls_last_hour", 0), "per_hour": per_h,
-            "rate_limited_last_hour": w.get("rate_limited_last_hour", 0),
+            # database down: the counts are unknown (None), never a reassuring 0
+            "calls_last_second": w.get("calls_last_second", 0) if cur is not None else None, "per_second": per_s,
+            "calls_last_hour": w.get("calls_last_hour", 0) if cur is not None else None, "per_hour": per_h,
+            "rate_limited_last_hour": w.get("rate_limited_last_hour", 0) if cur is not None else None,
             "blocked_until": w["blocked_until"].isoformat() if w.get("blocked_until") else None,
             "set_aside": aside, "set_aside_reason": w.get("set_aside_reason") if aside else None,
             "set_aside_at": w["set_aside_at"].isoformat() if aside and w.get("set_aside_at") else None,
@@ -268,6 +326,8 @@ def render_key_line(row: dict[str, Any]) -> str:
         state = f" · SET ASIDE ({row['set_aside_reason']})"
     elif row["blocked_until"]:
         state = f" · blocked by a 429 until {row['blocked_until']}"
-    return (f"key {row['label']} ({row['client_id'][:12]}): token {'none' if ttl is None else f'{ttl:,}s'} · "
-            f"{row['calls_last_second']}/{row['per_second']:g} this second · "
+    head = f"key {row['label']} ({row['client_id'][:12]}): token {'none' if ttl is None else f'{ttl:,}s'}"
+    if row["calls_last_hour"] is None:
+        return f"{head} · calls unknown (database unreachable){state}"
+    return (f"{head} · {row['calls_last_second']}/{row['per_second']:g} this second · "
             f"{row['calls_last_hour']:,}/{row['per_hour']:,} this hour · {row['rate_limited_last_hour']} x 429{state}")

@@ -12,13 +12,19 @@ never hold more than the limits, however many processes claim. Windows use the d
 clock, so boxes with drifting clocks still agree.
 
 What the claim guarantees: per key, starts at least 1/limit apart, at most `limit` slots in any
-window of 1 s + margin (NETOPS_RATE_WINDOW_MARGIN, default 0.1 s), at most the hourly limit in
+window of 1 s + margin (NETOPS_RATE_WINDOW_MARGIN, default 0.05 s) as the API counts them (see below),
+at most the hourly limit in
 any sliding hour (+ margin).
-What it cannot see: the few ms between the claim and the request reaching the API, which vary
-(GIL, a busy core, a page being decoded). The margin is there for that spread — a claim that
-reaches the API more than the margin later than the slot after it could still be counted in
-the same API second; then the API's 429 is settled: Retry-After (+ jitter) is stored on the
-key (`blocked_until`) and *every* process keeps off the key until then.
+Where a slot counts (migration 012): the API counts a call when it ARRIVES, and the delay from
+claim to arrival varies (GIL, a busy core, a page being decoded: 0.13 s at load 4, 0.45 s at
+load 12 on this project's 2-core box), so a fixed margin was either too small under load (429s)
+or too costly idle. So each answered call *closes* its slot (`complete`): the slot moves to the
+latest moment the API can have counted it — its answer's headers, less the fastest round trip
+any process has seen on the key — and the windows of every process see it there. A slot not answered yet
+counts at its claim plus the key's learned spread (the largest recent claim-to-arrival delay,
+shared on the key's row). The margin only covers what that estimate cannot see. A 429 anyway
+is settled for every process: Retry-After (+ jitter) is stored on the key (`blocked_until`), and
+the key's window widens by 50 ms (fading as calls close).
 
 Limits: the configured budget of each key is the ceiling; the API's `X-Secondly-RateLimit-Limit`
 / `X-Hourly-RateLimit-Limit` headers, when sent, can only lower it (stored on the key's row, so
@@ -35,7 +41,7 @@ import itertools
 import random
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from netops.api.keys import ApiKey
@@ -60,15 +66,16 @@ class Pacer:
 
     # seconds added to the one-second window: covers the spread of the claim-to-arrival delay.
     # One process alone: measured up to 36 ms when 3 MB project pages are decoded while other
-    # calls go out (20 ms drew 429s); five processes sharing a key spread more (see config.py).
-    # The default of NETOPS_RATE_WINDOW_MARGIN: one definition, in config.py.
-    WINDOW_MARGIN = DEFAULT_RATE_WINDOW_MARGIN
+    # calls go out (20 ms drew 429s). The pacer records starts, not arrivals (only the shared
+    # limiter closes slots where the API counted them), so it keeps at least this margin whatever
+    # NETOPS_RATE_WINDOW_MARGIN says.
+    WINDOW_MARGIN = 0.05
 
     def __init__(self, per_second: float, per_hour: int, recent: list[float] | None = None,
                  margin: float | None = None) -> None:
         self.per_second = per_second
         self.per_hour = per_hour
-        self.margin = self.WINDOW_MARGIN if margin is None else margin
+        self.margin = self.WINDOW_MARGIN if margin is None else max(margin, self.WINDOW_MARGIN)
         self._lock = threading.Lock()
         self._next_start = 0.0
         self._second: collections.deque[float] = collections.deque()
@@ -135,6 +142,8 @@ class Limiter(Protocol):
     def acquire_key(self, key: ApiKey) -> None: ...
     def adopt_limits(self, key: ApiKey, secondly: int | None, hourly: int | None) -> None: ...
     def settle_429(self, key: ApiKey, pause: float, reason: str) -> None: ...
+    def complete(self, key: ApiKey, since_headers: float, rtt: float | None,
+                 api_in_window: int | None = None) -> None: ...
     def set_aside(self, key: ApiKey, reason: str) -> None: ...
     def is_set_aside(self, key: ApiKey) -> bool: ...
     def close(self) -> None: ...
@@ -154,6 +163,30 @@ def _all_aside(keys: Sequence[ApiKey]) -> KeysExhausted:
     return KeysExhausted(f"every application key is set aside (its secret refused by the API): {names}; fix the "
                          "secrets (NETOPS_CLIENT_SECRET*, NETOPS_CREDENTIALS_FILE) — `netops status` lists the keys",
                          endpoint="/oauth/token", status=401)
+
+
+def _first_free(keys: Sequence[ApiKey], counter: itertools.count,
+                try_key: Callable[[ApiKey], float | None], waited: Any = None) -> ApiKey:
+    """The one key-rotation loop of both limiters: try each key in turn (`try_key` answers 0 when
+    it took a slot, None when the key is set aside, else the seconds until it may have one);
+    with none free, sleep until the soonest (plus a hair of jitter, so processes that computed
+    the same free moment do not all ask at once) and try again. `waited.waited` (when given)
+    accumulates the sleeps."""
+    while True:
+        waits = []
+        for k in _rotated(keys, counter):
+            wait = try_key(k)
+            if wait is None:
+                continue
+            if wait <= 0:
+                return k
+            waits.append(wait)
+        if not waits:
+            raise _all_aside(keys)
+        pause = min(min(waits), _MAX_SLEEP) + random.uniform(0.0, 0.002)
+        if waited is not None:
+            waited.waited += pause
+        time.sleep(pause)
 
 
 #: Longest single sleep while waiting for a slot: a key unblocked or set aside by another process
@@ -183,17 +216,10 @@ class LocalLimiter:
         return sum(p.waited_for_hour for p in self._pacers.values())
 
     def acquire(self, keys: Sequence[ApiKey]) -> ApiKey:
-        while True:
-            usable = [k for k in _rotated(keys, self._rr) if k.label not in self._aside]
-            if not usable:
-                raise _all_aside(keys)
-            waits = []
-            for k in usable:
-                wait, _ = self.pacer(k).try_acquire()
-                if wait <= 0:
-                    return k
-                waits.append(wait)
-            time.sleep(min(min(waits), _MAX_SLEEP))
+        def try_key(k: ApiKey) -> float | None:
+            return None if k.label in self._aside else self.pacer(k).try_acquire()[0]
+
+        return _first_free(keys, self._rr, try_key)
 
     def acquire_key(self, key: ApiKey) -> None:
         self.pacer(key).acquire()
@@ -203,6 +229,11 @@ class LocalLimiter:
 
     def settle_429(self, key: ApiKey, pause: float, reason: str) -> None:
         self.pacer(key).hold_until(time.time() + pause)
+
+    def complete(self, key: ApiKey, since_headers: float, rtt: float | None,
+                 api_in_window: int | None = None) -> None:
+        """Nothing to move: in one process the claim-to-arrival delay is the process's own, and the
+        pacer's margin covers it (only the shared limiter closes slots)."""
 
     def set_aside(self, key: ApiKey, reason: str) -> None:
         self._aside.add(key.label)
@@ -230,6 +261,7 @@ class PgLimiter:
         self._limits_seen: dict[str, tuple[int | None, int | None]] = {}
         self.waited = 0.0  # seconds this process spent waiting for slots
         self.claims = 0  # round trips made (claimed or not)
+        self._slot = threading.local()  # the slot this thread claimed last (closed by complete())
 
     def _cursor(self) -> Any:
         if self._conn is None or self._conn.closed:
@@ -251,26 +283,34 @@ class PgLimiter:
 
     def acquire(self, keys: Sequence[ApiKey]) -> ApiKey:
         """Claim a slot on the first key (in turn) that has one now; else sleep until the soonest
-        one can, and ask again. Keys set aside (by any process) are skipped."""
-        while True:
-            usable = [k for k in _rotated(keys, self._rr) if k.label not in self._aside]
-            if not usable:
-                raise _all_aside(keys)
-            waits = []
-            for k in usable:
-                c = self._claim(k)
-                if c.state == "claimed":
-                    return k
-                if c.state == "set_aside":
-                    self._aside.add(k.label)
-                    continue
-                waits.append(c.wait_seconds)
-            if not waits:
-                raise _all_aside(keys)
-            # a hair of jitter: processes that computed the same free moment do not all ask at once
-            pause = min(min(waits), _MAX_SLEEP) + random.uniform(0.0, 0.002)
-            self.waited += pause
-            time.sleep(pause)
+        one can, and ask again. Keys set aside (by any process) are skipped. The claimed slot's
+        id is kept for this thread: `complete()` moves it once the call is answered."""
+        def try_key(k: ApiKey) -> float | None:
+            if k.label in self._aside:
+                return None
+            c = self._claim(k)
+            if c.state == "claimed":
+                self._slot.id = c.slot_id
+                return 0.0
+            if c.state == "set_aside":
+                self._aside.add(k.label)
+                return None
+            return c.wait_seconds
+
+        return _first_free(keys, self._rr, try_key, self)
+
+    def complete(self, key: ApiKey, since_headers: float, rtt: float | None,
+                 api_in_window: int | None = None) -> None:
+        """This thread's last claimed call was answered: tell every process where the API
+        counted it (migration 012), and how many calls the API had in its window then. Best effort — a lost close leaves the slot counted at its
+        claim plus the key's spread, which is where it would have been before 012."""
+        slot_id, self._slot.id = getattr(self._slot, "id", None), None
+        if slot_id is None:
+            return
+        from netops.db.ratelimit import close_slot
+
+        with self._db_lock, self._cursor() as cur:
+            close_slot(cur, key.label, slot_id, since_headers, rtt, api_in_window)
 
     def acquire_key(self, key: ApiKey) -> None:
         """Claim a slot on this very key (a token request must use its own key's budget)."""

@@ -13,9 +13,28 @@ import click
 from netops import __version__
 from netops.cli import backlog, config_cmd, db, monitor, sim, sync, token
 from netops.cli.common import pass_settings  # noqa: F401  (re-exported for group modules)
+from netops.errors import NetopsError
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+def as_click_error(exc: NetopsError) -> click.ClickException:
+    """A domain error as click shows it: one line `Error: <message>`, exit status `exit_code`."""
+    out = click.ClickException(exc.message)
+    out.exit_code = exc.exit_code
+    return out
+
+
+class NetopsGroup(click.Group):
+    """The root group: the one place where domain errors (netops/errors.py, raised by every layer
+    and independent of click) become one-line CLI errors with their exit codes."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except NetopsError as exc:
+            raise as_click_error(exc) from None
+
+
+@click.group(cls=NetopsGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="netops")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), envvar="NETOPS_CONFIG",
               help="Config file (default /etc/netops/netops.toml). Env vars override it.")

@@ -11,7 +11,7 @@ import sys
 
 import click
 
-from netops.cli.common import echo_json, pass_settings
+from netops.cli.common import echo_json, needs_api_keys, pass_settings
 from netops.config import Settings
 from netops.pipeline.live import RESOURCES
 
@@ -48,6 +48,7 @@ def group() -> None:
                    "BACKLOG_DETECT_SETTLE_SECONDS). Covers rows committed after their updated_at.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @pass_settings
+@needs_api_keys
 def detect_cmd(settings: Settings, resources: tuple[str, ...], settle: str | None, as_json: bool) -> None:
     """Queue rows updated since each resource's high-water mark (the whole table on the first run).
 
@@ -82,6 +83,7 @@ def detect_cmd(settings: Settings, resources: tuple[str, ...], settle: str | Non
                    "keys. The cron job uses it.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON.")
 @pass_settings
+@needs_api_keys
 def run_cmd(settings: Settings, mode: str, max_batches: int | None, wait_for_stable: bool, as_json: bool) -> None:
     """Claim BACKLOG_FETCH_BATCH_SIZE items at a time, fetch what has no payload, load, mark done.
 
@@ -108,6 +110,7 @@ def run_cmd(settings: Settings, mode: str, max_batches: int | None, wait_for_sta
 @pass_settings
 def status_cmd(settings: Settings, as_json: bool) -> None:
     """Queue depth, failures (newest first, with error and attempts), throughput and API budget."""
+    from netops.api.keys import budget
     from netops.db import connect
     from netops.db.queue import status
     from netops.db.server import looking_dsn
@@ -115,7 +118,9 @@ def status_cmd(settings: Settings, as_json: bool) -> None:
     conn = connect(looking_dsn(settings))  # a view: never starts the embedded server
     try:
         with conn, conn.cursor() as cur:
-            st = status(cur, settings.rate_per_hour)
+            total = budget(settings)
+            st = status(cur, total.per_hour)
+            st["api_keys"] = total.keys
     finally:
         conn.close()
     if as_json:
@@ -139,7 +144,9 @@ def status_cmd(settings: Settings, as_json: bool) -> None:
                "00:00 UTC)")
     click.echo(f"processing:   mean {fmt(pt['mean'])}  p50 {fmt(pt['p50'])}  p95 {fmt(pt['p95'])}")
     click.echo(f"oldest pending: {fmt(st['oldest_pending_age_seconds'])}")
-    click.echo(f"API calls this hour: {st['api_calls_this_hour']:,}/{st['api_budget_per_hour']:,}")
+    keys = st.get("api_keys", 1)
+    per_key = f" ({keys} keys × {st['api_budget_per_hour'] // keys:,})" if keys > 1 else ""
+    click.echo(f"API calls this hour: {st['api_calls_this_hour']:,}/{st['api_budget_per_hour']:,}{per_key}")
     for name, m in st["marks"].items():
         click.echo(f"mark {name:<20} {m['high_water'] or '-'}")
     if st["failures"]:
@@ -198,6 +205,7 @@ def purge_cmd(settings: Settings, done: bool, failed: bool, older_than: str) -> 
 @click.option("--restart", is_flag=True, help="Start a new pass from id 0 instead of resuming.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @pass_settings
+@needs_api_keys
 def reconcile_cmd(settings: Settings, resources: tuple[str, ...], max_calls: int | None, restart: bool,
                   as_json: bool) -> None:
     """Full pull of the live tables within BACKLOG_RECONCILE_BUDGET_SHARE of the hourly budget:

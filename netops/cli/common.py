@@ -62,6 +62,21 @@ def pass_settings(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def needs_api_keys(fn: F) -> F:
+    """Decorator (under @pass_settings) for commands that call the API: every configured key is
+    checked before anything else runs — one line per bad key, exit 2 — not only when the API
+    client is built, after the database connect and maybe a migration."""
+
+    @functools.wraps(fn)
+    def inner(settings: Settings, *args: Any, **kwargs: Any) -> Any:
+        from netops.api.keys import load_keys
+
+        load_keys(settings)  # ConfigError: pass_settings makes it the exit-2 one-line-per-problem error
+        return fn(settings, *args, **kwargs)
+
+    return inner  # type: ignore[return-value]
+
+
 def _database_error(exc: BaseException) -> str | None:
     """One line for a PostgreSQL error that reached the command (a missing schema, a server that
     went away mid-run), or None when `exc` is not one. psycopg2 is looked up, not imported: a

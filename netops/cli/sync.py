@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from netops.cli.common import echo_json, pass_settings
+from netops.cli.common import echo_json, needs_api_keys, pass_settings
 from netops.config import Settings
 from netops.pipeline.stable import PHASE_NAMES, Phase
 from netops.pipeline.sync import PhaseReport, Progress, SyncReport
@@ -97,6 +97,7 @@ def group(ctx: click.Context) -> None:
                    "links or sessions) if the API does not move the project's updated_at. Use it for "
                    "frequent runs; keep the nightly run a full pull (without this flag).")
 @pass_settings
+@needs_api_keys
 def stable(settings: Settings, phases: tuple[str, ...], as_json: bool, progress: bool | None,
            if_changed: bool) -> None:
     """Sync the eight stable tables: cursus, campuses, projects, coalitions, achievements,
@@ -138,6 +139,7 @@ def stable(settings: Settings, phases: tuple[str, ...], as_json: bool, progress:
 @click.option("--limit", default=20, show_default=True,
               help="Disagreeing links listed per direction in the text output (--json lists all).")
 @pass_settings
+@needs_api_keys
 def verify_links(settings: Settings, as_json: bool, limit: int) -> None:
     """Check phase 07's derivation against the API's per-campus listings.
 

@@ -1,15 +1,87 @@
-"""Reads of `netops.api_calls` the pipeline needs (the recorder that writes it is the API layer's).
+"""The SQL behind `netops.api_calls`: the recorder every command gives its API client, and the
+reads of it the pipeline needs.
 
-Kept here so no pipeline module holds SQL on the bookkeeping tables (one module per concept).
+Why its own connection: the records are written on an autocommit connection of their own, so
+they are kept even when the data transaction of the run rolls back (a failed phase's calls
+still count against the budget, in alerts and in metrics). Why buffered: one INSERT per 50
+records or 5 s, not one round trip per call, yet status, alerts and other processes see the
+calls of a long run while it is still going.
 """
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Any
+
+from netops.api.record import CallRecord
+
+
+class CallRecorder:
+    """Buffers call records and writes them to `netops.api_calls` (dsn None: keeps nothing)."""
+
+    #: Flush at least this often, so status, alerts and other processes' hour windows see calls
+    #: while a long run is still going (not only when it ends).
+    FLUSH_EVERY_SECONDS = 5.0
+    FLUSH_EVERY_RECORDS = 50
+
+    def __init__(self, dsn: str | None) -> None:
+        self.dsn = dsn
+        self.records: list[CallRecord] = []
+        self._lock = threading.Lock()
+        self._db_lock = threading.Lock()
+        self._conn: Any = None
+        self._last_flush = time.monotonic()
+
+    def add(self, rec: CallRecord) -> None:
+        with self._lock:
+            self.records.append(rec)
+            due = (len(self.records) >= self.FLUSH_EVERY_RECORDS
+                   or time.monotonic() - self._last_flush >= self.FLUSH_EVERY_SECONDS)
+        if due and self.dsn:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.dsn:
+            return
+        with self._lock:
+            pending, self.records = self.records, []
+            self._last_flush = time.monotonic()
+        if not pending:
+            return
+        from psycopg2.extras import execute_values
+
+        with self._db_lock, self._connection().cursor() as cur:
+            execute_values(
+                cur,
+                "INSERT INTO netops.api_calls (at, component, method, endpoint, status, duration_ms, "
+                "attempt, secondly_remaining, hourly_remaining, error, key_label) VALUES %s",
+                [
+                    (r.at, r.component, r.method, r.endpoint, r.status, r.duration_ms, r.attempt,
+                     r.secondly_remaining, r.hourly_remaining, r.error, r.key_label)
+                    for r in pending
+                ],
+                template="(to_timestamp(%s), %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            )
+
+    def _connection(self) -> Any:
+        if self._conn is None or self._conn.closed:
+            from netops.db import connect
+
+            self._conn = connect(self.dsn or "", autocommit=True, application_name="netops-calls")
+        return self._conn
+
+    def close(self) -> None:
+        try:
+            self.flush()
+        finally:
+            if self._conn is not None and not self._conn.closed:
+                self._conn.close()
 
 
 def calls_last_hour(cur: Any, component: str | None = None) -> int:
-    """Calls recorded in the last hour, by every netops process or by one component's."""
+    """Calls recorded in the last hour, by every netops process or by one component's (the
+    pipeline's reads of `netops.api_calls` live here too: one module per bookkeeping table)."""
     if component is None:
         cur.execute("SELECT count(*) FROM netops.api_calls WHERE at > now() - interval '1 hour'")
     else:

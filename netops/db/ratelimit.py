@@ -17,24 +17,81 @@ class Claim:
 
     state: str
     wait_seconds: float
+    slot_id: int | None = None  # set when claimed: close_slot() moves it to where the API counted it
 
 
 def claim(cur: Any, label: str, client_id: str, fingerprint: str, per_second: float, per_hour: int,
           margin: float) -> Claim:
     """One round trip: the row lock, both windows and the insert happen inside the function."""
-    cur.execute("SELECT state, wait_seconds FROM netops.claim_api_slot(%s, %s, %s, %s, %s, %s)",
+    cur.execute("SELECT state, wait_seconds, slot_id FROM netops.claim_api_slot(%s, %s, %s, %s, %s, %s)",
                 (label, client_id, fingerprint, float(per_second), int(per_hour), float(margin)))
-    state, wait = cur.fetchone()
-    return Claim(str(state), float(wait or 0.0))
+    state, wait, slot_id = cur.fetchone()
+    return Claim(str(state), float(wait or 0.0), slot_id)
+
+
+#: How fast a key's learned spread and 429 margin fade, per closed call (migration 012).
+SPREAD_DECAY = 0.9
+EXTRA_MARGIN_DECAY = 0.995
+
+
+#: How many more calls the API may count in its window than the windows here hold before the key's
+#: window widens: a slot estimated a little late (the safe side) shifts the count here by one or
+#: two without any risk of a 429, and must not cost budget.
+WINDOW_TOLERANCE = 2
+
+#: Answers folded into a key's round-trip floor before it is used (until then a slot counts at
+#: its answer's headers: the latest moment the API can have counted it).
+FLOOR_SAMPLES = 10
+
+
+def close_slot(cur: Any, label: str, slot_id: int, since_headers: float, rtt: float | None,
+               api_in_window: int | None = None) -> None:
+    """The answer to a claimed slot came back: move the slot to where the API counted the call,
+    and learn from it for every process (migration 012). One round trip.
+
+    - `since_headers`: seconds since the answer's headers arrived; `rtt`: claim to headers (None:
+      no answer — the slot then counts at this very moment, the latest the API can have seen it).
+    - The slot moves to headers − the key's round-trip floor (the fastest answer any process has
+      had: the API's own answering time), never before its claim; rtt − floor (how late this call
+      reached the API) feeds the key's spread, which calls still in flight are assumed to take.
+    - `api_in_window`: calls the API had in its one-second window when it counted this one
+      (X-Secondly-RateLimit-Limit − Remaining). More than the slots here in the second before this
+      one (by more than WINDOW_TOLERANCE) means the arrival estimates run early: the key's window widens by 10 ms for every
+      process, before that becomes a 429. Otherwise the widening fades.
+    """
+    answered = rtt is not None
+    cur.execute(
+        "WITH k AS (SELECT CASE WHEN %(answered)s AND rtt_samples >= %(samples)s "
+        "  THEN least(rtt_floor, %(rtt)s) ELSE 0 END AS f FROM netops.api_keys WHERE label = %(label)s), "
+        "s AS (UPDATE netops.api_slots SET done = true, at = greatest(at, clock_timestamp() "
+        "  - make_interval(secs => %(since)s + coalesce((SELECT f FROM k), 0))) "
+        "  WHERE id = %(id)s AND NOT done RETURNING at), "
+        "ours AS (SELECT count(*) AS n FROM netops.api_slots o, s WHERE o.key_label = %(label)s "
+        "  AND o.at > s.at - interval '1 second' AND o.at <= s.at + interval '20 milliseconds') "
+        "UPDATE netops.api_keys SET "
+        "spread_seconds = greatest(%(rtt)s - coalesce((SELECT f FROM k), 0), spread_seconds * %(sdecay)s), "
+        "rtt_floor = CASE WHEN %(answered)s THEN least(coalesce(rtt_floor, %(rtt)s), %(rtt)s) ELSE rtt_floor END, "
+        "rtt_samples = rtt_samples + CASE WHEN %(answered)s THEN 1 ELSE 0 END, "
+        "extra_margin = CASE WHEN %(in_window)s::integer > (SELECT n FROM ours) + %(tolerance)s "
+        "  THEN least(0.5, extra_margin + 0.01) "
+        "  WHEN extra_margin < 0.001 THEN 0 ELSE extra_margin * %(mdecay)s END "
+        "WHERE label = %(label)s AND EXISTS (SELECT 1 FROM s)",
+        {"answered": answered, "samples": FLOOR_SAMPLES, "rtt": max(0.0, float(rtt or 0.0)),
+         "since": max(0.0, float(since_headers)), "id": int(slot_id), "label": label,
+         "sdecay": SPREAD_DECAY, "mdecay": EXTRA_MARGIN_DECAY, "in_window": api_in_window,
+         "tolerance": WINDOW_TOLERANCE})
 
 
 def block(cur: Any, label: str, client_id: str, seconds: float, reason: str) -> None:
-    """After a 429: no process claims a slot of this key for `seconds` (by the DB's clock)."""
+    """After a 429: no process claims a slot of this key for `seconds` (by the DB's clock), and
+    every process's window on this key widens by 50 ms (up to 0.5 s; it fades as calls close) —
+    the 429 says the arrival estimate fell short, so the whole key backs off, not only this call."""
     cur.execute(
-        "INSERT INTO netops.api_keys (label, client_id, blocked_until, blocked_reason) "
-        "VALUES (%s, %s, clock_timestamp() + make_interval(secs => %s), %s) "
+        "INSERT INTO netops.api_keys (label, client_id, blocked_until, blocked_reason, extra_margin) "
+        "VALUES (%s, %s, clock_timestamp() + make_interval(secs => %s), %s, 0.05) "
         "ON CONFLICT (label) DO UPDATE SET blocked_until = greatest(netops.api_keys.blocked_until, "
-        "EXCLUDED.blocked_until), blocked_reason = EXCLUDED.blocked_reason, updated_at = now()",
+        "EXCLUDED.blocked_until), blocked_reason = EXCLUDED.blocked_reason, "
+        "extra_margin = least(0.5, netops.api_keys.extra_margin + 0.05), updated_at = now()",
         (label, client_id, float(seconds), reason))
 
 

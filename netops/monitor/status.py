@@ -100,11 +100,15 @@ def status_document(ev: Evaluation) -> dict[str, Any]:
         doc["backlog"] = {"available": b.available, "pending": b.pending, "processing": b.processing,
                           "failed": b.failed, "oldest_pending_at": F.iso(b.oldest_pending_at)}
     if f.api is not None:
-        api = f.api
+        from netops.api.keys import budget
+
+        api, total = f.api, budget(settings)
         doc["api"] = {
             "calls_last_hour": api.calls_1h,
-            "budget_per_hour": settings.rate_per_hour,
-            "utilisation_percent": round(100.0 * api.calls_1h / settings.rate_per_hour, 1),
+            "budget_per_hour": total.per_hour,  # every key's budget: keys × per key
+            "keys": total.keys,
+            "budget_note": total.note(),
+            "utilisation_percent": round(100.0 * api.calls_1h / total.per_hour, 1),
             "by_status_last_hour": api.by_status_1h,
             "unauthorized_last_hour": api.unauthorized_1h,
             "rate_limited_last_hour": api.rate_limited_1h,
@@ -195,7 +199,7 @@ def render_text(doc: dict[str, Any]) -> str:
     else:
         a = doc["api"]
         lines.append(f"api         {a['calls_last_hour']}/{a['budget_per_hour']} calls last hour "
-                     f"({a['utilisation_percent']}%), 401: {a['unauthorized_last_hour']}, "
+                     f"({a['utilisation_percent']}%{a.get('budget_note', '')}), 401: {a['unauthorized_last_hour']}, "
                      f"429: {a['rate_limited_last_hour']}")
     if doc.get("api_keys"):
         from netops.api.keys import render_key_line

@@ -193,7 +193,7 @@ def verify_links(settings: Any) -> LinkCheck:
             return [(cid, o.get("id")) for page in client.iter_pages(path, {"sort": "id"})
                     for o in page if isinstance(o, dict)]
 
-        workers = max(1, min(int(settings.max_concurrency), len(campuses)))
+        workers = max(1, min(client.concurrency, len(campuses)))  # NETOPS_MAX_CONCURRENCY per key
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="netops-verify") as pool:
             per_campus = [link for links in pool.map(listed, names) for link in links]
     finally:

@@ -48,13 +48,9 @@ def _env(sim: SimServer, dsn: str, tmp: Path, rate: float, **extra: str) -> dict
         "NETOPS_RATE_PER_SECOND": f"{rate:g}", "NETOPS_RATE_PER_HOUR": "1000000",
         "BACKLOG_DETECT_SETTLE_SECONDS": "0", "BACKLOG_POLL_INTERVAL": "0.2",
         "BACKLOG_RETRY_DELAY": "0.05", "BACKLOG_VISIBILITY_TIMEOUT": "30",
-        # The claim-to-arrival spread the window margin must cover grows with the box's load: this
-        # 2-core machine is shared with other test runs (load 4-12 measured), where requests
-        # reached the simulator up to 0.13 s (load 4) and 0.45 s (load 12) after their claim.
-        # The shipped default (0.1 s) is measured in BENCHMARKS.md; here the margin is set so
-        # the test checks the sharing, not the box: five processes that did NOT share one
-        # budget would send ~5x the limit and draw hundreds of 429s whatever the margin.
-        "NETOPS_RATE_WINDOW_MARGIN": "0.5",
+        # NETOPS_RATE_WINDOW_MARGIN is left at its default on purpose: the windows must hold on
+        # this shared, loaded 2-core box because every answered call moves its slot to where the
+        # simulator counted it (migration 012), not because the margin is wide.
     })
     env.update(extra)
     return env
@@ -224,14 +220,70 @@ def test_claim_function_windows_block_and_set_aside(pg_dsn: str) -> None:
     conn.close()
 
 
+def test_closed_slots_count_where_the_api_counted_them(pg_dsn: str) -> None:
+    """Migration 012: a closed slot moves to its estimated arrival (never before its claim), an
+    open one counts at claim + the key's learned spread, and a 429 widens every process's window."""
+    import psycopg2
+
+    conn = psycopg2.connect(pg_dsn)
+    conn.autocommit = True
+    cur = conn.cursor()
+
+    def at(slot: int) -> float:
+        cur.execute("SELECT extract(epoch FROM clock_timestamp() - at) FROM netops.api_slots WHERE id = %s", (slot,))
+        return float(cur.fetchone()[0])
+
+    c = ratelimit.claim(cur, "m", "cid", "fp", 1000, 1_000_000, 0.0)
+    assert c.state == "claimed" and c.slot_id is not None
+    # answered 0.3 s after its claim, the fastest round trip of the key being 0.1 s (learned over
+    # FLOOR_SAMPLES answers): it reached the API 0.2 s late, so it counts 0.1 s before now
+    cur.execute("UPDATE netops.api_keys SET rtt_floor = 0.1, rtt_samples = %s WHERE label = 'm'",
+                (ratelimit.FLOOR_SAMPLES,))
+    time.sleep(0.3)
+    ratelimit.close_slot(cur, "m", c.slot_id, 0.0, 0.3)
+    assert 0.09 < at(c.slot_id) < 0.2
+    cur.execute("SELECT spread_seconds, (SELECT done FROM netops.api_slots WHERE id = %s) FROM netops.api_keys "
+                "WHERE label = 'm'", (c.slot_id,))
+    assert cur.fetchone()[0] == pytest.approx(0.2)
+    # never before the claim, and a second close changes nothing
+    ratelimit.close_slot(cur, "m", c.slot_id, 100.0, 0.0)
+    assert at(c.slot_id) < 0.2
+    # a 1/s key: the closed slot (0.1 s old) holds the window until it is 1 s old
+    assert 0.7 < ratelimit.claim(cur, "m", "cid", "fp", 1, 1_000_000, 0.0).wait_seconds < 0.95
+    # an open slot counts at claim + spread (0.2 s): a 1/s claim right after waits ~1.2 s
+    cur.execute("TRUNCATE netops.api_slots; UPDATE netops.api_keys SET last_slot_at = NULL, slots_kept = 0")
+    assert ratelimit.claim(cur, "m", "cid", "fp", 1, 1_000_000, 0.0).state == "claimed"
+    cur.execute("UPDATE netops.api_keys SET last_slot_at = NULL")  # look at the window, not the pacing
+    assert 1.1 < ratelimit.claim(cur, "m", "cid", "fp", 1, 1_000_000, 0.0).wait_seconds <= 1.2 + 1e-6
+    # a 429: blocked for its Retry-After, and the window of every claimer widens by 50 ms
+    ratelimit.block(cur, "m", "cid", 0.0, "429 on /v2/users")
+    cur.execute("SELECT extra_margin FROM netops.api_keys WHERE label = 'm'")
+    assert cur.fetchone()[0] == 0.05
+    cur.execute("UPDATE netops.api_keys SET last_slot_at = NULL")
+    assert 1.15 < ratelimit.claim(cur, "m", "cid", "fp", 1, 1_000_000, 0.0).wait_seconds <= 1.25 + 1e-6
+    # the API's own count (limit - remaining) above what the windows here hold: widen by 10 ms
+    cur.execute("TRUNCATE netops.api_slots; UPDATE netops.api_keys SET last_slot_at = NULL, slots_kept = 0, "
+                "extra_margin = 0")
+    c = ratelimit.claim(cur, "m", "cid", "fp", 1000, 1_000_000, 0.0)
+    ratelimit.close_slot(cur, "m", c.slot_id, 0.0, 0.01, api_in_window=1)  # the API saw only this one
+    cur.execute("SELECT extra_margin FROM netops.api_keys WHERE label = 'm'")
+    assert cur.fetchone()[0] == 0.0
+    c = ratelimit.claim(cur, "m", "cid", "fp", 1000, 1_000_000, 0.0)
+    ratelimit.close_slot(cur, "m", c.slot_id, 0.0, 0.01, api_in_window=5)  # 5 there, 2 here (> tolerance)
+    cur.execute("SELECT extra_margin FROM netops.api_keys WHERE label = 'm'")
+    assert cur.fetchone()[0] == 0.01
+    conn.close()
+
+
 def test_many_threads_on_many_connections_never_exceed_the_window(pg_dsn: str) -> None:
     """16 claimers on 16 connections hammering one key at 20/s: the slots recorded (by the
-    database's clock) never put more than 20 in any 1.05 s window, nor two starts closer than
-    1/20 s — the row lock serialises the claimers."""
+    database's clock) never put more than 20 in any window of 1 s + the default margin, nor two
+    starts closer than 1/20 s — the row lock serialises the claimers."""
     import threading
 
     from netops.api.keys import ApiKey
     from netops.api.limiter import PgLimiter
+    from netops.config import DEFAULT_RATE_WINDOW_MARGIN
 
     key = ApiKey("t", "cid", "s", 20.0, 1_000_000, Path("/nonexistent"), "test")
     stop = time.monotonic() + 2.5
@@ -253,5 +305,38 @@ def test_many_threads_on_many_connections_never_exceed_the_window(pg_dsn: str) -
                                               "WHERE key_label = 't' ORDER BY at")]
     assert len(ats) >= 40
     for i in range(len(ats) - 20):
-        assert ats[i + 20] - ats[i] >= 1.05 - 1e-6, f"21 slots within {ats[i + 20] - ats[i]:.3f}s"
+        assert ats[i + 20] - ats[i] >= 1 + DEFAULT_RATE_WINDOW_MARGIN - 1e-6, f"21 slots within {ats[i + 20] - ats[i]:.3f}s"
     assert min(b - a for a, b in zip(ats, ats[1:], strict=False)) >= 0.05 - 1e-6
+
+
+def test_detect_walks_lanes_with_several_keys_and_sees_every_row(budget_sim: SimServer, tmp_path: Path) -> None:
+    """With several keys one resource's keyset walk is split into id ranges walked at once
+    (netops/pipeline/detect.py keyset_lanes): the same rows as one walk, each exactly once, both
+    keys used, and at most one short page more per lane (+1 for the descending top page)."""
+    from netops.api.client import ApiClient
+    from netops.pipeline.detect import keyset_lanes, keyset_pages, walk_lanes
+    from netops.pipeline.live import resolve
+
+    sim = budget_sim
+    sim.reset()
+    sim.configure(rate_per_second=0, rate_per_hour=0)
+    settings = load_settings(env={
+        "NETOPS_STATE_DIR": str(tmp_path / "state"), "NETOPS_LOG_DIR": str(tmp_path / "logs"),
+        "NETOPS_API_URL": sim.url, "NETOPS_CLIENT_ID": sim.client_id, "NETOPS_CLIENT_SECRET": sim.client_secret,
+        "NETOPS_CLIENT_ID_2": SECOND_ID, "NETOPS_CLIENT_SECRET_2": SECOND_SECRET,
+        "NETOPS_PAGE_SIZE": "10", "NETOPS_RATE_PER_SECOND": "1000"}, config_path="")
+    [users] = resolve(["users"])
+    with ApiClient(settings, component="detect") as client:
+        assert walk_lanes(client) == 4
+        one = [int(o["id"]) for p in keyset_pages(client, settings, users) for o in p.rows]
+        single_calls = client.calls
+        sim.limiter.reset()
+        pages = list(keyset_lanes(client, settings, users, None, 4))
+        lane_calls = client.calls - single_calls
+    got = [int(o["id"]) for p in pages for o in p.rows]
+    assert len(one) > 4 * 10 * 4  # big enough for the lanes to be used
+    assert sorted(got) == sorted(one) == sorted(set(got))
+    assert [p.last for p in pages] == [False] * (len(pages) - 1) + [True]
+    assert single_calls < lane_calls <= single_calls + 4 + 1
+    used = sim.limiter.counts()
+    assert used[sim.client_id]["allowed"] > 0 and used[SECOND_ID]["allowed"] > 0

@@ -146,3 +146,17 @@ def test_key_rows_without_database_show_token_ttl_per_key(tmp_path: Path) -> Non
     rows = key_rows(s, None, now=1_000_000)
     assert [(r["label"], r["token_ttl_seconds"]) for r in rows] == [("default", None), ("2", 3600)]
     assert render_key_line(rows[1]).startswith("key 2 (u-2): token 3,600s · 0/2 this second · 0/1,200 this hour")
+
+
+def test_budget_is_keys_times_each_keys_budget(tmp_path: Path) -> None:
+    from netops.api.keys import budget
+
+    one = budget(_settings(tmp_path, NETOPS_CLIENT_ID="u-1", NETOPS_CLIENT_SECRET="s-1"))
+    assert (one.keys, one.per_second, one.per_hour, one.note()) == (1, 2.0, 1200, "")
+    two = budget(_settings(tmp_path, NETOPS_CLIENT_ID="u-1", NETOPS_CLIENT_SECRET="s-1", NETOPS_CLIENT_ID_2="u-2",
+                           NETOPS_CLIENT_SECRET_2="s-2", NETOPS_RATE_PER_HOUR="500"))
+    assert (two.keys, two.per_second, two.per_hour) == (2, 4.0, 1000)
+    assert two.note() == ", 2 keys × 500/h"
+    # keys that cannot be read: one key's budget (the key lines show the error itself)
+    bad = budget(_settings(tmp_path, NETOPS_CLIENT_ID="u-1", NETOPS_CLIENT_SECRET="s-1", NETOPS_CLIENT_ID_2="u-2"))
+    assert (bad.keys, bad.per_hour) == (1, 1200)
