@@ -56,7 +56,10 @@ def _render(report: SyncReport) -> None:
     click.echo(f"{'phase':<24}{'rows':>9}{'+ins':>8}{'~upd':>8}{'-del':>8}{'skip':>7}{'calls':>7}{'secs':>7}")
     unchanged = {p.phase: p for p in report.unchanged}
     pulled = {p.phase: p for p in report.phases}
-    for name in sorted({*pulled, *unchanged}):
+    # foreign-key order (the catalog's), the order the tables load in; names sort no longer do
+    # that since phases are named by their table
+    order = {n: i for i, n in enumerate(PHASE_NAMES)}
+    for name in sorted({*pulled, *unchanged}, key=lambda n: (order.get(n, len(order)), n)):
         if name in pulled:
             p = pulled[name]
             click.echo(f"{p.phase:<24}{p.rows:>9,}{p.inserted:>8,}{p.updated:>8,}{p.deleted:>8,}{p.skipped:>7,}"
