@@ -145,7 +145,9 @@ def test_key_rows_without_database_show_token_ttl_per_key(tmp_path: Path) -> Non
          "credential_fp": credential_fingerprint("http://127.0.0.1:9", "u-2", "s-2")}))
     rows = key_rows(s, None, now=1_000_000)
     assert [(r["label"], r["token_ttl_seconds"]) for r in rows] == [("default", None), ("2", 3600)]
-    assert render_key_line(rows[1]).startswith("key 2 (u-2): token 3,600s · 0/2 this second · 0/1,200 this hour")
+    # the database is down: the calls are unknown, not a reassuring 0
+    assert all(r["calls_last_hour"] is None and r["calls_last_second"] is None for r in rows)
+    assert render_key_line(rows[1]) == "key 2 (u-2): token 3,600s · calls unknown (database unreachable)"
 
 
 def test_budget_is_keys_times_each_keys_budget(tmp_path: Path) -> None:
