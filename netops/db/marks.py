@@ -27,11 +27,30 @@ def advance(cur: Any, resource: str, end: datetime, calls: int, rows: int) -> No
         VALUES (%s, %s, now(), now(), %s, %s)
         ON CONFLICT (resource) DO UPDATE SET
             high_water = GREATEST(m.high_water, EXCLUDED.high_water),
-            updated_at = now(), last_detect_at = now(),
+            updated_at = now(), last_detect_at = now(), detect_started_at = NULL,
             last_detect_calls = EXCLUDED.last_detect_calls, last_detect_rows = EXCLUDED.last_detect_rows
         """,
         (resource, end, calls, rows),
     )
+
+
+def detect_begin(cur: Any, resource: str) -> None:
+    """A detect pass over `resource` starts walking (migration 013): workers asking for one of its
+    rows by id let the pass deliver it first (queue.PARENT_FETCH_DELAY). `advance` ends it."""
+    cur.execute("INSERT INTO netops.backlog_marks AS m (resource, detect_started_at) VALUES (%s, now()) "
+                "ON CONFLICT (resource) DO UPDATE SET detect_started_at = now()", (resource,))
+
+
+def detect_end(cur: Any, resource: str) -> None:
+    """The pass stopped without moving the mark (an error): nothing is on its way any more."""
+    cur.execute("UPDATE netops.backlog_marks SET detect_started_at = NULL WHERE resource = %s", (resource,))
+
+
+def detecting(cur: Any, resources: list[str]) -> set[str]:
+    """Which of `resources` a detect pass is walking right now."""
+    cur.execute("SELECT resource FROM netops.backlog_marks WHERE resource = ANY(%s) "
+                "AND detect_started_at IS NOT NULL", (list(resources),))
+    return {r for (r,) in cur.fetchall()}
 
 
 def reconcile_cursor(cur: Any, resource: str) -> int | None:

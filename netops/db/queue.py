@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import socket
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -33,6 +35,15 @@ from netops.catalog import LIVE_BY_RESOURCE, claim_priority
 from netops.pipeline.mapping import parse_ts
 
 MAX_DEFERRALS = 10
+#: How long a parent fetch requested by a worker (a row's user is not mirrored yet) waits, while a
+#: detect pass is walking the parent's listing (marks.detecting), before it may be fetched by id:
+#: the pass (the initial load, or detect and `run --loop` workers started together) usually
+#: queues the parent with its payload within that time, merging into the request and making it
+#: due at once — at no call. When the pass ends, what is still waiting is made due
+#: (`release_parent_requests`); with no pass running, the fetch is due at once.
+PARENT_FETCH_DELAY = 10.0
+#: The channel migration 013's trigger notifies when a statement leaves items pending and due.
+WAKE_CHANNEL = "netops_backlog"
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
@@ -47,6 +58,7 @@ class NewItem:
     source_updated_at: str | None = None
     fetch_cost: float = 0.0
     reason: str = "detect"
+    delay: float = 0.0       # seconds before it may be claimed (PARENT_FETCH_DELAY for parent requests)
 
 
 @dataclass
@@ -70,6 +82,27 @@ class Item:
     outcome: str | None = None
     hold: str | None = None          # why the item was held back (missing live parent)
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+def listen(conn: Any) -> None:
+    """Subscribe an autocommit connection to the queue's wake channel (migration 013)."""
+    with conn.cursor() as cur:
+        cur.execute(f"LISTEN {WAKE_CHANNEL}")
+
+
+def wait_for_wake(conn: Any, seconds: float) -> bool:
+    """Block up to `seconds` for a wake notification on a `listen()`ed connection; True when one
+    came (all pending ones are consumed: one wake is enough for any number of enqueues)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        conn.poll()
+        if conn.notifies:
+            conn.notifies.clear()
+            return True
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        select.select([conn], [], [], left)
 
 
 def worker_name() -> str:
@@ -115,11 +148,16 @@ def enqueue(cur: Any, items: Iterable[NewItem]) -> int:
     for group in by_resource.values():
         stmt = (
             "INSERT INTO netops.backlog_items AS b (resource, entity_id, action, payload, source_updated_at,"
-            " fetch_cost, reason)"
-            " SELECT v.resource, v.entity_id, v.action, v.payload::jsonb, v.sua::timestamptz, v.cost, v.reason"
-            " FROM (VALUES %s) AS v (resource, entity_id, action, payload, sua, cost, reason)"
+            " fetch_cost, reason, available_at)"
+            " SELECT v.resource, v.entity_id, v.action, v.payload::jsonb, v.sua::timestamptz, v.cost, v.reason,"
+            "        now() + make_interval(secs => v.delay)"
+            " FROM (VALUES %s) AS v (resource, entity_id, action, payload, sua, cost, reason, delay)"
             " ON CONFLICT (resource, entity_id) WHERE state IN ('pending', 'processing') DO UPDATE SET"
             "   action = EXCLUDED.action,"
+            # work that needs no fetch (a payload, a delete) is due at once, even if it merges into
+            # a delayed parent request; a payload-less request never delays what is queued
+            "   available_at = CASE WHEN EXCLUDED.payload IS NOT NULL OR EXCLUDED.action = 'delete'"
+            "     THEN least(b.available_at, EXCLUDED.available_at) ELSE b.available_at END,"
             "   payload = CASE"
             "     WHEN EXCLUDED.action = 'delete' THEN NULL"
             "     WHEN EXCLUDED.payload IS NULL THEN b.payload"
@@ -135,15 +173,34 @@ def enqueue(cur: Any, items: Iterable[NewItem]) -> int:
         rows = [
             (it.resource, int(it.entity_id), it.action,
              json.dumps(it.payload) if it.payload is not None else None,
-             _ts(it.source_updated_at), float(it.fetch_cost), it.reason)
+             _ts(it.source_updated_at), float(it.fetch_cost), it.reason, float(it.delay))
             for it in group
         ]
         execute_values(
             cur, stmt, rows,
-            template="(%s, %s::bigint, %s, %s, %s, %s::float8, %s)", page_size=max(1, len(rows)),
+            template="(%s, %s::bigint, %s, %s, %s, %s::float8, %s, %s::float8)", page_size=max(1, len(rows)),
         )
         total += cur.rowcount
     return total
+
+
+def wake_children(cur: Any, resource: str, ids: Sequence[int]) -> int:
+    """Rows of `resource` with these ids were just loaded (in the caller's transaction): the items
+    held waiting for one of them are due now (migration 013), not at the end of their backoff."""
+    if not ids:
+        return 0
+    cur.execute("UPDATE netops.backlog_items SET available_at = now() WHERE parent_resource = %s "
+                "AND parent_id = ANY(%s) AND state = 'pending' AND available_at > now()",
+                (resource, [int(i) for i in ids]))
+    return int(cur.rowcount)
+
+
+def release_parent_requests(cur: Any, resource: str) -> int:
+    """A detect pass over `resource` has ended: the parent requests still waiting for it
+    (PARENT_FETCH_DELAY) are due now — what the pass did not deliver has to be fetched by id."""
+    cur.execute("UPDATE netops.backlog_items SET available_at = now() WHERE resource = %s AND state = 'pending' "
+                "AND reason = 'parent' AND payload IS NULL AND available_at > now()", (resource,))
+    return int(cur.rowcount)
 
 
 def not_current(cur: Any, resource: str, items: list[NewItem]) -> list[NewItem]:
@@ -228,15 +285,17 @@ def finish(cur: Any, worker: str, items: Sequence[Item], max_retries: int, retry
         if it.error is not None:
             fate = "failed" if it.attempts >= limit else "retry"
             delay = float(retry_delay) * (2 ** max(0, it.attempts - 1))
-            rows.append((it.id, it.version, fate, it.error, delay, None))
+            rows.append((it.id, it.version, fate, it.error, delay, None, None, None))
         elif it.hold is not None:
             if it.deferrals + 1 >= MAX_DEFERRALS:
                 rows.append((it.id, it.version, "failed",
-                             f"{it.hold}; gave up after {MAX_DEFERRALS} waits", 0.0, None))
+                             f"{it.hold}; gave up after {MAX_DEFERRALS} waits", 0.0, None, None, None))
             else:
-                rows.append((it.id, it.version, "held", it.hold, 1.0 + it.deferrals, None))
+                # retried when its parent lands (wake_children), or on this timer if it never does
+                parent = it.extra.get("parent") or (None, None)
+                rows.append((it.id, it.version, "held", it.hold, 1.0 + it.deferrals, None, parent[0], parent[1]))
         else:
-            rows.append((it.id, it.version, "done", None, 0.0, it.outcome))
+            rows.append((it.id, it.version, "done", None, 0.0, it.outcome, None, None))
     if not rows:
         return counts
     # execute_values cannot mix its %s with other parameters, so bind the worker name first.
@@ -259,15 +318,17 @@ def finish(cur: Any, worker: str, items: Sequence[Item], max_retries: int, retry
             last_error = CASE WHEN v.fate = 'done' THEN b.last_error ELSE v.error END,
             outcome = CASE WHEN v.fate = 'done' THEN v.outcome WHEN v.fate = 'held' THEN 'held'
                            ELSE b.outcome END,
-            payload = CASE WHEN v.fate = 'done' AND b.version = v.version THEN NULL ELSE b.payload END
-        FROM (VALUES {values}) AS v (id, version, fate, error, delay, outcome)
+            payload = CASE WHEN v.fate = 'done' AND b.version = v.version THEN NULL ELSE b.payload END,
+            parent_resource = v.parent_resource,
+            parent_id = v.parent_id
+        FROM (VALUES {values}) AS v (id, version, fate, error, delay, outcome, parent_resource, parent_id)
         WHERE b.id = v.id AND b.state = 'processing' AND b.worker = %s
         RETURNING v.fate, b.state, b.fetch_cost
         """,
         (worker,),
     ).decode()
     execute_values(cur, stmt.replace("{values}", "%s"), rows,
-                   template="(%s::bigint, %s::int, %s, %s, %s::float8, %s)", page_size=len(rows))
+                   template="(%s::bigint, %s::int, %s, %s, %s::float8, %s, %s, %s::bigint)", page_size=len(rows))
     for fate, state, cost in cur.fetchall():
         if fate == "done" and state == "pending":
             counts["requeued"] += 1

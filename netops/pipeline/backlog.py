@@ -30,9 +30,9 @@ from psycopg2 import sql
 
 from netops import catalog
 from netops.config import Settings
-from netops.db import api_calls, connect, queue
+from netops.db import api_calls, connect, marks, queue
 from netops.db.loader import ApplyResult, LoadOutcome, Table, delete_keys, live_policy, load
-from netops.errors import ApiError, AuthError
+from netops.errors import ApiError, AuthError, DatabaseError
 from netops.log import get_logger
 from netops.pipeline.live import BY_NAME, RESOURCES, LiveResource, PayloadError, entity_id
 
@@ -111,6 +111,10 @@ class Worker:
         self.conn = connect(dsn, application_name="netops-backlog")
         self.summary = RunSummary()
         self._stop = False
+        self._wake: Any = None   # LISTEN connection, opened at the first wait (see _sleep)
+        from netops.api.keys import budget
+
+        self._budget_per_hour = budget(settings).per_hour   # every key's: they all share the queue's calls
 
     # -- plumbing -------------------------------------------------------------------------------
     @property
@@ -127,6 +131,8 @@ class Worker:
                 self._client.close()
         finally:
             self.conn.close()
+            if self._wake:
+                self._wake.close()
 
     def request_stop(self, *_: Any) -> None:
         """SIGTERM/SIGINT in --loop: finish the batch in hand, then exit."""
@@ -136,7 +142,7 @@ class Worker:
         """Calls of the last hour by every netops process (they share the key) / the budget."""
         with self.conn, self.conn.cursor() as cur:
             used = api_calls.calls_last_hour(cur)
-        return f"{used:,}/{self.settings.rate_per_hour:,}"
+        return f"{used:,}/{self._budget_per_hour:,}"
 
     # -- the loop -------------------------------------------------------------------------------
     def run(self, loop: bool = False, max_batches: int | None = None, wait_for_stable: bool = False) -> RunSummary:
@@ -187,9 +193,32 @@ class Worker:
         return self.summary
 
     def _sleep(self, seconds: float) -> None:
+        """Wait for work: until `seconds` have passed, a stop was requested, or new work was
+        queued (migration 013 notifies the channel; the wait then ends at once, so a worker started
+        together with `backlog detect` loads behind it instead of after its next poll). Where
+        LISTEN cannot be had (a transaction-mode pooler), the poll interval alone does it."""
         end = time.monotonic() + seconds
-        while not self._stop and time.monotonic() < end:
-            time.sleep(min(0.2, end - time.monotonic()) if end > time.monotonic() else 0)
+        if self._wake is None:
+            try:
+                self._wake = connect(self.dsn, autocommit=True, application_name="netops-backlog-wake")
+                queue.listen(self._wake)
+            except (psycopg2.Error, DatabaseError) as exc:
+                self.log.warning(f"cannot LISTEN for new backlog work ({_first_line(exc)}); polling every "
+                                 f"{self.settings.backlog_poll_interval:g}s instead")
+                self._wake = False
+        while not self._stop:
+            left = end - time.monotonic()
+            if left <= 0:
+                return
+            if self._wake:
+                try:
+                    if queue.wait_for_wake(self._wake, min(0.2, left)):
+                        return
+                    continue
+                except psycopg2.Error as exc:
+                    self.log.warning(f"backlog wake connection lost ({_first_line(exc)}); polling instead")
+                    self._wake = False
+            time.sleep(min(0.2, left))
 
     def _log_total(self) -> None:
         s = self.summary
@@ -359,6 +388,8 @@ class Worker:
                         it.outcome = "stale"
                     else:
                         it.outcome = "updated" if rid in out.existing else "inserted"
+                if res.name in PARENT_RESOURCES:
+                    queue.wake_children(cur, res.name, [rid for rid in by_id if rid not in out.missing])
                 if deletes:
                     n = delete_ids(cur, res, [int(it.entity_id) for it in deletes])
                     results.append(ApplyResult(deleted=n))
@@ -380,6 +411,7 @@ class Worker:
         for it in held:
             wanted.setdefault(it.extra["parent"], []).append(it)
         gone = queue.gone_since(cur, list(wanted))
+        walking = marks.detecting(cur, sorted({res for res, _ in wanted}))
         requests = []
         for key, children in wanted.items():
             for it in children:
@@ -388,12 +420,16 @@ class Worker:
                     it.error = (f"parent {key[0]} {key[1]} does not exist in the API (or is past its "
                                 "data_erasure_date)")
             if any(it.hold is not None for it in children):
-                requests.append(queue.NewItem(key[0], key[1], payload=None, reason="parent"))
+                # a detect pass walking the parent's listing will most likely deliver it first
+                requests.append(queue.NewItem(key[0], key[1], payload=None, reason="parent",
+                                              delay=queue.PARENT_FETCH_DELAY if key[0] in walking else 0.0))
         return requests
 
 
 # The stable tables the live tables reference (the catalog's foreign keys).
 LIVE_PARENT_TABLES = catalog.stable_parents_of_live()
+# The live resources other live rows wait for when held (their rows, once loaded, wake the children).
+PARENT_RESOURCES = frozenset(p.resource for r in RESOURCES for p in r.parents if p.resource)
 
 
 def waiting_for_stable_sync(cur: Any) -> bool:

@@ -294,6 +294,21 @@ def _detect_walk(conn: Any, client: Any, settings: Settings, res: LiveResource, 
             log.info(f"Detect {res.name}: nothing settled since {since} (settle {settle_seconds:g}s), 0 API calls")
             return result
         params["range[updated_at]"] = f"{since},{iso(until)}"
+    with conn, conn.cursor() as cur:
+        marks.detect_begin(cur, res.name)
+    try:
+        return _walk_window(conn, client, settings, res, params, since, until, settle, mark, log, started)
+    except BaseException:
+        conn.rollback()
+        with contextlib.suppress(Exception), conn, conn.cursor() as cur:
+            marks.detect_end(cur, res.name)
+        raise
+
+
+def _walk_window(conn: Any, client: Any, settings: Settings, res: LiveResource, params: dict[str, Any],
+                 since: str | None, until: datetime, settle: timedelta, mark: datetime | None, log: Any,
+                 started: float) -> DetectResult:
+    """Walk the window's pages, queueing each page's new rows and moving the mark on the last."""
     result = DetectResult(res.name, since)
     server_time: datetime | None = None
     end: datetime | None = None
@@ -374,5 +389,7 @@ def _window_end(until: datetime, server_time: datetime | None, settle: timedelta
 
 
 def _advance_mark(cur: Any, resource: str, end: datetime, result: DetectResult) -> None:
-    """Move the mark (forward only) in the transaction that queued the window's last page."""
+    """Move the mark (forward only) in the transaction that queued the window's last page; the
+    parent requests that waited for this pass are due from then on (queue.PARENT_FETCH_DELAY)."""
     marks.advance(cur, resource, end, result.calls, result.enqueued)
+    queue.release_parent_requests(cur, resource)

@@ -4,6 +4,7 @@ here carries its payload, as the detector queues them)."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -276,3 +277,131 @@ def test_the_cron_run_waits_for_the_first_stable_sync_with_one_line(pg_dsn: str,
     _enqueue(pg_dsn, [NewItem("users", 7, payload=_user(7))])
     s = run_backlog(settings, pg_dsn, wait_for_stable=True)
     assert s.items == 6 and s.failed == 0
+
+
+def _wakes(conn: Any) -> int:
+    conn.poll()
+    n = len(conn.notifies)
+    conn.notifies.clear()
+    return n
+
+
+def test_queueing_due_work_notifies_waiting_workers_and_claiming_does_not(pg_dsn: str) -> None:
+    """Migration 013: enqueue and release wake LISTENers; claim and finish (no new due work) do not."""
+    listener = psycopg2.connect(pg_dsn)
+    listener.autocommit = True
+    queue.listen(listener)
+    try:
+        assert _wakes(listener) == 0
+        _enqueue(pg_dsn, [NewItem("users", i, payload=_user(i)) for i in range(1, 4)])
+        assert queue.wait_for_wake(listener, 5.0)
+        c = _conn(pg_dsn)
+        with c, c.cursor() as cur:
+            items = queue.claim(cur, "w", 10, 600)
+        assert len(items) == 3
+        with c, c.cursor() as cur:
+            cur.execute("UPDATE netops.backlog_items SET state = 'done' WHERE id = %s", (items[0].id,))
+        assert not queue.wait_for_wake(listener, 0.3)      # claiming / finishing queues nothing new
+        with c, c.cursor() as cur:
+            queue.release(cur, "w", [it.id for it in items[1:]])
+        assert queue.wait_for_wake(listener, 5.0)          # released items are due again
+        with c, c.cursor() as cur:                          # due later: the poll finds it, no wake now
+            cur.execute("UPDATE netops.backlog_items SET available_at = now() + interval '1 hour' "
+                        "WHERE state = 'pending'")
+        assert not queue.wait_for_wake(listener, 0.3)
+        c.close()
+    finally:
+        listener.close()
+
+
+@pytest.mark.timeout(60)
+def test_a_looping_worker_loads_new_work_at_once_not_at_its_next_poll(
+        pg_dsn: str, settings_factory: Callable[..., Settings]) -> None:
+    """A `run --loop` worker waiting on an empty queue with a 60 s poll interval loads an item
+    queued while it waits within seconds: the wake (migration 013), not the poll, ends its wait."""
+    from netops.pipeline.backlog import Worker
+
+    _parents(pg_dsn)
+    worker = Worker(settings_factory(BACKLOG_POLL_INTERVAL="60"), pg_dsn)
+    t = threading.Thread(target=worker.run, kwargs={"loop": True}, daemon=True)
+    t.start()
+    try:
+        deadline = time.monotonic() + 10
+        while worker._wake is None and time.monotonic() < deadline:   # it is waiting, LISTENing
+            time.sleep(0.05)
+        assert worker._wake, "the worker never started waiting on its LISTEN connection"
+        queued_at = time.monotonic()
+        _enqueue(pg_dsn, [NewItem("users", 42, payload=_user(42))])
+        while time.monotonic() - queued_at < 15:
+            if _exec(pg_dsn, "SELECT state FROM netops.backlog_items WHERE entity_id = 42") == [("done",)]:
+                break
+            time.sleep(0.05)
+        took = time.monotonic() - queued_at
+        assert _exec(pg_dsn, "SELECT login FROM users WHERE id = 42") == [("u42",)], f"not loaded after {took:.1f}s"
+        assert took < 15
+    finally:
+        worker.request_stop()
+        t.join(timeout=10)
+        worker.close()
+    assert not t.is_alive()
+
+
+def _due(dsn: str, resource: str, entity: int) -> bool:
+    return _exec(dsn, "SELECT available_at <= now() FROM netops.backlog_items WHERE resource = %s AND entity_id = %s",
+                 (resource, entity))[0][0]
+
+
+def test_a_held_row_wakes_when_its_parent_lands_and_its_parent_fetch_waits_for_detect(
+        pg_dsn: str, settings: Settings) -> None:
+    """A child whose user is not mirrored is held; the user's fetch by id waits PARENT_FETCH_DELAY
+    (detect usually delivers it with its payload first, at no call); when the user's payload
+    arrives the request is due at once, and loading the user makes the held child due — not its
+    backoff timer (migration 013)."""
+    from netops.db import marks
+    from netops.pipeline.backlog import Worker
+
+    _parents(pg_dsn)
+    _enqueue(pg_dsn, [NewItem("achievements_users", 202, payload={"id": 202, "achievement_id": 10, "user_id": 8})])
+    worker = Worker(settings, pg_dsn)
+    try:
+        assert worker.process_batch() == 1       # no detect pass running: user 8's fetch is due at once
+        assert _exec(pg_dsn, "SELECT payload IS NULL, reason FROM netops.backlog_items WHERE resource = 'users'") \
+            == [(True, "parent")]
+        assert _due(pg_dsn, "users", 8)
+        _exec(pg_dsn, "DELETE FROM netops.backlog_items WHERE entity_id IN (8, 202)")
+        c = _conn(pg_dsn)
+        with c, c.cursor() as cur:
+            marks.detect_begin(cur, "users")      # a pass over users is walking from here on
+        c.close()
+        _enqueue(pg_dsn, [NewItem("achievements_users", 201, payload={"id": 201, "achievement_id": 10,
+                                                                      "user_id": 7})])
+        assert worker.process_batch() == 1
+        assert _exec(pg_dsn, "SELECT state, outcome, parent_resource, parent_id FROM netops.backlog_items "
+                             "WHERE resource = 'achievements_users'") == [("pending", "held", "users", 7)]
+        assert _exec(pg_dsn, "SELECT payload IS NULL, reason, available_at > now() + interval '5 seconds' "
+                             "FROM netops.backlog_items WHERE resource = 'users'") == [(True, "parent", True)]
+        _enqueue(pg_dsn, [NewItem("users", 7, payload=_user(7))])     # detect's page delivers it
+        assert _due(pg_dsn, "users", 7)
+        _exec(pg_dsn, "UPDATE netops.backlog_items SET available_at = now() + interval '1 hour' "
+                      "WHERE resource = 'achievements_users'")         # only a wake can bring it back now
+        assert worker.process_batch() == 1                              # the user, no fetch
+        assert _due(pg_dsn, "achievements_users", 201)
+        assert worker.process_batch() == 1
+        assert worker._client is None                                   # not one API call
+    finally:
+        worker.close()
+    assert _exec(pg_dsn, "SELECT id, user_id FROM achievements_users") == [(201, 7)]
+    assert _exec(pg_dsn, "SELECT state, count(*), count(parent_id) FROM netops.backlog_items GROUP BY 1") == \
+        [("done", 2, 0)]
+
+
+def test_the_end_of_a_detect_pass_makes_its_waiting_parent_requests_due(pg_dsn: str) -> None:
+    _enqueue(pg_dsn, [NewItem("users", 8, reason="parent", delay=queue.PARENT_FETCH_DELAY),
+                      NewItem("users", 9, payload=_user(9))])
+    assert not _due(pg_dsn, "users", 8) and _due(pg_dsn, "users", 9)
+    c = _conn(pg_dsn)
+    with c, c.cursor() as cur:
+        assert queue.release_parent_requests(cur, "projects_users") == 0   # another resource's pass
+        assert queue.release_parent_requests(cur, "users") == 1
+    c.close()
+    assert _due(pg_dsn, "users", 8)
