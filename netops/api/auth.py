@@ -170,12 +170,14 @@ class TokenManager:
     gets one record per POST /oauth/token, under `component`, so token requests are counted with
     every other call. `before_post`, when given, is called before each POST /oauth/token: the
     client passes its limiter's claim for this key, so a token request takes its slot in the
-    key's budget like any call.
+    key's budget like any call; what it returns (if anything) is called with the answer (None:
+    no answer), so the slot is closed where the API counted the POST.
     """
 
     def __init__(self, settings: Settings, session: requests.Session | None = None,
                  recorder: Any = None, component: str = "token", key: ApiKey | None = None,
-                 before_post: Callable[[], None] | None = None) -> None:
+                 before_post: Callable[[], Callable[[requests.Response | None], None] | None] | None = None
+                 ) -> None:
         self.settings = settings
         self.key = key
         self.before_post = before_post
@@ -202,6 +204,11 @@ class TokenManager:
 
     def ttl(self) -> int | None:
         return token_ttl(self.current())
+
+    def needs_refresh(self) -> bool:
+        """Whether `get()` would POST first (no token, refused, or below the minimum TTL)."""
+        ttl = self.ttl()
+        return token_refused(self._token) or ttl is None or ttl < self.settings.token_min_ttl
 
     def get(self) -> str:
         """A token with at least `token_min_ttl` seconds left, refreshing first if needed."""
@@ -266,8 +273,7 @@ class TokenManager:
         """One POST /oauth/token. Refused credentials fail at once (AuthError); what a retry can
         fix — unreachable, 5xx, 429, an answer without a token — raises _TransientTokenError."""
         url = f"{self.settings.api_url}/oauth/token"
-        if self.before_post is not None:
-            self.before_post()
+        answered = self.before_post() if self.before_post is not None else None
         started = time.time()
         try:
             resp = self.session.post(
@@ -276,9 +282,13 @@ class TokenManager:
                 timeout=(5, self.settings.http_timeout),
             )
         except requests.RequestException as exc:
+            if answered is not None:
+                answered(None)
             self._record(started, None, type(exc).__name__)
             raise _TransientTokenError(f"cannot reach {self.settings.api_url} ({type(exc).__name__})",
                                        fix="check NETOPS_API_URL and the network") from None
+        if answered is not None:
+            answered(resp)
         self._record(started, resp.status_code, None if resp.status_code == 200 else f"HTTP {resp.status_code}")
         if resp.status_code in (400, 401):
             try:

@@ -51,6 +51,9 @@ _ID_SEGMENT = re.compile(r"/\d+(?=/|$)")
 # Which component log a client's warnings (retries, 429 waits) go to, by its accounting name.
 _LOG_OF_COMPONENT = {"stable": "stable", "backlog": "backlog", "detect": "backlog", "reconcile": "backlog"}
 _MAX_429_WAITS = 10
+#: Times one call gives back a slot it would have used too late (limiter.overdue) before it goes
+#: out on the last one anyway: each new claim is as likely to be late as the first.
+_MAX_RECLAIMS = 2
 
 
 def endpoint_template(path: str) -> str:
@@ -87,7 +90,7 @@ class ApiClient:
         self._local = threading.local()
         self.tokens_by_key: dict[str, TokenManager] = {
             k.label: TokenManager(settings, self._session(), recorder=self.recorder, component=component,
-                                  key=k, before_post=lambda k=k: self.limiter.acquire_key(k))
+                                  key=k, before_post=lambda k=k: self._token_slot(k))
             for k in self.keys}
         self.calls = 0
         self._calls_lock = threading.Lock()
@@ -172,6 +175,14 @@ class ApiClient:
         attempt = state.failures + 1
         claimed_at = time.monotonic()  # just before the claim: the round trip is measured from here
         key, token = self._claim()
+        for _ in range(_MAX_RECLAIMS):
+            if not self.limiter.overdue(key):
+                break
+            # the slot is counted at its claim plus the key's spread, and this call would go out
+            # later still: give it back and claim again rather than land among later calls
+            self.limiter.release(key)
+            claimed_at = time.monotonic()
+            key, token = self._claim()
         started = time.time()
         sent_at = time.monotonic()
         status: int | None = None
@@ -282,8 +293,11 @@ class ApiClient:
                                     f"{', '.join(k.label for k in self.keys)}; fix the secrets — "
                                     "`netops status` lists the keys", endpoint="/oauth/token", status=401)
             tokens: dict[str, str] = {}
+            got = self._tokens_at_once([k for k in usable if self.tokens_by_key[k.label].needs_refresh()])
             for k in usable:
                 try:
+                    if isinstance(got.get(k.label), AuthError):
+                        raise got[k.label]
                     tokens[k.label] = self.tokens_by_key[k.label].get()
                 except AuthError as exc:
                     self._set_aside(k, exc)
@@ -291,6 +305,39 @@ class ApiClient:
                 continue
             key = self.limiter.acquire([k for k in usable if k.label in tokens])
             return key, tokens[key.label]
+
+    def _tokens_at_once(self, due: list[ApiKey]) -> dict[str, AuthError | None]:
+        """Refresh the tokens of several keys together (a first run with N keys and no stored
+        tokens): one POST after another would put N round trips (1.1 s each on the real API)
+        before the first call. Returns each key's AuthError (None when it got its token); one key
+        needs no thread."""
+        if len(due) < 2:
+            return {}
+
+        def one(k: ApiKey) -> AuthError | None:
+            try:
+                self.tokens_by_key[k.label].get()
+            except AuthError as exc:
+                return exc
+            return None
+
+        with ThreadPoolExecutor(max_workers=len(due), thread_name_prefix="netops-token") as pool:
+            return dict(zip([k.label for k in due], pool.map(one, due), strict=True))
+
+    def _token_slot(self, key: ApiKey) -> Callable[[requests.Response | None], None]:
+        """A token POST takes a slot in its own key's budget like any call (TokenManager calls
+        this just before it posts) and closes it when answered (the function returned): at the
+        moment the answer's headers came back, the latest the API can have counted it — a POST's
+        round trip says nothing of a GET's, so it feeds neither the key's floor nor its spread."""
+        self.limiter.acquire_key(key)
+        sent_at = time.monotonic()
+
+        def done(resp: requests.Response | None) -> None:
+            now = time.monotonic()
+            since = 0.0 if resp is None else now - min(now, sent_at + resp.elapsed.total_seconds())
+            self.limiter.complete(key, since, None)
+
+        return done
 
     def _close_slot(self, key: ApiKey, claimed_at: float, sent_at: float,
                     resp: requests.Response | None) -> None:

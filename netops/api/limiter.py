@@ -144,6 +144,8 @@ class Limiter(Protocol):
     def settle_429(self, key: ApiKey, pause: float, reason: str) -> None: ...
     def complete(self, key: ApiKey, since_headers: float, rtt: float | None,
                  api_in_window: int | None = None) -> None: ...
+    def overdue(self, key: ApiKey) -> bool: ...
+    def release(self, key: ApiKey) -> None: ...
     def set_aside(self, key: ApiKey, reason: str) -> None: ...
     def is_set_aside(self, key: ApiKey) -> bool: ...
     def close(self) -> None: ...
@@ -193,6 +195,11 @@ def _first_free(keys: Sequence[ApiKey], counter: itertools.count,
 #: is noticed within this long even when the computed wait (an hour window) is longer.
 _MAX_SLEEP = 5.0
 
+#: How much later than the key's learned spread a claimed call may go out before its slot is given
+#: back and claimed again (PgLimiter.overdue): the fastest path from claim to send (the claim's
+#: own answer, building the request) takes a few milliseconds and must not trigger it.
+RECLAIM_GRACE = 0.01
+
 
 class LocalLimiter:
     """The claim's rules in this process only (no database): one Pacer per key."""
@@ -235,6 +242,13 @@ class LocalLimiter:
         """Nothing to move: in one process the claim-to-arrival delay is the process's own, and the
         pacer's margin covers it (only the shared limiter closes slots)."""
 
+    def overdue(self, key: ApiKey) -> bool:
+        """Never: the pacer records starts, and its margin covers this process's own delays."""
+        return False
+
+    def release(self, key: ApiKey) -> None:
+        """Nothing to give back (see overdue)."""
+
     def set_aside(self, key: ApiKey, reason: str) -> None:
         self._aside.add(key.label)
 
@@ -261,7 +275,13 @@ class PgLimiter:
         self._limits_seen: dict[str, tuple[int | None, int | None]] = {}
         self.waited = 0.0  # seconds this process spent waiting for slots
         self.claims = 0  # round trips made (claimed or not)
+        self.reclaims = 0  # slots given back because their call would have gone out too late
         self._slot = threading.local()  # the slot this thread claimed last (closed by complete())
+        # per key: when this process should next ask for a slot (monotonic). A 'wait' answer says
+        # when the key can have one; asking before that, from every thread, only costs round
+        # trips under one lock and keeps the interpreter busy while calls wait to go out.
+        self._next_ask: dict[str, float] = {}
+        self._spread: dict[str, float] = {}  # per key: the spread the last closed slot reported
 
     def _cursor(self) -> Any:
         if self._conn is None or self._conn.closed:
@@ -272,14 +292,21 @@ class PgLimiter:
                 cur.execute("SET synchronous_commit TO off")
         return self._conn.cursor()
 
-    def _claim(self, key: ApiKey) -> Any:
-        from netops.db.ratelimit import claim
+    def _claim(self, key: ApiKey) -> tuple[Any, float]:
+        """One claim round trip; returns (the answer, the monotonic moment it was sent — the
+        slot's `at` is decided just after, so a call's lateness is measured from here). No round
+        trip while an earlier answer in this process says the key has no slot yet."""
+        from netops.db.ratelimit import Claim, claim
 
         with self._db_lock:
+            sent = time.monotonic()
+            later = self._next_ask.get(key.label, 0.0) - sent
+            if later > 0:  # another thread's claim, made while this one waited for the lock, says so
+                return Claim("wait", later), sent
             self.claims += 1
             with self._cursor() as cur:
                 return claim(cur, key.label, key.client_id, key.fingerprint, key.per_second, key.per_hour,
-                             self.margin)
+                             self.margin), sent
 
     def acquire(self, keys: Sequence[ApiKey]) -> ApiKey:
         """Claim a slot on the first key (in turn) that has one now; else sleep until the soonest
@@ -288,16 +315,40 @@ class PgLimiter:
         def try_key(k: ApiKey) -> float | None:
             if k.label in self._aside:
                 return None
-            c = self._claim(k)
+            c, sent = self._claim(k)
             if c.state == "claimed":
-                self._slot.id = c.slot_id
+                self._slot.id, self._slot.sent = c.slot_id, sent
+                self._next_ask[k.label] = sent + 1.0 / k.per_second  # the key's pacing, at the least
                 return 0.0
             if c.state == "set_aside":
                 self._aside.add(k.label)
                 return None
+            self._next_ask[k.label] = max(self._next_ask.get(k.label, 0.0), sent + min(c.wait_seconds, _MAX_SLEEP))
             return c.wait_seconds
 
         return _first_free(keys, self._rr, try_key, self)
+
+    def overdue(self, key: ApiKey) -> bool:
+        """True when this thread's claimed call has not gone out yet and is later than the key's
+        learned spread allows: every process counts an in-flight slot at its claim plus that
+        spread, so a call sent later still (the thread waited for the interpreter, a busy core)
+        would reach the API closer to the calls claimed after it than their windows assumed."""
+        sent = getattr(self._slot, "sent", None)
+        if getattr(self._slot, "id", None) is None or sent is None:
+            return False
+        return time.monotonic() - sent > self._spread.get(key.label, 0.0) + RECLAIM_GRACE
+
+    def release(self, key: ApiKey) -> None:
+        """Give back this thread's claimed, unsent slot (the caller claims a new one)."""
+        slot_id, self._slot.id = getattr(self._slot, "id", None), None
+        if slot_id is None:
+            return
+        from netops.db.ratelimit import release_slot
+
+        self.reclaims += 1
+        self._next_ask.pop(key.label, None)
+        with self._db_lock, self._cursor() as cur:
+            release_slot(cur, key.label, slot_id)
 
     def complete(self, key: ApiKey, since_headers: float, rtt: float | None,
                  api_in_window: int | None = None) -> None:
@@ -310,13 +361,18 @@ class PgLimiter:
         from netops.db.ratelimit import close_slot
 
         with self._db_lock, self._cursor() as cur:
-            close_slot(cur, key.label, slot_id, since_headers, rtt, api_in_window)
+            spread = close_slot(cur, key.label, slot_id, since_headers, rtt, api_in_window)
+        if spread is not None:
+            self._spread[key.label] = spread
 
     def acquire_key(self, key: ApiKey) -> None:
         """Claim a slot on this very key (a token request must use its own key's budget)."""
         while True:
-            c = self._claim(key)
-            if c.state in ("claimed", "set_aside"):
+            c, sent = self._claim(key)
+            if c.state == "claimed":
+                self._slot.id, self._slot.sent = c.slot_id, sent  # closed by complete() like any call
+                return
+            if c.state == "set_aside":
                 return  # a set-aside key's token request is refused anyway; do not wait forever
             time.sleep(min(c.wait_seconds, _MAX_SLEEP) + random.uniform(0.0, 0.002))
 

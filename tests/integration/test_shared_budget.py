@@ -340,3 +340,93 @@ def test_detect_walks_lanes_with_several_keys_and_sees_every_row(budget_sim: Sim
     assert single_calls < lane_calls <= single_calls + 4 + 1
     used = sim.limiter.counts()
     assert used[sim.client_id]["allowed"] > 0 and used[SECOND_ID]["allowed"] > 0
+
+
+def test_a_claim_that_would_go_out_later_than_its_spread_is_given_back(pg_dsn: str) -> None:
+    """Every process counts an in-flight slot at its claim plus the key's learned spread; a thread
+    that sends later still (it waited for the interpreter, a busy core) gives the slot back and
+    claims a new one, instead of landing among the calls claimed after it."""
+    from netops.api.keys import ApiKey
+    from netops.api.limiter import RECLAIM_GRACE, PgLimiter
+
+    key = ApiKey("late", "cid", "s", 1000.0, 1_000_000, Path("/nonexistent"), "test")
+    lim = PgLimiter(pg_dsn)
+    try:
+        lim.acquire([key])
+        time.sleep(RECLAIM_GRACE + 0.03)
+        assert lim.overdue(key)                           # the spread is 0 so far: 40 ms late is too late
+        lim.release(key)
+        assert query(pg_dsn, "SELECT count(*) FROM netops.api_slots WHERE key_label = 'late'") == [(0,)]
+        assert query(pg_dsn, "SELECT slots_kept FROM netops.api_keys WHERE label = 'late'") == [(0,)]
+        assert not lim.overdue(key)                       # nothing claimed any more
+        lim.acquire([key])
+        lim.complete(key, 0.0, 0.2)                       # a slow answer: the key's spread is 0.2 s now
+        assert lim._spread["late"] == pytest.approx(0.2)
+        lim.acquire([key])
+        time.sleep(RECLAIM_GRACE + 0.03)
+        assert not lim.overdue(key)                       # within what every process assumes
+        assert lim.reclaims == 1
+    finally:
+        lim.close()
+
+
+def test_the_client_reclaims_a_late_slot_and_sends_on_the_new_one(budget_sim: SimServer, pg_dsn: str,
+                                                                   tmp_path: Path) -> None:
+    """A thread descheduled between its claim and its send (made real here: the limiter sleeps
+    50 ms after each claim) gives its slot back and claims again, at most _MAX_RECLAIMS times;
+    the slots given back leave no trace, the one sent is closed."""
+    from netops.api import client as client_mod
+    from netops.api.client import ApiClient
+    from netops.api.limiter import PgLimiter
+
+    class Descheduled(PgLimiter):
+        def acquire(self, keys: Any) -> Any:
+            key = super().acquire(keys)
+            time.sleep(0.05)
+            return key
+
+    sim = budget_sim
+    sim.reset()
+    sim.configure(rate_per_second=0, rate_per_hour=0)
+    settings = load_settings(env=_env(sim, pg_dsn, tmp_path, 1000), config_path="")
+    with ApiClient(settings, dsn=pg_dsn, component="sync") as client:
+        client.get_json("/v2/cursus/21")                  # the token, and a first call
+        client.limiter.close()
+        client.limiter = Descheduled(pg_dsn)
+        sim.limiter.reset()
+        client.get_json("/v2/cursus/21")
+        reclaims = client.limiter.reclaims
+        client.limiter.close()
+    assert reclaims == client_mod._MAX_RECLAIMS
+    assert sum(c["allowed"] for c in sim.limiter.counts().values()) == 1   # one call went out
+    assert query(pg_dsn, "SELECT count(*), bool_and(done) FROM netops.api_slots") == [(3, True)]
+
+
+def test_threads_of_one_process_do_not_ask_before_the_key_can_have_a_slot(pg_dsn: str) -> None:
+    """Eight threads of one process waiting on one 10/s key: a 'wait' answer tells every thread
+    of the process when to ask again, so the claims (round trips under the process's one lock)
+    stay close to one per slot instead of one per thread per slot."""
+    import threading
+
+    from netops.api.keys import ApiKey
+    from netops.api.limiter import PgLimiter
+
+    key = ApiKey("busy", "cid", "s", 10.0, 1_000_000, Path("/nonexistent"), "test")
+    lim = PgLimiter(pg_dsn)
+    stop = time.monotonic() + 2.0
+    got = []
+
+    def lane() -> None:
+        while time.monotonic() < stop:
+            lim.acquire([key])
+            got.append(1)
+            lim.complete(key, 0.0, 0.001)
+
+    threads = [threading.Thread(target=lane) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    lim.close()
+    assert len(got) >= 15
+    assert lim.claims <= 2 * len(got), f"{lim.claims} claims for {len(got)} slots"
