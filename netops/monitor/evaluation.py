@@ -28,7 +28,7 @@ from typing import Any
 
 import psycopg2
 
-from netops.api.keys import key_rows
+from netops.api.keys import Budget, budget, key_rows, read_keys
 from netops.config import Settings
 from netops.monitor import facts as F
 
@@ -60,6 +60,9 @@ class Facts:
     #: one row per application key (netops.api.keys.key_rows); set-aside state unknown (None
     #: values) when the database is down
     keys: list[dict[str, Any]] = field(default_factory=list)
+    #: every configured key's budget summed (netops.api.keys.budget), from the same read of the
+    #: keys as `keys`: what status, the metrics, history.json and the dashboard call "the budget"
+    budget: Budget = field(default_factory=lambda: Budget(1, 0.0, 0))
     nginx: dict[str, Any] = field(default_factory=lambda: {"ok": None, "url": None, "error": None})
     #: the all-time counters (netops/monitor/counters.py), read on the same connection when asked
     #: for (the metrics export); None: not asked, or unknown (database down, not migrated)
@@ -96,6 +99,8 @@ def gather(settings: Settings, dsn: str | None, check_services: bool = True, cou
     store = F.read_token_store(settings)
     f.token = F.token_facts(settings, store=store)
     stores = {settings.token_file: store.data}
+    configured = read_keys(settings)  # once: the budget and the key rows judge the same keys
+    f.budget = budget(settings, configured)
     try:
         if dsn is None:
             raise psycopg2.OperationalError("no DSN: NETOPS_DSN is unset and no embedded server")
@@ -112,7 +117,7 @@ def gather(settings: Settings, dsn: str | None, check_services: bool = True, cou
                 f.api = F.api_facts(cur)
                 f.backlog = F.backlog_facts(cur)
                 f.quality = F.quality_facts(cur)
-                f.keys = key_rows(settings, cur, stores=stores)
+                f.keys = key_rows(settings, cur, stores=stores, keys=configured)
                 if counters:
                     from netops.monitor.counters import read_counters
 
@@ -124,7 +129,7 @@ def gather(settings: Settings, dsn: str | None, check_services: bool = True, cou
     f.disk = {"log_dir": F.disk_facts(settings.log_path), "state_dir": F.disk_facts(settings.state_path)}
     f.log_bytes = f.disk["log_dir"]["used_bytes"]
     if not f.keys:  # database down or not migrated: what the key and token files tell
-        f.keys = key_rows(settings, None, stores=stores)
+        f.keys = key_rows(settings, None, stores=stores, keys=configured)
     f.elapsed_ms = round((time.monotonic() - started) * 1000, 1)
     return f
 

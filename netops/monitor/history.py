@@ -28,6 +28,7 @@ from typing import Any
 
 import psycopg2
 
+from netops.api.keys import budget
 from netops.config import Settings
 from netops.monitor import facts as F
 
@@ -171,7 +172,7 @@ def collect_history(settings: Settings, dsn: str | None) -> dict[str, Any]:
                 "schema_version": SCHEMA_VERSION,
                 "generated_at": F.iso(now),
                 "generated_at_unix": round(now.timestamp(), 3),
-                "api": {"budget_per_hour": settings.rate_per_hour, "hours": _calls_by_hour(cur)},
+                "api": {"budget_per_hour": budget(settings).per_hour, "hours": _calls_by_hour(cur)},
                 "sync_runs": _runs(cur),
                 "backlog": {"available": backlog.available,
                             "samples": _backlog_series(cur) if backlog.available else []},

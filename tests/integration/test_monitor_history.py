@@ -91,3 +91,37 @@ def test_an_export_opens_one_connection_and_reads_the_token_once(
     evaluation.gather(settings, None)
     assert reads == [settings.token_file]
     assert F.token_facts(settings).present  # the standalone reader still works
+
+
+def test_two_keys_are_two_budgets_in_every_view_and_the_keys_are_read_once(
+        settings_factory: Callable[..., Settings], monkeypatch) -> None:
+    """N application keys give N budgets: status, the metrics (JSON and Prometheus), history.json
+    and the dashboard all say keys × budget, from one read of the keys per evaluation."""
+    from netops.api import keys as K
+    from netops.monitor.dashboard import gather as dashboard_gather
+    from netops.monitor.history import collect_history
+    from netops.monitor.metrics import prometheus_text
+    from netops.monitor.status import status_document
+    from tests.integration.test_monitor_metrics import one, parse
+
+    settings = settings_factory(NETOPS_CLIENT_ID="u-one", NETOPS_CLIENT_SECRET="s-one",
+                                NETOPS_CLIENT_ID_2="u-two", NETOPS_CLIENT_SECRET_2="s-two",
+                                NETOPS_RATE_PER_HOUR=1000, NETOPS_RATE_PER_SECOND=2)
+    healthy(settings.dsn, settings)  # 20 calls in the last hour
+    reads = []
+    real_load = K.load_keys
+    monkeypatch.setattr(K, "load_keys", lambda *a, **k: reads.append(1) or real_load(*a, **k))
+
+    ev = evaluation.evaluate(settings, settings.dsn, check_services=False, counters=True)
+    doc = status_document(ev)
+    assert len(reads) == 1, "an evaluation reads the keys once (budget and key rows alike)"
+    assert [k["label"] for k in ev.facts.keys] == ["default", "2"]
+    assert (doc["api"]["budget_per_hour"], doc["api"]["keys"]) == (2000, 2)
+    snap = collect_snapshot(settings, settings.dsn, evaluation=ev)
+    assert (snap["api"]["budget_per_hour"], snap["api"]["budget_per_second"]) == (2000, 4.0)
+    assert snap["api"]["utilisation_ratio"] == 0.01  # 20 / 2000
+    prom = parse(prometheus_text(snap))
+    assert one(prom, "netops_api_budget_calls_per_hour") == 2000
+    assert one(prom, "netops_api_budget_calls_per_second") == 4
+    assert collect_history(settings, settings.dsn)["api"]["budget_per_hour"] == 2000
+    assert dashboard_gather(settings, settings.dsn).rate_per_hour == 2000
