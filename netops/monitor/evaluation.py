@@ -87,11 +87,19 @@ def check_nginx(url: str | None, timeout: float = 1.0) -> dict[str, Any]:
     return {"ok": False, "url": url, "error": f"HTTP {code}", "http_status": code}
 
 
-def gather(settings: Settings, dsn: str | None, check_services: bool = True, counters: bool = False) -> Facts:
+Then = Callable[[Any, "Facts"], None]
+
+
+def gather(settings: Settings, dsn: str | None, check_services: bool = True, counters: bool = False,
+           then: Then | None = None) -> Facts:
     """Read every fact once. Never raises for a sick box: what cannot be read stays unknown.
 
-    `counters`: also read the all-time counters, on the same connection (the metrics export)."""
+    `counters`: also read the all-time counters, on the same connection (the metrics export).
+    `then(cur, facts)`: run on the same connection once the database facts are read (history.json
+    is written from them, netops/monitor/history.py); not run when the database or the schema
+    cannot be read. It must catch its own errors: one escaping is taken for a database failure."""
     started = time.monotonic()
+    then_s = 0.0  # time spent in `then`: not the evaluation's (elapsed_ms stays what status measures)
     f = Facts(now=F.utcnow())
     if check_services:
         f.nginx = check_nginx(settings.nginx_url)
@@ -122,6 +130,10 @@ def gather(settings: Settings, dsn: str | None, check_services: bool = True, cou
                     from netops.monitor.counters import read_counters
 
                     f.counters = read_counters(cur)
+                if then is not None:
+                    t0 = time.monotonic()
+                    then(cur, f)
+                    then_s = time.monotonic() - t0
     except psycopg2.Error as exc:
         f.db_error = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         if f.db_up:  # reachable, but a query failed (e.g. half-migrated): say so, keep what was read
@@ -130,7 +142,7 @@ def gather(settings: Settings, dsn: str | None, check_services: bool = True, cou
     f.log_bytes = f.disk["log_dir"]["used_bytes"]
     if not f.keys:  # database down or not migrated: what the key and token files tell
         f.keys = key_rows(settings, None, stores=stores, keys=configured)
-    f.elapsed_ms = round((time.monotonic() - started) * 1000, 1)
+    f.elapsed_ms = round((time.monotonic() - started - then_s) * 1000, 1)
     return f
 
 
@@ -495,7 +507,7 @@ class Evaluation:
 
 
 def evaluate(settings: Settings, dsn: str | None, check_services: bool = True,
-             facts: Facts | None = None, counters: bool = False) -> Evaluation:
-    """Read every fact now and judge every rule against it (`counters`: see gather)."""
-    facts = facts if facts is not None else gather(settings, dsn, check_services, counters=counters)
+             facts: Facts | None = None, counters: bool = False, then: Then | None = None) -> Evaluation:
+    """Read every fact now and judge every rule against it (`counters`, `then`: see gather)."""
+    facts = facts if facts is not None else gather(settings, dsn, check_services, counters=counters, then=then)
     return Evaluation(facts, [judge(r, facts, settings) for r in RULES], settings)

@@ -2,7 +2,7 @@
 
 The page is the role's own template (roles/nginx/templates/index.html.j2, rendered by Jinja as
 Ansible does), served over real HTTP on loopback with the status.json and history.json that the
-status-json cron job's own commands write (`netops status --json`, `netops metrics history`)
+status-json cron job's own command writes (`netops status --json --output ... --history ...`)
 against a real PostgreSQL and the simulator. Three boxes an operator meets: healthy, one with a
 firing alert, one whose database is down. Each gets DOM assertions and a screenshot.
 
@@ -94,13 +94,11 @@ def browser() -> Iterator[Any]:
 
 def write_files(settings: Settings, root: Path) -> tuple[dict[str, Any], int]:
     """What the status-json cron job runs (roles/netops/defaults/main.yml), into the web root:
-    status.json, then history.json. Returns status.json and the history command's exit code."""
-    st = netops(settings, "status", "--json")
-    assert st.stdout.strip(), st.stderr
-    (root / ".status.json.tmp").write_text(st.stdout)
-    os.replace(root / ".status.json.tmp", root / "status.json")
-    hist = netops(settings, "metrics", "history", "--output", str(root / "history.json"))
-    return json.loads(st.stdout), hist.returncode
+    status.json and history.json, one process. Returns status.json and the exit code (status's)."""
+    r = netops(settings, "status", "--json", "--output", str(root / "status.json"),
+               "--history", str(root / "history.json"))
+    assert r.stdout == "", r.stdout
+    return json.loads((root / "status.json").read_text()), r.returncode
 
 
 def open_page(driver: Any, url: str) -> None:
@@ -161,8 +159,8 @@ def test_status_page_in_chromium(settings_factory: Callable[..., Settings], sim:
     # --- a healthy box: two real syncs, the first moved 5 h back (as time would) -----------
     first = netops(settings, "sync", "stable", "--no-progress")
     assert first.returncode == 0, first.stderr
-    _, rc = write_files(settings, root)  # this minute's backlog/table sample
-    assert rc == 0
+    first_status, _ = write_files(settings, root)  # this minute's backlog/table sample
+    assert json.loads((root / "history.json").read_text())["schema_version"] == 1, first_status["problems"]
     for stmt in ("UPDATE netops.api_calls SET at = at - interval '5 hours'",
                  "UPDATE netops.sync_runs SET started_at = started_at - interval '5 hours', "
                  "finished_at = finished_at - interval '5 hours'",
@@ -203,7 +201,7 @@ def test_status_page_in_chromium(settings_factory: Callable[..., Settings], sim:
     failed = netops(settings, "sync", "stable", "--no-progress")
     assert failed.returncode != 0
     status, rc = write_files(settings, root)
-    assert rc == 0 and "sync_failed" in status["alerts"]["firing"], status["alerts"]
+    assert rc == 1 and "sync_failed" in status["alerts"]["firing"], status["alerts"]  # a warning
     browser.set_window_size(WIDTH, 900)
     open_page(browser, url + "?refresh=2")
     assert text(browser, "#state") == status["state"] == "warning"
