@@ -329,6 +329,15 @@ def _database_advice(s: Settings) -> str:
             "disk; every other check is blind until it is back.")
 
 
+def _db_size_advice(s: Settings) -> str:
+    # netops.api_calls is pruned by every history.json run (netops/monitor/history.py): deleting its
+    # rows by hand is not the step; keeping fewer days is, and VACUUM FULL gives the space back
+    return ("Look for bloat (`netops db shell`, then VACUUM FULL the largest tables); netops.api_calls is "
+            f"already pruned to NETOPS_API_CALLS_KEEP_DAYS={s.api_calls_keep_days} days every minute (the "
+            "status-json cron job): lower it to keep fewer, then VACUUM FULL netops.api_calls; or grow the disk "
+            "and raise NETOPS_ALERT_DB_SIZE_BYTES.")
+
+
 def _nginx_down(f: Facts, s: Settings) -> float | None:
     ok = f.nginx.get("ok")
     return None if ok is None else (0.0 if ok else 1.0)
@@ -369,9 +378,10 @@ RULES: tuple[Rule, ...] = (
          "(NETOPS_CLIENT_SECRET_<N> or NETOPS_CREDENTIALS_FILE); the other keys carry the load meanwhile.",
          "netops_api_key_set_aside > {t}", severity="critical", detail=_keys_set_aside_detail),
     Rule("db_size", "Database larger than its threshold", "alert_db_size_bytes", _db_size, "bytes",
-         "Look for bloat (`netops db shell`, then VACUUM FULL the largest tables), delete old "
-         "netops.api_calls rows, or grow the disk and raise NETOPS_ALERT_DB_SIZE_BYTES.",
-         "netops_database_size_bytes > {t}"),
+         "Look for bloat (`netops db shell`, then VACUUM FULL the largest tables), keep fewer days of "
+         "netops.api_calls (NETOPS_API_CALLS_KEEP_DAYS; older rows are pruned every minute), or grow the "
+         "disk and raise NETOPS_ALERT_DB_SIZE_BYTES.",
+         "netops_database_size_bytes > {t}", advice=_db_size_advice),
     Rule("log_size", "Log directory larger than its threshold", "alert_log_bytes", _log_bytes, "bytes",
          "Check that logrotate runs (/etc/logrotate.d/netops, `logrotate -d`), delete old rotated logs.",
          "netops_log_bytes > {t}", from_db=False),

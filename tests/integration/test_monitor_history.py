@@ -224,3 +224,20 @@ def test_history_outage_is_said_once_not_every_minute(settings_factory: Callable
     assert netops(up, *args).stderr == "" and (web / "history.json").read_text() != last_good
     again = netops(down, *args)  # a new outage is said again
     assert again.stderr.count("\n") == 1, again.stderr
+
+
+def test_db_size_advice_says_what_is_true_api_calls_are_pruned_by_the_job(
+        settings_factory: Callable[..., Settings], tmp_path: Path) -> None:
+    """The db_size advice does not send the operator to delete netops.api_calls rows: the
+    status-json job prunes them (to NETOPS_API_CALLS_KEEP_DAYS, which it names); seen here."""
+    settings = settings_factory(NETOPS_API_CALLS_KEEP_DAYS=3, NETOPS_ALERT_DB_SIZE_BYTES=1)
+    healthy(settings.dsn, settings)
+    insert_calls(settings.dsn, {200: 7}, ago=4 * 86400)  # past the 3-day retention
+    r = netops(settings, "status", "--json", "--output", str(tmp_path / "status.json"),
+               "--history", str(tmp_path / "history.json"))
+    assert r.returncode == 1, r.stderr
+    [advice] = [p["message"] for p in json.loads((tmp_path / "status.json").read_text())["problems"]
+                if p["check"] == "db_size"]
+    assert "NETOPS_API_CALLS_KEEP_DAYS=3 days" in advice and "delete old" not in advice, advice
+    assert json.loads((tmp_path / "history.json").read_text())["retention"]["pruned"]["api_calls"] == 7
+    assert query(settings.dsn, "SELECT count(*) FROM netops.api_calls WHERE at < now() - interval '3 days'")[0][0] == 0

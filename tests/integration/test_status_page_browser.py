@@ -101,6 +101,19 @@ def write_files(settings: Settings, root: Path) -> tuple[dict[str, Any], int]:
     return json.loads((root / "status.json").read_text()), r.returncode
 
 
+def tables_caption(driver: Any, history: dict[str, Any]) -> str:
+    """The rows-per-table graph's caption, checked against history.json: it names the brackets
+    only when some table shows one (its rows changed in 24 h)."""
+    changed = {n: t["rows"] - t["rows_24h_ago"] for n, t in history["tables"].items()
+               if t["rows_24h_ago"] is not None and t["rows"] != t["rows_24h_ago"]}
+    graph = text(driver, "#g-tables")
+    for n, d in changed.items():
+        assert f"({'+' if d > 0 else ''}{d:,})" in graph, (n, d, graph)
+    caption = graph.splitlines()[-1]
+    assert (caption == "(change over 24 h in brackets)") == bool(changed), graph
+    return caption
+
+
 def open_page(driver: Any, url: str) -> None:
     from selenium.webdriver.support.ui import WebDriverWait
 
@@ -187,6 +200,7 @@ def test_status_page_in_chromium(settings_factory: Callable[..., Settings], sim:
     tables_svg = text(browser, "#g-tables")
     for name in status["tables"]:
         assert name in tables_svg, (name, tables_svg)
+    assert tables_caption(browser, history) == "No table changed in 24 h."  # the same sim twice
     assert count(browser, "#phases tr") == len(status["phases"]) > 0
     assert text(browser, "#history").startswith("Graphs from history.json written " + history["generated_at"])
     age = text(browser, "#age")
@@ -200,6 +214,8 @@ def test_status_page_in_chromium(settings_factory: Callable[..., Settings], sim:
     sim.add_fault("500@/v2/cursus/:id/projects")
     failed = netops(settings, "sync", "stable", "--no-progress")
     assert failed.returncode != 0
+    # and no campus a day ago: the graph shows the change in brackets, the caption says so
+    query(settings.dsn, "UPDATE netops.monitor_samples SET table_rows = table_rows || '{\"campuses\": 0}'")
     status, rc = write_files(settings, root)
     assert rc == 1 and "sync_failed" in status["alerts"]["firing"], status["alerts"]  # a warning
     browser.set_window_size(WIDTH, 900)
@@ -212,6 +228,8 @@ def test_status_page_in_chromium(settings_factory: Callable[..., Settings], sim:
     assert browser.find_elements("css selector", '#g-runs svg rect[fill="#dc2626"]')  # the failed run, in red
     assert browser.find_elements("css selector", '#g-calls svg rect[fill="#7c3aed"]')  # its 500s
     assert count(browser, "#phases td.critical") == 1
+    assert tables_caption(browser, json.loads((root / "history.json").read_text())) == \
+        "(change over 24 h in brackets)"
     screenshot(browser, "status-alert-firing", tmp_path)
 
     # --- the database down: the same page, left open, re-reads the files by itself -----------
