@@ -1,50 +1,55 @@
-"""What the monitor's bookkeeping costs on a big box (issue 14): run by hand,
-`.venv/bin/python -m bench.monitor_cost` (own embedded PostgreSQL in a temp dir, ~2 min).
+"""What the monitor's bookkeeping costs on a big box (issue 14): `make bench ONLY=monitor`
+(`python -m bench.run --only monitor`; `--quick` for tiny sizes), on the bench's PostgreSQL.
 
 1. An export's API-call counters: the count(*) ... GROUP BY over all of netops.api_calls that
    exports used to run, against the running totals (netops.api_call_totals, migration 011), at
    100 k, 1 M and 3 M call rows; and what the totals' trigger adds to a 50-row recorder flush.
-2. `netops metrics history` (collect_history) on 1 M call rows spread over 40 days, 60 runs of
-   12 phases and 48 h of samples: the runs that prune 50,000 rows past the 30-day retention, the
-   steady run after, and the size of history.json.
+2. history.json (`netops metrics history`, collect_history) on 1 M call rows spread over 40 days,
+   60 runs of 12 phases and 48 h of samples: the runs that prune 50,000 rows past the 30-day
+   retention, the steady run after, and the size of history.json.
+3. The status-json cron job's one process (`netops status --json --output --history`:
+   evaluate_with_history, one evaluation on one connection) against what it replaced, the status
+   evaluation then collect_history (two passes, the shared facts read twice), in process, on
+   that same database once the prune has caught up.
 
-Not part of `make bench`/BENCHMARKS.md: it prints its figures.
+Registered in bench/run.py as `monitor`; its section of BENCHMARKS.md is render() below.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import statistics
-import tempfile
 import time
-from pathlib import Path
+from typing import Any
 
 import psycopg2
 from psycopg2.extras import execute_values
 
 from netops.config import load_settings
-from netops.db.migrate import migrate
-from netops.db.server import LocalPostgres
-from netops.monitor.history import collect_history
+from netops.monitor.evaluation import evaluate
+from netops.monitor.history import collect_history, evaluate_with_history, history_text
 
 FILL = ("INSERT INTO netops.api_calls (at, component, method, endpoint, status, duration_ms, attempt) "
         "SELECT now() - g * make_interval(secs => %s), 'backlog', 'GET', '/v2/ep' || (g %% 12), "
         "CASE WHEN g %% 500 = 0 THEN 429 ELSE 200 END, 300, 1 FROM generate_series(1, %s) g")
+SIZES = {"counters": (100_000, 1_000_000, 3_000_000), "history": 1_000_000, "runs": 7, "flushes": 200,
+         "history_runs": 6}
+QUICK_SIZES = {"counters": (10_000,), "history": 20_000, "runs": 2, "flushes": 10, "history_runs": 2}
 
 
-def _ms(fn: object, runs: int = 7) -> float:
+def _ms(fn: Any, runs: int) -> float:
     out = []
     for _ in range(runs):
         t = time.monotonic()
-        fn()  # type: ignore[operator]
+        fn()
         out.append((time.monotonic() - t) * 1000)
-    return statistics.median(out)
+    return round(statistics.median(out), 3)
 
 
-def counters(cur: psycopg2.extensions.cursor) -> None:
-    for n in (100_000, 1_000_000, 3_000_000):
+def counters(cur: psycopg2.extensions.cursor, sizes: dict[str, Any]) -> dict[str, Any]:
+    rows_out = []
+    for n in sizes["counters"]:
         cur.execute("TRUNCATE netops.api_calls; TRUNCATE netops.api_call_totals")
         t = time.monotonic()
         cur.execute(FILL, (1.0, n))
@@ -59,24 +64,28 @@ def counters(cur: psycopg2.extensions.cursor) -> None:
             cur.execute("SELECT endpoint, code, calls FROM netops.api_call_totals")
             cur.fetchall()
 
-        print(f"{n:>9,} call rows (filled in {fill:.1f} s, trigger included): count(*) GROUP BY "
-              f"{_ms(old):.1f} ms, running totals {_ms(new):.2f} ms (medians of 7)")
-    rows = [("sync", "GET", "/v2/campus", 200, 120, 1)] * 50
+        rows_out.append({"rows": n, "fill_seconds": round(fill, 2), "count_ms": _ms(old, sizes["runs"]),
+                         "totals_ms": _ms(new, sizes["runs"])})
+    flush_rows = [("sync", "GET", "/v2/campus", 200, 120, 1)] * 50
 
     def flush() -> None:
         execute_values(cur, "INSERT INTO netops.api_calls (component, method, endpoint, status, duration_ms, attempt) "
-                            "VALUES %s", rows)
+                            "VALUES %s", flush_rows)
 
-    on = _ms(flush, 200)
+    on = _ms(flush, sizes["flushes"])
     cur.execute("ALTER TABLE netops.api_calls DISABLE TRIGGER api_calls_totals")
-    off = _ms(flush, 200)
-    cur.execute("ALTER TABLE netops.api_calls ENABLE TRIGGER api_calls_totals")
-    print(f"50-row flush: {on:.2f} ms with the totals trigger, {off:.2f} ms without (medians of 200)")
+    try:
+        off = _ms(flush, sizes["flushes"])
+    finally:
+        cur.execute("ALTER TABLE netops.api_calls ENABLE TRIGGER api_calls_totals")
+    return {"by_size": rows_out, "flush_ms": {"with_trigger": on, "without_trigger": off},
+            "runs": sizes["runs"], "flushes": sizes["flushes"]}
 
 
-def history(cur: psycopg2.extensions.cursor, env: dict[str, str]) -> None:
+def history(cur: psycopg2.extensions.cursor, env: dict[str, str], sizes: dict[str, Any]) -> dict[str, Any]:
+    n = sizes["history"]
     cur.execute("TRUNCATE netops.api_calls; TRUNCATE netops.api_call_totals")
-    cur.execute(FILL, (3.456, 1_000_000))  # 40 days: ~250,000 rows past the 30-day retention
+    cur.execute(FILL, (3_456_000 / n, n))  # 40 days: a quarter of the rows past the 30-day retention
     cur.execute("INSERT INTO netops.sync_runs (run_id, phase, table_name, started_at, finished_at, status) "
                 "SELECT md5(r::text)::uuid, 'p' || p, 't' || p, now() - r * interval '1 day' + p * interval '10 s', "
                 "now() - r * interval '1 day' + p * interval '10 s' + interval '9 s', 'success' "
@@ -85,31 +94,74 @@ def history(cur: psycopg2.extensions.cursor, env: dict[str, str]) -> None:
                 "SELECT now() - g * interval '1 minute', g % 50, 0, 0 FROM generate_series(1, 2880) g")
     cur.execute("VACUUM ANALYZE")
     settings = load_settings(env=env, config_path="")
-    for i in range(6):
+    runs = []
+    doc: dict[str, Any] = {}
+    for _ in range(sizes["history_runs"]):
         t = time.monotonic()
         doc = collect_history(settings, env["NETOPS_DSN"])
-        print(f"history run {i + 1}: {(time.monotonic() - t) * 1000:.0f} ms, pruned {doc['retention']['pruned']}")
-    print(f"history.json: {len(json.dumps(doc, separators=(',', ':'))):,} bytes")
+        runs.append({"ms": round((time.monotonic() - t) * 1000, 1), "pruned": doc["retention"]["pruned"]})
+    while doc["retention"]["pruned"]["api_calls"]:  # catch up, so the job's figures are steady ones
+        doc = collect_history(settings, env["NETOPS_DSN"])
+    # the status-json job: one pass (status + history) against the two it replaced
+    one = _ms(lambda: evaluate_with_history(settings, env["NETOPS_DSN"], check_services=False), sizes["runs"])
+    two = _ms(lambda: (evaluate(settings, env["NETOPS_DSN"], check_services=False),
+                       collect_history(settings, env["NETOPS_DSN"])), sizes["runs"])
+    return {"call_rows": n, "runs": runs, "bytes": len(history_text(doc)),
+            "job": {"one_pass_ms": one, "two_passes_ms": two, "runs": sizes["runs"]}}
+
+
+def bench_monitor(bench: Any) -> dict[str, Any]:
+    """The `monitor` benchmark of bench/run.py: a fresh migrated database of the bench's server."""
+    sizes = QUICK_SIZES if bench.quick else SIZES
+    dsn = bench.pg.new_database("monitor")
+    state = bench.tmp / "monitor-state"
+    env = {"NETOPS_STATE_DIR": str(state), "NETOPS_LOG_DIR": str(state / "logs"), "NETOPS_DSN": dsn}
+    conn = psycopg2.connect(dsn)
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            out = {"counters": counters(cur, sizes), "history": history(cur, env, sizes)}
+    finally:
+        conn.close()
+        bench.pg.drop_database(dsn)
+        shutil.rmtree(state, ignore_errors=True)
+    return out
+
+
+def render(r: dict[str, Any], w: Any) -> None:
+    """The "Monitor bookkeeping" section of BENCHMARKS.md (measured figures only)."""
+    m = r.get("monitor")
+    if not m:
+        return
+    c, h = m["counters"], m["history"]
+    w("## Monitor bookkeeping (issue 14): counters, history.json, the status-json job\n")
+    w(f"Medians of {c['runs']} runs, on the bench's PostgreSQL (`bench/monitor_cost.py`).\n")
+    w("| netops.api_calls rows | fill (trigger included) | count(*) GROUP BY (old export) | running totals |")
+    w("|---|---|---|---|")
+    for s in c["by_size"]:
+        w(f"| {s['rows']:,} | {s['fill_seconds']:.1f} s | {s['count_ms']:.1f} ms | {s['totals_ms']:.2f} ms |")
+    f = c["flush_ms"]
+    w(f"\n50-row recorder flush: {f['with_trigger']:.2f} ms with the totals trigger, {f['without_trigger']:.2f} ms "
+      f"without (medians of {c['flushes']}).\n")
+    w(f"history.json on {h['call_rows']:,} call rows over 40 days: "
+      + ", ".join(f"run {i + 1} {x['ms']:.0f} ms (pruned {x['pruned']['api_calls']:,} calls)"
+                  for i, x in enumerate(h["runs"]))
+      + f"; the file is {h['bytes']:,} bytes.\n")
+    j = h["job"]
+    w(f"The status-json job, once pruned: one pass (`status --history`) {j['one_pass_ms']:.0f} ms against "
+      f"{j['two_passes_ms']:.0f} ms for the status evaluation then `metrics history` (medians of {j['runs']}, "
+      "in process; the job used to be two processes, each also paying Python's start-up).\n")
 
 
 def main() -> None:
-    state = Path(tempfile.mkdtemp(prefix="netops-monitor-cost-", dir="/tmp"))
-    os.chmod(state, 0o755)  # the server user must enter it when run as root
-    env = {"NETOPS_STATE_DIR": str(state), "NETOPS_LOG_DIR": str(state / "logs")}
-    server = LocalPostgres(load_settings(env=env, config_path=""))
-    server.up()
+    """`python -m bench.monitor_cost`: this benchmark alone, its figures printed as JSON."""
+    from bench.run import Bench
+
+    bench = Bench(1, quick=False)
     try:
-        dsn = server.dsn()
-        migrate(dsn, state / "migrate-logs")
-        conn = psycopg2.connect(dsn)
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            counters(cur)
-            history(cur, {**env, "NETOPS_DSN": dsn})
-        conn.close()
+        print(json.dumps(bench_monitor(bench), indent=1))
     finally:
-        server.down()
-        shutil.rmtree(state, ignore_errors=True)
+        bench.close()
 
 
 if __name__ == "__main__":

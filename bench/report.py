@@ -81,6 +81,9 @@ def render(r: dict[str, Any]) -> str:
     from bench.budget import render as render_budget
 
     render_budget(r, w)
+    from bench.monitor_cost import render as render_monitor
+
+    render_monitor(r, w)
     _candidate(r, w)
     w("## How to rerun\n")
     w("```\nmake bench                    # everything (~10 min), rewrites this file")

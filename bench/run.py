@@ -5,7 +5,8 @@ benchmark (or only the named ones), merges the figures into bench/results.json a
 BENCHMARKS.md from it. Every figure is measured beside its floor or peer in the same run.
 
 Benchmarks: sync (full + no-change + `--if-changed`), loader, backlog, dlt, status, real; and the
-shared API budget's budget (every job at once), keys (1, 2, 4 keys), claim (bench/budget.py).
+shared API budget's budget (every job at once), keys (1, 2, 4 keys), claim (bench/budget.py); and
+monitor, the monitor's bookkeeping (bench/monitor_cost.py).
 """
 
 from __future__ import annotations
@@ -26,11 +27,11 @@ from typing import Any
 import psycopg2
 import requests
 
-from bench import budget
+from bench import budget, monitor_cost
 from bench.env import ROOT, BenchPostgres, machine, netops_env, run_worker, traversable_tmpdir, versions
 from netops.sim import SimConfig, SimServer
 
-ALL = ("sync", "loader", "backlog", "dlt", "status", "real", "budget", "keys", "claim")
+ALL = ("sync", "loader", "backlog", "dlt", "status", "real", "budget", "keys", "claim", "monitor")
 
 # Scaled time: latency x budget (calls that must be in flight to stay at the budget) is kept at
 # the real API's 1.1 s x 2/s = 2.2, so every latency-vs-budget effect keeps its proportion.
@@ -410,7 +411,7 @@ def main(argv: list[str] | None = None) -> int:
             "sync": bench.bench_sync, "loader": bench.bench_loader, "backlog": bench.bench_backlog,
             "dlt": bench.bench_dlt, "status": bench.bench_status, "real": bench.bench_real,
             "budget": lambda: budget.bench_budget(bench), "keys": lambda: budget.bench_keys(bench),
-            "claim": lambda: budget.bench_claim(bench)}
+            "claim": lambda: budget.bench_claim(bench), "monitor": lambda: monitor_cost.bench_monitor(bench)}
         for name in only:
             log(f"--- {name}")
             t0 = time.monotonic()

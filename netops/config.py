@@ -215,7 +215,7 @@ FIELDS: tuple[Field, ...] = (
     Field("metrics_dir", "NETOPS_METRICS_DIR", _opt_path, None,
           "Where metrics_latest.json / metrics.prom go (default: <state_dir>/metrics)."),
     Field("api_calls_keep_days", "NETOPS_API_CALLS_KEEP_DAYS", _num(int, 2), 30,
-          "Days of netops.api_calls rows kept; `netops metrics history` prunes older ones (the "
+          "Days of netops.api_calls rows kept; history.json's writer prunes older ones (the "
           "counters are running totals, so they do not go down)."),
     Field("nginx_url", "NETOPS_NGINX_URL", _opt_url, None,
           "URL nginx serves netops on; checked by `netops status` when set."),

@@ -256,20 +256,34 @@ class Budget:
         return f", {self.keys} keys × {self.per_hour // self.keys:,}/h"
 
 
-def budget(settings: Settings) -> Budget:
-    """The summed budget of every configured key (one key's when the keys cannot be read: the
-    error itself is shown on the key lines)."""
+#: What one evaluation read of the configured keys: the keys, or the error naming every bad one.
+#: Read once (read_keys) and handed to budget() and key_rows(), so they judge the same read.
+Configured = list[ApiKey] | ConfigError
+
+
+def read_keys(settings: Settings) -> Configured:
+    """load_keys() for the views (none required), its error returned instead of raised: a view
+    shows a bad key on its key lines, it does not stop."""
     try:
-        keys = load_keys(settings, required=False)
-    except ConfigError:
-        keys = []
-    if not keys:
+        return load_keys(settings, required=False)
+    except ConfigError as exc:
+        return exc
+
+
+def budget(settings: Settings, keys: Configured | None = None) -> Budget:
+    """The summed budget of every configured key: the one place the box's API budget is derived
+    (status, backlog status, metrics, history.json and the dashboard all show this one).
+
+    One key's configured budget when there is none or they cannot be read (the error itself is
+    shown on the key lines). `keys`: what read_keys() returned already (read now when None)."""
+    keys = read_keys(settings) if keys is None else keys
+    if isinstance(keys, ConfigError) or not keys:
         return Budget(1, settings.rate_per_second, settings.rate_per_hour)
     return Budget(len(keys), sum(k.per_second for k in keys), sum(k.per_hour for k in keys))
 
 
 def key_rows(settings: Settings, cur: Any | None, now: float | None = None,
-             stores: dict[Path, Any] | None = None) -> list[dict[str, Any]]:
+             stores: dict[Path, Any] | None = None, keys: Configured | None = None) -> list[dict[str, Any]]:
     """One row per configured key for `netops status`, the metrics and the dashboard.
 
     label, client id, token TTL (its own token file; None when none stored), calls in the last
@@ -277,13 +291,13 @@ def key_rows(settings: Settings, cur: Any | None, now: float | None = None,
     API's headers), 429s this hour, a 429 block in force, and whether it is set aside (its
     secret refused). `cur` None (database down): only what the files tell. Never calls the API.
     `stores`: token files the caller has read already (path -> read_store_file), not read again.
+    `keys`: what read_keys() returned already (an evaluation reads the keys once; None: read now).
     """
     from netops.api.auth import credential_fingerprint, load_token_file, token_ttl
 
-    try:
-        keys = load_keys(settings, required=False)
-    except ConfigError as exc:
-        return [{"label": "?", "error": line} for line in str(exc).splitlines()]
+    keys = read_keys(settings) if keys is None else keys
+    if isinstance(keys, ConfigError):
+        return [{"label": "?", "error": line} for line in str(keys).splitlines()]
     windows: dict[str, dict[str, Any]] = {}
     if cur is not None:
         from netops.db.ratelimit import key_windows

@@ -95,5 +95,10 @@ def _database_error(exc: BaseException) -> str | None:
     return f"PostgreSQL: {first} — {hint}"
 
 
+def json_text(data: Any) -> str:
+    """The JSON every `--json` prints (and `status --output` writes: the same bytes as stdout)."""
+    return json.dumps(data, indent=2, sort_keys=False, default=str)
+
+
 def echo_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, sort_keys=False, default=str))
+    click.echo(json_text(data))

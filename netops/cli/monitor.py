@@ -12,7 +12,7 @@ import sys
 
 import click
 
-from netops.cli.common import echo_json, pass_settings
+from netops.cli.common import echo_json, json_text, pass_settings
 from netops.config import Settings
 from netops.db import SEARCH_PATH
 from netops.errors import NetopsError
@@ -34,16 +34,43 @@ def _dsn(settings: Settings) -> str:
 
 @click.command("status")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output (shape in docs/CONTRACTS.md).")
+@click.option("--output", "output", type=click.Path(dir_okay=False), default=None,
+              help="With --json: write the document to FILE (atomically, mode 0644) instead of stdout.")
+@click.option("--history", "history_out", type=click.Path(dir_okay=False), default=None,
+              help="Also write history.json to FILE from the same evaluation (what `netops metrics history "
+                   "--output FILE` writes): the status-json cron job's one process for the status page's two "
+                   "files. Database down: FILE is left as it was, said in one line per outage.")
 @pass_settings
-def status(settings: Settings, as_json: bool) -> None:
+def status(settings: Settings, as_json: bool, output: str | None, history_out: str | None) -> None:
     """Health in one glance: services, last sync per phase, backlog, tables, disk, token.
 
-    Exit 0 healthy, 1 warning, 2 critical. Reads bookkeeping and catalogs only; never the API.
+    Exit 0 healthy, 1 warning, 2 critical. Reads bookkeeping and catalogs only; never the API
+    (with --history it also stores one monitor sample and prunes, as `netops metrics history`).
     """
-    from netops.monitor.status import EXIT_CODES, collect_status, render_text
+    from pathlib import Path
 
-    doc = collect_status(settings, _dsn(settings))
-    if as_json:
+    from netops.monitor.metrics import atomic_write
+    from netops.monitor.status import EXIT_CODES, collect_status, render_text, status_document
+
+    if output and not as_json:
+        raise click.UsageError("--output writes the JSON document: give --json too")
+    if history_out:
+        from netops.monitor import history as H
+
+        both = H.evaluate_with_history(settings, _dsn(settings))
+        doc = status_document(both.evaluation)
+        hist_path = Path(history_out)
+        if both.history is not None:
+            atomic_write(hist_path, H.history_text(both.history))
+            H.written_again(settings)
+        elif H.first_failure(settings, both.unavailable or "unknown"):
+            click.echo(f"netops status: history.json not written ({both.unavailable}): {hist_path} left as it "
+                       "was until the database is back (said once per outage; status shows it)", err=True)
+    else:
+        doc = collect_status(settings, _dsn(settings))
+    if output:
+        atomic_write(Path(output), json_text(doc) + "\n")
+    elif as_json:
         echo_json(doc)
     else:
         click.echo(render_text(doc))
@@ -171,7 +198,7 @@ def metrics_export(settings: Settings, fmt: str, textfile_dir: str | None) -> No
 @metrics.command("history")
 @click.option("--output", "output", type=click.Path(dir_okay=False), default=None,
               help="File to write (default: history.json in the metrics dir; the status-json cron job "
-                   "writes it next to status.json).")
+                   "writes it next to status.json with `netops status --history`).")
 @click.option("--json", "as_json", is_flag=True, help="Also print the document to stdout.")
 @pass_settings
 def metrics_history(settings: Settings, output: str | None, as_json: bool) -> None:
@@ -180,10 +207,9 @@ def metrics_history(settings: Settings, output: str | None, as_json: bool) -> No
 
     Database down: exit 2 and leave the previous file as it was (the page shows its age). Also
     prunes netops.api_calls to NETOPS_API_CALLS_KEEP_DAYS and the samples to 48 h."""
-    import json
     from pathlib import Path
 
-    from netops.monitor.history import HISTORY_NAME, HistoryUnavailable, collect_history
+    from netops.monitor.history import HISTORY_NAME, HistoryUnavailable, collect_history, history_text
     from netops.monitor.metrics import atomic_write
 
     path = Path(output) if output else settings.metrics_path / HISTORY_NAME
@@ -192,7 +218,7 @@ def metrics_history(settings: Settings, output: str | None, as_json: bool) -> No
     except HistoryUnavailable as exc:
         raise CannotCheck(f"database unreachable ({exc}): {path} left as it was; start PostgreSQL or fix "
                           "NETOPS_DSN") from None
-    atomic_write(path, json.dumps(doc, separators=(",", ":")) + "\n")
+    atomic_write(path, history_text(doc))
     if as_json:
         echo_json(doc)
     else:

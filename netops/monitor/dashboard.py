@@ -51,7 +51,7 @@ def gather(settings: Settings, dsn: str | None) -> DashboardData:
 
     ev = evaluate(settings, dsn, check_services=False)
     f = ev.facts
-    data = DashboardData(now=f.now, rate_per_second=settings.rate_per_second, rate_per_hour=settings.rate_per_hour,
+    data = DashboardData(now=f.now, rate_per_second=f.budget.per_second, rate_per_hour=f.budget.per_hour,
                          state=ev.state, firing=[v.rule.name for v in ev.firing], keys=f.keys)
     if f.db_up and f.schema and f.db_error is None:
         data.db_ok = True

@@ -28,7 +28,7 @@ from typing import Any
 
 import psycopg2
 
-from netops.api.keys import key_rows
+from netops.api.keys import Budget, budget, key_rows, read_keys
 from netops.config import Settings
 from netops.monitor import facts as F
 
@@ -60,6 +60,9 @@ class Facts:
     #: one row per application key (netops.api.keys.key_rows); set-aside state unknown (None
     #: values) when the database is down
     keys: list[dict[str, Any]] = field(default_factory=list)
+    #: every configured key's budget summed (netops.api.keys.budget), from the same read of the
+    #: keys as `keys`: what status, the metrics, history.json and the dashboard call "the budget"
+    budget: Budget = field(default_factory=lambda: Budget(1, 0.0, 0))
     nginx: dict[str, Any] = field(default_factory=lambda: {"ok": None, "url": None, "error": None})
     #: the all-time counters (netops/monitor/counters.py), read on the same connection when asked
     #: for (the metrics export); None: not asked, or unknown (database down, not migrated)
@@ -84,11 +87,19 @@ def check_nginx(url: str | None, timeout: float = 1.0) -> dict[str, Any]:
     return {"ok": False, "url": url, "error": f"HTTP {code}", "http_status": code}
 
 
-def gather(settings: Settings, dsn: str | None, check_services: bool = True, counters: bool = False) -> Facts:
+Then = Callable[[Any, "Facts"], None]
+
+
+def gather(settings: Settings, dsn: str | None, check_services: bool = True, counters: bool = False,
+           then: Then | None = None) -> Facts:
     """Read every fact once. Never raises for a sick box: what cannot be read stays unknown.
 
-    `counters`: also read the all-time counters, on the same connection (the metrics export)."""
+    `counters`: also read the all-time counters, on the same connection (the metrics export).
+    `then(cur, facts)`: run on the same connection once the database facts are read (history.json
+    is written from them, netops/monitor/history.py); not run when the database or the schema
+    cannot be read. It must catch its own errors: one escaping is taken for a database failure."""
     started = time.monotonic()
+    then_s = 0.0  # time spent in `then`: not the evaluation's (elapsed_ms stays what status measures)
     f = Facts(now=F.utcnow())
     if check_services:
         f.nginx = check_nginx(settings.nginx_url)
@@ -96,6 +107,8 @@ def gather(settings: Settings, dsn: str | None, check_services: bool = True, cou
     store = F.read_token_store(settings)
     f.token = F.token_facts(settings, store=store)
     stores = {settings.token_file: store.data}
+    configured = read_keys(settings)  # once: the budget and the key rows judge the same keys
+    f.budget = budget(settings, configured)
     try:
         if dsn is None:
             raise psycopg2.OperationalError("no DSN: NETOPS_DSN is unset and no embedded server")
@@ -112,11 +125,15 @@ def gather(settings: Settings, dsn: str | None, check_services: bool = True, cou
                 f.api = F.api_facts(cur)
                 f.backlog = F.backlog_facts(cur)
                 f.quality = F.quality_facts(cur)
-                f.keys = key_rows(settings, cur, stores=stores)
+                f.keys = key_rows(settings, cur, stores=stores, keys=configured)
                 if counters:
                     from netops.monitor.counters import read_counters
 
                     f.counters = read_counters(cur)
+                if then is not None:
+                    t0 = time.monotonic()
+                    then(cur, f)
+                    then_s = time.monotonic() - t0
     except psycopg2.Error as exc:
         f.db_error = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         if f.db_up:  # reachable, but a query failed (e.g. half-migrated): say so, keep what was read
@@ -124,8 +141,8 @@ def gather(settings: Settings, dsn: str | None, check_services: bool = True, cou
     f.disk = {"log_dir": F.disk_facts(settings.log_path), "state_dir": F.disk_facts(settings.state_path)}
     f.log_bytes = f.disk["log_dir"]["used_bytes"]
     if not f.keys:  # database down or not migrated: what the key and token files tell
-        f.keys = key_rows(settings, None, stores=stores)
-    f.elapsed_ms = round((time.monotonic() - started) * 1000, 1)
+        f.keys = key_rows(settings, None, stores=stores, keys=configured)
+    f.elapsed_ms = round((time.monotonic() - started - then_s) * 1000, 1)
     return f
 
 
@@ -312,6 +329,15 @@ def _database_advice(s: Settings) -> str:
             "disk; every other check is blind until it is back.")
 
 
+def _db_size_advice(s: Settings) -> str:
+    # netops.api_calls is pruned by every history.json run (netops/monitor/history.py): deleting its
+    # rows by hand is not the step; keeping fewer days is, and VACUUM FULL gives the space back
+    return ("Look for bloat (`netops db shell`, then VACUUM FULL the largest tables); netops.api_calls is "
+            f"already pruned to NETOPS_API_CALLS_KEEP_DAYS={s.api_calls_keep_days} days every minute (the "
+            "status-json cron job): lower it to keep fewer, then VACUUM FULL netops.api_calls; or grow the disk "
+            "and raise NETOPS_ALERT_DB_SIZE_BYTES.")
+
+
 def _nginx_down(f: Facts, s: Settings) -> float | None:
     ok = f.nginx.get("ok")
     return None if ok is None else (0.0 if ok else 1.0)
@@ -352,9 +378,10 @@ RULES: tuple[Rule, ...] = (
          "(NETOPS_CLIENT_SECRET_<N> or NETOPS_CREDENTIALS_FILE); the other keys carry the load meanwhile.",
          "netops_api_key_set_aside > {t}", severity="critical", detail=_keys_set_aside_detail),
     Rule("db_size", "Database larger than its threshold", "alert_db_size_bytes", _db_size, "bytes",
-         "Look for bloat (`netops db shell`, then VACUUM FULL the largest tables), delete old "
-         "netops.api_calls rows, or grow the disk and raise NETOPS_ALERT_DB_SIZE_BYTES.",
-         "netops_database_size_bytes > {t}"),
+         "Look for bloat (`netops db shell`, then VACUUM FULL the largest tables), keep fewer days of "
+         "netops.api_calls (NETOPS_API_CALLS_KEEP_DAYS; older rows are pruned every minute), or grow the "
+         "disk and raise NETOPS_ALERT_DB_SIZE_BYTES.",
+         "netops_database_size_bytes > {t}", advice=_db_size_advice),
     Rule("log_size", "Log directory larger than its threshold", "alert_log_bytes", _log_bytes, "bytes",
          "Check that logrotate runs (/etc/logrotate.d/netops, `logrotate -d`), delete old rotated logs.",
          "netops_log_bytes > {t}", from_db=False),
@@ -490,7 +517,7 @@ class Evaluation:
 
 
 def evaluate(settings: Settings, dsn: str | None, check_services: bool = True,
-             facts: Facts | None = None, counters: bool = False) -> Evaluation:
-    """Read every fact now and judge every rule against it (`counters`: see gather)."""
-    facts = facts if facts is not None else gather(settings, dsn, check_services, counters=counters)
+             facts: Facts | None = None, counters: bool = False, then: Then | None = None) -> Evaluation:
+    """Read every fact now and judge every rule against it (`counters`, `then`: see gather)."""
+    facts = facts if facts is not None else gather(settings, dsn, check_services, counters=counters, then=then)
     return Evaluation(facts, [judge(r, facts, settings) for r in RULES], settings)

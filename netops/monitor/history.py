@@ -1,12 +1,14 @@
 """history.json: the last 24 hours the status page draws (calls per hour, sync runs, backlog
-depth, rows per table), written next to status.json by the same cron job.
+depth, rows per table), written next to status.json by the same cron job, in the same process
+(`netops status --json --output ... --history ...`: evaluate_with_history, one evaluation, so the
+backlog depth and table counts both files show are read once, on one connection).
 
 Why a file and not a query from the page: nginx serves static files only (no code runs on a
 request), and a page that needs the database to draw would go blank exactly when an operator
 looks at it because something is wrong. So the page draws the last history.json written and
-says how old it is; when the database is down, `netops metrics history` leaves the previous file
-as it was (exit 2, one line) and the page shows both the outage (from status.json) and the age
-of the graphs.
+says how old it is; when the database is down, the previous file is left as it was (`netops
+metrics history`: exit 2, one line; the cron job's `status --history`: one line per outage) and
+the page shows both the outage (from status.json) and the age of the graphs.
 
 Where the series come from:
 - calls per hour: `netops.api_calls` (a row per attempt), 24 clock hours;
@@ -23,11 +25,14 @@ minutes instead of holding one long delete). The API-call counters are running t
 
 from __future__ import annotations
 
+import contextlib
 import json
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg2
 
+from netops.api.keys import budget
 from netops.config import Settings
 from netops.monitor import facts as F
 
@@ -41,20 +46,23 @@ SAMPLE_BUCKET_SECONDS = 600
 PRUNE_BATCH = 50_000
 
 
+def history_text(doc: dict[str, Any]) -> str:
+    """The bytes of history.json, whichever command writes it (compact: the page fetches it)."""
+    return json.dumps(doc, separators=(",", ":")) + "\n"
+
+
 class HistoryUnavailable(Exception):
     """The database (or its netops schema) cannot be read: nothing is written."""
 
 
-def _sample(cur: Any) -> tuple[F.BacklogFacts, dict[str, F.TableCount]]:
-    backlog = F.backlog_facts(cur)
-    tables = F.table_counts(cur)
+def _sample(cur: Any, backlog: F.BacklogFacts, tables: dict[str, F.TableCount]) -> None:
+    """Store this minute's backlog depth and rows per table (the facts already read)."""
     cur.execute(
         "INSERT INTO netops.monitor_samples (backlog_pending, backlog_processing, backlog_failed, table_rows) "
         "VALUES (%s, %s, %s, %s) ON CONFLICT (at) DO NOTHING",
         (backlog.pending if backlog.available else None, backlog.processing if backlog.available else None,
          backlog.failed if backlog.available else None, json.dumps({n: t.rows for n, t in tables.items()})),
     )
-    return backlog, tables
 
 
 def _prune(cur: Any, settings: Settings) -> dict[str, int]:
@@ -99,10 +107,10 @@ def _calls_by_hour(cur: Any) -> list[dict[str, Any]]:
             for h, ok, r429, r401, err, n in cur.fetchall()]
 
 
-def _runs(cur: Any) -> list[dict[str, Any]]:
+def _runs(cur: Any, lock_held: bool | None = None) -> list[dict[str, Any]]:
     """The last RUNS_SHOWN `netops sync` runs, oldest first, each with its phases' durations.
-    Phase names are whatever the pipeline wrote (opaque here)."""
-    lock_held = F.sync_lock_held(cur)
+    Phase names are whatever the pipeline wrote (opaque here). `lock_held`: as already read."""
+    lock_held = F.sync_lock_held(cur) if lock_held is None else lock_held
     cur.execute(
         """
         WITH runs AS (SELECT run_id FROM netops.sync_runs GROUP BY run_id
@@ -155,33 +163,109 @@ def _tables_day_ago(cur: Any) -> dict[str, int]:
     return {k: int(v) for k, v in (r[0] if r else {}).items()}
 
 
+def history_document(cur: Any, settings: Settings, facts: Any) -> dict[str, Any]:
+    """Take this minute's sample, prune, and read the 24 h series, on `cur`, from `facts` (an
+    evaluation's Facts, netops/monitor/evaluation.py) read on the same connection just before:
+    the backlog, the table counts, the sync lock and the budget are not read a second time.
+    Raises HistoryUnavailable when the schema has no monitor_samples table."""
+    if not F.relation_exists(cur, "netops.monitor_samples"):
+        raise HistoryUnavailable("the netops schema has no monitor_samples table; run `netops db migrate`")
+    backlog = facts.backlog if facts.backlog is not None else F.backlog_facts(cur)
+    tables = facts.tables if facts.tables is not None else F.table_counts(cur)
+    _sample(cur, backlog, tables)
+    pruned = _prune(cur, settings)
+    now = facts.now
+    doc: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "generated_at": F.iso(now),
+        "generated_at_unix": round(now.timestamp(), 3),
+        "api": {"budget_per_hour": facts.budget.per_hour, "hours": _calls_by_hour(cur)},
+        "sync_runs": _runs(cur, facts.lock_held),
+        "backlog": {"available": backlog.available,
+                    "samples": _backlog_series(cur) if backlog.available else []},
+    }
+    before = _tables_day_ago(cur)
+    doc["tables"] = {n: {"rows": t.rows, "exact": t.exact, "rows_24h_ago": before.get(n)}
+                     for n, t in tables.items()}
+    doc["retention"] = {"api_calls_days": settings.api_calls_keep_days,
+                        "samples_hours": SAMPLES_KEEP_HOURS, "pruned": pruned}
+    return doc
+
+
 def collect_history(settings: Settings, dsn: str | None) -> dict[str, Any]:
-    """Take this minute's sample, prune, and read the 24 h series; raises HistoryUnavailable
-    when the database or the schema cannot be read (the caller keeps the last file)."""
-    now = F.utcnow()
+    """history.json on its own (`netops metrics history`): read the few facts it needs, then
+    history_document(). Raises HistoryUnavailable when the database or the schema cannot be
+    read (the caller keeps the last file)."""
+    from netops.monitor.evaluation import Facts
+
     if dsn is None:
         raise HistoryUnavailable("no DSN: NETOPS_DSN is unset and no embedded server")
+    facts = Facts(now=F.utcnow(), budget=budget(settings))
     try:
         with F.connect_monitor(dsn) as conn, conn.cursor() as cur:
-            if not F.relation_exists(cur, "netops.monitor_samples"):
-                raise HistoryUnavailable("the netops schema has no monitor_samples table; run `netops db migrate`")
-            backlog, tables = _sample(cur)
-            pruned = _prune(cur, settings)
-            doc: dict[str, Any] = {
-                "schema_version": SCHEMA_VERSION,
-                "generated_at": F.iso(now),
-                "generated_at_unix": round(now.timestamp(), 3),
-                "api": {"budget_per_hour": settings.rate_per_hour, "hours": _calls_by_hour(cur)},
-                "sync_runs": _runs(cur),
-                "backlog": {"available": backlog.available,
-                            "samples": _backlog_series(cur) if backlog.available else []},
-            }
-            before = _tables_day_ago(cur)
-            doc["tables"] = {n: {"rows": t.rows, "exact": t.exact, "rows_24h_ago": before.get(n)}
-                             for n, t in tables.items()}
-            doc["retention"] = {"api_calls_days": settings.api_calls_keep_days,
-                                "samples_hours": SAMPLES_KEEP_HOURS, "pruned": pruned}
-            return doc
+            if F.relation_exists(cur, "netops.monitor_samples"):
+                facts.backlog, facts.tables = F.backlog_facts(cur), F.table_counts(cur)
+            return history_document(cur, settings, facts)
     except psycopg2.Error as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise HistoryUnavailable(first) from None
+
+
+@dataclass
+class StatusAndHistory:
+    """One evaluation and the history.json written from it (the status-json cron job)."""
+
+    evaluation: Any  # netops.monitor.evaluation.Evaluation
+    history: dict[str, Any] | None = None  # None: not written (see `unavailable`)
+    unavailable: str | None = None         # why history.json could not be made
+
+
+def evaluate_with_history(settings: Settings, dsn: str | None, check_services: bool = True) -> StatusAndHistory:
+    """The status evaluation and history.json in one pass on one connection: the facts both
+    show (backlog depth, table counts, the sync lock, the budget) are read once, by the
+    evaluation, and history_document() runs on its connection right after. Never raises for a
+    sick box: the status document says what is wrong, `unavailable` why there is no history."""
+    from netops.monitor.evaluation import evaluate
+
+    out = StatusAndHistory(evaluation=None)
+
+    def then(cur: Any, facts: Any) -> None:
+        try:
+            out.history = history_document(cur, settings, facts)
+        except HistoryUnavailable as exc:
+            out.unavailable = str(exc)
+        except psycopg2.Error as exc:  # autocommit: the facts already read stay good
+            out.unavailable = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+    out.evaluation = evaluate(settings, dsn, check_services=check_services, then=then)
+    if out.history is None and out.unavailable is None:  # the evaluation never reached `then`
+        f = out.evaluation.facts
+        out.unavailable = f.db_error or ("the database has no netops schema; run `netops db migrate`"
+                                         if f.db_up else "database unreachable")
+    return out
+
+
+#: Marks an outage of history.json in the state dir: its first failure is said once (one line in
+#: cron_output.log per outage, not one a minute); status.json shows the outage meanwhile.
+OUTAGE_MARK = "history_unavailable"
+
+
+def first_failure(settings: Settings, reason: str) -> bool:
+    """Record that history.json could not be written; True only for the first failure since it
+    was last written (the caller prints one line then). An unwritable state dir: True always
+    (better a line a minute than silence)."""
+    mark = settings.state_path / OUTAGE_MARK
+    if mark.exists():
+        return False
+    try:
+        mark.parent.mkdir(parents=True, exist_ok=True)
+        mark.write_text(reason + "\n")
+    except OSError:
+        return True
+    return True
+
+
+def written_again(settings: Settings) -> None:
+    """history.json was written: the outage, if any, is over (the next failure is said again)."""
+    with contextlib.suppress(OSError):
+        (settings.state_path / OUTAGE_MARK).unlink(missing_ok=True)

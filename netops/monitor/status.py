@@ -100,9 +100,7 @@ def status_document(ev: Evaluation) -> dict[str, Any]:
         doc["backlog"] = {"available": b.available, "pending": b.pending, "processing": b.processing,
                           "failed": b.failed, "oldest_pending_at": F.iso(b.oldest_pending_at)}
     if f.api is not None:
-        from netops.api.keys import budget
-
-        api, total = f.api, budget(settings)
+        api, total = f.api, f.budget
         doc["api"] = {
             "calls_last_hour": api.calls_1h,
             "budget_per_hour": total.per_hour,  # every key's budget: keys × per key

@@ -29,6 +29,7 @@ from typing import Any
 
 from psycopg2 import sql
 
+from netops.api.keys import budget
 from netops.config import Settings
 from netops.db import api_calls, connect, marks, queue
 from netops.db.loader import PRUNE_GUARD_MIN_ROWS
@@ -60,9 +61,12 @@ class ReconcileResult:
         return dict(self.__dict__)
 
 
-def budget_for(settings: Settings, dsn: str) -> tuple[int, int]:
-    """(calls reconciliation may still make this hour, its hourly allowance)."""
-    allowance = int(math.floor(settings.rate_per_hour * settings.backlog_reconcile_budget_share))
+def budget_for(settings: Settings, dsn: str, per_hour: int | None = None) -> tuple[int, int]:
+    """(calls reconciliation may still make this hour, its hourly allowance): its share of every
+    key's budget summed (netops.api.keys.budget; `per_hour` when the caller has it), since its
+    client spreads its calls over every key."""
+    per_hour = budget(settings).per_hour if per_hour is None else per_hour
+    allowance = int(math.floor(per_hour * settings.backlog_reconcile_budget_share))
     conn = connect(dsn, autocommit=True, application_name="netops-reconcile")
     try:
         with conn.cursor() as cur:
@@ -78,7 +82,8 @@ def reconcile(settings: Settings, dsn: str, resources: Sequence[str] | None = No
     from netops.api.client import ApiClient
 
     log = get_logger("backlog", settings.log_path)
-    left, allowance = budget_for(settings, dsn)
+    per_hour = budget(settings).per_hour
+    left, allowance = budget_for(settings, dsn, per_hour)
     if max_calls is not None:
         left = min(left, max_calls)
     own = client is None
@@ -86,7 +91,7 @@ def reconcile(settings: Settings, dsn: str, resources: Sequence[str] | None = No
     conn = connect(dsn, application_name="netops-reconcile")
     results = []
     log.info(f"Reconcile: budget {left} call(s) of {allowance}/h "
-             f"({settings.backlog_reconcile_budget_share:.0%} of {settings.rate_per_hour}/h)")
+             f"({settings.backlog_reconcile_budget_share:.0%} of {per_hour}/h)")
     try:
         for res in resolve(resources):
             calls_at_start = client.calls

@@ -573,3 +573,15 @@ def test_a_row_with_an_unreadable_updated_at_is_queued_and_failed_visibly(sim: S
                                                  "WHERE resource = 'users'"))
     assert rows[1][0] == "done"
     assert rows[2][0] == "failed" and "updated_at" in rows[2][1], rows[2]
+
+
+def test_reconcile_share_is_of_every_keys_budget(settings_factory: Any, pg_dsn: str) -> None:
+    """Two keys, two budgets: reconciliation's client spreads its calls over both, so its share
+    (25 %) is of their sum, 2 × 1,000/h, not of one key's NETOPS_RATE_PER_HOUR."""
+    from netops.pipeline.reconcile import budget_for
+
+    two = settings_factory(NETOPS_CLIENT_ID="u-one", NETOPS_CLIENT_SECRET="s-one", NETOPS_CLIENT_ID_2="u-two",
+                           NETOPS_CLIENT_SECRET_2="s-two", NETOPS_RATE_PER_HOUR=1000,
+                           BACKLOG_RECONCILE_BUDGET_SHARE=0.25)
+    query(pg_dsn, "DELETE FROM netops.api_calls WHERE component = 'reconcile'")
+    assert budget_for(two, pg_dsn) == (500, 500)

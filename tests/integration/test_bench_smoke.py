@@ -52,6 +52,17 @@ def test_bench_quick_run_measures_and_renders(tmp_path: Path) -> None:
         assert heading in text
 
 
+def test_bench_monitor_is_registered_and_renders(tmp_path: Path) -> None:
+    """`make bench ONLY=monitor` reaches bench/monitor_cost.py; its section is rendered."""
+    out, results = tmp_path / "BENCHMARKS.md", tmp_path / "results.json"
+    assert main(["--quick", "--only", "monitor", "--out", str(out), "--results", str(results)]) == 0
+    m = json.loads(results.read_text())["monitor"]
+    assert [s["rows"] for s in m["counters"]["by_size"]] == [10_000]
+    assert m["history"]["runs"][0]["pruned"]["api_calls"] > 0 and m["history"]["bytes"] > 0
+    assert m["history"]["job"]["one_pass_ms"] > 0 and m["history"]["job"]["two_passes_ms"] > 0
+    assert "## Monitor bookkeeping" in out.read_text()
+
+
 def test_dlt_config_is_the_same_endpoints() -> None:
     cfg = stable_config("http://127.0.0.1:1", "tok")
     assert cfg["client"]["paginator"] == {"type": "header_link"}

@@ -63,16 +63,24 @@ def test_prune_guard_refuses_mass_delete_and_leaves_table(pg_dsn: str) -> None:
 
 
 def test_failure_mid_copy_rolls_back_everything(pg_dsn: str) -> None:
-    _load(pg_dsn, CAMPUSES, [(1, "Paris", True)])
+    """A failure in the middle of a COPY undoes the whole transaction: what this transaction had
+    already applied (an upsert and a prune) and the half-copied page. It used to fail before
+    anything was applied, so it passed even with a loader that committed behind the caller."""
+    _load(pg_dsn, CAMPUSES, [(1, "Paris", True), (2, "Lyon", True)])
 
     def rows():
-        yield (2, "Lyon", True)
+        yield (5, "Nice", True)
         raise RuntimeError("API died mid-page")
 
-    with pytest.raises(RuntimeError), psycopg2.connect(pg_dsn) as conn, conn.cursor() as cur:
+    with pytest.raises(RuntimeError, match="API died mid-page"), psycopg2.connect(pg_dsn) as conn, \
+            conn.cursor() as cur:
+        stage(cur, CAMPUSES, [(1, "Paris 2", True), (3, "Nice", True)])
+        res = apply(cur, CAMPUSES)  # applied in this transaction: must not outlive its failure
+        assert (res.inserted, res.updated, res.deleted) == (1, 1, 1)
         stage(cur, CAMPUSES, rows())
         apply(cur, CAMPUSES)
-    assert _rows(pg_dsn, "SELECT id FROM campuses") == [(1,)]
+    assert _rows(pg_dsn, "SELECT id, name FROM campuses ORDER BY id") == [(1, "Paris"), (2, "Lyon")]
+    assert _rows(pg_dsn, "SELECT count(*) FROM delta_campuses") == [(0,)]  # no half page left staged
 
 
 def test_delete_keys(pg_dsn: str) -> None:

@@ -91,3 +91,153 @@ def test_an_export_opens_one_connection_and_reads_the_token_once(
     evaluation.gather(settings, None)
     assert reads == [settings.token_file]
     assert F.token_facts(settings).present  # the standalone reader still works
+
+
+def test_two_keys_are_two_budgets_in_every_view_and_the_keys_are_read_once(
+        settings_factory: Callable[..., Settings], monkeypatch) -> None:
+    """N application keys give N budgets: status, the metrics (JSON and Prometheus), history.json
+    and the dashboard all say keys × budget, from one read of the keys per evaluation."""
+    from netops.api import keys as K
+    from netops.monitor.dashboard import gather as dashboard_gather
+    from netops.monitor.history import collect_history
+    from netops.monitor.metrics import prometheus_text
+    from netops.monitor.status import status_document
+    from tests.integration.test_monitor_metrics import one, parse
+
+    settings = settings_factory(NETOPS_CLIENT_ID="u-one", NETOPS_CLIENT_SECRET="s-one",
+                                NETOPS_CLIENT_ID_2="u-two", NETOPS_CLIENT_SECRET_2="s-two",
+                                NETOPS_RATE_PER_HOUR=1000, NETOPS_RATE_PER_SECOND=2)
+    healthy(settings.dsn, settings)  # 20 calls in the last hour
+    reads = []
+    real_load = K.load_keys
+    monkeypatch.setattr(K, "load_keys", lambda *a, **k: reads.append(1) or real_load(*a, **k))
+
+    ev = evaluation.evaluate(settings, settings.dsn, check_services=False, counters=True)
+    doc = status_document(ev)
+    assert len(reads) == 1, "an evaluation reads the keys once (budget and key rows alike)"
+    assert [k["label"] for k in ev.facts.keys] == ["default", "2"]
+    assert (doc["api"]["budget_per_hour"], doc["api"]["keys"]) == (2000, 2)
+    snap = collect_snapshot(settings, settings.dsn, evaluation=ev)
+    assert (snap["api"]["budget_per_hour"], snap["api"]["budget_per_second"]) == (2000, 4.0)
+    assert snap["api"]["utilisation_ratio"] == 0.01  # 20 / 2000
+    prom = parse(prometheus_text(snap))
+    assert one(prom, "netops_api_budget_calls_per_hour") == 2000
+    assert one(prom, "netops_api_budget_calls_per_second") == 4
+    assert collect_history(settings, settings.dsn)["api"]["budget_per_hour"] == 2000
+    assert dashboard_gather(settings, settings.dsn).rate_per_hour == 2000
+
+
+def _same_content(doc: dict, drop: tuple[str, ...]) -> dict:
+    """`doc` without what changes between two runs seconds apart (clocks, ages, sizes)."""
+    out = json.loads(json.dumps(doc))
+    for path in drop:
+        *parents, last = path.split(".")
+        at = out
+        for p in parents:
+            at = at.get(p) or {}
+        if isinstance(at, dict):
+            at.pop(last, None)
+    for k in out.get("api_keys") or []:
+        k.pop("token_ttl_seconds", None)
+    for p in out.get("phases") or []:
+        p.pop("age_seconds", None)
+        p.pop("last_success_age_seconds", None)
+    return out
+
+
+STATUS_CLOCKS = ("checked_at", "elapsed_ms", "database.size_bytes", "token.ttl_seconds", "last_sync.age_seconds",
+                 "last_sync.oldest_success_age_seconds", "disk.log_dir.free_bytes",
+                 "disk.log_dir.free_percent", "disk.state_dir.free_bytes", "disk.state_dir.free_percent")
+HISTORY_CLOCKS = ("generated_at", "generated_at_unix", "backlog.samples")
+
+
+def test_status_with_history_writes_both_files_as_the_two_commands_do(
+        settings_factory: Callable[..., Settings], tmp_path: Path) -> None:
+    """The status-json cron job's one process (`status --json --output --history`) writes what
+    `netops status --json` prints and what `netops metrics history` writes."""
+    settings = settings_factory(NETOPS_NGINX_URL="http://127.0.0.1:1/")  # nothing listens: nginx_down
+    healthy(settings.dsn, settings)
+    insert_backlog(settings.dsn, {"pending": 3})
+    alone = netops(settings, "status", "--json")
+    assert alone.returncode == 1 and json.loads(alone.stdout)["alerts"]["firing"] == ["nginx_down"], alone.stdout
+    r = netops(settings, "metrics", "history", "--output", str(tmp_path / "alone.json"))
+    assert r.returncode == 0, r.stderr
+    web = tmp_path / "web"
+    both = netops(settings, "status", "--json", "--output", str(web / "status.json"),
+                  "--history", str(web / "history.json"))
+    assert both.returncode == 1 and both.stdout == "" and both.stderr == "", both.stderr
+    status = json.loads((web / "status.json").read_text())
+    assert _same_content(status, STATUS_CLOCKS) == _same_content(json.loads(alone.stdout), STATUS_CLOCKS)
+    assert [p["phase"] for p in status["phases"]] == [p for p, _ in STABLE_PHASES]
+    history = json.loads((web / "history.json").read_text())
+    assert _same_content(history, HISTORY_CLOCKS) == _same_content(json.loads((tmp_path / "alone.json").read_text()),
+                                                                   HISTORY_CLOCKS)
+    assert history["backlog"]["samples"][-1]["pending"] == 3 and history["tables"]["campuses"]["rows"] == 3
+    assert (web / "status.json").stat().st_mode & 0o777 == 0o644
+    assert sorted(p.name for p in web.iterdir()) == ["history.json", "status.json"]  # no temp file left
+    bad = netops(settings, "status", "--output", str(web / "x.json"))
+    assert bad.returncode == 2 and "give --json too" in bad.stderr
+
+
+def test_status_with_history_reads_the_shared_facts_once_on_one_connection(
+        settings_factory: Callable[..., Settings], monkeypatch) -> None:
+    import psycopg2
+
+    from netops.monitor import facts as F
+    from netops.monitor.history import evaluate_with_history
+
+    settings = settings_factory()
+    healthy(settings.dsn, settings)
+    calls: dict[str, int] = {}
+
+    def counted(module: object, name: str) -> None:
+        real = getattr(module, name)
+        monkeypatch.setattr(module, name, lambda *a, **k: calls.__setitem__(name, calls.get(name, 0) + 1)
+                            or real(*a, **k))
+
+    for name in ("connect",):
+        counted(psycopg2, name)
+    for name in ("table_counts", "backlog_facts", "sync_lock_held"):
+        counted(F, name)
+    both = evaluate_with_history(settings, settings.dsn, check_services=False)
+    assert both.history is not None and both.unavailable is None
+    assert both.evaluation.facts.db_error is None
+    assert calls == {"connect": 1, "table_counts": 1, "backlog_facts": 1, "sync_lock_held": 1}, calls
+    assert both.history["tables"]["campuses"]["rows"] == both.evaluation.facts.tables["campuses"].rows
+
+
+def test_history_outage_is_said_once_not_every_minute(settings_factory: Callable[..., Settings],
+                                                      tmp_path: Path) -> None:
+    web = tmp_path / "web"
+    args = ("status", "--json", "--output", str(web / "status.json"), "--history", str(web / "history.json"))
+    up = settings_factory()
+    healthy(up.dsn, up)
+    assert netops(up, *args).returncode == 0
+    last_good = (web / "history.json").read_text()
+    down = settings_factory(NETOPS_DSN="postgresql://nobody@127.0.0.1:1/x")  # same state dir
+    first, second = netops(down, *args), netops(down, *args)
+    assert first.returncode == second.returncode == 2
+    assert first.stderr.count("\n") == 1 and "history.json not written" in first.stderr, first.stderr
+    assert second.stderr == "", second.stderr  # the same outage: status.json says it, cron_output.log once
+    assert json.loads((web / "status.json").read_text())["alerts"]["firing"] == ["database_down"]
+    assert (web / "history.json").read_text() == last_good
+    assert netops(up, *args).stderr == "" and (web / "history.json").read_text() != last_good
+    again = netops(down, *args)  # a new outage is said again
+    assert again.stderr.count("\n") == 1, again.stderr
+
+
+def test_db_size_advice_says_what_is_true_api_calls_are_pruned_by_the_job(
+        settings_factory: Callable[..., Settings], tmp_path: Path) -> None:
+    """The db_size advice does not send the operator to delete netops.api_calls rows: the
+    status-json job prunes them (to NETOPS_API_CALLS_KEEP_DAYS, which it names); seen here."""
+    settings = settings_factory(NETOPS_API_CALLS_KEEP_DAYS=3, NETOPS_ALERT_DB_SIZE_BYTES=1)
+    healthy(settings.dsn, settings)
+    insert_calls(settings.dsn, {200: 7}, ago=4 * 86400)  # past the 3-day retention
+    r = netops(settings, "status", "--json", "--output", str(tmp_path / "status.json"),
+               "--history", str(tmp_path / "history.json"))
+    assert r.returncode == 1, r.stderr
+    [advice] = [p["message"] for p in json.loads((tmp_path / "status.json").read_text())["problems"]
+                if p["check"] == "db_size"]
+    assert "NETOPS_API_CALLS_KEEP_DAYS=3 days" in advice and "delete old" not in advice, advice
+    assert json.loads((tmp_path / "history.json").read_text())["retention"]["pruned"]["api_calls"] == 7
+    assert query(settings.dsn, "SELECT count(*) FROM netops.api_calls WHERE at < now() - interval '3 days'")[0][0] == 0

@@ -2,7 +2,7 @@
 
 The page is the role's own template (roles/nginx/templates/index.html.j2, rendered by Jinja as
 Ansible does), served over real HTTP on loopback with the status.json and history.json that the
-status-json cron job's own commands write (`netops status --json`, `netops metrics history`)
+status-json cron job's own command writes (`netops status --json --output ... --history ...`)
 against a real PostgreSQL and the simulator. Three boxes an operator meets: healthy, one with a
 firing alert, one whose database is down. Each gets DOM assertions and a screenshot.
 
@@ -94,13 +94,24 @@ def browser() -> Iterator[Any]:
 
 def write_files(settings: Settings, root: Path) -> tuple[dict[str, Any], int]:
     """What the status-json cron job runs (roles/netops/defaults/main.yml), into the web root:
-    status.json, then history.json. Returns status.json and the history command's exit code."""
-    st = netops(settings, "status", "--json")
-    assert st.stdout.strip(), st.stderr
-    (root / ".status.json.tmp").write_text(st.stdout)
-    os.replace(root / ".status.json.tmp", root / "status.json")
-    hist = netops(settings, "metrics", "history", "--output", str(root / "history.json"))
-    return json.loads(st.stdout), hist.returncode
+    status.json and history.json, one process. Returns status.json and the exit code (status's)."""
+    r = netops(settings, "status", "--json", "--output", str(root / "status.json"),
+               "--history", str(root / "history.json"))
+    assert r.stdout == "", r.stdout
+    return json.loads((root / "status.json").read_text()), r.returncode
+
+
+def tables_caption(driver: Any, history: dict[str, Any]) -> str:
+    """The rows-per-table graph's caption, checked against history.json: it names the brackets
+    only when some table shows one (its rows changed in 24 h)."""
+    changed = {n: t["rows"] - t["rows_24h_ago"] for n, t in history["tables"].items()
+               if t["rows_24h_ago"] is not None and t["rows"] != t["rows_24h_ago"]}
+    graph = text(driver, "#g-tables")
+    for n, d in changed.items():
+        assert f"({'+' if d > 0 else ''}{d:,})" in graph, (n, d, graph)
+    caption = graph.splitlines()[-1]
+    assert (caption == "(change over 24 h in brackets)") == bool(changed), graph
+    return caption
 
 
 def open_page(driver: Any, url: str) -> None:
@@ -161,8 +172,8 @@ def test_status_page_in_chromium(settings_factory: Callable[..., Settings], sim:
     # --- a healthy box: two real syncs, the first moved 5 h back (as time would) -----------
     first = netops(settings, "sync", "stable", "--no-progress")
     assert first.returncode == 0, first.stderr
-    _, rc = write_files(settings, root)  # this minute's backlog/table sample
-    assert rc == 0
+    first_status, _ = write_files(settings, root)  # this minute's backlog/table sample
+    assert json.loads((root / "history.json").read_text())["schema_version"] == 1, first_status["problems"]
     for stmt in ("UPDATE netops.api_calls SET at = at - interval '5 hours'",
                  "UPDATE netops.sync_runs SET started_at = started_at - interval '5 hours', "
                  "finished_at = finished_at - interval '5 hours'",
@@ -189,6 +200,7 @@ def test_status_page_in_chromium(settings_factory: Callable[..., Settings], sim:
     tables_svg = text(browser, "#g-tables")
     for name in status["tables"]:
         assert name in tables_svg, (name, tables_svg)
+    assert tables_caption(browser, history) == "No table changed in 24 h."  # the same sim twice
     assert count(browser, "#phases tr") == len(status["phases"]) > 0
     assert text(browser, "#history").startswith("Graphs from history.json written " + history["generated_at"])
     age = text(browser, "#age")
@@ -202,8 +214,10 @@ def test_status_page_in_chromium(settings_factory: Callable[..., Settings], sim:
     sim.add_fault("500@/v2/cursus/:id/projects")
     failed = netops(settings, "sync", "stable", "--no-progress")
     assert failed.returncode != 0
+    # and no campus a day ago: the graph shows the change in brackets, the caption says so
+    query(settings.dsn, "UPDATE netops.monitor_samples SET table_rows = table_rows || '{\"campuses\": 0}'")
     status, rc = write_files(settings, root)
-    assert rc == 0 and "sync_failed" in status["alerts"]["firing"], status["alerts"]
+    assert rc == 1 and "sync_failed" in status["alerts"]["firing"], status["alerts"]  # a warning
     browser.set_window_size(WIDTH, 900)
     open_page(browser, url + "?refresh=2")
     assert text(browser, "#state") == status["state"] == "warning"
@@ -214,6 +228,8 @@ def test_status_page_in_chromium(settings_factory: Callable[..., Settings], sim:
     assert browser.find_elements("css selector", '#g-runs svg rect[fill="#dc2626"]')  # the failed run, in red
     assert browser.find_elements("css selector", '#g-calls svg rect[fill="#7c3aed"]')  # its 500s
     assert count(browser, "#phases td.critical") == 1
+    assert tables_caption(browser, json.loads((root / "history.json").read_text())) == \
+        "(change over 24 h in brackets)"
     screenshot(browser, "status-alert-firing", tmp_path)
 
     # --- the database down: the same page, left open, re-reads the files by itself -----------

@@ -59,8 +59,24 @@ def test_every_bad_config_value_names_its_key(field: Field, value: str, tmp_path
     assert proc.returncode == 2, (field.env, proc.returncode, proc.stderr)
     line = one_line_error(proc)
     assert field.env in line and "expected" in line, line
-    if field.secret:
-        assert value not in line.replace(field.env, "") or not value
+    if field.secret:  # never printed back; test_a_bad_dsn_never_shows_its_password does not need the flag
+        assert value and value not in line.replace(field.env, ""), line
+
+
+@pytest.mark.parametrize("dsn", ["hunter2pw", "host=db password=hunter2pw bogus"],
+                         ids=["libpq-echoes-the-value", "value-with-a-password"])
+def test_a_bad_dsn_never_shows_its_password(dsn: str, tmp_path: Path) -> None:
+    """A DSN holds a password: the one-line error names NETOPS_DSN and libpq's reason, never the
+    value. Judged on the output alone, not on the field's `secret` flag (the parametrized test
+    above only looks when the flag is set, so losing the flag would silence it)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("NETOPS_", "BACKLOG_"))}
+    env.update({"NETOPS_CONFIG": "", "NETOPS_LOG_DIR": str(tmp_path / "logs"),
+                "NETOPS_STATE_DIR": str(tmp_path / "state"), "NETOPS_DSN": dsn})
+    proc = netops_cli(env, "sync", "stable", timeout=30)
+    assert proc.returncode == 2, proc.stderr
+    line = one_line_error(proc)
+    assert "NETOPS_DSN" in line and "cannot be parsed" in line, line
+    assert "hunter2pw" not in proc.stderr + proc.stdout, line
 
 
 def test_bad_value_in_config_file_names_file_and_key(tmp_path: Path) -> None:
