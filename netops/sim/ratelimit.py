@@ -35,6 +35,7 @@ class RateLimiter:
         self._hour: dict[str, deque[float]] = {}
         self._allowed: dict[str, int] = {}
         self._refused: dict[str, int] = {}
+        self._span: list[float] = []   # monotonic moments of the first and the last request since reset()
         self._lock = threading.Lock()
 
     def configure(self, per_second: int | None = None, per_hour: int | None = None) -> None:
@@ -50,6 +51,13 @@ class RateLimiter:
             self._hour.clear()
             self._allowed.clear()
             self._refused.clear()
+            self._span.clear()
+
+    def arrival_span(self) -> tuple[float, float] | None:
+        """(first, last) request moment since reset(), on time.monotonic() — what a benchmark needs
+        to tell a client's start-up and tail from its budget-bound middle."""
+        with self._lock:
+            return (self._span[0], self._span[-1]) if self._span else None
 
     def counts(self) -> dict[str, dict[str, int]]:
         """{client_id: {"allowed": n, "refused": m}} since the last reset()."""
@@ -61,6 +69,10 @@ class RateLimiter:
         """Count one request for `key` if it fits both windows; else say how long to wait."""
         now = time.monotonic() if now is None else now
         with self._lock:
+            if self._span:
+                self._span[1:] = [now]   # [first, latest]
+            else:
+                self._span.append(now)
             sec = self._sec.setdefault(key, deque())
             hour = self._hour.setdefault(key, deque())
             while sec and sec[0] <= now - 1.0:

@@ -69,3 +69,23 @@ def test_dlt_config_is_the_same_endpoints() -> None:
     paths = {r["endpoint"]["path"] for r in cfg["resources"]}
     # the endpoints of netops' full sync: campus_achievements come nested in the achievements
     assert paths == {"cursus/21", "campus", "cursus/21/projects", "coalitions", "achievements"}
+
+
+def test_bench_shared_budget_runs_and_renders(tmp_path: Path) -> None:
+    """`make bench ONLY=budget,keys,claim` (issue 12's figures): real subprocesses against the
+    simulator's limits at tiny sizes; every job exits 0, the windows hold (no 429), the wall is
+    split into start-up / middle / tail, and the section renders with its targets."""
+    out, results = tmp_path / "BENCHMARKS.md", tmp_path / "results.json"
+    assert main(["--quick", "--only", "budget,keys,claim", "--out", str(out), "--results", str(results)]) == 0
+    r = json.loads(results.read_text())
+    [run] = r["budget"]["runs"]
+    assert set(run["exit_codes"].values()) == {0} and run["server_429"] == 0
+    assert 0 < run["first_call_at"] < run["last_call_at"] <= run["wall"] and run["middle_calls_per_s"] > 0
+    assert run["calls_per_s"] <= r["budget"]["setting"]["rate"]
+    two = r["keys"]["by_keys"]["2"][0]
+    assert len(two["per_key_calls"]) == 2 and min(two["per_key_calls"].values()) > 0 and two["server_429"] == 0
+    assert r["claim"]["alone_ms"]["median"] < r["claim"]["call_ms"]["real"]
+    text = out.read_text()
+    for heading in ("### (a) Every job at once", "### (b) Initial load of the live tables", "### (c) The cost of one claim",
+                    "Where the wall goes (medians)"):
+        assert heading in text
