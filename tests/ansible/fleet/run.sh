@@ -224,6 +224,8 @@ VAULT
         test "$(task_status 'netops : Run the first stable sync (netops sync stable)' netops-01)$(task_status 'netops : Run the first stable sync (netops sync stable)' netops-03)" = changedchanged
     check "netops_first_sync: false turned it off on netops-02" \
         test "$(task_status 'netops : Run the first stable sync (netops sync stable)' netops-02)" = skipping
+    check "deploy prints no Python warning (a template's regex once drew a FutureWarning per host)" \
+        bash -c "! grep -qE 'FutureWarning|DeprecationWarning|errantly sent data' '$LAST_LOG'"
 
     say "3. second deploy changes nothing"
     pb deploy-again deploy.yml
