@@ -256,8 +256,8 @@ VAULT
     check "the deploy fails (exit 2) at nginx's one validation" \
         test "$RC$(task_status 'nginx : Validate the configuration' netops-02)" = 2fatal
     check "nginx was not reloaded with it" bash -c "! grep -q '^RUNNING HANDLER \[nginx : Reload nginx\]' '$LAST_LOG'"
-    check "nginx still serves netops on netops-02" \
-        on netops-02 "python3 -c 'import urllib.request; urllib.request.urlopen(\"http://127.0.0.1:8080/\", timeout=5)'"
+    check "nginx still serves netops on netops-02 (to the allowed scraper, this machine)" \
+        python3 -c "import urllib.request; urllib.request.urlopen('http://${IP[netops-02]}:9180/', timeout=5)"
     on netops-02 rm -f /etc/nginx/conf.d/zz-broken.conf
     pb deploy-nginx-fixed deploy.yml --limit netops-02
     shown; check "fixed: the deploy passes, nginx -t ran once, then the reload" \
