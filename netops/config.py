@@ -219,6 +219,10 @@ FIELDS: tuple[Field, ...] = (
           "counters are running totals, so they do not go down)."),
     Field("nginx_url", "NETOPS_NGINX_URL", _opt_url, None,
           "URL nginx serves netops on; checked by `netops status` when set."),
+    # 1 s (the old fixed value) drew false nginx_down alerts from a loaded real host: the check
+    # runs from the status-json cron job every minute, so a few seconds' patience costs nothing.
+    Field("nginx_timeout", "NETOPS_NGINX_TIMEOUT", _num(float, 0.1, 60), 5.0,
+          "Seconds `netops status` waits for nginx_url to answer before nginx counts as down."),
     Field("alert_webhook_url", "NETOPS_ALERT_WEBHOOK_URL", _opt_url, None, "POST alert state changes here."),
     # The seed alerted above 2 calls/min with a 120/h budget, i.e. above the budget's average
     # rate. At the default 1,200/h that rate is 20/min; measured as a 15-minute mean, one nightly

@@ -70,8 +70,11 @@ class Facts:
     elapsed_ms: float = 0.0
 
 
-def check_nginx(url: str | None, timeout: float = 1.0) -> dict[str, Any]:
-    """GET the configured URL; any 2xx/3xx answer means nginx runs and serves netops."""
+def check_nginx(url: str | None, timeout: float) -> dict[str, Any]:
+    """GET the configured URL; any 2xx/3xx answer means nginx runs and serves netops.
+
+    `timeout` is the nginx_timeout setting (seconds); a timeout says so and names the setting,
+    so a slow box is told apart from a stopped nginx and the knob is found."""
     if not url:
         return {"ok": None, "url": None, "error": None}
     try:
@@ -81,6 +84,10 @@ def check_nginx(url: str | None, timeout: float = 1.0) -> dict[str, Any]:
         code = exc.code
     except (urllib.error.URLError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
+        # connect timeouts come wrapped in URLError, read timeouts bare (socket.timeout is TimeoutError)
+        if isinstance(reason, TimeoutError):
+            return {"ok": False, "url": url,
+                    "error": f"GET timed out: no answer within {timeout:g} s (nginx_timeout, NETOPS_NGINX_TIMEOUT)"}
         return {"ok": False, "url": url, "error": f"no answer: {reason}"}
     if 200 <= code < 400:
         return {"ok": True, "url": url, "error": None, "http_status": code}
@@ -102,7 +109,7 @@ def gather(settings: Settings, dsn: str | None, check_services: bool = True, cou
     then_s = 0.0  # time spent in `then`: not the evaluation's (elapsed_ms stays what status measures)
     f = Facts(now=F.utcnow())
     if check_services:
-        f.nginx = check_nginx(settings.nginx_url)
+        f.nginx = check_nginx(settings.nginx_url, settings.nginx_timeout)
     # the default key's token store, read once: the token facts and the key rows both judge it
     store = F.read_token_store(settings)
     f.token = F.token_facts(settings, store=store)

@@ -6,6 +6,7 @@ import http.server
 import json
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -210,6 +211,52 @@ def test_nginx_checked_only_when_configured(pg_dsn: str, settings_factory: Any, 
     settings = settings_factory(NETOPS_NGINX_URL=f"http://127.0.0.1:{free_port()}/")
     code, doc = run_status(settings)
     assert doc["services"]["nginx"]["ok"] is False and "no answer" in doc["services"]["nginx"]["error"]
+
+
+class _Slow(http.server.BaseHTTPRequestHandler):
+    """nginx on a loaded box: answers, but only after SLOW_S."""
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        time.sleep(SLOW_S)
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+SLOW_S = 1.5
+
+
+@pytest.fixture
+def slow_server() -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Slow)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_nginx_slower_than_a_second_is_up_and_a_timeout_names_itself(
+        pg_dsn: str, settings_factory: Any, slow_server: str) -> None:
+    # the default waits longer than a loaded box takes (the old fixed 1 s called it down)
+    settings = settings_factory(NETOPS_NGINX_URL=slow_server)
+    healthy(pg_dsn, settings)
+    code, doc = run_status(settings)
+    assert doc["services"]["nginx"]["ok"] is True and code == 0
+
+    # past nginx_timeout it is down, and the problem says what timed out and which setting to raise
+    settings = settings_factory(NETOPS_NGINX_URL=slow_server, NETOPS_NGINX_TIMEOUT="0.3")
+    code, doc = run_status(settings)
+    assert doc["services"]["nginx"] == {
+        "ok": False, "url": slow_server,
+        "error": "GET timed out: no answer within 0.3 s (nginx_timeout, NETOPS_NGINX_TIMEOUT)"}
+    assert code == 1
+    assert any(p["check"] == "nginx_down" and "timed out" in p["message"] and "0.3 s" in p["message"]
+               for p in doc["problems"])
 
 
 def test_text_output_names_problems(pg_dsn: str, settings_factory: Any) -> None:

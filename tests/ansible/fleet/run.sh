@@ -224,6 +224,8 @@ VAULT
         test "$(task_status 'netops : Run the first stable sync (netops sync stable)' netops-01)$(task_status 'netops : Run the first stable sync (netops sync stable)' netops-03)" = changedchanged
     check "netops_first_sync: false turned it off on netops-02" \
         test "$(task_status 'netops : Run the first stable sync (netops sync stable)' netops-02)" = skipping
+    check "deploy prints no Python warning (a template's regex once drew a FutureWarning per host)" \
+        bash -c "! grep -qE 'FutureWarning|DeprecationWarning|errantly sent data' '$LAST_LOG'"
 
     say "3. second deploy changes nothing"
     pb deploy-again deploy.yml
@@ -246,6 +248,21 @@ VAULT
     for h in "${HOSTS[@]}"; do
         check "status.yml: $h is ok" grep -qE "^\s*$h +ok +- " "$LAST_LOG"
     done
+
+    say "6b. a broken nginx configuration fails the deploy before nginx reloads it"
+    # a changed site (server_name) notifies the reload; a stray file nginx includes breaks `nginx -t`
+    on netops-02 "sh -c 'echo this-is-no-directive on\; > /etc/nginx/conf.d/zz-broken.conf'"
+    pb deploy-nginx-broken deploy.yml --limit netops-02 -e nginx_netops_server_name=broken.example
+    check "the deploy fails (exit 2) at nginx's one validation" \
+        test "$RC$(task_status 'nginx : Validate the configuration' netops-02)" = 2fatal
+    check "nginx was not reloaded with it" bash -c "! grep -q '^RUNNING HANDLER \[nginx : Reload nginx\]' '$LAST_LOG'"
+    check "nginx still serves netops on netops-02 (to the allowed scraper, this machine)" \
+        python3 -c "import urllib.request; urllib.request.urlopen('http://${IP[netops-02]}:9180/', timeout=5)"
+    on netops-02 rm -f /etc/nginx/conf.d/zz-broken.conf
+    pb deploy-nginx-fixed deploy.yml --limit netops-02
+    shown; check "fixed: the deploy passes, nginx -t ran once, then the reload" \
+        bash -c "[ $RC -eq 0 ] && [ \$(grep -cE '^(TASK|RUNNING HANDLER) \[nginx : Validate' '$LAST_LOG') -eq 1 ] &&
+                 grep -A1 '^RUNNING HANDLER \[nginx : Reload nginx\]' '$LAST_LOG' | grep -q '^changed: \[netops-02\]'"
 
     say "7. PostgreSQL stopped on netops-01: status names it, --check sees it, deploy repairs it"
     on netops-01 systemctl stop postgresql@15-main
