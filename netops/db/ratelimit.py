@@ -45,7 +45,7 @@ FLOOR_SAMPLES = 10
 
 
 def close_slot(cur: Any, label: str, slot_id: int, since_headers: float, rtt: float | None,
-               api_in_window: int | None = None) -> None:
+               api_in_window: int | None = None) -> float | None:
     """The answer to a claimed slot came back: move the slot to where the API counted the call,
     and learn from it for every process (migration 012). One round trip.
 
@@ -58,6 +58,9 @@ def close_slot(cur: Any, label: str, slot_id: int, since_headers: float, rtt: fl
       (X-Secondly-RateLimit-Limit − Remaining). More than the slots here in the second before this
       one (by more than WINDOW_TOLERANCE) means the arrival estimates run early: the key's window widens by 10 ms for every
       process, before that becomes a 429. Otherwise the widening fades.
+
+    Returns the key's spread after this answer (None when the slot was already closed or gone):
+    the limiter uses it to tell a claim that went out too late (see `release_slot`).
     """
     answered = rtt is not None
     cur.execute(
@@ -75,11 +78,22 @@ def close_slot(cur: Any, label: str, slot_id: int, since_headers: float, rtt: fl
         "extra_margin = CASE WHEN %(in_window)s::integer > (SELECT n FROM ours) + %(tolerance)s "
         "  THEN least(0.5, extra_margin + 0.01) "
         "  WHEN extra_margin < 0.001 THEN 0 ELSE extra_margin * %(mdecay)s END "
-        "WHERE label = %(label)s AND EXISTS (SELECT 1 FROM s)",
+        "WHERE label = %(label)s AND EXISTS (SELECT 1 FROM s) RETURNING spread_seconds",
         {"answered": answered, "samples": FLOOR_SAMPLES, "rtt": max(0.0, float(rtt or 0.0)),
          "since": max(0.0, float(since_headers)), "id": int(slot_id), "label": label,
          "sdecay": SPREAD_DECAY, "mdecay": EXTRA_MARGIN_DECAY, "in_window": api_in_window,
          "tolerance": WINDOW_TOLERANCE})
+    row = cur.fetchone()
+    return None if row is None else float(row[0])
+
+
+def release_slot(cur: Any, label: str, slot_id: int) -> None:
+    """Give back a claimed slot that was never sent (its call would have gone out later than the
+    windows assume: the caller claims a new one). Removing a slot can only make room, so it never
+    breaks either window; the key's pacing moment stays, which costs at most one interval."""
+    cur.execute("WITH d AS (DELETE FROM netops.api_slots WHERE id = %s AND NOT done RETURNING 1) "
+                "UPDATE netops.api_keys SET slots_kept = greatest(0, slots_kept - (SELECT count(*) FROM d)) "
+                "WHERE label = %s AND EXISTS (SELECT 1 FROM d)", (int(slot_id), label))
 
 
 def block(cur: Any, label: str, client_id: str, seconds: float, reason: str) -> None:
