@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -118,7 +119,7 @@ def apply(rows: list[dict[str, Any]], q: Query, getter: Getter, ts_fields: tuple
     for name in list(q.filters) + list(q.ranges) + [s for s, _ in q.sort]:
         if known is not None and name not in known:
             raise QueryError(f"unknown field {name!r} for this resource")
-    out = rows
+    out, ranges = _id_window(rows, q.ranges)
     for name, values in q.filters.items():
         is_ts = name in ts_fields
         if is_ts:
@@ -134,7 +135,7 @@ def apply(rows: list[dict[str, Any]], q: Query, getter: Getter, ts_fields: tuple
             return _as_text(v) in wanted
 
         out = [r for r in out if keep(r)]
-    for name, (lo_s, hi_s) in q.ranges.items():
+    for name, (lo_s, hi_s) in ranges.items():
         is_ts = name in ts_fields
         lo = _comparable(lo_s, is_ts) if lo_s else None
         hi = _comparable(hi_s, is_ts) if hi_s else None
@@ -149,12 +150,42 @@ def apply(rows: list[dict[str, Any]], q: Query, getter: Getter, ts_fields: tuple
                 return (lo is None or str(v) >= str(lo)) and (hi is None or str(v) <= str(hi))
 
         out = [r for r in out if in_range(r)]
+    if q.sort == [("id", False)]:
+        return list(out)  # already in id order
+    if q.sort == [("id", True)]:
+        return out[::-1]
     if q.sort:
         out = list(out)
         for name, desc in reversed(q.sort):
             # None sorts last ascending (first descending), like PostgreSQL behind the real API
             out.sort(key=lambda r, name=name: (getter(r, name) is None, _sort_key(getter(r, name))), reverse=desc)
     return out
+
+
+def _id_window(rows: list[dict[str, Any]], ranges: dict[str, tuple[str, str]]
+               ) -> tuple[list[dict[str, Any]], dict[str, tuple[str, str]]]:
+    """`range[id]` by bisection: the rows with lo <= id <= hi, and the ranges left to check.
+
+    Why: every keyset walk (detect, reconcile, the sync's lanes) sends `range[id]` on every page,
+    and scanning a 15,000-row table per request made the simulator, not the client, what bounded
+    a benchmark at 20 calls/s. Rows come in id order (every source keeps it: Dataset.insert
+    re-sorts after an out-of-order id), so the window is two binary searches. Bounds that are not
+    integers take the general path (the row-by-row comparison, unchanged)."""
+    bounds = ranges.get("id")
+    if bounds is None:
+        return rows, ranges
+    try:
+        lo = int(bounds[0]) if bounds[0] else None
+        hi = int(bounds[1]) if bounds[1] else None
+    except ValueError:
+        return rows, ranges
+    start = 0 if lo is None else bisect_left(rows, lo, key=_row_id)
+    end = len(rows) if hi is None else bisect_right(rows, hi, key=_row_id)
+    return rows[start:end], {k: v for k, v in ranges.items() if k != "id"}
+
+
+def _row_id(row: dict[str, Any]) -> int:
+    return int(row["id"])
 
 
 def _sort_key(v: Any) -> Any:
