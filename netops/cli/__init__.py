@@ -6,14 +6,33 @@ wires them together and turns expected failures into one-line errors with a non-
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 import click
 
 from netops import __version__
-from netops.cli import backlog, config_cmd, db, monitor, sim, sync, token
 from netops.cli.common import pass_settings  # noqa: F401  (re-exported for group modules)
 from netops.errors import NetopsError
+
+#: every top-level command: name -> "module:attribute". Loaded only when it is the command run
+#: (or by `netops --help`, which lists them all): a `backlog run --loop` worker never imports the
+#: API client (requests, tenacity) it does not use, and each of the box's jobs, started by cron in
+#: the same minute, spends less of the shared cores before its first call.
+COMMANDS = {
+    "sync": "netops.cli.sync:group",
+    "db": "netops.cli.db:group",
+    "sim": "netops.cli.sim:group",
+    "token": "netops.cli.token:group",
+    "backlog": "netops.cli.backlog:group",
+    "config": "netops.cli.config_cmd:group",
+    "status": "netops.cli.monitor:status",
+    "logs": "netops.cli.monitor:logs",
+    "metrics": "netops.cli.monitor:metrics",
+    "alerts": "netops.cli.monitor:alerts",
+    "check": "netops.cli.monitor:check",
+    "dashboard": "netops.cli.monitor:dashboard",
+}
 
 
 def as_click_error(exc: NetopsError) -> click.ClickException:
@@ -25,7 +44,21 @@ def as_click_error(exc: NetopsError) -> click.ClickException:
 
 class NetopsGroup(click.Group):
     """The root group: the one place where domain errors (netops/errors.py, raised by every layer
-    and independent of click) become one-line CLI errors with their exit codes."""
+    and independent of click) become one-line CLI errors with their exit codes. Its commands are
+    imported lazily from COMMANDS (click's documented lazy-loading pattern)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module, attr = target.split(":")
+        command = getattr(importlib.import_module(module), attr)
+        if not isinstance(command, click.Command) or command.name != cmd_name:
+            raise RuntimeError(f"netops.cli.COMMANDS[{cmd_name!r}] = {target} is not the {cmd_name!r} command")
+        return command
 
     def invoke(self, ctx: click.Context) -> object:
         try:
@@ -54,11 +87,6 @@ def cli(ctx: click.Context, config_path: str | None, verbose: bool) -> None:
     source = ctx.get_parameter_source("config_path")
     ctx.obj["config_origin"] = "NETOPS_CONFIG" if source == click.core.ParameterSource.ENVIRONMENT else "--config"
 
-
-for module in (sync, db, sim, token, backlog, config_cmd):
-    cli.add_command(module.group)
-for command in monitor.commands:
-    cli.add_command(command)
 
 
 def main() -> None:

@@ -326,4 +326,3 @@ def dashboard(settings: Settings, interval: float, once: bool, width: int | None
     run_live(settings, _dsn(settings), interval)
 
 
-commands: list[click.Command] = [status, logs, metrics, alerts, check, dashboard]
