@@ -29,8 +29,12 @@ from netops.config import DEFAULT_RATE_WINDOW_MARGIN
 from netops.sim import SimConfig, SimServer
 
 #: the scaled setting of these three: the simulator allows RATE calls/s per application and
-#: answers after LATENCY s; netops is configured with exactly that budget (no slack)
-BUDGET = {"rate": 10, "latency": 0.02, "live_scale": 0.01}
+#: answers after LATENCY s; netops is configured with exactly that budget (no slack).
+#: (a)'s live scale 0.04 makes ~420 calls (~42 s at 10/s): five Python processes starting at
+#: once on this 2-core box take ≈ 1.1 s before the first call whatever the budget (imports; one
+#: alone: 0.65 s), which is 9 % of the 12.5 s that scale 0.01 gave and made the start-up, not the
+#: sharing, the figure. A box's real jobs at 2/s run for minutes to hours.
+BUDGET = {"rate": 10, "latency": 0.02, "live_scale": 0.04}
 KEYS = {"rate": 5, "latency": 0.02, "live_scale": 0.12, "keys": [1, 2, 4]}
 EXTRA = {f"bench-key-{n}": f"bench-secret-{n}" for n in range(2, 5)}
 
@@ -154,7 +158,7 @@ def _measure_run(bench: Any, sim: SimServer, tag: str, rate: int, keys: int, onc
 
 def bench_budget(bench: Any) -> dict[str, Any]:
     """Five jobs started in the same second on one key."""
-    s = BUDGET
+    s = {**BUDGET, "live_scale": 0.01} if bench.quick else BUDGET   # --quick: checks the code
     sim = _sim(s["live_scale"], s["latency"])
     runs = []
     try:
