@@ -173,7 +173,6 @@ class ApiClient:
         429 at once, the limiter having blocked the key for every process for Retry-After (up
         to _MAX_429_WAITS); 401 at once after one token refresh (a second 401 is final)."""
         attempt = state.failures + 1
-        claimed_at = time.monotonic()  # just before the claim: the round trip is measured from here
         key, token = self._claim()
         for _ in range(_MAX_RECLAIMS):
             if not self.limiter.overdue(key):
@@ -181,8 +180,9 @@ class ApiClient:
             # the slot is counted at its claim plus the key's spread, and this call would go out
             # later still: give it back and claim again rather than land among later calls
             self.limiter.release(key)
-            claimed_at = time.monotonic()
             key, token = self._claim()
+        # the round trip is measured from the slot's claim, not from before the wait for one
+        claimed_at = self.limiter.claimed_at() or time.monotonic()
         started = time.time()
         sent_at = time.monotonic()
         status: int | None = None

@@ -144,6 +144,7 @@ class Limiter(Protocol):
     def settle_429(self, key: ApiKey, pause: float, reason: str) -> None: ...
     def complete(self, key: ApiKey, since_headers: float, rtt: float | None,
                  api_in_window: int | None = None) -> None: ...
+    def claimed_at(self) -> float | None: ...
     def overdue(self, key: ApiKey) -> bool: ...
     def release(self, key: ApiKey) -> None: ...
     def set_aside(self, key: ApiKey, reason: str) -> None: ...
@@ -242,6 +243,10 @@ class LocalLimiter:
         """Nothing to move: in one process the claim-to-arrival delay is the process's own, and the
         pacer's margin covers it (only the shared limiter closes slots)."""
 
+    def claimed_at(self) -> float | None:
+        """No slot is claimed anywhere (the pacer records starts): the caller measures from its own clock."""
+        return None
+
     def overdue(self, key: ApiKey) -> bool:
         """Never: the pacer records starts, and its margin covers this process's own delays."""
         return False
@@ -327,6 +332,14 @@ class PgLimiter:
             return c.wait_seconds
 
         return _first_free(keys, self._rr, try_key, self)
+
+    def claimed_at(self) -> float | None:
+        """When this thread's current slot was claimed (monotonic: the successful claim's round
+        trip was sent then), None without one. A call's lateness — what feeds the key's spread —
+        is measured from here, never from before the waiting for a free slot: measured from
+        there, a call that waited 44 s for its turn reported a 45 s spread, every process then
+        counted calls in flight 5 s (the cap) late, and a real-latency sync ran 4× its floor."""
+        return getattr(self._slot, "sent", None) if getattr(self._slot, "id", None) is not None else None
 
     def overdue(self, key: ApiKey) -> bool:
         """True when this thread's claimed call has not gone out yet and is later than the key's

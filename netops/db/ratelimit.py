@@ -52,8 +52,18 @@ def close_slot(cur: Any, label: str, slot_id: int, since_headers: float, rtt: fl
     - `since_headers`: seconds since the answer's headers arrived; `rtt`: claim to headers (None:
       no answer — the slot then counts at this very moment, the latest the API can have seen it).
     - The slot moves to headers − the key's round-trip floor (the fastest answer any process has
-      had: the API's own answering time), never before its claim; rtt − floor (how late this call
-      reached the API) feeds the key's spread, which calls still in flight are assumed to take.
+      had: the API's own answering time; used once FLOOR_SAMPLES answers are in, before that
+      nothing is subtracted), never before its claim. rtt − the fastest answer so far (this one
+      included, from the first answer on) is how late this call reached the API; it feeds the
+      key's spread, which calls still in flight are assumed to take. Not rtt − 0 before the floor
+      is trusted: that counted the whole round trip as lateness (1.1 s at the real API), so every
+      call in flight was held 1.1 s late in every window and a real-latency sync ran at half its
+      budget until the spread had faded.
+    - Never later than its claim + that spread either: while in flight every process already
+      counted the slot there, so closing it no later does not assume anything new. Before the floor
+      is trusted, moving it to its headers instead held each of the first 10 calls a whole round
+      trip late (at 1.1 s: the first calls of every run at half the budget). Once the floor is
+      trusted, headers − floor is the earlier of the two (the spread is at least rtt − floor).
     - `api_in_window`: calls the API had in its one-second window when it counted this one
       (X-Secondly-RateLimit-Limit − Remaining). More than the slots here in the second before this
       one (by more than WINDOW_TOLERANCE) means the arrival estimates run early: the key's window widens by 10 ms for every
@@ -65,14 +75,19 @@ def close_slot(cur: Any, label: str, slot_id: int, since_headers: float, rtt: fl
     answered = rtt is not None
     cur.execute(
         "WITH k AS (SELECT CASE WHEN %(answered)s AND rtt_samples >= %(samples)s "
-        "  THEN least(rtt_floor, %(rtt)s) ELSE 0 END AS f FROM netops.api_keys WHERE label = %(label)s), "
-        "s AS (UPDATE netops.api_slots SET done = true, at = greatest(at, clock_timestamp() "
-        "  - make_interval(secs => %(since)s + coalesce((SELECT f FROM k), 0))) "
+        "  THEN least(rtt_floor, %(rtt)s) ELSE 0 END AS f, "
+        "  greatest(CASE WHEN %(answered)s THEN %(rtt)s - least(coalesce(rtt_floor, %(rtt)s), %(rtt)s) "
+        "  ELSE 0 END, spread_seconds * %(sdecay)s) AS sp "
+        "  FROM netops.api_keys WHERE label = %(label)s), "
+        "s AS (UPDATE netops.api_slots SET done = true, at = greatest(at, CASE WHEN %(answered)s "
+        "  THEN least(clock_timestamp() - make_interval(secs => %(since)s + coalesce((SELECT f FROM k), 0)), "
+        "             at + make_interval(secs => coalesce((SELECT sp FROM k), 0))) "
+        "  ELSE clock_timestamp() - make_interval(secs => %(since)s) END) "
         "  WHERE id = %(id)s AND NOT done RETURNING at), "
         "ours AS (SELECT count(*) AS n FROM netops.api_slots o, s WHERE o.key_label = %(label)s "
         "  AND o.at > s.at - interval '1 second' AND o.at <= s.at + interval '20 milliseconds') "
         "UPDATE netops.api_keys SET "
-        "spread_seconds = greatest(%(rtt)s - coalesce((SELECT f FROM k), 0), spread_seconds * %(sdecay)s), "
+        "spread_seconds = (SELECT sp FROM k), "
         "rtt_floor = CASE WHEN %(answered)s THEN least(coalesce(rtt_floor, %(rtt)s), %(rtt)s) ELSE rtt_floor END, "
         "rtt_samples = rtt_samples + CASE WHEN %(answered)s THEN 1 ELSE 0 END, "
         "extra_margin = CASE WHEN %(in_window)s::integer > (SELECT n FROM ours) + %(tolerance)s "

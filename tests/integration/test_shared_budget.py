@@ -360,7 +360,10 @@ def test_a_claim_that_would_go_out_later_than_its_spread_is_given_back(pg_dsn: s
         assert query(pg_dsn, "SELECT slots_kept FROM netops.api_keys WHERE label = 'late'") == [(0,)]
         assert not lim.overdue(key)                       # nothing claimed any more
         lim.acquire([key])
-        lim.complete(key, 0.0, 0.2)                       # a slow answer: the key's spread is 0.2 s now
+        lim.complete(key, 0.0, 0.02)                      # the fastest answer so far: no lateness
+        assert lim._spread["late"] == pytest.approx(0.0)
+        lim.acquire([key])
+        lim.complete(key, 0.0, 0.22)                      # 0.2 s slower: the key's spread is 0.2 s now
         assert lim._spread["late"] == pytest.approx(0.2)
         lim.acquire([key])
         time.sleep(RECLAIM_GRACE + 0.03)
@@ -400,6 +403,60 @@ def test_the_client_reclaims_a_late_slot_and_sends_on_the_new_one(budget_sim: Si
     assert reclaims == client_mod._MAX_RECLAIMS
     assert sum(c["allowed"] for c in sim.limiter.counts().values()) == 1   # one call went out
     assert query(pg_dsn, "SELECT count(*), bool_and(done) FROM netops.api_slots") == [(3, True)]
+
+
+def test_before_the_floor_is_trusted_a_closed_slot_stays_where_it_was_counted_in_flight(pg_dsn: str) -> None:
+    """A key's first answers (fewer than FLOOR_SAMPLES): the round trip is not lateness. The first
+    answer is its own floor (spread 0), and the slot stays at its claim + spread — where every
+    process counted it while in flight — not at its headers, a whole round trip later (at the
+    real API's 1.1 s that held the first calls of every run at half the budget)."""
+    import psycopg2
+
+    conn = psycopg2.connect(pg_dsn)
+    conn.autocommit = True
+    cur = conn.cursor()
+
+    def age(slot: int) -> float:
+        cur.execute("SELECT extract(epoch FROM clock_timestamp() - at) FROM netops.api_slots WHERE id = %s", (slot,))
+        return float(cur.fetchone()[0])
+
+    c = ratelimit.claim(cur, "young", "cid", "fp", 1000, 1_000_000, 0.0)
+    time.sleep(0.5)
+    ratelimit.close_slot(cur, "young", c.slot_id, 0.0, 0.5)     # answered after a 0.5 s round trip
+    assert age(c.slot_id) > 0.45                                # still at its claim, not moved to now
+    cur.execute("SELECT spread_seconds, rtt_floor, rtt_samples FROM netops.api_keys WHERE label = 'young'")
+    assert cur.fetchone() == (0.0, 0.5, 1)
+    c = ratelimit.claim(cur, "young", "cid", "fp", 1000, 1_000_000, 0.0)
+    time.sleep(0.6)
+    ratelimit.close_slot(cur, "young", c.slot_id, 0.0, 0.6)     # 0.1 s slower than the fastest so far
+    assert 0.45 < age(c.slot_id) < 0.55                         # claim + spread (0.1 s)
+    cur.execute("SELECT spread_seconds FROM netops.api_keys WHERE label = 'young'")
+    assert cur.fetchone()[0] == pytest.approx(0.1)
+    conn.close()
+
+
+def test_waiting_for_a_slot_is_not_counted_as_lateness(budget_sim: SimServer, pg_dsn: str, tmp_path: Path) -> None:
+    """A call that waits its turn for a slot (here: 2/s, so the later calls wait up to 1 s) and
+    is then sent at once reached the API on time: the key's spread stays near 0. Measured from
+    before the wait, it grew by the wait itself (45 s in a real-latency sync), and every process
+    then counted calls in flight 5 s late — a full sync took 4× its floor."""
+    from netops.api.client import ApiClient
+
+    sim = budget_sim
+    sim.reset()
+    sim.configure(rate_per_second=0, rate_per_hour=0)
+    settings = load_settings(env=_env(sim, pg_dsn, tmp_path, 2), config_path="")
+    with ApiClient(settings, dsn=pg_dsn, component="sync") as client:
+        import threading
+
+        threads = [threading.Thread(target=client.get_json, args=("/v2/cursus/21",)) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    (spread,) = query(pg_dsn, "SELECT spread_seconds FROM netops.api_keys WHERE label = 'default'")[0]
+    assert sum(c["allowed"] for c in sim.limiter.counts().values()) >= 4
+    assert spread < 0.25, f"spread {spread:.2f} s: the wait for a slot was counted as lateness"
 
 
 def test_threads_of_one_process_do_not_ask_before_the_key_can_have_a_slot(pg_dsn: str) -> None:
