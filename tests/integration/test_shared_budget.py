@@ -435,6 +435,26 @@ def test_before_the_floor_is_trusted_a_closed_slot_stays_where_it_was_counted_in
     conn.close()
 
 
+def test_a_released_slot_gives_back_its_pacing_moment(pg_dsn: str) -> None:
+    """No call went out at a released slot's moment, so the reclaim need not wait a whole
+    interval after it; a slot released after another was claimed leaves that one's moment."""
+    import psycopg2
+
+    conn = psycopg2.connect(pg_dsn)
+    conn.autocommit = True
+    cur = conn.cursor()
+    first = ratelimit.claim(cur, "pace", "cid", "fp", 1, 1_000_000, 0.0)
+    assert first.state == "claimed"
+    assert ratelimit.claim(cur, "pace", "cid", "fp", 1, 1_000_000, 0.0).state == "wait"   # 1/s
+    ratelimit.release_slot(cur, "pace", first.slot_id)
+    again = ratelimit.claim(cur, "pace", "cid", "fp", 1, 1_000_000, 0.0)
+    assert again.state == "claimed"                                                      # at once
+    cur.execute("SELECT last_slot_at = (SELECT at FROM netops.api_slots WHERE id = %s) FROM netops.api_keys "
+                "WHERE label = 'pace'", (again.slot_id,))
+    assert cur.fetchone()[0] is True
+    conn.close()
+
+
 def test_waiting_for_a_slot_is_not_counted_as_lateness(budget_sim: SimServer, pg_dsn: str, tmp_path: Path) -> None:
     """A call that waits its turn for a slot (here: 2/s, so the later calls wait up to 1 s) and
     is then sent at once reached the API on time: the key's spread stays near 0. Measured from
