@@ -111,7 +111,10 @@ class Worker:
         self.conn = connect(dsn, application_name="netops-backlog")
         self.summary = RunSummary()
         self._stop = False
-        self._wake: Any = None   # LISTEN connection, opened at the first wait (see _sleep)
+        # the LISTEN connection (opened at the first wait, see _sleep); _can_listen turns False
+        # when LISTEN cannot be had or the connection broke: the poll interval alone then does it
+        self._wake_conn: Any = None
+        self._can_listen = True
         from netops.api.keys import budget
 
         self._budget_per_hour = budget(settings).per_hour   # every key's: they all share the queue's calls
@@ -131,8 +134,7 @@ class Worker:
                 self._client.close()
         finally:
             self.conn.close()
-            if self._wake:
-                self._wake.close()
+            self._drop_wake()
 
     def request_stop(self, *_: Any) -> None:
         """SIGTERM/SIGINT in --loop: finish the batch in hand, then exit."""
@@ -198,27 +200,36 @@ class Worker:
         together with `backlog detect` loads behind it instead of after its next poll). Where
         LISTEN cannot be had (a transaction-mode pooler), the poll interval alone does it."""
         end = time.monotonic() + seconds
-        if self._wake is None:
+        if self._wake_conn is None and self._can_listen:
             try:
-                self._wake = connect(self.dsn, autocommit=True, application_name="netops-backlog-wake")
-                queue.listen(self._wake)
+                self._wake_conn = connect(self.dsn, autocommit=True, application_name="netops-backlog-wake")
+                queue.listen(self._wake_conn)
             except (psycopg2.Error, DatabaseError) as exc:
                 self.log.warning(f"cannot LISTEN for new backlog work ({_first_line(exc)}); polling every "
                                  f"{self.settings.backlog_poll_interval:g}s instead")
-                self._wake = False
+                self._drop_wake()
         while not self._stop:
             left = end - time.monotonic()
             if left <= 0:
                 return
-            if self._wake:
+            if self._wake_conn is not None:
                 try:
-                    if queue.wait_for_wake(self._wake, min(0.2, left)):
+                    if queue.wait_for_wake(self._wake_conn, min(0.2, left)):
                         return
                     continue
                 except psycopg2.Error as exc:
                     self.log.warning(f"backlog wake connection lost ({_first_line(exc)}); polling instead")
-                    self._wake = False
+                    self._drop_wake()
             time.sleep(min(0.2, left))
+
+    def _drop_wake(self) -> None:
+        """Stop listening for good (this worker polls from now on); the connection is closed,
+        not left open when it broke."""
+        self._can_listen = False
+        conn, self._wake_conn = self._wake_conn, None
+        if conn is not None:
+            with contextlib.suppress(psycopg2.Error):
+                conn.close()
 
     def _log_total(self) -> None:
         s = self.summary

@@ -327,9 +327,9 @@ def test_a_looping_worker_loads_new_work_at_once_not_at_its_next_poll(
     t.start()
     try:
         deadline = time.monotonic() + 10
-        while worker._wake is None and time.monotonic() < deadline:   # it is waiting, LISTENing
+        while worker._wake_conn is None and worker._can_listen and time.monotonic() < deadline:   # it is waiting, LISTENing
             time.sleep(0.05)
-        assert worker._wake, "the worker never started waiting on its LISTEN connection"
+        assert worker._wake_conn is not None, "the worker never started waiting on its LISTEN connection"
         queued_at = time.monotonic()
         _enqueue(pg_dsn, [NewItem("users", 42, payload=_user(42))])
         while time.monotonic() - queued_at < 15:
