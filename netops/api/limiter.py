@@ -22,7 +22,9 @@ or too costly idle. So each answered call *closes* its slot (`complete`): the sl
 latest moment the API can have counted it — its answer's headers, less the fastest round trip
 any process has seen on the key — and the windows of every process see it there. A slot not answered yet
 counts at its claim plus the key's learned spread (the largest recent claim-to-arrival delay,
-shared on the key's row). The margin only covers what that estimate cannot see. A 429 anyway
+shared on the key's row; a call's lateness is counted from its slot's claim, not from before
+its wait for a slot, and against the fastest answer so far — see ratelimit.close_slot). The
+margin only covers what that estimate cannot see. A 429 anyway
 is settled for every process: Retry-After (+ jitter) is stored on the key (`blocked_until`), and
 the key's window widens by 50 ms (fading as calls close).
 
