@@ -27,6 +27,13 @@ else:  # pragma: no cover - exercised only on 3.10
 
 DEFAULT_CONFIG_PATH = Path("/etc/netops/netops.toml")
 REAL_API_URL = "https://api.intra.42.fr"
+#: the real API's documented budget per application key (docs/api.md); the simulator's default too
+API_RATE_PER_SECOND = 2.0
+API_RATE_PER_HOUR = 1200
+#: where `netops sim serve` listens by default (and the roles' netops_sim_port)
+SIM_HOST = "127.0.0.1"
+SIM_PORT = 8042
+SIM_URL = f"http://{SIM_HOST}:{SIM_PORT}"
 # A call claimed at t reaches the API later, and not always equally later (0.13 s at load 4, 0.45 s
 # at load 12 on a 2-core box running five netops jobs). Since migration 012 each answered call
 # moves its slot to where the API counted it (netops/api/limiter.py), so this margin only covers
@@ -163,9 +170,9 @@ FIELDS: tuple[Field, ...] = (
           "TOML file (mode 0600/0640, never world-readable) listing several application keys "
           "([[keys]] label, client_id, client_secret); see netops/api/keys.py."),
     Field("cursus_id", "NETOPS_CURSUS_ID", _num(int, 1), 21, "Cursus mirrored (42cursus is 21)."),
-    Field("rate_per_second", "NETOPS_RATE_PER_SECOND", _num(float, 0.01), 2.0,
+    Field("rate_per_second", "NETOPS_RATE_PER_SECOND", _num(float, 0.01), API_RATE_PER_SECOND,
           "API calls per second budget of each application key (the API's headers can only lower it)."),
-    Field("rate_per_hour", "NETOPS_RATE_PER_HOUR", _num(int, 1), 1200,
+    Field("rate_per_hour", "NETOPS_RATE_PER_HOUR", _num(int, 1), API_RATE_PER_HOUR,
           "API calls per hour budget of each application key (the API's headers can only lower it)."),
     Field("rate_window_margin", "NETOPS_RATE_WINDOW_MARGIN", _num(float, 0.0, 1.0), DEFAULT_RATE_WINDOW_MARGIN,
           "Seconds added to the 1-s window when claiming slots, on top of each call's measured "
