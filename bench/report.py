@@ -85,12 +85,14 @@ def render(r: dict[str, Any]) -> str:
 
     render_monitor(r, w)
     _candidate(r, w)
+    _baseline(r, w)
     w("## How to rerun\n")
     w("```\nmake bench                    # everything (~10 min), rewrites this file")
     w("make bench ONLY=loader        # one benchmark; the others keep their last figures")
     w("make bench ONLY=sync,dlt RUNS=5")
     w(".venv/bin/python -m bench.run --only sync,backlog --candidate /tmp/proto   # + a candidate netops/ in /tmp/proto/netops")
-    w(".venv/bin/python -m bench.run --quick --out /tmp/b.md --results /tmp/b.json   # smoke, tiny sizes\n```\n")
+    w(".venv/bin/python -m bench.run --quick --out /tmp/b.md --results /tmp/b.json   # smoke, tiny sizes")
+    w("make bench-compare REV=<commit> ONLY=sync,status RUNS=1   # <commit>'s headline beside this one\n```\n")
     w("Needs the bench extra for the dlt comparison: `.venv/bin/pip install -e '.[bench]'` (dlt is a "
       "bench-only dependency, never a runtime one; without it the `dlt` section is skipped).\n")
     return "\n".join(out) + "\n"
@@ -469,6 +471,39 @@ def _real(re_: dict[str, Any] | None, w: Any) -> None:
 
 def _walls(runs: list[dict[str, Any]]) -> str:
     return ", ".join(f"{x['full']['wall']:.2f}" for x in runs)
+
+
+def _headline_rows(r: dict[str, Any]) -> dict[tuple[str, str], tuple[str, str]]:
+    """(#, figure) -> (netops, ratio) of the headline table rendered from `r`."""
+    lines: list[str] = []
+    _headline(r, lines.append)
+    rows = {}
+    for line in lines:
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) >= 5 and cells[0] not in ("#", "---"):
+            rows[(cells[0], cells[1])] = (cells[2], cells[4])
+    return rows
+
+
+def _baseline(r: dict[str, Any], w: Any) -> None:
+    """The headline of an earlier checkout, measured just before this run on the same machine:
+    what a change moved, with the machine's drift between the two runs as small as it gets."""
+    b = r.get("baseline")
+    if not b:
+        return
+    w(f"## Before and after: {b['label']} against this checkout\n")
+    w(f"Sections {', '.join(b['sections'])}, run by `make bench-compare`: the earlier checkout's own bench "
+      "code and simulator first, then this checkout's, back to back on this machine. Each checkout "
+      "measures against its own simulator data, so a figure moved by a change in the data shows here too.\n")
+    w("| # | figure | before | after | before ratio | after ratio |")
+    w("|---|---|---|---|---|---|")
+    before, after = _headline_rows(b), _headline_rows(r)
+    sections = {"1": "sync", "2": "sync", "3": "loader", "4": "backlog", "5": "dlt", "6": "status", "R": "real"}
+    for key, (value, ratio) in after.items():
+        if sections.get(key[0]) not in b["sections"] or key not in before:
+            continue
+        w(f"| {key[0]} | {key[1]} | {before[key][0]} | {value} | {before[key][1]} | {ratio} |")
+    w("")
 
 
 def _candidate(r: dict[str, Any], w: Any) -> None:

@@ -390,6 +390,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--candidate", default="", metavar="DIR",
                     help="also measure a candidate change: DIR holds a modified netops/ package; sync, loader, "
                          "backlog and real (of those selected) run again against it, in the same run")
+    ap.add_argument("--baseline", default="", metavar="RESULTS_JSON",
+                    help="the results.json of the same benchmarks run by an earlier checkout just before "
+                         "this run (`make bench-compare`); BENCHMARKS.md then shows its headline beside this one")
+    ap.add_argument("--baseline-label", default="before", help="what the baseline is, e.g. a commit")
     ap.add_argument("--results", default=str(ROOT / "bench" / "results.json"))
     ap.add_argument("--out", default=str(ROOT / "BENCHMARKS.md"))
     a = ap.parse_args(argv)
@@ -442,6 +446,10 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         bench.close()
     results["last_run_seconds"] = round(time.monotonic() - started, 1)
+    if a.baseline:
+        base = json.loads(Path(a.baseline).read_text())
+        results["baseline"] = {"label": a.baseline_label, "sections": only,
+                               **{k: base[k] for k in (*only, "machine", "versions") if k in base}}
     results_path.write_text(json.dumps(results, indent=1, default=str) + "\n")
     from bench.report import render
 
