@@ -347,7 +347,7 @@ class StableSync:
         # them), found before anything is recorded: not a "failed phase" in the history.
         self.settings.require_credentials()
         dsn = resolve_dsn(self.settings)
-        migrate(dsn, self.settings.log_path)
+        migrate(dsn, self.settings.log_path)  # the schema this code expects; a no-op when current
         phases = [p for p in PHASES if not only or p.name in only]
         report = SyncReport(str(uuid.uuid4()))
         conn = self._take_lock(dsn)
@@ -390,7 +390,7 @@ class StableSync:
         try:
             with _stop_on_signals():
                 try:
-                    self._run_phases(phases, report.run_id, report, client, conn, books)
+                    self._run_phases(phases, report, client, conn, books)
                 except _Stop as exc:
                     stopped = exc
         finally:
@@ -433,10 +433,10 @@ class StableSync:
             raise SyncError(f"phase {failed.phase} failed: {failed.error} (table {failed.table} left "
                             "unchanged; later phases not run)")
 
-    def _run_phases(self, phases: list[Phase], run_id: str, report: SyncReport, client: ApiClient,
-                    conn: Any, books: Bookkeeping) -> None:
+    def _run_phases(self, phases: list[Phase], report: SyncReport, client: ApiClient, conn: Any,
+                    books: Bookkeeping) -> None:
         if self.if_changed:  # probe each resource, keep only the phases whose resource moved
-            phases = self._probe_and_select(phases, run_id, report, client, conn, books)
+            phases = self._probe_and_select(phases, report, client, conn, books)
         self._prefetch = _Prefetch(self, client, phases)
         for phase in phases:
             rep = self._run_phase(phase, client, conn, books)
@@ -445,8 +445,8 @@ class StableSync:
                 report.ok = False
                 break
 
-    def _probe_and_select(self, phases: list[Phase], run_id: str, report: SyncReport, client: ApiClient,
-                          conn: Any, books: Bookkeeping) -> list[Phase]:
+    def _probe_and_select(self, phases: list[Phase], report: SyncReport, client: ApiClient, conn: Any,
+                          books: Bookkeeping) -> list[Phase]:
         """--if-changed: probe, record the unchanged phases (sync_runs status 'unchanged'), log
         what was skipped and why; returns the phases to pull, in FK order."""
         probe = probe_stable(self.settings, conn, client, phases)
