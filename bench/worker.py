@@ -93,8 +93,9 @@ def job_loader(args: dict[str, Any]) -> dict[str, Any]:
     """Apply n rows through the netops loader (COPY into delta + upsert + prune), one transaction.
 
     mode "initial": into an empty project_users; "reapply": the same rows again with 10 % changed."""
+    from netops.catalog import Table
     from netops.db import connect
-    from netops.db.loader import Table, apply, stage
+    from netops.db.loader import apply, stage
 
     dsn = os.environ["NETOPS_DSN"]
     n, users, projects = int(args["rows"]), int(args["users"]), int(args["projects"])
@@ -128,8 +129,9 @@ def job_loader(args: dict[str, Any]) -> dict[str, Any]:
 def job_rawcopy(args: dict[str, Any]) -> dict[str, Any]:
     """The same rows, same generator and same COPY text encoder, into a bare table (no keys,
     no indexes, no FKs): the fastest way the data can enter PostgreSQL from this process."""
+    from netops.catalog import Table
     from netops.db import connect
-    from netops.db.loader import Table, stage
+    from netops.db.loader import stage
 
     dsn = os.environ["NETOPS_DSN"]
     n, users, projects = int(args["rows"]), int(args["users"]), int(args["projects"])

@@ -1,15 +1,14 @@
 """The schema catalog: every mirrored table declared once — columns, keys, references, source, mapping.
 
-Why one declaration: the mirror's shape used to be restated in the migrations, the stable phase
-list, the live resource specs, the quality checks, the simulator's expected mirror, the monitor's
-table list and the reliability tests' digests, with nothing checking that they agreed. Everything
-below is data those places derive from (netops/pipeline/stable.py, netops/pipeline/live.py,
-netops/db/quality.py, netops/sim/data.py, netops/monitor/facts.py, tests/reliability/conftest.py).
+Why one declaration: the migrations, the stable phases, the live resources, the quality checks,
+the simulator's expected mirror, the monitor's table list and the reliability tests' digests all
+derive from the data below (netops/pipeline/stable.py, netops/pipeline/live.py,
+netops/db/quality.py, netops/sim/data.py, netops/monitor/facts.py, tests/reliability/conftest.py),
+so they cannot disagree.
 
-Why here (netops/catalog.py) and not in netops/db/: the catalog is read by layers that must not
-depend on the database package — the simulator builds its expected mirror from it, the API
-mappings (`columns`) are pure JSON -> value functions — so it sits above db/, pipeline/ and sim/
-and imports nothing heavier than the mapping helpers.
+Why here, on the lowest floor: db/, sim/ and pipeline/ all read it, so it imports nothing from
+netops but the pure JSON -> value helpers of netops/mapping.py. The loader's view of a table
+(`Table`) is declared here too, and netops/db/loader.py reads it.
 
 Migrations stay hand-written SQL (they are the history); tests/integration/test_catalog.py
 migrates a scratch database and compares information_schema with this file, table by table and
@@ -19,16 +18,16 @@ the delta_* staging twin of every table).
 Order: tables are loaded parents first. The order is *derived* (a topological sort of the
 foreign keys and of the "rows come from that table's answer" dependencies), declaration order
 breaking ties, so inserting a table never renames anything: history, metric labels and
-`--phase` use the table name (migration 009 renamed the old `NN_table` history rows).
+`--phase` use the table name.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from netops.pipeline.mapping import Getter, key, name_of, nested, nested_id
+from netops.mapping import Getter, key, name_of, nested, nested_id
 
 # --------------------------------------------------------------------------- column types
 #: mapping kind -> the PostgreSQL type information_schema reports for it
@@ -76,6 +75,30 @@ class SoftRef:
     column: str
     parent: str
     note: str
+
+
+# --------------------------------------------------------------------------- the loader's view
+@dataclass(frozen=True)
+class Table:
+    """What netops/db/loader.py loads: a table's columns in COPY order, its primary key, and its
+    parents. Declared here so the loader reads the catalog's shape without the catalog importing db.
+
+    `parents` maps a column to the table its value must exist in (`id` column); rows whose
+    parent is missing are skipped at apply time and counted.
+    """
+
+    name: str
+    columns: tuple[str, ...]
+    pk: tuple[str, ...] = ("id",)
+    parents: tuple[tuple[str, str], ...] = field(default=())
+
+    @property
+    def delta(self) -> str:
+        return f"delta_{self.name}"
+
+    @property
+    def non_key(self) -> tuple[str, ...]:
+        return tuple(c for c in self.columns if c not in self.pk)
 
 
 # --------------------------------------------------------------------------- sources
@@ -170,12 +193,10 @@ class TableSpec:
             deps.append(parent)
         return tuple(deps)
 
-    def loader_table(self, with_parents: bool) -> Any:
-        """The loader's view (netops.db.loader.Table). `with_parents`: the loader skips rows whose
-        FK parent is missing and counts them (stable links); the live worker instead holds them and
-        fetches their parent, so it loads without."""
-        from netops.db.loader import Table
-
+    def loader_table(self, with_parents: bool) -> Table:
+        """The loader's view. `with_parents`: the loader skips rows whose FK parent is missing
+        and counts them (stable links); the live worker instead holds them and fetches their
+        parent, so it loads without."""
         parents = tuple((fk.column, fk.parent) for fk in self.fks) if with_parents else ()
         return Table(self.name, self.column_names, self.pk, parents)
 
@@ -270,7 +291,7 @@ _DECLARED: tuple[TableSpec, ...] = (
         col("alumni", "bool", key("alumni?", "alumni")), col("staff", "bool", key("staff?", "staff")),
         col("pool_month", "text"), col("pool_year", "text"), col("location", "text"), col("wallet", "int"),
         col("correction_point", "int"), col("alumnized_at", "ts"), col("created_at", "ts"), col("updated_at", "ts"),
-        # migration 005: every field the API gives
+        # every field the API gives
         col("usual_first_name", "text"), col("image", "json"), col("anonymize_date", "ts"),
         col("data_erasure_date", "ts"),
     ), LiveSource("users", f"/v2/cursus/{CURSUS}/users"), erasure_column="data_erasure_date"),
@@ -296,8 +317,8 @@ _DECLARED: tuple[TableSpec, ...] = (
         col("rank", "int"), col("created_at", "ts"), col("updated_at", "ts"),
     ), LiveSource("coalitions_users", "/v2/coalitions_users"),
         fks=(ForeignKey("coalition_id", "coalitions"), ForeignKey("user_id", "users"))),
-    # migration 010 (issue 15): the table 42 dashboards ask for first. `level` is computed by
-    # the server and changes without moving updated_at (42-api.md): reconcile catches it.
+    # the table 42 dashboards ask for first. `level` is computed by
+    # the server and changes without moving updated_at (docs/api.md): reconcile catches it.
     TableSpec("cursus_users", (
         col("id", "int", not_null=True), col("user_id", "int", nested_id("user", "user_id"), not_null=True),
         col("cursus_id", "int", nested_id("cursus", "cursus_id"), not_null=True), col("level", "float"),
@@ -367,6 +388,6 @@ def followers(table: str) -> tuple[TableSpec, ...]:
     return tuple(s for s in STABLE if getattr(s.source, "parent", None) == table)
 
 
-__all__ = ["BY_NAME", "LIVE", "SQL_TYPES", "STABLE", "TABLES", "Column", "DerivedLinks", "ForeignKey",
+__all__ = ["BY_NAME", "LIVE", "SQL_TYPES", "STABLE", "TABLES", "Column", "Table", "DerivedLinks", "ForeignKey",
            "Listing", "LiveSource", "NestedList", "Single", "SoftRef", "TableSpec", "col", "followers",
            "live_resource_names", "stable_parents_of_live", "topological"]

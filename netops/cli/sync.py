@@ -56,8 +56,7 @@ def _render(report: SyncReport) -> None:
     click.echo(f"{'phase':<24}{'rows':>9}{'+ins':>8}{'~upd':>8}{'-del':>8}{'skip':>7}{'calls':>7}{'secs':>7}")
     unchanged = {p.phase: p for p in report.unchanged}
     pulled = {p.phase: p for p in report.phases}
-    # foreign-key order (the catalog's), the order the tables load in; names sort no longer do
-    # that since phases are named by their table
+    # foreign-key order (the catalog's), the order the tables load in (names do not sort that way)
     order = {n: i for i, n in enumerate(PHASE_NAMES)}
     for name in sorted({*pulled, *unchanged}, key=lambda n: (order.get(n, len(order)), n)):
         if name in pulled:

@@ -29,33 +29,12 @@ from typing import Any
 
 from psycopg2 import sql
 
+from netops.catalog import Table
 from netops.errors import SyncError
 
 PRUNE_GUARD_MIN_ROWS = 10
 # An empty table receiving at least this many rows is filled by the bulk path (see apply()).
 BULK_MIN_ROWS = 50_000
-
-
-@dataclass(frozen=True)
-class Table:
-    """A mirrored table: its columns in COPY order, its primary key, and its parents.
-
-    `parents` maps a column to the table its value must exist in (`id` column); rows whose
-    parent is missing are skipped at apply time and counted.
-    """
-
-    name: str
-    columns: tuple[str, ...]
-    pk: tuple[str, ...] = ("id",)
-    parents: tuple[tuple[str, str], ...] = field(default=())
-
-    @property
-    def delta(self) -> str:
-        return f"delta_{self.name}"
-
-    @property
-    def non_key(self) -> tuple[str, ...]:
-        return tuple(c for c in self.columns if c not in self.pk)
 
 
 @dataclass
@@ -156,36 +135,53 @@ def apply(cur: Any, table: Table, prune: bool = True, max_prune_ratio: float | N
     ident = sql.Identifier(table.name)
     cur.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table.delta)))
     res.staged = cur.fetchone()[0]
-    pk = sql.SQL(", ").join(map(sql.Identifier, table.pk))
-    cols = sql.SQL(", ").join(map(sql.Identifier, table.columns))
-
     if prune:
-        cur.execute(sql.SQL("SELECT count(*) FROM {}").format(ident))
-        current = cur.fetchone()[0]
-        match = sql.SQL(" AND ").join(
-            sql.SQL("d.{c} = t.{c}").format(c=sql.Identifier(c)) for c in table.pk
-        )
-        # delete first, then judge: one anti-join instead of a count and a delete; a refused
-        # prune raises, and the caller's transaction (one per phase) rolls the delete back
-        cur.execute(
-            sql.SQL("DELETE FROM {t} t WHERE NOT EXISTS (SELECT 1 FROM {d} d WHERE {m})").format(
-                t=ident, d=sql.Identifier(table.delta), m=match
-            )
-        )
-        doomed = cur.rowcount
-        if (
-            max_prune_ratio is not None
-            and current >= PRUNE_GUARD_MIN_ROWS
-            and doomed > max_prune_ratio * current
-        ):
-            raise SyncError(
-                f"{table.name}: the API no longer returns {doomed} of {current} rows "
-                f"(> {max_prune_ratio:.0%}); refusing to prune that much — check the API, or rerun with "
-                "NETOPS_MAX_PRUNE_RATIO=1 if the deletions are real"
-            )
-        res.deleted = cur.rowcount
-
+        res.deleted = _prune(cur, table, max_prune_ratio)
+    cols = sql.SQL(", ").join(map(sql.Identifier, table.columns))
     eligible = _eligible_sql(table)
+    if res.staged >= BULK_MIN_ROWS and _is_empty(cur, table):
+        # an empty table: every eligible row is inserted, so the insert's count is theirs
+        res.inserted = _bulk_fill(cur, table, sql.SQL("INSERT INTO {t} ({cols}) {eligible}").format(
+            t=ident, cols=cols, eligible=eligible))
+        eligible_rows = res.inserted
+    else:
+        cur.execute(_upsert_sql(table, eligible))
+        res.inserted, res.updated, eligible_rows = cur.fetchone()
+    res.skipped = res.staged - eligible_rows
+    cur.execute(sql.SQL("TRUNCATE {}").format(sql.Identifier(table.delta)))
+    return res
+
+
+def _prune(cur: Any, table: Table, max_prune_ratio: float | None) -> int:
+    """Delete the table's rows absent from the delta; returns how many. More than
+    `max_prune_ratio` of a table of PRUNE_GUARD_MIN_ROWS rows or more raises SyncError."""
+    ident = sql.Identifier(table.name)
+    cur.execute(sql.SQL("SELECT count(*) FROM {}").format(ident))
+    current = cur.fetchone()[0]
+    match = sql.SQL(" AND ").join(
+        sql.SQL("d.{c} = t.{c}").format(c=sql.Identifier(c)) for c in table.pk
+    )
+    # delete first, then judge: one anti-join instead of a count and a delete; a refused
+    # prune raises, and the caller's transaction (one per phase) rolls the delete back
+    cur.execute(
+        sql.SQL("DELETE FROM {t} t WHERE NOT EXISTS (SELECT 1 FROM {d} d WHERE {m})").format(
+            t=ident, d=sql.Identifier(table.delta), m=match
+        )
+    )
+    doomed = cur.rowcount
+    if max_prune_ratio is not None and current >= PRUNE_GUARD_MIN_ROWS and doomed > max_prune_ratio * current:
+        raise SyncError(
+            f"{table.name}: the API no longer returns {doomed} of {current} rows "
+            f"(> {max_prune_ratio:.0%}); refusing to prune that much — check the API, or rerun with "
+            "NETOPS_MAX_PRUNE_RATIO=1 if the deletions are real"
+        )
+    return int(doomed)
+
+
+def _upsert_sql(table: Table, eligible: sql.Composable) -> sql.Composed:
+    """Insert the eligible rows, update only those whose values differ; returns (inserted,
+    updated, eligible). The eligible rows are computed once: the upsert reads them and counts
+    them (skipped = staged - eligible), instead of a second DISTINCT ON + parent-check scan."""
     if table.non_key:
         sets = sql.SQL(", ").join(
             sql.SQL("{c} = EXCLUDED.{c}").format(c=sql.Identifier(c)) for c in table.non_key
@@ -197,26 +193,14 @@ def apply(cur: Any, table: Table, prune: bool = True, max_prune_ratio: float | N
         )
     else:
         conflict = sql.SQL("DO NOTHING")
-    # the eligible rows are computed once: the upsert reads them and counts them (skipped =
-    # staged - eligible), instead of a second DISTINCT ON + parent-check scan of the delta
-    upsert = sql.SQL(
+    return sql.SQL(
         "WITH e AS MATERIALIZED ({eligible}), "
         "up AS (INSERT INTO {t} AS t ({cols}) SELECT {cols} FROM e ON CONFLICT ({pk}) {conflict} "
         "RETURNING (xmax = 0) AS inserted) "
         "SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted), "
         "(SELECT count(*) FROM e) FROM up"
-    ).format(t=ident, cols=cols, eligible=eligible, pk=pk, conflict=conflict)
-    if res.staged >= BULK_MIN_ROWS and _is_empty(cur, table):
-        # an empty table: every eligible row is inserted, so the insert's count is theirs
-        res.inserted = _bulk_fill(cur, table, sql.SQL("INSERT INTO {t} ({cols}) {eligible}").format(
-            t=ident, cols=cols, eligible=eligible))
-        eligible_rows = res.inserted
-    else:
-        cur.execute(upsert)
-        res.inserted, res.updated, eligible_rows = cur.fetchone()
-    res.skipped = res.staged - eligible_rows
-    cur.execute(sql.SQL("TRUNCATE {}").format(sql.Identifier(table.delta)))
-    return res
+    ).format(t=sql.Identifier(table.name), cols=sql.SQL(", ").join(map(sql.Identifier, table.columns)),
+             eligible=eligible, pk=sql.SQL(", ").join(map(sql.Identifier, table.pk)), conflict=conflict)
 
 
 def count_rows(cur: Any, table: Table) -> int:

@@ -1,5 +1,5 @@
 """Per-resource marks of phase 09 (`netops.backlog_marks`): the detector's high-water mark and the
-reconciler's resumable cursor. All SQL on that table is here (one module per concept, design.md).
+reconciler's resumable cursor. All SQL on that table is here.
 
 Both are moved in the caller's transaction — the one that queued the window's last page, or
 loaded the reconciled interval — so a crash never leaves a mark ahead of the work it stands for.
@@ -80,3 +80,17 @@ def reconcile_step(cur: Any, resource: str, cursor: int | None) -> None:
                     "WHERE resource = %s", (resource,))
     else:
         cur.execute("UPDATE netops.backlog_marks SET reconcile_cursor = %s WHERE resource = %s", (cursor, resource))
+
+
+def overview(cur: Any) -> dict[str, dict[str, Any]]:
+    """Every resource's marks, for `netops backlog status` (timestamps as ISO 8601)."""
+    cur.execute(
+        "SELECT resource, high_water, last_detect_at, reconcile_cursor, reconcile_finished_at "
+        "FROM netops.backlog_marks ORDER BY resource"
+    )
+
+    def iso(value: Any) -> str | None:
+        return value.isoformat() if value is not None else None
+
+    return {r[0]: {"high_water": iso(r[1]), "last_detect_at": iso(r[2]), "reconcile_cursor": r[3],
+                   "reconcile_finished_at": iso(r[4])} for r in cur.fetchall()}

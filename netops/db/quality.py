@@ -196,6 +196,32 @@ def _check_erasure(cur: psycopg2.extensions.cursor, present: set[str],
                         "(docs/backlog.md, Erasure)")
 
 
+def _key_checks(cur: Any, present: set[str], deep: bool) -> list[Finding]:
+    """Uniqueness and non-null of every known key; a table without one is noted as info."""
+    keys = {**_catalog_keys(cur), **{t: k for t, k in EXPECTED_KEYS.items() if t in present}}
+    enforced = _enforced_keys(cur)
+    checks: list[Finding] = []
+    for table in sorted(keys):
+        cols = keys[table]
+        checks.extend(_check_key(cur, table, cols, (table, tuple(sorted(cols))) in enforced, deep))
+    for t in sorted(present - set(keys)):
+        checks.append(Finding("null_pk", "info", t, [], 0, method="none", note="table has no primary key"))
+    return checks
+
+
+def _references(cur: Any, present: set[str]) -> list[Reference]:
+    """Every known reference between two present tables, once."""
+    refs: list[Reference] = []
+    seen: set[tuple[str, tuple[str, ...], str]] = set()
+    for ref in (*EXPECTED_REFERENCES, *_catalog_references(cur)):
+        ident = (ref.child, ref.columns, ref.parent)
+        if ident in seen or ref.child not in present or ref.parent not in present:
+            continue
+        seen.add(ident)
+        refs.append(ref)
+    return refs
+
+
 def run_checks(conn: psycopg2.extensions.connection, *, strict: bool = False, deep: bool = False,
                store: bool = True) -> dict[str, Any]:
     """Run every check and return the `netops check --json` document; store it when asked.
@@ -212,28 +238,9 @@ def run_checks(conn: psycopg2.extensions.connection, *, strict: bool = False, de
         for t in tables:
             cur.execute(sql.SQL("SELECT count(*) FROM public.{}").format(sql.Identifier(t)))
             counts[t] = int(cur.fetchone()[0])
-
-        keys = {**_catalog_keys(cur), **{t: k for t, k in EXPECTED_KEYS.items() if t in present}}
-        enforced = _enforced_keys(cur)
-        checks: list[Finding] = []
-        for table in sorted(keys):
-            cols = keys[table]
-            checks.extend(_check_key(cur, table, cols, (table, tuple(sorted(cols))) in enforced, deep))
-        for t in sorted(present - set(keys)):
-            checks.append(Finding("null_pk", "info", t, [], 0, method="none", note="table has no primary key"))
-
-        refs: list[Reference] = []
-        seen: set[tuple[str, tuple[str, ...], str]] = set()
-        for ref in (*EXPECTED_REFERENCES, *_catalog_references(cur)):
-            ident = (ref.child, ref.columns, ref.parent)
-            if ident in seen or ref.child not in present or ref.parent not in present:
-                continue
-            seen.add(ident)
-            refs.append(ref)
-        for ref in refs:
-            severity = "violation" if ref.kind == "fk" or strict else "info"
-            checks.append(_check_reference(cur, ref, severity))
-
+        checks = _key_checks(cur, present, deep)
+        checks.extend(_check_reference(cur, ref, "violation" if ref.kind == "fk" or strict else "info")
+                      for ref in _references(cur, present))
         for spec in catalog.TABLES:
             erasure = _check_erasure(cur, present, spec)
             if erasure is not None:

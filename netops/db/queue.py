@@ -32,7 +32,8 @@ from typing import Any
 from psycopg2.extras import execute_values
 
 from netops.catalog import LIVE_BY_RESOURCE, claim_priority
-from netops.pipeline.mapping import parse_ts
+from netops.db import marks
+from netops.mapping import parse_ts
 
 MAX_DEFERRALS = 10
 #: How long a parent fetch requested by a worker (a row's user is not mirrored yet) waits, while a
@@ -122,13 +123,34 @@ def _ts(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def enqueue(cur: Any, items: Iterable[NewItem]) -> int:
-    """Insert or merge work items; returns how many rows were inserted or merged.
+_ENQUEUE = (
+    "INSERT INTO netops.backlog_items AS b (resource, entity_id, action, payload, source_updated_at,"
+    " fetch_cost, reason, available_at)"
+    " SELECT v.resource, v.entity_id, v.action, v.payload::jsonb, v.sua::timestamptz, v.cost, v.reason,"
+    "        now() + make_interval(secs => v.delay)"
+    " FROM (VALUES %s) AS v (resource, entity_id, action, payload, sua, cost, reason, delay)"
+    " ON CONFLICT (resource, entity_id) WHERE state IN ('pending', 'processing') DO UPDATE SET"
+    "   action = EXCLUDED.action,"
+    # work that needs no fetch (a payload, a delete) is due at once, even if it merges into
+    # a delayed parent request; a payload-less request never delays what is queued
+    "   available_at = CASE WHEN EXCLUDED.payload IS NOT NULL OR EXCLUDED.action = 'delete'"
+    "     THEN least(b.available_at, EXCLUDED.available_at) ELSE b.available_at END,"
+    "   payload = CASE"
+    "     WHEN EXCLUDED.action = 'delete' THEN NULL"
+    "     WHEN EXCLUDED.payload IS NULL THEN b.payload"
+    "     WHEN b.payload IS NULL OR b.source_updated_at IS NULL"
+    "          OR EXCLUDED.source_updated_at >= b.source_updated_at THEN EXCLUDED.payload"
+    "     ELSE b.payload END,"
+    "   source_updated_at = CASE"
+    "     WHEN EXCLUDED.payload IS NULL THEN b.source_updated_at"
+    "     ELSE GREATEST(b.source_updated_at, EXCLUDED.source_updated_at) END,"
+    "   fetch_cost = b.fetch_cost + EXCLUDED.fetch_cost,"
+    "   version = b.version + 1"
+)
 
-    Duplicates (same resource and entity) collapse: the newest payload wins (by `updated_at`), a
-    delete wins over an older upsert, and `version` bumps so a worker holding the item re-queues
-    it. (The detector filters rows the mirror already has first: see `not_current`.)
-    """
+
+def _newest(items: Iterable[NewItem]) -> dict[tuple[str, int], NewItem]:
+    """One item per (resource, entity), the newest payload winning; their detector costs summed."""
     latest: dict[tuple[str, int], NewItem] = {}
     for it in items:
         key = (it.resource, int(it.entity_id))
@@ -139,37 +161,22 @@ def enqueue(cur: Any, items: Iterable[NewItem]) -> int:
             latest[key] = it
         else:
             prev.fetch_cost += it.fetch_cost
-    if not latest:
-        return 0
+    return latest
+
+
+def enqueue(cur: Any, items: Iterable[NewItem]) -> int:
+    """Insert or merge work items; returns how many rows were inserted or merged.
+
+    Duplicates (same resource and entity) collapse: the newest payload wins (by `updated_at`), a
+    delete wins over an older upsert, and `version` bumps so a worker holding the item re-queues
+    it. (The detector filters rows the mirror already has first: see `not_current`.)
+    """
+    latest = _newest(items)
     total = 0
     by_resource: dict[str, list[NewItem]] = {}
     for it in latest.values():
         by_resource.setdefault(it.resource, []).append(it)
     for group in by_resource.values():
-        stmt = (
-            "INSERT INTO netops.backlog_items AS b (resource, entity_id, action, payload, source_updated_at,"
-            " fetch_cost, reason, available_at)"
-            " SELECT v.resource, v.entity_id, v.action, v.payload::jsonb, v.sua::timestamptz, v.cost, v.reason,"
-            "        now() + make_interval(secs => v.delay)"
-            " FROM (VALUES %s) AS v (resource, entity_id, action, payload, sua, cost, reason, delay)"
-            " ON CONFLICT (resource, entity_id) WHERE state IN ('pending', 'processing') DO UPDATE SET"
-            "   action = EXCLUDED.action,"
-            # work that needs no fetch (a payload, a delete) is due at once, even if it merges into
-            # a delayed parent request; a payload-less request never delays what is queued
-            "   available_at = CASE WHEN EXCLUDED.payload IS NOT NULL OR EXCLUDED.action = 'delete'"
-            "     THEN least(b.available_at, EXCLUDED.available_at) ELSE b.available_at END,"
-            "   payload = CASE"
-            "     WHEN EXCLUDED.action = 'delete' THEN NULL"
-            "     WHEN EXCLUDED.payload IS NULL THEN b.payload"
-            "     WHEN b.payload IS NULL OR b.source_updated_at IS NULL"
-            "          OR EXCLUDED.source_updated_at >= b.source_updated_at THEN EXCLUDED.payload"
-            "     ELSE b.payload END,"
-            "   source_updated_at = CASE"
-            "     WHEN EXCLUDED.payload IS NULL THEN b.source_updated_at"
-            "     ELSE GREATEST(b.source_updated_at, EXCLUDED.source_updated_at) END,"
-            "   fetch_cost = b.fetch_cost + EXCLUDED.fetch_cost,"
-            "   version = b.version + 1"
-        )
         rows = [
             (it.resource, int(it.entity_id), it.action,
              json.dumps(it.payload) if it.payload is not None else None,
@@ -177,7 +184,7 @@ def enqueue(cur: Any, items: Iterable[NewItem]) -> int:
             for it in group
         ]
         execute_values(
-            cur, stmt, rows,
+            cur, _ENQUEUE, rows,
             template="(%s, %s::bigint, %s, %s, %s, %s::float8, %s, %s::float8)", page_size=max(1, len(rows)),
         )
         total += cur.rowcount
@@ -267,18 +274,36 @@ def claim(cur: Any, worker: str, limit: int, visibility_timeout: float) -> list[
     return items
 
 
-def finish(cur: Any, worker: str, items: Sequence[Item], max_retries: int, retry_delay: float) -> dict[str, float]:
-    """Record each item's fate in the caller's transaction (the one that loaded its rows).
+#: one row per item: (id, version, fate, error, delay, outcome, parent_resource, parent_id)
+_FINISH = """
+    UPDATE netops.backlog_items b SET
+        state = CASE
+            WHEN v.fate = 'done' AND b.version <> v.version THEN 'pending'
+            WHEN v.fate = 'done' THEN 'done'
+            WHEN v.fate = 'failed' THEN 'failed'
+            ELSE 'pending' END,
+        finished_at = CASE WHEN v.fate = 'failed' OR (v.fate = 'done' AND b.version = v.version)
+                           THEN now() END,
+        available_at = CASE WHEN v.fate IN ('retry', 'held') THEN now() + make_interval(secs => v.delay)
+                            ELSE now() END,
+        -- a hold or a requeue for newer work is not a failed attempt
+        attempts = CASE WHEN v.fate = 'held' OR (v.fate = 'done' AND b.version <> v.version)
+                        THEN greatest(b.attempts - 1, 0) ELSE b.attempts END,
+        deferrals = CASE WHEN v.fate = 'held' THEN b.deferrals + 1 ELSE b.deferrals END,
+        last_error = CASE WHEN v.fate = 'done' THEN b.last_error ELSE v.error END,
+        outcome = CASE WHEN v.fate = 'done' THEN v.outcome WHEN v.fate = 'held' THEN 'held'
+                       ELSE b.outcome END,
+        payload = CASE WHEN v.fate = 'done' AND b.version = v.version THEN NULL ELSE b.payload END,
+        parent_resource = v.parent_resource,
+        parent_id = v.parent_id
+    FROM (VALUES {values}) AS v (id, version, fate, error, delay, outcome, parent_resource, parent_id)
+    WHERE b.id = v.id AND b.state = 'processing' AND b.worker = %s
+    RETURNING v.fate, b.state, b.fetch_cost
+"""
 
-    - loaded/deleted/absent -> done (or back to pending when newer work merged in meanwhile)
-    - held (live parent missing) -> pending again shortly, the attempt not counted
-    - error -> pending with exponential backoff, or failed once attempts reach max_retries
-    Only items this worker still holds are touched: one reclaimed by another worker after a
-    visibility timeout belongs to that worker now. `done_cost` sums the detector calls
-    (`fetch_cost`) of the items that ended done here: a requeued item's cost is counted once,
-    when it is finally done, so rows per call are not understated.
-    """
-    counts: dict[str, float] = {"done": 0, "requeued": 0, "held": 0, "retry": 0, "failed": 0, "done_cost": 0.0}
+
+def _fates(items: Sequence[Item], max_retries: int, retry_delay: float) -> list[tuple[Any, ...]]:
+    """Each item's row for _FINISH: done, held (a live parent missing), retry or failed."""
     rows = []
     limit = max(1, int(max_retries))
     for it in items:
@@ -296,37 +321,26 @@ def finish(cur: Any, worker: str, items: Sequence[Item], max_retries: int, retry
                 rows.append((it.id, it.version, "held", it.hold, 1.0 + it.deferrals, None, parent[0], parent[1]))
         else:
             rows.append((it.id, it.version, "done", None, 0.0, it.outcome, None, None))
+    return rows
+
+
+def finish(cur: Any, worker: str, items: Sequence[Item], max_retries: int, retry_delay: float) -> dict[str, float]:
+    """Record each item's fate in the caller's transaction (the one that loaded its rows).
+
+    - loaded/deleted/absent -> done (or back to pending when newer work merged in meanwhile)
+    - held (live parent missing) -> pending again shortly, the attempt not counted
+    - error -> pending with exponential backoff, or failed once attempts reach max_retries
+    Only items this worker still holds are touched: one reclaimed by another worker after a
+    visibility timeout belongs to that worker now. `done_cost` sums the detector calls
+    (`fetch_cost`) of the items that ended done here: a requeued item's cost is counted once,
+    when it is finally done, so rows per call are not understated.
+    """
+    counts: dict[str, float] = {"done": 0, "requeued": 0, "held": 0, "retry": 0, "failed": 0, "done_cost": 0.0}
+    rows = _fates(items, max_retries, retry_delay)
     if not rows:
         return counts
     # execute_values cannot mix its %s with other parameters, so bind the worker name first.
-    stmt = cur.mogrify(
-        """
-        UPDATE netops.backlog_items b SET
-            state = CASE
-                WHEN v.fate = 'done' AND b.version <> v.version THEN 'pending'
-                WHEN v.fate = 'done' THEN 'done'
-                WHEN v.fate = 'failed' THEN 'failed'
-                ELSE 'pending' END,
-            finished_at = CASE WHEN v.fate = 'failed' OR (v.fate = 'done' AND b.version = v.version)
-                               THEN now() END,
-            available_at = CASE WHEN v.fate IN ('retry', 'held') THEN now() + make_interval(secs => v.delay)
-                                ELSE now() END,
-            -- a hold or a requeue for newer work is not a failed attempt
-            attempts = CASE WHEN v.fate = 'held' OR (v.fate = 'done' AND b.version <> v.version)
-                            THEN greatest(b.attempts - 1, 0) ELSE b.attempts END,
-            deferrals = CASE WHEN v.fate = 'held' THEN b.deferrals + 1 ELSE b.deferrals END,
-            last_error = CASE WHEN v.fate = 'done' THEN b.last_error ELSE v.error END,
-            outcome = CASE WHEN v.fate = 'done' THEN v.outcome WHEN v.fate = 'held' THEN 'held'
-                           ELSE b.outcome END,
-            payload = CASE WHEN v.fate = 'done' AND b.version = v.version THEN NULL ELSE b.payload END,
-            parent_resource = v.parent_resource,
-            parent_id = v.parent_id
-        FROM (VALUES {values}) AS v (id, version, fate, error, delay, outcome, parent_resource, parent_id)
-        WHERE b.id = v.id AND b.state = 'processing' AND b.worker = %s
-        RETURNING v.fate, b.state, b.fetch_cost
-        """,
-        (worker,),
-    ).decode()
+    stmt = cur.mogrify(_FINISH, (worker,)).decode()
     execute_values(cur, stmt.replace("{values}", "%s"), rows,
                    template="(%s::bigint, %s::int, %s, %s, %s::float8, %s, %s, %s::bigint)", page_size=len(rows))
     for fate, state, cost in cur.fetchall():
@@ -375,6 +389,24 @@ def next_due_in(cur: Any, visibility_timeout: float) -> float | None:
 # ---------------------------------------------------------------------------------- operator view
 def status(cur: Any, rate_per_hour: int, failures: int = 50) -> dict[str, Any]:
     """Everything `netops backlog status` shows, from the queue and `netops.api_calls` only."""
+    pending, processing, failed, done_today, failed_today, oldest = _state_counts(cur)
+    mean, p50, p95 = _processing_seconds(cur)
+    cur.execute("SELECT count(*) FROM netops.api_calls WHERE at > now() - interval '1 hour'")
+    calls_hour = int(cur.fetchone()[0])
+    finished = done_today + failed_today
+    return {
+        "pending": pending, "processing": processing, "failed": failed,
+        "done_today": done_today, "failed_today": failed_today,
+        "success_rate_pct": None if finished == 0 else round(100.0 * done_today / finished, 1),
+        "processing_seconds": {"mean": _round(mean), "p50": _round(p50), "p95": _round(p95)},
+        "oldest_pending_age_seconds": _round(oldest),
+        "api_calls_this_hour": calls_hour, "api_budget_per_hour": rate_per_hour,
+        "by_resource": _per_resource(cur), "marks": marks.overview(cur), "failures": _failures(cur, failures),
+    }
+
+
+def _state_counts(cur: Any) -> tuple[Any, ...]:
+    """(pending, processing, failed, done today, failed today, age of the oldest pending item)."""
     cur.execute(
         """
         SELECT count(*) FILTER (WHERE state = 'pending'),
@@ -386,7 +418,11 @@ def status(cur: Any, rate_per_hour: int, failures: int = 50) -> dict[str, Any]:
           FROM netops.backlog_items
         """
     )
-    pending, processing, failed, done_today, failed_today, oldest = cur.fetchone()
+    return tuple(cur.fetchone())
+
+
+def _processing_seconds(cur: Any) -> tuple[Any, Any, Any]:
+    """(mean, median, p95) seconds from claim to done of today's done items."""
     cur.execute(
         """
         SELECT avg(s), percentile_cont(0.5) WITHIN GROUP (ORDER BY s),
@@ -397,19 +433,27 @@ def status(cur: Any, rate_per_hour: int, failures: int = 50) -> dict[str, Any]:
         """
     )
     mean, p50, p95 = cur.fetchone()
+    return mean, p50, p95
+
+
+def _failures(cur: Any, limit: int) -> list[dict[str, Any]]:
+    """The `limit` most recently failed items."""
     cur.execute(
         """
         SELECT id, resource, entity_id, action, attempts, last_error, enqueued_at, finished_at, worker
           FROM netops.backlog_items WHERE state = 'failed'
          ORDER BY finished_at DESC NULLS LAST, id DESC LIMIT %s
         """,
-        (failures,),
+        (limit,),
     )
-    failed_rows = [
+    return [
         {"id": r[0], "resource": r[1], "entity_id": r[2], "action": r[3], "attempts": r[4], "error": r[5],
          "enqueued_at": _iso(r[6]), "failed_at": _iso(r[7]), "worker": r[8]}
         for r in cur.fetchall()
     ]
+
+
+def _per_resource(cur: Any) -> dict[str, dict[str, int]]:
     cur.execute(
         """
         SELECT resource, count(*) FILTER (WHERE state = 'pending'), count(*) FILTER (WHERE state = 'processing'),
@@ -417,25 +461,7 @@ def status(cur: Any, rate_per_hour: int, failures: int = 50) -> dict[str, Any]:
           FROM netops.backlog_items GROUP BY resource ORDER BY resource
         """
     )
-    per_resource = {r[0]: {"pending": r[1], "processing": r[2], "failed": r[3]} for r in cur.fetchall()}
-    cur.execute("SELECT count(*) FROM netops.api_calls WHERE at > now() - interval '1 hour'")
-    calls_hour = int(cur.fetchone()[0])
-    cur.execute(
-        "SELECT resource, high_water, last_detect_at, reconcile_cursor, reconcile_finished_at "
-        "FROM netops.backlog_marks ORDER BY resource"
-    )
-    marks = {r[0]: {"high_water": _iso(r[1]), "last_detect_at": _iso(r[2]), "reconcile_cursor": r[3],
-                    "reconcile_finished_at": _iso(r[4])} for r in cur.fetchall()}
-    finished = done_today + failed_today
-    return {
-        "pending": pending, "processing": processing, "failed": failed,
-        "done_today": done_today, "failed_today": failed_today,
-        "success_rate_pct": None if finished == 0 else round(100.0 * done_today / finished, 1),
-        "processing_seconds": {"mean": _round(mean), "p50": _round(p50), "p95": _round(p95)},
-        "oldest_pending_age_seconds": _round(oldest),
-        "api_calls_this_hour": calls_hour, "api_budget_per_hour": rate_per_hour,
-        "by_resource": per_resource, "marks": marks, "failures": failed_rows,
-    }
+    return {r[0]: {"pending": r[1], "processing": r[2], "failed": r[3]} for r in cur.fetchall()}
 
 
 def retry(cur: Any, failed: bool) -> dict[str, int]:

@@ -107,7 +107,7 @@ def sync_lock_held(cur: psycopg2.extensions.cursor) -> bool:
     nobody holds the lock belongs to a dead run — it is shown as interrupted at once, without
     waiting for the next sync to tidy it up, and its "elapsed" time is no duration of anything.
     """
-    from netops.pipeline.sync import SYNC_LOCK_KEY
+    from netops.db.locks import SYNC as SYNC_LOCK_KEY
 
     cur.execute(
         """

@@ -26,12 +26,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg2
-from psycopg2 import sql
 
 from netops import catalog
+from netops.catalog import Table
 from netops.config import Settings
-from netops.db import api_calls, connect, marks, queue
-from netops.db.loader import ApplyResult, LoadOutcome, Table, delete_keys, live_policy, load
+from netops.db import api_calls, connect, marks, mirror, queue
+from netops.db.loader import ApplyResult, LoadOutcome, delete_keys, live_policy, load
 from netops.errors import ApiError, AuthError, DatabaseError
 from netops.log import get_logger
 from netops.pipeline.live import BY_NAME, RESOURCES, LiveResource, PayloadError, entity_id
@@ -254,13 +254,23 @@ class Worker:
             return 0
         self.summary.batches += 1
         n = self.summary.batches
+        self._mark_abandoned(items)
+        self._fetch_or_release(items)
+        self.log.info(f"Fetched batch {n} ({len(items)} items), API calls: {self._calls_used()}")
+        counts, results = self._load_batch(items, n)
+        self._record_batch(n, items, counts, results)
+        return len(items)
+
+    def _mark_abandoned(self, items: list[queue.Item]) -> None:
+        """Claimed again after workers died holding it, more often than retries allow: a poison
+        item must not take the next worker down too."""
         limit = max(1, self.settings.backlog_max_retries)
         for it in items:
             if it.attempts > limit:
-                # claimed again after workers died holding it, more often than retries allow:
-                # a poison item must not take the next worker down too
                 it.error = (f"abandoned: {it.attempts - 1} worker(s) stopped while processing it "
                             "(reclaimed after the visibility timeout)")
+
+    def _fetch_or_release(self, items: list[queue.Item]) -> None:
         try:
             self._fetch([it for it in items if it.error is None])
         except BaseException:
@@ -271,26 +281,35 @@ class Worker:
         finally:
             if self._client is not None:
                 self._client.recorder.flush()   # calls visible to status/budget while we run
-        self.log.info(f"Fetched batch {n} ({len(items)} items), API calls: {self._calls_used()}")
+
+    def _load_batch(self, items: list[queue.Item], n: int) -> tuple[dict[str, float], list[ApplyResult]]:
+        """The batch in one transaction; when it fails, its items one by one, so one bad row
+        fails alone."""
         try:
-            counts, results = self._load_and_finish(items)
+            return self._load_and_finish(items)
         except psycopg2.Error as exc:
             self.conn.rollback()
             self.log.warning(f"Batch {n}: load failed ({_first_line(exc)}); loading its items one by one")
-            counts, results = {}, []
-            for it in items:
-                try:
-                    c, r = self._load_and_finish([it])
-                except psycopg2.Error as one_exc:
-                    self.conn.rollback()
-                    it.error = f"load failed: {_first_line(one_exc)}"
-                    with self.conn, self.conn.cursor() as cur:
-                        c = queue.finish(cur, self.name, [it], self.settings.backlog_max_retries,
-                                         self.settings.backlog_retry_delay)
-                    r = []
-                for k, v in c.items():
-                    counts[k] = counts.get(k, 0) + v
-                results.extend(r)
+        counts: dict[str, float] = {}
+        results: list[ApplyResult] = []
+        for it in items:
+            try:
+                c, r = self._load_and_finish([it])
+            except psycopg2.Error as one_exc:
+                self.conn.rollback()
+                it.error = f"load failed: {_first_line(one_exc)}"
+                with self.conn, self.conn.cursor() as cur:
+                    c = queue.finish(cur, self.name, [it], self.settings.backlog_max_retries,
+                                     self.settings.backlog_retry_delay)
+                r = []
+            for k, v in c.items():
+                counts[k] = counts.get(k, 0) + v
+            results.extend(r)
+        return counts, results
+
+    def _record_batch(self, n: int, items: list[queue.Item], counts: dict[str, float],
+                      results: list[ApplyResult]) -> None:
+        """Add the batch to the run's summary and log it, with each item that failed."""
         ins = sum(r.inserted for r in results)
         upd = sum(r.updated for r in results)
         dele = sum(r.deleted for r in results)
@@ -310,14 +329,11 @@ class Worker:
                 extra.append(f"{counts[key]} {'to retry' if key == 'retry' else key}")
         tail = f" ({', '.join(extra)})" if extra else ""
         self.log.info(f"Loaded batch {n} → {ins} rows inserted, {upd} updated, {dele} deleted{tail}")
+        limit = max(1, self.settings.backlog_max_retries)
         for it in items:
             if it.error is not None:
-                level = "error" if it.attempts >= max(1, self.settings.backlog_max_retries) else "warning"
-                getattr(self.log, level)(
-                    f"{it.resource} {it.entity_id}: {it.error} (attempt {it.attempts}/"
-                    f"{max(1, self.settings.backlog_max_retries)})"
-                )
-        return len(items)
+                level = "error" if it.attempts >= limit else "warning"
+                getattr(self.log, level)(f"{it.resource} {it.entity_id}: {it.error} (attempt {it.attempts}/{limit})")
 
     def _fetch(self, items: list[queue.Item]) -> None:
         """Fetch, by id and 100 to a call, the items that came without a payload."""
@@ -364,48 +380,7 @@ class Worker:
                 mine = [it for it in items if it.resource == res.name and it.error is None]
                 if not mine:
                     continue
-                rows: list[tuple[Any, ...]] = []
-                by_id: dict[int, queue.Item] = {}
-                deletes: list[queue.Item] = []
-                for it in mine:
-                    it.hold = None
-                    if it.action == "delete" or it.outcome == "absent":
-                        deletes.append(it)
-                        continue
-                    obj = it.payload if it.payload is not None else it.fetched
-                    try:
-                        row = res.to_row(obj)
-                        if int(row[0]) != int(it.entity_id):
-                            raise PayloadError(f"{res.name}: payload id {row[0]} != queued id {it.entity_id}")
-                    except PayloadError as exc:
-                        it.error = f"invalid payload: {exc}"
-                        continue
-                    rows.append(row)
-                    by_id[int(row[0])] = it
-                out = load_rows(cur, res, rows)
-                results.append(out.result)
-                for rid, it in by_id.items():
-                    if rid in out.missing:
-                        table, parent_res, value = out.missing[rid]
-                        if parent_res is None:
-                            it.error = (f"parent {table} {value} is not mirrored yet; run `netops sync stable`, "
-                                        "then `netops backlog retry --failed`")
-                        else:
-                            it.hold = f"waiting for parent {table} {value}"
-                            it.extra["parent"] = (parent_res, value)
-                    elif rid in out.erased:
-                        it.outcome = "erased"
-                    elif rid in out.stale:
-                        it.outcome = "stale"
-                    else:
-                        it.outcome = "updated" if rid in out.existing else "inserted"
-                if res.name in PARENT_RESOURCES:
-                    queue.wake_children(cur, res.name, [rid for rid in by_id if rid not in out.missing])
-                if deletes:
-                    n = delete_ids(cur, res, [int(it.entity_id) for it in deletes])
-                    results.append(ApplyResult(deleted=n))
-                    for it in deletes:
-                        it.outcome = "deleted" if it.action == "delete" else "absent"
+                results.extend(self._load_resource(cur, res, mine))
                 held = [it for it in mine if it.hold is not None]
                 if held:
                     parent_requests.extend(self._parents_for(cur, held))
@@ -414,6 +389,39 @@ class Worker:
             counts = queue.finish(cur, self.name, items, self.settings.backlog_max_retries,
                                   self.settings.backlog_retry_delay)
         return counts, results
+
+    def _load_resource(self, cur: Any, res: LiveResource, mine: list[queue.Item]) -> list[ApplyResult]:
+        """Load one resource's items, delete those gone, and set each item's outcome or hold."""
+        rows: list[tuple[Any, ...]] = []
+        by_id: dict[int, queue.Item] = {}
+        deletes: list[queue.Item] = []
+        for it in mine:
+            it.hold = None
+            if it.action == "delete" or it.outcome == "absent":
+                deletes.append(it)
+                continue
+            obj = it.payload if it.payload is not None else it.fetched
+            try:
+                row = res.to_row(obj)
+                if int(row[0]) != int(it.entity_id):
+                    raise PayloadError(f"{res.name}: payload id {row[0]} != queued id {it.entity_id}")
+            except PayloadError as exc:
+                it.error = f"invalid payload: {exc}"
+                continue
+            rows.append(row)
+            by_id[int(row[0])] = it
+        out = load_rows(cur, res, rows)
+        results = [out.result]
+        for rid, it in by_id.items():
+            _set_outcome(it, rid, out)
+        if res.name in PARENT_RESOURCES:
+            queue.wake_children(cur, res.name, [rid for rid in by_id if rid not in out.missing])
+        if deletes:
+            n = delete_ids(cur, res, [int(it.entity_id) for it in deletes])
+            results.append(ApplyResult(deleted=n))
+            for it in deletes:
+                it.outcome = "deleted" if it.action == "delete" else "absent"
+        return results
 
     def _parents_for(self, cur: Any, held: list[queue.Item]) -> list[queue.NewItem]:
         """Parent fetches for held rows — unless that parent was already fetched after the row
@@ -437,6 +445,25 @@ class Worker:
         return requests
 
 
+
+def _set_outcome(it: queue.Item, rid: int, out: LoadOutcome) -> None:
+    """What loading did with one item's row: held for (or failed on) a missing parent, erased,
+    stale, updated or inserted."""
+    if rid in out.missing:
+        table, parent_res, value = out.missing[rid]
+        if parent_res is None:
+            it.error = (f"parent {table} {value} is not mirrored yet; run `netops sync stable`, "
+                        "then `netops backlog retry --failed`")
+        else:
+            it.hold = f"waiting for parent {table} {value}"
+            it.extra["parent"] = (parent_res, value)
+    elif rid in out.erased:
+        it.outcome = "erased"
+    elif rid in out.stale:
+        it.outcome = "stale"
+    else:
+        it.outcome = "updated" if rid in out.existing else "inserted"
+
 # The stable tables the live tables reference (the catalog's foreign keys).
 LIVE_PARENT_TABLES = catalog.stable_parents_of_live()
 # The live resources other live rows wait for when held (their rows, once loaded, wake the children).
@@ -446,9 +473,7 @@ PARENT_RESOURCES = frozenset(p.resource for r in RESOURCES for p in r.parents if
 def waiting_for_stable_sync(cur: Any) -> bool:
     """True while the stable tables the live rows reference are all empty: before the first
     stable sync every live row would fail its foreign keys."""
-    cur.execute(sql.SQL("SELECT {}").format(sql.SQL(" AND ").join(
-        sql.SQL("NOT EXISTS (SELECT 1 FROM {})").format(sql.Identifier(t)) for t in LIVE_PARENT_TABLES)))
-    return bool(cur.fetchone()[0])
+    return mirror.all_empty(cur, LIVE_PARENT_TABLES)
 
 
 def run_backlog(settings: Settings, dsn: str, loop: bool = False, max_batches: int | None = None,

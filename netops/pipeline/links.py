@@ -1,9 +1,9 @@
 """Phase 07's links, derived from the achievements listing, and their verification.
 
 Why derive: every `/v2/achievements` object carries `campus`, the NAMES of the campuses it
-belongs to (42-api.md, "Real payloads"). The links therefore come with phase 05's listing for
-free, where paging `/v2/campus/:id/achievements` once per mirrored campus cost 82 of a full
-sync's 105 calls. The derivation is one rule, declared here and used by both the sync and the
+belongs to (docs/api.md). The links therefore come with phase 05's listing for free, where
+paging `/v2/campus/:id/achievements` once per mirrored campus would cost 82 of a full sync's
+105 calls. The derivation is one rule, declared here and used by both the sync and the
 verification: an achievement belongs to a mirrored campus when its `campus` list holds that
 campus's `name` *exactly* (no trimming, no case folding: `"Hack High School - Fremont "` with
 its trailing space is a different name, and a fuzzy match could attach a campus's links to
@@ -147,30 +147,18 @@ def verify_links(settings: Any) -> LinkCheck:
     `/v2/campus/:id/achievements` for every mirrored campus now, and list every link one source
     has and the other lacks. Reads the mirror's campuses (ids and names, as phase 07 matches
     them); writes nothing. Costs the achievements pages plus one listing per campus (96 calls
-    on the default data), which is why the sync itself no longer does it.
+    on the default data), which is why the sync itself does not do it.
     """
     import time
-    from concurrent.futures import ThreadPoolExecutor
 
     from netops.api.client import ApiClient
     from netops.catalog import DerivedLinks
-    from netops.db import connect
     from netops.db.server import resolve_dsn
     from netops.pipeline.stable import BY_TABLE, PHASES
 
     started = time.monotonic()
     dsn = resolve_dsn(settings)
-    conn = connect(dsn, application_name="netops-verify-links")
-    try:
-        with conn.cursor() as cur:
-            cur.execute("SELECT id, name FROM campuses ORDER BY id")
-            campuses = cur.fetchall()
-        conn.commit()
-    finally:
-        conn.close()
-    if not campuses:
-        raise SyncError("verify-links: the mirror holds no campuses — run `netops sync stable` first "
-                        "(the links are matched to the mirrored campuses)")
+    campuses = _mirrored_campuses(dsn)
     index = name_index(campuses)
     names = {cid: name for cid, name in campuses}
     links = next(p for p in PHASES if isinstance(p.source, DerivedLinks))
@@ -178,24 +166,8 @@ def verify_links(settings: Any) -> LinkCheck:
     check = LinkCheck(campuses=len(campuses))
     client = ApiClient(settings, dsn=dsn, component="stable")
     try:
-        pairs: list[AchievementCampuses] = []
-        for page in client.iter_pages(ach.source.path, ach.source.params):
-            for obj in page:
-                if isinstance(obj, dict):
-                    try:
-                        pairs.append((obj.get("id"), campus_names(obj)))
-                    except CampusListError as exc:
-                        raise SyncError(f"verify-links: {ach.source.path} row id={obj.get('id')}: {exc}") from None
-        derived = derive(pairs, index)
-
-        def listed(cid: int) -> list[tuple[int, Any]]:
-            path = links.source.per_parent.format(id=cid)
-            return [(cid, o.get("id")) for page in client.iter_pages(path, {"sort": "id"})
-                    for o in page if isinstance(o, dict)]
-
-        workers = max(1, min(client.concurrency, len(campuses)))  # NETOPS_MAX_CONCURRENCY per key
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="netops-verify") as pool:
-            per_campus = [link for links in pool.map(listed, names) for link in links]
+        derived = derive(_api_campus_names(client, ach.source.path, ach.source.params), index)
+        per_campus = _listed_links(client, links.source.per_parent, list(names))
     finally:
         check.calls = client.calls
         client.close()
@@ -203,3 +175,47 @@ def verify_links(settings: Any) -> LinkCheck:
     check.only_derived, check.only_listed = compare(names, derived.links, per_campus)
     check.seconds = time.monotonic() - started
     return check
+
+
+def _mirrored_campuses(dsn: str) -> list[tuple[int, Any]]:
+    """(id, name) of every mirrored campus; none is an error (the links are matched to them)."""
+    from netops.db import connect, mirror
+
+    conn = connect(dsn, application_name="netops-verify-links")
+    try:
+        with conn.cursor() as cur:
+            campuses = mirror.ids_and_names(cur, "campuses")
+        conn.commit()
+    finally:
+        conn.close()
+    if not campuses:
+        raise SyncError("verify-links: the mirror holds no campuses — run `netops sync stable` first "
+                        "(the links are matched to the mirrored campuses)")
+    return campuses
+
+
+def _api_campus_names(client: Any, path: str, params: Any) -> list[AchievementCampuses]:
+    """(id, campus names) of every achievement the API lists now."""
+    pairs: list[AchievementCampuses] = []
+    for page in client.iter_pages(path, params):
+        for obj in page:
+            if isinstance(obj, dict):
+                try:
+                    pairs.append((obj.get("id"), campus_names(obj)))
+                except CampusListError as exc:
+                    raise SyncError(f"verify-links: {path} row id={obj.get('id')}: {exc}") from None
+    return pairs
+
+
+def _listed_links(client: Any, per_parent: str, campus_ids: list[int]) -> list[tuple[int, Any]]:
+    """(campus id, achievement id) from each campus's own listing, concurrently."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def listed(cid: int) -> list[tuple[int, Any]]:
+        path = per_parent.format(id=cid)
+        return [(cid, o.get("id")) for page in client.iter_pages(path, {"sort": "id"})
+                for o in page if isinstance(o, dict)]
+
+    workers = max(1, min(client.concurrency, len(campus_ids)))  # NETOPS_MAX_CONCURRENCY per key
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="netops-verify") as pool:
+        return [link for links in pool.map(listed, campus_ids) for link in links]

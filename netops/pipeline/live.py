@@ -19,13 +19,11 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from psycopg2 import sql
-
 from netops import catalog
-from netops.catalog import LiveSource, TableSpec
+from netops.catalog import LiveSource, Table, TableSpec
 from netops.config import Settings
-from netops.db.loader import Table
-from netops.pipeline.mapping import CONVERTERS, Getter, parse_ts
+from netops.db import mirror
+from netops.mapping import CONVERTERS, Getter, parse_ts
 
 __all__ = ["BY_NAME", "ERASURE_COLUMN", "LiveResource", "Parent", "PayloadError", "entity_id", "erasure_due",
            "parse_ts", "purge_erased", "resolve"]
@@ -161,9 +159,7 @@ def purge_erased(cur: Any, res: LiveResource) -> list[int]:
     their ids (none for a resource without one). Deleted, not anonymized: docs/backlog.md, "Erasure"."""
     if res.erasure_column is None:
         return []
-    cur.execute(sql.SQL("DELETE FROM {} WHERE {} <= now() RETURNING id").format(
-        sql.Identifier(res.table), sql.Identifier(res.erasure_column)))
-    return sorted(int(r[0]) for r in cur.fetchall())
+    return mirror.delete_due(cur, res.table, res.erasure_column)
 
 
 def resolve(names: Sequence[str] | None) -> list[LiveResource]:

@@ -38,7 +38,7 @@ from typing import Any
 from netops.api.client import ApiClient, page_problem
 from netops.catalog import DerivedLinks, Listing, NestedList, Single
 from netops.config import Settings
-from netops.db import sync_runs
+from netops.db import mirror, sync_runs
 from netops.db.sync_runs import PhaseHistory
 from netops.log import get_logger
 from netops.pipeline.stable import BY_TABLE, SOURCE_TABLES, Phase
@@ -142,10 +142,9 @@ class _Prober:
         self.client = client
         self.log = get_logger("stable", settings.log_path)
 
-    def mirror(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    def mirror_count_and_max(self, table: str, column: str) -> tuple[int, Any]:
         with self.conn.cursor() as cur:
-            cur.execute(sql, params)
-            return cur.fetchall()
+            return mirror.count_and_max(cur, table, column)
 
     def guarded(self, result: ProbeResult, fn: Any, *args: Any) -> ProbeResult:
         """Run one probe; any failure means "changed" (fall back to the full pull), logged."""
@@ -179,7 +178,7 @@ class _Prober:
         finally:
             result.calls = fork.calls
         api_value = convert(row.get(column)) if isinstance(row, dict) else None
-        have, mine = self.mirror(f'SELECT count(*), max({column}) FROM "{phase.table.name}"')[0]
+        have, mine = self.mirror_count_and_max(phase.table.name, column)
         d1, r1 = _cmp("count", total, have)
         d2, r2 = _cmp(label, api_value, convert(mine), show)
         result.changed, result.reason = d1 or d2, f"{r1}, {r2}"
@@ -298,12 +297,11 @@ def select_phases(phases: Sequence[Phase], report: ProbeReport,
     return pull, unchanged
 
 
-def record_unchanged(books_conn: Any, run_id: str, phase: Phase, calls: int, note: str) -> None:
+def record_unchanged(books: sync_runs.Bookkeeping, phase: Phase, calls: int, note: str) -> None:
     """One `netops.sync_runs` row for a phase the probe skipped: status 'unchanged', nothing
     written, `api_calls` = the probe calls attributed to it, `probe` = what the probe saw.
 
     Not 'success': the monitor's "last refreshed" (and the sync_age alert) must keep meaning
     "last pulled", since a probe is blind to some changes and only the full pull catches them.
     """
-    with books_conn.cursor() as cur:
-        sync_runs.record_unchanged(cur, run_id, phase.name, UNCHANGED, calls, note)
+    books.record_unchanged(phase.name, UNCHANGED, calls, note)

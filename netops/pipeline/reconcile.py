@@ -27,11 +27,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from psycopg2 import sql
-
 from netops.api.keys import budget
 from netops.config import Settings
-from netops.db import api_calls, connect, marks, queue
+from netops.db import api_calls, connect, marks, mirror, queue
 from netops.db.loader import PRUNE_GUARD_MIN_ROWS
 from netops.errors import ApiError, AuthError, SyncError
 from netops.log import get_logger
@@ -124,7 +122,6 @@ def reconcile(settings: Settings, dsn: str, resources: Sequence[str] | None = No
 def _reconcile_one(conn: Any, client: Any, settings: Settings, res: LiveResource, budget: int,
                    restart: bool, log: Any) -> ReconcileResult:
     started = time.monotonic()
-    erased = 0
     with conn, conn.cursor() as cur:
         # docs/backlog.md "Erasure": gone before the walk, never reloaded
         erased = len(purge_erased(cur, res))
@@ -139,53 +136,9 @@ def _reconcile_one(conn: Any, client: Any, settings: Settings, res: LiveResource
             break
         result.calls = client.calls - calls_before
         result.rows_seen += len(page.rows)
-        rows, payloads, present = [], {}, set()
-        for obj in page.rows:
-            try:
-                present.add(entity_id(obj, res.name))  # even a row we cannot load still exists
-                row = res.to_row(obj)
-            except PayloadError as exc:
-                result.invalid += 1
-                log.warning(f"Reconcile {res.name}: skipped a row: {exc}")
-                continue
-            rows.append(row)
-            payloads[int(row[0])] = obj
-        ids = sorted(present)
-        hi = None if page.last else (ids[-1] if ids else None)
+        mapped = _map_page(res, page.rows, result, log)
         with conn, conn.cursor() as cur:
-            out = load_rows(cur, res, rows)
-            result.inserted += out.result.inserted
-            result.updated += out.result.updated
-            if out.missing:
-                result.queued += queue.enqueue(cur, [
-                    queue.NewItem(res.name, rid, payload=payloads[rid],
-                                  source_updated_at=payloads[rid].get("updated_at"), reason="reconcile")
-                    for rid in out.missing
-                ])
-            gone = _absent_ids(cur, res, after, hi, ids)
-            if len(gone) >= PRUNE_GUARD_MIN_ROWS:
-                mirrored = _count_interval(cur, res, after, hi)
-                if len(gone) > settings.max_prune_ratio * mirrored:
-                    # an API answering with (nearly) nothing must not empty the mirror
-                    raise SyncError(
-                        f"reconcile {res.name}: the API no longer returns {len(gone)} of {mirrored} mirrored rows "
-                        f"with ids in ({after}, {hi if hi is not None else 'end'}] (> {settings.max_prune_ratio:.0%}); "
-                        "refusing to prune that much — check the API, or rerun with NETOPS_MAX_PRUNE_RATIO=1 "
-                        "if the deletions are real"
-                    )
-            if gone:
-                result.deleted += delete_ids(cur, res, gone)
-                # queued upserts for rows the API no longer has would bring them back: retired, and
-                # one a worker holds right now turns into a delete (netops/db/queue.py)
-                queue.retire_gone(cur, res.name, gone)
-            if page.last:
-                marks.reconcile_step(cur, res.name, None)
-                result.complete = True
-                result.cursor = None
-            else:
-                after = int(hi if hi is not None else after)
-                marks.reconcile_step(cur, res.name, after)
-                result.cursor = after
+            after = _apply_page(cur, settings, res, mapped, page.last, after, result)
         if page.last:
             break
     pages.close()
@@ -201,20 +154,72 @@ def _reconcile_one(conn: Any, client: Any, settings: Settings, res: LiveResource
     return result
 
 
-def _count_interval(cur: Any, res: LiveResource, lo: int, hi: int | None) -> int:
-    cur.execute(
-        sql.SQL("SELECT count(*) FROM {} WHERE id > %s AND (%s::bigint IS NULL OR id <= %s)").format(
-            sql.Identifier(res.table)),
-        (lo, hi, hi),
-    )
-    return int(cur.fetchone()[0])
+@dataclass
+class _Mapped:
+    """One page as rows to load, their payloads by id (to queue), and every id the page holds."""
+
+    rows: list[tuple[Any, ...]]
+    payloads: dict[int, Any]
+    ids: list[int]
 
 
-def _absent_ids(cur: Any, res: LiveResource, lo: int, hi: int | None, present: list[int]) -> list[int]:
-    """Mirrored ids in (lo, hi] (hi None = no upper end) that the API answer did not contain."""
-    cur.execute(
-        sql.SQL("SELECT id FROM {} WHERE id > %s AND (%s::bigint IS NULL OR id <= %s) "
-                "AND NOT (id = ANY(%s)) ORDER BY id").format(sql.Identifier(res.table)),
-        (lo, hi, hi, present),
-    )
-    return [int(r[0]) for r in cur.fetchall()]
+def _map_page(res: LiveResource, objs: Sequence[Any], result: ReconcileResult, log: Any) -> _Mapped:
+    rows, payloads, present = [], {}, set()
+    for obj in objs:
+        try:
+            present.add(entity_id(obj, res.name))  # even a row we cannot load still exists
+            row = res.to_row(obj)
+        except PayloadError as exc:
+            result.invalid += 1
+            log.warning(f"Reconcile {res.name}: skipped a row: {exc}")
+            continue
+        rows.append(row)
+        payloads[int(row[0])] = obj
+    return _Mapped(rows, payloads, sorted(present))
+
+
+def _apply_page(cur: Any, settings: Settings, res: LiveResource, mapped: _Mapped, last: bool, after: int,
+                result: ReconcileResult) -> int:
+    """Load one page, queue its rows whose parent is missing, prune the mirrored ids of its id range
+    it lacks and move the cursor past it; returns the new cursor."""
+    hi = None if last else (mapped.ids[-1] if mapped.ids else None)
+    out = load_rows(cur, res, mapped.rows)
+    result.inserted += out.result.inserted
+    result.updated += out.result.updated
+    if out.missing:
+        result.queued += queue.enqueue(cur, [
+            queue.NewItem(res.name, rid, payload=mapped.payloads[rid],
+                          source_updated_at=mapped.payloads[rid].get("updated_at"), reason="reconcile")
+            for rid in out.missing
+        ])
+    _prune_absent(cur, settings, res, after, hi, mapped.ids, result)
+    if last:
+        marks.reconcile_step(cur, res.name, None)
+        result.complete = True
+        result.cursor = None
+        return after
+    after = int(hi if hi is not None else after)
+    marks.reconcile_step(cur, res.name, after)
+    result.cursor = after
+    return after
+
+
+def _prune_absent(cur: Any, settings: Settings, res: LiveResource, after: int, hi: int | None,
+                  ids: list[int], result: ReconcileResult) -> None:
+    """Delete the mirrored rows with an id in (after, hi] the API no longer returns."""
+    gone = mirror.absent_ids(cur, res.table, after, hi, ids)
+    if len(gone) >= PRUNE_GUARD_MIN_ROWS:
+        mirrored = mirror.count_interval(cur, res.table, after, hi)
+        if len(gone) > settings.max_prune_ratio * mirrored:
+            # an API answering with (nearly) nothing must not empty the mirror
+            raise SyncError(
+                f"reconcile {res.name}: the API no longer returns {len(gone)} of {mirrored} mirrored rows "
+                f"with ids in ({after}, {hi if hi is not None else 'end'}] (> {settings.max_prune_ratio:.0%}); "
+                "refusing to prune that much — check the API, or rerun with NETOPS_MAX_PRUNE_RATIO=1 "
+                "if the deletions are real"
+            )
+    if gone:
+        result.deleted += delete_ids(cur, res, gone)
+        # queued upserts for rows the API no longer has would bring them back: retired, and
+        # one a worker holds right now turns into a delete (netops/db/queue.py)
+        queue.retire_gone(cur, res.name, gone)

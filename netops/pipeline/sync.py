@@ -17,18 +17,16 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any
-
-from psycopg2 import sql
 
 from netops.api.client import ApiClient, PageInfo, endpoint_template, object_problem
 from netops.catalog import DerivedLinks, Listing, NestedList, Single
 from netops.config import Settings
-from netops.db import connect, sync_runs
+from netops.db import connect, locks, mirror
 from netops.db.loader import ApplyResult, Policy, count_rows, load
 from netops.db.migrate import migrate
 from netops.db.server import resolve_dsn
+from netops.db.sync_runs import Bookkeeping
 from netops.errors import ApiError, NetopsError, SyncError
 from netops.log import get_logger
 from netops.pipeline.links import (
@@ -41,8 +39,6 @@ from netops.pipeline.links import (
 )
 from netops.pipeline.probe import ProbeReport, phase_history, probe_stable, record_unchanged, select_phases
 from netops.pipeline.stable import BY_TABLE, PHASES, MappingError, Phase, followers, nested_rows
-
-SYNC_LOCK_KEY = 4242_0002
 
 
 class SyncBusy(NetopsError):
@@ -151,52 +147,6 @@ class Progress:
     def phase_total(self, phase: Phase, pages: int | None) -> None: ...
     def phase_advanced(self, phase: Phase, pages: int, rows: int) -> None: ...
     def phase_finished(self, phase: Phase, report: PhaseReport) -> None: ...
-
-
-class _Bookkeeping:
-    """Writes sync_runs rows on an autocommit connection, throttling in-flight progress updates."""
-
-    def __init__(self, dsn: str, run_id: str) -> None:
-        self.conn = connect(dsn, autocommit=True, application_name="netops-bookkeeping")
-        self.run_id = run_id
-        self._last_progress = 0.0
-
-    def close_orphans(self) -> int:
-        """Mark `running` rows of earlier syncs as interrupted; returns how many.
-
-        Called only while holding the sync advisory lock, so no other sync is running: any
-        `running` row belongs to a process that was killed (or a box that lost power) before it
-        could finish it. Left alone, such a row would show a sync "running" forever on the
-        status page and dashboard. Its table is unaffected: the dead phase's transaction never
-        committed.
-        """
-        with self.conn.cursor() as cur:
-            return sync_runs.close_orphans(cur, self.run_id)
-
-    def interrupt(self, reason: str) -> list[str]:
-        """Mark this run's unfinished phases interrupted (SIGINT/SIGTERM); returns their names."""
-        with self.conn.cursor() as cur:
-            return sync_runs.interrupt(cur, self.run_id, reason)
-
-    def start(self, phase: Phase) -> int:
-        with self.conn.cursor() as cur:
-            return sync_runs.start(cur, self.run_id, phase.name)
-
-    def progress(self, row_id: int, pages_done: int, pages_total: int | None, rows: int, force: bool = False) -> None:
-        now = time.monotonic()
-        if not force and now - self._last_progress < 0.5:
-            return
-        self._last_progress = now
-        with self.conn.cursor() as cur:
-            sync_runs.progress(cur, row_id, pages_done, pages_total, rows)
-
-    def finish(self, row_id: int, rep: PhaseReport) -> None:
-        with self.conn.cursor() as cur:
-            sync_runs.finish(cur, row_id, rep.status, rep.fetched, rep.inserted, rep.updated, rep.deleted,
-                             rep.skipped, rep.api_calls, rep.error)
-
-    def close(self) -> None:
-        self.conn.close()
 
 
 class _PhaseFetch:
@@ -397,50 +347,17 @@ class StableSync:
         # them), found before anything is recorded: not a "failed phase" in the history.
         self.settings.require_credentials()
         dsn = resolve_dsn(self.settings)
-        migrate(dsn, self.settings.log_path)
+        migrate(dsn, self.settings.log_path)  # the schema this code expects; a no-op when current
         phases = [p for p in PHASES if not only or p.name in only]
-        run_id = str(uuid.uuid4())
-        report = SyncReport(run_id)
-
-        conn = connect(dsn, application_name="netops-sync")
-        with conn.cursor() as cur:
-            cur.execute("SELECT pg_try_advisory_lock(%s)", (SYNC_LOCK_KEY,))
-            locked = cur.fetchone()[0]
-        conn.commit()
-        if not locked:
-            conn.close()
-            raise SyncBusy("another `netops sync` is running on this database; wait for it to finish "
-                           "(see `netops status`) — this run did nothing")
-        books = _Bookkeeping(dsn, run_id)
+        report = SyncReport(str(uuid.uuid4()))
+        conn = self._take_lock(dsn)
+        books = Bookkeeping(dsn, report.run_id)
         orphans = books.close_orphans()
         if orphans:
             self.log.warning(f"Marked {orphans} phase run(s) left 'running' by a sync that died as interrupted")
         client = ApiClient(self.settings, dsn=dsn, component="stable")
-        stamp = datetime.now(timezone.utc).strftime("%H:%M:%S")
-        self.log.info(f"[{stamp}] Starting stable sync of {len(phases)} phases (run {run_id[:8]})")
-        self._prefetch = None
-        stopped: _Stop | None = None
-        try:
-            with _stop_on_signals():
-                try:
-                    self._run_phases(phases, run_id, report, client, conn, books)
-                except _Stop as exc:
-                    stopped = exc
-        finally:
-            # Stopped by a signal: the prefetch threads get a moment only (their in-flight calls are
-            # abandoned, the process is about to end); the end of the run is written before anything
-            # that could block, so it is recorded whatever happens next.
-            if stopped is not None:
-                name = signal.Signals(stopped.signum).name
-                done = books.interrupt(f"the sync was stopped by {name}")
-                stamp = datetime.now(timezone.utc).strftime("%H:%M:%S")
-                self.log.warning(f"[{stamp}] ⏹ Sync interrupted by {name} during "
-                                 f"{', '.join(done) or 'no phase'}: marked interrupted, table(s) left unchanged")
-            if self._prefetch is not None:
-                self._prefetch.close(wait=0.5 if stopped is not None else 5.0)
-            client.close()
-            books.close()
-            conn.close()
+        self.log.info(f"Starting stable sync of {len(phases)} phases (run {report.run_id[:8]})")
+        stopped = self._run_until_stopped(phases, report, client, conn, books)
         if stopped is not None:
             name = signal.Signals(stopped.signum).name
             raise SyncInterrupted(f"sync stopped by {name}; the unfinished phase is marked interrupted and "
@@ -448,31 +365,78 @@ class StableSync:
         report.seconds = time.monotonic() - started
         report.api_calls = sum(p.api_calls for p in report.phases) + report.probe_calls
         report.min_calls = sum(p.min_calls for p in report.phases) + report.probe_calls
-        stamp = datetime.now(timezone.utc).strftime("%H:%M:%S")
+        self._log_outcome(report)
+        return report
+
+    @staticmethod
+    def _take_lock(dsn: str) -> Any:
+        """The run's own connection, holding the sync lock for as long as it is open."""
+        conn = connect(dsn, application_name="netops-sync")
+        with conn.cursor() as cur:
+            locked = locks.try_session_lock(cur, locks.SYNC)
+        conn.commit()
+        if not locked:
+            conn.close()
+            raise SyncBusy("another `netops sync` is running on this database; wait for it to finish "
+                           "(see `netops status`) — this run did nothing")
+        return conn
+
+    def _run_until_stopped(self, phases: list[Phase], report: SyncReport, client: ApiClient, conn: Any,
+                           books: Bookkeeping) -> _Stop | None:
+        """Run the phases, SIGINT/SIGTERM stopping them; returns the stop, if any. Closes the
+        client, the bookkeeping and the run's connection (so releases the lock) in every case."""
+        self._prefetch = None
+        stopped: _Stop | None = None
+        try:
+            with _stop_on_signals():
+                try:
+                    self._run_phases(phases, report, client, conn, books)
+                except _Stop as exc:
+                    stopped = exc
+        finally:
+            # Stopped by a signal: the prefetch threads get a moment only (their in-flight calls are
+            # abandoned, the process is about to end); the end of the run is written before anything
+            # that could block, so it is recorded whatever happens next.
+            if stopped is not None:
+                self._record_stop(stopped, books)
+            if self._prefetch is not None:
+                self._prefetch.close(wait=0.5 if stopped is not None else 5.0)
+            client.close()
+            books.close()
+            conn.close()
+        return stopped
+
+    def _record_stop(self, stopped: _Stop, books: Bookkeeping) -> None:
+        name = signal.Signals(stopped.signum).name
+        done = books.interrupt(f"the sync was stopped by {name}")
+        self.log.warning(f"⏹ Sync interrupted by {name} during "
+                         f"{', '.join(done) or 'no phase'}: marked interrupted, table(s) left unchanged")
+
+    def _log_outcome(self, report: SyncReport) -> None:
+        """The run's summary line; a failed phase raises SyncError (exit 1)."""
         if report.ok and report.probe is not None:
             self.log.info(
-                f"[{stamp}] ✅ {len(report.phases)} phases pulled, {len(report.unchanged)} unchanged (probe), "
+                f"✅ {len(report.phases)} phases pulled, {len(report.unchanged)} unchanged (probe), "
                 f"{report.total_rows:,} total rows, {report.api_calls} API calls ({report.probe_calls} probe + "
                 f"{report.api_calls - report.probe_calls} pull; minimum for this data: {report.min_calls}), "
                 f"{report.seconds:.1f}s"
             )
         elif report.ok:
             self.log.info(
-                f"[{stamp}] ✅ All {len(report.phases)} phases complete, {report.total_rows:,} total rows, "
+                f"✅ All {len(report.phases)} phases complete, {report.total_rows:,} total rows, "
                 f"{report.api_calls} API calls (minimum for this data: {report.min_calls}), "
                 f"{report.seconds:.1f}s"
             )
         else:
             failed = report.phases[-1]
-            self.log.error(f"[{stamp}] ❌ Sync stopped at phase {failed.phase}: {failed.error}")
+            self.log.error(f"❌ Sync stopped at phase {failed.phase}: {failed.error}")
             raise SyncError(f"phase {failed.phase} failed: {failed.error} (table {failed.table} left "
                             "unchanged; later phases not run)")
-        return report
 
-    def _run_phases(self, phases: list[Phase], run_id: str, report: SyncReport, client: ApiClient,
-                    conn: Any, books: _Bookkeeping) -> None:
+    def _run_phases(self, phases: list[Phase], report: SyncReport, client: ApiClient, conn: Any,
+                    books: Bookkeeping) -> None:
         if self.if_changed:  # probe each resource, keep only the phases whose resource moved
-            phases = self._probe_and_select(phases, run_id, report, client, conn, books)
+            phases = self._probe_and_select(phases, report, client, conn, books)
         self._prefetch = _Prefetch(self, client, phases)
         for phase in phases:
             rep = self._run_phase(phase, client, conn, books)
@@ -481,20 +445,19 @@ class StableSync:
                 report.ok = False
                 break
 
-    def _probe_and_select(self, phases: list[Phase], run_id: str, report: SyncReport, client: ApiClient,
-                          conn: Any, books: _Bookkeeping) -> list[Phase]:
+    def _probe_and_select(self, phases: list[Phase], report: SyncReport, client: ApiClient, conn: Any,
+                          books: Bookkeeping) -> list[Phase]:
         """--if-changed: probe, record the unchanged phases (sync_runs status 'unchanged'), log
         what was skipped and why; returns the phases to pull, in FK order."""
         probe = probe_stable(self.settings, conn, client, phases)
         pull, unchanged = select_phases(phases, probe, phase_history(conn))
         report.probe = probe
-        stamp = datetime.now(timezone.utc).strftime("%H:%M:%S")
         for result in probe.results:
             verdict = "pull" if result.changed else "unchanged, skip"
-            self.log.info(f"[{stamp}] Probe {result.resource} ({', '.join(result.phases)}): {verdict} — "
+            self.log.info(f"Probe {result.resource} ({', '.join(result.phases)}): {verdict} — "
                           f"{result.reason} ({result.calls} calls)")
         for name, why in probe.forced.items():
-            self.log.info(f"[{stamp}] Probe: pulling {name} whatever its probe said: {why}")
+            self.log.info(f"Probe: pulling {name} whatever its probe said: {why}")
         for phase in unchanged:
             result = probe.of_phase(phase.name)
             # a probe's calls are attributed to the first phase it governs (the nested ones follow
@@ -503,12 +466,12 @@ class StableSync:
             with conn.cursor() as cur:
                 rows = count_rows(cur, phase.table)
             conn.commit()
-            record_unchanged(books.conn, run_id, phase, calls, result.reason if result is not None else "")
+            record_unchanged(books, phase, calls, result.reason if result is not None else "")
             report.unchanged.append(PhaseReport(phase.name, phase.table.name, status="unchanged", rows=rows,
                                                 api_calls=calls))
         skipped = ", ".join(p.name for p in unchanged) or "none"
         pulled = ", ".join(p.name for p in pull) or "none"
-        self.log.info(f"[{stamp}] Probe: {probe.calls} calls, {probe.seconds:.1f}s; skipping {len(unchanged)} "
+        self.log.info(f"Probe: {probe.calls} calls, {probe.seconds:.1f}s; skipping {len(unchanged)} "
                       f"unchanged phase(s): {skipped}; pulling {len(pull)}: {pulled}")
         return pull
 
@@ -538,8 +501,7 @@ class StableSync:
                 kept.extend(self._campus_names(o) for o in page)
             self._link_names[src.parent] = kept
         names = self._link_names[src.parent]
-        cur.execute(sql.SQL("SELECT id, name FROM {} ORDER BY id").format(sql.Identifier(matched.parent)))
-        index = name_index(cur.fetchall())  # DuplicateCampusName: the phase fails, table kept
+        index = name_index(mirror.ids_and_names(cur, matched.parent))  # DuplicateCampusName: the phase fails, table kept
         for aid, found in names:
             if isinstance(found, str):
                 raise MappingError(f"{endpoint}: row id={aid}: {found}; the API's payload changed — "
@@ -549,14 +511,13 @@ class StableSync:
         return iter([phase.row({matched.column: cid, parent_fk.column: aid}, endpoint)
                      for cid, aid in self._derived.links])
 
-    def _run_phase(self, phase: Phase, client: ApiClient, conn: Any, books: _Bookkeeping) -> PhaseReport:
+    def _run_phase(self, phase: Phase, client: ApiClient, conn: Any, books: Bookkeeping) -> PhaseReport:
         rep = PhaseReport(phase.name, phase.table.name)
         t0 = time.monotonic()
         calls0 = client.calls
-        row_id = books.start(phase)
+        row_id = books.start(phase.name)
         self.progress.phase_started(phase)
-        stamp = datetime.now(timezone.utc).strftime("%H:%M:%S")
-        self.log.info(f"[{stamp}] Phase {phase.number}: Fetching {phase.label}...")
+        self.log.info(f"Phase {phase.number}: Fetching {phase.label}...")
 
         def on_progress(pages: int, total: int | None, rows: int) -> None:
             books.progress(row_id, pages, total, rows)
@@ -564,23 +525,37 @@ class StableSync:
             self.progress.phase_advanced(phase, pages, rows)
 
         fetch = _PhaseFetch(on_progress)
+        self._load_phase(phase, rep, client, conn, fetch)
+        forked = self._prefetch.clients.get(phase.name) if self._prefetch is not None else None
+        rep.api_calls = client.calls - calls0 + (forked.calls if forked is not None else 0)
+        rep.min_calls = fetch.min_calls
+        rep.seconds = time.monotonic() - t0
+        books.progress(row_id, fetch.pages, fetch.pages_total, fetch.rows, force=True)
+        books.finish(row_id, rep)
+        self.progress.phase_finished(phase, rep)
+        self._log_phase(phase, rep)
+        return rep
+
+    def _phase_rows(self, phase: Phase, cur: Any, client: ApiClient, fetch: _PhaseFetch) -> Iterator[Sequence[Any]]:
+        """Every phase that calls the API was fetched ahead; the nested ones read what their
+        parent's phase kept, the derived links read the mirror."""
+        if isinstance(phase.source, DerivedLinks):
+            return self._derived_rows(phase, cur, client, fetch)
+        if self._prefetch is not None and phase.name in self._prefetch.queues:
+            return self._prefetch.rows(phase, fetch)
+        return self._rows(phase, client, fetch)
+
+    def _load_phase(self, phase: Phase, rep: PhaseReport, client: ApiClient, conn: Any,
+                    fetch: _PhaseFetch) -> None:
+        """Fetch and load one phase in one transaction; fills `rep` (status, counts or error)."""
         try:
             with conn, conn.cursor() as cur:
-                # every phase that calls the API was fetched ahead; the nested ones read what
-                # their parent's phase kept
-                prefetch = self._prefetch
-                if isinstance(phase.source, DerivedLinks):
-                    rows = self._derived_rows(phase, cur, client, fetch)
-                elif prefetch is not None and phase.name in prefetch.queues:
-                    rows = prefetch.rows(phase, fetch)
-                else:
-                    rows = self._rows(phase, client, fetch)
+                rows = self._phase_rows(phase, cur, client, fetch)
                 result: ApplyResult = load(cur, phase.table, rows, Policy(
                     prune=True, max_prune_ratio=self.settings.max_prune_ratio)).result
-                staged = result.staged
                 rep.rows = count_rows(cur, phase.table)
             rep.status = "success"
-            rep.fetched = staged
+            rep.fetched = result.staged
             rep.inserted, rep.updated, rep.deleted, rep.skipped = (
                 result.inserted, result.updated, result.deleted, result.skipped)
             if isinstance(phase.source, DerivedLinks) and self._derived is not None:
@@ -592,26 +567,19 @@ class StableSync:
             rep.status, rep.error = "failed", f"{type(exc).__name__}: {first}"
         finally:
             client.recorder.flush()
-        forked = self._prefetch.clients.get(phase.name) if self._prefetch is not None else None
-        rep.api_calls = client.calls - calls0 + (forked.calls if forked is not None else 0)
-        rep.min_calls = fetch.min_calls
-        rep.seconds = time.monotonic() - t0
-        books.progress(row_id, fetch.pages, fetch.pages_total, fetch.rows, force=True)
-        books.finish(row_id, rep)
-        self.progress.phase_finished(phase, rep)
-        stamp = datetime.now(timezone.utc).strftime("%H:%M:%S")
-        if rep.status == "success":
-            extra = f", {rep.skipped} skipped (parent not mirrored, NULL key or served twice)" if rep.skipped else ""
-            if isinstance(phase.source, DerivedLinks) and self._derived is not None and self._derived.skipped:
-                extra = (f", {rep.skipped} skipped: {self._derived.skipped} naming "
-                         f"{unmatched_summary(self._derived)}, {rep.skipped - self._derived.skipped} other")
-            self.log.info(
-                f"[{stamp}] Phase {phase.number}: Fetching {phase.label}... {rep.rows:,} rows "
-                f"(+{rep.inserted} ~{rep.updated} -{rep.deleted}{extra}; {rep.api_calls} calls, {rep.seconds:.1f}s)"
-            )
-        else:
-            self.log.error(f"[{stamp}] Phase {phase.number}: {phase.label} FAILED: {rep.error}")
-        return rep
+
+    def _log_phase(self, phase: Phase, rep: PhaseReport) -> None:
+        if rep.status != "success":
+            self.log.error(f"Phase {phase.number}: {phase.label} FAILED: {rep.error}")
+            return
+        extra = f", {rep.skipped} skipped (parent not mirrored, NULL key or served twice)" if rep.skipped else ""
+        if isinstance(phase.source, DerivedLinks) and self._derived is not None and self._derived.skipped:
+            extra = (f", {rep.skipped} skipped: {self._derived.skipped} naming "
+                     f"{unmatched_summary(self._derived)}, {rep.skipped - self._derived.skipped} other")
+        self.log.info(
+            f"Phase {phase.number}: Fetching {phase.label}... {rep.rows:,} rows "
+            f"(+{rep.inserted} ~{rep.updated} -{rep.deleted}{extra}; {rep.api_calls} calls, {rep.seconds:.1f}s)"
+        )
 
 
 def run_stable_sync(settings: Settings, phases: Sequence[str] | None = None,

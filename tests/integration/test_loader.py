@@ -6,7 +6,8 @@ import psycopg2
 import pytest
 
 from netops import catalog
-from netops.db.loader import Table, apply, delete_keys, stage
+from netops.catalog import Table
+from netops.db.loader import apply, delete_keys, stage
 from netops.errors import SyncError
 
 CAMPUSES = Table("campuses", ("id", "name", "active"))

@@ -64,7 +64,7 @@ def seed_stable(dsn: str) -> None:
 def live_sync(dsn: str) -> Iterator[None]:
     """Hold the sync advisory lock as a live `netops sync` does: without it, a `running` row is a
     dead run's and the monitor shows it interrupted (netops/monitor/facts.py, sync_lock_held)."""
-    from netops.pipeline.sync import SYNC_LOCK_KEY
+    from netops.db.locks import SYNC as SYNC_LOCK_KEY
 
     conn = psycopg2.connect(dsn)
     try:

@@ -15,9 +15,10 @@ import psycopg2
 import pytest
 
 from netops.config import Settings
+from netops.db import locks
 from netops.errors import SyncError
 from netops.pipeline.stable import PHASES
-from netops.pipeline.sync import SYNC_LOCK_KEY, SyncBusy, run_stable_sync
+from netops.pipeline.sync import SyncBusy, run_stable_sync
 
 TABLES = [p.table.name for p in PHASES]
 
@@ -219,7 +220,7 @@ def test_concurrent_sync_exits_at_once(settings: Settings) -> None:
     holder = psycopg2.connect(settings.dsn)
     try:
         with holder.cursor() as cur:
-            cur.execute("SELECT pg_advisory_lock(%s)", (SYNC_LOCK_KEY,))
+            cur.execute("SELECT pg_advisory_lock(%s)", (locks.SYNC,))
         with pytest.raises(SyncBusy, match="another `netops sync` is running"):
             run_stable_sync(settings)
     finally:

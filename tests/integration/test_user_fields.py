@@ -12,9 +12,9 @@ import pytest
 
 from netops.config import Settings
 from netops.db.quality import run_checks
+from netops.mapping import parse_ts
 from netops.pipeline.backlog import run_backlog
 from netops.pipeline.detect import detect
-from netops.pipeline.mapping import parse_ts
 from netops.pipeline.reconcile import reconcile
 from netops.pipeline.sync import run_stable_sync
 
