@@ -65,10 +65,13 @@ def default_log_dir(state_dir: str, root: bool | None = None) -> str:
     return "/var/log/netops" if root else str(Path(state_dir) / "logs")
 
 
-def _default_state_dir() -> str:
+def default_state_dir(root: bool | None = None) -> str:
+    """Where state goes unless NETOPS_STATE_DIR / state_dir says otherwise."""
     # root runs the embedded Postgres as an unprivileged user, which must be able to reach the
     # data dir: /root is private, so root's default lives under /var/lib like any daemon's.
-    if hasattr(os, "geteuid") and os.geteuid() == 0:
+    if root is None:
+        root = hasattr(os, "geteuid") and os.geteuid() == 0
+    if root:
         return "/var/lib/netops"
     base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
     return str(Path(base) / "netops")
@@ -222,7 +225,7 @@ class Settings:
         "Unprivileged user the embedded server runs as when netops runs as root.")
     log_dir: str = setting("NETOPS_LOG_DIR", _path, None,
         "One log file per component lives here (default: /var/log/netops as root, else <state_dir>/logs).")
-    state_dir: str = setting("NETOPS_STATE_DIR", _path, _default_state_dir(),
+    state_dir: str = setting("NETOPS_STATE_DIR", _path, default_state_dir(),
         "Token store, embedded Postgres, metrics files.")
     max_prune_ratio: float = setting("NETOPS_MAX_PRUNE_RATIO", _num(float, 0.0, 1.0), 0.5,
         "Refuse a sync that would delete more than this share of a table.")
