@@ -1,12 +1,12 @@
-"""One validated Settings object for every netops command.
+"""One validated, typed Settings object for every netops command.
 
 Precedence, lowest first: built-in defaults < the TOML file (``/etc/netops/netops.toml``, or the
-path in ``NETOPS_CONFIG``) < environment variables. Every field is declared once in ``FIELDS``
-with its env name, type and check, so the error for a bad value can always name the key the
-operator actually typed and say what is expected, in one line.
+path in ``NETOPS_CONFIG``) < environment variables. Every setting is declared once, as a typed
+attribute of ``Settings`` with its env name, parser and default, so the error for a bad value can
+always name the key the operator actually typed and say what is expected, in one line. The
+application keys are derived from the settings once, when they are built (netops/credentials.py).
 
-The old bash pipeline's names (``BACKLOG_*``) are kept as they were so existing cron
-environments keep working.
+The old bash pipeline's names (``BACKLOG_*``) are kept so existing cron environments keep working.
 """
 
 from __future__ import annotations
