@@ -38,7 +38,7 @@ from requests.adapters import HTTPAdapter
 from tenacity import Retrying, retry_if_exception_type, stop_never
 
 from netops.api.auth import TokenManager
-from netops.api.keys import ApiKey, load_keys
+from netops.api.keys import ApiKey
 from netops.api.limiter import KeysExhausted, Limiter, LocalLimiter, PgLimiter
 from netops.api.limiter import Pacer as Pacer  # re-exported: bench/report.py and tests name it here
 from netops.api.record import CallRecord, Recorder
@@ -84,7 +84,7 @@ class ApiClient:
 
             recorder = CallRecorder(dsn)
         self.recorder: Recorder = recorder
-        self.keys: list[ApiKey] = load_keys(settings)
+        self.keys: list[ApiKey] = settings.require_keys()
         margin = settings.rate_window_margin
         self.limiter: Limiter = PgLimiter(dsn, margin) if dsn else LocalLimiter(margin)
         self._local = threading.local()

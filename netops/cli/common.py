@@ -69,9 +69,7 @@ def needs_api_keys(fn: F) -> F:
 
     @functools.wraps(fn)
     def inner(settings: Settings, *args: Any, **kwargs: Any) -> Any:
-        from netops.api.keys import load_keys
-
-        load_keys(settings)  # ConfigError: pass_settings makes it the exit-2 one-line-per-problem error
+        settings.require_keys()  # ConfigError: pass_settings makes it the exit-2 one-line-per-problem error
         return fn(settings, *args, **kwargs)
 
     return inner  # type: ignore[return-value]

@@ -16,6 +16,8 @@ from typing import Any
 
 import click
 
+from netops.config import API_RATE_PER_HOUR, API_RATE_PER_SECOND, SIM_HOST, SIM_PORT, SIM_URL
+
 
 def _page_caps(values: tuple[str, ...]) -> dict[str, int]:
     caps: dict[str, int] = {}
@@ -34,9 +36,9 @@ def group() -> None:
 
 
 @group.command("serve")
-@click.option("--host", default="127.0.0.1", show_default=True,
+@click.option("--host", default=SIM_HOST, show_default=True,
               help="Address to bind. Keep loopback: the control API (/_sim/) has no auth.")
-@click.option("--port", default=8042, show_default=True, type=click.IntRange(0, 65535),
+@click.option("--port", default=SIM_PORT, show_default=True, type=click.IntRange(0, 65535),
               help="TCP port; 0 picks a free one (read it from the ready line or --ready-file).")
 @click.option("--seed", default=42, show_default=True, type=int,
               help="Data seed: the same seed always serves the same data.")
@@ -49,9 +51,9 @@ def group() -> None:
               help="Seconds an access token lives (expires_in).")
 @click.option("--secret-valid-days", default=30.0, show_default=True, type=float,
               help="Days until the application secret expires (secret_valid_until).")
-@click.option("--rate-per-second", default=2, show_default=True, type=click.IntRange(0),
+@click.option("--rate-per-second", default=int(API_RATE_PER_SECOND), show_default=True, type=click.IntRange(0),
               help="Requests per second per application, sliding window; 0 = unlimited.")
-@click.option("--rate-per-hour", default=1200, show_default=True, type=click.IntRange(0),
+@click.option("--rate-per-hour", default=API_RATE_PER_HOUR, show_default=True, type=click.IntRange(0),
               help="Requests per hour per application, sliding window; 0 = unlimited.")
 @click.option("--latency", default=0.0, show_default=True, type=click.FloatRange(0),
               help="Seconds added to every /v2 answer (benchmarks use ~1.1); concurrent calls overlap.")
@@ -122,7 +124,7 @@ def serve(host: str, port: int, seed: int, client_id: str, client_secret: str, t
 
 
 @group.command("expected")
-@click.option("--url", default="http://127.0.0.1:8042", show_default=True, envvar="NETOPS_API_URL",
+@click.option("--url", default=SIM_URL, show_default=True, envvar="NETOPS_API_URL",
               help="Base URL of a running simulator (its control API must be on).")
 @click.option("--table", default=None, help="Print the sorted primary keys of this table instead of counts.")
 def expected(url: str, table: str | None) -> None:

@@ -7,9 +7,9 @@ import time
 
 import click
 
-from netops.api.keys import ApiKey
 from netops.cli.common import echo_json, pass_settings
 from netops.config import Settings
+from netops.credentials import DEFAULT_LABEL, ApiKey
 from netops.errors import NetopsError
 
 
@@ -47,9 +47,7 @@ def _selected_keys(settings: Settings, label: str | None) -> list[ApiKey | None]
     """The keys a token command acts on: every configured key, or the one `--key` names. None
     stands for the one-key default when no key is configured at all (the command then says so
     as it always has: no token stored / NETOPS_CLIENT_ID is not set)."""
-    from netops.api.keys import load_keys
-
-    keys: list[ApiKey | None] = list(load_keys(settings, required=False))
+    keys: list[ApiKey | None] = list(settings.require_keys(required=False))
     if label is None:
         return keys or [None]
     chosen = [k for k in keys if k is not None and k.label == label]
@@ -89,7 +87,7 @@ def _status_of(settings: Settings, key: ApiKey | None) -> dict:
         token_ttl,
     )
 
-    if key is None or key.label == "default":
+    if key is None or key.label == DEFAULT_LABEL:
         tok = load_token(settings) or {}
         store, what = settings.token_file, "NETOPS_CLIENT_ID/NETOPS_CLIENT_SECRET"
     else:
@@ -97,7 +95,7 @@ def _status_of(settings: Settings, key: ApiKey | None) -> dict:
         tok = load_token_file(key.token_file, settings.api_url, key.client_id, fp) or {}
         store, what = key.token_file, f"secret of key {key.label!r} ({key.source})"
     ttl = token_ttl(tok)
-    info = {"key": key.label if key is not None else "default", "api_url": settings.api_url, "ttl_seconds": ttl,
+    info = {"key": key.label if key is not None else DEFAULT_LABEL, "api_url": settings.api_url, "ttl_seconds": ttl,
             "expires_at": tok.get("expires_at"), "secret_valid_until": tok.get("secret_valid_until"),
             "min_ttl": settings.token_min_ttl, "refused_at": tok.get("refused_at")}
     stored = read_store_file(store)
@@ -147,13 +145,13 @@ def refresh(settings: Settings, label: str | None, force: bool, as_json: bool) -
     try:
         for key in _selected_keys(settings, label):
             manager = TokenManager(settings, recorder=recorder,
-                                   key=None if key is None or key.label == "default" else key)
+                                   key=None if key is None or key.label == DEFAULT_LABEL else key)
             try:
                 info = manager.check(force=force)
             except NetopsError as exc:
                 failed.append(exc)
                 continue
-            infos.append({"key": key.label if key is not None else "default", **info})
+            infos.append({"key": key.label if key is not None else DEFAULT_LABEL, **info})
     finally:
         with contextlib.suppress(Exception):  # the database may be down: accounting is best effort here
             recorder.close()

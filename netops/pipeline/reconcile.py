@@ -27,7 +27,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from netops.api.keys import budget
 from netops.config import Settings
 from netops.db import api_calls, connect, marks, mirror, queue
 from netops.db.loader import PRUNE_GUARD_MIN_ROWS
@@ -61,9 +60,9 @@ class ReconcileResult:
 
 def budget_for(settings: Settings, dsn: str, per_hour: int | None = None) -> tuple[int, int]:
     """(calls reconciliation may still make this hour, its hourly allowance): its share of every
-    key's budget summed (netops.api.keys.budget; `per_hour` when the caller has it), since its
+    key's budget summed (settings.budget; `per_hour` when the caller has it), since its
     client spreads its calls over every key."""
-    per_hour = budget(settings).per_hour if per_hour is None else per_hour
+    per_hour = settings.budget.per_hour if per_hour is None else per_hour
     allowance = int(math.floor(per_hour * settings.backlog_reconcile_budget_share))
     conn = connect(dsn, autocommit=True, application_name="netops-reconcile")
     try:
@@ -80,7 +79,7 @@ def reconcile(settings: Settings, dsn: str, resources: Sequence[str] | None = No
     from netops.api.client import ApiClient
 
     log = get_logger("backlog", settings.log_path)
-    per_hour = budget(settings).per_hour
+    per_hour = settings.budget.per_hour
     left, allowance = budget_for(settings, dsn, per_hour)
     if max_calls is not None:
         left = min(left, max_calls)

@@ -32,6 +32,7 @@ from typing import Any
 from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request
 
+from netops.config import API_RATE_PER_HOUR, API_RATE_PER_SECOND
 from netops.sim import control as control_api
 from netops.sim import data as simdata
 from netops.sim.auth import TokenStore
@@ -63,8 +64,8 @@ class SimConfig:
     extra_clients: dict[str, str] = field(default_factory=dict)
     token_ttl: int = 7200
     secret_valid_days: float = 30.0
-    rate_per_second: int = 2
-    rate_per_hour: int = 1200
+    rate_per_second: int = int(API_RATE_PER_SECOND)
+    rate_per_hour: int = API_RATE_PER_HOUR
     latency: float = 0.0
     churn_per_minute: float = 0.0
     live_scale: float = 1.0

@@ -32,7 +32,7 @@ def cli_env(settings: Settings) -> dict[str, str]:
     env = {"NETOPS_CONFIG": ""}
     for f in FIELDS:
         if settings.sources.get(f.name) == "env":
-            env[f.env] = str(settings.values[f.name])
+            env[f.env] = str(getattr(settings, f.name))
     return env
 
 

@@ -74,3 +74,61 @@ def test_every_cli_command_registers_the_configured_secrets_for_redaction(tmp_pa
                                                           "NETOPS_LOG_DIR": str(tmp_path / "logs")})
     assert res.exit_code == 0, res.output
     assert secret not in redact(f"client_secret={secret}")
+
+
+def test_settings_are_typed_frozen_and_declared_once() -> None:
+    """One typed attribute per field of FIELDS (the same names, in the same order), each holding a
+    value of its declared type once loaded; the object cannot be changed, only replaced."""
+    import dataclasses
+    import typing
+
+    from netops.config import FIELDS, Settings
+
+    hints = typing.get_type_hints(Settings)
+    settings_fields = [f.name for f in dataclasses.fields(Settings) if "env" in f.metadata]
+    assert settings_fields == [f.name for f in FIELDS]
+    assert len({f.env for f in FIELDS}) == len(FIELDS)
+    s = load_settings(env={"NETOPS_CLIENT_ID": "u", "NETOPS_CLIENT_SECRET": "s3cr3t-in-repr"}, config_path="")
+    for f in FIELDS:
+        declared = hints[f.name]
+        kinds = typing.get_args(declared) or (declared,)
+        assert isinstance(getattr(s, f.name), kinds), (f.name, declared, getattr(s, f.name))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        s.rate_per_hour = 1  # type: ignore[misc]
+    with pytest.raises(KeyError):
+        s.replace(no_such_setting=1)
+    assert "s3cr3t-in-repr" not in repr(s)   # secrets stay out of repr()
+
+
+def test_keys_and_budget_are_read_once_when_settings_are_built(monkeypatch: pytest.MonkeyPatch,
+                                                               tmp_path: Path) -> None:
+    """The CLI's key check, the API client and the budget all use the keys read when the
+    settings were built; replace() builds new settings, so it reads them again from its values."""
+    from netops import config
+    from netops.api.client import ApiClient
+    from netops.api.record import NullRecorder
+
+    reads: list[object] = []
+    real = config.read_key_set
+    monkeypatch.setattr(config, "read_key_set", lambda src: reads.append(src) or real(src))
+    s = load_settings(env={"NETOPS_CLIENT_ID": "u-1", "NETOPS_CLIENT_SECRET": "s-1", "NETOPS_CLIENT_ID_2": "u-2",
+                           "NETOPS_CLIENT_SECRET_2": "s-2", "NETOPS_STATE_DIR": str(tmp_path)}, config_path="")
+    assert [k.label for k in s.require_keys()] == ["default", "2"]
+    client = ApiClient(s, recorder=NullRecorder())
+    assert [k.label for k in client.keys] == ["default", "2"]
+    assert (s.budget.keys, s.budget.per_hour) == (2, 2400)
+    assert len(reads) == 1
+    half = s.replace(rate_per_hour=600)
+    assert len(reads) == 2 and (half.budget.per_hour, half.keys.keys[1].per_hour) == (1200, 600)
+
+
+def test_bad_keys_are_problems_not_errors_until_a_command_needs_them(tmp_path: Path) -> None:
+    """Building settings never fails on a bad key (`config show` still works); require_keys()
+    names every bad one, one line each, and the budget is one key's."""
+    s = load_settings(env={"NETOPS_CLIENT_ID_2": "u-2", "NETOPS_CLIENT_SECRET_B": "s-b",
+                           "NETOPS_STATE_DIR": str(tmp_path)}, config_path="")
+    assert len(s.keys.problems) == 2 and s.keys.keys == ()
+    with pytest.raises(ConfigError) as exc:
+        s.require_keys(required=False)
+    assert str(exc.value).splitlines() == list(s.keys.problems)
+    assert (s.budget.keys, s.budget.per_hour) == (1, 1200)

@@ -1,4 +1,4 @@
-"""Application keys (netops/api/keys.py): the three ways to give them, and the refusals."""
+"""Application keys (netops/credentials.py, read once into settings.keys): the three ways to give them, and the refusals."""
 
 from __future__ import annotations
 
@@ -117,9 +117,9 @@ def test_role_template_writes_keys_netops_reads(tmp_path: Path) -> None:
     s = load_settings(env={}, config_path=str(cfg))
     assert [(k.label, k.client_id, k.secret, k.per_hour) for k in load_keys(s)] == [
         ("default", "u-1", 's"1', 1200), ("b", "u-b", "s-b", 600)]
-    cfg.chmod(0o644)
+    cfg.chmod(0o644)   # the keys are read when the settings are built: build them again
     with pytest.raises(ConfigError, match="readable by every user"):
-        load_keys(s)
+        load_keys(load_settings(env={}, config_path=str(cfg)))
 
 
 def test_local_limiter_spreads_calls_over_keys_and_skips_a_set_aside_one(tmp_path: Path) -> None:
