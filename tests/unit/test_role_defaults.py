@@ -141,11 +141,18 @@ def _deploy_play() -> dict[str, Any]:
 
 def test_web_root_is_one_value_given_to_both_roles() -> None:
     play = _deploy_play()["vars"]
-    assert play["netops_web_root"] == play["nginx_netops_root"] == "{{ __netops_deploy_web_root }}"
-    shared = play["__netops_deploy_web_root"]
-    # each role alone (without deploy.yml) defaults to the same directory as the play
+    # the inventory's netops_web_root (or the netops role's default) is what nginx serves
+    assert play["nginx_netops_root"] == "{{ netops_web_root }}"
+    assert "netops_web_root" not in play   # a play var would silently beat the inventory's
+    # the nginx role alone (without deploy.yml) defaults to the same directory
     assert _defaults("netops")["netops_web_root"] == _defaults("nginx")["nginx_netops_root"]
-    assert f"default('{_defaults('netops')['netops_web_root']}')" in shared
+
+
+def test_nginx_url_comes_from_the_play_and_the_inventory_still_wins() -> None:
+    play = _deploy_play()["vars"]
+    assert "nginx_netops_listen[0]" in play["netops_deploy_nginx_url"]
+    assert "netops_nginx_url" not in play
+    assert "netops_deploy_nginx_url" in _defaults("netops")["netops_nginx_url"]
 
 
 def _foreign_variables(role: str) -> set[str]:
