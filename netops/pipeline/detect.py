@@ -32,10 +32,9 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from email.utils import parsedate_to_datetime
 from typing import Any
 
-from netops.api.client import page_problem
+from netops.api.paging import MAX_ID, KeysetPager, Page
 from netops.config import Settings
 from netops.db import connect, marks, queue
 from netops.errors import ApiError, AuthError
@@ -43,160 +42,40 @@ from netops.log import get_logger
 from netops.pipeline.live import LiveResource, PayloadError, entity_id, parse_ts, purge_erased, resolve
 
 CLOCK_WARN_SECONDS = 5.0   # log when our clock and the API's differ by more than this
-MAX_ID = 2**31 - 1
 
 
 def iso(dt: datetime) -> str:
     return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
-@dataclass
-class Page:
-    rows: list[dict[str, Any]]
-    remaining: int | None     # X-Total of this answer: rows from this page's first id on
-    last: bool
-    server_time: datetime | None = None   # the answer's Date header: the API's clock
+def _pager(settings: Settings, res: LiveResource, params: dict[str, Any] | None, after_id: int = 0,
+           upto: int = MAX_ID, lanes: int = 1) -> KeysetPager:
+    return KeysetPager(res.endpoint(settings), {**res.base_params(settings), **(params or {})},
+                       settings.page_size, label=res.path, resource=res.name, after_id=after_id,
+                       upto=upto, lanes=lanes)
 
 
 def keyset_pages(client: Any, settings: Settings, res: LiveResource, params: dict[str, Any] | None = None,
                  after_id: int = 0, upto: int = MAX_ID) -> Iterator[Page]:
-    """Yield pages of `res` in id order, walking `range[id]` from `after_id` (exclusive) to `upto`.
-
-    Each answer is page 1 of "ids above the last one seen", so the walk is immune to rows
-    shifting under it, and resumable from any id (the reconciler keeps its cursor in the DB).
-    """
-    size = max(1, min(100, settings.page_size))
-    cursor = int(after_id)
-    while True:
-        query = {**res.base_params(settings), **(params or {}), "sort": "id",
-                 "range[id]": f"{cursor + 1},{upto}", "page[size]": size, "page[number]": 1}
-        # page_problem: a page with a row without a usable id, or an id twice, is retried like a
-        # garbled answer and fails the resource if it stays so — never silently skipped while
-        # the high-water mark moves past it.
-        resp = client.request(res.endpoint(settings), query, validate=page_problem)
-        rows = resp._netops_json  # the client validated the JSON already
-        if not isinstance(rows, list):
-            raise ApiError(f"GET {res.path}: expected a JSON list, got {type(rows).__name__}", endpoint=res.path)
-        per_page = _int(resp.headers.get("X-Per-Page")) or size
-        total = _int(resp.headers.get("X-Total"))
-        ids = []
-        for obj in rows:
-            try:
-                ids.append(entity_id(obj, res.name))
-            except (PayloadError, AttributeError):
-                continue
-        if ids and min(ids) <= cursor:
-            raise ApiError(
-                f"GET {res.path}: range[id] was ignored (got id {min(ids)} <= {cursor}); this endpoint "
-                "cannot be walked by id", endpoint=res.path,
-            )
-        last = (total <= len(rows)) if total is not None else (len(rows) < per_page)
-        if not ids:
-            last = True
-        yield Page(rows, total, last, _http_date(resp.headers.get("Date")))
-        if last:
-            return
-        cursor = max(ids)
+    """Pages of `res` in id order, walking `range[id]` from `after_id` (exclusive) to `upto`
+    (netops/api/paging.py KeysetPager): immune to rows shifting under the walk, and resumable
+    from any id (the reconciler keeps its cursor in the DB)."""
+    return _pager(settings, res, params, after_id, upto).pages(client)
 
 
 def walk_lanes(client: Any) -> int:
     """How many keyset walks one resource may run at once: one with a single key (the budget, not
-    the walk, is then the bound — measured 4.4 of 5 calls/s), two per key with several, at most 8:
-    with N keys a single walk (one page in flight, then its processing) cannot use N budgets."""
+    the walk, is then the bound), two per key with several, at most 8: with N keys a single walk
+    (one page in flight, then its processing) cannot use N budgets."""
     keys = len(getattr(client, "keys", ()) or ())
     return 1 if keys <= 1 else min(8, 2 * keys)
 
 
 def keyset_lanes(client: Any, settings: Settings, res: LiveResource, params: dict[str, Any] | None,
                  lanes: int) -> Iterator[Page]:
-    """`keyset_pages` with the id range split into `lanes` walks fetched at once (several keys).
-
-    The first page comes first, as from one walk (its X-Total says how many rows lie above it);
-    one descending page then gives the highest ids, and the ids between are split into equal
-    ranges, each walked by keyset on its own thread — still immune to rows shifting, each walk
-    costing at most one short page more than one walk would. Pages after the first come in any
-    order; only the very last one yielded has `last` set (the caller moves its mark on it).
-    """
-    import queue as _q
-    import threading
-
-    size = max(1, min(100, settings.page_size))
-    walk = keyset_pages(client, settings, res, params)
-    first = next(walk)
-    ids = [int(o["id"]) for o in first.rows]
-    above = (first.remaining or 0) - len(first.rows)
-    if first.last or lanes < 2 or not ids or above < 4 * size * lanes:
-        yield first
-        yield from walk
-        return
-    walk.close()
-    cursor = max(ids)
-    query = {**res.base_params(settings), **(params or {}), "sort": "-id",
-             "range[id]": f"{cursor + 1},{MAX_ID}", "page[size]": size, "page[number]": 1}
-    top_resp = client.request(res.endpoint(settings), query, validate=page_problem)
-    top_rows = top_resp._netops_json
-    top_ids = [int(o["id"]) for o in top_rows]
-    top = Page(top_rows, _int(top_resp.headers.get("X-Total")), False, first.server_time)
-    if not top_ids or (top.remaining is not None and top.remaining <= len(top_rows)):
-        yield first
-        yield Page(top_rows, top.remaining, True, first.server_time)
-        return
-    hi = min(top_ids)  # the middle: ids in (cursor, hi)
-    bounds = [cursor + (hi - 1 - cursor) * i // lanes for i in range(lanes + 1)]
-    pages: _q.Queue[Any] = _q.Queue(maxsize=4 * lanes)
-    stop = threading.Event()
-
-    def lane(a: int, b: int) -> None:
-        try:
-            for page in keyset_pages(client, settings, res, params, after_id=a, upto=b):
-                if stop.is_set():
-                    return
-                pages.put(page)
-        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which raises it
-            pages.put(exc)
-        finally:
-            pages.put(None)
-
-    threads = [threading.Thread(target=lane, args=(a, b), name=f"netops-lane-{res.name}", daemon=True)
-               for a, b in zip(bounds, bounds[1:], strict=False) if b > a]
-    for t in threads:
-        t.start()
-    running = len(threads)
-    try:
-        yield first
-        held = top
-        while running:
-            got = pages.get()
-            if got is None:
-                running -= 1
-                continue
-            if isinstance(got, BaseException):
-                raise got
-            yield held
-            held = Page(got.rows, got.remaining, False, got.server_time)
-        yield Page(held.rows, held.remaining, True, held.server_time)
-    finally:
-        stop.set()
-        while any(t.is_alive() for t in threads):  # let blocked producers finish
-            with contextlib.suppress(_q.Empty):
-                pages.get(timeout=0.05)
-        for t in threads:
-            t.join()
-
-
-def _http_date(value: Any) -> datetime | None:
-    try:
-        dt = parsedate_to_datetime(value) if value else None
-    except (TypeError, ValueError):
-        return None
-    return dt.astimezone(timezone.utc) if dt is not None and dt.tzinfo else None
-
-
-def _int(value: Any) -> int | None:
-    try:
-        return int(value) if value is not None else None
-    except ValueError:
-        return None
+    """`keyset_pages` with the id range split into `lanes` walks fetched at once (several keys);
+    pages after the first come in any order, only the very last one has `last` set."""
+    return _pager(settings, res, params, lanes=lanes).pages(client)
 
 
 @dataclass
