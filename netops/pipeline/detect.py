@@ -3,19 +3,17 @@ its high-water mark, and queue them — with the row itself as payload.
 
 Why this shape (docs/backlog.md has the long form):
 - One call returns up to 100 changed rows in full. Keeping them as the items' payloads means the
-  worker loads them without calling again: ~100 changed rows per call instead of the old
-  pipeline's one user per call.
+  worker loads them without calling again.
 - The window is `range[updated_at]=<mark>,<now - settle>`: windows tile the timeline, so each
   change is read once. A row can commit a little after the `updated_at` it carries (the API
   stamps it inside a transaction); reading only changes at least `settle` seconds old
   (BACKLOG_DETECT_SETTLE_SECONDS, the "timestamp delay" of Kafka Connect's JDBC source) means a
-  row not yet visible when its window was read is still ahead of the mark. The older design
-  (start each window `overlap` before the newest row seen) re-read every recent change once per
-  run: at 5,000 changes between back-to-back runs it measured 29.8 rows per call, not ~90.
-- Pages are walked by id keyset (`sort=id`, `range[id]=<last id + 1>,...`, always page 1): rows
-  that move out of the window while we page (updated again, deleted) cannot shift later rows
-  past us, which page numbers would. `X-Total` of each answer says how many remain, so the last
-  page is known without an extra empty call.
+  row not yet visible when its window was read is still ahead of the mark; no change is read
+  twice by overlapping windows.
+- Pages are walked by id keyset (netops/api/paging.py KeysetPager): rows that move out of the
+  window while we page (updated again, deleted) cannot shift later rows past us, which page
+  numbers would. `X-Total` of each answer says how many remain, so the last page is known
+  without an extra empty call.
 - The mark moves forward (only) in the same transaction that queues the window's last page, to
   the window's end — measured on the API's clock: the first answer's `Date` header minus
   `settle`, never past the end we asked for. A clock of ours running ahead of the API's cannot
@@ -124,10 +122,10 @@ def detect(settings: Settings, dsn: str, resources: Sequence[str] | None = None,
         finally:
             conn.close()
 
-    # The four resources are walked at once, each on its own connection and client fork (one
-    # shared pacer): a keyset walk has one call in flight (each page starts after the last id
-    # of the one before), so walked one after another they are latency-bound — a round trip per
-    # page — where the budget allows latency x rate (2.2 at 1.1 s and 2/s) calls in flight.
+    # The resources are walked at once, each on its own connection and client fork (one shared
+    # limiter): a keyset walk has one call in flight (each page starts after the last id of the
+    # one before), so walked one after another they are latency-bound — a round trip per page —
+    # where the budget allows latency x rate calls in flight.
     # Order does not matter here: the worker claims users before the rows that reference them.
     workers = max(1, min(len(todo), settings.max_concurrency))
     try:
@@ -202,25 +200,8 @@ def _walk_window(conn: Any, client: Any, settings: Settings, res: LiveResource, 
         carried += calls_now - result.calls
         result.calls = calls_now
         result.seen += len(page.rows)
-        items = []
-        for obj in page.rows:
-            try:
-                ident = entity_id(obj, res.name)
-            except (PayloadError, AttributeError):
-                result.invalid += 1   # not keyable: nothing to queue it under (the log counts it)
-                continue
-            stamp = obj.get("updated_at")
-            if isinstance(stamp, str):
-                try:
-                    parse_ts(stamp)
-                except ValueError:
-                    # queued all the same (the mark moves past it): the worker's validation fails
-                    # the item with the error kept, where `netops backlog status` shows it
-                    stamp = None
-                    bad_stamps += 1
-            else:
-                stamp = None
-            items.append(queue.NewItem(res.name, ident, payload=obj, source_updated_at=stamp))
+        items, bad = _page_items(res, page.rows, result)
+        bad_stamps += bad
         with conn, conn.cursor() as cur:
             fresh = queue.not_current(cur, res.name, items)
             if fresh:
@@ -240,6 +221,38 @@ def _walk_window(conn: Any, client: Any, settings: Settings, res: LiveResource, 
     best = max((m for m in (end, mark) if m is not None), default=None)
     result.mark = iso(best) if best else None
     result.seconds = time.monotonic() - started
+    _log_window(log, res, since, result, bad_stamps)
+    return result
+
+
+def _page_items(res: LiveResource, rows: list[dict[str, Any]],
+                result: DetectResult) -> tuple[list[queue.NewItem], int]:
+    """One page's rows as queue items (the row itself the payload), and how many of them carry an
+    `updated_at` that does not parse; a row without a usable id is counted invalid and skipped."""
+    items = []
+    bad_stamps = 0
+    for obj in rows:
+        try:
+            ident = entity_id(obj, res.name)
+        except (PayloadError, AttributeError):
+            result.invalid += 1   # not keyable: nothing to queue it under (the log counts it)
+            continue
+        stamp = obj.get("updated_at")
+        if isinstance(stamp, str):
+            try:
+                parse_ts(stamp)
+            except ValueError:
+                # queued all the same (the mark moves past it): the worker's validation fails
+                # the item with the error kept, where `netops backlog status` shows it
+                stamp = None
+                bad_stamps += 1
+        else:
+            stamp = None
+        items.append(queue.NewItem(res.name, ident, payload=obj, source_updated_at=stamp))
+    return items, bad_stamps
+
+
+def _log_window(log: Any, res: LiveResource, since: str | None, result: DetectResult, bad_stamps: int) -> None:
     window = f"since {since}" if since else "full pull (no mark yet)"
     log.info(
         f"Detect {res.name}: {window}, {result.calls} API call(s), {result.seen:,} rows seen, "
@@ -249,7 +262,6 @@ def _walk_window(conn: Any, client: Any, settings: Settings, res: LiveResource, 
         + "), "
         f"mark → {result.mark or 'none'}"
     )
-    return result
 
 
 def _window_end(until: datetime, server_time: datetime | None, settle: timedelta, resource: str,
