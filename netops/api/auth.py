@@ -5,7 +5,7 @@ each asking for a new one, which the API counts against the application. A token
 when its TTL falls under `token_min_ttl` (default 1 h: a nightly sync must never run out mid-way),
 and once more whenever the API answers 401 (revoked or expired early).
 
-What keeps the token store honest (issue 13):
+What keeps the token store honest:
 - It records *which credentials* obtained the token, as a fingerprint (HMAC-SHA256 keyed by the
   secret over the API URL and client id; the secret itself is never stored): a configured secret
   that differs from the one that obtained the cached token forces a new token, so a wrong secret

@@ -140,7 +140,7 @@ class ApiClient:
         state = _CallState()
         # the one retry engine (tenacity, as auth.py's token POST): each attempt decides itself
         # whether its outcome is final (returned, or a NetopsError raised) or worth another go
-        # (_Again, carrying the pause before it), so the four policies read in one place below
+        # (_Again, carrying the pause before it)
         retrying = Retrying(retry=retry_if_exception_type(_Again), stop=stop_never, reraise=True,
                             wait=lambda rs: rs.outcome.exception().pause)  # type: ignore[union-attr]
         return retrying(self._attempt, url, endpoint, params, validate, state)
@@ -279,8 +279,7 @@ class ApiClient:
 
     def _tokens_at_once(self, due: list[ApiKey]) -> dict[str, AuthError | None]:
         """Refresh the tokens of several keys together (a first run with N keys and no stored
-        tokens): one POST after another would put N round trips (1.1 s each on the real API)
-        before the first call. Returns each key's AuthError (None when it got its token); one key
+        tokens): one POST after another would put N token round trips before the first call. Returns each key's AuthError (None when it got its token); one key
         needs no thread."""
         if len(due) < 2:
             return {}
@@ -314,7 +313,7 @@ class ApiClient:
                     resp: requests.Response | None) -> None:
         """Tell the limiter when this call's answer headers came back (`resp.elapsed` ends there,
         before the body is read) and how many calls the API had in its window: the limiter
-        moves the slot to where the API counted the call (migration 012). No answer (timeout,
+        moves the slot to where the API counted the call. No answer (timeout,
         reset): rtt None — the slot counts at the latest possible moment, now."""
         now = time.monotonic()
         if resp is None:
@@ -328,7 +327,7 @@ class ApiClient:
 
     def _set_aside(self, key: ApiKey, exc: AuthError) -> None:
         """Record a refused key for every process; re-raise when no other key is left (the one-key
-        default then fails exactly as before: one line naming the credentials)."""
+        default then fails with one line naming the credentials)."""
         self.limiter.set_aside(key, str(exc))
         others = [k for k in self.keys if k.label != key.label and not self.limiter.is_set_aside(k)]
         if not others:
