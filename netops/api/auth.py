@@ -5,7 +5,7 @@ each asking for a new one, which the API counts against the application. A token
 when its TTL falls under `token_min_ttl` (default 1 h: a nightly sync must never run out mid-way),
 and once more whenever the API answers 401 (revoked or expired early).
 
-What keeps the token store honest (issue 13):
+What keeps the token store honest:
 - It records *which credentials* obtained the token, as a fingerprint (HMAC-SHA256 keyed by the
   secret over the API URL and client id; the secret itself is never stored): a configured secret
   that differs from the one that obtained the cached token forces a new token, so a wrong secret
@@ -21,49 +21,30 @@ What keeps the token store honest (issue 13):
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
-import os
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import requests
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
 
-from netops.api.retry import backoff_seconds, retry_after_pause
+from netops.api.policy import backoff_seconds, retry_after_pause
+from netops.api.token_store import (  # noqa: F401 - re-exported: the CLI and tests name them here
+    credential_fingerprint,
+    load_token_file,
+    mark_refused,
+    read_store_file,
+    token_refused,
+    token_ttl,
+    write_private,
+)
 from netops.config import Settings
 from netops.errors import ApiError, AuthError
 from netops.log import add_secret, get_logger
 
 if TYPE_CHECKING:  # pragma: no cover
     from netops.api.keys import ApiKey
-
-
-def _write_private(path: Path, data: dict[str, Any]) -> None:
-    """Write JSON atomically with mode 0600 from the first byte (no window where it is readable)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(data, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def credential_fingerprint(api_url: str, client_id: str, secret: str) -> str:
-    """Identifies the credentials that obtained a token without revealing the secret: an HMAC
-    keyed by the secret cannot be reversed, nor checked against guesses without the secret."""
-    msg = f"{api_url}\n{client_id}".encode()
-    return hmac.new(secret.encode(), msg, hashlib.sha256).hexdigest()
 
 
 def configured_fingerprint(settings: Settings) -> str | None:
@@ -78,16 +59,6 @@ def configured_fingerprint(settings: Settings) -> str | None:
     return credential_fingerprint(settings.api_url, client_id, secret)
 
 
-def read_store_file(path: Path) -> dict[str, Any] | None:
-    """A token store (any key's file) as written, whatever credentials it belongs to (None:
-    absent/unreadable)."""
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
 def read_store(settings: Settings) -> dict[str, Any] | None:
     """The default key's token store as written (see read_store_file)."""
     return read_store_file(settings.token_file)
@@ -98,45 +69,6 @@ def load_token(settings: Settings) -> dict[str, Any] | None:
     credentials, else None (see load_token_file)."""
     return load_token_file(settings.token_file, settings.api_url, settings.client_id,
                            configured_fingerprint(settings))
-
-
-_UNREAD: Any = object()
-
-
-def load_token_file(path: Path, api_url: str, client_id: str | None,
-                    fingerprint: str | None, stored: Any = _UNREAD) -> dict[str, Any] | None:
-    """A stored token (any key's file) if it was obtained for this API URL with these credentials,
-    else None. With the secret known (`fingerprint`), a token obtained with another secret is not
-    ours; a store without a fingerprint predates them and is not trusted either. `stored`: the
-    file's content (read_store_file) when the caller has read it already (one read per evaluation)."""
-    data = read_store_file(path) if stored is _UNREAD else stored
-    if data is None:
-        return None
-    if data.get("api_url") != api_url or (client_id and data.get("client_id") != client_id):
-        return None
-    if fingerprint is not None and not hmac.compare_digest(str(data.get("credential_fp", "")), fingerprint):
-        return None
-    if data.get("access_token"):
-        add_secret(data["access_token"])
-    return data
-
-
-def mark_refused(path: Path, token: str, at: float | None = None) -> bool:
-    """Record in the store at `path` that the API answered 401 to `token` (if it is still the
-    stored one)."""
-    data = read_store_file(path)
-    if not data or data.get("access_token") != token:
-        return False
-    data["refused_at"] = time.time() if at is None else at
-    _write_private(path, data)
-    return True
-
-
-def token_ttl(data: dict[str, Any] | None, now: float | None = None) -> int | None:
-    """Seconds left on a stored token (negative when expired), None when there is none."""
-    if not data:
-        return None
-    return int(float(data.get("expires_at", 0)) - (now or time.time()))
 
 
 class _TransientTokenError(Exception):
@@ -151,22 +83,18 @@ class _TransientTokenError(Exception):
 
 
 def _token_wait(rs: RetryCallState) -> float:
-    """Retry-After when a 429 gave one, else the client's backoff (netops/api/retry.py)."""
+    """Retry-After when a 429 gave one, else the client's backoff (netops/api/policy.py)."""
     exc = rs.outcome.exception() if rs.outcome is not None else None
     if isinstance(exc, _TransientTokenError) and exc.retry_after is not None:
         return exc.retry_after
     return backoff_seconds(rs.attempt_number)
 
 
-def token_refused(data: dict[str, Any] | None) -> bool:
-    return bool(data and data.get("refused_at"))
-
-
 class TokenManager:
     """Hands out a valid bearer token; thread-safe, so concurrent page fetches share one refresh.
 
     One manager per application key (`key`; None = the default NETOPS_CLIENT_ID key, read when
-    first needed), each with its own token file. `recorder` (a netops.api.record.Recorder)
+    first needed), each with its own token file. `recorder` (a netops.db.api_calls.Recorder)
     gets one record per POST /oauth/token, under `component`, so token requests are counted with
     every other call. `before_post`, when given, is called before each POST /oauth/token: the
     client passes its limiter's claim for this key, so a token request takes its slot in the
@@ -321,7 +249,7 @@ class TokenManager:
         """One netops.api_calls row for this token request (a refused one counts as a 401)."""
         if self.recorder is None:
             return
-        from netops.api.record import CallRecord
+        from netops.db.api_calls import CallRecord  # here: `netops token` needs no psycopg2
 
         self.recorder.add(CallRecord(started, self.component, "POST", "/oauth/token", status,
                                      int((time.time() - started) * 1000), 1, None, None, error,
@@ -375,7 +303,7 @@ class TokenManager:
             "client_id": client_id,
             "credential_fp": fp,
         }
-        _write_private(self.token_file, token)
+        write_private(self.token_file, token)
         self._token = token
         self.refreshes += 1
         self.log.info(f"Token refreshed, new TTL: {expires_in}s ({reason})")

@@ -1,53 +1,50 @@
 """The 42 API client: paced under both budgets, retried, paged, and every call counted.
 
-Why it looks like this:
-- The API allows few calls per application key (2/s, 1,200/h by default), and many netops
-  processes share a key: every call first claims its slot in the key's windows in PostgreSQL
-  (netops/api/limiter.py), so all processes on all boxes of one database share one budget per
-  key. With several keys (netops/api/keys.py) each call goes out on a key with budget left, with
-  that key's own token; a key whose secret is refused is set aside and the others carry on.
-- With latency above 1/budget, staying at the budget needs calls in flight concurrently: after the
-  first page, `X-Total` tells how many pages remain and they are fetched by a small thread pool,
-  each call still waiting for its slot from the limiter.
-- No wasted calls: paging stops on `X-Total` (or the absence of `Link rel=next`), never on an
-  extra empty page.
+The parts, each in its own module: transport.py sends one request; policy.py classifies its
+answer (retry, refresh the token, wait for the key, fail); paging.py walks listings (numbered
+pages by X-Total, keyset walks by id); limiter.py claims each call's slot in the key's shared
+budget; auth.py keeps each key's token. This module strings them together for one command run.
+
+- Many netops processes share a key's budget (docs/api.md has the limits): every call first
+  claims its slot in the key's windows in PostgreSQL, so all processes on all boxes of one
+  database share one budget per key. With several keys (keys.py) each call goes out on a key
+  with budget left, with that key's own token; a key whose secret is refused is set aside.
 - Every request is reported as a CallRecord to the recorder the client is given (the commands give
   netops/db/api_calls.py's, which writes netops.api_calls); the client writes no SQL itself.
-- Failures: 5xx, timeouts, resets and garbled bodies are retried with exponential backoff up to
-  `max_attempts`; 429 blocks the key for every process for `Retry-After` (plus jitter); 401
-  refreshes the token once.
-  Anything else fails at once with one line naming the endpoint and the cause. One retry engine
-  for the whole package (tenacity, here and for the token POST in auth.py): each attempt says
-  whether it is final or worth another go, and after which pause.
+- One retry engine for the whole package (tenacity, here and for the token POST in auth.py): each
+  attempt says whether it is final or worth another go, and after which pause.
 """
 
 from __future__ import annotations
 
 import copy
-import math
-import re
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import requests
-from requests.adapters import HTTPAdapter
 from tenacity import Retrying, retry_if_exception_type, stop_never
 
+from netops.api import transport
 from netops.api.auth import TokenManager
 from netops.api.keys import ApiKey
 from netops.api.limiter import KeysExhausted, Limiter, LocalLimiter, PgLimiter
 from netops.api.limiter import Pacer as Pacer  # re-exported: bench/report.py and tests name it here
-from netops.api.record import CallRecord, Recorder
-from netops.api.retry import backoff_seconds, int_header, retry_after_pause
+from netops.api.paging import KeysetPager, XTotalPager
+from netops.api.paging import PageInfo as PageInfo  # re-exported: pipeline/sync.py names it here
+from netops.api.paging import endpoint_template as endpoint_template  # re-exported (sync, tests)
+from netops.api.paging import object_problem as object_problem  # re-exported (sync)
+from netops.api.paging import page_problem as page_problem  # re-exported (probe)
+from netops.api.policy import Action, Verdict, backoff_seconds, classify, int_header, refusal_reason
+from netops.api.transport import Validator
 from netops.config import Settings
+from netops.db.api_calls import CallRecord, Recorder
 from netops.errors import ApiError, AuthError
 from netops.log import get_logger
 
-_ID_SEGMENT = re.compile(r"/\d+(?=/|$)")
 # Which component log a client's warnings (retries, 429 waits) go to, by its accounting name.
 _LOG_OF_COMPONENT = {"stable": "stable", "backlog": "backlog", "detect": "backlog", "reconcile": "backlog"}
 _MAX_429_WAITS = 10
@@ -56,26 +53,12 @@ _MAX_429_WAITS = 10
 _MAX_RECLAIMS = 2
 
 
-def endpoint_template(path: str) -> str:
-    """`/v2/campus/12/achievements` -> `/v2/campus/:id/achievements` (for accounting)."""
-    return _ID_SEGMENT.sub("/:id", path.split("?", 1)[0])
-
-
-@dataclass
-class PageInfo:
-    """What the first page of an index told us."""
-
-    total: int | None
-    per_page: int
-    pages: int | None
-
-
 class ApiClient:
     """Talks to the 42 API (or the simulator) for one command run."""
 
     def __init__(self, settings: Settings, dsn: str | None = None, component: str = "sync",
                  recorder: Recorder | None = None) -> None:
-        """`recorder` gets one CallRecord per request (netops/api/record.py); by default the
+        """`recorder` gets one CallRecord per request (netops/db/api_calls.py); by default the
         commands' one, which writes `netops.api_calls` of `dsn` (netops/db/api_calls.py)."""
         self.settings = settings
         self.component = component
@@ -98,14 +81,10 @@ class ApiClient:
 
     # -- plumbing ---------------------------------------------------------------------------
     def _session(self) -> requests.Session:
+        """This thread's HTTP session (requests' sessions are not shared between threads)."""
         s = getattr(self._local, "session", None)
         if s is None:
-            s = requests.Session()
-            adapter = HTTPAdapter(pool_connections=4, pool_maxsize=self.concurrency + 2)
-            s.mount("http://", adapter)
-            s.mount("https://", adapter)
-            s.headers["User-Agent"] = "netops (+https://github.com/netops)"
-            self._local.session = s
+            s = self._local.session = transport.new_session(self.concurrency + 2)
         return s
 
     @property
@@ -161,119 +140,111 @@ class ApiClient:
         state = _CallState()
         # the one retry engine (tenacity, as auth.py's token POST): each attempt decides itself
         # whether its outcome is final (returned, or a NetopsError raised) or worth another go
-        # (_Again, carrying the pause before it), so the four policies read in one place below
+        # (_Again, carrying the pause before it)
         retrying = Retrying(retry=retry_if_exception_type(_Again), stop=stop_never, reraise=True,
                             wait=lambda rs: rs.outcome.exception().pause)  # type: ignore[union-attr]
         return retrying(self._attempt, url, endpoint, params, validate, state)
 
     def _attempt(self, url: str, endpoint: str, params: dict[str, Any] | None,
                  validate: Validator | None, state: _CallState) -> requests.Response:
-        """One claim and one GET. Returns the good answer, raises the final error, or raises
-        _Again: 5xx, timeouts, resets and garbled bodies after a backoff (up to max_attempts);
-        429 at once, the limiter having blocked the key for every process for Retry-After (up
-        to _MAX_429_WAITS); 401 at once after one token refresh (a second 401 is final)."""
+        """One claim, one GET (netops/api/transport.py), one verdict (netops/api/policy.py):
+        returns the good answer, raises the final error, or raises _Again with the pause."""
         attempt = state.failures + 1
-        key, token = self._claim()
-        for _ in range(_MAX_RECLAIMS):
-            if not self.limiter.overdue(key):
-                break
-            # the slot is counted at its claim plus the key's spread, and this call would go out
-            # later still: give it back and claim again rather than land among later calls
-            self.limiter.release(key)
-            key, token = self._claim()
+        key, token = self._claim_in_time()
         # the round trip is measured from the slot's claim, not from before the wait for one
         claimed_at = self.limiter.claimed_at() or time.monotonic()
         started = time.time()
         sent_at = time.monotonic()
-        status: int | None = None
-        error: str | None = None
-        resp: requests.Response | None = None
-        try:
-            resp = self._session().get(
-                url, params=params, headers={"Authorization": f"Bearer {token}"},
-                timeout=(5, self.settings.http_timeout),
-            )
-            status = resp.status_code
-        except requests.Timeout:
-            error = f"timeout after {self.settings.http_timeout:g}s"
-        except requests.exceptions.ChunkedEncodingError:
-            error = "answer cut short (connection closed mid-body)"
-        except requests.ConnectionError as exc:
-            error = "connection reset" if "reset" in str(exc).lower() or "aborted" in str(exc).lower() \
-                else "connection failed"
-        except requests.RequestException as exc:
-            error = type(exc).__name__
-        self._close_slot(key, claimed_at, sent_at, resp)
+        answer = transport.get(self._session(), url, params, token, self.settings.http_timeout)
+        self._close_slot(key, claimed_at, sent_at, answer.resp)
         duration = int((time.time() - started) * 1000)
-        sec_rem = int_header(resp.headers, "X-Secondly-RateLimit-Remaining") if resp is not None else None
-        hour_rem = int_header(resp.headers, "X-Hourly-RateLimit-Remaining") if resp is not None else None
-        if resp is not None:
-            self.limiter.adopt_limits(key, int_header(resp.headers, "X-Secondly-RateLimit-Limit"),
-                                      int_header(resp.headers, "X-Hourly-RateLimit-Limit"))
-        body_ok = True
-        if status == 200 and resp is not None:
-            try:
-                resp._netops_json = resp.json()  # type: ignore[attr-defined]
-            except ValueError:
-                body_ok = False
-                ctype = resp.headers.get("Content-Type", "?").split(";")[0]
-                error = f"HTTP 200 with a body that is not JSON ({ctype})"
-            except requests.RequestException:  # the body broke off while being read
-                body_ok = False
-                error = "answer cut short (connection closed mid-body)"
-            if body_ok and validate is not None:
-                problem = validate(resp._netops_json)  # type: ignore[attr-defined]
-                if problem:
-                    body_ok = False
-                    error = f"HTTP 200 with {problem}"
+        error = self._read_answer(key, answer, validate)
+        headers = answer.resp.headers if answer.resp is not None else None
+        verdict = classify(answer.status, error, headers)
         self._count()
-        self.recorder.add(CallRecord(started, self.component, "GET", endpoint, status, duration, attempt,
-                                     sec_rem, hour_rem, error, key.label))
-
-        if status == 200 and body_ok:
-            return resp  # type: ignore[return-value]
-        if status == 401:
-            if state.refreshed_on_401:
-                raise AuthError(
-                    f"GET {endpoint}: HTTP 401 again after a token refresh; check the application's "
-                    "rights and NETOPS_CLIENT_ID/NETOPS_CLIENT_SECRET",
-                    endpoint=endpoint, status=401,
-                )
-            state.refreshed_on_401 = True  # a refresh is not a failed attempt
-            try:
-                self.tokens_by_key[key.label].invalidate(token)
-            except AuthError as exc:
-                self._set_aside(key, exc)  # raises when it was the last key
-            raise _Again(0.0)
-        if status == 429:
-            state.waits_429 += 1
-            pause, retry_after = retry_after_pause(resp.headers if resp is not None else None)
-            if state.waits_429 > _MAX_429_WAITS:
-                raise ApiError(
-                    f"GET {endpoint}: still rate limited (429) after {_MAX_429_WAITS} waits; another "
-                    "client may share this key — lower NETOPS_RATE_PER_SECOND or retry later",
-                    endpoint=endpoint, status=429,
-                )
-            self.log.warning(f"429 on {endpoint} (key {key.label}): every process keeps off the key "
-                             f"for {pause:.1f}s (Retry-After {retry_after})")
-            self.limiter.settle_429(key, pause, f"429 on {endpoint}, Retry-After {retry_after}")
-            raise _Again(0.0)  # honoured waits do not use up attempts; the claim waits out the block
-        if status is not None and 400 <= status < 500:
+        self.recorder.add(CallRecord(
+            started, self.component, "GET", endpoint, answer.status, duration, attempt,
+            int_header(headers, "X-Secondly-RateLimit-Remaining") if headers is not None else None,
+            int_header(headers, "X-Hourly-RateLimit-Remaining") if headers is not None else None,
+            error, key.label))
+        if verdict.action is Action.DONE:
+            return answer.resp  # type: ignore[return-value]
+        if verdict.action is Action.REFRESH:
+            self._refresh_after_401(key, token, endpoint, state)
+        if verdict.action is Action.WAIT_KEY:
+            self._wait_for_key(key, endpoint, verdict, state)
+        if verdict.action is Action.FAIL:
             raise ApiError(
-                f"GET {endpoint}: HTTP {status} ({_reason(resp)}); the request itself is refused — "
-                "check the endpoint, filters and the application's scopes",
-                endpoint=endpoint, status=status,
+                f"GET {endpoint}: HTTP {answer.status} ({refusal_reason(answer.resp)}); the request itself "
+                "is refused — check the endpoint, filters and the application's scopes",
+                endpoint=endpoint, status=answer.status,
             )
-        last_problem = error or f"HTTP {status}"
+        self._retry_later(endpoint, verdict, answer.status, state)
+        raise AssertionError("unreachable: every verdict returns or raises")  # pragma: no cover
+
+    def _claim_in_time(self) -> tuple[ApiKey, str]:
+        """A slot, and its key's token, that this call can still use: a slot counted at its claim
+        plus the key's spread, by a call that would go out later still, is given back and claimed
+        again rather than land among later calls (at most _MAX_RECLAIMS times)."""
+        key, token = self._claim()
+        for _ in range(_MAX_RECLAIMS):
+            if not self.limiter.overdue(key):
+                break
+            self.limiter.release(key)
+            key, token = self._claim()
+        return key, token
+
+    def _read_answer(self, key: ApiKey, answer: transport.Answer, validate: Validator | None) -> str | None:
+        """Adopt the key's limits from the answer's headers and parse a 200's body; returns what
+        went wrong (no answer, or an unusable body), as recorded."""
+        resp = answer.resp
+        if resp is None:
+            return answer.error
+        self.limiter.adopt_limits(key, int_header(resp.headers, "X-Secondly-RateLimit-Limit"),
+                                  int_header(resp.headers, "X-Hourly-RateLimit-Limit"))
+        return transport.read_json(resp, validate) if resp.status_code == 200 else None
+
+    def _refresh_after_401(self, key: ApiKey, token: str, endpoint: str, state: _CallState) -> None:
+        """A 401 refreshes the token once and tries again at once; a second 401 is final."""
+        if state.refreshed_on_401:
+            raise AuthError(
+                f"GET {endpoint}: HTTP 401 again after a token refresh; check the application's "
+                "rights and NETOPS_CLIENT_ID/NETOPS_CLIENT_SECRET",
+                endpoint=endpoint, status=401,
+            )
+        state.refreshed_on_401 = True  # a refresh is not a failed attempt
+        try:
+            self.tokens_by_key[key.label].invalidate(token)
+        except AuthError as exc:
+            self._set_aside(key, exc)  # raises when it was the last key
+        raise _Again(0.0)
+
+    def _wait_for_key(self, key: ApiKey, endpoint: str, verdict: Verdict, state: _CallState) -> None:
+        """A 429 blocks the key for every process for Retry-After; the next claim waits it out,
+        and honoured waits use up no attempt (up to _MAX_429_WAITS)."""
+        state.waits_429 += 1
+        if state.waits_429 > _MAX_429_WAITS:
+            raise ApiError(
+                f"GET {endpoint}: still rate limited (429) after {_MAX_429_WAITS} waits; another "
+                "client may share this key — lower NETOPS_RATE_PER_SECOND or retry later",
+                endpoint=endpoint, status=429,
+            )
+        self.log.warning(f"429 on {endpoint} (key {key.label}): every process keeps off the key "
+                         f"for {verdict.pause:.1f}s (Retry-After {verdict.retry_after})")
+        self.limiter.settle_429(key, verdict.pause, f"429 on {endpoint}, Retry-After {verdict.retry_after}")
+        raise _Again(0.0)
+
+    def _retry_later(self, endpoint: str, verdict: Verdict, status: int | None, state: _CallState) -> None:
+        """5xx, timeouts, resets and garbled bodies: another go after a backoff, up to max_attempts."""
         state.failures += 1
         if state.failures >= self.settings.max_attempts:
             raise ApiError(
-                f"GET {endpoint}: {last_problem} after {state.failures} attempts; the API is failing — "
+                f"GET {endpoint}: {verdict.problem} after {state.failures} attempts; the API is failing — "
                 "retry later (or raise NETOPS_MAX_ATTEMPTS / NETOPS_HTTP_TIMEOUT)",
                 endpoint=endpoint, status=status,
             )
         backoff = backoff_seconds(state.failures)
-        self.log.warning(f"{endpoint}: {last_problem}, retry {state.failures}/{self.settings.max_attempts - 1} "
+        self.log.warning(f"{endpoint}: {verdict.problem}, retry {state.failures}/{self.settings.max_attempts - 1} "
                          f"in {backoff:.1f}s")
         raise _Again(backoff)
 
@@ -308,8 +279,7 @@ class ApiClient:
 
     def _tokens_at_once(self, due: list[ApiKey]) -> dict[str, AuthError | None]:
         """Refresh the tokens of several keys together (a first run with N keys and no stored
-        tokens): one POST after another would put N round trips (1.1 s each on the real API)
-        before the first call. Returns each key's AuthError (None when it got its token); one key
+        tokens): one POST after another would put N token round trips before the first call. Returns each key's AuthError (None when it got its token); one key
         needs no thread."""
         if len(due) < 2:
             return {}
@@ -343,7 +313,7 @@ class ApiClient:
                     resp: requests.Response | None) -> None:
         """Tell the limiter when this call's answer headers came back (`resp.elapsed` ends there,
         before the body is read) and how many calls the API had in its window: the limiter
-        moves the slot to where the API counted the call (migration 012). No answer (timeout,
+        moves the slot to where the API counted the call. No answer (timeout,
         reset): rtt None — the slot counts at the latest possible moment, now."""
         now = time.monotonic()
         if resp is None:
@@ -357,7 +327,7 @@ class ApiClient:
 
     def _set_aside(self, key: ApiKey, exc: AuthError) -> None:
         """Record a refused key for every process; re-raise when no other key is left (the one-key
-        default then fails exactly as before: one line naming the credentials)."""
+        default then fails with one line naming the credentials)."""
         self.limiter.set_aside(key, str(exc))
         others = [k for k in self.keys if k.label != key.label and not self.limiter.is_set_aside(k)]
         if not others:
@@ -370,129 +340,16 @@ class ApiClient:
         resp = self.request(path, params, validate)
         return resp._netops_json  # type: ignore[attr-defined]
 
-    # -- paging -----------------------------------------------------------------------------
+    # -- paging ---------------------------------------------------------------------------
+    def paginate(self, pager: XTotalPager | KeysetPager) -> Iterator[Any]:
+        """The pages `pager` walks, each fetched through this client (paced, retried, counted)."""
+        return pager.pages(self)
+
     def iter_pages(self, path: str, params: dict[str, Any] | None = None,
                    on_info: Any = None) -> Iterator[list[dict[str, Any]]]:
-        """Yield each page's list of objects. Order of pages after the first is not guaranteed.
-
-        `on_info(PageInfo)` is called after the first page (progress bars, bookkeeping).
-
-        Rows can shift between pages while we page (42-api.md): a row deleted before our
-        cursor moves every later row one place up, and the row at the next page boundary is
-        never served; an insert serves one row twice. Page numbers cannot see that, so each
-        pass over the listing is checked against its own first page's `X-Total`: fewer distinct
-        ids than announced and the listing is read again (up to
-        `_MAX_LISTING_PASSES` passes). Rows already yielded stay yielded — the loader upserts on
-        the primary key, so the union of the passes is the full set (a row deleted meanwhile
-        survives until the next sync, which is better than losing a live one). A listing that
-        stays short with duplicates is a failure (`ApiError`); one that stays short without
-        any, ending on a short last page each time with the same ids, means `X-Total` lies and
-        is accepted with a warning. A final page that still advertises `rel="next"` is
-        followed, so an `X-Total` that says too little cannot cut the listing short either.
-        """
-        base = dict(params or {})
-        endpoint = endpoint_template(path)
-        seen: set[Any] = set()
-        last: _PassResult | None = None
-        for pass_no in range(1, _MAX_LISTING_PASSES + 1):
-            result = _PassResult()
-            for page in self._one_pass(path, base, on_info if pass_no == 1 else None, result):
-                fresh = [o for o in page if _row_id(o) not in seen] if pass_no > 1 else page
-                seen.update(_row_id(o) for o in page)
-                if fresh:
-                    yield fresh
-            last = result
-            # every row X-Total announced has been served (an id served twice only means a row
-            # was inserted before the cursor: the newcomer is caught by the next sync)
-            if result.total is None or len(seen) >= result.total:
-                return
-            self.log.warning(
-                f"{endpoint}: listing pass {pass_no} inconsistent (X-Total {result.total}, "
-                f"{result.distinct} distinct ids, {result.dupes} served twice; {len(seen)} ids so far): "
-                "rows shifted while paging or X-Total is off — reading the listing again"
-            )
-        assert last is not None and last.total is not None
-        if last.dupes == 0 and last.distinct == len(seen):
-            self.log.warning(
-                f"{endpoint}: X-Total says {last.total} but {_MAX_LISTING_PASSES} full passes each "
-                f"ended after the same {len(seen)} rows; keeping them (the API's X-Total is off)"
-            )
-            return
-        raise ApiError(
-            f"GET {endpoint}: rows kept shifting while paging ({len(seen)} distinct rows of "
-            f"X-Total {last.total} after {_MAX_LISTING_PASSES} passes); retry later",
-            endpoint=endpoint,
-        )
-
-    def _one_pass(self, path: str, base: dict[str, Any], on_info: Any,
-                  result: _PassResult) -> Iterator[list[dict[str, Any]]]:
-        """One read of a listing, page 1 first, then the rest concurrently; fills `result`."""
-        size = self.settings.page_size
-        first = self.request(path, {**base, "page[size]": size, "page[number]": 1}, page_problem)
-        items = first._netops_json  # type: ignore[attr-defined]
-        per_page = int_header(first.headers, "X-Per-Page") or size
-        total = int_header(first.headers, "X-Total")
-        pages = math.ceil(total / per_page) if total is not None and per_page > 0 else None
-        result.total = total
-        if on_info:
-            on_info(PageInfo(total, per_page, pages))
-        result.add(items)
-        yield items
-        number, resp = 1, first
-        if pages is not None:
-            for n, page_resp in self._fetch_pages(path, base, per_page, range(2, pages + 1)):
-                page = page_resp._netops_json  # type: ignore[attr-defined]
-                if n == pages:
-                    number, resp, items = n, page_resp, page
-                result.add(page)
-                yield page
-            if number != max(pages, 1) or not items or "next" not in resp.links:
-                return  # the normal case: the page X-Total called last says it is the last
-        # No X-Total (or a last page that still links on): follow Link rel=next; with no Link
-        # header either, stop on a short page. A page that brings no new id ends it too, so a
-        # server that serves the same page forever cannot keep us here.
-        while items:
-            more = ("next" in resp.links) if resp.headers.get("Link") else len(items) >= per_page
-            if not more:
-                break
-            number += 1
-            resp = self.request(path, {**base, "page[size]": per_page, "page[number]": number}, page_problem)
-            items = resp._netops_json  # type: ignore[attr-defined]
-            if not result.add(items):
-                break
-            yield items
-
-    def _fetch_pages(self, path: str, base: dict[str, Any], per_page: int,
-                     numbers: range) -> Iterator[tuple[int, requests.Response]]:
-        if len(numbers) == 0:
-            return
-        workers = max(1, min(self.concurrency, len(numbers)))
-        todo = iter(numbers)
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="netops-page") as pool:
-            running: dict[Future[Any], int] = {}
-
-            def submit_next() -> bool:
-                n = next(todo, None)
-                if n is None:
-                    return False
-                fut = pool.submit(self.request, path, {**base, "page[size]": per_page, "page[number]": n},
-                                  page_problem)
-                running[fut] = n
-                return True
-
-            for _ in range(workers):
-                submit_next()
-            try:
-                while running:
-                    done, _ = wait(running, return_when=FIRST_COMPLETED)
-                    for fut in done:
-                        n = running.pop(fut)
-                        resp = fut.result()
-                        submit_next()
-                        yield n, resp
-            finally:
-                for fut in running:
-                    fut.cancel()
+        """Yield each page's list of objects (netops/api/paging.py XTotalPager); pages after the
+        first come in any order. `on_info(PageInfo)` is called after the first page."""
+        return self.paginate(XTotalPager(path, params, self.settings.page_size, on_info))
 
 
 class _Again(Exception):
@@ -510,90 +367,3 @@ class _CallState:
     failures: int = 0  # 5xx, timeouts, resets, garbled bodies (each counts against max_attempts)
     waits_429: int = 0
     refreshed_on_401: bool = False
-
-
-Validator = Callable[[Any], "str | None"]
-_MAX_LISTING_PASSES = 3
-
-
-@dataclass
-class _PassResult:
-    """What one pass over a listing saw: its X-Total, distinct ids, ids served twice."""
-
-    total: int | None = None
-    ids: set[Any] = field(default_factory=set)
-    dupes: int = 0
-
-    @property
-    def distinct(self) -> int:
-        return len(self.ids)
-
-    def add(self, page: list[dict[str, Any]]) -> int:
-        """Record a page; returns how many of its ids were new in this pass."""
-        new = 0
-        for obj in page:
-            rid = _row_id(obj)
-            if rid in self.ids:
-                self.dupes += 1
-            else:
-                self.ids.add(rid)
-                new += 1
-        return new
-
-
-def _row_id(obj: dict[str, Any]) -> Any:
-    return int(obj["id"])  # page_problem guarantees an integer-like id
-
-
-def _id_problem(obj: Any) -> str | None:
-    if not isinstance(obj, dict):
-        return f"a row that is a JSON {type(obj).__name__}, not an object"
-    rid = obj.get("id")
-    if rid is None:
-        return "a row without an id"
-    if isinstance(rid, bool) or not (isinstance(rid, int) or (isinstance(rid, str) and rid.isdigit())):
-        return f"a row whose id {rid!r:.30} is not an integer"
-    return None
-
-
-def page_problem(data: Any) -> str | None:
-    """Why a page of an index cannot be used as it is, or None (see ApiClient.request)."""
-    if not isinstance(data, list):
-        return f"a JSON {type(data).__name__} where a list of rows was expected"
-    ids: set[int] = set()
-    for obj in data:
-        problem = _id_problem(obj)
-        if problem:
-            return problem
-        rid = int(obj["id"])
-        if rid in ids:
-            return f"id {rid} twice in one page"
-        ids.add(rid)
-    return None
-
-
-def object_problem(data: Any) -> str | None:
-    """Validator for a single-object endpoint (`/v2/cursus/21`): an object with an integer id."""
-    return _id_problem(data)
-
-
-def _reason(resp: requests.Response | None) -> str:
-    if resp is None:
-        return "no answer"
-    try:
-        body = resp.json()
-        if isinstance(body, dict):
-            return str(body.get("error_description") or body.get("error") or body.get("message") or resp.reason)
-    except ValueError:
-        pass
-    return str(resp.reason)
-
-
-def __getattr__(name: str) -> Any:
-    """`CallRecorder` moved to netops/db/api_calls.py (the SQL belongs to db/); this keeps
-    `from netops.api.client import CallRecorder` (and CallRecord) working for older callers."""
-    if name == "CallRecorder":
-        from netops.db.api_calls import CallRecorder
-
-        return CallRecorder
-    raise AttributeError(name)

@@ -59,7 +59,7 @@ def key_rows(settings: Settings, cur: Any | None, now: float | None = None,
     `stores`: token files the caller has read already (path -> read_store_file), not read again.
     `keys`: what read_keys() returned already (an evaluation reads the keys once; None: read now).
     """
-    from netops.api.auth import credential_fingerprint, load_token_file, token_ttl
+    from netops.api.token_store import credential_fingerprint, load_token_file, token_ttl
 
     keys = read_keys(settings) if keys is None else keys
     if isinstance(keys, ConfigError):

@@ -1,39 +1,32 @@
 """Who may send the next API call, and on which application key.
 
-Why it is in PostgreSQL: the API's budget (2/s, 1,200/h by default) is per application, and a
-box runs many netops processes at once (the nightly sync, `backlog detect`, several `backlog run
---loop` workers, `reconcile`, the token refresh), often on several boxes pointed at one database.
-A limiter inside each process starts with an empty window and knows nothing of the others: a
-sync started right after another drew a 429 on its first call. So every call *claims its slot*
-in the key's per-second and per-hour windows before it is sent, with one call of
-`netops.claim_api_slot()` (migration 006) that holds the key's row lock while it checks both
-windows and inserts the slot — two claimers are serialised by the lock, so the windows can
-never hold more than the limits, however many processes claim. Windows use the database's
-clock, so boxes with drifting clocks still agree.
+The API's budget is per application key (docs/api.md), and many netops processes, on one box or
+several pointed at one database, spend it at once. So every call *claims its slot* in the key's
+per-second and per-hour windows in PostgreSQL before it is sent (`netops.claim_api_slot()`, SQL
+in netops/db/ratelimit.py): the claim holds the key's row lock while it checks both windows and
+inserts the slot, so the windows never hold more than the limits however many processes claim,
+and they use the database's clock, so boxes with drifting clocks still agree.
 
-What the claim guarantees: per key, starts at least 1/limit apart, at most `limit` slots in any
-window of 1 s + margin (NETOPS_RATE_WINDOW_MARGIN, default 0.05 s) as the API counts them (see below),
-at most the hourly limit in
-any sliding hour (+ margin).
-Where a slot counts (migration 012): the API counts a call when it ARRIVES, and the delay from
-claim to arrival varies (GIL, a busy core, a page being decoded: 0.13 s at load 4, 0.45 s at
-load 12 on this project's 2-core box), so a fixed margin was either too small under load (429s)
-or too costly idle. So each answered call *closes* its slot (`complete`): the slot moves to the
-latest moment the API can have counted it — its answer's headers, less the fastest round trip
-any process has seen on the key — and the windows of every process see it there. A slot not answered yet
-counts at its claim plus the key's learned spread (the largest recent claim-to-arrival delay,
-shared on the key's row; a call's lateness is counted from its slot's claim, not from before
-its wait for a slot, and against the fastest answer so far — see ratelimit.close_slot). The
-margin only covers what that estimate cannot see. A 429 anyway
-is settled for every process: Retry-After (+ jitter) is stored on the key (`blocked_until`), and
-the key's window widens by 50 ms (fading as calls close).
+What the claim guarantees, per key: starts at least 1/limit apart, at most `limit` slots in any
+window of 1 s + NETOPS_RATE_WINDOW_MARGIN as the API counts them, at most the hourly limit in any
+sliding hour.
 
-Limits: the configured budget of each key is the ceiling; the API's `X-Secondly-RateLimit-Limit`
-/ `X-Hourly-RateLimit-Limit` headers, when sent, can only lower it (stored on the key's row, so
-every process adopts them).
+Where a slot counts: the API counts a call when it ARRIVES, and the delay from claim to arrival
+varies with load (docs/deploy.md has the figures). So each answered call *closes* its slot
+(`complete`): the slot moves to the latest moment the API can have counted it — its answer's
+headers, less the fastest round trip any process has seen on the key — and every process's
+windows see it there. A slot not answered yet counts at its claim plus the key's learned spread
+(the largest recent claim-to-arrival delay, shared on the key's row; see ratelimit.close_slot).
+The margin covers only what that estimate cannot see. A 429 is settled for every process:
+Retry-After (+ jitter) is stored on the key (`blocked_until`) and the key's window widens a
+little, fading as calls close.
 
-Without a database (`dsn` None: only unit tests and one-off calls) the same rules run in this
-process only (`LocalLimiter`, one `Pacer` per key).
+Limits: each key's configured budget is the ceiling; the API's `X-Secondly-RateLimit-Limit` /
+`X-Hourly-RateLimit-Limit` headers can only lower it (stored on the key's row, so every process
+adopts them).
+
+Without a database (`dsn` None: unit tests and one-off calls) the same rules run in this process
+only (`LocalLimiter`, one `Pacer` per key).
 """
 
 from __future__ import annotations
@@ -66,11 +59,10 @@ class Pacer:
     the API's own per-second window, so arrival jitter cannot tip it into a 429.
     """
 
-    # seconds added to the one-second window: covers the spread of the claim-to-arrival delay.
-    # One process alone: measured up to 36 ms when 3 MB project pages are decoded while other
-    # calls go out (20 ms drew 429s). The pacer records starts, not arrivals (only the shared
-    # limiter closes slots where the API counted them), so it keeps at least this margin whatever
-    # NETOPS_RATE_WINDOW_MARGIN says.
+    # seconds added to the one-second window: covers one process's own claim-to-arrival delay
+    # (a large page decoded while other calls go out; BENCHMARKS.md). The pacer records starts,
+    # not arrivals (only the shared limiter closes slots where the API counted them), so it
+    # keeps at least this margin whatever NETOPS_RATE_WINDOW_MARGIN says.
     WINDOW_MARGIN = 0.05
 
     def __init__(self, per_second: float, per_hour: int, recent: list[float] | None = None,
@@ -338,9 +330,9 @@ class PgLimiter:
     def claimed_at(self) -> float | None:
         """When this thread's current slot was claimed (monotonic: the successful claim's round
         trip was sent then), None without one. A call's lateness — what feeds the key's spread —
-        is measured from here, never from before the waiting for a free slot: measured from
-        there, a call that waited 44 s for its turn reported a 45 s spread, every process then
-        counted calls in flight 5 s (the cap) late, and a real-latency sync ran 4× its floor."""
+        is measured from here, never from before the waiting for a free slot: a call that waited
+        its turn reached the API on time, and counting the wait as lateness would make every
+        process count calls in flight late."""
         return getattr(self._slot, "sent", None) if getattr(self._slot, "id", None) is not None else None
 
     def overdue(self, key: ApiKey) -> bool:
@@ -368,8 +360,8 @@ class PgLimiter:
     def complete(self, key: ApiKey, since_headers: float, rtt: float | None,
                  api_in_window: int | None = None) -> None:
         """This thread's last claimed call was answered: tell every process where the API
-        counted it (migration 012), and how many calls the API had in its window then. Best effort — a lost close leaves the slot counted at its
-        claim plus the key's spread, which is where it would have been before 012."""
+        counted it, and how many calls the API had in its window then. Best effort: a lost
+        close leaves the slot counted at its claim plus the key's spread."""
         slot_id, self._slot.id = getattr(self._slot, "id", None), None
         if slot_id is None:
             return

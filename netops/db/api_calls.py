@@ -1,5 +1,9 @@
-"""The SQL behind `netops.api_calls`: the recorder every command gives its API client, and the
-reads of it the pipeline needs.
+"""`netops.api_calls`: what a call record is, the recorder every command gives its API client,
+and the reads of the table the pipeline needs.
+
+The API client and the token manager describe every request as a `CallRecord` and hand it to the
+`Recorder` they were given, never knowing where it goes; the record is declared here, below api/,
+because this module stores it. `NullRecorder` keeps nothing (one-off calls with no database).
 
 Why its own connection: the records are written on an autocommit connection of their own, so
 they are kept even when the data transaction of the run rolls back (a failed phase's calls
@@ -12,9 +16,46 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Protocol
 
-from netops.api.record import CallRecord
+
+@dataclass
+class CallRecord:
+    """One HTTP request to the API: when (epoch s), for which job, what it answered."""
+
+    at: float
+    component: str
+    method: str
+    endpoint: str
+    status: int | None
+    duration_ms: int
+    attempt: int
+    secondly_remaining: int | None
+    hourly_remaining: int | None
+    error: str | None
+    key_label: str | None = None
+
+
+class Recorder(Protocol):
+    """Where call records go: `add` may buffer, `flush` makes them visible, `close` ends it."""
+
+    def add(self, rec: CallRecord) -> None: ...
+    def flush(self) -> None: ...
+    def close(self) -> None: ...
+
+
+class NullRecorder:
+    """Keeps nothing: a client without a database (unit tests, one-off calls)."""
+
+    def add(self, rec: CallRecord) -> None:
+        """Dropped: there is nowhere to keep it."""
+
+    def flush(self) -> None:
+        """Nothing buffered."""
+
+    def close(self) -> None:
+        """Nothing to close."""
 
 
 class CallRecorder:

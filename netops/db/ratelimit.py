@@ -1,4 +1,4 @@
-"""The SQL behind the shared API budget (migration 006): claim a slot, report a 429, adopt the
+"""The SQL behind the shared API budget (netops/api/limiter.py explains it): claim a slot, report a 429, adopt the
 API's limits, set a refused key aside, and read each key's windows for status and metrics.
 
 Kept here (not in netops/api/limiter.py) so every statement that touches netops.api_keys and
@@ -29,7 +29,7 @@ def claim(cur: Any, label: str, client_id: str, fingerprint: str, per_second: fl
     return Claim(str(state), float(wait or 0.0), slot_id)
 
 
-#: How fast a key's learned spread and 429 margin fade, per closed call (migration 012).
+#: How fast a key's learned spread and 429 margin fade, per closed call.
 SPREAD_DECAY = 0.9
 EXTRA_MARGIN_DECAY = 0.995
 
@@ -47,27 +47,22 @@ FLOOR_SAMPLES = 10
 def close_slot(cur: Any, label: str, slot_id: int, since_headers: float, rtt: float | None,
                api_in_window: int | None = None) -> float | None:
     """The answer to a claimed slot came back: move the slot to where the API counted the call,
-    and learn from it for every process (migration 012). One round trip.
+    and learn from it for every process. One round trip.
 
     - `since_headers`: seconds since the answer's headers arrived; `rtt`: claim to headers (None:
       no answer — the slot then counts at this very moment, the latest the API can have seen it).
     - The slot moves to headers − the key's round-trip floor (the fastest answer any process has
-      had: the API's own answering time; used once FLOOR_SAMPLES answers are in, before that
-      nothing is subtracted), never before its claim. rtt − the fastest answer so far (this one
-      included, from the first answer on) is how late this call reached the API; it feeds the
-      key's spread, which calls still in flight are assumed to take. Not rtt − 0 before the floor
-      is trusted: that counted the whole round trip as lateness (1.1 s at the real API), so every
-      call in flight was held 1.1 s late in every window and a real-latency sync ran at half its
-      budget until the spread had faded.
-    - Never later than its claim + that spread either: while in flight every process already
-      counted the slot there, so closing it no later does not assume anything new. Before the floor
-      is trusted, moving it to its headers instead held each of the first 10 calls a whole round
-      trip late (at 1.1 s: the first calls of every run at half the budget). Once the floor is
-      trusted, headers − floor is the earlier of the two (the spread is at least rtt − floor).
+      had: the API's own answering time; subtracted once FLOOR_SAMPLES answers are in), never
+      before its claim, and never later than its claim + the key's spread: while in flight every
+      process already counted it there. rtt − the fastest answer so far (this one included) is
+      how late this call reached the API; it feeds the key's spread, which calls still in flight
+      are assumed to take. The whole round trip is never counted as lateness, even before the
+      floor is trusted: that would hold every call in flight a round trip late in every window.
     - `api_in_window`: calls the API had in its one-second window when it counted this one
-      (X-Secondly-RateLimit-Limit − Remaining). More than the slots here in the second before this
-      one (by more than WINDOW_TOLERANCE) means the arrival estimates run early: the key's window widens by 10 ms for every
-      process, before that becomes a 429. Otherwise the widening fades.
+      (X-Secondly-RateLimit-Limit − Remaining). More than the slots here in the second before
+      this one (by more than WINDOW_TOLERANCE) means the arrival estimates run early: the key's
+      window widens by 10 ms for every process, before that becomes a 429. Otherwise the
+      widening fades.
 
     Returns the key's spread after this answer (None when the slot was already closed or gone):
     the limiter uses it to tell a claim that went out too late (see `release_slot`).
@@ -106,8 +101,8 @@ def release_slot(cur: Any, label: str, slot_id: int) -> None:
     """Give back a claimed slot that was never sent (its call would have gone out later than the
     windows assume: the caller claims a new one). Removing a slot can only make room, so it never
     breaks either window. When it was the key's latest slot, the key's pacing moment goes back to
-    the one before (no call went out at the released moment): kept, it made every reclaim wait a
-    whole interval (0.2 s at 5/s), and reclaims are frequent once the spread is small."""
+    the one before: no call went out at the released moment, and the reclaim that follows must
+    not wait a whole interval after it."""
     cur.execute("WITH d AS (DELETE FROM netops.api_slots WHERE id = %(id)s AND NOT done RETURNING at) "
                 "UPDATE netops.api_keys SET slots_kept = greatest(0, slots_kept - (SELECT count(*) FROM d)), "
                 "last_slot_at = CASE WHEN last_slot_at = (SELECT at FROM d) THEN (SELECT max(s.at) "

@@ -3,19 +3,17 @@ its high-water mark, and queue them — with the row itself as payload.
 
 Why this shape (docs/backlog.md has the long form):
 - One call returns up to 100 changed rows in full. Keeping them as the items' payloads means the
-  worker loads them without calling again: ~100 changed rows per call instead of the old
-  pipeline's one user per call.
+  worker loads them without calling again.
 - The window is `range[updated_at]=<mark>,<now - settle>`: windows tile the timeline, so each
   change is read once. A row can commit a little after the `updated_at` it carries (the API
   stamps it inside a transaction); reading only changes at least `settle` seconds old
   (BACKLOG_DETECT_SETTLE_SECONDS, the "timestamp delay" of Kafka Connect's JDBC source) means a
-  row not yet visible when its window was read is still ahead of the mark. The older design
-  (start each window `overlap` before the newest row seen) re-read every recent change once per
-  run: at 5,000 changes between back-to-back runs it measured 29.8 rows per call, not ~90.
-- Pages are walked by id keyset (`sort=id`, `range[id]=<last id + 1>,...`, always page 1): rows
-  that move out of the window while we page (updated again, deleted) cannot shift later rows
-  past us, which page numbers would. `X-Total` of each answer says how many remain, so the last
-  page is known without an extra empty call.
+  row not yet visible when its window was read is still ahead of the mark; no change is read
+  twice by overlapping windows.
+- Pages are walked by id keyset (netops/api/paging.py KeysetPager): rows that move out of the
+  window while we page (updated again, deleted) cannot shift later rows past us, which page
+  numbers would. `X-Total` of each answer says how many remain, so the last page is known
+  without an extra empty call.
 - The mark moves forward (only) in the same transaction that queues the window's last page, to
   the window's end — measured on the API's clock: the first answer's `Date` header minus
   `settle`, never past the end we asked for. A clock of ours running ahead of the API's cannot
@@ -32,10 +30,9 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from email.utils import parsedate_to_datetime
 from typing import Any
 
-from netops.api.client import page_problem
+from netops.api.paging import MAX_ID, KeysetPager, Page
 from netops.config import Settings
 from netops.db import connect, marks, queue
 from netops.errors import ApiError, AuthError
@@ -43,160 +40,40 @@ from netops.log import get_logger
 from netops.pipeline.live import LiveResource, PayloadError, entity_id, parse_ts, purge_erased, resolve
 
 CLOCK_WARN_SECONDS = 5.0   # log when our clock and the API's differ by more than this
-MAX_ID = 2**31 - 1
 
 
 def iso(dt: datetime) -> str:
     return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
-@dataclass
-class Page:
-    rows: list[dict[str, Any]]
-    remaining: int | None     # X-Total of this answer: rows from this page's first id on
-    last: bool
-    server_time: datetime | None = None   # the answer's Date header: the API's clock
+def _pager(settings: Settings, res: LiveResource, params: dict[str, Any] | None, after_id: int = 0,
+           upto: int = MAX_ID, lanes: int = 1) -> KeysetPager:
+    return KeysetPager(res.endpoint(settings), {**res.base_params(settings), **(params or {})},
+                       settings.page_size, label=res.path, resource=res.name, after_id=after_id,
+                       upto=upto, lanes=lanes)
 
 
 def keyset_pages(client: Any, settings: Settings, res: LiveResource, params: dict[str, Any] | None = None,
                  after_id: int = 0, upto: int = MAX_ID) -> Iterator[Page]:
-    """Yield pages of `res` in id order, walking `range[id]` from `after_id` (exclusive) to `upto`.
-
-    Each answer is page 1 of "ids above the last one seen", so the walk is immune to rows
-    shifting under it, and resumable from any id (the reconciler keeps its cursor in the DB).
-    """
-    size = max(1, min(100, settings.page_size))
-    cursor = int(after_id)
-    while True:
-        query = {**res.base_params(settings), **(params or {}), "sort": "id",
-                 "range[id]": f"{cursor + 1},{upto}", "page[size]": size, "page[number]": 1}
-        # page_problem: a page with a row without a usable id, or an id twice, is retried like a
-        # garbled answer and fails the resource if it stays so — never silently skipped while
-        # the high-water mark moves past it.
-        resp = client.request(res.endpoint(settings), query, validate=page_problem)
-        rows = resp._netops_json  # the client validated the JSON already
-        if not isinstance(rows, list):
-            raise ApiError(f"GET {res.path}: expected a JSON list, got {type(rows).__name__}", endpoint=res.path)
-        per_page = _int(resp.headers.get("X-Per-Page")) or size
-        total = _int(resp.headers.get("X-Total"))
-        ids = []
-        for obj in rows:
-            try:
-                ids.append(entity_id(obj, res.name))
-            except (PayloadError, AttributeError):
-                continue
-        if ids and min(ids) <= cursor:
-            raise ApiError(
-                f"GET {res.path}: range[id] was ignored (got id {min(ids)} <= {cursor}); this endpoint "
-                "cannot be walked by id", endpoint=res.path,
-            )
-        last = (total <= len(rows)) if total is not None else (len(rows) < per_page)
-        if not ids:
-            last = True
-        yield Page(rows, total, last, _http_date(resp.headers.get("Date")))
-        if last:
-            return
-        cursor = max(ids)
+    """Pages of `res` in id order, walking `range[id]` from `after_id` (exclusive) to `upto`
+    (netops/api/paging.py KeysetPager): immune to rows shifting under the walk, and resumable
+    from any id (the reconciler keeps its cursor in the DB)."""
+    return _pager(settings, res, params, after_id, upto).pages(client)
 
 
 def walk_lanes(client: Any) -> int:
     """How many keyset walks one resource may run at once: one with a single key (the budget, not
-    the walk, is then the bound — measured 4.4 of 5 calls/s), two per key with several, at most 8:
-    with N keys a single walk (one page in flight, then its processing) cannot use N budgets."""
+    the walk, is then the bound), two per key with several, at most 8: with N keys a single walk
+    (one page in flight, then its processing) cannot use N budgets."""
     keys = len(getattr(client, "keys", ()) or ())
     return 1 if keys <= 1 else min(8, 2 * keys)
 
 
 def keyset_lanes(client: Any, settings: Settings, res: LiveResource, params: dict[str, Any] | None,
                  lanes: int) -> Iterator[Page]:
-    """`keyset_pages` with the id range split into `lanes` walks fetched at once (several keys).
-
-    The first page comes first, as from one walk (its X-Total says how many rows lie above it);
-    one descending page then gives the highest ids, and the ids between are split into equal
-    ranges, each walked by keyset on its own thread — still immune to rows shifting, each walk
-    costing at most one short page more than one walk would. Pages after the first come in any
-    order; only the very last one yielded has `last` set (the caller moves its mark on it).
-    """
-    import queue as _q
-    import threading
-
-    size = max(1, min(100, settings.page_size))
-    walk = keyset_pages(client, settings, res, params)
-    first = next(walk)
-    ids = [int(o["id"]) for o in first.rows]
-    above = (first.remaining or 0) - len(first.rows)
-    if first.last or lanes < 2 or not ids or above < 4 * size * lanes:
-        yield first
-        yield from walk
-        return
-    walk.close()
-    cursor = max(ids)
-    query = {**res.base_params(settings), **(params or {}), "sort": "-id",
-             "range[id]": f"{cursor + 1},{MAX_ID}", "page[size]": size, "page[number]": 1}
-    top_resp = client.request(res.endpoint(settings), query, validate=page_problem)
-    top_rows = top_resp._netops_json
-    top_ids = [int(o["id"]) for o in top_rows]
-    top = Page(top_rows, _int(top_resp.headers.get("X-Total")), False, first.server_time)
-    if not top_ids or (top.remaining is not None and top.remaining <= len(top_rows)):
-        yield first
-        yield Page(top_rows, top.remaining, True, first.server_time)
-        return
-    hi = min(top_ids)  # the middle: ids in (cursor, hi)
-    bounds = [cursor + (hi - 1 - cursor) * i // lanes for i in range(lanes + 1)]
-    pages: _q.Queue[Any] = _q.Queue(maxsize=4 * lanes)
-    stop = threading.Event()
-
-    def lane(a: int, b: int) -> None:
-        try:
-            for page in keyset_pages(client, settings, res, params, after_id=a, upto=b):
-                if stop.is_set():
-                    return
-                pages.put(page)
-        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which raises it
-            pages.put(exc)
-        finally:
-            pages.put(None)
-
-    threads = [threading.Thread(target=lane, args=(a, b), name=f"netops-lane-{res.name}", daemon=True)
-               for a, b in zip(bounds, bounds[1:], strict=False) if b > a]
-    for t in threads:
-        t.start()
-    running = len(threads)
-    try:
-        yield first
-        held = top
-        while running:
-            got = pages.get()
-            if got is None:
-                running -= 1
-                continue
-            if isinstance(got, BaseException):
-                raise got
-            yield held
-            held = Page(got.rows, got.remaining, False, got.server_time)
-        yield Page(held.rows, held.remaining, True, held.server_time)
-    finally:
-        stop.set()
-        while any(t.is_alive() for t in threads):  # let blocked producers finish
-            with contextlib.suppress(_q.Empty):
-                pages.get(timeout=0.05)
-        for t in threads:
-            t.join()
-
-
-def _http_date(value: Any) -> datetime | None:
-    try:
-        dt = parsedate_to_datetime(value) if value else None
-    except (TypeError, ValueError):
-        return None
-    return dt.astimezone(timezone.utc) if dt is not None and dt.tzinfo else None
-
-
-def _int(value: Any) -> int | None:
-    try:
-        return int(value) if value is not None else None
-    except ValueError:
-        return None
+    """`keyset_pages` with the id range split into `lanes` walks fetched at once (several keys);
+    pages after the first come in any order, only the very last one has `last` set."""
+    return _pager(settings, res, params, lanes=lanes).pages(client)
 
 
 @dataclass
@@ -245,10 +122,10 @@ def detect(settings: Settings, dsn: str, resources: Sequence[str] | None = None,
         finally:
             conn.close()
 
-    # The four resources are walked at once, each on its own connection and client fork (one
-    # shared pacer): a keyset walk has one call in flight (each page starts after the last id
-    # of the one before), so walked one after another they are latency-bound — a round trip per
-    # page — where the budget allows latency x rate (2.2 at 1.1 s and 2/s) calls in flight.
+    # The resources are walked at once, each on its own connection and client fork (one shared
+    # limiter): a keyset walk has one call in flight (each page starts after the last id of the
+    # one before), so walked one after another they are latency-bound — a round trip per page —
+    # where the budget allows latency x rate calls in flight.
     # Order does not matter here: the worker claims users before the rows that reference them.
     workers = max(1, min(len(todo), settings.max_concurrency))
     try:
@@ -323,25 +200,8 @@ def _walk_window(conn: Any, client: Any, settings: Settings, res: LiveResource, 
         carried += calls_now - result.calls
         result.calls = calls_now
         result.seen += len(page.rows)
-        items = []
-        for obj in page.rows:
-            try:
-                ident = entity_id(obj, res.name)
-            except (PayloadError, AttributeError):
-                result.invalid += 1   # not keyable: nothing to queue it under (the log counts it)
-                continue
-            stamp = obj.get("updated_at")
-            if isinstance(stamp, str):
-                try:
-                    parse_ts(stamp)
-                except ValueError:
-                    # queued all the same (the mark moves past it): the worker's validation fails
-                    # the item with the error kept, where `netops backlog status` shows it
-                    stamp = None
-                    bad_stamps += 1
-            else:
-                stamp = None
-            items.append(queue.NewItem(res.name, ident, payload=obj, source_updated_at=stamp))
+        items, bad = _page_items(res, page.rows, result)
+        bad_stamps += bad
         with conn, conn.cursor() as cur:
             fresh = queue.not_current(cur, res.name, items)
             if fresh:
@@ -361,6 +221,38 @@ def _walk_window(conn: Any, client: Any, settings: Settings, res: LiveResource, 
     best = max((m for m in (end, mark) if m is not None), default=None)
     result.mark = iso(best) if best else None
     result.seconds = time.monotonic() - started
+    _log_window(log, res, since, result, bad_stamps)
+    return result
+
+
+def _page_items(res: LiveResource, rows: list[dict[str, Any]],
+                result: DetectResult) -> tuple[list[queue.NewItem], int]:
+    """One page's rows as queue items (the row itself the payload), and how many of them carry an
+    `updated_at` that does not parse; a row without a usable id is counted invalid and skipped."""
+    items = []
+    bad_stamps = 0
+    for obj in rows:
+        try:
+            ident = entity_id(obj, res.name)
+        except (PayloadError, AttributeError):
+            result.invalid += 1   # not keyable: nothing to queue it under (the log counts it)
+            continue
+        stamp = obj.get("updated_at")
+        if isinstance(stamp, str):
+            try:
+                parse_ts(stamp)
+            except ValueError:
+                # queued all the same (the mark moves past it): the worker's validation fails
+                # the item with the error kept, where `netops backlog status` shows it
+                stamp = None
+                bad_stamps += 1
+        else:
+            stamp = None
+        items.append(queue.NewItem(res.name, ident, payload=obj, source_updated_at=stamp))
+    return items, bad_stamps
+
+
+def _log_window(log: Any, res: LiveResource, since: str | None, result: DetectResult, bad_stamps: int) -> None:
     window = f"since {since}" if since else "full pull (no mark yet)"
     log.info(
         f"Detect {res.name}: {window}, {result.calls} API call(s), {result.seen:,} rows seen, "
@@ -370,7 +262,6 @@ def _walk_window(conn: Any, client: Any, settings: Settings, res: LiveResource, 
         + "), "
         f"mark → {result.mark or 'none'}"
     )
-    return result
 
 
 def _window_end(until: datetime, server_time: datetime | None, settle: timedelta, resource: str,

@@ -102,3 +102,159 @@ def test_pacer_never_exceeds_the_per_second_window_across_threads() -> None:
     assert len(starts) == 64
     worst = max(sum(1 for s in starts if t0 <= s < t0 + 1.0) for t0 in starts)
     assert worst <= 20
+
+
+# -- the client's policy (netops/api/policy.py): one verdict per kind of answer ----------------
+def test_policy_a_good_answer_is_done() -> None:
+    from netops.api.policy import Action, classify
+
+    assert classify(200).action is Action.DONE
+
+
+def test_policy_401_refreshes_the_token() -> None:
+    from netops.api.policy import Action, classify
+
+    assert classify(401).action is Action.REFRESH
+
+
+def test_policy_429_waits_for_the_key_for_retry_after_plus_jitter() -> None:
+    from netops.api.policy import Action, classify
+
+    v = classify(429, headers={"Retry-After": "7"})
+    assert v.action is Action.WAIT_KEY and v.retry_after == 7 and 7.05 <= v.pause <= 7.25
+    v = classify(429, headers={})                       # no Retry-After: one second
+    assert v.action is Action.WAIT_KEY and v.retry_after is None and 1.05 <= v.pause <= 1.25
+    v = classify(429, headers={"Retry-After": "soon"})  # unreadable: one second too
+    assert v.retry_after is None and 1.05 <= v.pause <= 1.25
+
+
+def test_policy_other_4xx_fail_at_once() -> None:
+    from netops.api.policy import Action, classify
+
+    for status in (400, 403, 404, 422):
+        assert classify(status).action is Action.FAIL
+
+
+def test_policy_5xx_are_retried() -> None:
+    from netops.api.policy import Action, classify
+
+    for status in (500, 502, 503, 504):
+        v = classify(status)
+        assert v.action is Action.RETRY and v.problem == f"HTTP {status}"
+
+
+def test_policy_timeouts_and_resets_are_retried_with_a_phrase_for_the_log() -> None:
+    import requests
+
+    from netops.api.policy import Action, classify_error
+
+    cases = {
+        requests.ReadTimeout("read timed out"): "timeout after 30s",
+        requests.ConnectTimeout("connect timed out"): "timeout after 30s",
+        requests.ConnectionError("Connection reset by peer"): "connection reset",
+        requests.ConnectionError("Connection aborted."): "connection reset",
+        requests.ConnectionError("Name or service not known"): "connection failed",
+        requests.exceptions.ChunkedEncodingError("IncompleteRead"): "answer cut short (connection closed mid-body)",
+        requests.TooManyRedirects("loop"): "TooManyRedirects",
+    }
+    for exc, phrase in cases.items():
+        v = classify_error(exc, 30.0)
+        assert v.action is Action.RETRY and v.problem == phrase, exc
+
+
+def test_policy_a_garbled_200_is_retried() -> None:
+    import requests
+
+    from netops.api import transport
+    from netops.api.policy import Action, classify
+
+    resp = requests.Response()
+    resp.status_code = 200
+    resp._content = b"<html>oops</html>"
+    resp.headers["Content-Type"] = "text/html; charset=utf-8"
+    problem = transport.read_json(resp, None)
+    assert problem == "HTTP 200 with a body that is not JSON (text/html)"
+    v = classify(200, problem)
+    assert v.action is Action.RETRY and v.problem == problem
+    resp._content = b'[{"login": "x"}]'                 # JSON, but a row without an id
+    from netops.api.paging import page_problem
+
+    assert transport.read_json(resp, page_problem) == "HTTP 200 with a row without an id"
+    resp._content = b'[{"id": 1}]'
+    assert transport.read_json(resp, page_problem) is None and resp._netops_json == [{"id": 1}]
+
+
+def test_policy_backoff_doubles_with_jitter_and_is_capped() -> None:
+    from netops.api.policy import backoff_seconds
+
+    for attempt, base in ((1, 0.5), (2, 1.0), (3, 2.0), (10, 30.0)):
+        assert base * 0.8 <= backoff_seconds(attempt) <= base * 1.2
+
+
+def test_policy_refusal_reason_uses_the_apis_words() -> None:
+    import requests
+
+    from netops.api.policy import refusal_reason
+
+    resp = requests.Response()
+    resp.status_code, resp.reason = 404, "Not Found"
+    resp._content = b'{"error": "Not Found", "error_description": "no such campus"}'
+    assert refusal_reason(resp) == "no such campus"
+    resp._content = b"not json"
+    assert refusal_reason(resp) == "Not Found"
+    assert refusal_reason(None) == "no answer"
+
+
+# -- the pagers (netops/api/paging.py), driven by a stand-in for the client --------------------
+class _Listing:
+    """Serves `n` rows (ids 1..n) by page number or by `range[id]`, with X-Total, and counts calls."""
+
+    def __init__(self, n: int) -> None:
+        import logging
+
+        self.rows = [{"id": i} for i in range(1, n + 1)]
+        self.calls: list[dict[str, object]] = []
+        self.concurrency = 2
+        self.log = logging.getLogger("test-paging")
+
+    def request(self, path: str, params: dict | None = None, validate: object = None) -> object:
+        import requests
+
+        p = dict(params or {})
+        self.calls.append(p)
+        size, number = int(p["page[size]"]), int(p["page[number]"])
+        rows = self.rows
+        if "range[id]" in p:
+            lo, hi = (int(x) for x in str(p["range[id]"]).split(","))
+            rows = [r for r in rows if lo <= r["id"] <= hi]
+            if p.get("sort") == "-id":
+                rows = rows[::-1]
+        resp = requests.Response()
+        resp.status_code = 200
+        resp.headers.update({"X-Total": str(len(rows)), "X-Per-Page": str(size)})
+        resp._netops_json = rows[(number - 1) * size:number * size]  # type: ignore[attr-defined]
+        return resp
+
+
+def test_xtotal_pager_reads_the_listing_in_exactly_its_pages() -> None:
+    from netops.api.paging import PageInfo, XTotalPager
+
+    api, infos = _Listing(250), []
+    pages = list(XTotalPager("/v2/things", {"sort": "id"}, 100, infos.append).pages(api))
+    assert sorted(r["id"] for p in pages for r in p) == list(range(1, 251))
+    assert len(api.calls) == 3 and api.calls[0]["page[number]"] == 1   # page 1 first, no empty page
+    assert infos == [PageInfo(250, 100, 3)]
+
+
+def test_keyset_pager_walks_by_id_and_in_lanes_with_the_same_rows() -> None:
+    from netops.api.paging import KeysetPager
+
+    api = _Listing(250)
+    pages = list(KeysetPager("/v2/users", {}, 100, label="/v2/users").pages(api))
+    assert [len(p.rows) for p in pages] == [100, 100, 50] and [p.last for p in pages] == [False, False, True]
+    assert [c["range[id]"] for c in api.calls] == ["1,2147483647", "101,2147483647", "201,2147483647"]
+    api = _Listing(5000)
+    pages = list(KeysetPager("/v2/users", {}, 100, label="/v2/users", lanes=4).pages(api))
+    ids = [r["id"] for p in pages for r in p.rows]
+    assert sorted(ids) == list(range(1, 5001)) and len(ids) == 5000        # each row exactly once
+    assert [p.last for p in pages].count(True) == 1 and pages[-1].last
