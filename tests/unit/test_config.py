@@ -106,7 +106,7 @@ def test_keys_and_budget_are_read_once_when_settings_are_built(monkeypatch: pyte
     settings were built; replace() builds new settings, so it reads them again from its values."""
     from netops import config
     from netops.api.client import ApiClient
-    from netops.api.record import NullRecorder
+    from netops.db.api_calls import NullRecorder
 
     reads: list[object] = []
     real = config.read_key_set
