@@ -297,7 +297,7 @@ _DECLARED: tuple[TableSpec, ...] = (
     ), LiveSource("coalitions_users", "/v2/coalitions_users"),
         fks=(ForeignKey("coalition_id", "coalitions"), ForeignKey("user_id", "users"))),
     # migration 010 (issue 15): the table 42 dashboards ask for first. `level` is computed by
-    # the server and changes without moving updated_at (42-api.md): reconcile catches it.
+    # the server and changes without moving updated_at (docs/api.md): reconcile catches it.
     TableSpec("cursus_users", (
         col("id", "int", not_null=True), col("user_id", "int", nested_id("user", "user_id"), not_null=True),
         col("cursus_id", "int", nested_id("cursus", "cursus_id"), not_null=True), col("level", "float"),

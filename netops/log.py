@@ -4,7 +4,7 @@ Every line starts with a UTC timestamp and a level. Known secrets (client secret
 access tokens seen at run time) are redacted from every message before any sink sees it, so a
 careless f-string can never leak them into a log file.
 
-Components and their files (design.md, "Logs"):
+Components and their files (docs/deploy.md, "Logs"):
     token    -> 42_token_refresh.log
     backlog  -> backlog_worker.log
     stable   -> nightly_stable_tables.log

@@ -377,7 +377,7 @@ class ApiClient:
 
         `on_info(PageInfo)` is called after the first page (progress bars, bookkeeping).
 
-        Rows can shift between pages while we page (42-api.md): a row deleted before our
+        Rows can shift between pages while we page (docs/api.md): a row deleted before our
         cursor moves every later row one place up, and the row at the next page boundary is
         never served; an insert serves one row twice. Page numbers cannot see that, so each
         pass over the listing is checked against its own first page's `X-Total`: fewer distinct

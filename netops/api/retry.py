@@ -17,7 +17,7 @@ def backoff_seconds(attempt: int) -> float:
 
 def retry_after_pause(headers: Any) -> tuple[float, int | None]:
     """(pause, Retry-After as sent) after a 429: the header's seconds (1 when absent or
-    unreadable) plus a little jitter, as 42-api.md asks of clients sharing a key."""
+    unreadable) plus a little jitter, as docs/api.md asks of clients sharing a key."""
     retry_after = int_header(headers, "Retry-After") if headers is not None else None
     return (retry_after if retry_after is not None else 1) + random.uniform(0.05, 0.25), retry_after
 

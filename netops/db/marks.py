@@ -1,5 +1,5 @@
 """Per-resource marks of phase 09 (`netops.backlog_marks`): the detector's high-water mark and the
-reconciler's resumable cursor. All SQL on that table is here (one module per concept, design.md).
+reconciler's resumable cursor. All SQL on that table is here (one module per concept, docs/CONTRACTS.md).
 
 Both are moved in the caller's transaction — the one that queued the window's last page, or
 loaded the reconciled interval — so a crash never leaves a mark ahead of the work it stands for.

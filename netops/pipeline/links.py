@@ -1,7 +1,7 @@
 """Phase 07's links, derived from the achievements listing, and their verification.
 
 Why derive: every `/v2/achievements` object carries `campus`, the NAMES of the campuses it
-belongs to (42-api.md, "Real payloads"). The links therefore come with phase 05's listing for
+belongs to (docs/api.md, "Real payloads"). The links therefore come with phase 05's listing for
 free, where paging `/v2/campus/:id/achievements` once per mirrored campus cost 82 of a full
 sync's 105 calls. The derivation is one rule, declared here and used by both the sync and the
 verification: an achievement belongs to a mirrored campus when its `campus` list holds that

@@ -1,6 +1,6 @@
 """JSON -> row mapping shared by the stable phases and the live resources.
 
-The API's payload quirks (42-api.md) are handled once, here: booleans spelled with or without a
+The API's payload quirks (docs/api.md) are handled once, here: booleans spelled with or without a
 trailing `?`, ids nested in objects, timestamps with `Z` or an offset. Converters return the
 value for COPY or raise ValueError; the caller names the resource, row and field in its error.
 Unknown extra fields are simply never read; a missing field is None (NULL).

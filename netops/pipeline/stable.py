@@ -8,7 +8,7 @@ position in this run's order, for the progress display and the log lines.
 Link tables and sessions come from lists nested in each project, and campus_achievements from
 the campus names nested in each achievement, so none of them costs a call of its own.
 
-Mapping rules (42-api.md): unknown extra fields are ignored; a missing field is NULL; a value of
+Mapping rules (docs/api.md): unknown extra fields are ignored; a missing field is NULL; a value of
 the wrong type fails the phase with the endpoint, row id and field named (the mirror keeps its
 old state rather than storing garbage).
 """
