@@ -1,4 +1,4 @@
-"""The test/demo control API under `/_sim/`, and a small HTTP client for it.
+"""A client for the simulator's control API under `/_sim/`, and the routes it calls.
 
 The server binds to loopback, so the control API is on by default (`--no-control` removes it).
 Every route answers JSON. Routes (all bodies JSON):
@@ -22,97 +22,16 @@ Every route answers JSON. Routes (all bodies JSON):
     GET    /_sim/churn                       {"recent": [...]} (last 1000 changes)
     GET    /_sim/expected                    {table: row_count} for the 12 mirror tables
     GET    /_sim/expected/<table>[?values=0] {"table", "primary_key", "count", "keys", "rows"?}
+
+The server side is netops/sim/control_routes.py; this client imports nothing of the server, so
+tests and benchmarks can drive a simulator in another process.
 """
 
 from __future__ import annotations
 
-import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import requests
-
-from netops.sim.faults import FaultSpecError
-
-if TYPE_CHECKING:  # pragma: no cover
-    from werkzeug.wrappers import Request
-
-    from netops.sim.server import SimServer
-
-
-def _body(request: Request) -> dict[str, Any]:
-    raw = request.get_data(cache=True)
-    if not raw:
-        return {}
-    data = json.loads(raw)
-    if not isinstance(data, dict):
-        raise ValueError("the request body must be a JSON object")
-    return data
-
-
-def handle(sim: SimServer, request: Request) -> tuple[int, Any]:
-    """Dispatch one control request; errors become 400/404 JSON, never a traceback."""
-    try:
-        return _dispatch(sim, request)
-    except KeyError as exc:
-        return 400, {"error": "Bad Request", "message": f"missing or unknown: {str(exc).strip(chr(34) + chr(39))}"}
-    except LookupError as exc:
-        return 404, {"error": "Not Found", "message": str(exc).strip("'\"")}
-    except (ValueError, TypeError, FaultSpecError) as exc:
-        return 400, {"error": "Bad Request", "message": str(exc)}
-
-
-def _dispatch(sim: SimServer, request: Request) -> tuple[int, Any]:
-    path = request.path.rstrip("/")
-    method = request.method
-    body = _body(request) if method in ("POST", "PUT", "DELETE") else {}
-    if path == "/_sim/health":
-        return 200, {"ok": True, "settings": sim.settings()}
-    if path == "/_sim/config":
-        if method == "POST":
-            allowed = {"rate_per_second", "rate_per_hour", "latency", "token_ttl", "page_caps", "churn_per_minute"}
-            unknown = set(body) - allowed
-            if unknown:
-                raise ValueError(f"unknown config keys: {', '.join(sorted(unknown))}")
-            return 200, sim.configure(**body)
-        return 200, sim.settings()
-    if path == "/_sim/reset" and method == "POST":
-        sim.reset()
-        return 200, {"ok": True, "expected": sim.expected()}
-    if path == "/_sim/stats":
-        return 200, sim.stats()
-    if path == "/_sim/stats/reset" and method == "POST":
-        sim.reset_stats()
-        return 200, {"ok": True}
-    if path == "/_sim/tokens/expire" and method == "POST":
-        return 200, {"affected": sim.expire_tokens()}
-    if path == "/_sim/tokens/revoke" and method == "POST":
-        return 200, {"affected": sim.revoke_tokens()}
-    if path == "/_sim/delete" and method == "POST":
-        return 200, {"removed": sim.delete(str(body["resource"]), body["id"])}
-    if path == "/_sim/modify" and method == "POST":
-        row = sim.modify(str(body["resource"]), body["id"], dict(body.get("fields") or {}),
-                         touch=bool(body.get("touch", True)))
-        return 200, {"row": row}
-    if path == "/_sim/faults":
-        if method == "POST":
-            return 201, sim.add_fault(body)
-        if method == "DELETE":
-            sim.clear_faults()
-            return 200, {"ok": True}
-        return 200, {"faults": sim.list_faults()}
-    if path.startswith("/_sim/faults/") and method == "DELETE":
-        return (200, {"ok": True}) if sim.faults.remove(int(path.rsplit("/", 1)[1])) else (404, {"error": "Not Found"})
-    if path == "/_sim/churn":
-        if method == "POST":
-            applied = sim.churn(int(body.get("n", 0)), body.get("changes"), float(body.get("silent_share", 0.0)))
-            return 200, {"applied": applied}
-        return 200, {"recent": list(sim.churn_log)}
-    if path == "/_sim/expected":
-        return 200, sim.expected()
-    if path.startswith("/_sim/expected/"):
-        table = path.rsplit("/", 1)[1]
-        return 200, sim.expected_table(table, values=request.args.get("values", "1") not in ("0", "false"))
-    return 404, {"error": "Not Found", "message": f"no control route {method} {path}"}
 
 
 class SimControl:

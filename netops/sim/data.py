@@ -4,14 +4,14 @@ Why it is shaped this way:
 - Everything derives from `random.Random(seed)` (stable data) and a second RNG (live data), so
   the stable set does not change when only `live_scale` does, and two servers with one seed
   serve byte-identical answers.
-- Rows are stored close to the API's shape (field names with `?`, nulls) as 42-api.md's "Real
+- Rows are stored close to the API's shape (field names with `?`, nulls) as docs/api.md's "Real
   payloads" describes it, field for field (quirks the real API never shows exist only as named
   faults, netops/sim/faults.py), but
   timestamps are kept as epoch milliseconds and references (a project's campuses, a
   projects_user's user) as ids in `_`-prefixed keys. Nested objects are built at render time
   from the current tables, so a deleted campus vanishes from every project's nested list and a
   renamed user shows up in every nested `user` - the cascades the real API has, for free.
-- The exact sizes of 42-api.md are hit by drawing uneven counts and then nudging them to the
+- The exact sizes in docs/api.md are hit by drawing uneven counts and then nudging them to the
   required sum, so the totals are exact while the distribution stays lumpy like real data.
 """
 
@@ -35,7 +35,7 @@ STABLE_RESOURCES = ("cursus", "campuses", "projects", "project_sessions", "coali
 #: the live resources, by the API's names (the catalog's queue names), parents first
 LIVE_RESOURCES = catalog.live_resource_names()
 #: the resources `random_change` churns, with their weights (cursus_users' changes are the silent
-#: `level` moves a test makes with modify(touch=False); the draws stay those measured in BENCHMARKS.md)
+#: `level` moves a test makes with modify(touch=False), so random churn leaves them alone)
 CHURN = (("users", 40), ("projects_users", 30), ("achievements_users", 15), ("coalitions_users", 15))
 RESOURCES = STABLE_RESOURCES + LIVE_RESOURCES
 LINK_RESOURCES = ("campus_projects", "campus_achievements")
@@ -67,7 +67,7 @@ TS_FIELDS: dict[str, tuple[str, ...]] = {
     "cursus_users": ("begin_at", "end_at", "blackholed_at", "created_at", "updated_at"),
 }
 
-# Exact sizes of the default data set (42-api.md, December 2025).
+# Exact sizes of the default data set (docs/api.md, December 2025).
 N_CAMPUSES = 60
 N_MIRRORED_CAMPUSES = 54
 N_PROJECTS_21 = 519
@@ -90,7 +90,7 @@ def canonical(resource: str) -> str:
 
 
 #: Offsets (minutes) users' `anonymize_date` / `data_erasure_date` are written with: many,
-#: negative ones common (42-api.md "Real payloads").
+#: negative ones common (docs/api.md "Real payloads").
 USER_DATE_OFFSETS = (60, 120, 540, 0, -180, -300, -240, 330, 180, -360, 600, -420, 480, 60, -180)
 
 
@@ -163,19 +163,6 @@ def _image(rng: random.Random, kind: str, key: str) -> dict[str, Any]:
     return {"link": f"{base}/{key}.jpg", "versions": {
         "large": f"{base}/large_{key}.jpg", "medium": f"{base}/medium_{key}.jpg",
         "small": f"{base}/small_{key}.jpg", "micro": f"{base}/micro_{key}.jpg"}}
-
-
-def _former_junk_draws(rng: random.Random, share: float) -> None:
-    """The draws the old junk-field sprinkler made, adding nothing.
-
-    The real API never shows the fields it added (`internal_note`, `legacy_ref`,
-    `sim_beta_flag`; they are the `legacy_fields` fault now). The live generators keep its draws
-    so the live data set (row counts in README and BENCHMARKS.md) stays the one measured.
-    """
-    if rng.random() < share:
-        rng.randint(1, 9)
-        rng.choice(range(5))
-        rng.choice(range(3))
 
 
 def _odd(rng: random.Random, text: str, share: float) -> str:
@@ -290,7 +277,7 @@ class Dataset:
                 d["user"] = {"id": row["_user_id"], "login": u["login"] if u else None,
                              "url": f"{API}/v2/users/{u['login'] if u else row['_user_id']}"}
             elif resource == "cursus_users":
-                # nested `user` (the user as the users listing shows it) and `cursus` (42-api.md)
+                # nested `user` (the user as the users listing shows it) and `cursus` (docs/api.md)
                 u = users.get(row["_user_id"])
                 d["user"] = self.render("users", [u])[0] if u is not None else {"id": row["_user_id"]}
                 c = self.tables["cursus"].get(row["cursus_id"])
@@ -440,26 +427,16 @@ class Dataset:
     def delete(self, resource: str, row_id: Any) -> dict[str, int]:
         """Delete one row and cascade the way the real API would. Returns rows removed per resource."""
         resource = canonical(resource)
-        removed: dict[str, int] = {}
-        t = self.tables
         if resource in LINK_RESOURCES:
             campus_id, other = (int(x) for x in row_id)
-            if resource == "campus_projects":
-                p = t["projects"].get(other)
-                if p is None or campus_id not in p["_campus_ids"]:
-                    raise LookupError(f"no campus_projects link {campus_id},{other}")
-                self._writable("projects", other)["_campus_ids"] = [c for c in p["_campus_ids"] if c != campus_id]
-            else:
-                lst = self.campus_achievements.get(campus_id, [])
-                if other not in lst:
-                    raise LookupError(f"no campus_achievements link {campus_id},{other}")
-                self.campus_achievements[campus_id] = [a for a in lst if a != other]
+            self._delete_link(resource, campus_id, other)
             return {resource: 1}
         row_id = int(row_id)
+        t = self.tables
         if row_id not in t[resource]:
             raise LookupError(f"no {resource} row with id {row_id}")
         del t[resource][row_id]
-        removed[resource] = 1
+        removed: dict[str, int] = {resource: 1}
 
         def drop(res: str, pred: Any) -> None:
             gone = [k for k, r in t[res].items() if pred(r)]
@@ -469,16 +446,7 @@ class Dataset:
                 removed[res] = removed.get(res, 0) + len(gone)
 
         if resource == "campuses":
-            links = 0
-            for pid, p in list(t["projects"].items()):
-                if row_id in p["_campus_ids"]:
-                    self._writable("projects", pid)["_campus_ids"] = [c for c in p["_campus_ids"] if c != row_id]
-                    links += 1
-            if links:
-                removed["campus_projects"] = links
-            lst = self.campus_achievements.pop(row_id, [])
-            if lst:
-                removed["campus_achievements"] = len(lst)
+            self._unlink_campus(row_id, removed)
         elif resource == "projects":
             drop("project_sessions", lambda s: s["project_id"] == row_id)
             drop("projects_users", lambda r: r["_project_id"] == row_id)
@@ -499,6 +467,32 @@ class Dataset:
             drop("achievements_users", lambda r: r["user_id"] == row_id)
             drop("coalitions_users", lambda r: r["user_id"] == row_id)
         return removed
+
+    def _delete_link(self, resource: str, campus_id: int, other: int) -> None:
+        """Remove one campus_projects / campus_achievements link (a link has no row of its own)."""
+        if resource == "campus_projects":
+            p = self.tables["projects"].get(other)
+            if p is None or campus_id not in p["_campus_ids"]:
+                raise LookupError(f"no campus_projects link {campus_id},{other}")
+            self._writable("projects", other)["_campus_ids"] = [c for c in p["_campus_ids"] if c != campus_id]
+            return
+        lst = self.campus_achievements.get(campus_id, [])
+        if other not in lst:
+            raise LookupError(f"no campus_achievements link {campus_id},{other}")
+        self.campus_achievements[campus_id] = [a for a in lst if a != other]
+
+    def _unlink_campus(self, campus_id: int, removed: dict[str, int]) -> None:
+        """A deleted campus leaves every project's campus list and takes its achievement links."""
+        links = 0
+        for pid, p in list(self.tables["projects"].items()):
+            if campus_id in p["_campus_ids"]:
+                self._writable("projects", pid)["_campus_ids"] = [c for c in p["_campus_ids"] if c != campus_id]
+                links += 1
+        if links:
+            removed["campus_projects"] = links
+        lst = self.campus_achievements.pop(campus_id, [])
+        if lst:
+            removed["campus_achievements"] = len(lst)
 
     def modify(self, resource: str, row_id: Any, fields: dict[str, Any], touch: bool = True) -> dict[str, Any]:
         """Set fields on a stored row (API names; timestamps as ISO strings). Returns the new payload.
@@ -619,17 +613,11 @@ def make_user(rng: random.Random, uid: int, campus_id: int, taken: set[str], now
     taken.add(login)
     created = now - _ri(rng, 0, 6 * YEAR)
     updated = min(now, created + _ri(rng, 0, 3 * YEAR))
-    # the real cursus-21 listing: every user a student, not staff, not alumni, phone "hidden".
-    # The draws that used to decide those stay, so the rest of the seeded stream (and every
-    # live row count in README/BENCHMARKS) is unchanged; the new variations derive from the id.
-    rng.random()
-    if rng.random() >= 0.985:
-        rng.choice(["admin", "external"])
+    # the real cursus-21 listing: every user a student, not staff, not alumni, phone "hidden";
+    # the variations it does show (nicknames, missing pictures) derive from the id
     pool_year = (created // YEAR) + 1970
     anonymize = (now + _ri(rng, 1, 4) * YEAR) // DAY * DAY - 3_600_000
     erasure = anonymize + 30 * DAY * (1 + uid % 12)
-    if rng.random() >= 0.8:
-        rng.choice([None, f"+33 6 {_ri(rng, 10_000_000, 99_999_999)}"])
     image = _image(rng, "users", login)
     if uid % 33 == 0:  # ~3 %: no picture, every link null
         image = {"link": None, "versions": {k: None for k in ("large", "medium", "small", "micro")}}
@@ -647,7 +635,6 @@ def make_user(rng: random.Random, uid: int, campus_id: int, taken: set[str], now
         "alumnized_at": None, "alumni?": False, "active?": rng.random() < 0.5,
         "_campus_id": campus_id,
     }
-    _former_junk_draws(rng, 0.02)
     return row
 
 
@@ -673,7 +660,6 @@ def make_projects_user(rng: random.Random, rid: int, user_id: int, project_id: i
         "created_at": created, "updated_at": updated,
         "_user_id": user_id, "_project_id": project_id,
     }
-    _former_junk_draws(rng, 0.01)
     return row
 
 
@@ -697,7 +683,7 @@ GRADES = ("Learner", "Member", "Transcender", None)
 
 def make_cursus_user(rng: random.Random, rid: int, user_id: int, now: int = BASE_MS,
                      created: int | None = None) -> dict[str, Any]:
-    """A user's enrolment in cursus 21 as /v2/cursus/21/cursus_users shows it (42-api.md): level a
+    """A user's enrolment in cursus 21 as /v2/cursus/21/cursus_users shows it (docs/api.md): level a
     float with two decimals, skills with their own levels, blackholed_at for the ones at risk."""
     created = created if created is not None else now - _ri(rng, 0, 6 * YEAR)
     level = round(rng.random() * 21, 2)
@@ -716,8 +702,8 @@ def make_cursus_user(rng: random.Random, rid: int, user_id: int, now: int = BASE
 
 
 def add_cursus_users(ds: Dataset, seed: int) -> None:
-    """One cursus-21 enrolment per user, from an RNG of its own: the rest of the live data set (and
-    the figures measured on it) is unchanged by its presence."""
+    """One cursus-21 enrolment per user, from an RNG of its own, so the other live tables do not
+    depend on whether (or how) cursus_users are generated."""
     rng = random.Random(f"{seed}-cursus_users")
     out, rid = {}, 150_000
     for uid, user in ds.tables["users"].items():
@@ -783,7 +769,7 @@ def _gen_projects(rng: random.Random, campuses: dict[int, dict[str, Any]]
     p21_idx = [i for i in range(n_all) if i not in other_pos]
     link_counts = dict(zip(p21_idx, _counts(rng, N_PROJECTS_21, N_CAMPUS_PROJECTS, 20, N_MIRRORED_CAMPUSES), strict=True))
     session_counts = dict(zip(p21_idx, _counts(rng, N_PROJECTS_21, N_SESSIONS, 0, 30), strict=True))
-    # ~40 % of the cursus projects have children (42-api.md); a child is never itself a parent
+    # ~40 % of the cursus projects have children (docs/api.md); a child is never itself a parent
     parent_pos = rng.sample(p21_idx, round(N_PROJECTS_21 * 0.4))
     child_pos = [i for i in p21_idx if i not in set(parent_pos)]
     rng.shuffle(child_pos)
@@ -905,7 +891,7 @@ def _gen_achievements(rng: random.Random) -> dict[int, dict[str, Any]]:
 
 
 def generate_stable(seed: int) -> Dataset:
-    """The stable tables at their exact 42-api.md sizes (< 1 s)."""
+    """The stable tables at their exact docs/api.md sizes (< 1 s)."""
     rng = random.Random(seed)
     cursus = _gen_cursus()
     campuses = _gen_campuses(rng)

@@ -17,8 +17,8 @@ Kinds: 429 500 502 503 slow reset token_revoked malformed_json truncated html_20
 extra_field missing_field renamed_field wrong_type null_id duplicate_id shift lying_total
 legacy_fields null_field offset_ts.
 
-The last three are the quirks the simulator once invented and the real API never shows
-(42-api.md "Real payloads"): `legacy_fields` adds `internal_note`, `legacy_ref` and
+The last three are quirks the real API never shows (docs/api.md "Real payloads"), there for
+tests of a client's tolerance: `legacy_fields` adds `internal_note`, `legacy_ref` and
 `sim_beta_flag` to every row; `null_field,field=F` nulls F on every row (a null project `slug`,
 a null coalition `user_id`); `offset_ts` writes every top-level `...Z` timestamp with a
 `+01:00` offset instead (the same instant).

@@ -112,7 +112,7 @@ ACHIEVEMENT_WORDS = [
 ]
 
 # Campus names the real achievements' `campus` lists hold that are no campus the simulator serves
-# (42-api.md "Real payloads": 74 distinct names, 20 of them not active/public campuses - with the
+# (docs/api.md "Real payloads": 74 distinct names, 20 of them not active/public campuses - with the
 # simulator's 6 inactive/non-public campuses these 14 make 74, one with its real trailing space).
 FOREIGN_CAMPUS_NAMES = [
     "Fremont", "Hack High School - Fremont ", "Silicon Valley", "Codam", "42 Test", "Piscine Online",

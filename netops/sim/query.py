@@ -167,10 +167,10 @@ def _id_window(rows: list[dict[str, Any]], ranges: dict[str, tuple[str, str]]
     """`range[id]` by bisection: the rows with lo <= id <= hi, and the ranges left to check.
 
     Why: every keyset walk (detect, reconcile, the sync's lanes) sends `range[id]` on every page,
-    and scanning a 15,000-row table per request made the simulator, not the client, what bounded
-    a benchmark at 20 calls/s. Rows come in id order (every source keeps it: Dataset.insert
+    and a scan of the whole table per request would make the simulator, not the client, the
+    bound on a fast benchmark. Rows come in id order (every source keeps it: Dataset.insert
     re-sorts after an out-of-order id), so the window is two binary searches. Bounds that are not
-    integers take the general path (the row-by-row comparison, unchanged)."""
+    integers take the general path (the row-by-row comparison)."""
     bounds = ranges.get("id")
     if bounds is None:
         return rows, ranges

@@ -6,7 +6,7 @@ new dependency. Nagle is disabled on every accepted socket (`_Handler.setup`): w
 small header write followed by the body write stalls each answer ~40 ms on delayed ACKs and
 every timing measured against the simulator lies.
 
-Order of checks on a `/v2` request (documented because clients depend on it):
+Order of checks on a `/v2` request (clients depend on it; docs/api.md):
 auth (401, costs no budget) -> rate limits (429, not counted) -> faults -> latency -> endpoint.
 `/oauth/*` is not rate-limited (the real limits are documented per application for API calls;
 token calls are rare and the client needs them to recover from a 401). `/_sim/*` (the control
@@ -32,8 +32,8 @@ from typing import Any
 from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request
 
-from netops.config import API_RATE_PER_HOUR, API_RATE_PER_SECOND
-from netops.sim import control as control_api
+from netops.config import API_RATE_PER_HOUR, API_RATE_PER_SECOND, SIM_HOST
+from netops.sim import control_routes
 from netops.sim import data as simdata
 from netops.sim.auth import TokenStore
 from netops.sim.faults import (
@@ -55,8 +55,8 @@ JSON_TYPE = "application/json; charset=utf-8"
 class SimConfig:
     """Everything `netops sim serve` can set. Defaults match the real API's defaults."""
 
-    host: str = "127.0.0.1"
-    port: int = 0
+    host: str = SIM_HOST
+    port: int = 0  # a free port, so in-process simulators never collide (`netops sim serve`: SIM_PORT)
     seed: int = 42
     client_id: str = "sim-client"
     client_secret: str = "sim-secret"
@@ -64,7 +64,7 @@ class SimConfig:
     extra_clients: dict[str, str] = field(default_factory=dict)
     token_ttl: int = 7200
     secret_valid_days: float = 30.0
-    rate_per_second: int = int(API_RATE_PER_SECOND)
+    rate_per_second: int = int(API_RATE_PER_SECOND)  # the limiter and its headers count whole requests
     rate_per_hour: int = API_RATE_PER_HOUR
     latency: float = 0.0
     churn_per_minute: float = 0.0
@@ -92,6 +92,13 @@ SINGULAR = {"cursus": "Cursus", "campuses": "Campus", "projects": "Project", "pr
             "coalitions": "Coalition", "achievements": "Achievement", "users": "User",
             "projects_users": "ProjectsUser", "achievements_users": "AchievementsUser",
             "coalitions_users": "CoalitionsUser", "cursus_users": "CursusUser"}
+
+
+def _bearer(request: Request) -> str | None:
+    """The token a request carries: `Authorization: Bearer ...`, else `?access_token=`."""
+    auth = request.headers.get("Authorization", "")
+    value = auth[7:].strip() if auth[:7].lower() == "bearer " else None
+    return value or request.args.get("access_token")
 
 
 def _not_found(what: str = "Record") -> HTTPError:
@@ -539,7 +546,7 @@ class SimServer:
             if not self.config.control:
                 ans = self._json(404, {"error": "Not Found", "message": "control API disabled"})
             else:
-                status, obj = control_api.handle(self, request)
+                status, obj = control_routes.handle(self, request)
                 ans = self._json(status, obj)
             start_response(f"{ans.status} {STATUS_TEXT.get(ans.status, '')}", ans.headers)
             return [ans.body]
@@ -572,34 +579,36 @@ class SimServer:
         return _Answer(status, body, h)
 
     def _serve(self, request: Request, path: str, template: str, environ: dict[str, Any]) -> _Answer:
+        """One API request, checked in the documented order: auth, limits, faults, latency, endpoint."""
         if path.startswith("/oauth/"):
             return self._oauth(request, path, template, environ)
         if not path.startswith("/v2/") and path != "/v2":
             return self._json(404, {"error": "Not Found", "message": f"no route for {path}"})
         started = time.monotonic()
-        # 1. auth
-        token_value = None
-        auth = request.headers.get("Authorization", "")
-        if auth[:7].lower() == "bearer ":
-            token_value = auth[7:].strip()
-        token_value = token_value or request.args.get("access_token")
-        token, reason = self.tokens.validate(token_value)
-        rl_headers: dict[str, str] = {}
-        if token is None:
+        token, reason = self.tokens.validate(_bearer(request))
+        if token is None:  # before the limiter: a refused token costs no budget
             return self._unauthorized(reason)
-        # 2. rate limits
         decision = self.limiter.hit(token.client_id)
-        rl_headers.update(decision.headers)
+        rl_headers: dict[str, str] = dict(decision.headers)
         if not decision.allowed:
             rl_headers["Retry-After"] = str(decision.retry_after)
             return self._json(429, {"error": "Too Many Requests",
                                     "message": f"rate limit exceeded, retry in {decision.retry_after}s"}, rl_headers)
-        # 3. faults
         page = 1
         with contextlib.suppress(ValueError):
             page = max(1, int(request.args.get("page[number]") or request.args.get("page") or 1))
-        fired = self.faults.draw(path, template, page)
-        kinds = {f.kind: f for f in fired}
+        kinds = {f.kind: f for f in self.faults.draw(path, template, page)}
+        early = self._before_endpoint(kinds, rl_headers, started, environ)
+        if early is not None:
+            return early
+        ans = self._endpoint(request, path, template, rl_headers, kinds)
+        if "truncated" in kinds and ans.status == 200:
+            ans = self._truncate(ans)
+        return ans
+
+    def _before_endpoint(self, kinds: dict[str, Fault], rl_headers: dict[str, str], started: float,
+                         environ: dict[str, Any]) -> _Answer | None:
+        """Faults that act before the endpoint runs, and the configured latency; an answer ends the request."""
         if "token_revoked" in kinds:
             self.tokens.revoke_all()
             return self._unauthorized("The access token is invalid", rl_headers)
@@ -620,7 +629,10 @@ class SimServer:
             return self._raw(200, MALFORMED_JSON, JSON_TYPE, rl_headers)
         if "html_200" in kinds:
             return self._raw(200, HTML_ERROR_PAGE, "text/html; charset=utf-8", rl_headers)
-        # 4. the endpoint
+        return None
+
+    def _endpoint(self, request: Request, path: str, template: str, rl_headers: dict[str, str],
+                  kinds: dict[str, Fault]) -> _Answer:
         route = match_route(path)
         if route is None:
             return self._json(404, {"error": "Not Found", "message": f"no route for {path}"}, rl_headers)
@@ -629,20 +641,16 @@ class SimServer:
         _template, is_index, source, raw_id = route
         try:
             if is_index:
-                ans = self._index(request, template, source, raw_id, rl_headers, kinds)
-            else:
-                with self.lock:
-                    resource, rows = source(self.data, raw_id)
-                    payload = self.data.render(resource, rows)
-                self._drift(payload, kinds)
-                ans = self._json(200, payload[0], rl_headers)
+                return self._index(request, template, source, raw_id, rl_headers, kinds)
+            with self.lock:
+                resource, rows = source(self.data, raw_id)
+                payload = self.data.render(resource, rows)
+            self._drift(payload, kinds)
+            return self._json(200, payload[0], rl_headers)
         except HTTPError as exc:
             return self._json(exc.status, exc.body, {**rl_headers, **exc.headers})
         except QueryError as exc:
             return self._json(400, {"error": "Bad Request", "message": str(exc)}, rl_headers)
-        if "truncated" in kinds:
-            ans = self._truncate(ans)
-        return ans
 
     def _index(self, request: Request, template: str, source: Source, raw_id: str | None,
                rl_headers: dict[str, str], kinds: dict[str, Fault]) -> _Answer:
@@ -739,9 +747,7 @@ class SimServer:
                                     "scope": "public", "created_at": int(tok.created_at),
                                     "secret_valid_until": self.tokens.secret_valid_until})
         if path == "/oauth/token/info" and request.method == "GET":
-            auth = request.headers.get("Authorization", "")
-            value = auth[7:].strip() if auth[:7].lower() == "bearer " else request.args.get("access_token")
-            tok, reason = self.tokens.validate(value)
+            tok, reason = self.tokens.validate(_bearer(request))
             if tok is None:
                 return self._unauthorized(reason)
             return self._json(200, {"resource_owner_id": None, "scopes": ["public"],

@@ -169,7 +169,7 @@ def test_cursus_users_filled_by_detect_and_run_and_a_silent_level_change_caught_
         sim: SimServer, mirrored: Settings, env: dict[str, str], pg_dsn: str) -> None:
     """Issue 15's proof: cursus_users (declared in the catalog, migration 010, the simulator's
     generator) is filled by `netops backlog detect` + `backlog run`; a `level` the API changes without
-    moving updated_at (42-api.md) stays wrong after detect + run, and `backlog reconcile` fixes it."""
+    moving updated_at (docs/api.md) stays wrong after detect + run, and `backlog reconcile` fixes it."""
     cmd = [sys.executable, "-m", "netops", "backlog"]
     full = {**os.environ, **env}
     for args in (["detect"], ["run", "--once"]):

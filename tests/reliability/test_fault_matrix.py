@@ -149,7 +149,7 @@ def test_stable_sync_under_fault(case: tuple[str, Any, dict[str, str], str, tupl
         assert renamed == ("Achievement renamed by the API",)
     elif outcome == "drift":
         assert proc.returncode == 0, proc.stderr
-        # keys are the new ones; the page that lost the field stored NULL there (42-api.md: a
+        # keys are the new ones; the page that lost the field stored NULL there (docs/api.md: a
         # missing field is NULL unless it is the primary key); every other row is exact
         assert got["achievements"][0] == new_state["achievements"][0]
         with psycopg2.connect(mirror.dsn) as conn, conn.cursor() as cur:

@@ -59,7 +59,7 @@ def test_project_quirks(ds: simdata.Dataset) -> None:
     p21 = ds.cursus_projects(21)
     null_slug = sum(1 for p in p21 if p["slug"] is None)
     with_parent = sum(1 for p in p21 if p["_parent_id"] is not None)
-    assert null_slug == 0  # real answers: no project lacks a slug (42-api.md)
+    assert null_slug == 0  # real answers: no project lacks a slug (docs/api.md)
     assert 200 <= with_parent <= 320
     with_children = sum(1 for p in ds.render("projects", p21) if p["children"])
     assert 0.35 <= with_children / len(p21) <= 0.45  # "non-empty on ~40 %"

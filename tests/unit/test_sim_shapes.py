@@ -1,4 +1,4 @@
-"""The simulator's payloads, resource by resource, against 42-api.md "Real payloads" (captured
+"""The simulator's payloads, resource by resource, against docs/api.md "Real payloads" (captured
 answers of December 2025): each resource's field set and types are pinned here, so a shape the
 real API does not have (or a real one the simulator lacks) fails a test."""
 

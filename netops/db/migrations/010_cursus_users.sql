@@ -1,7 +1,7 @@
 -- 010: cursus_users, a live resource of phase 09 (issue 15): each user's level, grade and
 -- blackhole date in the cursus, from /v2/cursus/21/cursus_users (nested `user` and `cursus`).
 -- Declared in netops/catalog.py; `level` is computed by the server and changes without moving
--- updated_at (42-api.md), so `netops backlog reconcile` is what keeps it right.
+-- updated_at (docs/api.md), so `netops backlog reconcile` is what keeps it right.
 -- The staging twin's NOT NULL relaxation is applied by the migration runner after every
 -- migration (netops/db/migrate.py), so it is not repeated here.
 
