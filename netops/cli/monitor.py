@@ -89,8 +89,8 @@ def logs() -> None:
 @pass_settings
 def logs_list(settings: Settings, as_json: bool) -> None:
     """Every component's log file with its size and last change (missing ones shown as such)."""
+    from netops.monitor.formatting import human_bytes
     from netops.monitor.logs import list_logs
-    from netops.monitor.status import human_bytes
 
     rows = list_logs(settings.log_path)
     if as_json:

@@ -24,7 +24,6 @@ import socket
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -32,24 +31,14 @@ from typing import Any
 import psycopg2
 
 from netops.config import Settings
-from netops.monitor import evaluation as E
-from netops.monitor import facts as F
+from netops.db import alert_state, monitor_facts
+from netops.db.alert_state import DbStore, Stored
+from netops.monitor.evaluation import RULES, RULES_BY_NAME, Evaluation, Rule, Verdict, evaluate
+from netops.monitor.facts import STABLE_PHASES, iso, utcnow
+from netops.monitor.formatting import fmt
 
-LOCK_KEY = 4242_0004
-
-# The rules and their thresholds live in one table, shared with status, metrics and the dashboard.
-RULES = E.RULES
-RULES_BY_NAME = E.RULES_BY_NAME
-Rule = E.Rule
-
-
-@dataclass
-class Stored:
-    name: str
-    state: str = "ok"
-    since: datetime | None = None
-    notified_state: str | None = None
-    notify_error: str | None = None
+__all__ = ["RULES", "RULES_BY_NAME", "DbStore", "FileStore", "Stored", "check_alerts", "next_state",
+           "post_webhook", "prometheus_rules", "render_text", "rule_expr"]
 
 
 # --- evaluation (pure) -----------------------------------------------------------------------
@@ -68,36 +57,6 @@ def next_state(prev: Stored, firing: bool | None, webhook: bool) -> str:
 
 
 # --- stores ----------------------------------------------------------------------------------
-
-class DbStore:
-    """Alert state rows in netops.alert_state, within the caller's locked transaction."""
-
-    def __init__(self, cur: Any) -> None:
-        self.cur = cur
-
-    def load(self, name: str) -> Stored:
-        self.cur.execute("SELECT state, since, notified_state, notify_error FROM netops.alert_state "
-                         "WHERE name = %s FOR UPDATE", (name,))
-        r = self.cur.fetchone()
-        return Stored(name, *r) if r else Stored(name)
-
-    def save(self, s: Stored, value: float | None, threshold: float, message: str) -> None:
-        self.cur.execute(
-            """INSERT INTO netops.alert_state (name, state, value, threshold, message, since, last_checked_at,
-                                               notified_state, notified_at, notify_error)
-               VALUES (%(name)s, %(state)s, %(value)s, %(threshold)s, %(message)s, coalesce(%(since)s, now()), now(),
-                       %(notified_state)s, CASE WHEN %(notified_state)s IS NOT NULL THEN now() END, %(notify_error)s)
-               ON CONFLICT (name) DO UPDATE SET
-                   state = EXCLUDED.state, value = EXCLUDED.value, threshold = EXCLUDED.threshold,
-                   message = EXCLUDED.message, since = EXCLUDED.since, last_checked_at = now(),
-                   notified_at = CASE WHEN EXCLUDED.notified_state IS DISTINCT FROM alert_state.notified_state
-                                      THEN now() ELSE alert_state.notified_at END,
-                   notified_state = EXCLUDED.notified_state, notify_error = EXCLUDED.notify_error""",
-            {"name": s.name, "state": s.state, "value": None if value in (None, float("inf")) else value,
-             "threshold": threshold, "message": message, "since": s.since,
-             "notified_state": s.notified_state, "notify_error": s.notify_error},
-        )
-
 
 class FileStore:
     """State for alerts about the database itself, in a small JSON file under the state dir."""
@@ -120,7 +79,7 @@ class FileStore:
         return Stored(name, d["state"], since, d.get("notified_state"), d.get("notify_error"))
 
     def save(self, s: Stored, value: float | None, threshold: float, message: str) -> None:
-        self.data[s.name] = {"state": s.state, "since": F.iso(s.since), "notified_state": s.notified_state,
+        self.data[s.name] = {"state": s.state, "since": iso(s.since), "notified_state": s.notified_state,
                              "notify_error": s.notify_error, "value": value, "threshold": threshold,
                              "message": message}
 
@@ -150,12 +109,9 @@ def post_webhook(url: str, payload: dict[str, Any], timeout: float = 5.0) -> str
         return f"no answer: {getattr(exc, 'reason', exc)}"
 
 
-_fmt = E.fmt
-
-
 # --- the check -------------------------------------------------------------------------------
 
-def check_alerts(settings: Settings, dsn: str | None, evaluation: E.Evaluation | None = None,
+def check_alerts(settings: Settings, dsn: str | None, evaluation: Evaluation | None = None,
                  post: Callable[[str, dict[str, Any]], str | None] = post_webhook) -> dict[str, Any]:
     """Judge every rule now (the one evaluation), persist state, log firing alerts, POST each state
     change once. Returns the `netops alerts check --json` document.
@@ -164,10 +120,10 @@ def check_alerts(settings: Settings, dsn: str | None, evaluation: E.Evaluation |
 
     # The command prints every alert itself; mirroring the log lines to stderr would say it twice.
     log = get_logger("alerts", settings.log_path).bind(quiet_stderr=True)
-    ev = evaluation if evaluation is not None else E.evaluate(settings, dsn)
+    ev = evaluation if evaluation is not None else evaluate(settings, dsn)
     verdicts = ev.by_name()
     webhook = settings.alert_webhook_url
-    now = F.utcnow()
+    now = utcnow()
     results: list[dict[str, Any]] = []
     sent = 0
     errors: list[str] = []
@@ -189,8 +145,8 @@ def check_alerts(settings: Settings, dsn: str | None, evaluation: E.Evaluation |
                     "alert": rule.name, "state": state, "previous_state": prev.state,
                     "severity": rule.severity, "summary": rule.summary, "message": message,
                     "value": None if value in (None, float("inf")) else value, "threshold": threshold,
-                    "unit": rule.unit, "action": v.action, "since": F.iso(cur.since),
-                    "host": socket.gethostname(), "sent_at": F.iso(F.utcnow()),
+                    "unit": rule.unit, "action": v.action, "since": iso(cur.since),
+                    "host": socket.gethostname(), "sent_at": iso(utcnow()),
                 }
                 err = post(webhook, payload)
                 if err is None:
@@ -206,7 +162,7 @@ def check_alerts(settings: Settings, dsn: str | None, evaluation: E.Evaluation |
             elif state == "resolved" and prev.state == "firing":
                 log.info(f"RESOLVED {rule.name}: {message}")
             store.save(cur, value, threshold, message)
-            results.append(_result(v, state, prev.state, F.iso(cur.since), notified, cur.notify_error))
+            results.append(_result(v, state, prev.state, iso(cur.since), notified, cur.notify_error))
 
     file_rules = [r for r in RULES if r.name == "database_down"]
     db_rules = [r for r in RULES if r.name != "database_down"]
@@ -219,11 +175,10 @@ def check_alerts(settings: Settings, dsn: str | None, evaluation: E.Evaluation |
     persisted = False
     if ev.facts.db_up and dsn:
         try:
-            with F.connect_monitor(dsn) as conn:
+            with monitor_facts.connect(dsn) as conn:
                 conn.autocommit = False
                 with conn, conn.cursor() as cur:
-                    if F.relation_exists(cur, "netops.alert_state"):
-                        cur.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
+                    if alert_state.lock_if_present(cur):
                         run_rules(db_rules, DbStore(cur))
                         persisted = True
         except psycopg2.Error as exc:
@@ -237,7 +192,7 @@ def check_alerts(settings: Settings, dsn: str | None, evaluation: E.Evaluation |
 
     firing = [r["name"] for r in results if r["state"] == "firing"]
     return {
-        "checked_at": F.iso(now),
+        "checked_at": iso(now),
         "state": "firing" if firing else "ok",
         "verdict": ev.state,
         "firing": firing,
@@ -247,7 +202,7 @@ def check_alerts(settings: Settings, dsn: str | None, evaluation: E.Evaluation |
     }
 
 
-def _result(v: E.Verdict, state: str, previous: str | None, since: str | None, notified: bool,
+def _result(v: Verdict, state: str, previous: str | None, since: str | None, notified: bool,
             notify_error: str | None) -> dict[str, Any]:
     rule = v.rule
     return {
@@ -268,7 +223,7 @@ def render_text(doc: dict[str, Any]) -> str:
         mark = {"firing": "FIRING", "resolved": "resolved", "ok": "ok", "unknown": "?"}[a["state"]]
         change = f"  (was {a['previous_state']})" if a["changed"] else ""
         unit = "" if a["unit"] == "bytes" else a["unit"]
-        lines.append(f"  {mark:<9}{a['name']:<22}{a['value_text']:>10} / {_fmt(a['threshold'], a['unit'])} "
+        lines.append(f"  {mark:<9}{a['name']:<22}{a['value_text']:>10} / {fmt(a['threshold'], a['unit'])} "
                      f"{unit}{change}".rstrip())
         if a["state"] == "firing":
             lines.append(f"           -> {a['action']}")
@@ -313,7 +268,7 @@ def rule_expr(r: Rule) -> str:
     long as `netops_database_up == 0`, with the same labels, and NetopsDatabaseDown says why
     the value is stale. Once the database answers, the condition alone decides again.
     """
-    stable = "|".join(p for p, _ in F.STABLE_PHASES)
+    stable = "|".join(p for p, _ in STABLE_PHASES)
     cond = r.prom_expr.format(t=_threshold(r.name), stable=stable)
     if not r.from_db:
         return cond

@@ -21,8 +21,9 @@ from rich.table import Table
 from rich.text import Text
 
 from netops.config import Settings
-from netops.monitor import facts as F
-from netops.monitor.status import human_age
+from netops.db.monitor_facts import ApiFacts, BacklogFacts, TableCount
+from netops.monitor.facts import LastRun, PhaseFacts, iso
+from netops.monitor.formatting import human_age, render_key_line
 
 SPARK = "▁▂▃▄▅▆▇█"
 
@@ -32,16 +33,16 @@ class DashboardData:
     now: datetime
     db_ok: bool = False
     db_error: str | None = None
-    phases: list[F.PhaseFacts] = field(default_factory=list)
-    last_run: F.LastRun = field(default_factory=F.LastRun)
-    api: F.ApiFacts = field(default_factory=F.ApiFacts)
-    backlog: F.BacklogFacts = field(default_factory=F.BacklogFacts)
-    tables: dict[str, F.TableCount] = field(default_factory=dict)
+    phases: list[PhaseFacts] = field(default_factory=list)
+    last_run: LastRun = field(default_factory=LastRun)
+    api: ApiFacts = field(default_factory=ApiFacts)
+    backlog: BacklogFacts = field(default_factory=BacklogFacts)
+    tables: dict[str, TableCount] = field(default_factory=dict)
     rate_per_second: float = 2.0
     rate_per_hour: int = 1200
     state: str = "ok"            # the one evaluation's verdict, as `netops status` says it
     firing: list[str] = field(default_factory=list)
-    keys: list[dict[str, Any]] = field(default_factory=list)  # netops.api.keys.key_rows
+    keys: list[dict[str, Any]] = field(default_factory=list)  # netops.monitor.facts.key_rows
 
 
 def gather(settings: Settings, dsn: str | None) -> DashboardData:
@@ -56,9 +57,9 @@ def gather(settings: Settings, dsn: str | None) -> DashboardData:
     if f.db_up and f.schema and f.db_error is None:
         data.db_ok = True
         data.phases = f.phases or []
-        data.last_run = f.run or F.LastRun()
-        data.api = f.api or F.ApiFacts()
-        data.backlog = f.backlog or F.BacklogFacts()
+        data.last_run = f.run or LastRun()
+        data.api = f.api or ApiFacts()
+        data.backlog = f.backlog or BacklogFacts()
         data.tables = f.tables or {}
     elif f.db_up:  # reachable, but not migrated yet (or a query failed)
         data.db_error = (f"PostgreSQL error: {f.db_error} (is the schema migrated? `netops db migrate`)"
@@ -95,7 +96,7 @@ def _gauge(label: str, used: float, budget: float, width: int, suffix: str) -> T
     return t
 
 
-def _phase_row(f: F.PhaseFacts, tables: dict[str, F.TableCount], now: datetime) -> list[Any]:
+def _phase_row(f: PhaseFacts, tables: dict[str, TableCount], now: datetime) -> list[Any]:
     if f.last_status == "running":
         total = f.pages_total or 0
         bar = ProgressBar(total=total or None, completed=f.pages_done, width=16,
@@ -138,7 +139,7 @@ def render(d: DashboardData, interval: float | None = None) -> Group:
     """One frame. Fits 80 columns; about 20 lines with eight phases."""
     head = Text()
     head.append("netops ", style="bold")
-    head.append(F.iso(d.now) or "", style="dim")
+    head.append(iso(d.now) or "", style="dim")
     head.append("  db ")
     head.append("ok" if d.db_ok else "DOWN", style="bold green" if d.db_ok else "bold red")
     head.append("  ")
@@ -209,7 +210,6 @@ def render(d: DashboardData, interval: float | None = None) -> Group:
     live.add_column()
     # Columns wraps whole "name count" cells, never a name away from its count
     live.add_row(Text("live rows", style="bold"), Columns(others, padding=(0, 2)))
-    from netops.api.keys import render_key_line
 
     keys = [Text(render_key_line(k), style="bold red" if k.get("set_aside") else "") for k in d.keys]
     parts: list[Any] = [head, alerts, table, *gauges, *keys, err, rem, bl] + ([live] if others else [])

@@ -28,9 +28,14 @@ from typing import Any
 
 import psycopg2
 
-from netops.api.keys import Budget, budget, key_rows, read_keys
+from netops.api.keys import Budget, Configured, budget, read_keys
 from netops.config import Settings
-from netops.monitor import facts as F
+from netops.db import monitor_facts
+from netops.db.counters import Counters, read_counters
+from netops.db.monitor_facts import ApiFacts, BacklogFacts, QualityFacts, TableCount
+from netops.monitor import facts
+from netops.monitor.facts import LastRun, PhaseFacts, TokenFacts
+from netops.monitor.formatting import fmt
 
 SEVERITY_RANK = {"ok": 0, "warning": 1, "critical": 2}
 
@@ -47,26 +52,26 @@ class Facts:
     db_version: str | None = None
     schema: bool | None = None            # netops schema present (None: database down)
     lock_held: bool | None = None         # a live sync holds the sync lock
-    phases: list[F.PhaseFacts] | None = None
-    run: F.LastRun | None = None
-    api: F.ApiFacts | None = None
-    backlog: F.BacklogFacts | None = None
-    tables: dict[str, F.TableCount] | None = None
+    phases: list[PhaseFacts] | None = None
+    run: LastRun | None = None
+    api: ApiFacts | None = None
+    backlog: BacklogFacts | None = None
+    tables: dict[str, TableCount] | None = None
     db_size: int | None = None
-    quality: F.QualityFacts | None = None
+    quality: QualityFacts | None = None
     disk: dict[str, dict[str, Any]] = field(default_factory=dict)
     log_bytes: int = 0
-    token: F.TokenFacts = field(default_factory=F.TokenFacts)
-    #: one row per application key (netops.api.keys.key_rows); set-aside state unknown (None
+    token: TokenFacts = field(default_factory=TokenFacts)
+    #: one row per application key (netops.monitor.facts.key_rows); set-aside state unknown (None
     #: values) when the database is down
     keys: list[dict[str, Any]] = field(default_factory=list)
-    #: every configured key's budget summed (netops.api.keys.budget), from the same read of the
+    #: every configured key's budget summed (keys_and_budget), from the same read of the
     #: keys as `keys`: what status, the metrics, history.json and the dashboard call "the budget"
     budget: Budget = field(default_factory=lambda: Budget(1, 0.0, 0))
     nginx: dict[str, Any] = field(default_factory=lambda: {"ok": None, "url": None, "error": None})
-    #: the all-time counters (netops/monitor/counters.py), read on the same connection when asked
+    #: the all-time counters (netops/db/counters.py), read on the same connection when asked
     #: for (the metrics export); None: not asked, or unknown (database down, not migrated)
-    counters: Any = None
+    counters: Counters | None = None
     elapsed_ms: float = 0.0
 
 
@@ -97,6 +102,13 @@ def check_nginx(url: str | None, timeout: float) -> dict[str, Any]:
 Then = Callable[[Any, "Facts"], None]
 
 
+def keys_and_budget(settings: Settings) -> tuple[Configured, Budget]:
+    """The configured application keys, read once, and their summed budget: the one place the
+    monitor reads them, so the key rows and every view's "budget" judge the same read."""
+    configured = read_keys(settings)
+    return configured, budget(settings, configured)
+
+
 def gather(settings: Settings, dsn: str | None, check_services: bool = True, counters: bool = False,
            then: Then | None = None) -> Facts:
     """Read every fact once. Never raises for a sick box: what cannot be read stays unknown.
@@ -106,37 +118,22 @@ def gather(settings: Settings, dsn: str | None, check_services: bool = True, cou
     is written from them, netops/monitor/history.py); not run when the database or the schema
     cannot be read. It must catch its own errors: one escaping is taken for a database failure."""
     started = time.monotonic()
-    then_s = 0.0  # time spent in `then`: not the evaluation's (elapsed_ms stays what status measures)
-    f = Facts(now=F.utcnow())
+    f = Facts(now=facts.utcnow())
     if check_services:
         f.nginx = check_nginx(settings.nginx_url, settings.nginx_timeout)
     # the default key's token store, read once: the token facts and the key rows both judge it
-    store = F.read_token_store(settings)
-    f.token = F.token_facts(settings, store=store)
+    store = facts.read_token_store(settings)
+    f.token = facts.token_facts(settings, store=store)
     stores = {settings.token_file: store.data}
-    configured = read_keys(settings)  # once: the budget and the key rows judge the same keys
-    f.budget = budget(settings, configured)
+    configured, f.budget = keys_and_budget(settings)
+    then_s = 0.0  # time spent in `then`: not the evaluation's (elapsed_ms stays what status measures)
     try:
         if dsn is None:
             raise psycopg2.OperationalError("no DSN: NETOPS_DSN is unset and no embedded server")
-        with F.connect_monitor(dsn) as conn, conn.cursor() as cur:
-            f.db_version = F.server_version(cur)
-            f.db_up = True
-            f.db_size = F.database_size(cur)
-            f.tables = F.table_counts(cur)
-            f.schema = F.relation_exists(cur, "netops.sync_runs")
+        with monitor_facts.connect(dsn) as conn, conn.cursor() as cur:
+            _read_database(cur, f, counters)
             if f.schema:
-                f.lock_held = F.sync_lock_held(cur)
-                f.phases = F.phase_facts(cur, f.lock_held)
-                f.run = F.last_run(cur, f.lock_held)
-                f.api = F.api_facts(cur)
-                f.backlog = F.backlog_facts(cur)
-                f.quality = F.quality_facts(cur)
-                f.keys = key_rows(settings, cur, stores=stores, keys=configured)
-                if counters:
-                    from netops.monitor.counters import read_counters
-
-                    f.counters = read_counters(cur)
+                f.keys = facts.key_rows(settings, cur, stores=stores, keys=configured)
                 if then is not None:
                     t0 = time.monotonic()
                     then(cur, f)
@@ -145,12 +142,31 @@ def gather(settings: Settings, dsn: str | None, check_services: bool = True, cou
         f.db_error = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         if f.db_up:  # reachable, but a query failed (e.g. half-migrated): say so, keep what was read
             f.db_error = f"query failed: {f.db_error}"
-    f.disk = {"log_dir": F.disk_facts(settings.log_path), "state_dir": F.disk_facts(settings.state_path)}
+    f.disk = {"log_dir": facts.disk_facts(settings.log_path), "state_dir": facts.disk_facts(settings.state_path)}
     f.log_bytes = f.disk["log_dir"]["used_bytes"]
     if not f.keys:  # database down or not migrated: what the key and token files tell
-        f.keys = key_rows(settings, None, stores=stores, keys=configured)
+        f.keys = facts.key_rows(settings, None, stores=stores, keys=configured)
     f.elapsed_ms = round((time.monotonic() - started - then_s) * 1000, 1)
     return f
+
+
+def _read_database(cur: Any, f: Facts, counters: bool) -> None:
+    """The database's facts into `f`, on one cursor; the bookkeeping ones only once migrated."""
+    f.db_version = monitor_facts.server_version(cur)
+    f.db_up = True
+    f.db_size = monitor_facts.database_size(cur)
+    f.tables = monitor_facts.table_counts(cur)
+    f.schema = monitor_facts.relation_exists(cur, "netops.sync_runs")
+    if not f.schema:
+        return
+    f.lock_held = monitor_facts.sync_lock_held(cur)
+    f.phases = facts.phase_facts(cur, f.lock_held)
+    f.run = facts.last_run(cur, f.lock_held)
+    f.api = monitor_facts.api_facts(cur)
+    f.backlog = monitor_facts.backlog_facts(cur)
+    f.quality = monitor_facts.quality_facts(cur)
+    if counters:
+        f.counters = read_counters(cur)
 
 
 # --- the rules -------------------------------------------------------------------------------
@@ -159,17 +175,17 @@ Value = Callable[[Facts, Settings], float | None]
 Detail = Callable[[Facts, Settings], str | None]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Rule:
     """One check: fires when value > threshold (or < threshold when `below`)."""
 
     name: str
     summary: str
-    setting: str | None  # Settings field holding the threshold (None: fixed at `fixed`)
     value: Value
     unit: str
     action: str
     prom_expr: str  # PromQL; {t} is the threshold (netops_alert_threshold), in the metric's unit
+    setting: str | None = None  # Settings field holding the threshold (None: fixed at `fixed`)
     severity: str = "warning"
     fixed: float = 0.0
     below: bool = False
@@ -198,8 +214,8 @@ class Rule:
         return value < threshold if self.below else value > threshold
 
 
-def _stable(f: Facts) -> list[F.PhaseFacts]:
-    known = dict(F.STABLE_PHASES)
+def _stable(f: Facts) -> list[PhaseFacts]:
+    known = dict(facts.STABLE_PHASES)
     return [p for p in (f.phases or []) if p.phase in known]
 
 
@@ -211,10 +227,12 @@ def _schema_missing(f: Facts, s: Settings) -> float | None:
     return None if f.schema is None else (0.0 if f.schema else 1.0)
 
 
-def _api(attr: str) -> Value:
-    def read(f: Facts, s: Settings) -> float | None:
-        return None if f.api is None else float(getattr(f.api, attr))
-    return read
+def _unauthorized(f: Facts, s: Settings) -> float | None:
+    return None if f.api is None else float(f.api.unauthorized_1h)
+
+
+def _rate_limited(f: Facts, s: Settings) -> float | None:
+    return None if f.api is None else float(f.api.rate_limited_1h)
 
 
 def _calls_per_minute(f: Facts, s: Settings) -> float | None:
@@ -269,12 +287,12 @@ def _sync_interrupted_detail(f: Facts, s: Settings) -> str | None:
     return ", ".join(p.phase for p in (f.phases or []) if p.last_status == "interrupted")
 
 
-def _backlog(attr: str) -> Value:
-    def read(f: Facts, s: Settings) -> float | None:
-        if f.backlog is None or not f.backlog.available:
-            return None
-        return float(getattr(f.backlog, attr))
-    return read
+def _backlog_pending(f: Facts, s: Settings) -> float | None:
+    return float(f.backlog.pending) if f.backlog is not None and f.backlog.available else None
+
+
+def _backlog_failed(f: Facts, s: Settings) -> float | None:
+    return float(f.backlog.failed) if f.backlog is not None and f.backlog.available else None
 
 
 def _quality(f: Facts, s: Settings) -> float | None:
@@ -306,7 +324,7 @@ def _token_detail(f: Facts, s: Settings) -> str | None:
     if not t.present:
         return "no API token stored yet"
     if t.refused_at is not None:
-        return f"the API refused the stored token (HTTP 401 at {F.iso(t.refused_at)})"
+        return f"the API refused the stored token (HTTP 401 at {facts.iso(t.refused_at)})"
     return "the stored API token has expired"
 
 
@@ -356,95 +374,246 @@ def _nginx_detail(f: Facts, s: Settings) -> str | None:
 
 #: The thresholds, in one table. Order = the order views list them in.
 RULES: tuple[Rule, ...] = (
-    Rule("database_down", "PostgreSQL is not reachable", None, _db_down, "",
-         "Start PostgreSQL (`netops db up` for the embedded server, else `systemctl start postgresql`), "
-         "check its log and free disk, or fix NETOPS_DSN; every other check is blind until it is back.",
-         "netops_database_up < {t}", severity="critical", prom_scale=-1.0, prom_offset=1.0,
-         from_db=False, detail=lambda f, s: f.db_error, advice=_database_advice),
-    Rule("schema_missing", "The database has no netops schema", None, _schema_missing, "",
-         "Run `netops db migrate`.", "netops_schema_present < {t}", severity="critical", prom_scale=-1.0,
-         prom_offset=1.0),
-    Rule("api_calls_per_minute", "API calls per minute above the loop-suspicion threshold", "alert_calls_per_min",
-         _calls_per_minute, "calls/min",
-         "Loop suspicion: find the job that keeps calling (`netops logs tail backlog`, `netops logs tail stable`, "
-         "ps -u netops), stop it by its PID, fix the cause, then rerun it by hand.",
-         "sum without(endpoint, code) (rate(netops_api_calls_total[15m])) > {t}", prom_scale=1 / 60),
-    Rule("api_unauthorized", "The API refused our credentials or token (HTTP 401)", "alert_401_count",
-         _api("unauthorized_1h"), "401s/hour",
-         "Run `netops token refresh`; if it fails the application secret was rotated or expired: "
-         "generate a new one on the intra and set NETOPS_CLIENT_SECRET.",
-         'sum without(code) (netops_api_calls_last_hour{{code="401"}}) > {t}', severity="critical"),
-    Rule("api_rate_limited", "The API rate-limited us (HTTP 429)", "alert_429_count",
-         _api("rate_limited_1h"), "429s/hour",
-         "Another client shares this application's budget, or the pacing is too fast: stop the other "
-         "client or lower NETOPS_RATE_PER_SECOND / NETOPS_RATE_PER_HOUR; calls resume when the window resets.",
-         'sum without(code) (netops_api_calls_last_hour{{code="429"}}) > {t}'),
-    Rule("api_key_set_aside", "An application key's secret was refused: the key is set aside", None,
-         _keys_set_aside, "keys",
-         "`netops status` names the key: generate a new secret for that application on the intra and update it "
-         "(NETOPS_CLIENT_SECRET_<N> or NETOPS_CREDENTIALS_FILE); the other keys carry the load meanwhile.",
-         "netops_api_key_set_aside > {t}", severity="critical", detail=_keys_set_aside_detail),
-    Rule("db_size", "Database larger than its threshold", "alert_db_size_bytes", _db_size, "bytes",
-         "Look for bloat (`netops db shell`, then VACUUM FULL the largest tables), keep fewer days of "
-         "netops.api_calls (NETOPS_API_CALLS_KEEP_DAYS; older rows are pruned every minute), or grow the "
-         "disk and raise NETOPS_ALERT_DB_SIZE_BYTES.",
-         "netops_database_size_bytes > {t}", advice=_db_size_advice),
-    Rule("log_size", "Log directory larger than its threshold", "alert_log_bytes", _log_bytes, "bytes",
-         "Check that logrotate runs (/etc/logrotate.d/netops, `logrotate -d`), delete old rotated logs.",
-         "netops_log_bytes > {t}", from_db=False),
-    Rule("sync_duration", "Stable sync slower than its threshold", "alert_sync_seconds", _sync_duration, "seconds",
-         "Look for 429s and slow calls in netops.api_calls and in nightly_stable_tables.log; a sync "
-         "still running past this is probably stuck: check its PID and the API's status.",
-         "netops_sync_last_run_duration_seconds > {t}"),
-    Rule("sync_failed", "The latest run of a stable phase failed", None, _sync_failed, "phases",
-         "Read the error below and nightly_stable_tables.log (`netops logs tail stable`), fix the cause, "
-         "then rerun `netops sync stable`; the failed table was left as it was.",
-         "sum without(phase) (netops_sync_last_run_failed) > {t}", detail=_sync_failed_detail),
-    Rule("sync_interrupted", "The latest run of a stable phase was interrupted", None, _sync_interrupted,
-         "phases",
-         "The sync was stopped (Ctrl-C, SIGTERM, kill or a crash) before it finished; its tables are as "
-         "before. Rerun `netops sync stable`.",
-         "sum without(phase) (netops_sync_last_run_interrupted) > {t}", detail=_sync_interrupted_detail),
-    Rule("sync_age", "Stable tables not refreshed recently", "alert_sync_age_hours", _sync_age_hours, "hours",
-         "Check the nightly cron job (`crontab -l -u netops`, cron_output.log) and the stable log, then "
-         "run `netops sync stable` by hand.",
-         'time() - netops_sync_last_success_timestamp_seconds{{phase=~"{stable}"}} > {t}', severity="critical",
-         prom_scale=3600.0, detail=_sync_age_detail),
-    Rule("backlog_depth", "Backlog queue deeper than its threshold", "alert_backlog_depth",
-         _backlog("pending"), "items",
-         "Check that the backlog worker runs (`netops logs tail backlog`); if it does, it is starved of "
-         "budget: lower reconciliation share or raise the budget.",
-         'max without(state) (netops_backlog_items{{state="pending"}}) > {t}'),
-    Rule("backlog_failed", "Backlog items failed permanently", "alert_backlog_failed",
-         _backlog("failed"), "items",
-         "Read the failed items' last_error (netops.backlog_items), fix the cause, and requeue them.",
-         'max without(state) (netops_backlog_items{{state="failed"}}) > {t}'),
-    Rule("data_quality", "The last `netops check` found violating rows", None, _quality, "rows",
-         "Run `netops check` to see which table and key; rerun `netops sync stable` to reload the "
-         "affected tables, and find out what bypassed the constraints.",
-         "netops_data_quality_violations > {t}"),
-    Rule("disk_low", "Little free disk under the log or state dir", None, _disk_free, "% free",
-         "Free space on that filesystem (old logs, old dumps) or grow it.",
-         "min without(dir) (netops_disk_free_ratio) < {t}", fixed=10.0, below=True, prom_scale=0.01, from_db=False, detail=_disk_detail),
-    Rule("disk_critical", "Almost no free disk under the log or state dir", None, _disk_free, "% free",
-         "Free space now: PostgreSQL and the logs stop when the disk is full.",
-         "min without(dir) (netops_disk_free_ratio) < {t}", severity="critical", fixed=5.0, below=True,
-         prom_scale=0.01, from_db=False, detail=_disk_detail),
-    Rule("token", "No usable API token", None, _token_unusable, "",
-         "Run `netops token refresh` (cron runs it hourly); if it is refused, fix NETOPS_CLIENT_ID / "
-         "NETOPS_CLIENT_SECRET.", "netops_token_usable < {t}", fixed=0.0, prom_scale=-1.0, from_db=False,
-         prom_offset=1.0, detail=_token_detail),
-    Rule("secret_expiring", "The 42 application secret expires soon", "secret_warn_days", _secret_days, "days",
-         "Generate a new secret on the intra, set NETOPS_CLIENT_SECRET, then `netops token refresh`.",
-         "netops_secret_expiry_timestamp_seconds - time() < {t}", below=True, prom_scale=86400.0,
-         from_db=False),
-    Rule("secret_expired", "The 42 application secret has expired", None, _secret_days, "days",
-         "Generate a new secret on the intra and set NETOPS_CLIENT_SECRET; nothing can sync until then.",
-         "netops_secret_expiry_timestamp_seconds - time() < {t}", severity="critical", below=True,
-         prom_scale=86400.0, from_db=False),
-    Rule("nginx_down", "nginx is configured but not answering", None, _nginx_down, "",
-         "Check `systemctl status nginx` and its error log.", "netops_nginx_up < {t}", fixed=0.0, prom_scale=-1.0, prom_offset=1.0, from_db=False,
-         detail=_nginx_detail),
+    Rule(
+        name="database_down",
+        summary="PostgreSQL is not reachable",
+        value=_db_down,
+        unit="",
+        action="Start PostgreSQL (`netops db up` for the embedded server, else `systemctl start postgresql`), "
+               "check its log and free disk, or fix NETOPS_DSN; every other check is blind until it is back.",
+        prom_expr="netops_database_up < {t}",
+        severity="critical",
+        prom_scale=-1.0,
+        prom_offset=1.0,
+        from_db=False,
+        detail=lambda f, s: f.db_error,
+        advice=_database_advice,
+    ),
+    Rule(
+        name="schema_missing",
+        summary="The database has no netops schema",
+        value=_schema_missing,
+        unit="",
+        action="Run `netops db migrate`.",
+        prom_expr="netops_schema_present < {t}",
+        severity="critical",
+        prom_scale=-1.0,
+        prom_offset=1.0,
+    ),
+    Rule(
+        name="api_calls_per_minute",
+        summary="API calls per minute above the loop-suspicion threshold",
+        setting="alert_calls_per_min",
+        value=_calls_per_minute,
+        unit="calls/min",
+        action="Loop suspicion: find the job that keeps calling (`netops logs tail backlog`, `netops logs tail stable`, "
+               "ps -u netops), stop it by its PID, fix the cause, then rerun it by hand.",
+        prom_expr="sum without(endpoint, code) (rate(netops_api_calls_total[15m])) > {t}",
+        prom_scale=1 / 60,
+    ),
+    Rule(
+        name="api_unauthorized",
+        summary="The API refused our credentials or token (HTTP 401)",
+        setting="alert_401_count",
+        value=_unauthorized,
+        unit="401s/hour",
+        action="Run `netops token refresh`; if it fails the application secret was rotated or expired: "
+               "generate a new one on the intra and set NETOPS_CLIENT_SECRET.",
+        prom_expr='sum without(code) (netops_api_calls_last_hour{{code="401"}}) > {t}',
+        severity="critical",
+    ),
+    Rule(
+        name="api_rate_limited",
+        summary="The API rate-limited us (HTTP 429)",
+        setting="alert_429_count",
+        value=_rate_limited,
+        unit="429s/hour",
+        action="Another client shares this application's budget, or the pacing is too fast: stop the other "
+               "client or lower NETOPS_RATE_PER_SECOND / NETOPS_RATE_PER_HOUR; calls resume when the window resets.",
+        prom_expr='sum without(code) (netops_api_calls_last_hour{{code="429"}}) > {t}',
+    ),
+    Rule(
+        name="api_key_set_aside",
+        summary="An application key's secret was refused: the key is set aside",
+        value=_keys_set_aside,
+        unit="keys",
+        action="`netops status` names the key: generate a new secret for that application on the intra and update it "
+               "(NETOPS_CLIENT_SECRET_<N> or NETOPS_CREDENTIALS_FILE); the other keys carry the load meanwhile.",
+        prom_expr="netops_api_key_set_aside > {t}",
+        severity="critical",
+        detail=_keys_set_aside_detail,
+    ),
+    Rule(
+        name="db_size",
+        summary="Database larger than its threshold",
+        setting="alert_db_size_bytes",
+        value=_db_size,
+        unit="bytes",
+        action="Look for bloat (`netops db shell`, then VACUUM FULL the largest tables), keep fewer days of "
+               "netops.api_calls (NETOPS_API_CALLS_KEEP_DAYS; older rows are pruned every minute), or grow the "
+               "disk and raise NETOPS_ALERT_DB_SIZE_BYTES.",
+        prom_expr="netops_database_size_bytes > {t}",
+        advice=_db_size_advice,
+    ),
+    Rule(
+        name="log_size",
+        summary="Log directory larger than its threshold",
+        setting="alert_log_bytes",
+        value=_log_bytes,
+        unit="bytes",
+        action="Check that logrotate runs (/etc/logrotate.d/netops, `logrotate -d`), delete old rotated logs.",
+        prom_expr="netops_log_bytes > {t}",
+        from_db=False,
+    ),
+    Rule(
+        name="sync_duration",
+        summary="Stable sync slower than its threshold",
+        setting="alert_sync_seconds",
+        value=_sync_duration,
+        unit="seconds",
+        action="Look for 429s and slow calls in netops.api_calls and in nightly_stable_tables.log; a sync "
+               "still running past this is probably stuck: check its PID and the API's status.",
+        prom_expr="netops_sync_last_run_duration_seconds > {t}",
+    ),
+    Rule(
+        name="sync_failed",
+        summary="The latest run of a stable phase failed",
+        value=_sync_failed,
+        unit="phases",
+        action="Read the error below and nightly_stable_tables.log (`netops logs tail stable`), fix the cause, "
+               "then rerun `netops sync stable`; the failed table was left as it was.",
+        prom_expr="sum without(phase) (netops_sync_last_run_failed) > {t}",
+        detail=_sync_failed_detail,
+    ),
+    Rule(
+        name="sync_interrupted",
+        summary="The latest run of a stable phase was interrupted",
+        value=_sync_interrupted,
+        unit="phases",
+        action="The sync was stopped (Ctrl-C, SIGTERM, kill or a crash) before it finished; its tables are as "
+               "before. Rerun `netops sync stable`.",
+        prom_expr="sum without(phase) (netops_sync_last_run_interrupted) > {t}",
+        detail=_sync_interrupted_detail,
+    ),
+    Rule(
+        name="sync_age",
+        summary="Stable tables not refreshed recently",
+        setting="alert_sync_age_hours",
+        value=_sync_age_hours,
+        unit="hours",
+        action="Check the nightly cron job (`crontab -l -u netops`, cron_output.log) and the stable log, then "
+               "run `netops sync stable` by hand.",
+        prom_expr='time() - netops_sync_last_success_timestamp_seconds{{phase=~"{stable}"}} > {t}',
+        severity="critical",
+        prom_scale=3600.0,
+        detail=_sync_age_detail,
+    ),
+    Rule(
+        name="backlog_depth",
+        summary="Backlog queue deeper than its threshold",
+        setting="alert_backlog_depth",
+        value=_backlog_pending,
+        unit="items",
+        action="Check that the backlog worker runs (`netops logs tail backlog`); if it does, it is starved of "
+               "budget: lower reconciliation share or raise the budget.",
+        prom_expr='max without(state) (netops_backlog_items{{state="pending"}}) > {t}',
+    ),
+    Rule(
+        name="backlog_failed",
+        summary="Backlog items failed permanently",
+        setting="alert_backlog_failed",
+        value=_backlog_failed,
+        unit="items",
+        action="Read the failed items' last_error (netops.backlog_items), fix the cause, and requeue them.",
+        prom_expr='max without(state) (netops_backlog_items{{state="failed"}}) > {t}',
+    ),
+    Rule(
+        name="data_quality",
+        summary="The last `netops check` found violating rows",
+        value=_quality,
+        unit="rows",
+        action="Run `netops check` to see which table and key; rerun `netops sync stable` to reload the "
+               "affected tables, and find out what bypassed the constraints.",
+        prom_expr="netops_data_quality_violations > {t}",
+    ),
+    Rule(
+        name="disk_low",
+        summary="Little free disk under the log or state dir",
+        value=_disk_free,
+        unit="% free",
+        action="Free space on that filesystem (old logs, old dumps) or grow it.",
+        prom_expr="min without(dir) (netops_disk_free_ratio) < {t}",
+        fixed=10.0,
+        below=True,
+        prom_scale=0.01,
+        from_db=False,
+        detail=_disk_detail,
+    ),
+    Rule(
+        name="disk_critical",
+        summary="Almost no free disk under the log or state dir",
+        value=_disk_free,
+        unit="% free",
+        action="Free space now: PostgreSQL and the logs stop when the disk is full.",
+        prom_expr="min without(dir) (netops_disk_free_ratio) < {t}",
+        severity="critical",
+        fixed=5.0,
+        below=True,
+        prom_scale=0.01,
+        from_db=False,
+        detail=_disk_detail,
+    ),
+    Rule(
+        name="token",
+        summary="No usable API token",
+        value=_token_unusable,
+        unit="",
+        action="Run `netops token refresh` (cron runs it hourly); if it is refused, fix NETOPS_CLIENT_ID / "
+               "NETOPS_CLIENT_SECRET.",
+        prom_expr="netops_token_usable < {t}",
+        fixed=0.0,
+        prom_scale=-1.0,
+        from_db=False,
+        prom_offset=1.0,
+        detail=_token_detail,
+    ),
+    Rule(
+        name="secret_expiring",
+        summary="The 42 application secret expires soon",
+        setting="secret_warn_days",
+        value=_secret_days,
+        unit="days",
+        action="Generate a new secret on the intra, set NETOPS_CLIENT_SECRET, then `netops token refresh`.",
+        prom_expr="netops_secret_expiry_timestamp_seconds - time() < {t}",
+        below=True,
+        prom_scale=86400.0,
+        from_db=False,
+    ),
+    Rule(
+        name="secret_expired",
+        summary="The 42 application secret has expired",
+        value=_secret_days,
+        unit="days",
+        action="Generate a new secret on the intra and set NETOPS_CLIENT_SECRET; nothing can sync until then.",
+        prom_expr="netops_secret_expiry_timestamp_seconds - time() < {t}",
+        severity="critical",
+        below=True,
+        prom_scale=86400.0,
+        from_db=False,
+    ),
+    Rule(
+        name="nginx_down",
+        summary="nginx is configured but not answering",
+        value=_nginx_down,
+        unit="",
+        action="Check `systemctl status nginx` and its error log.",
+        prom_expr="netops_nginx_up < {t}",
+        fixed=0.0,
+        prom_scale=-1.0,
+        prom_offset=1.0,
+        from_db=False,
+        detail=_nginx_detail,
+    ),
 )
 RULES_BY_NAME = {r.name: r for r in RULES}
 
@@ -478,18 +647,6 @@ class Verdict:
             text = (f"{self.rule.summary}: {fmt(self.value, u)}{shown} "
                     f"({'floor' if self.rule.below else 'threshold'} {fmt(self.threshold, u)}{shown})")
         return f"{text}; {self.detail}" if self.detail else text
-
-
-def fmt(value: float | None, unit: str) -> str:
-    if value is None:
-        return "unknown"
-    if value == float("inf"):
-        return "never"
-    if unit == "bytes":
-        from netops.monitor.status import human_bytes
-
-        return human_bytes(value)
-    return f"{value:g}" if value == int(value) else f"{value:.2f}"
 
 
 def judge(rule: Rule, facts: Facts, settings: Settings) -> Verdict:

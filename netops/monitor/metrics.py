@@ -28,7 +28,7 @@ from prometheus_client.registry import Collector
 
 from netops.config import Settings
 from netops.log import COMPONENT_FILES
-from netops.monitor import facts as F
+from netops.monitor.facts import STABLE_PHASES, iso
 
 JSON_NAME = "metrics_latest.json"
 PROM_NAME = "metrics.prom"
@@ -61,7 +61,7 @@ SCHEMA_VERSION = 2
 
 def collect_snapshot(settings: Settings, dsn: str | None, evaluation: Any = None) -> dict[str, Any]:
     """Everything metrics and alerts need, as plain JSON-able data, from one evaluation made now
-    (netops/monitor/evaluation.py) plus the all-time counters (netops/monitor/counters.py, read on the same connection). A
+    (netops/monitor/evaluation.py) plus the all-time counters (netops/db/counters.py, read on the same connection). A
     database that cannot be reached gives `database.up = 0` and its sections with null values,
     never an exception: an exporter that dies when the thing it watches dies tells you nothing."""
     from netops.monitor.evaluation import evaluate
@@ -85,7 +85,7 @@ def snapshot_of(ev: Any, counts: Any = None) -> dict[str, Any]:
     now = f.now
     snap: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
-        "generated_at": F.iso(now),
+        "generated_at": iso(now),
         "generated_at_unix": round(now.timestamp(), 3),
         "build": {"version": _version()},
         "state": ev.state,
@@ -163,7 +163,7 @@ def _db_snapshot(settings: Settings, f: Any, snap: dict[str, Any]) -> None:
     run = f.run
     oldest = None
     if phases is not None:
-        stable_success = [phases[p]["last_success_unix"] for p, _ in F.STABLE_PHASES if p in phases]
+        stable_success = [phases[p]["last_success_unix"] for p, _ in STABLE_PHASES if p in phases]
         oldest = None if not stable_success or any(s is None for s in stable_success) else min(stable_success)
     snap["sync"] = {
         "phases": phases,
@@ -354,7 +354,7 @@ class SnapshotCollector(Collector):
             add("netops_sync_duration_seconds", samples=[([p], v["duration_seconds"]) for p, v in ph.items()])
             add("netops_sync_rows", samples=[([p, k], v[f"rows_{k}"]) for p, v in ph.items() if v["last_status"]
                                              for k in ("fetched", "inserted", "updated", "deleted", "skipped")])
-            stable = {p for p, _ in F.STABLE_PHASES}
+            stable = {p for p, _ in STABLE_PHASES}
             add("netops_sync_last_success_timestamp_seconds",
                 samples=[([p], v["last_success_unix"] if v["last_success_unix"] is not None else
                           (0.0 if p in stable else None)) for p, v in ph.items()]

@@ -14,8 +14,9 @@ from datetime import datetime
 from typing import Any
 
 from netops.config import Settings
-from netops.monitor import facts as F
 from netops.monitor.evaluation import Evaluation, check_nginx, evaluate
+from netops.monitor.facts import STABLE_PHASES, iso
+from netops.monitor.formatting import human_age, human_bytes, render_key_line
 
 EXIT_CODES = {"ok": 0, "warning": 1, "critical": 2}
 __all__ = ["EXIT_CODES", "check_nginx", "collect_status", "render_text", "status_document"]
@@ -39,7 +40,7 @@ def status_document(ev: Evaluation) -> dict[str, Any]:
     problems.sort(key=lambda p: p["severity"] != "critical")
     doc: dict[str, Any] = {
         "state": ev.state,
-        "checked_at": F.iso(now),
+        "checked_at": iso(now),
         "problems": problems,
         "services": {
             "postgresql": {"ok": f.db_up, "version": f.db_version, "error": f.db_error},
@@ -53,8 +54,8 @@ def status_document(ev: Evaluation) -> dict[str, Any]:
         "database": {"size_bytes": f.db_size, "threshold_bytes": settings.alert_db_size_bytes},
         "disk": f.disk,
         "token": {"present": f.token.present, "ttl_seconds": f.token.ttl_seconds,
-                  "expires_at": F.iso(f.token.expires_at), "secret_valid_until": F.iso(f.token.secret_valid_until),
-                  "refused_at": F.iso(f.token.refused_at)},
+                  "expires_at": iso(f.token.expires_at), "secret_valid_until": iso(f.token.secret_valid_until),
+                  "refused_at": iso(f.token.refused_at)},
         # the rules judged now (the same verdicts as `netops alerts check`), not a stored state
         "alerts": {"firing": [v.rule.name for v in ev.firing]},
         "known": f.db_up and bool(f.schema),
@@ -67,7 +68,7 @@ def status_document(ev: Evaluation) -> dict[str, Any]:
                 "phase": p.phase,
                 "table": p.table,
                 "last_status": p.last_status,
-                "last_finished_at": F.iso(p.finished_at),
+                "last_finished_at": iso(p.finished_at),
                 "age_seconds": _age(now, p.finished_at),
                 "rows_inserted": p.rows_inserted,
                 "rows_updated": p.rows_updated,
@@ -78,27 +79,27 @@ def status_document(ev: Evaluation) -> dict[str, Any]:
                 "pages_done": p.pages_done,
                 "pages_total": p.pages_total,
                 "rows_fetched": p.rows_fetched,
-                "last_success_at": F.iso(p.last_success_at),
+                "last_success_at": iso(p.last_success_at),
                 "last_success_age_seconds": _age(now, p.last_success_at),
             })
     if f.run is not None:
         run = f.run
         doc["last_sync"] = {
-            "finished_at": F.iso(run.finished_at),
+            "finished_at": iso(run.finished_at),
             "age_seconds": _age(now, run.finished_at),
             "status": run.status,
             "run_id": run.run_id,
-            "started_at": F.iso(run.started_at),
+            "started_at": iso(run.started_at),
             "duration_seconds": round(run.duration_seconds, 3) if run.duration_seconds is not None else None,
             "lock_held": f.lock_held,
         }
-        successes = [p.last_success_at for p in f.phases or [] if p.phase in dict(F.STABLE_PHASES)]
+        successes = [p.last_success_at for p in f.phases or [] if p.phase in dict(STABLE_PHASES)]
         if successes and all(successes):
             doc["last_sync"]["oldest_success_age_seconds"] = _age(now, min(successes))  # type: ignore[type-var]
     if f.backlog is not None:
         b = f.backlog
         doc["backlog"] = {"available": b.available, "pending": b.pending, "processing": b.processing,
-                          "failed": b.failed, "oldest_pending_at": F.iso(b.oldest_pending_at)}
+                          "failed": b.failed, "oldest_pending_at": iso(b.oldest_pending_at)}
     if f.api is not None:
         api, total = f.api, f.budget
         doc["api"] = {
@@ -111,43 +112,18 @@ def status_document(ev: Evaluation) -> dict[str, Any]:
             "unauthorized_last_hour": api.unauthorized_1h,
             "rate_limited_last_hour": api.rate_limited_1h,
             "hourly_remaining": api.hourly_remaining,
-            "last_call_at": F.iso(api.last_call_at),
+            "last_call_at": iso(api.last_call_at),
         }
-    doc["api_keys"] = f.keys  # one row per application key (netops.api.keys.key_rows)
+    doc["api_keys"] = f.keys  # one row per application key (netops.monitor.facts.key_rows)
     if f.quality is not None:
         q = f.quality
-        doc["quality"] = {"available": q.available, "checked_at": F.iso(q.checked_at),
+        doc["quality"] = {"available": q.available, "checked_at": iso(q.checked_at),
                           "violations": q.violations, "info": q.info}
     doc["elapsed_ms"] = f.elapsed_ms
     return doc
 
 
 # --- text rendering ------------------------------------------------------------------------
-
-def human_bytes(n: float | None) -> str:
-    if n is None:
-        return "-"
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if abs(n) < 1024 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TB"  # pragma: no cover
-
-
-def human_age(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    s = abs(seconds)
-    if s < 90:
-        out = f"{s:.0f}s"
-    elif s < 90 * 60:
-        out = f"{s / 60:.0f}m"
-    elif s < 48 * 3600:
-        out = f"{s / 3600:.1f}h"
-    else:
-        out = f"{s / 86400:.1f}d"
-    return out if seconds >= 0 else "-" + out
-
 
 def render_text(doc: dict[str, Any]) -> str:
     """A screenful for a person; scripts use --json."""
@@ -200,8 +176,6 @@ def render_text(doc: dict[str, Any]) -> str:
                      f"({a['utilisation_percent']}%{a.get('budget_note', '')}), 401: {a['unauthorized_last_hour']}, "
                      f"429: {a['rate_limited_last_hour']}")
     if doc.get("api_keys"):
-        from netops.api.keys import render_key_line
-
         lines.extend(f"            {render_key_line(k)}" for k in doc["api_keys"])
     lines.append(f"database    {human_bytes(doc['database']['size_bytes']) if pg['ok'] else 'unknown'}")
     for key, d in doc["disk"].items():

@@ -21,9 +21,9 @@ from typing import Any
 
 import pytest
 
-from netops.api.keys import key_rows
 from netops.config import load_settings
 from netops.db import ratelimit
+from netops.monitor.facts import key_rows
 from netops.sim.server import SimConfig, SimServer
 from tests.fixtures.pg import query
 

@@ -9,10 +9,12 @@ import jinja2
 import pytest
 
 from netops.api.auth import credential_fingerprint
-from netops.api.keys import ApiKey, key_rows, load_keys, render_key_line
+from netops.api.keys import ApiKey, load_keys
 from netops.api.limiter import KeysExhausted, LocalLimiter
 from netops.config import ConfigError, load_settings, tomllib
 from netops.log import redact
+from netops.monitor.facts import key_rows
+from netops.monitor.formatting import render_key_line
 
 ROOT = Path(__file__).resolve().parents[2]
 
