@@ -34,7 +34,7 @@ from netops.db import monitor_facts
 from netops.db.counters import Counters, read_counters
 from netops.db.monitor_facts import ApiFacts, BacklogFacts, QualityFacts, TableCount
 from netops.monitor import facts
-from netops.monitor.facts import LastRun, PhaseFacts, TokenFacts
+from netops.monitor.facts import DiskFacts, LastRun, PhaseFacts, TokenFacts
 from netops.monitor.formatting import fmt
 
 SEVERITY_RANK = {"ok": 0, "warning": 1, "critical": 2}
@@ -59,7 +59,7 @@ class Facts:
     tables: dict[str, TableCount] | None = None
     db_size: int | None = None
     quality: QualityFacts | None = None
-    disk: dict[str, dict[str, Any]] = field(default_factory=dict)
+    disk: dict[str, DiskFacts] = field(default_factory=dict)  # "log_dir", "state_dir"
     log_bytes: int = 0
     token: TokenFacts = field(default_factory=TokenFacts)
     #: one row per application key (netops.monitor.facts.key_rows); set-aside state unknown (None
@@ -68,20 +68,36 @@ class Facts:
     #: every configured key's budget summed (keys_and_budget), from the same read of the
     #: keys as `keys`: what status, the metrics, history.json and the dashboard call "the budget"
     budget: Budget = field(default_factory=lambda: Budget(1, 0.0, 0))
-    nginx: dict[str, Any] = field(default_factory=lambda: {"ok": None, "url": None, "error": None})
+    nginx: NginxFacts = field(default_factory=lambda: NginxFacts())
     #: the all-time counters (netops/db/counters.py), read on the same connection when asked
     #: for (the metrics export); None: not asked, or unknown (database down, not migrated)
     counters: Counters | None = None
     elapsed_ms: float = 0.0
 
 
-def check_nginx(url: str | None, timeout: float) -> dict[str, Any]:
+@dataclass
+class NginxFacts:
+    """Whether nginx answers the configured URL; `ok` None: no URL configured (not checked)."""
+
+    ok: bool | None = None
+    url: str | None = None
+    error: str | None = None
+    http_status: int | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {"ok": self.ok, "url": self.url, "error": self.error}
+        if self.http_status is not None:
+            doc["http_status"] = self.http_status
+        return doc
+
+
+def check_nginx(url: str | None, timeout: float) -> NginxFacts:
     """GET the configured URL; any 2xx/3xx answer means nginx runs and serves netops.
 
     `timeout` is the nginx_timeout setting (seconds); a timeout says so and names the setting,
     so a slow box is told apart from a stopped nginx and the knob is found."""
     if not url:
-        return {"ok": None, "url": None, "error": None}
+        return NginxFacts()
     try:
         with urllib.request.urlopen(urllib.request.Request(url, method="GET"), timeout=timeout) as resp:
             code = resp.status
@@ -91,12 +107,12 @@ def check_nginx(url: str | None, timeout: float) -> dict[str, Any]:
         reason = getattr(exc, "reason", exc)
         # connect timeouts come wrapped in URLError, read timeouts bare (socket.timeout is TimeoutError)
         if isinstance(reason, TimeoutError):
-            return {"ok": False, "url": url,
-                    "error": f"GET timed out: no answer within {timeout:g} s (nginx_timeout, NETOPS_NGINX_TIMEOUT)"}
-        return {"ok": False, "url": url, "error": f"no answer: {reason}"}
+            return NginxFacts(False, url, f"GET timed out: no answer within {timeout:g} s "
+                                          "(nginx_timeout, NETOPS_NGINX_TIMEOUT)")
+        return NginxFacts(False, url, f"no answer: {reason}")
     if 200 <= code < 400:
-        return {"ok": True, "url": url, "error": None, "http_status": code}
-    return {"ok": False, "url": url, "error": f"HTTP {code}", "http_status": code}
+        return NginxFacts(True, url, None, code)
+    return NginxFacts(False, url, f"HTTP {code}", code)
 
 
 Then = Callable[[Any, "Facts"], None]
@@ -143,7 +159,7 @@ def gather(settings: Settings, dsn: str | None, check_services: bool = True, cou
         if f.db_up:  # reachable, but a query failed (e.g. half-migrated): say so, keep what was read
             f.db_error = f"query failed: {f.db_error}"
     f.disk = {"log_dir": facts.disk_facts(settings.log_path), "state_dir": facts.disk_facts(settings.state_path)}
-    f.log_bytes = f.disk["log_dir"]["used_bytes"]
+    f.log_bytes = f.disk["log_dir"].used_bytes
     if not f.keys:  # database down or not migrated: what the key and token files tell
         f.keys = facts.key_rows(settings, None, stores=stores, keys=configured)
     f.elapsed_ms = round((time.monotonic() - started - then_s) * 1000, 1)
@@ -302,19 +318,17 @@ def _quality(f: Facts, s: Settings) -> float | None:
 
 
 def _disk_free(f: Facts, s: Settings) -> float | None:
-    pcts = [d["free_percent"] for d in f.disk.values() if d.get("free_percent") is not None]
+    pcts = [d.free_percent for d in f.disk.values() if d.free_percent is not None]
     return min(pcts) if pcts else None
 
 
 def _disk_detail(f: Facts, s: Settings) -> str | None:
-    worst = min(f.disk.values(), key=lambda d: d.get("free_percent") or 100.0, default=None)
-    return f"{worst['free_percent']}% free on the filesystem of {worst['path']}" if worst else None
+    worst = min(f.disk.values(), key=lambda d: d.free_percent or 100.0, default=None)
+    return f"{worst.free_percent}% free on the filesystem of {worst.path}" if worst else None
 
 
 def _token_unusable(f: Facts, s: Settings) -> float:
-    t = f.token
-    return 1.0 if (t.error or not t.present or t.refused_at is not None
-                   or (t.ttl_seconds is not None and t.ttl_seconds <= 0)) else 0.0
+    return 0.0 if f.token.usable else 1.0
 
 
 def _token_detail(f: Facts, s: Settings) -> str | None:
@@ -364,12 +378,11 @@ def _db_size_advice(s: Settings) -> str:
 
 
 def _nginx_down(f: Facts, s: Settings) -> float | None:
-    ok = f.nginx.get("ok")
-    return None if ok is None else (0.0 if ok else 1.0)
+    return None if f.nginx.ok is None else (0.0 if f.nginx.ok else 1.0)
 
 
 def _nginx_detail(f: Facts, s: Settings) -> str | None:
-    return f"{f.nginx.get('url')}: {f.nginx.get('error')}"
+    return f"{f.nginx.url}: {f.nginx.error}"
 
 
 #: The thresholds, in one table. Order = the order views list them in.

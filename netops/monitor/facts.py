@@ -10,7 +10,7 @@ import json
 import os
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -155,20 +155,39 @@ def dir_bytes(path: Path, max_entries: int = 200_000) -> int:
     return total
 
 
-def disk_facts(path: Path) -> dict[str, Any]:
+@dataclass
+class DiskFacts:
+    """Space used under a directory and free on its filesystem."""
+
+    path: str
+    exists: bool
+    used_bytes: int
+    free_bytes: int
+    total_bytes: int
+    free_percent: float | None
+
+    @property
+    def free_ratio(self) -> float | None:
+        return round(self.free_bytes / self.total_bytes, 4) if self.total_bytes else None
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def disk_facts(path: Path) -> DiskFacts:
     """Space used under `path` and free on its filesystem (nearest existing parent if absent)."""
     probe = Path(path)
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent
     usage = shutil.disk_usage(probe)
-    return {
-        "path": str(path),
-        "exists": Path(path).exists(),
-        "used_bytes": dir_bytes(Path(path)),
-        "free_bytes": usage.free,
-        "total_bytes": usage.total,
-        "free_percent": round(100.0 * usage.free / usage.total, 1) if usage.total else None,
-    }
+    return DiskFacts(
+        path=str(path),
+        exists=Path(path).exists(),
+        used_bytes=dir_bytes(Path(path)),
+        free_bytes=usage.free,
+        total_bytes=usage.total,
+        free_percent=round(100.0 * usage.free / usage.total, 1) if usage.total else None,
+    )
 
 
 @dataclass
@@ -179,6 +198,12 @@ class TokenFacts:
     secret_valid_until: datetime | None = None
     error: str | None = None
     refused_at: datetime | None = None  # the API answered 401 to it (netops/api/auth.py marks it)
+
+    @property
+    def usable(self) -> bool:
+        """Present, ours, unexpired and not refused by the API."""
+        return not (self.error or not self.present or self.refused_at is not None
+                    or (self.ttl_seconds is not None and self.ttl_seconds <= 0))
 
 
 @dataclass

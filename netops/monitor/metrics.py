@@ -116,14 +116,12 @@ def snapshot_of(ev: Any, counts: Any = None) -> dict[str, Any]:
     }
     # the keys' windows and set-aside state live in the database: unknown (null) while it is down
     snap["api_keys"] = [k for k in f.keys if "error" not in k] if (f.db_up and f.schema) else None
-    snap["disk"] = {k: {"path": d["path"], "free_percent": d["free_percent"],
-                        "free_ratio": (round(d["free_bytes"] / d["total_bytes"], 4)
-                                       if d.get("total_bytes") else None)}
+    snap["disk"] = {k: {"path": d.path, "free_percent": d.free_percent, "free_ratio": d.free_ratio}
                     for k, d in f.disk.items()}
-    snap["nginx"] = None if f.nginx.get("ok") is None else {"up": 1 if f.nginx["ok"] else 0, "url": f.nginx["url"]}
+    snap["nginx"] = None if f.nginx.ok is None else {"up": 1 if f.nginx.ok else 0, "url": f.nginx.url}
     t = f.token
     snap["token"] = {"present": t.present, "ttl_seconds": t.ttl_seconds,
-                     "usable": 0 if ev.by_name()["token"].firing else 1,
+                     "usable": 1 if t.usable else 0,
                      "expires_unix": _ts(t.expires_at),
                      "refused_at_unix": _ts(t.refused_at),
                      "secret_valid_until_unix": _ts(t.secret_valid_until)}
@@ -292,110 +290,156 @@ SPECS: dict[str, Spec] = {
 }
 
 Samples = list[tuple[list[str], float | None]]
+Doc = dict[str, Any]
+
+
+class Families:
+    """The families of one export, in the order they are added; each declared in SPECS."""
+
+    def __init__(self) -> None:
+        self.out: list[Any] = []
+
+    def add(self, name: str, value: float | None = None, samples: Samples | None = None) -> None:
+        """A family without labels is left out when its value is unknown; a labelled family is
+        exported even with no sample (its alert rules reference it), unknown samples skipped."""
+        spec = SPECS[name]
+        cls = CounterMetricFamily if spec.type == "counter" else GaugeMetricFamily
+        if not spec.labels:
+            if value is None:
+                return
+            fam = cls(name, spec.help, labels=[])
+            fam.add_metric([], float(value))
+        else:
+            fam = cls(name, spec.help, labels=list(spec.labels))
+            for lv, v in samples or []:
+                if v is not None:
+                    fam.add_metric(lv, float(v))
+        self.out.append(fam)
 
 
 class SnapshotCollector(Collector):
-    """Exposes one snapshot as the `netops_*` families declared in SPECS."""
+    """Exposes one snapshot as the `netops_*` families declared in SPECS.
 
-    def __init__(self, snapshot: dict[str, Any]) -> None:
+    It renders the metrics document itself (not the evaluation again), so metrics_latest.json
+    and the Prometheus text carry the same numbers, file sizes and timestamps read once."""
+
+    def __init__(self, snapshot: Doc) -> None:
         self.snap = snapshot
 
     def collect(self) -> Iterator[Any]:
-        s = self.snap
-        out: list[Any] = []
+        fams = Families()
+        for section in (_database_families, _api_families, _key_families, _sync_families, _backlog_families,
+                        _file_families, _quality_families, _alert_families):
+            section(fams, self.snap)
+        yield from fams.out
 
-        def add(name: str, value: float | None = None, samples: Samples | None = None) -> None:
-            spec = SPECS[name]
-            cls = CounterMetricFamily if spec.type == "counter" else GaugeMetricFamily
-            if not spec.labels:
-                if value is None:
-                    return
-                fam = cls(name, spec.help, labels=[])
-                fam.add_metric([], float(value))
-            else:
-                fam = cls(name, spec.help, labels=list(spec.labels))
-                for lv, v in samples or []:
-                    if v is not None:
-                        fam.add_metric(lv, float(v))
-            out.append(fam)
 
-        add("netops_build_info", samples=[([s["build"]["version"]], 1)])
-        add("netops_metrics_generated_timestamp_seconds", s["generated_at_unix"])
-        db = s["database"]
-        add("netops_database_up", db["up"])
-        add("netops_database_size_bytes", db.get("size_bytes"))
-        add("netops_schema_present", db.get("schema"))
-        api = s["api"]
-        if api["calls_last_hour"] is not None:
-            c = s["counters"]
-            add("netops_api_calls", samples=[([e["endpoint"], e["code"]], e["calls"]) for e in c["api_calls"]])
-            by_code = {"401": 0, "429": 0, **api["by_code_last_hour"]}
-            add("netops_api_calls_last_hour", samples=[([k], v) for k, v in sorted(by_code.items())])
-            add("netops_api_budget_calls_per_hour", api["budget_per_hour"])
-            add("netops_api_budget_calls_per_second", api["budget_per_second"])
-            add("netops_api_utilisation_ratio", api["utilisation_ratio"])
-            rem = api["rate_limit_remaining"]
-            add("netops_api_rate_limit_remaining", samples=[(["secondly"], rem["secondly"]), (["hourly"], rem["hourly"])])
-        keys = s["api_keys"]
-        if keys is not None:  # families even with no key row: the alert rules reference them
-            for name, field_ in (("netops_api_key_calls_last_hour", "calls_last_hour"),
-                                 ("netops_api_key_budget_per_hour", "per_hour"),
-                                 ("netops_api_key_budget_per_second", "per_second"),
-                                 ("netops_api_key_rate_limited_last_hour", "rate_limited_last_hour"),
-                                 ("netops_api_key_token_ttl_seconds", "token_ttl_seconds"),
-                                 ("netops_api_key_set_aside", "set_aside")):
-                add(name, samples=[([k["label"]], None if k.get(field_) is None else float(k[field_])) for k in keys])
-        sync = s["sync"]
-        if sync["phases"] is not None:
-            c = s["counters"]
-            add("netops_sync_runs", samples=[([r["phase"], r["outcome"]], r["runs"]) for r in c["sync_runs"]])
-            add("netops_sync_rows_written", samples=[([r["table"], r["kind"]], r["rows"]) for r in c["rows_written"]])
-            ph = sync["phases"]
-            add("netops_sync_duration_seconds", samples=[([p], v["duration_seconds"]) for p, v in ph.items()])
-            add("netops_sync_rows", samples=[([p, k], v[f"rows_{k}"]) for p, v in ph.items() if v["last_status"]
-                                             for k in ("fetched", "inserted", "updated", "deleted", "skipped")])
-            stable = {p for p, _ in STABLE_PHASES}
-            add("netops_sync_last_success_timestamp_seconds",
-                samples=[([p], v["last_success_unix"] if v["last_success_unix"] is not None else
-                          (0.0 if p in stable else None)) for p, v in ph.items()]
-                + [([p], 0.0) for p in sorted(stable - set(ph))])
-            add("netops_sync_running", samples=[([p], 1 if v["running"] else 0) for p, v in ph.items()])
-            for name, status in (("netops_sync_last_run_failed", "failed"),
-                                 ("netops_sync_last_run_interrupted", "interrupted"),
-                                 ("netops_sync_last_run_unchanged", "unchanged")):
-                add(name, samples=[([p], 1 if v["last_status"] == status else 0) for p, v in ph.items() if v["last_status"]])
-            add("netops_sync_last_run_duration_seconds", sync["last_run"]["duration_seconds"])
-        add("netops_task_last_success_timestamp_seconds",
-            samples=[([t], v) for t, v in sorted(s["tasks"]["last_success_unix"].items())])
-        bl = s["backlog"]
-        if bl["available"] is not None:
-            add("netops_backlog_available", 1 if bl["available"] else 0)
-            if bl["available"]:
-                add("netops_backlog_items", samples=[([k], bl[k]) for k in ("pending", "processing", "failed")])
-                add("netops_backlog_items_processed",
-                    samples=[([o], n) for o, n in sorted((s["counters"]["backlog_processed"] or {}).items())])
-        if s["tables"]:
-            add("netops_table_rows", samples=[([t], v["rows"]) for t, v in s["tables"].items()])
-        tok = s["token"]
-        add("netops_token_present", 1 if tok["present"] else 0)
-        add("netops_token_usable", tok.get("usable"))
-        add("netops_token_expiry_timestamp_seconds", tok.get("expires_unix"))
-        add("netops_secret_expiry_timestamp_seconds", tok.get("secret_valid_until_unix"))
-        lg = s["logs"]
-        add("netops_log_bytes", lg["bytes"])
-        add("netops_log_file_bytes", samples=[([c], b) for c, b in lg["files"].items()])
-        add("netops_disk_free_ratio", samples=[([k], d["free_ratio"]) for k, d in s["disk"].items()])
-        if s.get("nginx"):
-            add("netops_nginx_up", s["nginx"]["up"])
-        q = s["quality"]
-        if q.get("checked_at_unix"):
-            add("netops_data_quality_violations", q["violations"])
-            add("netops_data_quality_info_rows", q["info"])
-            add("netops_data_quality_checked_timestamp_seconds", q["checked_at_unix"])
-        add("netops_alert_firing", samples=[([n, a["severity"]], None if a["state"] == "unknown" else
-                                             (1 if a["state"] == "firing" else 0)) for n, a in s["alerts"].items()])
-        add("netops_alert_threshold", samples=[([n, ], a["prom_threshold"]) for n, a in s["alerts"].items()])
-        yield from out
+def _database_families(fams: Families, s: Doc) -> None:
+    fams.add("netops_build_info", samples=[([s["build"]["version"]], 1)])
+    fams.add("netops_metrics_generated_timestamp_seconds", s["generated_at_unix"])
+    db = s["database"]
+    fams.add("netops_database_up", db["up"])
+    fams.add("netops_database_size_bytes", db.get("size_bytes"))
+    fams.add("netops_schema_present", db.get("schema"))
+
+
+def _api_families(fams: Families, s: Doc) -> None:
+    api = s["api"]
+    if api["calls_last_hour"] is None:
+        return
+    fams.add("netops_api_calls", samples=[([e["endpoint"], e["code"]], e["calls"]) for e in s["counters"]["api_calls"]])
+    by_code = {"401": 0, "429": 0, **api["by_code_last_hour"]}
+    fams.add("netops_api_calls_last_hour", samples=[([k], v) for k, v in sorted(by_code.items())])
+    fams.add("netops_api_budget_calls_per_hour", api["budget_per_hour"])
+    fams.add("netops_api_budget_calls_per_second", api["budget_per_second"])
+    fams.add("netops_api_utilisation_ratio", api["utilisation_ratio"])
+    rem = api["rate_limit_remaining"]
+    fams.add("netops_api_rate_limit_remaining", samples=[(["secondly"], rem["secondly"]), (["hourly"], rem["hourly"])])
+
+
+#: per-key family -> the key row's field it exports
+KEY_FAMILIES = (("netops_api_key_calls_last_hour", "calls_last_hour"),
+                ("netops_api_key_budget_per_hour", "per_hour"),
+                ("netops_api_key_budget_per_second", "per_second"),
+                ("netops_api_key_rate_limited_last_hour", "rate_limited_last_hour"),
+                ("netops_api_key_token_ttl_seconds", "token_ttl_seconds"),
+                ("netops_api_key_set_aside", "set_aside"))
+
+
+def _key_families(fams: Families, s: Doc) -> None:
+    keys = s["api_keys"]
+    if keys is None:
+        return
+    for name, field_ in KEY_FAMILIES:  # families even with no key row: the alert rules reference them
+        fams.add(name, samples=[([k["label"]], None if k.get(field_) is None else float(k[field_])) for k in keys])
+
+
+def _sync_families(fams: Families, s: Doc) -> None:
+    sync = s["sync"]
+    ph = sync["phases"]
+    if ph is not None:
+        c = s["counters"]
+        fams.add("netops_sync_runs", samples=[([r["phase"], r["outcome"]], r["runs"]) for r in c["sync_runs"]])
+        fams.add("netops_sync_rows_written", samples=[([r["table"], r["kind"]], r["rows"]) for r in c["rows_written"]])
+        fams.add("netops_sync_duration_seconds", samples=[([p], v["duration_seconds"]) for p, v in ph.items()])
+        fams.add("netops_sync_rows", samples=[([p, k], v[f"rows_{k}"]) for p, v in ph.items() if v["last_status"]
+                                              for k in ("fetched", "inserted", "updated", "deleted", "skipped")])
+        stable = {p for p, _ in STABLE_PHASES}
+        fams.add("netops_sync_last_success_timestamp_seconds",
+                 samples=[([p], v["last_success_unix"] if v["last_success_unix"] is not None else
+                           (0.0 if p in stable else None)) for p, v in ph.items()]
+                 + [([p], 0.0) for p in sorted(stable - set(ph))])
+        fams.add("netops_sync_running", samples=[([p], 1 if v["running"] else 0) for p, v in ph.items()])
+        for name, status in (("netops_sync_last_run_failed", "failed"),
+                             ("netops_sync_last_run_interrupted", "interrupted"),
+                             ("netops_sync_last_run_unchanged", "unchanged")):
+            fams.add(name, samples=[([p], 1 if v["last_status"] == status else 0)
+                                    for p, v in ph.items() if v["last_status"]])
+        fams.add("netops_sync_last_run_duration_seconds", sync["last_run"]["duration_seconds"])
+    fams.add("netops_task_last_success_timestamp_seconds",
+             samples=[([t], v) for t, v in sorted(s["tasks"]["last_success_unix"].items())])
+
+
+def _backlog_families(fams: Families, s: Doc) -> None:
+    bl = s["backlog"]
+    if bl["available"] is None:
+        return
+    fams.add("netops_backlog_available", 1 if bl["available"] else 0)
+    if bl["available"]:
+        fams.add("netops_backlog_items", samples=[([k], bl[k]) for k in ("pending", "processing", "failed")])
+        fams.add("netops_backlog_items_processed",
+                 samples=[([o], n) for o, n in sorted((s["counters"]["backlog_processed"] or {}).items())])
+
+
+def _file_families(fams: Families, s: Doc) -> None:
+    """Tables, the token, logs, disks and nginx."""
+    if s["tables"]:
+        fams.add("netops_table_rows", samples=[([t], v["rows"]) for t, v in s["tables"].items()])
+    tok = s["token"]
+    fams.add("netops_token_present", 1 if tok["present"] else 0)
+    fams.add("netops_token_usable", tok.get("usable"))
+    fams.add("netops_token_expiry_timestamp_seconds", tok.get("expires_unix"))
+    fams.add("netops_secret_expiry_timestamp_seconds", tok.get("secret_valid_until_unix"))
+    lg = s["logs"]
+    fams.add("netops_log_bytes", lg["bytes"])
+    fams.add("netops_log_file_bytes", samples=[([c], b) for c, b in lg["files"].items()])
+    fams.add("netops_disk_free_ratio", samples=[([k], d["free_ratio"]) for k, d in s["disk"].items()])
+    if s.get("nginx"):
+        fams.add("netops_nginx_up", s["nginx"]["up"])
+
+
+def _quality_families(fams: Families, s: Doc) -> None:
+    q = s["quality"]
+    if q.get("checked_at_unix"):
+        fams.add("netops_data_quality_violations", q["violations"])
+        fams.add("netops_data_quality_info_rows", q["info"])
+        fams.add("netops_data_quality_checked_timestamp_seconds", q["checked_at_unix"])
+
+
+def _alert_families(fams: Families, s: Doc) -> None:
+    fams.add("netops_alert_firing", samples=[([n, a["severity"]], None if a["state"] == "unknown" else
+                                              (1 if a["state"] == "firing" else 0)) for n, a in s["alerts"].items()])
+    fams.add("netops_alert_threshold", samples=[([n], a["prom_threshold"]) for n, a in s["alerts"].items()])
 
 
 def metric_table() -> str:

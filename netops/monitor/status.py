@@ -44,7 +44,7 @@ def status_document(ev: Evaluation) -> dict[str, Any]:
         "problems": problems,
         "services": {
             "postgresql": {"ok": f.db_up, "version": f.db_version, "error": f.db_error},
-            "nginx": f.nginx,
+            "nginx": f.nginx.as_json(),
         },
         "phases": [],
         "last_sync": {"finished_at": None, "age_seconds": None, "status": None},
@@ -52,7 +52,7 @@ def status_document(ev: Evaluation) -> dict[str, Any]:
         "backlog": {"available": None, "pending": None, "processing": None, "failed": None},
         "tables": {},
         "database": {"size_bytes": f.db_size, "threshold_bytes": settings.alert_db_size_bytes},
-        "disk": f.disk,
+        "disk": {name: d.as_json() for name, d in f.disk.items()},
         "token": {"present": f.token.present, "ttl_seconds": f.token.ttl_seconds,
                   "expires_at": iso(f.token.expires_at), "secret_valid_until": iso(f.token.secret_valid_until),
                   "refused_at": iso(f.token.refused_at)},
