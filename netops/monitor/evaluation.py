@@ -1,9 +1,9 @@
-"""The one evaluation: every fact read once, judged once against one table of thresholds.
+"""The source of every monitor verdict: one typed Evaluation (facts -> rules -> verdicts).
 
-`netops status`, `netops alerts check`, the metrics files, the dashboard and the status page
-(status.json is `netops status --json`) all call `evaluate()` and render its result, so they
-cannot disagree and none of them repeats what another stored earlier: status's alerts line is
-the rules judged *now*, not the last `alerts check`. How a verdict is reached:
+`netops status`, `netops alerts check`, the metrics files, the dashboard, history.json and the
+status page (status.json is `netops status --json`) all call `evaluate()` and render its result,
+so they cannot disagree and none of them repeats what another stored earlier: status's alerts
+line is the rules judged *now*, not the last `alerts check`. How a verdict is reached:
 
 - `gather()` reads every fact (PostgreSQL bookkeeping and catalogs, the token store, the log
   and state dirs, nginx) in one pass on one short connection. A fact that cannot be read — the
@@ -34,7 +34,7 @@ from netops.db import monitor_facts
 from netops.db.counters import Counters, read_counters
 from netops.db.monitor_facts import ApiFacts, BacklogFacts, QualityFacts, TableCount
 from netops.monitor import facts
-from netops.monitor.facts import DiskFacts, LastRun, PhaseFacts, TokenFacts
+from netops.monitor.facts import DiskFacts, KeyRow, LastRun, PhaseFacts, TokenFacts
 from netops.monitor.formatting import fmt
 
 SEVERITY_RANK = {"ok": 0, "warning": 1, "critical": 2}
@@ -64,7 +64,7 @@ class Facts:
     token: TokenFacts = field(default_factory=TokenFacts)
     #: one row per application key (netops.monitor.facts.key_rows); set-aside state unknown (None
     #: values) when the database is down
-    keys: list[dict[str, Any]] = field(default_factory=list)
+    keys: list[KeyRow] = field(default_factory=list)
     #: every configured key's budget summed (keys_and_budget), from the same read of the
     #: keys as `keys`: what status, the metrics, history.json and the dashboard call "the budget"
     budget: Budget = field(default_factory=lambda: Budget(1, 0.0, 0))
@@ -350,12 +350,12 @@ def _secret_days(f: Facts, s: Settings) -> float | None:
 def _keys_set_aside(f: Facts, s: Settings) -> float | None:
     if not (f.db_up and f.schema):  # the set-aside state lives in the database
         return None
-    return float(sum(1 for k in f.keys if k.get("set_aside")))
+    return float(sum(1 for k in f.keys if k.set_aside))
 
 
 def _keys_set_aside_detail(f: Facts, s: Settings) -> str | None:
-    aside = [k for k in f.keys if k.get("set_aside")]
-    return "; ".join(f"key {k['label']} ({k['client_id']}): {k.get('set_aside_reason') or 'secret refused'}"
+    aside = [k for k in f.keys if k.set_aside]
+    return "; ".join(f"key {k.label} ({k.client_id}): {k.set_aside_reason or 'secret refused'}"
                      for k in aside) or None
 
 
@@ -628,7 +628,6 @@ RULES: tuple[Rule, ...] = (
         detail=_nginx_detail,
     ),
 )
-RULES_BY_NAME = {r.name: r for r in RULES}
 
 
 # --- verdicts --------------------------------------------------------------------------------
@@ -688,9 +687,6 @@ class Evaluation:
         """ok / warning / critical: the worst severity among firing rules."""
         worst = max((SEVERITY_RANK[v.rule.severity] for v in self.firing), default=0)
         return {0: "ok", 1: "warning", 2: "critical"}[worst]
-
-    def by_name(self) -> dict[str, Verdict]:
-        return {v.rule.name: v for v in self.verdicts}
 
 
 def evaluate(settings: Settings, dsn: str | None, check_services: bool = True,

@@ -274,8 +274,39 @@ def _configured_fingerprint(settings: Settings) -> str | None:
 
 # --- application keys ------------------------------------------------------------------------
 
+@dataclass
+class KeyRow:
+    """One configured application key as the views show it, or (`error`) why the keys could not
+    be read. Counts are None when the database is down: unknown, never a reassuring 0."""
+
+    label: str
+    client_id: str = ""
+    token_ttl_seconds: int | None = None
+    calls_last_second: int | None = None
+    per_second: float = 0.0
+    calls_last_hour: int | None = None
+    per_hour: int = 0
+    rate_limited_last_hour: int | None = None
+    blocked_until: str | None = None
+    set_aside: bool = False
+    set_aside_reason: str | None = None
+    set_aside_at: str | None = None
+    error: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        if self.error is not None:
+            return {"label": self.label, "error": self.error}
+        doc = asdict(self)
+        del doc["error"]
+        return doc
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> KeyRow:
+        return cls(**doc)
+
+
 def key_rows(settings: Settings, cur: Any | None, now: float | None = None,
-             stores: dict[Path, Any] | None = None, keys: Configured | None = None) -> list[dict[str, Any]]:
+             stores: dict[Path, Any] | None = None, keys: Configured | None = None) -> list[KeyRow]:
     """One row per configured key for `netops status`, the metrics and the dashboard.
 
     label, client id, token TTL (its own token file; None when none stored), calls in the last
@@ -287,7 +318,7 @@ def key_rows(settings: Settings, cur: Any | None, now: float | None = None,
     """
     keys = read_keys(settings) if keys is None else keys
     if isinstance(keys, ConfigError):
-        return [{"label": "?", "error": line} for line in str(keys).splitlines()]
+        return [KeyRow("?", error=line) for line in str(keys).splitlines()]
     windows = _key_windows(cur)
     now = time.time() if now is None else now
     return [_key_row(settings, k, windows.get(k.label, {}), cur is not None, now, stores) for k in keys]
@@ -304,7 +335,7 @@ def _key_windows(cur: Any | None) -> dict[str, dict[str, Any]]:
 
 
 def _key_row(settings: Settings, k: Any, w: dict[str, Any], db_known: bool, now: float,
-             stores: dict[Path, Any] | None) -> dict[str, Any]:
+             stores: dict[Path, Any] | None) -> KeyRow:
     from netops.api.auth import credential_fingerprint, load_token_file, token_ttl
 
     pre = {"stored": stores[k.token_file]} if stores and k.token_file in stores else {}
@@ -313,13 +344,12 @@ def _key_row(settings: Settings, k: Any, w: dict[str, Any], db_known: bool, now:
     per_s = min(k.per_second, w.get("header_per_second") or k.per_second)
     per_h = min(k.per_hour, w.get("header_per_hour") or k.per_hour)
     aside = bool(w.get("set_aside_fingerprint")) and w.get("set_aside_fingerprint") == k.fingerprint
-    return {
-        "label": k.label, "client_id": k.client_id, "token_ttl_seconds": token_ttl(tok, now),
-        # database down: the counts are unknown (None), never a reassuring 0
-        "calls_last_second": w.get("calls_last_second", 0) if db_known else None, "per_second": per_s,
-        "calls_last_hour": w.get("calls_last_hour", 0) if db_known else None, "per_hour": per_h,
-        "rate_limited_last_hour": w.get("rate_limited_last_hour", 0) if db_known else None,
-        "blocked_until": w["blocked_until"].isoformat() if w.get("blocked_until") else None,
-        "set_aside": aside, "set_aside_reason": w.get("set_aside_reason") if aside else None,
-        "set_aside_at": w["set_aside_at"].isoformat() if aside and w.get("set_aside_at") else None,
-    }
+    return KeyRow(
+        label=k.label, client_id=k.client_id, token_ttl_seconds=token_ttl(tok, now),
+        calls_last_second=w.get("calls_last_second", 0) if db_known else None, per_second=per_s,
+        calls_last_hour=w.get("calls_last_hour", 0) if db_known else None, per_hour=per_h,
+        rate_limited_last_hour=w.get("rate_limited_last_hour", 0) if db_known else None,
+        blocked_until=w["blocked_until"].isoformat() if w.get("blocked_until") else None,
+        set_aside=aside, set_aside_reason=w.get("set_aside_reason") if aside else None,
+        set_aside_at=w["set_aside_at"].isoformat() if aside and w.get("set_aside_at") else None,
+    )

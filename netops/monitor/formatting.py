@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from netops.monitor.facts import KeyRow
 
 
 def human_bytes(n: float | None) -> str:
@@ -41,18 +44,18 @@ def fmt(value: float | None, unit: str) -> str:
     return f"{value:g}" if value == int(value) else f"{value:.2f}"
 
 
-def render_key_line(row: dict[str, Any]) -> str:
+def render_key_line(row: KeyRow) -> str:
     """`key default (u-s4t2…): token 6,840s · 1/2 this second · 311/1,200 this hour` (one line)."""
-    if "error" in row:
-        return f"keys: {row['error']}"
-    ttl = row["token_ttl_seconds"]
+    if row.error is not None:
+        return f"keys: {row.error}"
+    ttl = row.token_ttl_seconds
     state = ""
-    if row["set_aside"]:
-        state = f" · SET ASIDE ({row['set_aside_reason']})"
-    elif row["blocked_until"]:
-        state = f" · blocked by a 429 until {row['blocked_until']}"
-    head = f"key {row['label']} ({row['client_id'][:12]}): token {'none' if ttl is None else f'{ttl:,}s'}"
-    if row["calls_last_hour"] is None:
+    if row.set_aside:
+        state = f" · SET ASIDE ({row.set_aside_reason})"
+    elif row.blocked_until:
+        state = f" · blocked by a 429 until {row.blocked_until}"
+    head = f"key {row.label} ({row.client_id[:12]}): token {'none' if ttl is None else f'{ttl:,}s'}"
+    if row.calls_last_hour is None:
         return f"{head} · calls unknown (database unreachable){state}"
-    return (f"{head} · {row['calls_last_second']}/{row['per_second']:g} this second · "
-            f"{row['calls_last_hour']:,}/{row['per_hour']:,} this hour · {row['rate_limited_last_hour']} x 429{state}")
+    return (f"{head} · {row.calls_last_second}/{row.per_second:g} this second · "
+            f"{row.calls_last_hour:,}/{row.per_hour:,} this hour · {row.rate_limited_last_hour} x 429{state}")

@@ -28,7 +28,7 @@ from __future__ import annotations
 import contextlib
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg2
 
@@ -36,6 +36,9 @@ from netops.config import Settings
 from netops.db import api_calls, history, monitor_facts
 from netops.db.monitor_facts import BacklogFacts, TableCount
 from netops.monitor.facts import iso, utcnow
+
+if TYPE_CHECKING:
+    from netops.monitor.evaluation import Evaluation, Facts
 
 SCHEMA_VERSION = 1
 HISTORY_NAME = "history.json"
@@ -101,7 +104,7 @@ def _backlog_series(cur: Any) -> list[dict[str, Any]]:
             for b, p, pr, fl in history.backlog_series(cur, HOURS, SAMPLE_BUCKET_SECONDS)]
 
 
-def history_document(cur: Any, settings: Settings, facts: Any) -> dict[str, Any]:
+def history_document(cur: Any, settings: Settings, facts: Facts) -> dict[str, Any]:
     """Take this minute's sample, prune, and read the 24 h series, on `cur`, from `facts` (an
     evaluation's Facts, netops/monitor/evaluation.py) read on the same connection just before:
     the backlog, the table counts, the sync lock and the budget are not read a second time.
@@ -153,7 +156,7 @@ def collect_history(settings: Settings, dsn: str | None) -> dict[str, Any]:
 class StatusAndHistory:
     """One evaluation and the history.json written from it (the status-json cron job)."""
 
-    evaluation: Any  # netops.monitor.evaluation.Evaluation
+    evaluation: Evaluation | None
     history: dict[str, Any] | None = None  # None: not written (see `unavailable`)
     unavailable: str | None = None         # why history.json could not be made
 
@@ -167,7 +170,7 @@ def evaluate_with_history(settings: Settings, dsn: str | None, check_services: b
 
     out = StatusAndHistory(evaluation=None)
 
-    def then(cur: Any, facts: Any) -> None:
+    def then(cur: Any, facts: Facts) -> None:
         try:
             out.history = history_document(cur, settings, facts)
         except HistoryUnavailable as exc:

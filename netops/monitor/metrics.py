@@ -1,10 +1,12 @@
-"""Metrics: one snapshot of the box, written as `metrics_latest.json` and as Prometheus text.
+"""Metrics: the evaluation (netops/monitor/evaluation.py) rendered as `metrics_latest.json`, and
+that document rendered as Prometheus text.
 
-The snapshot is the single source for metrics, alerts and their Prometheus rules, so a number in
-`metrics_latest.json`, on /metrics and in an alert's value is always the same number. Values are
-gauges over windows read from bookkeeping (calls in the last hour, the last run of each phase),
-not process-lifetime counters: netops commands are short-lived cron jobs, so there is no process
-that could keep a counter alive; the database is the memory.
+The Prometheus text is drawn from the JSON document rather than from the evaluation again, so a
+number in `metrics_latest.json` and on /metrics is the same number (file sizes and timestamps
+included, read once); an alert's value is the same verdict both render. Values are gauges over
+windows read from bookkeeping (calls in the last hour, the last run of each phase), plus the
+all-time counters the database keeps (netops/db/counters.py): netops commands are short-lived
+cron jobs, so no process lives long enough to keep a counter.
 
 Prometheus output goes through prometheus_client with a CollectorRegistry passed in (no global
 registry), so tests and the CLI can build as many independent registries as they like.
@@ -19,8 +21,9 @@ import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, generate_latest, write_to_textfile
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -30,12 +33,16 @@ from netops.config import Settings
 from netops.log import COMPONENT_FILES
 from netops.monitor.facts import STABLE_PHASES, iso
 
+if TYPE_CHECKING:
+    from netops.db.counters import Counters
+    from netops.monitor.evaluation import Evaluation, Facts
+
 JSON_NAME = "metrics_latest.json"
 PROM_NAME = "metrics.prom"
 TEXTFILE_NAME = "netops.prom"
 
 
-def _ts(dt: Any) -> float | None:
+def _ts(dt: datetime | None) -> float | None:
     return dt.timestamp() if dt is not None else None
 
 
@@ -59,7 +66,7 @@ def log_files(log_dir: Path) -> dict[str, Path]:
 SCHEMA_VERSION = 2
 
 
-def collect_snapshot(settings: Settings, dsn: str | None, evaluation: Any = None) -> dict[str, Any]:
+def collect_snapshot(settings: Settings, dsn: str | None, evaluation: Evaluation | None = None) -> dict[str, Any]:
     """Everything metrics and alerts need, as plain JSON-able data, from one evaluation made now
     (netops/monitor/evaluation.py) plus the all-time counters (netops/db/counters.py, read on the same connection). A
     database that cannot be reached gives `database.up = 0` and its sections with null values,
@@ -79,7 +86,7 @@ def _version() -> str:
         return "unknown"
 
 
-def snapshot_of(ev: Any, counts: Any = None) -> dict[str, Any]:
+def snapshot_of(ev: Evaluation, counts: Counters | None = None) -> dict[str, Any]:
     """The metrics document of an Evaluation (and the counters, when they could be read)."""
     f, settings = ev.facts, ev.settings
     now = f.now
@@ -115,7 +122,7 @@ def snapshot_of(ev: Any, counts: Any = None) -> dict[str, Any]:
         "files": {c: p.stat().st_size for c, p in files.items()},
     }
     # the keys' windows and set-aside state live in the database: unknown (null) while it is down
-    snap["api_keys"] = [k for k in f.keys if "error" not in k] if (f.db_up and f.schema) else None
+    snap["api_keys"] = [k.as_json() for k in f.keys if k.error is None] if (f.db_up and f.schema) else None
     snap["disk"] = {k: {"path": d.path, "free_percent": d.free_percent, "free_ratio": d.free_ratio}
                     for k, d in f.disk.items()}
     snap["nginx"] = None if f.nginx.ok is None else {"up": 1 if f.nginx.ok else 0, "url": f.nginx.url}
@@ -139,7 +146,7 @@ def _num(v: float | None) -> float | None:
     return None if v is None or v == float("inf") else v
 
 
-def _db_snapshot(settings: Settings, f: Any, snap: dict[str, Any]) -> None:
+def _db_snapshot(settings: Settings, f: Facts, snap: dict[str, Any]) -> None:
     """The database-derived sections; each is present with null values when the database is down."""
     now = f.now
     phases: dict[str, Any] | None = None if f.phases is None else {}

@@ -115,7 +115,7 @@ def test_two_keys_are_two_budgets_in_every_view_and_the_keys_are_read_once(
     ev = evaluation.evaluate(settings, settings.dsn, check_services=False, counters=True)
     doc = status_document(ev)
     assert len(reads) == 1, "an evaluation reads the keys once (budget and key rows alike)"
-    assert [k["label"] for k in ev.facts.keys] == ["default", "2"]
+    assert [k.label for k in ev.facts.keys] == ["default", "2"]
     assert (doc["api"]["budget_per_hour"], doc["api"]["keys"]) == (2000, 2)
     snap = collect_snapshot(settings, settings.dsn, evaluation=ev)
     assert (snap["api"]["budget_per_hour"], snap["api"]["budget_per_second"]) == (2000, 4.0)
