@@ -28,7 +28,7 @@ from typing import Any
 
 import psycopg2
 
-from netops.api.keys import Budget, Configured, budget, read_keys
+from netops.api.keys import Budget
 from netops.config import Settings
 from netops.db import monitor_facts
 from netops.db.counters import Counters, read_counters
@@ -65,7 +65,7 @@ class Facts:
     #: one row per application key (netops.monitor.facts.key_rows); set-aside state unknown (None
     #: values) when the database is down
     keys: list[KeyRow] = field(default_factory=list)
-    #: every configured key's budget summed (keys_and_budget), from the same read of the
+    #: every configured key's budget summed (netops.monitor.facts.configured_keys), from the same read of the
     #: keys as `keys`: what status, the metrics, history.json and the dashboard call "the budget"
     budget: Budget = field(default_factory=lambda: Budget(1, 0.0, 0))
     nginx: NginxFacts = field(default_factory=lambda: NginxFacts())
@@ -118,13 +118,6 @@ def check_nginx(url: str | None, timeout: float) -> NginxFacts:
 Then = Callable[[Any, "Facts"], None]
 
 
-def keys_and_budget(settings: Settings) -> tuple[Configured, Budget]:
-    """The configured application keys, read once, and their summed budget: the one place the
-    monitor reads them, so the key rows and every view's "budget" judge the same read."""
-    configured = read_keys(settings)
-    return configured, budget(settings, configured)
-
-
 def gather(settings: Settings, dsn: str | None, check_services: bool = True, counters: bool = False,
            then: Then | None = None) -> Facts:
     """Read every fact once. Never raises for a sick box: what cannot be read stays unknown.
@@ -141,7 +134,7 @@ def gather(settings: Settings, dsn: str | None, check_services: bool = True, cou
     store = facts.read_token_store(settings)
     f.token = facts.token_facts(settings, store=store)
     stores = {settings.token_file: store.data}
-    configured, f.budget = keys_and_budget(settings)
+    configured, f.budget = facts.configured_keys(settings)
     then_s = 0.0  # time spent in `then`: not the evaluation's (elapsed_ms stays what status measures)
     try:
         if dsn is None:

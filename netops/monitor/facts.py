@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from netops import catalog
-from netops.api.keys import Configured, read_keys
+from netops.api.keys import Budget, Configured, budget, read_keys
 from netops.config import ConfigError, Settings
 from netops.db import monitor_facts, ratelimit
 
@@ -274,6 +274,13 @@ def _configured_fingerprint(settings: Settings) -> str | None:
 
 # --- application keys ------------------------------------------------------------------------
 
+def configured_keys(settings: Settings) -> tuple[Configured, Budget]:
+    """The configured application keys, read once, and their summed budget: the one place the
+    monitor reads them, so the key rows and every view's "budget" judge the same read."""
+    configured = read_keys(settings)
+    return configured, budget(settings, configured)
+
+
 @dataclass
 class KeyRow:
     """One configured application key as the views show it, or (`error`) why the keys could not
@@ -314,9 +321,9 @@ def key_rows(settings: Settings, cur: Any | None, now: float | None = None,
     API's headers), 429s this hour, a 429 block in force, and whether it is set aside (its
     secret refused). `cur` None (database down): only what the files tell. Never calls the API.
     `stores`: token files the caller has read already (path -> parsed store), not read again.
-    `keys`: what read_keys() returned already (an evaluation reads the keys once; None: read now).
+    `keys`: what configured_keys() returned already (an evaluation reads the keys once; None: read now).
     """
-    keys = read_keys(settings) if keys is None else keys
+    keys = configured_keys(settings)[0] if keys is None else keys
     if isinstance(keys, ConfigError):
         return [KeyRow("?", error=line) for line in str(keys).splitlines()]
     windows = _key_windows(cur)

@@ -35,7 +35,7 @@ import psycopg2
 from netops.config import Settings
 from netops.db import api_calls, history, monitor_facts
 from netops.db.monitor_facts import BacklogFacts, TableCount
-from netops.monitor.facts import iso, utcnow
+from netops.monitor.facts import configured_keys, iso, utcnow
 
 if TYPE_CHECKING:
     from netops.monitor.evaluation import Evaluation, Facts
@@ -137,11 +137,11 @@ def collect_history(settings: Settings, dsn: str | None) -> dict[str, Any]:
     """history.json on its own (`netops metrics history`): read the few facts it needs, then
     history_document(). Raises HistoryUnavailable when the database or the schema cannot be
     read (the caller keeps the last file)."""
-    from netops.monitor.evaluation import Facts, keys_and_budget
+    from netops.monitor.evaluation import Facts
 
     if dsn is None:
         raise HistoryUnavailable("no DSN: NETOPS_DSN is unset and no embedded server")
-    known = Facts(now=utcnow(), budget=keys_and_budget(settings)[1])
+    known = Facts(now=utcnow(), budget=configured_keys(settings)[1])
     try:
         with monitor_facts.connect(dsn) as conn, conn.cursor() as cur:
             if monitor_facts.relation_exists(cur, "netops.monitor_samples"):

@@ -60,9 +60,8 @@ def log_files(log_dir: Path) -> dict[str, Path]:
     return out
 
 
-#: Version of the metrics_latest.json layout (docs/observability.md documents every field).
-#: 2: every section always present (null values when its source is down), counters, build,
-#: tasks, ratios instead of percents, `by_code_last_hour` instead of `by_status_last_hour`.
+#: Version of the metrics_latest.json layout (docs/observability.md documents every field); it
+#: changes when a field is renamed or removed, so a reader can refuse a layout it does not know.
 SCHEMA_VERSION = 2
 
 
@@ -492,8 +491,8 @@ def atomic_write(path: Path, text: str, mode: int = 0o644) -> None:
 
 class TextfileConflict(ValueError):
     """Two netops .prom files in one directory: node_exporter's textfile collector reads every
-    *.prom file of its directory, so both files' series would be duplicates (the "124
-    duplicate-series errors" of a metrics.prom next to a netops.prom)."""
+    *.prom file of its directory, so every series would be exported twice and rejected as a
+    duplicate."""
 
 
 def _other_netops_prom(directory: Path, mine: str) -> Path | None:
@@ -516,9 +515,9 @@ def _check_alone(directory: Path, mine: str) -> None:
 
 
 def link_in_log_dir(settings: Settings, json_path: Path) -> Path | None:
-    """`<log_dir>/metrics_latest.json` -> the metrics dir's file, where the seed wrote it, so
-    `cat logs/metrics_latest.json | jq` keeps working. A symlink, replaced atomically (a regular
-    file left by the seed is replaced too); nothing when both dirs are the same."""
+    """`<log_dir>/metrics_latest.json` -> the metrics dir's file, so `cat logs/metrics_latest.json
+    | jq` works next to the logs. A symlink, replaced atomically (a regular file there is
+    replaced too); nothing when both dirs are the same."""
     link = settings.log_path / JSON_NAME
     if link.resolve() == json_path.resolve():
         return None
