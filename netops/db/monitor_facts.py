@@ -143,6 +143,11 @@ class ApiFacts:
     calls_by_hour: list[int] = field(default_factory=list)
     last_call_at: datetime | None = None
 
+    @property
+    def calls_per_minute(self) -> float:
+        """The rate over the last 15 minutes: long enough to ride out one burst."""
+        return round(self.calls_15m / 15.0, 2)
+
 
 def api_facts(cur: Cursor) -> ApiFacts:
     """Call accounting from netops.api_calls; every query is a range scan on the `at` index."""

@@ -74,6 +74,15 @@ class Facts:
     counters: Counters | None = None
     elapsed_ms: float = 0.0
 
+    @property
+    def oldest_stable_success(self) -> datetime | None:
+        """The stable tables' oldest last success: how stale the mirror is; None when a stable
+        phase never succeeded (or the sync runs are unknown)."""
+        successes = [p.last_success_at for p in self.phases or [] if p.phase in dict(facts.STABLE_PHASES)]
+        if not successes or any(x is None for x in successes):
+            return None
+        return min(successes)  # type: ignore[type-var]
+
 
 @dataclass
 class NginxFacts:
@@ -245,7 +254,7 @@ def _rate_limited(f: Facts, s: Settings) -> float | None:
 
 
 def _calls_per_minute(f: Facts, s: Settings) -> float | None:
-    return None if f.api is None else round(f.api.calls_15m / 15.0, 2)
+    return None if f.api is None else f.api.calls_per_minute
 
 
 def _db_size(f: Facts, s: Settings) -> float | None:
@@ -267,10 +276,10 @@ def _sync_duration(f: Facts, s: Settings) -> float | None:
 def _sync_age_hours(f: Facts, s: Settings) -> float | None:
     if f.phases is None:
         return None
-    successes = [p.last_success_at for p in _stable(f)]
-    if not successes or any(x is None for x in successes):
+    oldest = f.oldest_stable_success
+    if oldest is None:
         return float("inf")  # never synced (some table never refreshed): infinitely stale
-    return (f.now - min(successes)).total_seconds() / 3600.0  # type: ignore[type-var]
+    return (f.now - oldest).total_seconds() / 3600.0
 
 
 def _sync_age_detail(f: Facts, s: Settings) -> str | None:

@@ -31,7 +31,7 @@ from prometheus_client.registry import Collector
 
 from netops.config import Settings
 from netops.log import COMPONENT_FILES
-from netops.monitor.facts import STABLE_PHASES, iso
+from netops.monitor.facts import STABLE_PHASES, PhaseFacts, iso
 
 if TYPE_CHECKING:
     from netops.db.counters import Counters
@@ -147,45 +147,58 @@ def _num(v: float | None) -> float | None:
 
 def _db_snapshot(settings: Settings, f: Facts, snap: dict[str, Any]) -> None:
     """The database-derived sections; each is present with null values when the database is down."""
-    now = f.now
-    phases: dict[str, Any] | None = None if f.phases is None else {}
-    for p in f.phases or []:
-        phases[p.phase] = {  # type: ignore[index]
-            "table": p.table,
-            "last_status": p.last_status,
-            "running": p.last_status == "running",
-            "duration_seconds": p.duration_seconds,
-            "rows_fetched": p.rows_fetched,
-            "rows_inserted": p.rows_inserted,
-            "rows_updated": p.rows_updated,
-            "rows_deleted": p.rows_deleted,
-            "rows_skipped": p.rows_skipped,
-            "pages_done": p.pages_done,
-            "pages_total": p.pages_total,
-            "last_success_unix": _ts(p.last_success_at),
-        }
+    snap["sync"] = _sync_section(f)
+    snap["api"] = _api_section(f)
+    b = f.backlog
+    snap["backlog"] = {"available": b.available if b else None, "pending": b.pending if b else None,
+                       "processing": b.processing if b else None, "failed": b.failed if b else None}
+    q = f.quality
+    snap["quality"] = {"available": q.available if q else None,
+                       "checked_at_unix": _ts(q.checked_at) if q else None,
+                       "violations": q.violations if q and q.checked_at else None,
+                       "info": q.info if q else None, "by_kind": q.by_check if q else None}
+
+
+def _phase_section(p: PhaseFacts) -> dict[str, Any]:
+    return {
+        "table": p.table,
+        "last_status": p.last_status,
+        "running": p.last_status == "running",
+        "duration_seconds": p.duration_seconds,
+        "rows_fetched": p.rows_fetched,
+        "rows_inserted": p.rows_inserted,
+        "rows_updated": p.rows_updated,
+        "rows_deleted": p.rows_deleted,
+        "rows_skipped": p.rows_skipped,
+        "pages_done": p.pages_done,
+        "pages_total": p.pages_total,
+        "last_success_unix": _ts(p.last_success_at),
+    }
+
+
+def _sync_section(f: Facts) -> dict[str, Any]:
     run = f.run
-    oldest = None
-    if phases is not None:
-        stable_success = [phases[p]["last_success_unix"] for p, _ in STABLE_PHASES if p in phases]
-        oldest = None if not stable_success or any(s is None for s in stable_success) else min(stable_success)
-    snap["sync"] = {
-        "phases": phases,
+    oldest = _ts(f.oldest_stable_success) if f.phases is not None else None
+    return {
+        "phases": None if f.phases is None else {p.phase: _phase_section(p) for p in f.phases},
         "lock_held": f.lock_held,
         "last_run": {"run_id": run.run_id if run else None, "status": run.status if run else None,
                      "duration_seconds": run.duration_seconds if run else None,
                      "finished_unix": _ts(run.finished_at) if run else None},
         "oldest_success_unix": oldest,
-        "oldest_success_age_seconds": round(now.timestamp() - oldest, 1) if oldest else None,
+        "oldest_success_age_seconds": round(f.now.timestamp() - oldest, 1) if oldest else None,
     }
+
+
+def _api_section(f: Facts) -> dict[str, Any]:
     api = f.api
     known = api is not None
-    snap["api"] = {
+    return {
         "calls_last_hour": api.calls_1h if known else None,
         "calls_last_15m": api.calls_15m if known else None,
         "calls_last_minute": api.calls_1m if known else None,
-        "calls_per_minute": round(api.calls_15m / 15.0, 2) if known else None,
-        # every configured key's budget summed (netops.api.keys.budget): N keys, N budgets
+        "calls_per_minute": api.calls_per_minute if known else None,
+        # every configured key's budget summed: N keys, N budgets
         "budget_per_hour": f.budget.per_hour,
         "budget_per_second": f.budget.per_second,
         "utilisation_ratio": round(api.calls_1h / f.budget.per_hour, 4) if known else None,
@@ -196,14 +209,6 @@ def _db_snapshot(settings: Settings, f: Facts, snap: dict[str, Any]) -> None:
                                  "hourly": api.hourly_remaining if known else None},
         "errors_by_hour": api.errors_by_hour if known else None,
     }
-    b = f.backlog
-    snap["backlog"] = {"available": b.available if b else None, "pending": b.pending if b else None,
-                       "processing": b.processing if b else None, "failed": b.failed if b else None}
-    q = f.quality
-    snap["quality"] = {"available": q.available if q else None,
-                       "checked_at_unix": _ts(q.checked_at) if q else None,
-                       "violations": q.violations if q and q.checked_at else None,
-                       "info": q.info if q else None, "by_kind": q.by_check if q else None}
 
 
 # --- Prometheus ------------------------------------------------------------------------------

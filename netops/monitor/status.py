@@ -17,7 +17,7 @@ from netops.api.keys import Budget
 from netops.config import Settings
 from netops.db.monitor_facts import ApiFacts, BacklogFacts
 from netops.monitor.evaluation import Evaluation, Facts, check_nginx, evaluate
-from netops.monitor.facts import STABLE_PHASES, KeyRow, PhaseFacts, iso
+from netops.monitor.facts import KeyRow, PhaseFacts, iso
 from netops.monitor.formatting import human_age, human_bytes, render_key_line
 
 EXIT_CODES = {"ok": 0, "warning": 1, "critical": 2}
@@ -111,9 +111,8 @@ def _last_sync_doc(f: Facts) -> dict[str, Any]:
         "duration_seconds": _round3(run.duration_seconds),
         "lock_held": f.lock_held,
     }
-    successes = [p.last_success_at for p in f.phases or [] if p.phase in dict(STABLE_PHASES)]
-    if successes and all(successes):
-        doc["oldest_success_age_seconds"] = _age(now, min(successes))  # type: ignore[type-var]
+    if f.oldest_stable_success is not None:
+        doc["oldest_success_age_seconds"] = _age(now, f.oldest_stable_success)
     return doc
 
 
