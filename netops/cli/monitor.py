@@ -55,15 +55,15 @@ def status(settings: Settings, as_json: bool, output: str | None, history_out: s
     if output and not as_json:
         raise click.UsageError("--output writes the JSON document: give --json too")
     if history_out:
-        from netops.monitor import history as H
+        from netops.monitor import history
 
-        both = H.evaluate_with_history(settings, _dsn(settings))
+        both = history.evaluate_with_history(settings, _dsn(settings))
         doc = status_document(both.evaluation)
         hist_path = Path(history_out)
         if both.history is not None:
-            atomic_write(hist_path, H.history_text(both.history))
-            H.written_again(settings)
-        elif H.first_failure(settings, both.unavailable or "unknown"):
+            atomic_write(hist_path, history.history_text(both.history))
+            history.written_again(settings)
+        elif history.first_failure(settings, both.unavailable or "unknown"):
             click.echo(f"netops status: history.json not written ({both.unavailable}): {hist_path} left as it "
                        "was until the database is back (said once per outage; status shows it)", err=True)
     else:
@@ -89,8 +89,8 @@ def logs() -> None:
 @pass_settings
 def logs_list(settings: Settings, as_json: bool) -> None:
     """Every component's log file with its size and last change (missing ones shown as such)."""
+    from netops.monitor.formatting import human_bytes
     from netops.monitor.logs import list_logs
-    from netops.monitor.status import human_bytes
 
     rows = list_logs(settings.log_path)
     if as_json:
@@ -111,19 +111,19 @@ def logs_list(settings: Settings, as_json: bool) -> None:
 @pass_settings
 def logs_tail(settings: Settings, component: str | None, n: int, follow: bool) -> None:
     """Last lines of COMPONENT's log (all components, merged by time, when omitted)."""
-    from netops.monitor import logs as L
+    import netops.monitor.logs
 
     try:
-        components = list(L.iter_components(component))
-    except L.UnknownComponent as exc:
+        components = list(netops.monitor.logs.iter_components(component))
+    except netops.monitor.logs.UnknownComponent as exc:
         raise click.UsageError(str(exc)) from None
     prefix = len(components) > 1
-    for c, line in L.tail(settings.log_path, components, n):
+    for c, line in netops.monitor.logs.tail(settings.log_path, components, n):
         click.echo(f"{c:<8} {line}" if prefix else line)
     if follow:
         with contextlib.suppress(KeyboardInterrupt):
-            L.follow(settings.log_path, components,
-                     lambda c, line: click.echo(f"{c:<8} {line}" if prefix else line))
+            netops.monitor.logs.follow(settings.log_path, components,
+                                       lambda c, line: click.echo(f"{c:<8} {line}" if prefix else line))
 
 
 # --- metrics ---------------------------------------------------------------------------------

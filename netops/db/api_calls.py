@@ -129,3 +129,12 @@ def calls_last_hour(cur: Any, component: str | None = None) -> int:
         cur.execute("SELECT count(*) FROM netops.api_calls WHERE component = %s "
                     "AND at > now() - interval '1 hour'", (component,))
     return int(cur.fetchone()[0])
+
+
+def prune_api_calls(cur: Any, keep_days: int, batch: int) -> int:
+    """Delete at most `batch` call rows older than `keep_days`, oldest first; return how many.
+    Bounded so a first prune of a long-lived box catches up over a few runs, not one long delete."""
+    cur.execute(
+        "DELETE FROM netops.api_calls WHERE id IN (SELECT id FROM netops.api_calls "
+        "WHERE at < now() - make_interval(days => %s) ORDER BY at LIMIT %s)", (keep_days, batch))
+    return int(cur.rowcount)

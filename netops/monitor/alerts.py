@@ -24,7 +24,6 @@ import socket
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -32,24 +31,14 @@ from typing import Any
 import psycopg2
 
 from netops.config import Settings
-from netops.monitor import evaluation as E
-from netops.monitor import facts as F
+from netops.db import alert_state, monitor_facts
+from netops.db.alert_state import DbStore, Stored
+from netops.monitor.evaluation import RULES, Evaluation, Rule, Verdict, evaluate
+from netops.monitor.facts import STABLE_PHASES, iso, utcnow
+from netops.monitor.formatting import fmt
 
-LOCK_KEY = 4242_0004
-
-# The rules and their thresholds live in one table, shared with status, metrics and the dashboard.
-RULES = E.RULES
-RULES_BY_NAME = E.RULES_BY_NAME
-Rule = E.Rule
-
-
-@dataclass
-class Stored:
-    name: str
-    state: str = "ok"
-    since: datetime | None = None
-    notified_state: str | None = None
-    notify_error: str | None = None
+__all__ = ["RULES", "DbStore", "FileStore", "Stored", "check_alerts", "next_state",
+           "post_webhook", "prometheus_rules", "render_text", "rule_expr"]
 
 
 # --- evaluation (pure) -----------------------------------------------------------------------
@@ -68,36 +57,6 @@ def next_state(prev: Stored, firing: bool | None, webhook: bool) -> str:
 
 
 # --- stores ----------------------------------------------------------------------------------
-
-class DbStore:
-    """Alert state rows in netops.alert_state, within the caller's locked transaction."""
-
-    def __init__(self, cur: Any) -> None:
-        self.cur = cur
-
-    def load(self, name: str) -> Stored:
-        self.cur.execute("SELECT state, since, notified_state, notify_error FROM netops.alert_state "
-                         "WHERE name = %s FOR UPDATE", (name,))
-        r = self.cur.fetchone()
-        return Stored(name, *r) if r else Stored(name)
-
-    def save(self, s: Stored, value: float | None, threshold: float, message: str) -> None:
-        self.cur.execute(
-            """INSERT INTO netops.alert_state (name, state, value, threshold, message, since, last_checked_at,
-                                               notified_state, notified_at, notify_error)
-               VALUES (%(name)s, %(state)s, %(value)s, %(threshold)s, %(message)s, coalesce(%(since)s, now()), now(),
-                       %(notified_state)s, CASE WHEN %(notified_state)s IS NOT NULL THEN now() END, %(notify_error)s)
-               ON CONFLICT (name) DO UPDATE SET
-                   state = EXCLUDED.state, value = EXCLUDED.value, threshold = EXCLUDED.threshold,
-                   message = EXCLUDED.message, since = EXCLUDED.since, last_checked_at = now(),
-                   notified_at = CASE WHEN EXCLUDED.notified_state IS DISTINCT FROM alert_state.notified_state
-                                      THEN now() ELSE alert_state.notified_at END,
-                   notified_state = EXCLUDED.notified_state, notify_error = EXCLUDED.notify_error""",
-            {"name": s.name, "state": s.state, "value": None if value in (None, float("inf")) else value,
-             "threshold": threshold, "message": message, "since": s.since,
-             "notified_state": s.notified_state, "notify_error": s.notify_error},
-        )
-
 
 class FileStore:
     """State for alerts about the database itself, in a small JSON file under the state dir."""
@@ -120,7 +79,7 @@ class FileStore:
         return Stored(name, d["state"], since, d.get("notified_state"), d.get("notify_error"))
 
     def save(self, s: Stored, value: float | None, threshold: float, message: str) -> None:
-        self.data[s.name] = {"state": s.state, "since": F.iso(s.since), "notified_state": s.notified_state,
+        self.data[s.name] = {"state": s.state, "since": iso(s.since), "notified_state": s.notified_state,
                              "notify_error": s.notify_error, "value": value, "threshold": threshold,
                              "message": message}
 
@@ -150,104 +109,116 @@ def post_webhook(url: str, payload: dict[str, Any], timeout: float = 5.0) -> str
         return f"no answer: {getattr(exc, 'reason', exc)}"
 
 
-_fmt = E.fmt
-
-
 # --- the check -------------------------------------------------------------------------------
 
-def check_alerts(settings: Settings, dsn: str | None, evaluation: E.Evaluation | None = None,
-                 post: Callable[[str, dict[str, Any]], str | None] = post_webhook) -> dict[str, Any]:
+Post = Callable[[str, dict[str, Any]], str | None]
+
+#: the rule whose state cannot live in the database it is about: kept in the state dir's file
+FILE_RULE = "database_down"
+
+
+def check_alerts(settings: Settings, dsn: str | None, evaluation: Evaluation | None = None,
+                 post: Post = post_webhook) -> dict[str, Any]:
     """Judge every rule now (the one evaluation), persist state, log firing alerts, POST each state
     change once. Returns the `netops alerts check --json` document.
     """
-    from netops.log import get_logger
-
-    # The command prints every alert itself; mirroring the log lines to stderr would say it twice.
-    log = get_logger("alerts", settings.log_path).bind(quiet_stderr=True)
-    ev = evaluation if evaluation is not None else E.evaluate(settings, dsn)
-    verdicts = ev.by_name()
-    webhook = settings.alert_webhook_url
-    now = F.utcnow()
-    results: list[dict[str, Any]] = []
-    sent = 0
-    errors: list[str] = []
-
-    def run_rules(rules: list[Rule], store: Any) -> None:
-        nonlocal sent
-        for rule in rules:
-            v = verdicts[rule.name]
-            value, threshold, message = v.value, v.threshold, v.message
-            prev = store.load(rule.name)
-            state = next_state(prev, v.firing, bool(webhook))
-            cur = Stored(rule.name, state, prev.since if state == prev.state else now,
-                         prev.notified_state, prev.notify_error)
-            if not webhook and state != prev.state:
-                cur.notified_state = None
-            notified = False
-            if webhook and state in ("firing", "resolved") and cur.notified_state != state:
-                payload = {
-                    "alert": rule.name, "state": state, "previous_state": prev.state,
-                    "severity": rule.severity, "summary": rule.summary, "message": message,
-                    "value": None if value in (None, float("inf")) else value, "threshold": threshold,
-                    "unit": rule.unit, "action": v.action, "since": F.iso(cur.since),
-                    "host": socket.gethostname(), "sent_at": F.iso(F.utcnow()),
-                }
-                err = post(webhook, payload)
-                if err is None:
-                    cur.notified_state, cur.notify_error, notified = state, None, True
-                    sent += 1
-                else:
-                    cur.notify_error = err
-                    errors.append(f"{rule.name}: {err}")
-                    log.error(f"webhook POST for {rule.name} ({state}) failed: {err}; will retry next run")
-            if state == "firing":
-                verb = "FIRING" if prev.state != "firing" else "still firing"
-                log.warning(f"{verb} {rule.name}: {message}; action: {v.action}")
-            elif state == "resolved" and prev.state == "firing":
-                log.info(f"RESOLVED {rule.name}: {message}")
-            store.save(cur, value, threshold, message)
-            results.append(_result(v, state, prev.state, F.iso(cur.since), notified, cur.notify_error))
-
-    file_rules = [r for r in RULES if r.name == "database_down"]
-    db_rules = [r for r in RULES if r.name != "database_down"]
+    ev = evaluation if evaluation is not None else evaluate(settings, dsn)
+    check = _Check(settings, post)
+    file_verdicts = [v for v in ev.verdicts if v.rule.name == FILE_RULE]
+    db_verdicts = [v for v in ev.verdicts if v.rule.name != FILE_RULE]
     fstore = FileStore(settings.state_path / "alert_state.json")
     try:
-        run_rules(file_rules, fstore)
+        check.run(file_verdicts, fstore)
     finally:
         fstore.close()
-
-    persisted = False
-    if ev.facts.db_up and dsn:
-        try:
-            with F.connect_monitor(dsn) as conn:
-                conn.autocommit = False
-                with conn, conn.cursor() as cur:
-                    if F.relation_exists(cur, "netops.alert_state"):
-                        cur.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
-                        run_rules(db_rules, DbStore(cur))
-                        persisted = True
-        except psycopg2.Error as exc:
-            errors.append(f"state not persisted: {str(exc).strip().splitlines()[0]}")
+    persisted = ev.facts.db_up and bool(dsn) and _run_in_database(check, db_verdicts, dsn)
     if not persisted:
         # Database down or 003 not applied: report, but do not notify (no place to remember it).
-        del results[len(file_rules):]
-        for rule in db_rules:
-            v = verdicts[rule.name]
-            results.append(_result(v, v.state, None, None, False, None))
-
-    firing = [r["name"] for r in results if r["state"] == "firing"]
+        del check.results[len(file_verdicts):]
+        check.results += [_result(v, v.state, None, None, False, None) for v in db_verdicts]
+    firing = [r["name"] for r in check.results if r["state"] == "firing"]
     return {
-        "checked_at": F.iso(now),
+        "checked_at": iso(check.now),
         "state": "firing" if firing else "ok",
         "verdict": ev.state,
         "firing": firing,
         "persisted": persisted,
-        "webhook": {"configured": bool(webhook), "sent": sent, "errors": errors},
-        "alerts": results,
+        "webhook": {"configured": bool(check.webhook), "sent": check.sent, "errors": check.errors},
+        "alerts": check.results,
     }
 
 
-def _result(v: E.Verdict, state: str, previous: str | None, since: str | None, notified: bool,
+def _run_in_database(check: _Check, verdicts: list[Verdict], dsn: str | None) -> bool:
+    """The verdicts' state in netops.alert_state, in one transaction under the ALERTS lock;
+    False when it could not be kept there (table absent, database error)."""
+    try:
+        with monitor_facts.connect(dsn or "") as conn:
+            conn.autocommit = False
+            with conn, conn.cursor() as cur:
+                if alert_state.lock_if_present(cur):
+                    check.run(verdicts, DbStore(cur))
+                    return True
+    except psycopg2.Error as exc:
+        check.errors.append(f"state not persisted: {str(exc).strip().splitlines()[0]}")
+    return False
+
+
+class _Check:
+    """One `alerts check` run: each verdict's state moved on, logged, and POSTed once per change."""
+
+    def __init__(self, settings: Settings, post: Post) -> None:
+        from netops.log import get_logger
+
+        # The command prints every alert itself; mirroring the log lines to stderr would say it twice.
+        self.log = get_logger("alerts", settings.log_path).bind(quiet_stderr=True)
+        self.webhook = settings.alert_webhook_url
+        self.post = post
+        self.now = utcnow()
+        self.results: list[dict[str, Any]] = []
+        self.sent = 0
+        self.errors: list[str] = []
+
+    def run(self, verdicts: list[Verdict], store: Any) -> None:
+        for v in verdicts:
+            prev = store.load(v.rule.name)
+            state = next_state(prev, v.firing, bool(self.webhook))
+            cur = Stored(v.rule.name, state, prev.since if state == prev.state else self.now,
+                         prev.notified_state, prev.notify_error)
+            if not self.webhook and state != prev.state:
+                cur.notified_state = None
+            notified = False
+            if self.webhook and state in ("firing", "resolved") and cur.notified_state != state:
+                notified = self._notify(v, cur, prev)
+            if state == "firing":
+                verb = "FIRING" if prev.state != "firing" else "still firing"
+                self.log.warning(f"{verb} {v.rule.name}: {v.message}; action: {v.action}")
+            elif state == "resolved" and prev.state == "firing":
+                self.log.info(f"RESOLVED {v.rule.name}: {v.message}")
+            store.save(cur, v.value, v.threshold, v.message)
+            self.results.append(_result(v, state, prev.state, iso(cur.since), notified, cur.notify_error))
+
+    def _notify(self, v: Verdict, cur: Stored, prev: Stored) -> bool:
+        """POST the change; a failure stays pending in `cur` and is retried next run."""
+        rule, state = v.rule, cur.state
+        payload = {
+            "alert": rule.name, "state": state, "previous_state": prev.state,
+            "severity": rule.severity, "summary": rule.summary, "message": v.message,
+            "value": None if v.value in (None, float("inf")) else v.value, "threshold": v.threshold,
+            "unit": rule.unit, "action": v.action, "since": iso(cur.since),
+            "host": socket.gethostname(), "sent_at": iso(utcnow()),
+        }
+        err = self.post(self.webhook, payload)
+        if err is None:
+            cur.notified_state, cur.notify_error = state, None
+            self.sent += 1
+            return True
+        cur.notify_error = err
+        self.errors.append(f"{rule.name}: {err}")
+        self.log.error(f"webhook POST for {rule.name} ({state}) failed: {err}; will retry next run")
+        return False
+
+
+def _result(v: Verdict, state: str, previous: str | None, since: str | None, notified: bool,
             notify_error: str | None) -> dict[str, Any]:
     rule = v.rule
     return {
@@ -268,7 +239,7 @@ def render_text(doc: dict[str, Any]) -> str:
         mark = {"firing": "FIRING", "resolved": "resolved", "ok": "ok", "unknown": "?"}[a["state"]]
         change = f"  (was {a['previous_state']})" if a["changed"] else ""
         unit = "" if a["unit"] == "bytes" else a["unit"]
-        lines.append(f"  {mark:<9}{a['name']:<22}{a['value_text']:>10} / {_fmt(a['threshold'], a['unit'])} "
+        lines.append(f"  {mark:<9}{a['name']:<22}{a['value_text']:>10} / {fmt(a['threshold'], a['unit'])} "
                      f"{unit}{change}".rstrip())
         if a["state"] == "firing":
             lines.append(f"           -> {a['action']}")
@@ -313,7 +284,7 @@ def rule_expr(r: Rule) -> str:
     long as `netops_database_up == 0`, with the same labels, and NetopsDatabaseDown says why
     the value is stale. Once the database answers, the condition alone decides again.
     """
-    stable = "|".join(p for p, _ in F.STABLE_PHASES)
+    stable = "|".join(p for p, _ in STABLE_PHASES)
     cond = r.prom_expr.format(t=_threshold(r.name), stable=stable)
     if not r.from_db:
         return cond

@@ -20,9 +20,10 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from netops.config import Settings
-from netops.monitor import facts as F
-from netops.monitor.status import human_age
+from netops.config import API_RATE_PER_HOUR, API_RATE_PER_SECOND, Settings
+from netops.db.monitor_facts import ApiFacts, BacklogFacts, TableCount
+from netops.monitor.facts import KeyRow, LastRun, PhaseFacts, iso
+from netops.monitor.formatting import human_age, render_key_line
 
 SPARK = "▁▂▃▄▅▆▇█"
 
@@ -32,16 +33,16 @@ class DashboardData:
     now: datetime
     db_ok: bool = False
     db_error: str | None = None
-    phases: list[F.PhaseFacts] = field(default_factory=list)
-    last_run: F.LastRun = field(default_factory=F.LastRun)
-    api: F.ApiFacts = field(default_factory=F.ApiFacts)
-    backlog: F.BacklogFacts = field(default_factory=F.BacklogFacts)
-    tables: dict[str, F.TableCount] = field(default_factory=dict)
-    rate_per_second: float = 2.0
-    rate_per_hour: int = 1200
+    phases: list[PhaseFacts] = field(default_factory=list)
+    last_run: LastRun = field(default_factory=LastRun)
+    api: ApiFacts = field(default_factory=ApiFacts)
+    backlog: BacklogFacts = field(default_factory=BacklogFacts)
+    tables: dict[str, TableCount] = field(default_factory=dict)
+    rate_per_second: float = API_RATE_PER_SECOND
+    rate_per_hour: int = API_RATE_PER_HOUR
     state: str = "ok"            # the one evaluation's verdict, as `netops status` says it
     firing: list[str] = field(default_factory=list)
-    keys: list[dict[str, Any]] = field(default_factory=list)  # netops.api.keys.key_rows
+    keys: list[KeyRow] = field(default_factory=list)
 
 
 def gather(settings: Settings, dsn: str | None) -> DashboardData:
@@ -56,9 +57,9 @@ def gather(settings: Settings, dsn: str | None) -> DashboardData:
     if f.db_up and f.schema and f.db_error is None:
         data.db_ok = True
         data.phases = f.phases or []
-        data.last_run = f.run or F.LastRun()
-        data.api = f.api or F.ApiFacts()
-        data.backlog = f.backlog or F.BacklogFacts()
+        data.last_run = f.run or LastRun()
+        data.api = f.api or ApiFacts()
+        data.backlog = f.backlog or BacklogFacts()
         data.tables = f.tables or {}
     elif f.db_up:  # reachable, but not migrated yet (or a query failed)
         data.db_error = (f"PostgreSQL error: {f.db_error} (is the schema migrated? `netops db migrate`)"
@@ -95,7 +96,7 @@ def _gauge(label: str, used: float, budget: float, width: int, suffix: str) -> T
     return t
 
 
-def _phase_row(f: F.PhaseFacts, tables: dict[str, F.TableCount], now: datetime) -> list[Any]:
+def _phase_row(f: PhaseFacts, tables: dict[str, TableCount], now: datetime) -> list[Any]:
     if f.last_status == "running":
         total = f.pages_total or 0
         bar = ProgressBar(total=total or None, completed=f.pages_done, width=16,
@@ -136,32 +137,45 @@ def _phase_row(f: F.PhaseFacts, tables: dict[str, F.TableCount], now: datetime) 
 
 def render(d: DashboardData, interval: float | None = None) -> Group:
     """One frame. Fits 80 columns; about 20 lines with eight phases."""
-    head = Text()
-    head.append("netops ", style="bold")
-    head.append(F.iso(d.now) or "", style="dim")
-    head.append("  db ")
-    head.append("ok" if d.db_ok else "DOWN", style="bold green" if d.db_ok else "bold red")
-    head.append("  ")
-    head.append(d.state.upper(), style={"ok": "bold green", "warning": "bold yellow"}.get(d.state, "bold red"))
-    if d.last_run.status:
-        style = {"success": "green", "failed": "red", "running": "cyan",
-                 "interrupted": "yellow"}.get(d.last_run.status, "")
-        head.append("  last sync ")
-        head.append(d.last_run.status, style=style)
-        if d.last_run.status == "running":
-            head.append(f" for {human_age(d.last_run.duration_seconds)}")
-        else:
-            if d.last_run.finished_at:
-                head.append(f" {human_age((d.now - d.last_run.finished_at).total_seconds())} ago")
-            if d.last_run.duration_seconds is not None:
-                head.append(f", took {human_age(d.last_run.duration_seconds)}")
     alerts = Text()
     alerts.append("alerts     ", style="bold")
     alerts.append(" " + (", ".join(d.firing) or "none firing"), style="bold red" if d.firing else "green")
     if not d.db_ok:
-        return Group(head, alerts, Text(d.db_error or "PostgreSQL unreachable", style="red"),
+        return Group(_head(d), alerts, Text(d.db_error or "PostgreSQL unreachable", style="red"),
                      Text("Start it (`netops db up`) or fix NETOPS_DSN; retrying.", style="dim"))
+    keys = [Text(render_key_line(k), style="bold red" if k.set_aside else "") for k in d.keys]
+    live = _live_rows(d)
+    parts: list[Any] = [_head(d), alerts, _phase_table(d), *_gauges(d), *keys, *_api_lines(d), _backlog_line(d)]
+    parts += [live] if live is not None else []
+    if interval:
+        parts.append(Text(f"refresh {interval:g}s · Ctrl-C quits", style="dim"))
+    return Group(*parts)
 
+
+def _head(d: DashboardData) -> Text:
+    head = Text()
+    head.append("netops ", style="bold")
+    head.append(iso(d.now) or "", style="dim")
+    head.append("  db ")
+    head.append("ok" if d.db_ok else "DOWN", style="bold green" if d.db_ok else "bold red")
+    head.append("  ")
+    head.append(d.state.upper(), style={"ok": "bold green", "warning": "bold yellow"}.get(d.state, "bold red"))
+    run = d.last_run
+    if run.status:
+        style = {"success": "green", "failed": "red", "running": "cyan", "interrupted": "yellow"}.get(run.status, "")
+        head.append("  last sync ")
+        head.append(run.status, style=style)
+        if run.status == "running":
+            head.append(f" for {human_age(run.duration_seconds)}")
+        else:
+            if run.finished_at:
+                head.append(f" {human_age((d.now - run.finished_at).total_seconds())} ago")
+            if run.duration_seconds is not None:
+                head.append(f", took {human_age(run.duration_seconds)}")
+    return head
+
+
+def _phase_table(d: DashboardData) -> Table:
     table = Table(box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False, show_edge=False, expand=False)
     table.add_column("phase", no_wrap=True, max_width=22)
     table.add_column("progress", no_wrap=True, width=16)
@@ -171,13 +185,21 @@ def render(d: DashboardData, interval: float | None = None) -> Group:
     table.add_column("state", no_wrap=True)
     for f in d.phases:
         table.add_row(*_phase_row(f, d.tables, d.now))
+    return table
 
+
+def _gauges(d: DashboardData) -> list[Table]:
     a = d.api
     per_min_budget = d.rate_per_second * 60
-    gauges = [
+    return [
         _gauge("calls/min", a.calls_1m, per_min_budget, 30, f"{a.calls_1m}/{per_min_budget:g}"),
         _gauge("calls/hour", a.calls_1h, d.rate_per_hour, 30, f"{a.calls_1h}/{d.rate_per_hour}"),
     ]
+
+
+def _api_lines(d: DashboardData) -> list[Text]:
+    """Errors over 24 hours, and what the API says is left."""
+    a = d.api
     err = Text()
     err.append("errors 24h  ", style="bold")
     err.append_text(sparkline(a.errors_by_hour))
@@ -190,6 +212,10 @@ def render(d: DashboardData, interval: float | None = None) -> Group:
                f"{a.secondly_remaining if a.secondly_remaining is not None else '-'}/s")
     rem.append(f"   last call {human_age((d.now - a.last_call_at).total_seconds())} ago" if a.last_call_at
                else "   no calls recorded")
+    return [err, rem]
+
+
+def _backlog_line(d: DashboardData) -> Text:
     b = d.backlog
     bl = Text()
     bl.append("backlog    ", style="bold")
@@ -201,21 +227,22 @@ def render(d: DashboardData, interval: float | None = None) -> Group:
             bl.append(f"  oldest {human_age((d.now - b.oldest_pending_at).total_seconds())}")
     else:
         bl.append(" not installed (phase 09 tables absent)", style="dim")
+    return bl
+
+
+def _live_rows(d: DashboardData) -> Table | None:
+    """Rows of the tables no stable phase shows; None when there are none."""
     phase_tables = {f.table for f in d.phases}
     others = [Text(f"{name} {tc.rows if tc.exact else f'~{tc.rows}'}") for name, tc in d.tables.items()
               if name not in phase_tables]
+    if not others:
+        return None
     live = Table.grid(padding=(0, 1))
     live.add_column(width=11, no_wrap=True)
     live.add_column()
     # Columns wraps whole "name count" cells, never a name away from its count
     live.add_row(Text("live rows", style="bold"), Columns(others, padding=(0, 2)))
-    from netops.api.keys import render_key_line
-
-    keys = [Text(render_key_line(k), style="bold red" if k.get("set_aside") else "") for k in d.keys]
-    parts: list[Any] = [head, alerts, table, *gauges, *keys, err, rem, bl] + ([live] if others else [])
-    if interval:
-        parts.append(Text(f"refresh {interval:g}s · Ctrl-C quits", style="dim"))
-    return Group(*parts)
+    return live
 
 
 def print_once(settings: Settings, dsn: str | None, console: Console | None = None) -> DashboardData:

@@ -1,9 +1,9 @@
-"""The one evaluation: every fact read once, judged once against one table of thresholds.
+"""The source of every monitor verdict: one typed Evaluation (facts -> rules -> verdicts).
 
-`netops status`, `netops alerts check`, the metrics files, the dashboard and the status page
-(status.json is `netops status --json`) all call `evaluate()` and render its result, so they
-cannot disagree and none of them repeats what another stored earlier: status's alerts line is
-the rules judged *now*, not the last `alerts check`. How a verdict is reached:
+`netops status`, `netops alerts check`, the metrics files, the dashboard, history.json and the
+status page (status.json is `netops status --json`) all call `evaluate()` and render its result,
+so they cannot disagree and none of them repeats what another stored earlier: status's alerts
+line is the rules judged *now*, not the last `alerts check`. How a verdict is reached:
 
 - `gather()` reads every fact (PostgreSQL bookkeeping and catalogs, the token store, the log
   and state dirs, nginx) in one pass on one short connection. A fact that cannot be read — the
@@ -28,9 +28,14 @@ from typing import Any
 
 import psycopg2
 
-from netops.api.keys import Budget, budget, key_rows, read_keys
+from netops.api.keys import Budget
 from netops.config import Settings
-from netops.monitor import facts as F
+from netops.db import monitor_facts
+from netops.db.counters import Counters, read_counters
+from netops.db.monitor_facts import ApiFacts, BacklogFacts, QualityFacts, TableCount
+from netops.monitor import facts
+from netops.monitor.facts import DiskFacts, KeyRow, LastRun, PhaseFacts, TokenFacts
+from netops.monitor.formatting import fmt
 
 SEVERITY_RANK = {"ok": 0, "warning": 1, "critical": 2}
 
@@ -47,36 +52,61 @@ class Facts:
     db_version: str | None = None
     schema: bool | None = None            # netops schema present (None: database down)
     lock_held: bool | None = None         # a live sync holds the sync lock
-    phases: list[F.PhaseFacts] | None = None
-    run: F.LastRun | None = None
-    api: F.ApiFacts | None = None
-    backlog: F.BacklogFacts | None = None
-    tables: dict[str, F.TableCount] | None = None
+    phases: list[PhaseFacts] | None = None
+    run: LastRun | None = None
+    api: ApiFacts | None = None
+    backlog: BacklogFacts | None = None
+    tables: dict[str, TableCount] | None = None
     db_size: int | None = None
-    quality: F.QualityFacts | None = None
-    disk: dict[str, dict[str, Any]] = field(default_factory=dict)
+    quality: QualityFacts | None = None
+    disk: dict[str, DiskFacts] = field(default_factory=dict)  # "log_dir", "state_dir"
     log_bytes: int = 0
-    token: F.TokenFacts = field(default_factory=F.TokenFacts)
-    #: one row per application key (netops.api.keys.key_rows); set-aside state unknown (None
+    token: TokenFacts = field(default_factory=TokenFacts)
+    #: one row per application key (netops.monitor.facts.key_rows); set-aside state unknown (None
     #: values) when the database is down
-    keys: list[dict[str, Any]] = field(default_factory=list)
-    #: every configured key's budget summed (netops.api.keys.budget), from the same read of the
+    keys: list[KeyRow] = field(default_factory=list)
+    #: every configured key's budget summed (netops.monitor.facts.configured_keys), from the same read of the
     #: keys as `keys`: what status, the metrics, history.json and the dashboard call "the budget"
     budget: Budget = field(default_factory=lambda: Budget(1, 0.0, 0))
-    nginx: dict[str, Any] = field(default_factory=lambda: {"ok": None, "url": None, "error": None})
-    #: the all-time counters (netops/monitor/counters.py), read on the same connection when asked
+    nginx: NginxFacts = field(default_factory=lambda: NginxFacts())
+    #: the all-time counters (netops/db/counters.py), read on the same connection when asked
     #: for (the metrics export); None: not asked, or unknown (database down, not migrated)
-    counters: Any = None
+    counters: Counters | None = None
     elapsed_ms: float = 0.0
 
+    @property
+    def oldest_stable_success(self) -> datetime | None:
+        """The stable tables' oldest last success: how stale the mirror is; None when a stable
+        phase never succeeded (or the sync runs are unknown)."""
+        successes = [p.last_success_at for p in self.phases or [] if p.phase in dict(facts.STABLE_PHASES)]
+        if not successes or any(x is None for x in successes):
+            return None
+        return min(successes)  # type: ignore[type-var]
 
-def check_nginx(url: str | None, timeout: float) -> dict[str, Any]:
+
+@dataclass
+class NginxFacts:
+    """Whether nginx answers the configured URL; `ok` None: no URL configured (not checked)."""
+
+    ok: bool | None = None
+    url: str | None = None
+    error: str | None = None
+    http_status: int | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {"ok": self.ok, "url": self.url, "error": self.error}
+        if self.http_status is not None:
+            doc["http_status"] = self.http_status
+        return doc
+
+
+def check_nginx(url: str | None, timeout: float) -> NginxFacts:
     """GET the configured URL; any 2xx/3xx answer means nginx runs and serves netops.
 
     `timeout` is the nginx_timeout setting (seconds); a timeout says so and names the setting,
     so a slow box is told apart from a stopped nginx and the knob is found."""
     if not url:
-        return {"ok": None, "url": None, "error": None}
+        return NginxFacts()
     try:
         with urllib.request.urlopen(urllib.request.Request(url, method="GET"), timeout=timeout) as resp:
             code = resp.status
@@ -86,12 +116,12 @@ def check_nginx(url: str | None, timeout: float) -> dict[str, Any]:
         reason = getattr(exc, "reason", exc)
         # connect timeouts come wrapped in URLError, read timeouts bare (socket.timeout is TimeoutError)
         if isinstance(reason, TimeoutError):
-            return {"ok": False, "url": url,
-                    "error": f"GET timed out: no answer within {timeout:g} s (nginx_timeout, NETOPS_NGINX_TIMEOUT)"}
-        return {"ok": False, "url": url, "error": f"no answer: {reason}"}
+            return NginxFacts(False, url, f"GET timed out: no answer within {timeout:g} s "
+                                          "(nginx_timeout, NETOPS_NGINX_TIMEOUT)")
+        return NginxFacts(False, url, f"no answer: {reason}")
     if 200 <= code < 400:
-        return {"ok": True, "url": url, "error": None, "http_status": code}
-    return {"ok": False, "url": url, "error": f"HTTP {code}", "http_status": code}
+        return NginxFacts(True, url, None, code)
+    return NginxFacts(False, url, f"HTTP {code}", code)
 
 
 Then = Callable[[Any, "Facts"], None]
@@ -106,37 +136,22 @@ def gather(settings: Settings, dsn: str | None, check_services: bool = True, cou
     is written from them, netops/monitor/history.py); not run when the database or the schema
     cannot be read. It must catch its own errors: one escaping is taken for a database failure."""
     started = time.monotonic()
-    then_s = 0.0  # time spent in `then`: not the evaluation's (elapsed_ms stays what status measures)
-    f = Facts(now=F.utcnow())
+    f = Facts(now=facts.utcnow())
     if check_services:
         f.nginx = check_nginx(settings.nginx_url, settings.nginx_timeout)
     # the default key's token store, read once: the token facts and the key rows both judge it
-    store = F.read_token_store(settings)
-    f.token = F.token_facts(settings, store=store)
+    store = facts.read_token_store(settings)
+    f.token = facts.token_facts(settings, store=store)
     stores = {settings.token_file: store.data}
-    configured = read_keys(settings)  # once: the budget and the key rows judge the same keys
-    f.budget = budget(settings, configured)
+    configured, f.budget = facts.configured_keys(settings)
+    then_s = 0.0  # time spent in `then`: not the evaluation's (elapsed_ms stays what status measures)
     try:
         if dsn is None:
             raise psycopg2.OperationalError("no DSN: NETOPS_DSN is unset and no embedded server")
-        with F.connect_monitor(dsn) as conn, conn.cursor() as cur:
-            f.db_version = F.server_version(cur)
-            f.db_up = True
-            f.db_size = F.database_size(cur)
-            f.tables = F.table_counts(cur)
-            f.schema = F.relation_exists(cur, "netops.sync_runs")
+        with monitor_facts.connect(dsn) as conn, conn.cursor() as cur:
+            _read_database(cur, f, counters)
             if f.schema:
-                f.lock_held = F.sync_lock_held(cur)
-                f.phases = F.phase_facts(cur, f.lock_held)
-                f.run = F.last_run(cur, f.lock_held)
-                f.api = F.api_facts(cur)
-                f.backlog = F.backlog_facts(cur)
-                f.quality = F.quality_facts(cur)
-                f.keys = key_rows(settings, cur, stores=stores, keys=configured)
-                if counters:
-                    from netops.monitor.counters import read_counters
-
-                    f.counters = read_counters(cur)
+                f.keys = facts.key_rows(settings, cur, stores=stores, keys=configured)
                 if then is not None:
                     t0 = time.monotonic()
                     then(cur, f)
@@ -145,12 +160,31 @@ def gather(settings: Settings, dsn: str | None, check_services: bool = True, cou
         f.db_error = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         if f.db_up:  # reachable, but a query failed (e.g. half-migrated): say so, keep what was read
             f.db_error = f"query failed: {f.db_error}"
-    f.disk = {"log_dir": F.disk_facts(settings.log_path), "state_dir": F.disk_facts(settings.state_path)}
-    f.log_bytes = f.disk["log_dir"]["used_bytes"]
+    f.disk = {"log_dir": facts.disk_facts(settings.log_path), "state_dir": facts.disk_facts(settings.state_path)}
+    f.log_bytes = f.disk["log_dir"].used_bytes
     if not f.keys:  # database down or not migrated: what the key and token files tell
-        f.keys = key_rows(settings, None, stores=stores, keys=configured)
+        f.keys = facts.key_rows(settings, None, stores=stores, keys=configured)
     f.elapsed_ms = round((time.monotonic() - started - then_s) * 1000, 1)
     return f
+
+
+def _read_database(cur: Any, f: Facts, counters: bool) -> None:
+    """The database's facts into `f`, on one cursor; the bookkeeping ones only once migrated."""
+    f.db_version = monitor_facts.server_version(cur)
+    f.db_up = True
+    f.db_size = monitor_facts.database_size(cur)
+    f.tables = monitor_facts.table_counts(cur)
+    f.schema = monitor_facts.relation_exists(cur, "netops.sync_runs")
+    if not f.schema:
+        return
+    f.lock_held = monitor_facts.sync_lock_held(cur)
+    f.phases = facts.phase_facts(cur, f.lock_held)
+    f.run = facts.last_run(cur, f.lock_held)
+    f.api = monitor_facts.api_facts(cur)
+    f.backlog = monitor_facts.backlog_facts(cur)
+    f.quality = monitor_facts.quality_facts(cur)
+    if counters:
+        f.counters = read_counters(cur)
 
 
 # --- the rules -------------------------------------------------------------------------------
@@ -159,17 +193,17 @@ Value = Callable[[Facts, Settings], float | None]
 Detail = Callable[[Facts, Settings], str | None]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Rule:
     """One check: fires when value > threshold (or < threshold when `below`)."""
 
     name: str
     summary: str
-    setting: str | None  # Settings field holding the threshold (None: fixed at `fixed`)
     value: Value
     unit: str
     action: str
     prom_expr: str  # PromQL; {t} is the threshold (netops_alert_threshold), in the metric's unit
+    setting: str | None = None  # Settings field holding the threshold (None: fixed at `fixed`)
     severity: str = "warning"
     fixed: float = 0.0
     below: bool = False
@@ -198,8 +232,8 @@ class Rule:
         return value < threshold if self.below else value > threshold
 
 
-def _stable(f: Facts) -> list[F.PhaseFacts]:
-    known = dict(F.STABLE_PHASES)
+def _stable(f: Facts) -> list[PhaseFacts]:
+    known = dict(facts.STABLE_PHASES)
     return [p for p in (f.phases or []) if p.phase in known]
 
 
@@ -211,14 +245,16 @@ def _schema_missing(f: Facts, s: Settings) -> float | None:
     return None if f.schema is None else (0.0 if f.schema else 1.0)
 
 
-def _api(attr: str) -> Value:
-    def read(f: Facts, s: Settings) -> float | None:
-        return None if f.api is None else float(getattr(f.api, attr))
-    return read
+def _unauthorized(f: Facts, s: Settings) -> float | None:
+    return None if f.api is None else float(f.api.unauthorized_1h)
+
+
+def _rate_limited(f: Facts, s: Settings) -> float | None:
+    return None if f.api is None else float(f.api.rate_limited_1h)
 
 
 def _calls_per_minute(f: Facts, s: Settings) -> float | None:
-    return None if f.api is None else round(f.api.calls_15m / 15.0, 2)
+    return None if f.api is None else f.api.calls_per_minute
 
 
 def _db_size(f: Facts, s: Settings) -> float | None:
@@ -240,10 +276,10 @@ def _sync_duration(f: Facts, s: Settings) -> float | None:
 def _sync_age_hours(f: Facts, s: Settings) -> float | None:
     if f.phases is None:
         return None
-    successes = [p.last_success_at for p in _stable(f)]
-    if not successes or any(x is None for x in successes):
+    oldest = f.oldest_stable_success
+    if oldest is None:
         return float("inf")  # never synced (some table never refreshed): infinitely stale
-    return (f.now - min(successes)).total_seconds() / 3600.0  # type: ignore[type-var]
+    return (f.now - oldest).total_seconds() / 3600.0
 
 
 def _sync_age_detail(f: Facts, s: Settings) -> str | None:
@@ -269,12 +305,12 @@ def _sync_interrupted_detail(f: Facts, s: Settings) -> str | None:
     return ", ".join(p.phase for p in (f.phases or []) if p.last_status == "interrupted")
 
 
-def _backlog(attr: str) -> Value:
-    def read(f: Facts, s: Settings) -> float | None:
-        if f.backlog is None or not f.backlog.available:
-            return None
-        return float(getattr(f.backlog, attr))
-    return read
+def _backlog_pending(f: Facts, s: Settings) -> float | None:
+    return float(f.backlog.pending) if f.backlog is not None and f.backlog.available else None
+
+
+def _backlog_failed(f: Facts, s: Settings) -> float | None:
+    return float(f.backlog.failed) if f.backlog is not None and f.backlog.available else None
 
 
 def _quality(f: Facts, s: Settings) -> float | None:
@@ -284,19 +320,17 @@ def _quality(f: Facts, s: Settings) -> float | None:
 
 
 def _disk_free(f: Facts, s: Settings) -> float | None:
-    pcts = [d["free_percent"] for d in f.disk.values() if d.get("free_percent") is not None]
+    pcts = [d.free_percent for d in f.disk.values() if d.free_percent is not None]
     return min(pcts) if pcts else None
 
 
 def _disk_detail(f: Facts, s: Settings) -> str | None:
-    worst = min(f.disk.values(), key=lambda d: d.get("free_percent") or 100.0, default=None)
-    return f"{worst['free_percent']}% free on the filesystem of {worst['path']}" if worst else None
+    worst = min(f.disk.values(), key=lambda d: d.free_percent or 100.0, default=None)
+    return f"{worst.free_percent}% free on the filesystem of {worst.path}" if worst else None
 
 
 def _token_unusable(f: Facts, s: Settings) -> float:
-    t = f.token
-    return 1.0 if (t.error or not t.present or t.refused_at is not None
-                   or (t.ttl_seconds is not None and t.ttl_seconds <= 0)) else 0.0
+    return 0.0 if f.token.usable else 1.0
 
 
 def _token_detail(f: Facts, s: Settings) -> str | None:
@@ -306,7 +340,7 @@ def _token_detail(f: Facts, s: Settings) -> str | None:
     if not t.present:
         return "no API token stored yet"
     if t.refused_at is not None:
-        return f"the API refused the stored token (HTTP 401 at {F.iso(t.refused_at)})"
+        return f"the API refused the stored token (HTTP 401 at {facts.iso(t.refused_at)})"
     return "the stored API token has expired"
 
 
@@ -318,12 +352,12 @@ def _secret_days(f: Facts, s: Settings) -> float | None:
 def _keys_set_aside(f: Facts, s: Settings) -> float | None:
     if not (f.db_up and f.schema):  # the set-aside state lives in the database
         return None
-    return float(sum(1 for k in f.keys if k.get("set_aside")))
+    return float(sum(1 for k in f.keys if k.set_aside))
 
 
 def _keys_set_aside_detail(f: Facts, s: Settings) -> str | None:
-    aside = [k for k in f.keys if k.get("set_aside")]
-    return "; ".join(f"key {k['label']} ({k['client_id']}): {k.get('set_aside_reason') or 'secret refused'}"
+    aside = [k for k in f.keys if k.set_aside]
+    return "; ".join(f"key {k.label} ({k.client_id}): {k.set_aside_reason or 'secret refused'}"
                      for k in aside) or None
 
 
@@ -346,107 +380,256 @@ def _db_size_advice(s: Settings) -> str:
 
 
 def _nginx_down(f: Facts, s: Settings) -> float | None:
-    ok = f.nginx.get("ok")
-    return None if ok is None else (0.0 if ok else 1.0)
+    return None if f.nginx.ok is None else (0.0 if f.nginx.ok else 1.0)
 
 
 def _nginx_detail(f: Facts, s: Settings) -> str | None:
-    return f"{f.nginx.get('url')}: {f.nginx.get('error')}"
+    return f"{f.nginx.url}: {f.nginx.error}"
 
 
 #: The thresholds, in one table. Order = the order views list them in.
 RULES: tuple[Rule, ...] = (
-    Rule("database_down", "PostgreSQL is not reachable", None, _db_down, "",
-         "Start PostgreSQL (`netops db up` for the embedded server, else `systemctl start postgresql`), "
-         "check its log and free disk, or fix NETOPS_DSN; every other check is blind until it is back.",
-         "netops_database_up < {t}", severity="critical", prom_scale=-1.0, prom_offset=1.0,
-         from_db=False, detail=lambda f, s: f.db_error, advice=_database_advice),
-    Rule("schema_missing", "The database has no netops schema", None, _schema_missing, "",
-         "Run `netops db migrate`.", "netops_schema_present < {t}", severity="critical", prom_scale=-1.0,
-         prom_offset=1.0),
-    Rule("api_calls_per_minute", "API calls per minute above the loop-suspicion threshold", "alert_calls_per_min",
-         _calls_per_minute, "calls/min",
-         "Loop suspicion: find the job that keeps calling (`netops logs tail backlog`, `netops logs tail stable`, "
-         "ps -u netops), stop it by its PID, fix the cause, then rerun it by hand.",
-         "sum without(endpoint, code) (rate(netops_api_calls_total[15m])) > {t}", prom_scale=1 / 60),
-    Rule("api_unauthorized", "The API refused our credentials or token (HTTP 401)", "alert_401_count",
-         _api("unauthorized_1h"), "401s/hour",
-         "Run `netops token refresh`; if it fails the application secret was rotated or expired: "
-         "generate a new one on the intra and set NETOPS_CLIENT_SECRET.",
-         'sum without(code) (netops_api_calls_last_hour{{code="401"}}) > {t}', severity="critical"),
-    Rule("api_rate_limited", "The API rate-limited us (HTTP 429)", "alert_429_count",
-         _api("rate_limited_1h"), "429s/hour",
-         "Another client shares this application's budget, or the pacing is too fast: stop the other "
-         "client or lower NETOPS_RATE_PER_SECOND / NETOPS_RATE_PER_HOUR; calls resume when the window resets.",
-         'sum without(code) (netops_api_calls_last_hour{{code="429"}}) > {t}'),
-    Rule("api_key_set_aside", "An application key's secret was refused: the key is set aside", None,
-         _keys_set_aside, "keys",
-         "`netops status` names the key: generate a new secret for that application on the intra and update it "
-         "(NETOPS_CLIENT_SECRET_<N> or NETOPS_CREDENTIALS_FILE); the other keys carry the load meanwhile.",
-         "netops_api_key_set_aside > {t}", severity="critical", detail=_keys_set_aside_detail),
-    Rule("db_size", "Database larger than its threshold", "alert_db_size_bytes", _db_size, "bytes",
-         "Look for bloat (`netops db shell`, then VACUUM FULL the largest tables), keep fewer days of "
-         "netops.api_calls (NETOPS_API_CALLS_KEEP_DAYS; older rows are pruned every minute), or grow the "
-         "disk and raise NETOPS_ALERT_DB_SIZE_BYTES.",
-         "netops_database_size_bytes > {t}", advice=_db_size_advice),
-    Rule("log_size", "Log directory larger than its threshold", "alert_log_bytes", _log_bytes, "bytes",
-         "Check that logrotate runs (/etc/logrotate.d/netops, `logrotate -d`), delete old rotated logs.",
-         "netops_log_bytes > {t}", from_db=False),
-    Rule("sync_duration", "Stable sync slower than its threshold", "alert_sync_seconds", _sync_duration, "seconds",
-         "Look for 429s and slow calls in netops.api_calls and in nightly_stable_tables.log; a sync "
-         "still running past this is probably stuck: check its PID and the API's status.",
-         "netops_sync_last_run_duration_seconds > {t}"),
-    Rule("sync_failed", "The latest run of a stable phase failed", None, _sync_failed, "phases",
-         "Read the error below and nightly_stable_tables.log (`netops logs tail stable`), fix the cause, "
-         "then rerun `netops sync stable`; the failed table was left as it was.",
-         "sum without(phase) (netops_sync_last_run_failed) > {t}", detail=_sync_failed_detail),
-    Rule("sync_interrupted", "The latest run of a stable phase was interrupted", None, _sync_interrupted,
-         "phases",
-         "The sync was stopped (Ctrl-C, SIGTERM, kill or a crash) before it finished; its tables are as "
-         "before. Rerun `netops sync stable`.",
-         "sum without(phase) (netops_sync_last_run_interrupted) > {t}", detail=_sync_interrupted_detail),
-    Rule("sync_age", "Stable tables not refreshed recently", "alert_sync_age_hours", _sync_age_hours, "hours",
-         "Check the nightly cron job (`crontab -l -u netops`, cron_output.log) and the stable log, then "
-         "run `netops sync stable` by hand.",
-         'time() - netops_sync_last_success_timestamp_seconds{{phase=~"{stable}"}} > {t}', severity="critical",
-         prom_scale=3600.0, detail=_sync_age_detail),
-    Rule("backlog_depth", "Backlog queue deeper than its threshold", "alert_backlog_depth",
-         _backlog("pending"), "items",
-         "Check that the backlog worker runs (`netops logs tail backlog`); if it does, it is starved of "
-         "budget: lower reconciliation share or raise the budget.",
-         'max without(state) (netops_backlog_items{{state="pending"}}) > {t}'),
-    Rule("backlog_failed", "Backlog items failed permanently", "alert_backlog_failed",
-         _backlog("failed"), "items",
-         "Read the failed items' last_error (netops.backlog_items), fix the cause, and requeue them.",
-         'max without(state) (netops_backlog_items{{state="failed"}}) > {t}'),
-    Rule("data_quality", "The last `netops check` found violating rows", None, _quality, "rows",
-         "Run `netops check` to see which table and key; rerun `netops sync stable` to reload the "
-         "affected tables, and find out what bypassed the constraints.",
-         "netops_data_quality_violations > {t}"),
-    Rule("disk_low", "Little free disk under the log or state dir", None, _disk_free, "% free",
-         "Free space on that filesystem (old logs, old dumps) or grow it.",
-         "min without(dir) (netops_disk_free_ratio) < {t}", fixed=10.0, below=True, prom_scale=0.01, from_db=False, detail=_disk_detail),
-    Rule("disk_critical", "Almost no free disk under the log or state dir", None, _disk_free, "% free",
-         "Free space now: PostgreSQL and the logs stop when the disk is full.",
-         "min without(dir) (netops_disk_free_ratio) < {t}", severity="critical", fixed=5.0, below=True,
-         prom_scale=0.01, from_db=False, detail=_disk_detail),
-    Rule("token", "No usable API token", None, _token_unusable, "",
-         "Run `netops token refresh` (cron runs it hourly); if it is refused, fix NETOPS_CLIENT_ID / "
-         "NETOPS_CLIENT_SECRET.", "netops_token_usable < {t}", fixed=0.0, prom_scale=-1.0, from_db=False,
-         prom_offset=1.0, detail=_token_detail),
-    Rule("secret_expiring", "The 42 application secret expires soon", "secret_warn_days", _secret_days, "days",
-         "Generate a new secret on the intra, set NETOPS_CLIENT_SECRET, then `netops token refresh`.",
-         "netops_secret_expiry_timestamp_seconds - time() < {t}", below=True, prom_scale=86400.0,
-         from_db=False),
-    Rule("secret_expired", "The 42 application secret has expired", None, _secret_days, "days",
-         "Generate a new secret on the intra and set NETOPS_CLIENT_SECRET; nothing can sync until then.",
-         "netops_secret_expiry_timestamp_seconds - time() < {t}", severity="critical", below=True,
-         prom_scale=86400.0, from_db=False),
-    Rule("nginx_down", "nginx is configured but not answering", None, _nginx_down, "",
-         "Check `systemctl status nginx` and its error log.", "netops_nginx_up < {t}", fixed=0.0, prom_scale=-1.0, prom_offset=1.0, from_db=False,
-         detail=_nginx_detail),
+    Rule(
+        name="database_down",
+        summary="PostgreSQL is not reachable",
+        value=_db_down,
+        unit="",
+        action="Start PostgreSQL (`netops db up` for the embedded server, else `systemctl start postgresql`), "
+               "check its log and free disk, or fix NETOPS_DSN; every other check is blind until it is back.",
+        prom_expr="netops_database_up < {t}",
+        severity="critical",
+        prom_scale=-1.0,
+        prom_offset=1.0,
+        from_db=False,
+        detail=lambda f, s: f.db_error,
+        advice=_database_advice,
+    ),
+    Rule(
+        name="schema_missing",
+        summary="The database has no netops schema",
+        value=_schema_missing,
+        unit="",
+        action="Run `netops db migrate`.",
+        prom_expr="netops_schema_present < {t}",
+        severity="critical",
+        prom_scale=-1.0,
+        prom_offset=1.0,
+    ),
+    Rule(
+        name="api_calls_per_minute",
+        summary="API calls per minute above the loop-suspicion threshold",
+        setting="alert_calls_per_min",
+        value=_calls_per_minute,
+        unit="calls/min",
+        action="Loop suspicion: find the job that keeps calling (`netops logs tail backlog`, `netops logs tail stable`, "
+               "ps -u netops), stop it by its PID, fix the cause, then rerun it by hand.",
+        prom_expr="sum without(endpoint, code) (rate(netops_api_calls_total[15m])) > {t}",
+        prom_scale=1 / 60,
+    ),
+    Rule(
+        name="api_unauthorized",
+        summary="The API refused our credentials or token (HTTP 401)",
+        setting="alert_401_count",
+        value=_unauthorized,
+        unit="401s/hour",
+        action="Run `netops token refresh`; if it fails the application secret was rotated or expired: "
+               "generate a new one on the intra and set NETOPS_CLIENT_SECRET.",
+        prom_expr='sum without(code) (netops_api_calls_last_hour{{code="401"}}) > {t}',
+        severity="critical",
+    ),
+    Rule(
+        name="api_rate_limited",
+        summary="The API rate-limited us (HTTP 429)",
+        setting="alert_429_count",
+        value=_rate_limited,
+        unit="429s/hour",
+        action="Another client shares this application's budget, or the pacing is too fast: stop the other "
+               "client or lower NETOPS_RATE_PER_SECOND / NETOPS_RATE_PER_HOUR; calls resume when the window resets.",
+        prom_expr='sum without(code) (netops_api_calls_last_hour{{code="429"}}) > {t}',
+    ),
+    Rule(
+        name="api_key_set_aside",
+        summary="An application key's secret was refused: the key is set aside",
+        value=_keys_set_aside,
+        unit="keys",
+        action="`netops status` names the key: generate a new secret for that application on the intra and update it "
+               "(NETOPS_CLIENT_SECRET_<N> or NETOPS_CREDENTIALS_FILE); the other keys carry the load meanwhile.",
+        prom_expr="netops_api_key_set_aside > {t}",
+        severity="critical",
+        detail=_keys_set_aside_detail,
+    ),
+    Rule(
+        name="db_size",
+        summary="Database larger than its threshold",
+        setting="alert_db_size_bytes",
+        value=_db_size,
+        unit="bytes",
+        action="Look for bloat (`netops db shell`, then VACUUM FULL the largest tables), keep fewer days of "
+               "netops.api_calls (NETOPS_API_CALLS_KEEP_DAYS; older rows are pruned every minute), or grow the "
+               "disk and raise NETOPS_ALERT_DB_SIZE_BYTES.",
+        prom_expr="netops_database_size_bytes > {t}",
+        advice=_db_size_advice,
+    ),
+    Rule(
+        name="log_size",
+        summary="Log directory larger than its threshold",
+        setting="alert_log_bytes",
+        value=_log_bytes,
+        unit="bytes",
+        action="Check that logrotate runs (/etc/logrotate.d/netops, `logrotate -d`), delete old rotated logs.",
+        prom_expr="netops_log_bytes > {t}",
+        from_db=False,
+    ),
+    Rule(
+        name="sync_duration",
+        summary="Stable sync slower than its threshold",
+        setting="alert_sync_seconds",
+        value=_sync_duration,
+        unit="seconds",
+        action="Look for 429s and slow calls in netops.api_calls and in nightly_stable_tables.log; a sync "
+               "still running past this is probably stuck: check its PID and the API's status.",
+        prom_expr="netops_sync_last_run_duration_seconds > {t}",
+    ),
+    Rule(
+        name="sync_failed",
+        summary="The latest run of a stable phase failed",
+        value=_sync_failed,
+        unit="phases",
+        action="Read the error below and nightly_stable_tables.log (`netops logs tail stable`), fix the cause, "
+               "then rerun `netops sync stable`; the failed table was left as it was.",
+        prom_expr="sum without(phase) (netops_sync_last_run_failed) > {t}",
+        detail=_sync_failed_detail,
+    ),
+    Rule(
+        name="sync_interrupted",
+        summary="The latest run of a stable phase was interrupted",
+        value=_sync_interrupted,
+        unit="phases",
+        action="The sync was stopped (Ctrl-C, SIGTERM, kill or a crash) before it finished; its tables are as "
+               "before. Rerun `netops sync stable`.",
+        prom_expr="sum without(phase) (netops_sync_last_run_interrupted) > {t}",
+        detail=_sync_interrupted_detail,
+    ),
+    Rule(
+        name="sync_age",
+        summary="Stable tables not refreshed recently",
+        setting="alert_sync_age_hours",
+        value=_sync_age_hours,
+        unit="hours",
+        action="Check the nightly cron job (`crontab -l -u netops`, cron_output.log) and the stable log, then "
+               "run `netops sync stable` by hand.",
+        prom_expr='time() - netops_sync_last_success_timestamp_seconds{{phase=~"{stable}"}} > {t}',
+        severity="critical",
+        prom_scale=3600.0,
+        detail=_sync_age_detail,
+    ),
+    Rule(
+        name="backlog_depth",
+        summary="Backlog queue deeper than its threshold",
+        setting="alert_backlog_depth",
+        value=_backlog_pending,
+        unit="items",
+        action="Check that the backlog worker runs (`netops logs tail backlog`); if it does, it is starved of "
+               "budget: lower reconciliation share or raise the budget.",
+        prom_expr='max without(state) (netops_backlog_items{{state="pending"}}) > {t}',
+    ),
+    Rule(
+        name="backlog_failed",
+        summary="Backlog items failed permanently",
+        setting="alert_backlog_failed",
+        value=_backlog_failed,
+        unit="items",
+        action="Read the failed items' last_error (netops.backlog_items), fix the cause, and requeue them.",
+        prom_expr='max without(state) (netops_backlog_items{{state="failed"}}) > {t}',
+    ),
+    Rule(
+        name="data_quality",
+        summary="The last `netops check` found violating rows",
+        value=_quality,
+        unit="rows",
+        action="Run `netops check` to see which table and key; rerun `netops sync stable` to reload the "
+               "affected tables, and find out what bypassed the constraints.",
+        prom_expr="netops_data_quality_violations > {t}",
+    ),
+    Rule(
+        name="disk_low",
+        summary="Little free disk under the log or state dir",
+        value=_disk_free,
+        unit="% free",
+        action="Free space on that filesystem (old logs, old dumps) or grow it.",
+        prom_expr="min without(dir) (netops_disk_free_ratio) < {t}",
+        fixed=10.0,
+        below=True,
+        prom_scale=0.01,
+        from_db=False,
+        detail=_disk_detail,
+    ),
+    Rule(
+        name="disk_critical",
+        summary="Almost no free disk under the log or state dir",
+        value=_disk_free,
+        unit="% free",
+        action="Free space now: PostgreSQL and the logs stop when the disk is full.",
+        prom_expr="min without(dir) (netops_disk_free_ratio) < {t}",
+        severity="critical",
+        fixed=5.0,
+        below=True,
+        prom_scale=0.01,
+        from_db=False,
+        detail=_disk_detail,
+    ),
+    Rule(
+        name="token",
+        summary="No usable API token",
+        value=_token_unusable,
+        unit="",
+        action="Run `netops token refresh` (cron runs it hourly); if it is refused, fix NETOPS_CLIENT_ID / "
+               "NETOPS_CLIENT_SECRET.",
+        prom_expr="netops_token_usable < {t}",
+        fixed=0.0,
+        prom_scale=-1.0,
+        from_db=False,
+        prom_offset=1.0,
+        detail=_token_detail,
+    ),
+    Rule(
+        name="secret_expiring",
+        summary="The 42 application secret expires soon",
+        setting="secret_warn_days",
+        value=_secret_days,
+        unit="days",
+        action="Generate a new secret on the intra, set NETOPS_CLIENT_SECRET, then `netops token refresh`.",
+        prom_expr="netops_secret_expiry_timestamp_seconds - time() < {t}",
+        below=True,
+        prom_scale=86400.0,
+        from_db=False,
+    ),
+    Rule(
+        name="secret_expired",
+        summary="The 42 application secret has expired",
+        value=_secret_days,
+        unit="days",
+        action="Generate a new secret on the intra and set NETOPS_CLIENT_SECRET; nothing can sync until then.",
+        prom_expr="netops_secret_expiry_timestamp_seconds - time() < {t}",
+        severity="critical",
+        below=True,
+        prom_scale=86400.0,
+        from_db=False,
+    ),
+    Rule(
+        name="nginx_down",
+        summary="nginx is configured but not answering",
+        value=_nginx_down,
+        unit="",
+        action="Check `systemctl status nginx` and its error log.",
+        prom_expr="netops_nginx_up < {t}",
+        fixed=0.0,
+        prom_scale=-1.0,
+        prom_offset=1.0,
+        from_db=False,
+        detail=_nginx_detail,
+    ),
 )
-RULES_BY_NAME = {r.name: r for r in RULES}
 
 
 # --- verdicts --------------------------------------------------------------------------------
@@ -480,18 +663,6 @@ class Verdict:
         return f"{text}; {self.detail}" if self.detail else text
 
 
-def fmt(value: float | None, unit: str) -> str:
-    if value is None:
-        return "unknown"
-    if value == float("inf"):
-        return "never"
-    if unit == "bytes":
-        from netops.monitor.status import human_bytes
-
-        return human_bytes(value)
-    return f"{value:g}" if value == int(value) else f"{value:.2f}"
-
-
 def judge(rule: Rule, facts: Facts, settings: Settings) -> Verdict:
     threshold = rule.threshold(settings)
     value = rule.value(facts, settings)
@@ -518,9 +689,6 @@ class Evaluation:
         """ok / warning / critical: the worst severity among firing rules."""
         worst = max((SEVERITY_RANK[v.rule.severity] for v in self.firing), default=0)
         return {0: "ok", 1: "warning", 2: "critical"}[worst]
-
-    def by_name(self) -> dict[str, Verdict]:
-        return {v.rule.name: v for v in self.verdicts}
 
 
 def evaluate(settings: Settings, dsn: str | None, check_services: bool = True,

@@ -1,9 +1,7 @@
-"""Facts every view shares, read from PostgreSQL bookkeeping, catalogs and local files only.
+"""Facts every view shares: the database's (read by netops/db/monitor_facts.py) judged for dead
+runs, and the local files (disk, token stores, application keys).
 
-status, metrics, alerts and the dashboard are different renderings of the same facts; gathering
-them in one place keeps their numbers identical (an alert says what the dashboard shows). Every
-query here is bounded by an index or by a small table, so a snapshot stays well under a second on
-a database with millions of mirrored rows: big tables are counted from catalog estimates.
+Views never refresh a token or call the API: what a file or the database does not say is unknown.
 """
 
 from __future__ import annotations
@@ -12,29 +10,20 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import psycopg2
-import psycopg2.extensions
-
 from netops import catalog
-from netops.config import Settings
-from netops.db import SEARCH_PATH
+from netops.api.keys import Budget, Configured, budget, read_keys
+from netops.config import ConfigError, Settings
+from netops.db import monitor_facts, ratelimit
 
-# The stable phases in FK order, (phase, table): both the table's name since migration 009, derived
-# from the catalog (netops/catalog.py). Phases seen in sync_runs but not listed here (a removed
-# phase) are still reported, after these.
+# The stable phases in FK order, (phase, table): both the table's name, derived from the catalog
+# (netops/catalog.py). Phases seen in sync_runs but not listed here (a removed phase) are still
+# reported, after these.
 STABLE_PHASES: tuple[tuple[str, str], ...] = tuple((s.name, s.name) for s in catalog.STABLE)
-
-# Tables up to this on-disk size are counted exactly (count(*) on 32 MB is a few ms when cached);
-# bigger ones use the planner's estimate, scaled to the current size, and say so.
-EXACT_COUNT_MAX_BYTES = 32 * 1024 * 1024
-STATEMENT_TIMEOUT_MS = 5000
 
 
 def utcnow() -> datetime:
@@ -54,25 +43,6 @@ def monitor_dsn(settings: Settings) -> str:
     from netops.db.server import resolve_dsn
 
     return resolve_dsn(settings, start=False)
-
-
-@contextmanager
-def connect_monitor(dsn: str, timeout_s: int = 3) -> Iterator[psycopg2.extensions.connection]:
-    """A short-timeout, autocommit connection: views never hold locks or long transactions."""
-    conn = psycopg2.connect(dsn, connect_timeout=timeout_s, application_name="netops-monitor",
-                            options=SEARCH_PATH)
-    try:
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            cur.execute(f"SET statement_timeout = {STATEMENT_TIMEOUT_MS}")
-        yield conn
-    finally:
-        conn.close()
-
-
-def relation_exists(cur: psycopg2.extensions.cursor, name: str) -> bool:
-    cur.execute("SELECT to_regclass(%s) IS NOT NULL", (name,))
-    return bool(cur.fetchone()[0])
 
 
 # --- sync runs -----------------------------------------------------------------------------
@@ -99,66 +69,33 @@ class PhaseFacts:
     last_success_duration: float | None = None
 
 
-def sync_lock_held(cur: psycopg2.extensions.cursor) -> bool:
-    """Whether a live `netops sync` holds the sync advisory lock on this database right now.
-
-    A sync holds it for its whole run, on its own session: when the process dies (kill -9, OOM,
-    power loss) PostgreSQL drops the session and the lock with it. So a `running` row while
-    nobody holds the lock belongs to a dead run — it is shown as interrupted at once, without
-    waiting for the next sync to tidy it up, and its "elapsed" time is no duration of anything.
-    """
-    from netops.db.locks import SYNC as SYNC_LOCK_KEY
-
-    cur.execute(
-        """
-        SELECT EXISTS (SELECT 1 FROM pg_locks l JOIN pg_database d ON d.oid = l.database
-                        WHERE l.locktype = 'advisory' AND l.granted AND d.datname = current_database()
-                          AND ((l.classid::bigint << 32) | l.objid::bigint) = %s AND l.objsubid = 1)
-        """,
-        (SYNC_LOCK_KEY,),
-    )
-    return bool(cur.fetchone()[0])
-
-
+# A sync holds the SYNC lock (netops/db/locks.py) for its whole run, on its own session: when the
+# process dies (kill -9, OOM, power loss) PostgreSQL drops the session and the lock with it. So a
+# `running` row while nobody holds the lock belongs to a dead run: it is shown as interrupted at
+# once, without waiting for the next sync to tidy it up, and its "elapsed" time is no duration.
 DEAD_RUN_NOTE = ("interrupted: the sync process is gone (its lock is not held) — killed or crashed "
                  "before this phase finished; its table was left unchanged")
 
 
-def phase_facts(cur: psycopg2.extensions.cursor, lock_held: bool | None = None) -> list[PhaseFacts]:
+def phase_facts(cur: Any, lock_held: bool | None = None) -> list[PhaseFacts]:
     """Latest run of every phase and its latest success. A `running` row of a sync that no longer
-    holds the lock is reported `interrupted`, with no duration (see sync_lock_held)."""
+    holds the lock is reported `interrupted`, with no duration (see DEAD_RUN_NOTE)."""
     if lock_held is None:
-        lock_held = sync_lock_held(cur)
-    cur.execute(
-        """
-        SELECT DISTINCT ON (phase) phase, table_name, status, started_at, finished_at,
-               extract(epoch FROM coalesce(finished_at, now()) - started_at)::float8,
-               pages_done, pages_total, rows_fetched, rows_inserted, rows_updated, rows_deleted,
-               rows_skipped, api_calls, error, run_id::text
-          FROM netops.sync_runs
-         ORDER BY phase, started_at DESC, id DESC
-        """
-    )
-    latest = {r[0]: r for r in cur.fetchall()}
-    cur.execute(
-        """
-        SELECT DISTINCT ON (phase) phase, finished_at,
-               extract(epoch FROM finished_at - started_at)::float8
-          FROM netops.sync_runs WHERE status = 'success'
-         ORDER BY phase, finished_at DESC, id DESC
-        """
-    )
-    success = {r[0]: (r[1], r[2]) for r in cur.fetchall()}
+        lock_held = monitor_facts.sync_lock_held(cur)
+    latest = monitor_facts.latest_phase_runs(cur)
+    success = monitor_facts.latest_phase_successes(cur)
     known = dict(STABLE_PHASES)
     order = [p for p, _ in STABLE_PHASES] + sorted(p for p in latest if p not in known)
     out = []
     for phase in order:
         r = latest.get(phase)
-        f = PhaseFacts(phase=phase, table=known.get(phase) or (r[1] if r else phase))
+        f = PhaseFacts(phase=phase, table=known.get(phase) or (r.table if r else phase))
         if r:
-            (_, f.table, f.last_status, f.started_at, f.finished_at, f.duration_seconds, f.pages_done,
-             f.pages_total, f.rows_fetched, f.rows_inserted, f.rows_updated, f.rows_deleted,
-             f.rows_skipped, f.api_calls, f.error, f.run_id) = r
+            f.table, f.last_status, f.started_at, f.finished_at = r.table, r.status, r.started_at, r.finished_at
+            f.duration_seconds, f.pages_done, f.pages_total = r.duration_seconds, r.pages_done, r.pages_total
+            f.rows_fetched, f.rows_inserted, f.rows_updated = r.rows_fetched, r.rows_inserted, r.rows_updated
+            f.rows_deleted, f.rows_skipped, f.api_calls = r.rows_deleted, r.rows_skipped, r.api_calls
+            f.error, f.run_id = r.error, r.run_id
         if phase in success:
             f.last_success_at, f.last_success_duration = success[phase]
         if f.last_status == "running" and not lock_held:
@@ -177,208 +114,16 @@ class LastRun:
     phases: int = 0
 
 
-def last_run(cur: psycopg2.extensions.cursor, lock_held: bool | None = None) -> LastRun:
+def last_run(cur: Any, lock_held: bool | None = None) -> LastRun:
     """The most recent `netops sync` (all its phases, grouped by run_id). A run whose process is
-    gone (see sync_lock_held) is `interrupted`, with no duration: it never fires sync_duration."""
-    cur.execute(
-        """
-        WITH last AS (SELECT run_id FROM netops.sync_runs ORDER BY started_at DESC, id DESC LIMIT 1)
-        SELECT s.run_id::text,
-               CASE WHEN bool_or(s.status = 'running') THEN 'running'
-                    WHEN bool_or(s.status = 'interrupted') THEN 'interrupted'
-                    WHEN bool_or(s.status = 'failed') THEN 'failed' ELSE 'success' END,
-               min(s.started_at), max(s.finished_at),
-               extract(epoch FROM
-                   CASE WHEN bool_or(s.status = 'running') THEN now() ELSE max(s.finished_at) END
-                   - min(s.started_at))::float8,
-               count(*)
-          FROM netops.sync_runs s JOIN last USING (run_id)
-         GROUP BY s.run_id
-        """
-    )
-    r = cur.fetchone()
+    gone (see DEAD_RUN_NOTE) is `interrupted`, with no duration: it never fires sync_duration."""
+    r = monitor_facts.last_run_row(cur)
     if not r:
         return LastRun()
     run = LastRun(*r)
-    if run.status == "running" and not (sync_lock_held(cur) if lock_held is None else lock_held):
+    if run.status == "running" and not (monitor_facts.sync_lock_held(cur) if lock_held is None else lock_held):
         run.status, run.duration_seconds = "interrupted", None
     return run
-
-
-# --- API calls -----------------------------------------------------------------------------
-
-@dataclass
-class ApiFacts:
-    by_status_1h: dict[str, int] = field(default_factory=dict)  # "200", "429", "none" -> count
-    calls_1h: int = 0
-    calls_15m: int = 0
-    calls_1m: int = 0
-    unauthorized_1h: int = 0
-    rate_limited_1h: int = 0
-    secondly_remaining: int | None = None
-    hourly_remaining: int | None = None
-    remaining_at: datetime | None = None
-    errors_by_hour: list[int] = field(default_factory=list)  # 24 buckets, oldest first
-    calls_by_hour: list[int] = field(default_factory=list)
-    last_call_at: datetime | None = None
-
-
-def api_facts(cur: psycopg2.extensions.cursor) -> ApiFacts:
-    """Call accounting from netops.api_calls; every query is a range scan on the `at` index."""
-    f = ApiFacts()
-    cur.execute(
-        """
-        SELECT coalesce(status::text, 'none'), count(*),
-               count(*) FILTER (WHERE at > now() - interval '15 minutes'),
-               count(*) FILTER (WHERE at > now() - interval '1 minute')
-          FROM netops.api_calls WHERE at > now() - interval '1 hour' GROUP BY 1 ORDER BY 1
-        """
-    )
-    for status, n, n15, n1 in cur.fetchall():
-        f.by_status_1h[status] = n
-        f.calls_1h += n
-        f.calls_15m += n15
-        f.calls_1m += n1
-    f.unauthorized_1h = f.by_status_1h.get("401", 0)
-    f.rate_limited_1h = f.by_status_1h.get("429", 0)
-    cur.execute(
-        """
-        SELECT secondly_remaining, hourly_remaining, at FROM netops.api_calls
-         WHERE at > now() - interval '1 hour'
-           AND (hourly_remaining IS NOT NULL OR secondly_remaining IS NOT NULL)
-         ORDER BY at DESC LIMIT 1
-        """
-    )
-    r = cur.fetchone()
-    if r:
-        f.secondly_remaining, f.hourly_remaining, f.remaining_at = r
-    # 24 hourly buckets ending now: bucket 23 is the last hour.
-    cur.execute(
-        """
-        SELECT least(23, floor(extract(epoch FROM now() - at) / 3600))::int AS ago,
-               count(*) FILTER (WHERE status IS NULL OR status NOT BETWEEN 200 AND 299),
-               count(*)
-          FROM netops.api_calls WHERE at > now() - interval '24 hours' GROUP BY 1
-        """
-    )
-    errors = [0] * 24
-    calls = [0] * 24
-    for ago, n_err, n in cur.fetchall():
-        errors[23 - ago] = n_err
-        calls[23 - ago] = n
-    f.errors_by_hour, f.calls_by_hour = errors, calls
-    cur.execute("SELECT max(at) FROM netops.api_calls")
-    f.last_call_at = cur.fetchone()[0]
-    return f
-
-
-# --- backlog (phase 09; its tables may not exist yet) --------------------------------------
-
-@dataclass
-class BacklogFacts:
-    available: bool = False
-    pending: int = 0
-    processing: int = 0
-    failed: int = 0
-    oldest_pending_at: datetime | None = None
-
-
-def backlog_facts(cur: psycopg2.extensions.cursor) -> BacklogFacts:
-    if not relation_exists(cur, "netops.backlog_items"):
-        return BacklogFacts(available=False)
-    cur.execute(
-        """
-        SELECT count(*) FILTER (WHERE state = 'pending'),
-               count(*) FILTER (WHERE state = 'processing'),
-               count(*) FILTER (WHERE state = 'failed'),
-               min(enqueued_at) FILTER (WHERE state = 'pending')
-          FROM netops.backlog_items WHERE state IN ('pending', 'processing', 'failed')
-        """
-    )
-    p, pr, fl, oldest = cur.fetchone()
-    return BacklogFacts(True, p, pr, fl, oldest)
-
-
-# --- tables and database -------------------------------------------------------------------
-
-@dataclass
-class TableCount:
-    rows: int
-    exact: bool
-    bytes: int
-
-
-def table_counts(cur: psycopg2.extensions.cursor) -> dict[str, TableCount]:
-    """Rows per mirrored table (schema public, staging delta_* excluded).
-
-    Small tables are counted exactly; big ones use reltuples scaled to the current number of
-    pages (what the planner does), or the statistics collector's live-tuple count for a table
-    never analysed yet (reltuples = -1 on PostgreSQL 14+).
-    """
-    cur.execute(
-        """
-        SELECT c.relname, pg_relation_size(c.oid), c.reltuples::float8, c.relpages,
-               coalesce(s.n_live_tup, 0)
-          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-          LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid
-         WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') AND c.relname NOT LIKE 'delta\\_%'
-         ORDER BY c.relname
-        """
-    )
-    rows = cur.fetchall()
-    out: dict[str, TableCount] = {}
-    for name, size, reltuples, relpages, live in rows:
-        if size <= EXACT_COUNT_MAX_BYTES:
-            cur.execute(f'SELECT count(*) FROM public."{name}"')
-            out[name] = TableCount(cur.fetchone()[0], True, size)
-            continue
-        estimate = int(reltuples / relpages * (size / 8192)) if reltuples >= 0 and relpages > 0 else int(live)
-        out[name] = TableCount(estimate, False, size)
-    return out
-
-
-def database_size(cur: psycopg2.extensions.cursor) -> int:
-    cur.execute("SELECT pg_database_size(current_database())")
-    return int(cur.fetchone()[0])
-
-
-def server_version(cur: psycopg2.extensions.cursor) -> str:
-    cur.execute("SHOW server_version")
-    return str(cur.fetchone()[0])
-
-
-@dataclass
-class QualityFacts:
-    available: bool = False
-    checked_at: datetime | None = None
-    violations: int = 0
-    info: int = 0
-    by_check: dict[str, int] = field(default_factory=dict)
-
-
-def quality_facts(cur: psycopg2.extensions.cursor) -> QualityFacts:
-    """The last stored `netops check` (running the checks here would be too slow for status)."""
-    if not relation_exists(cur, "netops.quality_runs"):
-        return QualityFacts()
-    cur.execute(
-        "SELECT checked_at, violations, info, result FROM netops.quality_runs ORDER BY id DESC LIMIT 1"
-    )
-    r = cur.fetchone()
-    if not r:
-        return QualityFacts(available=True)
-    checked_at, violations, info, result = r
-    by_check: dict[str, int] = {}
-    for item in (result or {}).get("findings", []):
-        if item.get("severity") == "violation":
-            by_check[item["kind"]] = by_check.get(item["kind"], 0) + int(item["count"])
-    return QualityFacts(True, checked_at, violations, info, by_check)
-
-
-def firing_alerts(cur: psycopg2.extensions.cursor) -> list[str]:
-    if not relation_exists(cur, "netops.alert_state"):
-        return []
-    cur.execute("SELECT name FROM netops.alert_state WHERE state = 'firing' ORDER BY name")
-    return [r[0] for r in cur.fetchall()]
 
 
 # --- files -----------------------------------------------------------------------------------
@@ -410,20 +155,39 @@ def dir_bytes(path: Path, max_entries: int = 200_000) -> int:
     return total
 
 
-def disk_facts(path: Path) -> dict[str, Any]:
+@dataclass
+class DiskFacts:
+    """Space used under a directory and free on its filesystem."""
+
+    path: str
+    exists: bool
+    used_bytes: int
+    free_bytes: int
+    total_bytes: int
+    free_percent: float | None
+
+    @property
+    def free_ratio(self) -> float | None:
+        return round(self.free_bytes / self.total_bytes, 4) if self.total_bytes else None
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def disk_facts(path: Path) -> DiskFacts:
     """Space used under `path` and free on its filesystem (nearest existing parent if absent)."""
     probe = Path(path)
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent
     usage = shutil.disk_usage(probe)
-    return {
-        "path": str(path),
-        "exists": Path(path).exists(),
-        "used_bytes": dir_bytes(Path(path)),
-        "free_bytes": usage.free,
-        "total_bytes": usage.total,
-        "free_percent": round(100.0 * usage.free / usage.total, 1) if usage.total else None,
-    }
+    return DiskFacts(
+        path=str(path),
+        exists=Path(path).exists(),
+        used_bytes=dir_bytes(Path(path)),
+        free_bytes=usage.free,
+        total_bytes=usage.total,
+        free_percent=round(100.0 * usage.free / usage.total, 1) if usage.total else None,
+    )
 
 
 @dataclass
@@ -434,6 +198,12 @@ class TokenFacts:
     secret_valid_until: datetime | None = None
     error: str | None = None
     refused_at: datetime | None = None  # the API answered 401 to it (netops/api/auth.py marks it)
+
+    @property
+    def usable(self) -> bool:
+        """Present, ours, unexpired and not refused by the API."""
+        return not (self.error or not self.present or self.refused_at is not None
+                    or (self.ttl_seconds is not None and self.ttl_seconds <= 0))
 
 
 @dataclass
@@ -469,14 +239,12 @@ def token_facts(settings: Settings, now: float | None = None, store: TokenStore 
         return TokenFacts(present=False, error=store.error)
     data = store.data
     expires = float(data["expires_at"])
-    from netops.api.auth import configured_fingerprint
-
     foreign = None
     if data.get("api_url") and data.get("api_url") != settings.api_url:
         foreign = (f"the stored token is for {data.get('api_url')}, not NETOPS_API_URL={settings.api_url} "
                    "(this configuration has no token; `netops token status` says none)")
     else:
-        fp = configured_fingerprint(settings)
+        fp = _configured_fingerprint(settings)
         if fp is not None and data.get("credential_fp") != fp:
             foreign = ("the stored token was obtained with other credentials than the configured "
                        "NETOPS_CLIENT_ID/NETOPS_CLIENT_SECRET")
@@ -489,4 +257,106 @@ def token_facts(settings: Settings, now: float | None = None, store: TokenStore 
         secret_valid_until=datetime.fromtimestamp(float(svu), timezone.utc) if svu else None,
         refused_at=datetime.fromtimestamp(float(refused), timezone.utc) if refused else None,
         error=foreign,
+    )
+
+
+def _configured_fingerprint(settings: Settings) -> str | None:
+    """The configured credentials' fingerprint; None when they are not (all) configured: a
+    monitoring command may run without them, and then cannot compare."""
+    from netops.api.auth import credential_fingerprint
+
+    try:
+        client_id, secret = settings.require_credentials()
+    except ConfigError:
+        return None
+    return credential_fingerprint(settings.api_url, client_id, secret)
+
+
+# --- application keys ------------------------------------------------------------------------
+
+def configured_keys(settings: Settings) -> tuple[Configured, Budget]:
+    """The configured application keys, read once, and their summed budget: the one place the
+    monitor reads them, so the key rows and every view's "budget" judge the same read."""
+    configured = read_keys(settings)
+    return configured, budget(settings, configured)
+
+
+@dataclass
+class KeyRow:
+    """One configured application key as the views show it, or (`error`) why the keys could not
+    be read. Counts are None when the database is down: unknown, never a reassuring 0."""
+
+    label: str
+    client_id: str = ""
+    token_ttl_seconds: int | None = None
+    calls_last_second: int | None = None
+    per_second: float = 0.0
+    calls_last_hour: int | None = None
+    per_hour: int = 0
+    rate_limited_last_hour: int | None = None
+    blocked_until: str | None = None
+    set_aside: bool = False
+    set_aside_reason: str | None = None
+    set_aside_at: str | None = None
+    error: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        if self.error is not None:
+            return {"label": self.label, "error": self.error}
+        doc = asdict(self)
+        del doc["error"]
+        return doc
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> KeyRow:
+        return cls(**doc)
+
+
+def key_rows(settings: Settings, cur: Any | None, now: float | None = None,
+             stores: dict[Path, Any] | None = None, keys: Configured | None = None) -> list[KeyRow]:
+    """One row per configured key for `netops status`, the metrics and the dashboard.
+
+    label, client id, token TTL (its own token file; None when none stored), calls in the last
+    second and hour against the key's limits (the stricter of the configured budget and the
+    API's headers), 429s this hour, a 429 block in force, and whether it is set aside (its
+    secret refused). `cur` None (database down): only what the files tell. Never calls the API.
+    `stores`: token files the caller has read already (path -> parsed store), not read again.
+    `keys`: what configured_keys() returned already (an evaluation reads the keys once; None: read now).
+    """
+    keys = configured_keys(settings)[0] if keys is None else keys
+    if isinstance(keys, ConfigError):
+        return [KeyRow("?", error=line) for line in str(keys).splitlines()]
+    windows = _key_windows(cur)
+    now = time.time() if now is None else now
+    return [_key_row(settings, k, windows.get(k.label, {}), cur is not None, now, stores) for k in keys]
+
+
+def _key_windows(cur: Any | None) -> dict[str, dict[str, Any]]:
+    if cur is None:
+        return {}
+    try:
+        return ratelimit.key_windows(cur)
+    except Exception:  # noqa: BLE001 - a database not migrated yet has no key windows to show
+        cur.connection.rollback()
+        return {}
+
+
+def _key_row(settings: Settings, k: Any, w: dict[str, Any], db_known: bool, now: float,
+             stores: dict[Path, Any] | None) -> KeyRow:
+    from netops.api.auth import credential_fingerprint, load_token_file, token_ttl
+
+    pre = {"stored": stores[k.token_file]} if stores and k.token_file in stores else {}
+    tok = load_token_file(k.token_file, settings.api_url, k.client_id,
+                          credential_fingerprint(settings.api_url, k.client_id, k.secret), **pre)
+    per_s = min(k.per_second, w.get("header_per_second") or k.per_second)
+    per_h = min(k.per_hour, w.get("header_per_hour") or k.per_hour)
+    aside = bool(w.get("set_aside_fingerprint")) and w.get("set_aside_fingerprint") == k.fingerprint
+    return KeyRow(
+        label=k.label, client_id=k.client_id, token_ttl_seconds=token_ttl(tok, now),
+        calls_last_second=w.get("calls_last_second", 0) if db_known else None, per_second=per_s,
+        calls_last_hour=w.get("calls_last_hour", 0) if db_known else None, per_hour=per_h,
+        rate_limited_last_hour=w.get("rate_limited_last_hour", 0) if db_known else None,
+        blocked_until=w["blocked_until"].isoformat() if w.get("blocked_until") else None,
+        set_aside=aside, set_aside_reason=w.get("set_aside_reason") if aside else None,
+        set_aside_at=w["set_aside_at"].isoformat() if aside and w.get("set_aside_at") else None,
     )

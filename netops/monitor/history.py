@@ -20,7 +20,7 @@ It is also where the monitor's tables are kept bounded: samples older than SAMPL
 and `netops.api_calls` rows older than NETOPS_API_CALLS_KEEP_DAYS are deleted here, at most
 PRUNE_BATCH rows per table per run (a first prune of a long-lived box catches up over a few
 minutes instead of holding one long delete). The API-call counters are running totals
-(netops/monitor/counters.py), so pruning does not make them go down.
+(netops/db/counters.py), so pruning does not make them go down.
 """
 
 from __future__ import annotations
@@ -28,13 +28,17 @@ from __future__ import annotations
 import contextlib
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg2
 
-from netops.api.keys import budget
 from netops.config import Settings
-from netops.monitor import facts as F
+from netops.db import api_calls, history, monitor_facts
+from netops.db.monitor_facts import BacklogFacts, TableCount
+from netops.monitor.facts import configured_keys, iso, utcnow
+
+if TYPE_CHECKING:
+    from netops.monitor.evaluation import Evaluation, Facts
 
 SCHEMA_VERSION = 1
 HISTORY_NAME = "history.json"
@@ -55,77 +59,30 @@ class HistoryUnavailable(Exception):
     """The database (or its netops schema) cannot be read: nothing is written."""
 
 
-def _sample(cur: Any, backlog: F.BacklogFacts, tables: dict[str, F.TableCount]) -> None:
+def _sample(cur: Any, backlog: BacklogFacts, tables: dict[str, TableCount]) -> None:
     """Store this minute's backlog depth and rows per table (the facts already read)."""
-    cur.execute(
-        "INSERT INTO netops.monitor_samples (backlog_pending, backlog_processing, backlog_failed, table_rows) "
-        "VALUES (%s, %s, %s, %s) ON CONFLICT (at) DO NOTHING",
-        (backlog.pending if backlog.available else None, backlog.processing if backlog.available else None,
-         backlog.failed if backlog.available else None, json.dumps({n: t.rows for n, t in tables.items()})),
-    )
+    depth = (backlog.pending, backlog.processing, backlog.failed) if backlog.available else (None, None, None)
+    history.store_sample(cur, depth, {n: t.rows for n, t in tables.items()})
 
 
 def _prune(cur: Any, settings: Settings) -> dict[str, int]:
-    pruned = {}
-    cur.execute(
-        "DELETE FROM netops.monitor_samples WHERE at IN (SELECT at FROM netops.monitor_samples "
-        "WHERE at < now() - make_interval(hours => %s) ORDER BY at LIMIT %s)", (SAMPLES_KEEP_HOURS, PRUNE_BATCH))
-    pruned["monitor_samples"] = cur.rowcount
-    cur.execute(
-        "DELETE FROM netops.api_calls WHERE id IN (SELECT id FROM netops.api_calls "
-        "WHERE at < now() - make_interval(days => %s) ORDER BY at LIMIT %s)",
-        (settings.api_calls_keep_days, PRUNE_BATCH))
-    pruned["api_calls"] = cur.rowcount
-    return pruned
+    return {"monitor_samples": history.prune_samples(cur, SAMPLES_KEEP_HOURS, PRUNE_BATCH),
+            "api_calls": api_calls.prune_api_calls(cur, settings.api_calls_keep_days, PRUNE_BATCH)}
 
 
 def _calls_by_hour(cur: Any) -> list[dict[str, Any]]:
     """24 clock hours, oldest first, the current (partial) hour last; every hour present."""
-    # one range scan on the `at` index, grouped by hour; the empty hours come from the series
-    cur.execute(
-        """
-        WITH c AS (
-            SELECT date_trunc('hour', at) AS h,
-                   count(*) FILTER (WHERE status BETWEEN 200 AND 399) AS ok,
-                   count(*) FILTER (WHERE status = 429) AS r429,
-                   count(*) FILTER (WHERE status = 401) AS r401,
-                   count(*) FILTER (WHERE status IS NULL OR (status NOT BETWEEN 200 AND 399
-                                                            AND status NOT IN (401, 429))) AS err,
-                   count(*) AS n
-              FROM netops.api_calls WHERE at >= date_trunc('hour', now()) - make_interval(hours => %s)
-             GROUP BY 1)
-        SELECT extract(epoch FROM g)::bigint, coalesce(c.ok, 0), coalesce(c.r429, 0), coalesce(c.r401, 0),
-               coalesce(c.err, 0), coalesce(c.n, 0)
-          FROM generate_series(date_trunc('hour', now()) - make_interval(hours => %s), date_trunc('hour', now()),
-                               interval '1 hour') AS g
-          LEFT JOIN c ON c.h = g
-         ORDER BY g
-        """,
-        (HOURS - 1, HOURS - 1),
-    )
     return [{"hour_unix": h, "ok": ok, "rate_limited": r429, "unauthorized": r401, "errors": err, "calls": n}
-            for h, ok, r429, r401, err, n in cur.fetchall()]
+            for h, ok, r429, r401, err, n in history.calls_by_hour(cur, HOURS)]
 
 
 def _runs(cur: Any, lock_held: bool | None = None) -> list[dict[str, Any]]:
     """The last RUNS_SHOWN `netops sync` runs, oldest first, each with its phases' durations.
     Phase names are whatever the pipeline wrote (opaque here). `lock_held`: as already read."""
-    lock_held = F.sync_lock_held(cur) if lock_held is None else lock_held
-    cur.execute(
-        """
-        WITH runs AS (SELECT run_id FROM netops.sync_runs GROUP BY run_id
-                       ORDER BY max(started_at) DESC LIMIT %s)
-        SELECT s.run_id::text, s.phase, s.status, extract(epoch FROM s.started_at)::float8,
-               extract(epoch FROM coalesce(s.finished_at, now()) - s.started_at)::float8,
-               s.rows_inserted + s.rows_updated + s.rows_deleted
-          FROM netops.sync_runs s JOIN runs USING (run_id)
-         ORDER BY s.started_at, s.id
-        """,
-        (RUNS_SHOWN,),
-    )
+    lock_held = monitor_facts.sync_lock_held(cur) if lock_held is None else lock_held
     runs: dict[str, dict[str, Any]] = {}
-    for run_id, phase, status, started, seconds, rows in cur.fetchall():
-        if status == "running" and not lock_held:  # its process is gone (facts.sync_lock_held)
+    for run_id, phase, status, started, seconds, rows in history.recent_run_phases(cur, RUNS_SHOWN):
+        if status == "running" and not lock_held:  # its process is gone (netops/monitor/facts.py, DEAD_RUN_NOTE)
             status = "interrupted"
         r = runs.setdefault(run_id, {"run_id": run_id, "started_unix": started, "phases": []})
         r["phases"].append({"phase": phase, "status": status, "started_unix": started,
@@ -143,48 +100,32 @@ def _runs(cur: Any, lock_held: bool | None = None) -> list[dict[str, Any]]:
 
 
 def _backlog_series(cur: Any) -> list[dict[str, Any]]:
-    cur.execute(
-        """
-        SELECT (floor(extract(epoch FROM at) / %s) * %s)::bigint AS b,
-               max(backlog_pending), max(backlog_processing), max(backlog_failed)
-          FROM netops.monitor_samples
-         WHERE at > now() - make_interval(hours => %s) AND backlog_pending IS NOT NULL
-         GROUP BY b ORDER BY b
-        """,
-        (SAMPLE_BUCKET_SECONDS, SAMPLE_BUCKET_SECONDS, HOURS),
-    )
-    return [{"at_unix": b, "pending": p, "processing": pr, "failed": fl} for b, p, pr, fl in cur.fetchall()]
+    return [{"at_unix": b, "pending": p, "processing": pr, "failed": fl}
+            for b, p, pr, fl in history.backlog_series(cur, HOURS, SAMPLE_BUCKET_SECONDS)]
 
 
-def _tables_day_ago(cur: Any) -> dict[str, int]:
-    cur.execute("SELECT table_rows FROM netops.monitor_samples WHERE at > now() - make_interval(hours => %s) "
-                "ORDER BY at LIMIT 1", (HOURS,))
-    r = cur.fetchone()
-    return {k: int(v) for k, v in (r[0] if r else {}).items()}
-
-
-def history_document(cur: Any, settings: Settings, facts: Any) -> dict[str, Any]:
+def history_document(cur: Any, settings: Settings, facts: Facts) -> dict[str, Any]:
     """Take this minute's sample, prune, and read the 24 h series, on `cur`, from `facts` (an
     evaluation's Facts, netops/monitor/evaluation.py) read on the same connection just before:
     the backlog, the table counts, the sync lock and the budget are not read a second time.
     Raises HistoryUnavailable when the schema has no monitor_samples table."""
-    if not F.relation_exists(cur, "netops.monitor_samples"):
+    if not monitor_facts.relation_exists(cur, "netops.monitor_samples"):
         raise HistoryUnavailable("the netops schema has no monitor_samples table; run `netops db migrate`")
-    backlog = facts.backlog if facts.backlog is not None else F.backlog_facts(cur)
-    tables = facts.tables if facts.tables is not None else F.table_counts(cur)
+    backlog = facts.backlog if facts.backlog is not None else monitor_facts.backlog_facts(cur)
+    tables = facts.tables if facts.tables is not None else monitor_facts.table_counts(cur)
     _sample(cur, backlog, tables)
     pruned = _prune(cur, settings)
     now = facts.now
     doc: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
-        "generated_at": F.iso(now),
+        "generated_at": iso(now),
         "generated_at_unix": round(now.timestamp(), 3),
         "api": {"budget_per_hour": facts.budget.per_hour, "hours": _calls_by_hour(cur)},
         "sync_runs": _runs(cur, facts.lock_held),
         "backlog": {"available": backlog.available,
                     "samples": _backlog_series(cur) if backlog.available else []},
     }
-    before = _tables_day_ago(cur)
+    before = history.table_rows_since(cur, HOURS)
     doc["tables"] = {n: {"rows": t.rows, "exact": t.exact, "rows_24h_ago": before.get(n)}
                      for n, t in tables.items()}
     doc["retention"] = {"api_calls_days": settings.api_calls_keep_days,
@@ -200,12 +141,12 @@ def collect_history(settings: Settings, dsn: str | None) -> dict[str, Any]:
 
     if dsn is None:
         raise HistoryUnavailable("no DSN: NETOPS_DSN is unset and no embedded server")
-    facts = Facts(now=F.utcnow(), budget=budget(settings))
+    known = Facts(now=utcnow(), budget=configured_keys(settings)[1])
     try:
-        with F.connect_monitor(dsn) as conn, conn.cursor() as cur:
-            if F.relation_exists(cur, "netops.monitor_samples"):
-                facts.backlog, facts.tables = F.backlog_facts(cur), F.table_counts(cur)
-            return history_document(cur, settings, facts)
+        with monitor_facts.connect(dsn) as conn, conn.cursor() as cur:
+            if monitor_facts.relation_exists(cur, "netops.monitor_samples"):
+                known.backlog, known.tables = monitor_facts.backlog_facts(cur), monitor_facts.table_counts(cur)
+            return history_document(cur, settings, known)
     except psycopg2.Error as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise HistoryUnavailable(first) from None
@@ -215,7 +156,7 @@ def collect_history(settings: Settings, dsn: str | None) -> dict[str, Any]:
 class StatusAndHistory:
     """One evaluation and the history.json written from it (the status-json cron job)."""
 
-    evaluation: Any  # netops.monitor.evaluation.Evaluation
+    evaluation: Evaluation | None
     history: dict[str, Any] | None = None  # None: not written (see `unavailable`)
     unavailable: str | None = None         # why history.json could not be made
 
@@ -229,7 +170,7 @@ def evaluate_with_history(settings: Settings, dsn: str | None, check_services: b
 
     out = StatusAndHistory(evaluation=None)
 
-    def then(cur: Any, facts: Any) -> None:
+    def then(cur: Any, facts: Facts) -> None:
         try:
             out.history = history_document(cur, settings, facts)
         except HistoryUnavailable as exc:

@@ -1,10 +1,12 @@
-"""Metrics: one snapshot of the box, written as `metrics_latest.json` and as Prometheus text.
+"""Metrics: the evaluation (netops/monitor/evaluation.py) rendered as `metrics_latest.json`, and
+that document rendered as Prometheus text.
 
-The snapshot is the single source for metrics, alerts and their Prometheus rules, so a number in
-`metrics_latest.json`, on /metrics and in an alert's value is always the same number. Values are
-gauges over windows read from bookkeeping (calls in the last hour, the last run of each phase),
-not process-lifetime counters: netops commands are short-lived cron jobs, so there is no process
-that could keep a counter alive; the database is the memory.
+The Prometheus text is drawn from the JSON document rather than from the evaluation again, so a
+number in `metrics_latest.json` and on /metrics is the same number (file sizes and timestamps
+included, read once); an alert's value is the same verdict both render. Values are gauges over
+windows read from bookkeeping (calls in the last hour, the last run of each phase), plus the
+all-time counters the database keeps (netops/db/counters.py): netops commands are short-lived
+cron jobs, so no process lives long enough to keep a counter.
 
 Prometheus output goes through prometheus_client with a CollectorRegistry passed in (no global
 registry), so tests and the CLI can build as many independent registries as they like.
@@ -19,8 +21,9 @@ import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, generate_latest, write_to_textfile
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -28,14 +31,18 @@ from prometheus_client.registry import Collector
 
 from netops.config import Settings
 from netops.log import COMPONENT_FILES
-from netops.monitor import facts as F
+from netops.monitor.facts import STABLE_PHASES, PhaseFacts, iso
+
+if TYPE_CHECKING:
+    from netops.db.counters import Counters
+    from netops.monitor.evaluation import Evaluation, Facts
 
 JSON_NAME = "metrics_latest.json"
 PROM_NAME = "metrics.prom"
 TEXTFILE_NAME = "netops.prom"
 
 
-def _ts(dt: Any) -> float | None:
+def _ts(dt: datetime | None) -> float | None:
     return dt.timestamp() if dt is not None else None
 
 
@@ -53,15 +60,14 @@ def log_files(log_dir: Path) -> dict[str, Path]:
     return out
 
 
-#: Version of the metrics_latest.json layout (docs/observability.md documents every field).
-#: 2: every section always present (null values when its source is down), counters, build,
-#: tasks, ratios instead of percents, `by_code_last_hour` instead of `by_status_last_hour`.
+#: Version of the metrics_latest.json layout (docs/observability.md documents every field); it
+#: changes when a field is renamed or removed, so a reader can refuse a layout it does not know.
 SCHEMA_VERSION = 2
 
 
-def collect_snapshot(settings: Settings, dsn: str | None, evaluation: Any = None) -> dict[str, Any]:
+def collect_snapshot(settings: Settings, dsn: str | None, evaluation: Evaluation | None = None) -> dict[str, Any]:
     """Everything metrics and alerts need, as plain JSON-able data, from one evaluation made now
-    (netops/monitor/evaluation.py) plus the all-time counters (netops/monitor/counters.py, read on the same connection). A
+    (netops/monitor/evaluation.py) plus the all-time counters (netops/db/counters.py, read on the same connection). A
     database that cannot be reached gives `database.up = 0` and its sections with null values,
     never an exception: an exporter that dies when the thing it watches dies tells you nothing."""
     from netops.monitor.evaluation import evaluate
@@ -79,13 +85,13 @@ def _version() -> str:
         return "unknown"
 
 
-def snapshot_of(ev: Any, counts: Any = None) -> dict[str, Any]:
+def snapshot_of(ev: Evaluation, counts: Counters | None = None) -> dict[str, Any]:
     """The metrics document of an Evaluation (and the counters, when they could be read)."""
     f, settings = ev.facts, ev.settings
     now = f.now
     snap: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
-        "generated_at": F.iso(now),
+        "generated_at": iso(now),
         "generated_at_unix": round(now.timestamp(), 3),
         "build": {"version": _version()},
         "state": ev.state,
@@ -115,15 +121,13 @@ def snapshot_of(ev: Any, counts: Any = None) -> dict[str, Any]:
         "files": {c: p.stat().st_size for c, p in files.items()},
     }
     # the keys' windows and set-aside state live in the database: unknown (null) while it is down
-    snap["api_keys"] = [k for k in f.keys if "error" not in k] if (f.db_up and f.schema) else None
-    snap["disk"] = {k: {"path": d["path"], "free_percent": d["free_percent"],
-                        "free_ratio": (round(d["free_bytes"] / d["total_bytes"], 4)
-                                       if d.get("total_bytes") else None)}
+    snap["api_keys"] = [k.as_json() for k in f.keys if k.error is None] if (f.db_up and f.schema) else None
+    snap["disk"] = {k: {"path": d.path, "free_percent": d.free_percent, "free_ratio": d.free_ratio}
                     for k, d in f.disk.items()}
-    snap["nginx"] = None if f.nginx.get("ok") is None else {"up": 1 if f.nginx["ok"] else 0, "url": f.nginx["url"]}
+    snap["nginx"] = None if f.nginx.ok is None else {"up": 1 if f.nginx.ok else 0, "url": f.nginx.url}
     t = f.token
     snap["token"] = {"present": t.present, "ttl_seconds": t.ttl_seconds,
-                     "usable": 0 if ev.by_name()["token"].firing else 1,
+                     "usable": 1 if t.usable else 0,
                      "expires_unix": _ts(t.expires_at),
                      "refused_at_unix": _ts(t.refused_at),
                      "secret_valid_until_unix": _ts(t.secret_valid_until)}
@@ -141,47 +145,60 @@ def _num(v: float | None) -> float | None:
     return None if v is None or v == float("inf") else v
 
 
-def _db_snapshot(settings: Settings, f: Any, snap: dict[str, Any]) -> None:
+def _db_snapshot(settings: Settings, f: Facts, snap: dict[str, Any]) -> None:
     """The database-derived sections; each is present with null values when the database is down."""
-    now = f.now
-    phases: dict[str, Any] | None = None if f.phases is None else {}
-    for p in f.phases or []:
-        phases[p.phase] = {  # type: ignore[index]
-            "table": p.table,
-            "last_status": p.last_status,
-            "running": p.last_status == "running",
-            "duration_seconds": p.duration_seconds,
-            "rows_fetched": p.rows_fetched,
-            "rows_inserted": p.rows_inserted,
-            "rows_updated": p.rows_updated,
-            "rows_deleted": p.rows_deleted,
-            "rows_skipped": p.rows_skipped,
-            "pages_done": p.pages_done,
-            "pages_total": p.pages_total,
-            "last_success_unix": _ts(p.last_success_at),
-        }
+    snap["sync"] = _sync_section(f)
+    snap["api"] = _api_section(f)
+    b = f.backlog
+    snap["backlog"] = {"available": b.available if b else None, "pending": b.pending if b else None,
+                       "processing": b.processing if b else None, "failed": b.failed if b else None}
+    q = f.quality
+    snap["quality"] = {"available": q.available if q else None,
+                       "checked_at_unix": _ts(q.checked_at) if q else None,
+                       "violations": q.violations if q and q.checked_at else None,
+                       "info": q.info if q else None, "by_kind": q.by_check if q else None}
+
+
+def _phase_section(p: PhaseFacts) -> dict[str, Any]:
+    return {
+        "table": p.table,
+        "last_status": p.last_status,
+        "running": p.last_status == "running",
+        "duration_seconds": p.duration_seconds,
+        "rows_fetched": p.rows_fetched,
+        "rows_inserted": p.rows_inserted,
+        "rows_updated": p.rows_updated,
+        "rows_deleted": p.rows_deleted,
+        "rows_skipped": p.rows_skipped,
+        "pages_done": p.pages_done,
+        "pages_total": p.pages_total,
+        "last_success_unix": _ts(p.last_success_at),
+    }
+
+
+def _sync_section(f: Facts) -> dict[str, Any]:
     run = f.run
-    oldest = None
-    if phases is not None:
-        stable_success = [phases[p]["last_success_unix"] for p, _ in F.STABLE_PHASES if p in phases]
-        oldest = None if not stable_success or any(s is None for s in stable_success) else min(stable_success)
-    snap["sync"] = {
-        "phases": phases,
+    oldest = _ts(f.oldest_stable_success) if f.phases is not None else None
+    return {
+        "phases": None if f.phases is None else {p.phase: _phase_section(p) for p in f.phases},
         "lock_held": f.lock_held,
         "last_run": {"run_id": run.run_id if run else None, "status": run.status if run else None,
                      "duration_seconds": run.duration_seconds if run else None,
                      "finished_unix": _ts(run.finished_at) if run else None},
         "oldest_success_unix": oldest,
-        "oldest_success_age_seconds": round(now.timestamp() - oldest, 1) if oldest else None,
+        "oldest_success_age_seconds": round(f.now.timestamp() - oldest, 1) if oldest else None,
     }
+
+
+def _api_section(f: Facts) -> dict[str, Any]:
     api = f.api
     known = api is not None
-    snap["api"] = {
+    return {
         "calls_last_hour": api.calls_1h if known else None,
         "calls_last_15m": api.calls_15m if known else None,
         "calls_last_minute": api.calls_1m if known else None,
-        "calls_per_minute": round(api.calls_15m / 15.0, 2) if known else None,
-        # every configured key's budget summed (netops.api.keys.budget): N keys, N budgets
+        "calls_per_minute": api.calls_per_minute if known else None,
+        # every configured key's budget summed: N keys, N budgets
         "budget_per_hour": f.budget.per_hour,
         "budget_per_second": f.budget.per_second,
         "utilisation_ratio": round(api.calls_1h / f.budget.per_hour, 4) if known else None,
@@ -192,14 +209,6 @@ def _db_snapshot(settings: Settings, f: Any, snap: dict[str, Any]) -> None:
                                  "hourly": api.hourly_remaining if known else None},
         "errors_by_hour": api.errors_by_hour if known else None,
     }
-    b = f.backlog
-    snap["backlog"] = {"available": b.available if b else None, "pending": b.pending if b else None,
-                       "processing": b.processing if b else None, "failed": b.failed if b else None}
-    q = f.quality
-    snap["quality"] = {"available": q.available if q else None,
-                       "checked_at_unix": _ts(q.checked_at) if q else None,
-                       "violations": q.violations if q and q.checked_at else None,
-                       "info": q.info if q else None, "by_kind": q.by_check if q else None}
 
 
 # --- Prometheus ------------------------------------------------------------------------------
@@ -292,110 +301,156 @@ SPECS: dict[str, Spec] = {
 }
 
 Samples = list[tuple[list[str], float | None]]
+Doc = dict[str, Any]
+
+
+class Families:
+    """The families of one export, in the order they are added; each declared in SPECS."""
+
+    def __init__(self) -> None:
+        self.out: list[Any] = []
+
+    def add(self, name: str, value: float | None = None, samples: Samples | None = None) -> None:
+        """A family without labels is left out when its value is unknown; a labelled family is
+        exported even with no sample (its alert rules reference it), unknown samples skipped."""
+        spec = SPECS[name]
+        cls = CounterMetricFamily if spec.type == "counter" else GaugeMetricFamily
+        if not spec.labels:
+            if value is None:
+                return
+            fam = cls(name, spec.help, labels=[])
+            fam.add_metric([], float(value))
+        else:
+            fam = cls(name, spec.help, labels=list(spec.labels))
+            for lv, v in samples or []:
+                if v is not None:
+                    fam.add_metric(lv, float(v))
+        self.out.append(fam)
 
 
 class SnapshotCollector(Collector):
-    """Exposes one snapshot as the `netops_*` families declared in SPECS."""
+    """Exposes one snapshot as the `netops_*` families declared in SPECS.
 
-    def __init__(self, snapshot: dict[str, Any]) -> None:
+    It renders the metrics document itself (not the evaluation again), so metrics_latest.json
+    and the Prometheus text carry the same numbers, file sizes and timestamps read once."""
+
+    def __init__(self, snapshot: Doc) -> None:
         self.snap = snapshot
 
     def collect(self) -> Iterator[Any]:
-        s = self.snap
-        out: list[Any] = []
+        fams = Families()
+        for section in (_database_families, _api_families, _key_families, _sync_families, _backlog_families,
+                        _file_families, _quality_families, _alert_families):
+            section(fams, self.snap)
+        yield from fams.out
 
-        def add(name: str, value: float | None = None, samples: Samples | None = None) -> None:
-            spec = SPECS[name]
-            cls = CounterMetricFamily if spec.type == "counter" else GaugeMetricFamily
-            if not spec.labels:
-                if value is None:
-                    return
-                fam = cls(name, spec.help, labels=[])
-                fam.add_metric([], float(value))
-            else:
-                fam = cls(name, spec.help, labels=list(spec.labels))
-                for lv, v in samples or []:
-                    if v is not None:
-                        fam.add_metric(lv, float(v))
-            out.append(fam)
 
-        add("netops_build_info", samples=[([s["build"]["version"]], 1)])
-        add("netops_metrics_generated_timestamp_seconds", s["generated_at_unix"])
-        db = s["database"]
-        add("netops_database_up", db["up"])
-        add("netops_database_size_bytes", db.get("size_bytes"))
-        add("netops_schema_present", db.get("schema"))
-        api = s["api"]
-        if api["calls_last_hour"] is not None:
-            c = s["counters"]
-            add("netops_api_calls", samples=[([e["endpoint"], e["code"]], e["calls"]) for e in c["api_calls"]])
-            by_code = {"401": 0, "429": 0, **api["by_code_last_hour"]}
-            add("netops_api_calls_last_hour", samples=[([k], v) for k, v in sorted(by_code.items())])
-            add("netops_api_budget_calls_per_hour", api["budget_per_hour"])
-            add("netops_api_budget_calls_per_second", api["budget_per_second"])
-            add("netops_api_utilisation_ratio", api["utilisation_ratio"])
-            rem = api["rate_limit_remaining"]
-            add("netops_api_rate_limit_remaining", samples=[(["secondly"], rem["secondly"]), (["hourly"], rem["hourly"])])
-        keys = s["api_keys"]
-        if keys is not None:  # families even with no key row: the alert rules reference them
-            for name, field_ in (("netops_api_key_calls_last_hour", "calls_last_hour"),
-                                 ("netops_api_key_budget_per_hour", "per_hour"),
-                                 ("netops_api_key_budget_per_second", "per_second"),
-                                 ("netops_api_key_rate_limited_last_hour", "rate_limited_last_hour"),
-                                 ("netops_api_key_token_ttl_seconds", "token_ttl_seconds"),
-                                 ("netops_api_key_set_aside", "set_aside")):
-                add(name, samples=[([k["label"]], None if k.get(field_) is None else float(k[field_])) for k in keys])
-        sync = s["sync"]
-        if sync["phases"] is not None:
-            c = s["counters"]
-            add("netops_sync_runs", samples=[([r["phase"], r["outcome"]], r["runs"]) for r in c["sync_runs"]])
-            add("netops_sync_rows_written", samples=[([r["table"], r["kind"]], r["rows"]) for r in c["rows_written"]])
-            ph = sync["phases"]
-            add("netops_sync_duration_seconds", samples=[([p], v["duration_seconds"]) for p, v in ph.items()])
-            add("netops_sync_rows", samples=[([p, k], v[f"rows_{k}"]) for p, v in ph.items() if v["last_status"]
-                                             for k in ("fetched", "inserted", "updated", "deleted", "skipped")])
-            stable = {p for p, _ in F.STABLE_PHASES}
-            add("netops_sync_last_success_timestamp_seconds",
-                samples=[([p], v["last_success_unix"] if v["last_success_unix"] is not None else
-                          (0.0 if p in stable else None)) for p, v in ph.items()]
-                + [([p], 0.0) for p in sorted(stable - set(ph))])
-            add("netops_sync_running", samples=[([p], 1 if v["running"] else 0) for p, v in ph.items()])
-            for name, status in (("netops_sync_last_run_failed", "failed"),
-                                 ("netops_sync_last_run_interrupted", "interrupted"),
-                                 ("netops_sync_last_run_unchanged", "unchanged")):
-                add(name, samples=[([p], 1 if v["last_status"] == status else 0) for p, v in ph.items() if v["last_status"]])
-            add("netops_sync_last_run_duration_seconds", sync["last_run"]["duration_seconds"])
-        add("netops_task_last_success_timestamp_seconds",
-            samples=[([t], v) for t, v in sorted(s["tasks"]["last_success_unix"].items())])
-        bl = s["backlog"]
-        if bl["available"] is not None:
-            add("netops_backlog_available", 1 if bl["available"] else 0)
-            if bl["available"]:
-                add("netops_backlog_items", samples=[([k], bl[k]) for k in ("pending", "processing", "failed")])
-                add("netops_backlog_items_processed",
-                    samples=[([o], n) for o, n in sorted((s["counters"]["backlog_processed"] or {}).items())])
-        if s["tables"]:
-            add("netops_table_rows", samples=[([t], v["rows"]) for t, v in s["tables"].items()])
-        tok = s["token"]
-        add("netops_token_present", 1 if tok["present"] else 0)
-        add("netops_token_usable", tok.get("usable"))
-        add("netops_token_expiry_timestamp_seconds", tok.get("expires_unix"))
-        add("netops_secret_expiry_timestamp_seconds", tok.get("secret_valid_until_unix"))
-        lg = s["logs"]
-        add("netops_log_bytes", lg["bytes"])
-        add("netops_log_file_bytes", samples=[([c], b) for c, b in lg["files"].items()])
-        add("netops_disk_free_ratio", samples=[([k], d["free_ratio"]) for k, d in s["disk"].items()])
-        if s.get("nginx"):
-            add("netops_nginx_up", s["nginx"]["up"])
-        q = s["quality"]
-        if q.get("checked_at_unix"):
-            add("netops_data_quality_violations", q["violations"])
-            add("netops_data_quality_info_rows", q["info"])
-            add("netops_data_quality_checked_timestamp_seconds", q["checked_at_unix"])
-        add("netops_alert_firing", samples=[([n, a["severity"]], None if a["state"] == "unknown" else
-                                             (1 if a["state"] == "firing" else 0)) for n, a in s["alerts"].items()])
-        add("netops_alert_threshold", samples=[([n, ], a["prom_threshold"]) for n, a in s["alerts"].items()])
-        yield from out
+def _database_families(fams: Families, s: Doc) -> None:
+    fams.add("netops_build_info", samples=[([s["build"]["version"]], 1)])
+    fams.add("netops_metrics_generated_timestamp_seconds", s["generated_at_unix"])
+    db = s["database"]
+    fams.add("netops_database_up", db["up"])
+    fams.add("netops_database_size_bytes", db.get("size_bytes"))
+    fams.add("netops_schema_present", db.get("schema"))
+
+
+def _api_families(fams: Families, s: Doc) -> None:
+    api = s["api"]
+    if api["calls_last_hour"] is None:
+        return
+    fams.add("netops_api_calls", samples=[([e["endpoint"], e["code"]], e["calls"]) for e in s["counters"]["api_calls"]])
+    by_code = {"401": 0, "429": 0, **api["by_code_last_hour"]}
+    fams.add("netops_api_calls_last_hour", samples=[([k], v) for k, v in sorted(by_code.items())])
+    fams.add("netops_api_budget_calls_per_hour", api["budget_per_hour"])
+    fams.add("netops_api_budget_calls_per_second", api["budget_per_second"])
+    fams.add("netops_api_utilisation_ratio", api["utilisation_ratio"])
+    rem = api["rate_limit_remaining"]
+    fams.add("netops_api_rate_limit_remaining", samples=[(["secondly"], rem["secondly"]), (["hourly"], rem["hourly"])])
+
+
+#: per-key family -> the key row's field it exports
+KEY_FAMILIES = (("netops_api_key_calls_last_hour", "calls_last_hour"),
+                ("netops_api_key_budget_per_hour", "per_hour"),
+                ("netops_api_key_budget_per_second", "per_second"),
+                ("netops_api_key_rate_limited_last_hour", "rate_limited_last_hour"),
+                ("netops_api_key_token_ttl_seconds", "token_ttl_seconds"),
+                ("netops_api_key_set_aside", "set_aside"))
+
+
+def _key_families(fams: Families, s: Doc) -> None:
+    keys = s["api_keys"]
+    if keys is None:
+        return
+    for name, field_ in KEY_FAMILIES:  # families even with no key row: the alert rules reference them
+        fams.add(name, samples=[([k["label"]], None if k.get(field_) is None else float(k[field_])) for k in keys])
+
+
+def _sync_families(fams: Families, s: Doc) -> None:
+    sync = s["sync"]
+    ph = sync["phases"]
+    if ph is not None:
+        c = s["counters"]
+        fams.add("netops_sync_runs", samples=[([r["phase"], r["outcome"]], r["runs"]) for r in c["sync_runs"]])
+        fams.add("netops_sync_rows_written", samples=[([r["table"], r["kind"]], r["rows"]) for r in c["rows_written"]])
+        fams.add("netops_sync_duration_seconds", samples=[([p], v["duration_seconds"]) for p, v in ph.items()])
+        fams.add("netops_sync_rows", samples=[([p, k], v[f"rows_{k}"]) for p, v in ph.items() if v["last_status"]
+                                              for k in ("fetched", "inserted", "updated", "deleted", "skipped")])
+        stable = {p for p, _ in STABLE_PHASES}
+        fams.add("netops_sync_last_success_timestamp_seconds",
+                 samples=[([p], v["last_success_unix"] if v["last_success_unix"] is not None else
+                           (0.0 if p in stable else None)) for p, v in ph.items()]
+                 + [([p], 0.0) for p in sorted(stable - set(ph))])
+        fams.add("netops_sync_running", samples=[([p], 1 if v["running"] else 0) for p, v in ph.items()])
+        for name, status in (("netops_sync_last_run_failed", "failed"),
+                             ("netops_sync_last_run_interrupted", "interrupted"),
+                             ("netops_sync_last_run_unchanged", "unchanged")):
+            fams.add(name, samples=[([p], 1 if v["last_status"] == status else 0)
+                                    for p, v in ph.items() if v["last_status"]])
+        fams.add("netops_sync_last_run_duration_seconds", sync["last_run"]["duration_seconds"])
+    fams.add("netops_task_last_success_timestamp_seconds",
+             samples=[([t], v) for t, v in sorted(s["tasks"]["last_success_unix"].items())])
+
+
+def _backlog_families(fams: Families, s: Doc) -> None:
+    bl = s["backlog"]
+    if bl["available"] is None:
+        return
+    fams.add("netops_backlog_available", 1 if bl["available"] else 0)
+    if bl["available"]:
+        fams.add("netops_backlog_items", samples=[([k], bl[k]) for k in ("pending", "processing", "failed")])
+        fams.add("netops_backlog_items_processed",
+                 samples=[([o], n) for o, n in sorted((s["counters"]["backlog_processed"] or {}).items())])
+
+
+def _file_families(fams: Families, s: Doc) -> None:
+    """Tables, the token, logs, disks and nginx."""
+    if s["tables"]:
+        fams.add("netops_table_rows", samples=[([t], v["rows"]) for t, v in s["tables"].items()])
+    tok = s["token"]
+    fams.add("netops_token_present", 1 if tok["present"] else 0)
+    fams.add("netops_token_usable", tok.get("usable"))
+    fams.add("netops_token_expiry_timestamp_seconds", tok.get("expires_unix"))
+    fams.add("netops_secret_expiry_timestamp_seconds", tok.get("secret_valid_until_unix"))
+    lg = s["logs"]
+    fams.add("netops_log_bytes", lg["bytes"])
+    fams.add("netops_log_file_bytes", samples=[([c], b) for c, b in lg["files"].items()])
+    fams.add("netops_disk_free_ratio", samples=[([k], d["free_ratio"]) for k, d in s["disk"].items()])
+    if s.get("nginx"):
+        fams.add("netops_nginx_up", s["nginx"]["up"])
+
+
+def _quality_families(fams: Families, s: Doc) -> None:
+    q = s["quality"]
+    if q.get("checked_at_unix"):
+        fams.add("netops_data_quality_violations", q["violations"])
+        fams.add("netops_data_quality_info_rows", q["info"])
+        fams.add("netops_data_quality_checked_timestamp_seconds", q["checked_at_unix"])
+
+
+def _alert_families(fams: Families, s: Doc) -> None:
+    fams.add("netops_alert_firing", samples=[([n, a["severity"]], None if a["state"] == "unknown" else
+                                              (1 if a["state"] == "firing" else 0)) for n, a in s["alerts"].items()])
+    fams.add("netops_alert_threshold", samples=[([n], a["prom_threshold"]) for n, a in s["alerts"].items()])
 
 
 def metric_table() -> str:
@@ -441,8 +496,8 @@ def atomic_write(path: Path, text: str, mode: int = 0o644) -> None:
 
 class TextfileConflict(ValueError):
     """Two netops .prom files in one directory: node_exporter's textfile collector reads every
-    *.prom file of its directory, so both files' series would be duplicates (the "124
-    duplicate-series errors" of a metrics.prom next to a netops.prom)."""
+    *.prom file of its directory, so every series would be exported twice and rejected as a
+    duplicate."""
 
 
 def _other_netops_prom(directory: Path, mine: str) -> Path | None:
@@ -465,9 +520,9 @@ def _check_alone(directory: Path, mine: str) -> None:
 
 
 def link_in_log_dir(settings: Settings, json_path: Path) -> Path | None:
-    """`<log_dir>/metrics_latest.json` -> the metrics dir's file, where the seed wrote it, so
-    `cat logs/metrics_latest.json | jq` keeps working. A symlink, replaced atomically (a regular
-    file left by the seed is replaced too); nothing when both dirs are the same."""
+    """`<log_dir>/metrics_latest.json` -> the metrics dir's file, so `cat logs/metrics_latest.json
+    | jq` works next to the logs. A symlink, replaced atomically (a regular file there is
+    replaced too); nothing when both dirs are the same."""
     link = settings.log_path / JSON_NAME
     if link.resolve() == json_path.resolve():
         return None

@@ -115,7 +115,7 @@ def test_two_keys_are_two_budgets_in_every_view_and_the_keys_are_read_once(
     ev = evaluation.evaluate(settings, settings.dsn, check_services=False, counters=True)
     doc = status_document(ev)
     assert len(reads) == 1, "an evaluation reads the keys once (budget and key rows alike)"
-    assert [k["label"] for k in ev.facts.keys] == ["default", "2"]
+    assert [k.label for k in ev.facts.keys] == ["default", "2"]
     assert (doc["api"]["budget_per_hour"], doc["api"]["keys"]) == (2000, 2)
     snap = collect_snapshot(settings, settings.dsn, evaluation=ev)
     assert (snap["api"]["budget_per_hour"], snap["api"]["budget_per_second"]) == (2000, 4.0)
@@ -183,7 +183,7 @@ def test_status_with_history_reads_the_shared_facts_once_on_one_connection(
         settings_factory: Callable[..., Settings], monkeypatch) -> None:
     import psycopg2
 
-    from netops.monitor import facts as F
+    from netops.db import monitor_facts
     from netops.monitor.history import evaluate_with_history
 
     settings = settings_factory()
@@ -198,7 +198,7 @@ def test_status_with_history_reads_the_shared_facts_once_on_one_connection(
     for name in ("connect",):
         counted(psycopg2, name)
     for name in ("table_counts", "backlog_facts", "sync_lock_held"):
-        counted(F, name)
+        counted(monitor_facts, name)
     both = evaluate_with_history(settings, settings.dsn, check_services=False)
     assert both.history is not None and both.unavailable is None
     assert both.evaluation.facts.db_error is None

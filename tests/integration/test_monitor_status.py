@@ -14,6 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from netops.cli import cli
+from netops.db import monitor_facts
 from netops.monitor import facts
 from netops.monitor.status import collect_status
 from tests.integration.test_monitor_seed import (
@@ -169,7 +170,7 @@ def test_big_tables_use_catalog_estimates(pg_dsn: str, settings_factory: Any, mo
     with connect(pg_dsn) as conn, conn.cursor() as cur:
         cur.execute("INSERT INTO users (id, login) SELECT g, 'u' || g FROM generate_series(1, 50000) g")
         cur.execute("ANALYZE users")
-    monkeypatch.setattr(facts, "EXACT_COUNT_MAX_BYTES", 1024 * 1024)  # users (~3 MB) is now "big"
+    monkeypatch.setattr(monitor_facts, "EXACT_COUNT_MAX_BYTES", 1024 * 1024)  # users (~3 MB) is now "big"
     doc = collect_status(settings, pg_dsn)
     assert doc["tables"]["users"]["exact"] is False
     assert doc["tables"]["users"]["rows"] == pytest.approx(50000, rel=0.02)
@@ -280,3 +281,21 @@ def test_unmigrated_database_is_critical_and_says_migrate(pg_dsn: str, settings_
     assert doc["services"]["postgresql"]["ok"] is True
     assert [p["check"] for p in doc["problems"] if p["severity"] == "critical"] == ["schema_missing"]
     assert "netops db migrate" in doc["problems"][0]["message"]
+
+
+# The token-store readers (credential_fingerprint, load_token_file, token_ttl) still live in
+# netops/api/auth.py, next to the refresh that needs requests: once they are in a module of their
+# own (netops/api/token_store.py), netops/monitor/facts.py imports them from there and this passes.
+@pytest.mark.xfail(strict=True, reason="netops.monitor.facts reads token stores through netops.api.auth")
+def test_status_json_imports_neither_requests_nor_tenacity(pg_dsn: str, settings_factory: Any) -> None:
+    """`netops status --json` runs every minute from cron: it reads files and the database only,
+    so the HTTP client's libraries stay unloaded (a token and a key configured, the database up)."""
+    from tests.integration.test_operator_scenarios import netops
+
+    settings = settings_factory()
+    healthy(pg_dsn, settings)
+    out = netops(settings, "status", "--json", PYTHONPROFILEIMPORTTIME="1")
+    assert json.loads(out.stdout)["services"]["postgresql"]["ok"] is True
+    loaded = {line.rsplit("|", 1)[-1].strip() for line in out.stderr.splitlines() if line.startswith("import time")}
+    assert "netops.db.monitor_facts" in loaded  # the database was read
+    assert not loaded & {"requests", "tenacity"}, sorted(m for m in loaded if m.startswith(("requests", "tenacity")))

@@ -21,9 +21,9 @@ from typing import Any
 
 import pytest
 
-from netops.api.keys import key_rows
 from netops.config import load_settings
 from netops.db import ratelimit
+from netops.monitor.facts import key_rows
 from netops.sim.server import SimConfig, SimServer
 from tests.fixtures.pg import query
 
@@ -176,7 +176,7 @@ def test_refused_key_is_set_aside_while_the_other_finishes(prepared: dict[str, A
     assert any(p["check"] == "api_key_set_aside" for p in doc["problems"])
     # a changed secret gives the key another chance (no process skips it any more)
     fixed = load_settings(env={**env, "NETOPS_CLIENT_SECRET_2": SECOND_SECRET}, config_path="")
-    assert [r["set_aside"] for r in key_rows(fixed, None)] == [False, False]
+    assert [r.set_aside for r in key_rows(fixed, None)] == [False, False]
 
 
 def test_claim_function_windows_block_and_set_aside(pg_dsn: str) -> None:

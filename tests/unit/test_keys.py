@@ -9,10 +9,12 @@ import jinja2
 import pytest
 
 from netops.api.auth import credential_fingerprint
-from netops.api.keys import ApiKey, key_rows, load_keys, render_key_line
+from netops.api.keys import ApiKey, load_keys
 from netops.api.limiter import KeysExhausted, LocalLimiter
 from netops.config import ConfigError, load_settings, tomllib
 from netops.log import redact
+from netops.monitor.facts import key_rows
+from netops.monitor.formatting import render_key_line
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -144,9 +146,9 @@ def test_key_rows_without_database_show_token_ttl_per_key(tmp_path: Path) -> Non
          # the token store names the credentials that obtained it (issue 13): without it, not ours
          "credential_fp": credential_fingerprint("http://127.0.0.1:9", "u-2", "s-2")}))
     rows = key_rows(s, None, now=1_000_000)
-    assert [(r["label"], r["token_ttl_seconds"]) for r in rows] == [("default", None), ("2", 3600)]
+    assert [(r.label, r.token_ttl_seconds) for r in rows] == [("default", None), ("2", 3600)]
     # the database is down: the calls are unknown, not a reassuring 0
-    assert all(r["calls_last_hour"] is None and r["calls_last_second"] is None for r in rows)
+    assert all(r.calls_last_hour is None and r.calls_last_second is None for r in rows)
     assert render_key_line(rows[1]) == "key 2 (u-2): token 3,600s · calls unknown (database unreachable)"
 
 

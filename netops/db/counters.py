@@ -1,4 +1,4 @@
-"""Counters for Prometheus, read from the bookkeeping tables on every export.
+"""All-time counters for Prometheus, read from the bookkeeping tables on every export.
 
 netops commands are short-lived cron jobs, so no process lives long enough to keep an in-memory
 counter. The database is the memory instead, and every exporter (any process, any host) reads
@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from netops.monitor import facts as F
+from netops.db.monitor_facts import relation_exists
 
 #: the kinds of rows a phase writes (rows_<kind> in netops.sync_runs)
 ROW_KINDS = ("inserted", "updated", "deleted")
@@ -41,6 +41,12 @@ class Counters:
     last_success: dict[str, float] = field(default_factory=dict)            # task -> unix time
 
 
+def _epoch(cur: Any, sql: str) -> float | None:
+    cur.execute(sql)
+    value = cur.fetchone()[0]
+    return None if value is None else float(value)
+
+
 def read_counters(cur: Any) -> Counters:
     """All counters, on the caller's cursor (the netops schema must exist)."""
     c = Counters()
@@ -55,24 +61,16 @@ def read_counters(cur: Any) -> Counters:
             c.rows_written[(table, kind)] = int(n or 0)
     cur.execute("SELECT phase, status, count(*) FROM netops.sync_runs WHERE status <> 'running' GROUP BY 1, 2")
     c.runs = {(p, s): n for p, s, n in cur.fetchall()}
-    cur.execute(
-        "SELECT extract(epoch FROM max(finished_at)) FROM netops.sync_runs WHERE status IN ('success', 'unchanged')"
-    )
-    last_sync = cur.fetchone()[0]
-    if last_sync is not None:
-        c.last_success["sync_stable"] = float(last_sync)
-    if F.relation_exists(cur, "netops.backlog_items"):
+    last = {"sync_stable": _epoch(cur, "SELECT extract(epoch FROM max(finished_at)) FROM netops.sync_runs "
+                                       "WHERE status IN ('success', 'unchanged')")}
+    if relation_exists(cur, "netops.backlog_items"):
         cur.execute(
             "SELECT CASE WHEN state = 'failed' THEN 'failed' ELSE coalesce(outcome, 'done') END, count(*) "
             "FROM netops.backlog_items WHERE state IN ('done', 'failed') GROUP BY 1"
         )
         c.backlog_processed = {o: n for o, n in cur.fetchall()}
-        cur.execute("SELECT extract(epoch FROM max(finished_at)) FROM netops.backlog_items WHERE state = 'done'")
-        last_backlog = cur.fetchone()[0]
-        if last_backlog is not None:
-            c.last_success["backlog_run"] = float(last_backlog)
-    cur.execute("SELECT extract(epoch FROM max(checked_at)) FROM netops.quality_runs")
-    last_check = cur.fetchone()[0]
-    if last_check is not None:
-        c.last_success["check"] = float(last_check)
+        last["backlog_run"] = _epoch(cur, "SELECT extract(epoch FROM max(finished_at)) FROM netops.backlog_items "
+                                          "WHERE state = 'done'")
+    last["check"] = _epoch(cur, "SELECT extract(epoch FROM max(checked_at)) FROM netops.quality_runs")
+    c.last_success = {task: t for task, t in last.items() if t is not None}
     return c
