@@ -44,7 +44,7 @@ from netops.errors import ApiError, AuthError
 from netops.log import add_secret, get_logger
 
 if TYPE_CHECKING:  # pragma: no cover
-    from netops.api.keys import ApiKey
+    from netops.credentials import ApiKey
 
 
 def configured_fingerprint(settings: Settings) -> str | None:

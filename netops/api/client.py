@@ -30,7 +30,6 @@ from tenacity import Retrying, retry_if_exception_type, stop_never
 
 from netops.api import transport
 from netops.api.auth import TokenManager
-from netops.api.keys import ApiKey
 from netops.api.limiter import KeysExhausted, Limiter, LocalLimiter, PgLimiter
 from netops.api.limiter import Pacer as Pacer  # re-exported: bench/report.py and tests name it here
 from netops.api.paging import KeysetPager, XTotalPager
@@ -41,6 +40,7 @@ from netops.api.paging import page_problem as page_problem  # re-exported (probe
 from netops.api.policy import Action, Verdict, backoff_seconds, classify, int_header, refusal_reason
 from netops.api.transport import Validator
 from netops.config import Settings
+from netops.credentials import ApiKey
 from netops.db.api_calls import CallRecord, Recorder
 from netops.errors import ApiError, AuthError
 from netops.log import get_logger

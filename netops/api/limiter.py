@@ -39,8 +39,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from netops.api.keys import ApiKey
 from netops.config import DEFAULT_RATE_WINDOW_MARGIN
+from netops.credentials import ApiKey
 from netops.errors import AuthError
 
 

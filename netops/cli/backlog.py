@@ -110,7 +110,6 @@ def run_cmd(settings: Settings, mode: str, max_batches: int | None, wait_for_sta
 @pass_settings
 def status_cmd(settings: Settings, as_json: bool) -> None:
     """Queue depth, failures (newest first, with error and attempts), throughput and API budget."""
-    from netops.api.keys import budget
     from netops.db import connect
     from netops.db.queue import status
     from netops.db.server import looking_dsn
@@ -118,7 +117,7 @@ def status_cmd(settings: Settings, as_json: bool) -> None:
     conn = connect(looking_dsn(settings))  # a view: never starts the embedded server
     try:
         with conn, conn.cursor() as cur:
-            total = budget(settings)
+            total = settings.budget
             st = status(cur, total.per_hour)
             st["api_keys"] = total.keys
     finally:

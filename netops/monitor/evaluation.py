@@ -28,8 +28,8 @@ from typing import Any
 
 import psycopg2
 
-from netops.api.keys import Budget
 from netops.config import Settings
+from netops.credentials import Budget
 from netops.db import monitor_facts
 from netops.db.counters import Counters, read_counters
 from netops.db.monitor_facts import ApiFacts, BacklogFacts, QualityFacts, TableCount
@@ -143,7 +143,7 @@ def gather(settings: Settings, dsn: str | None, check_services: bool = True, cou
     store = facts.read_token_store(settings)
     f.token = facts.token_facts(settings, store=store)
     stores = {settings.token_file: store.data}
-    configured, f.budget = facts.configured_keys(settings)
+    f.budget = settings.budget
     then_s = 0.0  # time spent in `then`: not the evaluation's (elapsed_ms stays what status measures)
     try:
         if dsn is None:
@@ -151,7 +151,7 @@ def gather(settings: Settings, dsn: str | None, check_services: bool = True, cou
         with monitor_facts.connect(dsn) as conn, conn.cursor() as cur:
             _read_database(cur, f, counters)
             if f.schema:
-                f.keys = facts.key_rows(settings, cur, stores=stores, keys=configured)
+                f.keys = facts.key_rows(settings, cur, stores=stores)
                 if then is not None:
                     t0 = time.monotonic()
                     then(cur, f)
@@ -163,7 +163,7 @@ def gather(settings: Settings, dsn: str | None, check_services: bool = True, cou
     f.disk = {"log_dir": facts.disk_facts(settings.log_path), "state_dir": facts.disk_facts(settings.state_path)}
     f.log_bytes = f.disk["log_dir"].used_bytes
     if not f.keys:  # database down or not migrated: what the key and token files tell
-        f.keys = facts.key_rows(settings, None, stores=stores, keys=configured)
+        f.keys = facts.key_rows(settings, None, stores=stores)
     f.elapsed_ms = round((time.monotonic() - started - then_s) * 1000, 1)
     return f
 

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from netops import catalog
-from netops.api.keys import Budget, Configured, budget, read_keys
 from netops.config import ConfigError, Settings
 from netops.db import monitor_facts, ratelimit
 
@@ -263,7 +262,7 @@ def token_facts(settings: Settings, now: float | None = None, store: TokenStore 
 def _configured_fingerprint(settings: Settings) -> str | None:
     """The configured credentials' fingerprint; None when they are not (all) configured: a
     monitoring command may run without them, and then cannot compare."""
-    from netops.api.auth import credential_fingerprint
+    from netops.api.token_store import credential_fingerprint
 
     try:
         client_id, secret = settings.require_credentials()
@@ -273,13 +272,6 @@ def _configured_fingerprint(settings: Settings) -> str | None:
 
 
 # --- application keys ------------------------------------------------------------------------
-
-def configured_keys(settings: Settings) -> tuple[Configured, Budget]:
-    """The configured application keys, read once, and their summed budget: the one place the
-    monitor reads them, so the key rows and every view's "budget" judge the same read."""
-    configured = read_keys(settings)
-    return configured, budget(settings, configured)
-
 
 @dataclass
 class KeyRow:
@@ -313,7 +305,7 @@ class KeyRow:
 
 
 def key_rows(settings: Settings, cur: Any | None, now: float | None = None,
-             stores: dict[Path, Any] | None = None, keys: Configured | None = None) -> list[KeyRow]:
+             stores: dict[Path, Any] | None = None) -> list[KeyRow]:
     """One row per configured key for `netops status`, the metrics and the dashboard.
 
     label, client id, token TTL (its own token file; None when none stored), calls in the last
@@ -321,11 +313,11 @@ def key_rows(settings: Settings, cur: Any | None, now: float | None = None,
     API's headers), 429s this hour, a 429 block in force, and whether it is set aside (its
     secret refused). `cur` None (database down): only what the files tell. Never calls the API.
     `stores`: token files the caller has read already (path -> parsed store), not read again.
-    `keys`: what configured_keys() returned already (an evaluation reads the keys once; None: read now).
+    The keys are the ones read when the settings were built (settings.keys), like every view's.
     """
-    keys = configured_keys(settings)[0] if keys is None else keys
-    if isinstance(keys, ConfigError):
-        return [KeyRow("?", error=line) for line in str(keys).splitlines()]
+    if settings.keys.problems:
+        return [KeyRow("?", error=line) for line in settings.keys.problems]
+    keys = settings.keys.keys
     windows = _key_windows(cur)
     now = time.time() if now is None else now
     return [_key_row(settings, k, windows.get(k.label, {}), cur is not None, now, stores) for k in keys]
@@ -343,7 +335,7 @@ def _key_windows(cur: Any | None) -> dict[str, dict[str, Any]]:
 
 def _key_row(settings: Settings, k: Any, w: dict[str, Any], db_known: bool, now: float,
              stores: dict[Path, Any] | None) -> KeyRow:
-    from netops.api.auth import credential_fingerprint, load_token_file, token_ttl
+    from netops.api.token_store import credential_fingerprint, load_token_file, token_ttl
 
     pre = {"stored": stores[k.token_file]} if stores and k.token_file in stores else {}
     tok = load_token_file(k.token_file, settings.api_url, k.client_id,

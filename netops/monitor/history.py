@@ -35,7 +35,7 @@ import psycopg2
 from netops.config import Settings
 from netops.db import api_calls, history, monitor_facts
 from netops.db.monitor_facts import BacklogFacts, TableCount
-from netops.monitor.facts import configured_keys, iso, utcnow
+from netops.monitor.facts import iso, utcnow
 
 if TYPE_CHECKING:
     from netops.monitor.evaluation import Evaluation, Facts
@@ -141,7 +141,7 @@ def collect_history(settings: Settings, dsn: str | None) -> dict[str, Any]:
 
     if dsn is None:
         raise HistoryUnavailable("no DSN: NETOPS_DSN is unset and no embedded server")
-    known = Facts(now=utcnow(), budget=configured_keys(settings)[1])
+    known = Facts(now=utcnow(), budget=settings.budget)
     try:
         with monitor_facts.connect(dsn) as conn, conn.cursor() as cur:
             if monitor_facts.relation_exists(cur, "netops.monitor_samples"):

@@ -13,8 +13,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from netops.api.keys import Budget
 from netops.config import Settings
+from netops.credentials import Budget
 from netops.db.monitor_facts import ApiFacts, BacklogFacts
 from netops.monitor.evaluation import Evaluation, Facts, check_nginx, evaluate
 from netops.monitor.facts import KeyRow, PhaseFacts, iso

@@ -115,9 +115,7 @@ class Worker:
         # when LISTEN cannot be had or the connection broke: the poll interval alone then does it
         self._wake_conn: Any = None
         self._can_listen = True
-        from netops.api.keys import budget
-
-        self._budget_per_hour = budget(settings).per_hour   # every key's: they all share the queue's calls
+        self._budget_per_hour = settings.budget.per_hour   # every key's: they all share the queue's calls
 
     # -- plumbing -------------------------------------------------------------------------------
     @property

@@ -97,24 +97,25 @@ def test_two_keys_are_two_budgets_in_every_view_and_the_keys_are_read_once(
         settings_factory: Callable[..., Settings], monkeypatch) -> None:
     """N application keys give N budgets: status, the metrics (JSON and Prometheus), history.json
     and the dashboard all say keys × budget, from one read of the keys per evaluation."""
-    from netops.api import keys as K
+    from netops import config
     from netops.monitor.dashboard import gather as dashboard_gather
     from netops.monitor.history import collect_history
     from netops.monitor.metrics import prometheus_text
     from netops.monitor.status import status_document
     from tests.integration.test_monitor_metrics import one, parse
 
+    reads = []
+    real_read = config.read_key_set
+    monkeypatch.setattr(config, "read_key_set", lambda *a, **k: reads.append(1) or real_read(*a, **k))
     settings = settings_factory(NETOPS_CLIENT_ID="u-one", NETOPS_CLIENT_SECRET="s-one",
                                 NETOPS_CLIENT_ID_2="u-two", NETOPS_CLIENT_SECRET_2="s-two",
                                 NETOPS_RATE_PER_HOUR=1000, NETOPS_RATE_PER_SECOND=2)
     healthy(settings.dsn, settings)  # 20 calls in the last hour
-    reads = []
-    real_load = K.load_keys
-    monkeypatch.setattr(K, "load_keys", lambda *a, **k: reads.append(1) or real_load(*a, **k))
 
     ev = evaluation.evaluate(settings, settings.dsn, check_services=False, counters=True)
     doc = status_document(ev)
-    assert len(reads) == 1, "an evaluation reads the keys once (budget and key rows alike)"
+    # read once, when the settings were built: the evaluation's budget and key rows use that read
+    assert len(reads) == 1, "the keys are read once (budget and key rows alike)"
     assert [k.label for k in ev.facts.keys] == ["default", "2"]
     assert (doc["api"]["budget_per_hour"], doc["api"]["keys"]) == (2000, 2)
     snap = collect_snapshot(settings, settings.dsn, evaluation=ev)

@@ -283,10 +283,6 @@ def test_unmigrated_database_is_critical_and_says_migrate(pg_dsn: str, settings_
     assert "netops db migrate" in doc["problems"][0]["message"]
 
 
-# The token-store readers (credential_fingerprint, load_token_file, token_ttl) still live in
-# netops/api/auth.py, next to the refresh that needs requests: once they are in a module of their
-# own (netops/api/token_store.py), netops/monitor/facts.py imports them from there and this passes.
-@pytest.mark.xfail(strict=True, reason="netops.monitor.facts reads token stores through netops.api.auth")
 def test_status_json_imports_neither_requests_nor_tenacity(pg_dsn: str, settings_factory: Any) -> None:
     """`netops status --json` runs every minute from cron: it reads files and the database only,
     so the HTTP client's libraries stay unloaded (a token and a key configured, the database up)."""

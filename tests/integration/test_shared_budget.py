@@ -281,9 +281,9 @@ def test_many_threads_on_many_connections_never_exceed_the_window(pg_dsn: str) -
     starts closer than 1/20 s — the row lock serialises the claimers."""
     import threading
 
-    from netops.api.keys import ApiKey
     from netops.api.limiter import PgLimiter
     from netops.config import DEFAULT_RATE_WINDOW_MARGIN
+    from netops.credentials import ApiKey
 
     key = ApiKey("t", "cid", "s", 20.0, 1_000_000, Path("/nonexistent"), "test")
     stop = time.monotonic() + 2.5
@@ -346,8 +346,8 @@ def test_a_claim_that_would_go_out_later_than_its_spread_is_given_back(pg_dsn: s
     """Every process counts an in-flight slot at its claim plus the key's learned spread; a thread
     that sends later still (it waited for the interpreter, a busy core) gives the slot back and
     claims a new one, instead of landing among the calls claimed after it."""
-    from netops.api.keys import ApiKey
     from netops.api.limiter import RECLAIM_GRACE, PgLimiter
+    from netops.credentials import ApiKey
 
     key = ApiKey("late", "cid", "s", 1000.0, 1_000_000, Path("/nonexistent"), "test")
     lim = PgLimiter(pg_dsn)
@@ -485,8 +485,8 @@ def test_threads_of_one_process_do_not_ask_before_the_key_can_have_a_slot(pg_dsn
     stay close to one per slot instead of one per thread per slot."""
     import threading
 
-    from netops.api.keys import ApiKey
     from netops.api.limiter import PgLimiter
+    from netops.credentials import ApiKey
 
     key = ApiKey("busy", "cid", "s", 10.0, 1_000_000, Path("/nonexistent"), "test")
     lim = PgLimiter(pg_dsn)

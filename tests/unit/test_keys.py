@@ -9,9 +9,9 @@ import jinja2
 import pytest
 
 from netops.api.auth import credential_fingerprint
-from netops.api.keys import ApiKey, load_keys
 from netops.api.limiter import KeysExhausted, LocalLimiter
 from netops.config import ConfigError, load_settings, tomllib
+from netops.credentials import ApiKey
 from netops.log import redact
 from netops.monitor.facts import key_rows
 from netops.monitor.formatting import render_key_line
@@ -27,14 +27,14 @@ def _settings(tmp_path: Path, config: str | None = None, **env: str):  # type: i
 
 def test_one_key_is_the_simple_default(tmp_path: Path) -> None:
     s = _settings(tmp_path, NETOPS_CLIENT_ID="u-1", NETOPS_CLIENT_SECRET="s-1")
-    [k] = load_keys(s)
+    [k] = s.require_keys()
     assert (k.label, k.client_id, k.token_file) == ("default", "u-1", s.token_file)
     assert "s-1" not in repr(k)  # a logged key shows no secret
 
 
 def test_no_key_names_the_default_variables(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="NETOPS_CLIENT_ID is not set"):
-        load_keys(_settings(tmp_path))
+        _settings(tmp_path).require_keys()
 
 
 def test_environment_keys_each_with_its_own_token_file(tmp_path: Path) -> None:
@@ -43,7 +43,7 @@ def test_environment_keys_each_with_its_own_token_file(tmp_path: Path) -> None:
     s = _settings(tmp_path, NETOPS_CLIENT_ID="u-1", NETOPS_CLIENT_SECRET="s-1", NETOPS_CLIENT_ID_2="u-2",
                   NETOPS_CLIENT_SECRET_2="s-two", NETOPS_CLIENT_ID_B="u-3",
                   NETOPS_CLIENT_SECRET_FILE_B=str(secret_file))
-    keys = load_keys(s)
+    keys = s.require_keys()
     assert [(k.label, k.client_id, k.secret, k.token_file.name) for k in keys] == [
         ("default", "u-1", "s-1", "token.json"), ("2", "u-2", "s-two", "token-2.json"),
         ("b", "u-3", "s-3", "token-b.json")]
@@ -56,14 +56,14 @@ def test_environment_keys_each_with_its_own_token_file(tmp_path: Path) -> None:
 def test_environment_key_without_secret_is_refused(tmp_path: Path) -> None:
     s = _settings(tmp_path, NETOPS_CLIENT_ID="u-1", NETOPS_CLIENT_SECRET="s-1", NETOPS_CLIENT_ID_2="u-2")
     with pytest.raises(ConfigError, match="NETOPS_CLIENT_ID_2 is set without NETOPS_CLIENT_SECRET_2"):
-        load_keys(s)
+        s.require_keys()
 
 
 def test_the_same_application_twice_is_refused(tmp_path: Path) -> None:
     s = _settings(tmp_path, NETOPS_CLIENT_ID="u-1", NETOPS_CLIENT_SECRET="s-1", NETOPS_CLIENT_ID_2="u-1",
                   NETOPS_CLIENT_SECRET_2="s-1")
     with pytest.raises(ConfigError, match="client id u-1 is given twice"):
-        load_keys(s)
+        s.require_keys()
 
 
 def _credentials(tmp_path: Path, mode: int, body: str | None = None) -> Path:
@@ -76,27 +76,27 @@ def _credentials(tmp_path: Path, mode: int, body: str | None = None) -> Path:
 
 def test_credentials_file_gives_several_keys_with_their_quotas(tmp_path: Path) -> None:
     path = _credentials(tmp_path, 0o600)
-    keys = load_keys(_settings(tmp_path, NETOPS_CREDENTIALS_FILE=str(path)))
+    keys = _settings(tmp_path, NETOPS_CREDENTIALS_FILE=str(path)).require_keys()
     assert [(k.label, k.client_id, k.per_hour) for k in keys] == [("a", "u-a", 1200), ("b", "u-b", 600)]
 
 
 def test_world_readable_credentials_file_is_refused(tmp_path: Path) -> None:
     path = _credentials(tmp_path, 0o644)
     with pytest.raises(ConfigError, match=r"readable by every user \(mode 0644\).*chmod 600"):
-        load_keys(_settings(tmp_path, NETOPS_CREDENTIALS_FILE=str(path)))
+        _settings(tmp_path, NETOPS_CREDENTIALS_FILE=str(path)).require_keys()
 
 
 def test_credentials_file_cannot_raise_a_key_above_the_configured_budget(tmp_path: Path) -> None:
     body = '[[keys]]\nlabel = "a"\nclient_id = "u-a"\nclient_secret = "s-a"\nrate_per_second = 50\n'
     path = _credentials(tmp_path, 0o640, body)
-    [k] = load_keys(_settings(tmp_path, NETOPS_CREDENTIALS_FILE=str(path), NETOPS_RATE_PER_SECOND="2"))
+    [k] = _settings(tmp_path, NETOPS_CREDENTIALS_FILE=str(path), NETOPS_RATE_PER_SECOND="2").require_keys()
     assert k.per_second == 2.0
 
 
 def test_bad_credentials_entry_names_the_entry(tmp_path: Path) -> None:
     path = _credentials(tmp_path, 0o600, '[[keys]]\nlabel = "a b"\nclient_id = "u"\nclient_secret = "s"\n')
     with pytest.raises(ConfigError, match="key #1: label 'a b' is missing or invalid"):
-        load_keys(_settings(tmp_path, NETOPS_CREDENTIALS_FILE=str(path)))
+        _settings(tmp_path, NETOPS_CREDENTIALS_FILE=str(path)).require_keys()
 
 
 def test_role_template_writes_keys_netops_reads(tmp_path: Path) -> None:
@@ -117,11 +117,11 @@ def test_role_template_writes_keys_netops_reads(tmp_path: Path) -> None:
     cfg.write_text(text)
     cfg.chmod(0o640)
     s = load_settings(env={}, config_path=str(cfg))
-    assert [(k.label, k.client_id, k.secret, k.per_hour) for k in load_keys(s)] == [
+    assert [(k.label, k.client_id, k.secret, k.per_hour) for k in s.require_keys()] == [
         ("default", "u-1", 's"1', 1200), ("b", "u-b", "s-b", 600)]
     cfg.chmod(0o644)   # the keys are read when the settings are built: build them again
     with pytest.raises(ConfigError, match="readable by every user"):
-        load_keys(load_settings(env={}, config_path=str(cfg)))
+        load_settings(env={}, config_path=str(cfg)).require_keys()
 
 
 def test_local_limiter_spreads_calls_over_keys_and_skips_a_set_aside_one(tmp_path: Path) -> None:
@@ -153,14 +153,12 @@ def test_key_rows_without_database_show_token_ttl_per_key(tmp_path: Path) -> Non
 
 
 def test_budget_is_keys_times_each_keys_budget(tmp_path: Path) -> None:
-    from netops.api.keys import budget
-
-    one = budget(_settings(tmp_path, NETOPS_CLIENT_ID="u-1", NETOPS_CLIENT_SECRET="s-1"))
+    one = _settings(tmp_path, NETOPS_CLIENT_ID="u-1", NETOPS_CLIENT_SECRET="s-1").budget
     assert (one.keys, one.per_second, one.per_hour, one.note()) == (1, 2.0, 1200, "")
-    two = budget(_settings(tmp_path, NETOPS_CLIENT_ID="u-1", NETOPS_CLIENT_SECRET="s-1", NETOPS_CLIENT_ID_2="u-2",
-                           NETOPS_CLIENT_SECRET_2="s-2", NETOPS_RATE_PER_HOUR="500"))
+    two = _settings(tmp_path, NETOPS_CLIENT_ID="u-1", NETOPS_CLIENT_SECRET="s-1", NETOPS_CLIENT_ID_2="u-2",
+                    NETOPS_CLIENT_SECRET_2="s-2", NETOPS_RATE_PER_HOUR="500").budget
     assert (two.keys, two.per_second, two.per_hour) == (2, 4.0, 1000)
     assert two.note() == ", 2 keys × 500/h"
     # keys that cannot be read: one key's budget (the key lines show the error itself)
-    bad = budget(_settings(tmp_path, NETOPS_CLIENT_ID="u-1", NETOPS_CLIENT_SECRET="s-1", NETOPS_CLIENT_ID_2="u-2"))
+    bad = _settings(tmp_path, NETOPS_CLIENT_ID="u-1", NETOPS_CLIENT_SECRET="s-1", NETOPS_CLIENT_ID_2="u-2").budget
     assert (bad.keys, bad.per_hour) == (1, 1200)
