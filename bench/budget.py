@@ -3,7 +3,7 @@
 - budget: "every job at once" — a stable sync, a detect, two `backlog run --loop` workers and a
   reconcile started in the same second on one key, as real subprocesses; 429s the simulator
   answered, aggregate calls/s against the budget, wall against calls ÷ budget.
-- keys: the initial load of the live tables (`backlog detect` on an empty mirror, then `backlog
+- keys: the initial load of the backlog tables (`backlog detect` on an empty mirror, then `backlog
   run`) with 1, 2 and 4 keys: wall against calls ÷ (keys × budget).
 - claim: what one claim (netops.claim_api_slot, one round trip) costs, against one API call.
 
@@ -30,12 +30,12 @@ from netops.sim import SimConfig, SimServer
 
 #: the scaled setting of these three: the simulator allows RATE calls/s per application and
 #: answers after LATENCY s; netops is configured with exactly that budget (no slack).
-#: (a)'s live scale 0.04 makes ~420 calls (~42 s at 10/s): five Python processes starting at
+#: (a)'s backlog scale 0.04 makes ~420 calls (~42 s at 10/s): five Python processes starting at
 #: once on this 2-core box take ≈ 1.1 s before the first call whatever the budget (imports; one
 #: alone: 0.65 s), which is 9 % of the 12.5 s that scale 0.01 gave and made the start-up, not the
 #: sharing, the figure. A box's real jobs at 2/s run for minutes to hours.
-BUDGET = {"rate": 10, "latency": 0.02, "live_scale": 0.04}
-KEYS = {"rate": 5, "latency": 0.02, "live_scale": 0.12, "keys": [1, 2, 4]}
+BUDGET = {"rate": 10, "latency": 0.02, "backlog_scale": 0.04}
+KEYS = {"rate": 5, "latency": 0.02, "backlog_scale": 0.12, "keys": [1, 2, 4]}
 EXTRA = {f"bench-key-{n}": f"bench-secret-{n}" for n in range(2, 5)}
 
 
@@ -65,9 +65,9 @@ def _q(dsn: str, sql: str) -> Any:
         conn.close()
 
 
-def _sim(live_scale: float, latency: float) -> SimServer:
+def _sim(backlog_scale: float, latency: float) -> SimServer:
     return SimServer(SimConfig(port=0, seed=42, rate_per_second=0, rate_per_hour=0, latency=latency,
-                               live_scale=live_scale, extra_clients=EXTRA)).start()
+                               backlog_scale=backlog_scale, extra_clients=EXTRA)).start()
 
 
 def _served(sim: SimServer) -> tuple[int, int, dict[str, dict[str, int]]]:
@@ -158,8 +158,8 @@ def _measure_run(bench: Any, sim: SimServer, tag: str, rate: int, keys: int, onc
 
 def bench_budget(bench: Any) -> dict[str, Any]:
     """Five jobs started in the same second on one key."""
-    s = {**BUDGET, "live_scale": 0.01} if bench.quick else BUDGET   # --quick: checks the code
-    sim = _sim(s["live_scale"], s["latency"])
+    s = {**BUDGET, "backlog_scale": 0.01} if bench.quick else BUDGET   # --quick: checks the code
+    sim = _sim(s["backlog_scale"], s["latency"])
     runs = []
     try:
         for i in range(bench.runs):
@@ -179,11 +179,11 @@ def bench_budget(bench: Any) -> dict[str, Any]:
 
 
 def bench_keys(bench: Any) -> dict[str, Any]:
-    """Initial load of the live tables with 1, 2, 4 keys (each key: `rate`/s at the simulator):
-    `backlog detect` on an empty live mirror with two `backlog run --loop` workers loading behind
+    """Initial load of the backlog tables with 1, 2, 4 keys (each key: `rate`/s at the simulator):
+    `backlog detect` on an empty backlog mirror with two `backlog run --loop` workers loading behind
     it, as the box's cron runs them."""
-    s = {**KEYS, "live_scale": 0.01, "keys": [1, 2]} if bench.quick else KEYS   # --quick: checks the code
-    sim = _sim(s["live_scale"], s["latency"])
+    s = {**KEYS, "backlog_scale": 0.01, "keys": [1, 2]} if bench.quick else KEYS   # --quick: checks the code
+    sim = _sim(s["backlog_scale"], s["latency"])
     out: dict[str, Any] = {"setting": {**s, "window_margin": DEFAULT_RATE_WINDOW_MARGIN}, "by_keys": {}}
     try:
         for n in s["keys"]:
@@ -257,7 +257,7 @@ def bench_claim(bench: Any) -> dict[str, Any]:
     calls: dict[str, list[float]] = {}
     for label, latency in (("scaled", 0.055), ("real", 1.1)):
         sim = SimServer(SimConfig(port=0, seed=42, rate_per_second=0, rate_per_hour=0, latency=latency,
-                                  live_scale=0.001)).start()
+                                  backlog_scale=0.001)).start()
         try:
             tok = requests.post(f"{sim.url}/oauth/token", data={"grant_type": "client_credentials",
                                 "client_id": sim.client_id, "client_secret": sim.client_secret}, timeout=10).json()
@@ -328,13 +328,13 @@ def render(r: dict[str, Any], w: Any) -> None:
         s, runs = b["setting"], b["runs"]
         n429 = [x["server_429"] for x in runs]
         w(f"### (a) Every job at once, one key ({s['rate']} calls/s, {s['latency'] * 1000:.0f} ms latency, "
-          f"live scale {s['live_scale']}, window margin {s['window_margin'] * 1000:.0f} ms)\n")
+          f"backlog scale {s['backlog_scale']}, window margin {s['window_margin'] * 1000:.0f} ms)\n")
         w("A stable sync, a `backlog detect`, two `backlog run --loop` workers and a `backlog reconcile`, "
           "started in the same second on one key (the stable tables were synced before, not measured); the "
           "wall ends when the three one-shot jobs have exited and the queue is drained. \"first call\" is "
           "when the simulator saw the first request after the processes were started; \"middle\" is the "
-          "call rate between the first and the last request the simulator saw. Why live scale "
-          f"{s['live_scale']}: five Python processes started together spend ≈ 1.1 s of this 2-core box before "
+          "call rate between the first and the last request the simulator saw. Why backlog scale "
+          f"{s['backlog_scale']}: five Python processes started together spend ≈ 1.1 s of this 2-core box before "
           "the first call (imports; one process alone 0.65 s), whatever the budget; at scale 0.01 (125 calls, "
           "12.5 s) that fixed start-up was 9 % of the floor and the wall 1.15–1.20× (5 runs, 2026-12-02, "
           "before the lazy command loading of netops/cli/__init__.py). A box's jobs at the real 2/s run for "
@@ -352,9 +352,9 @@ def render(r: dict[str, Any], w: Any) -> None:
           f"{'met' if ratio <= 1.15 else '**missed**'}). {_where_it_goes(runs, s['rate'], s['window_margin'])}\n")
     if k and k.get("by_keys"):
         s = k["setting"]
-        w(f"### (b) Initial load of the live tables with 1, 2 and 4 keys ({s['rate']} calls/s per key, "
-          f"{s['latency'] * 1000:.0f} ms latency, live scale {s['live_scale']})\n")
-        w("`netops backlog detect` on an empty live mirror (all four live listings, payloads queued) with two "
+        w(f"### (b) Initial load of the backlog tables with 1, 2 and 4 keys ({s['rate']} calls/s per key, "
+          f"{s['latency'] * 1000:.0f} ms latency, backlog scale {s['backlog_scale']})\n")
+        w("`netops backlog detect` on an empty backlog mirror (all four backlog listings, payloads queued) with two "
           "`netops backlog run --loop` workers started with it, loading behind it (no API call when the "
           "payload came with the listing); the wall ends when detect has exited and the queue is drained. "
           "Floor = calls ÷ (keys × budget).\n")
@@ -376,7 +376,7 @@ def render(r: dict[str, Any], w: Any) -> None:
               f"{_med([r_.get('load_avg', float('nan')) for r_ in runs]):.1f} |")
         w("\nEvery key carried its share (per-key calls column; 429s are counted over all keys and runs). With "
           "several keys detect splits each listing's id range into 2 × keys keyset walks fetched at once "
-          "(`keyset_lanes` in netops/pipeline/detect.py; one key walks as before). The workers load behind "
+          "(`keyset_lanes` in netops/pipeline/backlog/detect.py; one key walks as before). The workers load behind "
           "detect page by page: they wake when work is queued (LISTEN/NOTIFY, migration 013) instead of "
           "sleeping out their poll interval, a held row is retried when its user lands, and a user that "
           "detect's pass is about to deliver is not fetched by id (`PARENT_FETCH_DELAY`), so the calls stay "

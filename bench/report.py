@@ -282,7 +282,7 @@ def _sync(s: dict[str, Any] | None, w: Any) -> None:
     w("")
     margin_ms = sync_margin(s) * 1000
     w("Reading it: every phase that calls the API is fetched at once, each in its own thread through the "
-      "run's one pacer (`_Prefetch` in `netops/pipeline/sync.py`), while the loads run behind them in FK order, "
+      "run's one pacer (`_Prefetch` in `netops/pipeline/stable/sync.py`), while the loads run behind them in FK order, "
       "one transaction per phase. A phase's seconds are therefore mostly waiting for its rows: the first "
       "phases wait for the API, the later ones find their rows already fetched and only load them. The pacer "
       f"spaces starts 1/budget apart and lets at most `budget` starts into any 1 s + {margin_ms:.0f} ms window "
@@ -381,8 +381,8 @@ def _backlog(b: dict[str, Any] | None, w: Any) -> None:
     if not b or not b.get("runs"):
         return
     rate = b["setting"]["rate"]
-    w(f"## 4. Backlog (phase 09; scaled {b['setting']['latency'] * 1000:.0f} ms, {rate}/s)\n")
-    w(f"Simulator live_scale {b['live_scale']} ({b['initial_rows']:,} live rows loaded first, then one small "
+    w(f"## 4. Backlog (scaled {b['setting']['latency'] * 1000:.0f} ms, {rate}/s)\n")
+    w(f"Simulator backlog_scale {b['backlog_scale']} ({b['initial_rows']:,} backlog rows loaded first, then one small "
       f"unmeasured detect + drain so every mark is current). Each run: a burst of {b['runs'][0]['changes']:,} "
       "updates that move `updated_at` (40 % users, 30 % projects_users, 15 % achievements_users, 15 % "
       "coalitions_users), then `netops backlog detect` and `netops backlog run` (one worker) until drained. "

@@ -116,10 +116,10 @@ class Bench:
         self.pg.down()
         shutil.rmtree(self.tmp, ignore_errors=True)
 
-    def sim(self, name: str, latency: float, rate: int, live_scale: float = 0.02) -> SimServer:
+    def sim(self, name: str, latency: float, rate: int, backlog_scale: float = 0.02) -> SimServer:
         if name not in self.sims:
             self.sims[name] = SimServer(SimConfig(port=0, seed=42, rate_per_second=rate, rate_per_hour=10_000_000,
-                                                  latency=latency, live_scale=live_scale)).start()
+                                                  latency=latency, backlog_scale=backlog_scale)).start()
         sim = self.sims[name]
         sim.reset()
         return sim
@@ -219,14 +219,14 @@ class Bench:
         sc = self.setting
         changes_n = 500 if self.quick else 5_000
         scale = 0.02 if self.quick else 0.25
-        sim = self.sim("live", 0.0, 0, live_scale=scale)  # setup at full speed, measured at the scaled setting
+        sim = self.sim("backlog", 0.0, 0, backlog_scale=scale)  # setup at full speed, measured at the scaled setting
         dsn = self.pg.new_database("backlog")
         fast = self.env(dsn, sim, 100_000, BACKLOG_VISIBILITY_TIMEOUT="30", BACKLOG_RETRY_DELAY="0.05")
         t0 = time.monotonic()
         run_worker("sync", fast)
         run_worker("detect", fast)
         initial = run_worker("backlog", fast)
-        log(f"backlog setup: live_scale {scale}, {initial['items']:,} live rows loaded in "
+        log(f"backlog setup: backlog_scale {scale}, {initial['items']:,} backlog rows loaded in "
             f"{time.monotonic() - t0:.0f}s (not measured)")
         measured = self.env(dsn, sim, sc["rate"], BACKLOG_VISIBILITY_TIMEOUT="30", BACKLOG_RETRY_DELAY="0.05")
         sim.configure(latency=sc["latency"], rate_per_second=sc["rate"])
@@ -275,8 +275,8 @@ class Bench:
         self.pg.drop_database(dsn)
         sim.stop()
         sim.release()
-        del self.sims["live"]
-        return {"setting": sc, "live_scale": scale, "initial_rows": initial["items"], "runs": runs}
+        del self.sims["backlog"]
+        return {"setting": sc, "backlog_scale": scale, "initial_rows": initial["items"], "runs": runs}
 
     # -------------------------------------------------------------- 5: dlt
     def _pair(self, sim: SimServer, rate: float, tag: str) -> dict[str, Any]:

@@ -41,7 +41,7 @@ def _settings() -> Any:
 def job_sync(args: dict[str, Any]) -> dict[str, Any]:
     """`netops sync stable`, or with `{"if_changed": true}` `netops sync stable --if-changed`
     (probe first, pull only what moved): then also the probe's calls, verdicts and skipped phases."""
-    from netops.pipeline.sync import run_stable_sync
+    from netops.pipeline.stable.sync import run_stable_sync
 
     settings = _settings()
     if_changed = bool(args.get("if_changed"))
@@ -84,7 +84,7 @@ def pu_rows(n: int, users: int, projects: int, variant: int = 0) -> Iterator[tup
 
 
 def _loader_table() -> Any:
-    from netops.pipeline.live import BY_NAME
+    from netops.pipeline.backlog.resources import BY_NAME
 
     return BY_NAME["projects_users"].loader_table
 
@@ -152,7 +152,7 @@ def job_rawcopy(args: dict[str, Any]) -> dict[str, Any]:
 
 # ------------------------------------------------------------------ 4: backlog
 def job_detect(args: dict[str, Any]) -> dict[str, Any]:
-    from netops.pipeline.detect import detect
+    from netops.pipeline.backlog.detect import detect
 
     settings = _settings()
     t0 = time.monotonic()
@@ -163,7 +163,7 @@ def job_detect(args: dict[str, Any]) -> dict[str, Any]:
 
 
 def job_backlog(args: dict[str, Any]) -> dict[str, Any]:
-    from netops.pipeline.backlog import run_backlog
+    from netops.pipeline.backlog.worker import run_backlog
 
     settings = _settings()
     t0 = time.monotonic()

@@ -1,8 +1,8 @@
 """The schema catalog: every mirrored table declared once — columns, keys, references, source, mapping.
 
-Why one declaration: the migrations, the stable phases, the live resources, the quality checks,
+Why one declaration: the migrations, the stable phases, the backlog resources, the quality checks,
 the simulator's expected mirror, the monitor's table list and the reliability tests' digests all
-derive from the data below (netops/pipeline/stable.py, netops/pipeline/live.py,
+derive from the data below (netops/pipeline/stable/phases.py, netops/pipeline/backlog/resources.py,
 netops/db/quality.py, netops/sim/data.py, netops/monitor/facts.py, tests/reliability/conftest.py),
 so they cannot disagree.
 
@@ -134,7 +134,7 @@ class NestedList:
 @dataclass(frozen=True)
 class DerivedLinks:
     """Link rows derived from a field of `parent`'s listing (achievements' `campus` names,
-    matched to the mirrored campuses by exact name: netops/pipeline/links.py). `per_parent` is the
+    matched to the mirrored campuses by exact name: netops/pipeline/stable/links.py). `per_parent` is the
     per-parent listing the links can be verified against (`netops sync verify-links`)."""
 
     parent: str
@@ -144,18 +144,18 @@ class DerivedLinks:
 
 
 @dataclass(frozen=True)
-class LiveSource:
-    """A live resource (phase 09): walked by id keyset, changes found by `cursor`
+class BacklogSource:
+    """A backlog resource: walked by id keyset, changes found by `cursor`
     (`range[updated_at]`); `resource` is the queue/marks name (the API's word)."""
 
     resource: str
     path: str
     filters: tuple[tuple[str, str], ...] = ()
     cursor: str = "updated_at"
-    kind: str = "live"
+    kind: str = "backlog"
 
 
-Source = Single | Listing | NestedList | DerivedLinks | LiveSource
+Source = Single | Listing | NestedList | DerivedLinks | BacklogSource
 
 
 @dataclass(frozen=True)
@@ -172,8 +172,8 @@ class TableSpec:
     erasure_column: str | None = None
 
     @property
-    def live(self) -> bool:
-        return self.source.kind == "live"
+    def backlog(self) -> bool:
+        return self.source.kind == "backlog"
 
     @property
     def column_names(self) -> tuple[str, ...]:
@@ -195,7 +195,7 @@ class TableSpec:
 
     def loader_table(self, with_parents: bool) -> Table:
         """The loader's view. `with_parents`: the loader skips rows whose FK parent is missing
-        and counts them (stable links); the live worker instead holds them and fetches their
+        and counts them (stable links); the backlog worker instead holds them and fetches their
         parent, so it loads without."""
         parents = tuple((fk.column, fk.parent) for fk in self.fks) if with_parents else ()
         return Table(self.name, self.column_names, self.pk, parents)
@@ -282,7 +282,7 @@ _DECLARED: tuple[TableSpec, ...] = (
     ), NestedList("projects", "project_sessions", _sessions), fks=(ForeignKey("project_id", "projects"),),
         soft_refs=(SoftRef("campus_id", "campuses", "session of a campus not mirrored (inactive or not public)"),
                    SoftRef("cursus_id", "cursus", "session of another cursus"))),
-    # ---- live (netops backlog detect / run / reconcile)
+    # ---- backlog (netops backlog detect / run / reconcile)
     TableSpec("users", (
         col("id", "int", not_null=True), col("login", "text"), col("email", "text"),
         col("first_name", "text"), col("last_name", "text"), col("usual_full_name", "text"),
@@ -294,28 +294,28 @@ _DECLARED: tuple[TableSpec, ...] = (
         # every field the API gives
         col("usual_first_name", "text"), col("image", "json"), col("anonymize_date", "ts"),
         col("data_erasure_date", "ts"),
-    ), LiveSource("users", f"/v2/cursus/{CURSUS}/users"), erasure_column="data_erasure_date"),
+    ), BacklogSource("users", f"/v2/cursus/{CURSUS}/users"), erasure_column="data_erasure_date"),
     TableSpec("project_users", (
         col("id", "int", not_null=True), col("project_id", "int", nested_id("project", "project_id"), not_null=True),
         col("user_id", "int", nested_id("user", "user_id"), not_null=True), col("cursus_ids", "json"),
         col("status", "text"), col("final_mark", "int"), col("validated", "bool", key("validated?", "validated")),
         col("occurrence", "int"), col("marked", "bool"), col("marked_at", "ts"), col("retriable_at", "ts"),
         col("created_at", "ts"), col("updated_at", "ts"),
-    ), LiveSource("projects_users", "/v2/projects_users", (("filter[cursus]", CURSUS),)),
+    ), BacklogSource("projects_users", "/v2/projects_users", (("filter[cursus]", CURSUS),)),
         fks=(ForeignKey("project_id", "projects"), ForeignKey("user_id", "users"))),
     TableSpec("achievements_users", (
         col("id", "int", not_null=True),
         col("achievement_id", "int", nested_id("achievement", "achievement_id"), not_null=True),
         col("user_id", "int", nested_id("user", "user_id"), not_null=True),
         col("created_at", "ts"), col("updated_at", "ts"),
-    ), LiveSource("achievements_users", "/v2/achievements_users"),
+    ), BacklogSource("achievements_users", "/v2/achievements_users"),
         fks=(ForeignKey("achievement_id", "achievements"), ForeignKey("user_id", "users"))),
     TableSpec("coalitions_users", (
         col("id", "int", not_null=True),
         col("coalition_id", "int", nested_id("coalition", "coalition_id"), not_null=True),
         col("user_id", "int", nested_id("user", "user_id"), not_null=True), col("score", "int"),
         col("rank", "int"), col("created_at", "ts"), col("updated_at", "ts"),
-    ), LiveSource("coalitions_users", "/v2/coalitions_users"),
+    ), BacklogSource("coalitions_users", "/v2/coalitions_users"),
         fks=(ForeignKey("coalition_id", "coalitions"), ForeignKey("user_id", "users"))),
     # the table 42 dashboards ask for first. `level` is computed by
     # the server and changes without moving updated_at (docs/api.md): reconcile catches it.
@@ -324,7 +324,7 @@ _DECLARED: tuple[TableSpec, ...] = (
         col("cursus_id", "int", nested_id("cursus", "cursus_id"), not_null=True), col("level", "float"),
         col("grade", "text"), col("begin_at", "ts"), col("end_at", "ts"), col("blackholed_at", "ts"),
         col("created_at", "ts"), col("updated_at", "ts"),
-    ), LiveSource("cursus_users", f"/v2/cursus/{CURSUS}/cursus_users"),
+    ), BacklogSource("cursus_users", f"/v2/cursus/{CURSUS}/cursus_users"),
         fks=(ForeignKey("user_id", "users"), ForeignKey("cursus_id", "cursus"))),
 )
 
@@ -350,35 +350,35 @@ def topological(specs: Sequence[TableSpec]) -> tuple[TableSpec, ...]:
     return tuple(done)
 
 
-#: every mirrored table, parents first: the stable ones, then the live ones
+#: every mirrored table, parents first: the stable ones, then the backlog ones
 _ORDER = topological(_DECLARED)
-TABLES: tuple[TableSpec, ...] = tuple(s for s in _ORDER if not s.live) + tuple(s for s in _ORDER if s.live)
+TABLES: tuple[TableSpec, ...] = tuple(s for s in _ORDER if not s.backlog) + tuple(s for s in _ORDER if s.backlog)
 BY_NAME: dict[str, TableSpec] = {s.name: s for s in TABLES}
-STABLE: tuple[TableSpec, ...] = tuple(s for s in TABLES if not s.live)
-LIVE: tuple[TableSpec, ...] = tuple(s for s in TABLES if s.live)
+STABLE: tuple[TableSpec, ...] = tuple(s for s in TABLES if not s.backlog)
+BACKLOG: tuple[TableSpec, ...] = tuple(s for s in TABLES if s.backlog)
 
 
-#: live tables by their queue/marks name (the API's word, e.g. "projects_users")
-LIVE_BY_RESOURCE: dict[str, TableSpec] = {s.source.resource: s for s in LIVE}  # type: ignore[union-attr]
+#: backlog tables by their queue/marks name (the API's word, e.g. "projects_users")
+BACKLOG_BY_RESOURCE: dict[str, TableSpec] = {s.source.resource: s for s in BACKLOG}  # type: ignore[union-attr]
 
 
 def claim_priority(spec: TableSpec) -> int:
-    """Claim order in the queue: a live table no other live row's parent is missing from (users) is
+    """Claim order in the queue: a backlog table no other backlog row's parent is missing from (users) is
     0, its children 1, so a batch loads parents before the rows that reference them."""
-    return 1 if any(BY_NAME[fk.parent].live for fk in spec.fks) else 0
+    return 1 if any(BY_NAME[fk.parent].backlog for fk in spec.fks) else 0
 
 
-def live_resource_names() -> tuple[str, ...]:
-    """Queue/marks names of the live tables, parents first."""
-    return tuple(s.source.resource for s in LIVE)  # type: ignore[union-attr]
+def backlog_resource_names() -> tuple[str, ...]:
+    """Queue/marks names of the backlog tables, parents first."""
+    return tuple(s.source.resource for s in BACKLOG)  # type: ignore[union-attr]
 
 
-def stable_parents_of_live() -> tuple[str, ...]:
-    """The stable tables live rows reference: empty before the first stable sync."""
+def stable_parents_of_backlog() -> tuple[str, ...]:
+    """The stable tables backlog rows reference: empty before the first stable sync."""
     out: list[str] = []
-    for s in LIVE:
+    for s in BACKLOG:
         for fk in s.fks:
-            if not BY_NAME[fk.parent].live and fk.parent not in out:
+            if not BY_NAME[fk.parent].backlog and fk.parent not in out:
                 out.append(fk.parent)
     return tuple(out)
 
@@ -388,6 +388,6 @@ def followers(table: str) -> tuple[TableSpec, ...]:
     return tuple(s for s in STABLE if getattr(s.source, "parent", None) == table)
 
 
-__all__ = ["BY_NAME", "LIVE", "SQL_TYPES", "STABLE", "TABLES", "Column", "Table", "DerivedLinks", "ForeignKey",
-           "Listing", "LiveSource", "NestedList", "Single", "SoftRef", "TableSpec", "col", "followers",
-           "live_resource_names", "stable_parents_of_live", "topological"]
+__all__ = ["BY_NAME", "BACKLOG", "SQL_TYPES", "STABLE", "TABLES", "Column", "Table", "DerivedLinks", "ForeignKey",
+           "Listing", "BacklogSource", "NestedList", "Single", "SoftRef", "TableSpec", "col", "followers",
+           "backlog_resource_names", "stable_parents_of_backlog", "topological"]

@@ -41,7 +41,7 @@ def nested(outer: str, inner: str) -> Getter:
 
 
 def nested_id(outer: str, flat: str) -> Getter:
-    """`obj[outer].id` from a nested object, falling back to a flat `flat` field (live rows
+    """`obj[outer].id` from a nested object, falling back to a flat `flat` field (backlog rows
     carry `user: {id, login, url}` or `user_id`, depending on the endpoint)."""
 
     def get(obj: Mapping[str, Any]) -> Any:

@@ -31,12 +31,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_never
 from netops.api import transport
 from netops.api.auth import TokenManager
 from netops.api.limiter import KeysExhausted, Limiter, LocalLimiter, PgLimiter
-from netops.api.limiter import Pacer as Pacer  # re-exported: bench/report.py and tests name it here
-from netops.api.paging import KeysetPager, XTotalPager
-from netops.api.paging import PageInfo as PageInfo  # re-exported: pipeline/sync.py names it here
-from netops.api.paging import endpoint_template as endpoint_template  # re-exported (sync, tests)
-from netops.api.paging import object_problem as object_problem  # re-exported (sync)
-from netops.api.paging import page_problem as page_problem  # re-exported (probe)
+from netops.api.paging import KeysetPager, XTotalPager, endpoint_template
 from netops.api.policy import Action, Verdict, backoff_seconds, classify, int_header, refusal_reason
 from netops.api.transport import Validator
 from netops.config import Settings

@@ -4,7 +4,7 @@
   fetched a few at a time. Used by the stable sync (`ApiClient.iter_pages`).
 - `KeysetPager`: always page 1 of "ids above the last one seen" (`sort=id`, `range[id]`), so rows
   moving while we walk cannot shift later rows past us; resumable from any id, and splittable
-  into lanes walked at once. Used by detect and reconcile (netops/pipeline/detect.py).
+  into lanes walked at once. Used by detect and reconcile (netops/pipeline/backlog/detect.py).
 
 Neither makes an extra call to learn that a listing ended: `X-Total` (or `Link rel=next`) tells.
 How the API pages, and why rows can shift between numbered pages, is in docs/api.md.

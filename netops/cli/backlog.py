@@ -1,4 +1,4 @@
-"""`netops backlog`: phase 09 — detect changes, work the queue, and watch it.
+"""`netops backlog`: the backlog tables — detect changes, work the queue, and watch it.
 
 Thin: each command parses, calls one function of netops.pipeline.{detect,backlog,queue,reconcile},
 and renders text or JSON. Log: <log_dir>/backlog_worker.log.
@@ -13,7 +13,7 @@ import click
 
 from netops.cli.common import echo_json, needs_api_keys, pass_settings
 from netops.config import Settings
-from netops.pipeline.live import RESOURCES
+from netops.pipeline.backlog.resources import RESOURCES
 
 _RESOURCE_CHOICE = click.Choice([r.name for r in RESOURCES] + [r.table for r in RESOURCES if r.table != r.name])
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
@@ -36,7 +36,7 @@ def _dsn(settings: Settings) -> str:
 
 @click.group(name="backlog")
 def group() -> None:
-    """Keep the live tables (users, project_users, achievements_users, coalitions_users) current:
+    """Keep the backlog tables (users, project_users, achievements_users, coalitions_users) current:
     detect changed rows, queue them in PostgreSQL, load them with workers, reconcile drift."""
 
 
@@ -55,7 +55,7 @@ def detect_cmd(settings: Settings, resources: tuple[str, ...], settle: str | Non
     Only changes older than the settle delay are read, so each change is read once and a row
     committed a little after its updated_at is not skipped. Changed rows come 100 to a call with their full payload, so the worker needs no refetch.
     """
-    from netops.pipeline.detect import detect
+    from netops.pipeline.backlog.detect import detect
 
     settle_seconds = None if settle is None else parse_duration(settle)
     results = detect(settings, _dsn(settings), resources or None, settle_seconds=settle_seconds)
@@ -90,7 +90,7 @@ def run_cmd(settings: Settings, mode: str, max_batches: int | None, wait_for_sta
     Several workers may run at once (FOR UPDATE SKIP LOCKED); a killed worker's items come back
     after BACKLOG_VISIBILITY_TIMEOUT seconds. Exits 1 when items failed for good in this run.
     """
-    from netops.pipeline.backlog import run_backlog
+    from netops.pipeline.backlog.worker import run_backlog
 
     summary = run_backlog(settings, _dsn(settings), loop=mode == "loop", max_batches=max_batches,
                           wait_for_stable=wait_for_stable)
@@ -207,10 +207,10 @@ def purge_cmd(settings: Settings, done: bool, failed: bool, older_than: str) -> 
 @needs_api_keys
 def reconcile_cmd(settings: Settings, resources: tuple[str, ...], max_calls: int | None, restart: bool,
                   as_json: bool) -> None:
-    """Full pull of the live tables within BACKLOG_RECONCILE_BUDGET_SHARE of the hourly budget:
+    """Full pull of the backlog tables within BACKLOG_RECONCILE_BUDGET_SHARE of the hourly budget:
     fixes values that changed without `updated_at`, prunes rows the API no longer returns.
     Resumes where the last run stopped when the budget ran out."""
-    from netops.pipeline.reconcile import reconcile
+    from netops.pipeline.backlog.reconcile import reconcile
 
     results = reconcile(settings, _dsn(settings), resources or None, max_calls=max_calls, restart=restart)
     if as_json:

@@ -318,11 +318,11 @@ def dashboard(settings: Settings, interval: float, once: bool, width: int | None
     """
     from rich.console import Console
 
-    from netops.monitor.dashboard import print_once, run_live
+    from netops.monitor.dashboard import print_once, run_backlog
 
     if once or not sys.stdout.isatty():
         data = print_once(settings, _dsn(settings), Console(width=width) if width else None)
         sys.exit(0 if data.db_ok else 2)
-    run_live(settings, _dsn(settings), interval)
+    run_backlog(settings, _dsn(settings), interval)
 
 

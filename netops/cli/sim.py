@@ -58,9 +58,11 @@ def group() -> None:
 @click.option("--latency", default=0.0, show_default=True, type=click.FloatRange(0),
               help="Seconds added to every /v2 answer (benchmarks use ~1.1); concurrent calls overlap.")
 @click.option("--churn", default=0.0, show_default=True, type=click.FloatRange(0),
-              help="Live rows (users, projects_users, ...) changed, added or deleted per minute.")
-@click.option("--live-scale", default=1.0, show_default=True, type=click.FloatRange(0),
-              help="Size of the live tables relative to the real ~40,300 cursus-21 users.")
+              help="Backlog rows (users, projects_users, ...) changed, added or deleted per minute.")
+@click.option("--backlog-scale", "--live-scale", "backlog_scale", default=1.0, show_default=True,
+              type=click.FloatRange(0),
+              help="Size of the backlog tables relative to the real ~40,300 cursus-21 users "
+                   "(--live-scale: the same, its former name).")
 @click.option("--fault", "faults", multiple=True, metavar="SPEC",
               help="Inject a fault, repeatable: KIND[@ENDPOINT][,rate=R|,count=N][,after=K][,seconds=S]"
                    "[,field=F][,to=G][,delta=D]. Kinds: 429 500 502 503 slow reset token_revoked "
@@ -74,7 +76,7 @@ def group() -> None:
 @click.option("--log-requests", is_flag=True, help="Log every request to stderr.")
 def serve(host: str, port: int, seed: int, client_id: str, client_secret: str, token_ttl: int,
           secret_valid_days: float, rate_per_second: int, rate_per_hour: int, latency: float, churn: float,
-          live_scale: float, faults: tuple[str, ...], page_caps: tuple[str, ...], no_control: bool,
+          backlog_scale: float, faults: tuple[str, ...], page_caps: tuple[str, ...], no_control: bool,
           ready_file: str | None, log_requests: bool) -> None:
     """Serve the simulated 42 API until SIGTERM/SIGINT.
 
@@ -90,7 +92,7 @@ def serve(host: str, port: int, seed: int, client_id: str, client_secret: str, t
     config = SimConfig(host=host, port=port, seed=seed, client_id=client_id, client_secret=client_secret,
                        token_ttl=token_ttl, secret_valid_days=secret_valid_days,
                        rate_per_second=rate_per_second, rate_per_hour=rate_per_hour, latency=latency,
-                       churn_per_minute=churn, live_scale=live_scale, faults=list(faults),
+                       churn_per_minute=churn, backlog_scale=backlog_scale, faults=list(faults),
                        control=not no_control, page_caps=_page_caps(page_caps), log_requests=log_requests)
     if host not in ("127.0.0.1", "localhost", "::1") and not no_control:
         click.echo(f"warning: binding {host} exposes the unauthenticated control API (/_sim/); "

@@ -10,8 +10,8 @@ import click
 
 from netops.cli.common import echo_json, needs_api_keys, pass_settings
 from netops.config import Settings
-from netops.pipeline.stable import PHASE_NAMES, Phase
-from netops.pipeline.sync import PhaseReport, Progress, SyncReport
+from netops.pipeline.stable.phases import PHASE_NAMES, Phase
+from netops.pipeline.stable.sync import PhaseReport, Progress, SyncReport
 
 
 class _RichProgress(Progress):
@@ -114,7 +114,7 @@ def stable(settings: Settings, phases: tuple[str, ...], as_json: bool, progress:
     "unchanged" (see --if-changed below for what a probe cannot see).
     Log: <log_dir>/nightly_stable_tables.log.
     """
-    from netops.pipeline.sync import SyncInterrupted, run_stable_sync
+    from netops.pipeline.stable.sync import SyncInterrupted, run_stable_sync
 
     show = sys.stderr.isatty() if progress is None else progress
     try:
@@ -151,7 +151,7 @@ def verify_links(settings: Settings, as_json: bool, limit: int) -> None:
     campus now (96 calls on the default data set: 11 + 85), and reports every link the two sources
     disagree on. Writes nothing. Exit 0 when they agree, 1 when they do not.
     """
-    from netops.pipeline.links import verify_links as run_check
+    from netops.pipeline.stable.links import verify_links as run_check
 
     check = run_check(settings)
     if as_json:

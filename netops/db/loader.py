@@ -15,7 +15,7 @@ Everything runs inside the caller's transaction: the caller commits, or nothing 
 There is one loader, with explicit policies (`Policy`, `load`): the stable sync prunes and skips
 link rows whose parent is not mirrored (`STABLE`); the backlog worker and reconcile never prune,
 hold rows whose parent is missing for the caller to fetch it, drop stale payloads, and delete
-rows past their erasure date instead of loading them (`live_policy`).
+rows past their erasure date instead of loading them (`backlog_policy`).
 """
 
 from __future__ import annotations
@@ -266,7 +266,7 @@ class Policy:
       `max_prune_ratio`.
     - `orphans`: "skip" drops and counts rows whose FK parent is not mirrored (stable links to an
       inactive campus); "hold" returns them to the caller unloaded (`LoadOutcome.missing`): the
-      worker fetches a live parent first, or waits for the stable sync.
+      worker fetches a backlog parent first, or waits for the stable sync.
     - `stale_column`: a staged row whose value here is older than the mirrored row's is dropped (an
       older payload queued before a newer one was loaded must not move a row backwards); equal
       values still load (values can change without it, e.g. cursus_users' level).
@@ -280,7 +280,7 @@ class Policy:
     erasure_column: str | None = None
 
 
-def live_policy(erasure_column: str | None) -> Policy:
+def backlog_policy(erasure_column: str | None) -> Policy:
     """The worker's and reconcile's policy: no prune, hold orphans, stale guard on updated_at."""
     return Policy(prune=False, orphans="hold", stale_column="updated_at", erasure_column=erasure_column)
 

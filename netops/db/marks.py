@@ -1,4 +1,4 @@
-"""Per-resource marks of phase 09 (`netops.backlog_marks`): the detector's high-water mark and the
+"""Per-resource marks of the backlog (`netops.backlog_marks`): the detector's high-water mark and the
 reconciler's resumable cursor. All SQL on that table is here.
 
 Both are moved in the caller's transaction — the one that queued the window's last page, or

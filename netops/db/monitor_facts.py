@@ -202,7 +202,7 @@ def _calls_by_hour(cur: Cursor) -> tuple[list[int], list[int]]:
     return errors, calls
 
 
-# --- backlog (phase 09; its tables may not exist yet) --------------------------------------
+# --- backlog (its tables may not exist yet) --------------------------------------
 
 @dataclass
 class BacklogFacts:

@@ -12,7 +12,7 @@ database's own catalog currently declares:
   PRIMARY KEY/UNIQUE index enforces the key, PostgreSQL itself guarantees both, so the table is
   not scanned (``method: "catalog"``) unless ``deep=True``.
 * ``erasure`` (violation): users past their ``data_erasure_date`` (migration 005) — personal
-  data the school has promised to erase. The live sync deletes them (docs/backlog.md,
+  data the school has promised to erase. The backlog deletes them (docs/backlog.md,
   "Erasure"); a row found here means it has not run since the date passed, or a load bypassed it.
 * ``orphan`` (info): soft references (the catalog's `soft_refs`) deliberately left without a FK because the API
   points them outside the mirrored set (projects.parent_id, achievements.parent_id,

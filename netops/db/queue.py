@@ -31,7 +31,7 @@ from typing import Any
 
 from psycopg2.extras import execute_values
 
-from netops.catalog import LIVE_BY_RESOURCE, claim_priority
+from netops.catalog import BACKLOG_BY_RESOURCE, claim_priority
 from netops.db import marks
 from netops.mapping import parse_ts
 
@@ -81,7 +81,7 @@ class Item:
     fetched: dict[str, Any] | None = None
     error: str | None = None
     outcome: str | None = None
-    hold: str | None = None          # why the item was held back (missing live parent)
+    hold: str | None = None          # why the item was held back (missing backlog parent)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -219,7 +219,7 @@ def not_current(cur: Any, resource: str, items: list[NewItem]) -> list[NewItem]:
     stamped = [it for it in items if it.action == "upsert" and it.source_updated_at]
     if not stamped:
         return list(items)
-    table = LIVE_BY_RESOURCE[resource].name
+    table = BACKLOG_BY_RESOURCE[resource].name
     cur.execute(
         f"SELECT v.id FROM unnest(%s::bigint[], %s::timestamptz[]) AS v (id, sua) "
         f"JOIN public.{table} t ON t.id = v.id AND t.updated_at >= v.sua",
@@ -269,7 +269,7 @@ def claim(cur: Any, worker: str, limit: int, visibility_timeout: float) -> list[
         )
         rows += cur.fetchall()
     items = [Item(*row) for row in rows]
-    items.sort(key=lambda i: (claim_priority(LIVE_BY_RESOURCE[i.resource]) if i.resource in LIVE_BY_RESOURCE else 1,
+    items.sort(key=lambda i: (claim_priority(BACKLOG_BY_RESOURCE[i.resource]) if i.resource in BACKLOG_BY_RESOURCE else 1,
                               i.id))
     return items
 
@@ -303,7 +303,7 @@ _FINISH = """
 
 
 def _fates(items: Sequence[Item], max_retries: int, retry_delay: float) -> list[tuple[Any, ...]]:
-    """Each item's row for _FINISH: done, held (a live parent missing), retry or failed."""
+    """Each item's row for _FINISH: done, held (a backlog parent missing), retry or failed."""
     rows = []
     limit = max(1, int(max_retries))
     for it in items:
@@ -328,7 +328,7 @@ def finish(cur: Any, worker: str, items: Sequence[Item], max_retries: int, retry
     """Record each item's fate in the caller's transaction (the one that loaded its rows).
 
     - loaded/deleted/absent -> done (or back to pending when newer work merged in meanwhile)
-    - held (live parent missing) -> pending again shortly, the attempt not counted
+    - held (backlog parent missing) -> pending again shortly, the attempt not counted
     - error -> pending with exponential backoff, or failed once attempts reach max_retries
     Only items this worker still holds are touched: one reclaimed by another worker after a
     visibility timeout belongs to that worker now. `done_cost` sums the detector calls

@@ -226,7 +226,7 @@ def _backlog_line(d: DashboardData) -> Text:
         if b.oldest_pending_at:
             bl.append(f"  oldest {human_age((d.now - b.oldest_pending_at).total_seconds())}")
     else:
-        bl.append(" not installed (phase 09 tables absent)", style="dim")
+        bl.append(" not installed (backlog tables absent)", style="dim")
     return bl
 
 
@@ -241,7 +241,7 @@ def _live_rows(d: DashboardData) -> Table | None:
     live.add_column(width=11, no_wrap=True)
     live.add_column()
     # Columns wraps whole "name count" cells, never a name away from its count
-    live.add_row(Text("live rows", style="bold"), Columns(others, padding=(0, 2)))
+    live.add_row(Text("backlog rows", style="bold"), Columns(others, padding=(0, 2)))
     return live
 
 
@@ -252,7 +252,7 @@ def print_once(settings: Settings, dsn: str | None, console: Console | None = No
     return data
 
 
-def run_live(settings: Settings, dsn: str | None, interval: float, console: Console | None = None) -> None:
+def run_backlog(settings: Settings, dsn: str | None, interval: float, console: Console | None = None) -> None:
     """Redraw every `interval` seconds on the alternate screen until Ctrl-C."""
     from rich.live import Live
 

@@ -201,7 +201,7 @@ def _sync_lines(doc: dict[str, Any]) -> list[str]:
         lines.append("backlog     unknown (database unreachable)")
     else:
         lines.append("backlog     " + (f"pending {b['pending']}  processing {b['processing']}  failed {b['failed']}"
-                                       if b["available"] else "not installed (phase 09 tables absent)"))
+                                       if b["available"] else "not installed (backlog tables absent)"))
     if doc["tables"]:
         parts = [f"{name} {t['rows']}{'' if t['exact'] else '~'}" for name, t in doc["tables"].items()]
         lines.append("tables      " + _wrap(parts, 12))

@@ -1,1 +1,3 @@
-"""What to sync: the eight stable phases as data (stable.py) and phase 09 (detect.py, backlog.py)."""
+"""What to sync: the stable tables (stable/: phases derived from the catalog, one transaction each) and
+the backlog tables (backlog/: detect fills a durable queue, workers drain it, reconcile catches
+silent changes)."""

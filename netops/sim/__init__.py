@@ -3,7 +3,7 @@
 In-process use (tests, demos)::
 
     from netops.sim import SimConfig, SimServer
-    with SimServer(SimConfig(port=0, live_scale=0.02)) as sim:
+    with SimServer(SimConfig(port=0, backlog_scale=0.02)) as sim:
         sim.url, sim.client_id, sim.client_secret
         sim.expire_tokens(); sim.add_fault("503@/v2/campus,count=2"); sim.expected()
 

@@ -1,8 +1,8 @@
 """Deterministic synthetic 42 data, the mutations the control API applies, and the expected mirror.
 
 Why it is shaped this way:
-- Everything derives from `random.Random(seed)` (stable data) and a second RNG (live data), so
-  the stable set does not change when only `live_scale` does, and two servers with one seed
+- Everything derives from `random.Random(seed)` (stable data) and a second RNG (backlog data), so
+  the stable set does not change when only `backlog_scale` does, and two servers with one seed
   serve byte-identical answers.
 - Rows are stored close to the API's shape (field names with `?`, nulls) as docs/api.md's "Real
   payloads" describes it, field for field (quirks the real API never shows exist only as named
@@ -32,12 +32,12 @@ DAY = 86_400_000
 YEAR = 365 * DAY
 
 STABLE_RESOURCES = ("cursus", "campuses", "projects", "project_sessions", "coalitions", "achievements")
-#: the live resources, by the API's names (the catalog's queue names), parents first
-LIVE_RESOURCES = catalog.live_resource_names()
+#: the backlog resources, by the API's names (the catalog's queue names), parents first
+BACKLOG_RESOURCES = catalog.backlog_resource_names()
 #: the resources `random_change` churns, with their weights (cursus_users' changes are the silent
 #: `level` moves a test makes with modify(touch=False), so random churn leaves them alone)
 CHURN = (("users", 40), ("projects_users", 30), ("achievements_users", 15), ("coalitions_users", 15))
-RESOURCES = STABLE_RESOURCES + LIVE_RESOURCES
+RESOURCES = STABLE_RESOURCES + BACKLOG_RESOURCES
 LINK_RESOURCES = ("campus_projects", "campus_achievements")
 
 ALIASES = {
@@ -50,8 +50,8 @@ ALIASES = {
 
 #: Mirror tables (names as in the netops schema) -> their primary key columns: the catalog's.
 STABLE_TABLES = {s.name: list(s.pk) for s in catalog.STABLE}
-LIVE_TABLES = {s.name: list(s.pk) for s in catalog.LIVE}
-TABLES = {**STABLE_TABLES, **LIVE_TABLES}
+BACKLOG_TABLES = {s.name: list(s.pk) for s in catalog.BACKLOG}
+TABLES = {**STABLE_TABLES, **BACKLOG_TABLES}
 
 TS_FIELDS: dict[str, tuple[str, ...]] = {
     "cursus": ("created_at",),
@@ -98,7 +98,7 @@ def ts_offset(resource: str, row_id: Any, field: str) -> int:
     """Offset (minutes) a timestamp is written with, deterministic per (row, field).
 
     Real answers: every stable timestamp and users' created_at/updated_at end in `Z`; users'
-    anonymize_date/data_erasure_date carry many offsets; the other live resources mostly `Z`,
+    anonymize_date/data_erasure_date carry many offsets; the other backlog resources mostly `Z`,
     sometimes `+01:00`.
     """
     try:
@@ -553,7 +553,7 @@ class Dataset:
         elif resource == "cursus_users":
             row = make_cursus_user(rng, rid, self.random_key(rng, self.tables["users"]), now=now)
         else:
-            raise ValueError(f"insert is supported for live resources only, not {resource}")
+            raise ValueError(f"insert is supported for backlog resources only, not {resource}")
         row["created_at"] = row["updated_at"] = now
         out_of_order = bool(table) and rid < next(reversed(table))
         table[rid] = row
@@ -568,7 +568,7 @@ class Dataset:
         return rng.choice(sorted(self.mirrored_campus_ids()) or list(self.tables["campuses"]) or [1])
 
     def random_change(self, rng: random.Random, silent_share: float = 0.0) -> dict[str, Any]:
-        """One churn step on a live resource: update (70%), insert (20%) or delete (10%)."""
+        """One churn step on a backlog resource: update (70%), insert (20%) or delete (10%)."""
         resource = rng.choices([r for r, _ in CHURN], weights=[w for _, w in CHURN])[0]
         table = self.tables[resource]
         roll = rng.random()
@@ -702,7 +702,7 @@ def make_cursus_user(rng: random.Random, rid: int, user_id: int, now: int = BASE
 
 
 def add_cursus_users(ds: Dataset, seed: int) -> None:
-    """One cursus-21 enrolment per user, from an RNG of its own, so the other live tables do not
+    """One cursus-21 enrolment per user, from an RNG of its own, so the other backlog tables do not
     depend on whether (or how) cursus_users are generated."""
     rng = random.Random(f"{seed}-cursus_users")
     out, rid = {}, 150_000
@@ -906,15 +906,15 @@ def generate_stable(seed: int) -> Dataset:
         campus_ach[cid] = sorted(rng.sample(ach_ids, rng.randint(20, 60)))
     tables = {"cursus": cursus, "campuses": campuses, "projects": projects, "project_sessions": sessions,
               "coalitions": coalitions, "achievements": achievements}
-    for name in LIVE_RESOURCES:
+    for name in BACKLOG_RESOURCES:
         tables[name] = {}
     return Dataset(tables, dict(sorted(campus_ach.items())))
 
 
-def add_live(ds: Dataset, seed: int, live_scale: float) -> None:
+def add_backlog(ds: Dataset, seed: int, backlog_scale: float) -> None:
     """Users and their projects/achievements/coalitions links, ~40,300 users at scale 1.0."""
     rng = random.Random(f"{seed}-live")
-    n_users = max(1, round(N_USERS * live_scale)) if live_scale > 0 else 0
+    n_users = max(1, round(N_USERS * backlog_scale)) if backlog_scale > 0 else 0
     mirrored = sorted(ds.mirrored_campus_ids())
     campus_pool = mirrored * 30 + sorted(set(ds.tables["campuses"]) - set(mirrored))
     p21 = [p["id"] for p in ds.cursus_projects(CURSUS_21)]
@@ -942,8 +942,8 @@ def add_live(ds: Dataset, seed: int, live_scale: float) -> None:
     add_cursus_users(ds, seed)
 
 
-def generate(seed: int = 42, live_scale: float = 1.0) -> Dataset:
+def generate(seed: int = 42, backlog_scale: float = 1.0) -> Dataset:
     """The whole pristine data set for a seed."""
     ds = generate_stable(seed)
-    add_live(ds, seed, live_scale)
+    add_backlog(ds, seed, backlog_scale)
     return ds

@@ -68,7 +68,7 @@ class SimConfig:
     rate_per_hour: int = API_RATE_PER_HOUR
     latency: float = 0.0
     churn_per_minute: float = 0.0
-    live_scale: float = 1.0
+    backlog_scale: float = 1.0
     faults: list[str] = field(default_factory=list)
     control: bool = True
     page_caps: dict[str, int] = field(default_factory=dict)
@@ -300,7 +300,7 @@ class SimServer:
         self.config = config or SimConfig()
         cfg = self.config
         t0 = time.monotonic()
-        self._pristine = simdata.generate(cfg.seed, cfg.live_scale)
+        self._pristine = simdata.generate(cfg.seed, cfg.backlog_scale)
         self.generation_seconds = time.monotonic() - t0
         self.data = self._pristine.clone()
         self.lock = threading.RLock()
@@ -425,7 +425,7 @@ class SimServer:
         return self.settings()
 
     def settings(self) -> dict[str, Any]:
-        return {"seed": self.config.seed, "live_scale": self.config.live_scale,
+        return {"seed": self.config.seed, "backlog_scale": self.config.backlog_scale,
                 "rate_per_second": self.limiter.per_second, "rate_per_hour": self.limiter.per_hour,
                 "latency": self.latency, "token_ttl": self.tokens.ttl, "page_caps": dict(self.page_caps),
                 "churn_per_minute": self.churn_per_minute, "client_id": self.config.client_id,
@@ -475,7 +475,7 @@ class SimServer:
 
     def churn(self, n: int = 0, changes: list[dict[str, Any]] | None = None,
               silent_share: float = 0.0) -> list[dict[str, Any]]:
-        """Apply n random live-row changes (seeded), or a precise change set. Returns what changed.
+        """Apply n random backlog-row changes (seeded), or a precise change set. Returns what changed.
 
         A change: `{"op": "update"|"insert"|"delete", "resource": ..., "id": ..., "fields": {...},
         "touch": true}`.

@@ -14,7 +14,7 @@ import pytest
 from netops.config import Settings
 from netops.db import queue
 from netops.db.queue import NewItem
-from netops.pipeline.backlog import run_backlog
+from netops.pipeline.backlog.worker import run_backlog
 from tests.fixtures.pg import query
 
 
@@ -263,7 +263,7 @@ def test_a_poison_item_that_keeps_killing_workers_is_failed_not_retried_forever(
 
 
 def test_the_cron_run_waits_for_the_first_stable_sync_with_one_line(pg_dsn: str, settings: Settings) -> None:
-    # an empty mirror: every live row would fail its foreign keys, one warning each
+    # an empty mirror: every backlog row would fail its foreign keys, one warning each
     _enqueue(pg_dsn, [NewItem("projects_users", 100 + i, payload={
         "id": 100 + i, "project": {"id": 1}, "user": {"id": 7}, "cursus_ids": [21], "status": "finished",
         "final_mark": 100, "validated?": True, "updated_at": "2026-01-01T00:00:00Z"}) for i in range(5)])
@@ -319,7 +319,7 @@ def test_a_looping_worker_loads_new_work_at_once_not_at_its_next_poll(
         pg_dsn: str, settings_factory: Callable[..., Settings]) -> None:
     """A `run --loop` worker waiting on an empty queue with a 60 s poll interval loads an item
     queued while it waits within seconds: the wake (migration 013), not the poll, ends its wait."""
-    from netops.pipeline.backlog import Worker
+    from netops.pipeline.backlog.worker import Worker
 
     _parents(pg_dsn)
     worker = Worker(settings_factory(BACKLOG_POLL_INTERVAL="60"), pg_dsn)
@@ -358,7 +358,7 @@ def test_a_held_row_wakes_when_its_parent_lands_and_its_parent_fetch_waits_for_d
     arrives the request is due at once, and loading the user makes the held child due — not its
     backoff timer (migration 013)."""
     from netops.db import marks
-    from netops.pipeline.backlog import Worker
+    from netops.pipeline.backlog.worker import Worker
 
     _parents(pg_dsn)
     _enqueue(pg_dsn, [NewItem("achievements_users", 202, payload={"id": 202, "achievement_id": 10, "user_id": 8})])

@@ -1,7 +1,7 @@
-"""Phase 09 done-when tests: real PostgreSQL, the simulator over real HTTP on 127.0.0.1, workers as
+"""Backlog done-when tests: real PostgreSQL, the simulator over real HTTP on 127.0.0.1, workers as
 real subprocesses where a crash or a race is the point.
 
-The simulator runs at live_scale 0.05 (~2,000 users, ~22,000 live rows) so a full initial pull
+The simulator runs at backlog_scale 0.05 (~2,000 users, ~22,000 backlog rows) so a full initial pull
 stays at ~225 calls; the stable tables are the real default sizes (synced by the stable sync).
 """
 
@@ -25,20 +25,20 @@ import pytest
 from netops.api.client import ApiClient
 from netops.config import Settings
 from netops.db import queue
-from netops.pipeline import live
-from netops.pipeline.backlog import run_backlog
-from netops.pipeline.detect import detect
-from netops.pipeline.reconcile import reconcile
+from netops.pipeline.backlog import resources
+from netops.pipeline.backlog.detect import detect
+from netops.pipeline.backlog.reconcile import reconcile
+from netops.pipeline.backlog.worker import run_backlog
 from netops.sim.server import SimConfig, SimServer
 from tests.fixtures.pg import query
 
-#: mirror table -> the simulator's resource (the catalog's live tables)
-LIVE = {r.table: r.name for r in live.RESOURCES}
+#: mirror table -> the simulator's resource (the catalog's backlog tables)
+BACKLOG = {r.table: r.name for r in resources.RESOURCES}
 
 
 @pytest.fixture(scope="module")
 def live_sim() -> Iterator[SimServer]:
-    srv = SimServer(SimConfig(port=0, live_scale=0.05, rate_per_second=100_000, rate_per_hour=10_000_000,
+    srv = SimServer(SimConfig(port=0, backlog_scale=0.05, rate_per_second=100_000, rate_per_hour=10_000_000,
                               seed=42)).start()
     yield srv
     srv.stop()
@@ -76,8 +76,8 @@ def settings(env: dict[str, str], settings_factory: Callable[..., Settings]) -> 
 
 @pytest.fixture
 def mirrored(settings: Settings, pg_dsn: str) -> Settings:
-    """Stable tables synced (the live rows' parents)."""
-    from netops.pipeline.sync import run_stable_sync
+    """Stable tables synced (the backlog rows' parents)."""
+    from netops.pipeline.stable.sync import run_stable_sync
 
     report = run_stable_sync(settings)
     assert all(p.status == "success" for p in report.phases)
@@ -87,13 +87,13 @@ def mirrored(settings: Settings, pg_dsn: str) -> Settings:
 q = query
 
 
-def assert_live_tables_equal_simulator(sim: SimServer, dsn: str) -> None:
+def assert_backlog_tables_equal_simulator(sim: SimServer, dsn: str) -> None:
     """Keys exactly as the simulator's /_sim/expected, and each row's updated_at and changing values
     exactly as the simulator holds them."""
     from netops.sim.control import SimControl
 
     ctl = SimControl(sim.url)
-    for table, resource in LIVE.items():
+    for table, resource in BACKLOG.items():
         expected = ctl.expected_table(table, values=False)
         keys = [tuple(k) for k in expected["keys"]]
         got = q(dsn, f"SELECT id FROM {table} ORDER BY id")
@@ -126,7 +126,7 @@ def test_churn_then_detect_run_reconcile_equals_the_simulator_exactly(sim: SimSe
                                                                       pg_dsn: str) -> None:
     s = detect_and_run(mirrored, pg_dsn)
     assert s.failed == 0 and s.worker_calls == 0
-    assert_live_tables_equal_simulator(sim, pg_dsn)
+    assert_backlog_tables_equal_simulator(sim, pg_dsn)
 
     users = sorted(sim.data.tables["users"])
     victim = users[10]
@@ -161,7 +161,7 @@ def test_churn_then_detect_run_reconcile_equals_the_simulator_exactly(sim: SimSe
     assert q(pg_dsn, "SELECT count(*) FROM users WHERE id = %s", (victim,)) == [(0,)]
     assert q(pg_dsn, "SELECT count(*) FROM project_users WHERE user_id = %s", (victim,)) == [(0,)]
     assert q(pg_dsn, "SELECT score FROM coalitions_users WHERE id = %s", (cu_silent,)) == [(777,)]
-    assert_live_tables_equal_simulator(sim, pg_dsn)
+    assert_backlog_tables_equal_simulator(sim, pg_dsn)
     assert q(pg_dsn, "SELECT count(*) FROM netops.backlog_items WHERE state <> 'done'") == [(0,)]
 
 
@@ -200,7 +200,7 @@ def test_cursus_users_filled_by_detect_and_run_and_a_silent_level_change_caught_
     result = json.loads(done.stdout)
     assert q(pg_dsn, "SELECT level FROM cursus_users WHERE id = %s", (cu,)) == [(21.42,)]
     assert [(r["resource"], r["updated"], r["complete"]) for r in result] == [("cursus_users", 1, True)]
-    assert_live_tables_equal_simulator(sim, pg_dsn)
+    assert_backlog_tables_equal_simulator(sim, pg_dsn)
 
 
 def test_a_child_whose_user_is_missing_fetches_the_user_first(sim: SimServer, mirrored: Settings,
@@ -305,7 +305,7 @@ def test_a_worker_killed_mid_batch_loses_nothing_and_duplicates_nothing(sim: Sim
     assert rerun.returncode == 0, err
     assert q(pg_dsn, "SELECT state, count(*) FROM netops.backlog_items GROUP BY 1") == [("done", total)]
     assert q(pg_dsn, "SELECT count(*) FROM netops.backlog_items WHERE attempts = 2")[0][0] == processing[0]
-    assert_live_tables_equal_simulator(sim, pg_dsn)
+    assert_backlog_tables_equal_simulator(sim, pg_dsn)
 
 
 def test_two_workers_started_together_process_every_item_exactly_once(sim: SimServer, mirrored: Settings,
@@ -323,7 +323,7 @@ def test_two_workers_started_together_process_every_item_exactly_once(sim: SimSe
     assert sum(n for _, n in per_worker) == total
     assert q(pg_dsn, "SELECT state, attempts, count(*) FROM netops.backlog_items GROUP BY 1, 2") == \
         [("done", 1, total)]                                         # each claimed once, done once
-    assert_live_tables_equal_simulator(sim, pg_dsn)
+    assert_backlog_tables_equal_simulator(sim, pg_dsn)
 
 
 def test_5000_changed_rows_are_loaded_at_50_or_more_rows_per_api_call(sim: SimServer, mirrored: Settings,
@@ -331,7 +331,7 @@ def test_5000_changed_rows_are_loaded_at_50_or_more_rows_per_api_call(sim: SimSe
     detect_and_run(mirrored, pg_dsn)
     # one quiet cycle moves the marks off the seed data's timestamps (steady state)
     sim.churn(changes=[{"op": "update", "resource": r, "id": next(iter(sim.data.tables[r])), "fields": {}}
-                       for r in LIVE.values()])
+                       for r in BACKLOG.values()])
     detect_and_run(mirrored, pg_dsn)
 
     t = sim.data.tables
@@ -420,7 +420,7 @@ def test_a_detector_failing_mid_window_leaves_the_mark_and_a_rerun_queues_each_r
     assert q(pg_dsn, "SELECT high_water IS NOT NULL FROM netops.backlog_marks WHERE resource = 'users'") == [(True,)]
     s = run_backlog(flaky, pg_dsn)
     assert s.failed == 0 and s.held == 0
-    assert_live_tables_equal_simulator(sim, pg_dsn)
+    assert_backlog_tables_equal_simulator(sim, pg_dsn)
 
 
 def test_refused_credentials_hand_claimed_items_back_untouched(sim: SimServer, pg_dsn: str, settings_factory: Any,
@@ -578,7 +578,7 @@ def test_a_row_with_an_unreadable_updated_at_is_queued_and_failed_visibly(sim: S
 def test_reconcile_share_is_of_every_keys_budget(settings_factory: Any, pg_dsn: str) -> None:
     """Two keys, two budgets: reconciliation's client spreads its calls over both, so its share
     (25 %) is of their sum, 2 × 1,000/h, not of one key's NETOPS_RATE_PER_HOUR."""
-    from netops.pipeline.reconcile import budget_for
+    from netops.pipeline.backlog.reconcile import budget_for
 
     two = settings_factory(NETOPS_CLIENT_ID="u-one", NETOPS_CLIENT_SECRET="s-one", NETOPS_CLIENT_ID_2="u-two",
                            NETOPS_CLIENT_SECRET_2="s-two", NETOPS_RATE_PER_HOUR=1000,

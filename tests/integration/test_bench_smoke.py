@@ -86,6 +86,6 @@ def test_bench_shared_budget_runs_and_renders(tmp_path: Path) -> None:
     assert len(two["per_key_calls"]) == 2 and min(two["per_key_calls"].values()) > 0 and two["server_429"] == 0
     assert r["claim"]["alone_ms"]["median"] < r["claim"]["call_ms"]["real"]
     text = out.read_text()
-    for heading in ("### (a) Every job at once", "### (b) Initial load of the live tables", "### (c) The cost of one claim",
+    for heading in ("### (a) Every job at once", "### (b) Initial load of the backlog tables", "### (c) The cost of one claim",
                     "Where the wall goes (medians)"):
         assert heading in text

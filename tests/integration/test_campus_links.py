@@ -18,8 +18,8 @@ import pytest
 
 from netops.config import Settings
 from netops.errors import SyncError
-from netops.pipeline.links import verify_links
-from netops.pipeline.sync import run_stable_sync
+from netops.pipeline.stable.links import verify_links
+from netops.pipeline.stable.sync import run_stable_sync
 
 
 @pytest.fixture

@@ -76,11 +76,11 @@ def test_order_is_parents_first_and_identity_is_the_table_name() -> None:
 
 
 def test_live_resources_are_accepted_by_the_queue(pg_dsn: str) -> None:
-    """Every live resource of the catalog passes the queue's CHECK (migration 010 added cursus_users)."""
+    """Every backlog resource of the catalog passes the queue's CHECK (migration 010 added cursus_users)."""
     conn = psycopg2.connect(pg_dsn)
     try:
         with conn, conn.cursor() as cur:
-            for name in catalog.live_resource_names():
+            for name in catalog.backlog_resource_names():
                 cur.execute("INSERT INTO netops.backlog_items (resource, entity_id) VALUES (%s, 1)", (name,))
         with pytest.raises(psycopg2.errors.CheckViolation), conn, conn.cursor() as cur:
             cur.execute("INSERT INTO netops.backlog_items (resource, entity_id) VALUES ('students', 1)")

@@ -10,7 +10,7 @@ from rich.console import Console
 
 from netops.cli import cli
 from netops.monitor.dashboard import gather, render, sparkline
-from netops.pipeline.stable import PHASE_NAMES
+from netops.pipeline.stable.phases import PHASE_NAMES
 from tests.integration.test_monitor_seed import (
     cli_env,
     healthy,

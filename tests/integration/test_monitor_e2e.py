@@ -18,8 +18,8 @@ from netops.cli import cli
 from netops.config import Settings
 from netops.monitor.alerts import check_alerts
 from netops.monitor.dashboard import gather, render
-from netops.pipeline.stable import PHASES
-from netops.pipeline.sync import run_stable_sync
+from netops.pipeline.stable.phases import PHASES
+from netops.pipeline.stable.sync import run_stable_sync
 from tests.integration.test_monitor_alerts import Receiver
 from tests.integration.test_monitor_seed import cli_env
 

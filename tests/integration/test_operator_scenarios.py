@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from netops.config import Settings
-from netops.pipeline.stable import PHASE_NAMES
+from netops.pipeline.stable.phases import PHASE_NAMES
 from tests.fixtures.pg import query
 from tests.integration.test_monitor_seed import cli_env
 

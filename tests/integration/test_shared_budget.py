@@ -3,7 +3,7 @@
 Real subprocesses (`python -m netops ...`), real PostgreSQL, the simulator over real HTTP. The
 simulator enforces its limits per application (client id) and answers 429 past them, so a 429 it
 counts is a budget the processes together overran. Scaled setting: 10 calls/s per application
-(5/s per key in the two-key runs), a 20 ms latency and a small live data set, so each run takes
+(5/s per key in the two-key runs), a 20 ms latency and a small backlog data set, so each run takes
 seconds; the budgets netops is configured with are exactly the simulator's limits (no slack).
 """
 
@@ -33,7 +33,7 @@ RATE = 10
 
 @pytest.fixture(scope="module")
 def budget_sim() -> Iterator[SimServer]:
-    srv = SimServer(SimConfig(port=0, seed=42, live_scale=0.01, rate_per_second=0, rate_per_hour=0,
+    srv = SimServer(SimConfig(port=0, seed=42, backlog_scale=0.01, rate_per_second=0, rate_per_hour=0,
                               latency=0.02, extra_clients={SECOND_ID: SECOND_SECRET})).start()
     yield srv
     srv.stop()
@@ -63,7 +63,7 @@ def _netops(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
 
 @pytest.fixture
 def prepared(budget_sim: SimServer, pg_dsn: str, tmp_path: Path) -> dict[str, Any]:
-    """Stable tables mirrored (the live rows' parents) at full speed, then the simulator's
+    """Stable tables mirrored (the backlog rows' parents) at full speed, then the simulator's
     limits set to the scaled budget and its counters cleared."""
     sim = budget_sim
     sim.reset()
@@ -130,7 +130,7 @@ def test_five_processes_on_one_key_draw_no_429(prepared: dict[str, Any]) -> None
     assert served > 100, counts  # the five jobs did real work together
     slots = query(dsn, "SELECT count(*) FROM netops.api_slots WHERE key_label = 'default'")[0][0]
     assert slots >= served
-    # and the live tables hold what the simulator serves
+    # and the backlog tables hold what the simulator serves
     users = query(dsn, "SELECT count(*) FROM users")[0][0]
     assert users == len(sim.data.tables["users"])
 
@@ -311,11 +311,11 @@ def test_many_threads_on_many_connections_never_exceed_the_window(pg_dsn: str) -
 
 def test_detect_walks_lanes_with_several_keys_and_sees_every_row(budget_sim: SimServer, tmp_path: Path) -> None:
     """With several keys one resource's keyset walk is split into id ranges walked at once
-    (netops/pipeline/detect.py keyset_lanes): the same rows as one walk, each exactly once, both
+    (netops/pipeline/backlog/detect.py keyset_lanes): the same rows as one walk, each exactly once, both
     keys used, and at most one short page more per lane (+1 for the descending top page)."""
     from netops.api.client import ApiClient
-    from netops.pipeline.detect import keyset_lanes, keyset_pages, walk_lanes
-    from netops.pipeline.live import resolve
+    from netops.pipeline.backlog.detect import keyset_lanes, keyset_pages, walk_lanes
+    from netops.pipeline.backlog.resources import resolve
 
     sim = budget_sim
     sim.reset()

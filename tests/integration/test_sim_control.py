@@ -128,7 +128,7 @@ def test_random_churn_moves_updated_at_and_is_seeded(sim: TestSim) -> None:
 
 
 def test_background_churn_thread() -> None:
-    with SimServer(SimConfig(port=0, live_scale=0.01, churn_per_minute=1200, rate_per_second=0)) as srv:
+    with SimServer(SimConfig(port=0, backlog_scale=0.01, churn_per_minute=1200, rate_per_second=0)) as srv:
         time.sleep(0.6)
         applied = len(srv.churn_log)
     assert 4 <= applied <= 20
@@ -168,7 +168,7 @@ def test_expected_endpoints_and_reset(sim: TestSim) -> None:
 
 
 def test_no_control_flag_hides_control_api() -> None:
-    with SimServer(SimConfig(port=0, live_scale=0.0, control=False)) as srv:
+    with SimServer(SimConfig(port=0, backlog_scale=0.0, control=False)) as srv:
         assert requests.get(f"{srv.url}/_sim/expected").status_code == 404
         assert srv.expected()["users"] == 0
 
@@ -177,7 +177,7 @@ def test_cli_serve_ready_line_ready_file_env_secret_and_sigterm(tmp_path: Path) 
     ready = tmp_path / "ready"
     env = {**os.environ, "NETOPS_SIM_CLIENT_SECRET": "from-env"}
     proc = subprocess.Popen(
-        [*NETOPS, "sim", "serve", "--port", "0", "--live-scale", "0.01", "--ready-file", str(ready),
+        [*NETOPS, "sim", "serve", "--port", "0", "--backlog-scale", "0.01", "--ready-file", str(ready),
          "--fault", "503@/v2/cursus,count=1"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
@@ -205,5 +205,5 @@ def test_cli_rejects_bad_fault_spec() -> None:
     assert out.returncode == 2 and "unknown fault kind" in out.stderr
     helptext = subprocess.run([*NETOPS, "sim", "serve", "--help"], capture_output=True, text=True, timeout=30).stdout
     for opt in ("--client-secret", "NETOPS_SIM_CLIENT_SECRET", "--rate-per-hour", "--latency", "--churn",
-                "--live-scale", "--fault", "--no-control", "--ready-file", "--token-ttl", "--secret-valid-days"):
+                "--backlog-scale", "--live-scale", "--fault", "--no-control", "--ready-file", "--token-ttl", "--secret-valid-days"):
         assert opt in helptext

@@ -21,8 +21,8 @@ from netops.config import Settings
 from netops.monitor.dashboard import print_once
 from netops.monitor.metrics import collect_snapshot, prometheus_text
 from netops.monitor.status import collect_status, render_text
-from netops.pipeline.stable import PHASES
-from netops.pipeline.sync import SyncReport, run_stable_sync
+from netops.pipeline.stable.phases import PHASES
+from netops.pipeline.stable.sync import SyncReport, run_stable_sync
 
 TABLES = [p.table.name for p in PHASES]
 ALL_PHASES = [p.name for p in PHASES]

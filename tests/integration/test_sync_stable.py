@@ -17,8 +17,8 @@ import pytest
 from netops.config import Settings
 from netops.db import locks
 from netops.errors import SyncError
-from netops.pipeline.stable import PHASES
-from netops.pipeline.sync import SyncBusy, run_stable_sync
+from netops.pipeline.stable.phases import PHASES
+from netops.pipeline.stable.sync import SyncBusy, run_stable_sync
 
 TABLES = [p.table.name for p in PHASES]
 

@@ -19,7 +19,7 @@ SECOND_ID, SECOND_SECRET = "second-client", "second-secret-value"
 
 @pytest.fixture(scope="module")
 def sim() -> Iterator[SimServer]:
-    srv = SimServer(SimConfig(port=0, seed=42, live_scale=0.001, extra_clients={SECOND_ID: SECOND_SECRET})).start()
+    srv = SimServer(SimConfig(port=0, seed=42, backlog_scale=0.001, extra_clients={SECOND_ID: SECOND_SECRET})).start()
     yield srv
     srv.stop()
 

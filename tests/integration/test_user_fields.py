@@ -13,10 +13,10 @@ import pytest
 from netops.config import Settings
 from netops.db.quality import run_checks
 from netops.mapping import parse_ts
-from netops.pipeline.backlog import run_backlog
-from netops.pipeline.detect import detect
-from netops.pipeline.reconcile import reconcile
-from netops.pipeline.sync import run_stable_sync
+from netops.pipeline.backlog.detect import detect
+from netops.pipeline.backlog.reconcile import reconcile
+from netops.pipeline.backlog.worker import run_backlog
+from netops.pipeline.stable.sync import run_stable_sync
 
 FIELDS = ("usual_first_name", "image", "anonymize_date", "data_erasure_date")
 

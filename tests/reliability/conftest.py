@@ -3,7 +3,7 @@ subprocesses, and the two questions every case asks — is each table its old or
 and are the invariants clean?
 
 Why a template database: every case needs a mirror that already holds the simulator's pristine
-state (stable tables and the live tables), so that a fault can be shown to leave a table *old*
+state (stable tables and the backlog tables), so that a fault can be shown to leave a table *old*
 rather than empty. Syncing it once per session and cloning it with `CREATE DATABASE ... TEMPLATE`
 costs ~50 ms per test instead of a full sync.
 
@@ -34,10 +34,10 @@ from tests.fixtures.pg import query, scratch_database
 
 DEFAULT_CRASH_RUNS = 5
 
-#: every mirrored table and its primary key (stable first, FK order; then live): the catalog's
+#: every mirrored table and its primary key (stable first, FK order; then backlog): the catalog's
 MIRROR_TABLES: dict[str, tuple[str, ...]] = {s.name: s.pk for s in catalog.TABLES}
 STABLE = [s.name for s in catalog.STABLE]
-LIVE = [s.name for s in catalog.LIVE]
+BACKLOG = [s.name for s in catalog.BACKLOG]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -162,10 +162,10 @@ class Mirror:
 
 @pytest.fixture(scope="session")
 def mirror_template(pg_server: LocalPostgres, sim_server: Any, tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A database holding the pristine simulator fully mirrored (stable + live), built once."""
-    from netops.pipeline.backlog import run_backlog
-    from netops.pipeline.detect import detect
-    from netops.pipeline.sync import run_stable_sync
+    """A database holding the pristine simulator fully mirrored (stable + backlog), built once."""
+    from netops.pipeline.backlog.detect import detect
+    from netops.pipeline.backlog.worker import run_backlog
+    from netops.pipeline.stable.sync import run_stable_sync
 
     with scratch_database(pg_server, "rel_tmpl") as dsn:
         tmp = tmp_path_factory.mktemp("rel-template")

@@ -12,7 +12,7 @@ state), arms one fault on `/v2/achievements` and runs `netops sync stable --phas
   cause, coalitions (which ran first) is new and achievements is old.
 
 The backlog cases arm faults on `/v2/users` (detection pages users by id keyset there, and the
-worker fetches payload-less items with `filter[id]`) and check the same promises for the live
+worker fetches payload-less items with `filter[id]`) and check the same promises for the backlog
 tables, plus: a failed detection keeps its high-water mark, and a failed fetch keeps the item with
 its error.
 """
@@ -25,7 +25,7 @@ import psycopg2
 import pytest
 
 from tests.reliability.conftest import (
-    LIVE,
+    BACKLOG,
     Mirror,
     base_env,
     digest,
@@ -54,7 +54,7 @@ def mutate_stable(sim: Any) -> dict[str, int]:
 def new_state(pg_server: Any, mirror_template: str, sim_server: Any,
               tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[int, str]]:
     """Digests of every table after a clean run of the two phases on the changed simulator."""
-    from netops.pipeline.sync import run_stable_sync
+    from netops.pipeline.stable.sync import run_stable_sync
     from tests.fixtures.pg import scratch_database
 
     with scratch_database(pg_server, "rel_new", template_dsn=mirror_template) as dsn:
@@ -321,7 +321,7 @@ BACKLOG_FATAL = [
 def test_backlog_detect_and_run_recover(case: tuple[str, str, dict[str, str]], sim: Any, mirror: Mirror,
                                         tmp_path: Any) -> None:
     name, spec, extra = case
-    old = digest(mirror.dsn, LIVE)
+    old = digest(mirror.dsn, BACKLOG)
     ids = mutate_live(sim)
     sim.add_fault(spec)
     env = base_env(sim, mirror.dsn, tmp_path, **extra)
@@ -331,9 +331,9 @@ def test_backlog_detect_and_run_recover(case: tuple[str, str, dict[str, str]], s
     assert run.returncode == 0, run.stdout + run.stderr
     assert sim.list_faults()[0]["fired"] > 0
     assert user_locations(mirror.dsn, ids) == {uid: f"rel-{i}" for i, uid in enumerate(ids)}
-    got = digest(mirror.dsn, LIVE)
+    got = digest(mirror.dsn, BACKLOG)
     assert got["users"] != old["users"]
-    for t in LIVE:
+    for t in BACKLOG:
         assert got[t][0] == sim.expected()[t], t
     assert invariants(mirror.dsn) == []
 
@@ -342,7 +342,7 @@ def test_backlog_detect_and_run_recover(case: tuple[str, str, dict[str, str]], s
 def test_backlog_detect_failure_keeps_mark_and_tables(case: tuple[str, str, dict[str, str], tuple[str, ...]],
                                                       sim: Any, mirror: Mirror, tmp_path: Any) -> None:
     name, spec, extra, words = case
-    old = digest(mirror.dsn, LIVE)
+    old = digest(mirror.dsn, BACKLOG)
     marks_before = marks(mirror.dsn)
     ids = mutate_live(sim)
     sim.add_fault(spec)
@@ -367,7 +367,7 @@ def test_backlog_detect_failure_keeps_mark_and_tables(case: tuple[str, str, dict
     assert netops_cli(env, "backlog", "detect").returncode == 0
     assert netops_cli(env, "backlog", "run", "--once").returncode == 0
     assert user_locations(mirror.dsn, ids) == {uid: f"rel-{i}" for i, uid in enumerate(ids)}
-    for t in LIVE:
+    for t in BACKLOG:
         assert digest(mirror.dsn, [t])[t][0] == sim.expected()[t], t
 
 
@@ -386,7 +386,7 @@ def test_backlog_fetch_failure_keeps_item_with_its_error(spec: str, words: tuple
                     "VALUES ('users', %s, 'upsert', 'pending', 'manual') RETURNING id", (uid,))
         item_id = cur.fetchone()[0]
     conn.close()
-    before = digest(mirror.dsn, LIVE)
+    before = digest(mirror.dsn, BACKLOG)
     sim.add_fault(spec)
     run = netops_cli(env, "backlog", "run", "--once")
     assert run.returncode == 1, run.stdout + run.stderr
@@ -396,7 +396,7 @@ def test_backlog_fetch_failure_keeps_item_with_its_error(spec: str, words: tuple
     conn.close()
     assert state == "failed" and attempts == 2, (state, attempts, error)
     assert "/users" in error and all(w in error for w in words), error
-    assert digest(mirror.dsn, LIVE) == before
+    assert digest(mirror.dsn, BACKLOG) == before
     assert invariants(mirror.dsn) == []
     # retry --failed after the API heals: the item is loaded
     sim.clear_faults()

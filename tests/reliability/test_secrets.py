@@ -30,7 +30,7 @@ SECRET = "s3cr3t-NOT-TO-BE-SEEN-7f9c2e"
 def secret_sim() -> Any:
     """A private simulator whose client secret is distinctive (greppable without false hits)."""
     srv = SimServer(SimConfig(port=0, client_secret=SECRET, rate_per_second=100_000, rate_per_hour=10_000_000,
-                              live_scale=0.02, latency=0.01)).start()
+                              backlog_scale=0.02, latency=0.01)).start()
     yield srv
     srv.stop()
 

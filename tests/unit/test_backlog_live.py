@@ -1,4 +1,4 @@
-"""Phase 09 pure logic: API object -> row mapping, validation, durations."""
+"""Backlog pure logic: API object -> row mapping, validation, durations."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import click
 import pytest
 
 from netops.cli.backlog import parse_duration
-from netops.pipeline import live
-from netops.pipeline.detect import iso
-from netops.pipeline.live import PayloadError
+from netops.pipeline.backlog import resources
+from netops.pipeline.backlog.detect import iso
+from netops.pipeline.backlog.resources import PayloadError
 
 
 def test_users_row_maps_question_mark_booleans_nested_image_and_ignores_extras() -> None:
@@ -18,27 +18,27 @@ def test_users_row_maps_question_mark_booleans_nested_image_and_ignores_extras()
            "image": {"link": "https://cdn/x.jpg", "versions": {"small": "s"}}, "wallet": 12,
            "updated_at": "2025-12-11T11:57:56.597Z", "created_at": "2028-12-11T00:00:00.000+01:00",
            "brand_new_field": {"whatever": 1}}
-    row = dict(zip(live.USERS.columns, live.USERS.to_row(obj), strict=True))
+    row = dict(zip(resources.USERS.columns, resources.USERS.to_row(obj), strict=True))
     assert row["id"] == 61234 and row["login"] == "jdoe"
     assert row["active"] is True and row["alumni"] is False and row["staff"] is False
     assert row["image_url"] == "https://cdn/x.jpg"
     assert row["created_at"] == "2028-12-11T00:00:00.000+01:00"  # offset kept for PostgreSQL
     assert row["location"] is None  # missing field -> NULL
-    assert len(row) == len(live.USERS.columns)
+    assert len(row) == len(resources.USERS.columns)
 
 
 def test_projects_users_take_ids_from_nested_objects_and_keep_cursus_ids_as_json() -> None:
     obj = {"id": "2000001", "project": {"id": 1314, "name": "Libft"}, "user": {"id": 60001, "login": "a"},
            "cursus_ids": [21], "validated?": True, "status": "in_progress", "final_mark": None}
-    row = dict(zip(live.PROJECTS_USERS.columns, live.PROJECTS_USERS.to_row(obj), strict=True))
+    row = dict(zip(resources.PROJECTS_USERS.columns, resources.PROJECTS_USERS.to_row(obj), strict=True))
     assert row["id"] == 2000001 and row["project_id"] == 1314 and row["user_id"] == 60001
     assert json.loads(row["cursus_ids"]) == [21]
     assert row["validated"] is True and row["status"] == "in_progress"  # both stored as given
 
 
 def test_flat_parent_ids_work_for_achievements_and_coalitions_users() -> None:
-    a = live.ACHIEVEMENTS_USERS.to_row({"id": 9000001, "achievement_id": 5, "user_id": 60001, "login": "x"})
-    c = live.COALITIONS_USERS.to_row({"id": 300001, "coalition_id": 7, "user_id": 60001, "score": 10, "rank": 3})
+    a = resources.ACHIEVEMENTS_USERS.to_row({"id": 9000001, "achievement_id": 5, "user_id": 60001, "login": "x"})
+    c = resources.COALITIONS_USERS.to_row({"id": 300001, "coalition_id": 7, "user_id": 60001, "score": 10, "rank": 3})
     assert a[:3] == (9000001, 5, 60001)
     assert c[:5] == (300001, 7, 60001, 10, 3)
 
@@ -53,26 +53,26 @@ def test_flat_parent_ids_work_for_achievements_and_coalitions_users() -> None:
 ])
 def test_bad_objects_raise_payload_error_naming_the_problem(obj: object, message: str) -> None:
     with pytest.raises(PayloadError, match=message):
-        live.USERS.to_row(obj)
+        resources.USERS.to_row(obj)
 
 
 def test_child_without_parent_id_is_rejected() -> None:
     with pytest.raises(PayloadError, match="user_id is missing"):
-        live.COALITIONS_USERS.to_row({"id": 1, "coalition_id": 2})
+        resources.COALITIONS_USERS.to_row({"id": 1, "coalition_id": 2})
 
 
 def test_resolve_orders_parents_first_and_rejects_unknown_names() -> None:
-    names = [r.name for r in live.resolve(["coalitions_users", "users"])]
+    names = [r.name for r in resources.resolve(["coalitions_users", "users"])]
     assert names == ["users", "coalitions_users"]
-    assert [r.name for r in live.resolve(["project_users"])] == ["projects_users"]  # table name works too
-    with pytest.raises(ValueError, match="unknown live resource"):
-        live.resolve(["students"])
+    assert [r.name for r in resources.resolve(["project_users"])] == ["projects_users"]  # table name works too
+    with pytest.raises(ValueError, match="unknown backlog resource"):
+        resources.resolve(["students"])
 
 
 def test_parse_ts_and_iso_round_trip_in_utc() -> None:
-    dt = live.parse_ts("2028-12-11T00:00:00.000+01:00")
+    dt = resources.parse_ts("2028-12-11T00:00:00.000+01:00")
     assert iso(dt) == "2028-12-10T23:00:00.000Z"
-    assert iso(live.parse_ts("2025-12-11T11:57:56.597Z")) == "2025-12-11T11:57:56.597Z"
+    assert iso(resources.parse_ts("2025-12-11T11:57:56.597Z")) == "2025-12-11T11:57:56.597Z"
 
 
 @pytest.mark.parametrize("text, seconds", [("7d", 604800), ("12h", 43200), ("30m", 1800), ("90s", 90),
@@ -89,7 +89,7 @@ def test_parse_duration_rejects_garbage() -> None:
 def test_window_end_follows_the_apis_clock_and_never_passes_the_end_asked_for() -> None:
     from datetime import datetime, timedelta, timezone
 
-    from netops.pipeline.detect import _window_end
+    from netops.pipeline.backlog.detect import _window_end
 
     class Log:
         def __init__(self) -> None:
@@ -121,11 +121,11 @@ def test_cursus_users_mapping_reads_nested_user_and_cursus_and_a_float_level() -
            "end_at": None, "blackholed_at": "2025-12-16T12:00:00.000+01:00", "skills": [{"id": 1, "level": 5.5}],
            "user": {"id": 60001, "login": "odurand"}, "cursus": {"id": 21, "slug": "42cursus"},
            "created_at": "2023-04-04T00:13:11.063Z", "updated_at": "2025-03-21T23:20:05.091Z"}
-    row = dict(zip(live.CURSUS_USERS.columns, live.CURSUS_USERS.to_row(obj), strict=True))
+    row = dict(zip(resources.CURSUS_USERS.columns, resources.CURSUS_USERS.to_row(obj), strict=True))
     assert (row["user_id"], row["cursus_id"], row["level"], row["grade"]) == (60001, 21, 14.11, "Member")
-    assert live.CURSUS_USERS.table == "cursus_users" and live.CURSUS_USERS.path == "/v2/cursus/{cursus}/cursus_users"
+    assert resources.CURSUS_USERS.table == "cursus_users" and resources.CURSUS_USERS.path == "/v2/cursus/{cursus}/cursus_users"
     for bad in (True, "high", "nan"):
         with pytest.raises(PayloadError, match="level"):
-            live.CURSUS_USERS.to_row({**obj, "level": bad})
+            resources.CURSUS_USERS.to_row({**obj, "level": bad})
     with pytest.raises(PayloadError, match="user_id is missing"):
-        live.CURSUS_USERS.to_row({k: v for k, v in obj.items() if k != "user"})
+        resources.CURSUS_USERS.to_row({k: v for k, v in obj.items() if k != "user"})

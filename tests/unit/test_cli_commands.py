@@ -25,7 +25,7 @@ def test_a_backlog_worker_does_not_import_the_api_client() -> None:
     imported requests and tenacity anyway (through the sync group), about half its start-up."""
     code = ("import sys\nfrom netops.cli import cli\n"
             "try:\n    cli.main(['backlog', 'run', '--help'], standalone_mode=False)\nexcept SystemExit:\n    pass\n"
-            "print(sorted(m for m in ('requests', 'tenacity', 'netops.api.client', 'netops.pipeline.sync') "
+            "print(sorted(m for m in ('requests', 'tenacity', 'netops.api.client', 'netops.pipeline.stable.sync') "
             "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout

@@ -6,10 +6,11 @@ import time
 
 import pytest
 
-from netops.api.client import Pacer, endpoint_template
+from netops.api.limiter import Pacer
+from netops.api.paging import endpoint_template
 from netops.db.loader import _copy_value
 from netops.log import add_secret, redact
-from netops.pipeline.stable import PHASES, MappingError, nested_rows
+from netops.pipeline.stable.phases import PHASES, MappingError, nested_rows
 
 
 def test_endpoint_template() -> None:

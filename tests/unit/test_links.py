@@ -1,11 +1,11 @@
-"""The phase-07 derivation rule (netops/pipeline/links.py), pure: exact names, skipped names
+"""The phase-07 derivation rule (netops/pipeline/stable/links.py), pure: exact names, skipped names
 counted, a shared name refused naming every campus that shares it."""
 
 from __future__ import annotations
 
 import pytest
 
-from netops.pipeline.links import (
+from netops.pipeline.stable.links import (
     CampusListError,
     DuplicateCampusName,
     campus_names,

@@ -9,8 +9,8 @@ from __future__ import annotations
 import pytest
 
 from netops.cli.sync import _render
-from netops.pipeline.stable import PHASE_NAMES
-from netops.pipeline.sync import PhaseReport, SyncReport
+from netops.pipeline.stable.phases import PHASE_NAMES
+from netops.pipeline.stable.sync import PhaseReport, SyncReport
 
 
 def test_phases_are_printed_in_foreign_key_order_pulled_and_unchanged_interleaved(

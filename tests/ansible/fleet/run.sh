@@ -183,7 +183,7 @@ scenario() {
     SERVER_PIDS="$!"
     local sim_secret; sim_secret="$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')"
     NETOPS_SIM_CLIENT_SECRET="$sim_secret" "$repo/.venv/bin/netops" sim serve --host "$GW" --port "$SIM_PORT" \
-        --client-id fleet-client --rate-per-second 0 --rate-per-hour 0 --live-scale 0.01 \
+        --client-id fleet-client --rate-per-second 0 --rate-per-hour 0 --backlog-scale 0.01 \
         --ready-file "$RUN/sim.ready" >"$RUN/sim.log" 2>&1 &
     SERVER_PIDS="$SERVER_PIDS $!"
     for _ in $(seq 60); do [ -s "$RUN/sim.ready" ] && break; sleep 0.5; done

@@ -1,4 +1,4 @@
-"""Phase 09 worker: claim queued items, fetch what is not already in hand, load, mark done.
+"""Backlog worker: claim queued items, fetch what is not already in hand, load, mark done.
 
 Why it works this way (docs/backlog.md has the long form):
 - Rows come with the item. The detector already received each changed row in full from a
@@ -31,27 +31,27 @@ from netops import catalog
 from netops.catalog import Table
 from netops.config import Settings
 from netops.db import api_calls, connect, marks, mirror, queue
-from netops.db.loader import ApplyResult, LoadOutcome, delete_keys, live_policy, load
+from netops.db.loader import ApplyResult, LoadOutcome, backlog_policy, delete_keys, load
 from netops.errors import ApiError, AuthError, DatabaseError
 from netops.log import get_logger
-from netops.pipeline.live import BY_NAME, RESOURCES, LiveResource, PayloadError, entity_id
+from netops.pipeline.backlog.resources import BY_NAME, RESOURCES, BacklogResource, PayloadError, entity_id
 
 DRAIN_WAIT_SECONDS = 15.0   # --once waits this long at most for held/backed-off items to come due
 
 
-def delete_ids(cur: Any, res: LiveResource, ids: Sequence[int]) -> int:
-    """Delete mirrored rows of a live resource by id (FKs cascade); returns the exact count."""
+def delete_ids(cur: Any, res: BacklogResource, ids: Sequence[int]) -> int:
+    """Delete mirrored rows of a backlog resource by id (FKs cascade); returns the exact count."""
     return delete_keys(cur, res.loader_table, [(int(i),) for i in ids])
 
 
-def load_rows(cur: Any, res: LiveResource, rows: Sequence[tuple[Any, ...]]) -> LoadOutcome:
-    """Load validated rows of one live resource in the caller's transaction, through the one
-    loader (netops/db/loader.py) under the live policy: no prune; rows whose parent is missing are
+def load_rows(cur: Any, res: BacklogResource, rows: Sequence[tuple[Any, ...]]) -> LoadOutcome:
+    """Load validated rows of one backlog resource in the caller's transaction, through the one
+    loader (netops/db/loader.py) under the backlog policy: no prune; rows whose parent is missing are
     *not* loaded and come back in `missing` (id -> (parent table, resource to enqueue or None,
     value)) for the caller to hold or divert; users past their data_erasure_date are deleted
     instead of loaded (`erased`, docs/backlog.md "Erasure"); stale payloads are dropped."""
     table = Table(res.table, res.columns, res.pk, tuple((p.column, p.table) for p in res.parents))
-    out = load(cur, table, rows, live_policy(res.erasure_column))
+    out = load(cur, table, rows, backlog_policy(res.erasure_column))
     by_column = {p.column: p for p in res.parents}
     out.missing = {rid: (parent, by_column[column].resource, int(value))
                    for rid, (column, parent, value) in out.missing.items()}
@@ -156,11 +156,11 @@ class Worker:
             depth = queue.depth(cur)
             waiting = wait_for_stable and waiting_for_stable_sync(cur)
         if waiting:
-            # Live rows reference the stable tables (campuses, projects, ...): loaded before the
+            # Backlog rows reference the stable tables (campuses, projects, ...): loaded before the
             # first stable sync, every one of them would fail its foreign keys, one warning per
             # row. The items stay queued until the stable sync has run once.
             self.log.info(
-                f"Waiting for the first stable sync ({', '.join(LIVE_PARENT_TABLES)} are empty; "
+                f"Waiting for the first stable sync ({', '.join(BACKLOG_PARENT_TABLES)} are empty; "
                 f"`netops sync stable` fills them): {depth:,} queued items left for a later run"
             )
             self.summary.seconds = time.monotonic() - started
@@ -388,7 +388,7 @@ class Worker:
                                   self.settings.backlog_retry_delay)
         return counts, results
 
-    def _load_resource(self, cur: Any, res: LiveResource, mine: list[queue.Item]) -> list[ApplyResult]:
+    def _load_resource(self, cur: Any, res: BacklogResource, mine: list[queue.Item]) -> list[ApplyResult]:
         """Load one resource's items, delete those gone, and set each item's outcome or hold."""
         rows: list[tuple[Any, ...]] = []
         by_id: dict[int, queue.Item] = {}
@@ -462,16 +462,16 @@ def _set_outcome(it: queue.Item, rid: int, out: LoadOutcome) -> None:
     else:
         it.outcome = "updated" if rid in out.existing else "inserted"
 
-# The stable tables the live tables reference (the catalog's foreign keys).
-LIVE_PARENT_TABLES = catalog.stable_parents_of_live()
-# The live resources other live rows wait for when held (their rows, once loaded, wake the children).
+# The stable tables the backlog tables reference (the catalog's foreign keys).
+BACKLOG_PARENT_TABLES = catalog.stable_parents_of_backlog()
+# The backlog resources other backlog rows wait for when held (their rows, once loaded, wake the children).
 PARENT_RESOURCES = frozenset(p.resource for r in RESOURCES for p in r.parents if p.resource)
 
 
 def waiting_for_stable_sync(cur: Any) -> bool:
-    """True while the stable tables the live rows reference are all empty: before the first
-    stable sync every live row would fail its foreign keys."""
-    return mirror.all_empty(cur, LIVE_PARENT_TABLES)
+    """True while the stable tables the backlog rows reference are all empty: before the first
+    stable sync every backlog row would fail its foreign keys."""
+    return mirror.all_empty(cur, BACKLOG_PARENT_TABLES)
 
 
 def run_backlog(settings: Settings, dsn: str, loop: bool = False, max_batches: int | None = None,

@@ -154,7 +154,7 @@ def verify_links(settings: Any) -> LinkCheck:
     from netops.api.client import ApiClient
     from netops.catalog import DerivedLinks
     from netops.db.server import resolve_dsn
-    from netops.pipeline.stable import BY_TABLE, PHASES
+    from netops.pipeline.stable.phases import BY_TABLE, PHASES
 
     started = time.monotonic()
     dsn = resolve_dsn(settings)

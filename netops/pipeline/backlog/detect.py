@@ -1,4 +1,4 @@
-"""Change detection (`netops backlog detect`): ask each live collection for the rows updated since
+"""Change detection (`netops backlog detect`): ask each backlog collection for the rows updated since
 its high-water mark, and queue them — with the row itself as payload.
 
 Why this shape (docs/backlog.md has the long form):
@@ -37,7 +37,14 @@ from netops.config import Settings
 from netops.db import connect, marks, queue
 from netops.errors import ApiError, AuthError
 from netops.log import get_logger
-from netops.pipeline.live import LiveResource, PayloadError, entity_id, parse_ts, purge_erased, resolve
+from netops.pipeline.backlog.resources import (
+    BacklogResource,
+    PayloadError,
+    entity_id,
+    parse_ts,
+    purge_erased,
+    resolve,
+)
 
 CLOCK_WARN_SECONDS = 5.0   # log when our clock and the API's differ by more than this
 
@@ -46,14 +53,14 @@ def iso(dt: datetime) -> str:
     return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
-def _pager(settings: Settings, res: LiveResource, params: dict[str, Any] | None, after_id: int = 0,
+def _pager(settings: Settings, res: BacklogResource, params: dict[str, Any] | None, after_id: int = 0,
            upto: int = MAX_ID, lanes: int = 1) -> KeysetPager:
     return KeysetPager(res.endpoint(settings), {**res.base_params(settings), **(params or {})},
                        settings.page_size, label=res.path, resource=res.name, after_id=after_id,
                        upto=upto, lanes=lanes)
 
 
-def keyset_pages(client: Any, settings: Settings, res: LiveResource, params: dict[str, Any] | None = None,
+def keyset_pages(client: Any, settings: Settings, res: BacklogResource, params: dict[str, Any] | None = None,
                  after_id: int = 0, upto: int = MAX_ID) -> Iterator[Page]:
     """Pages of `res` in id order, walking `range[id]` from `after_id` (exclusive) to `upto`
     (netops/api/paging.py KeysetPager): immune to rows shifting under the walk, and resumable
@@ -69,7 +76,7 @@ def walk_lanes(client: Any) -> int:
     return 1 if keys <= 1 else min(8, 2 * keys)
 
 
-def keyset_lanes(client: Any, settings: Settings, res: LiveResource, params: dict[str, Any] | None,
+def keyset_lanes(client: Any, settings: Settings, res: BacklogResource, params: dict[str, Any] | None,
                  lanes: int) -> Iterator[Page]:
     """`keyset_pages` with the id range split into `lanes` walks fetched at once (several keys);
     pages after the first come in any order, only the very last one has `last` set."""
@@ -95,7 +102,7 @@ class DetectResult:
 
 def detect(settings: Settings, dsn: str, resources: Sequence[str] | None = None,
            settle_seconds: float | None = None, client: Any = None) -> list[DetectResult]:
-    """Run one detection pass over the live resources; returns one result each.
+    """Run one detection pass over the backlog resources; returns one result each.
 
     `settle_seconds` (default BACKLOG_DETECT_SETTLE_SECONDS): how old a change must be to be read.
     """
@@ -107,7 +114,7 @@ def detect(settings: Settings, dsn: str, resources: Sequence[str] | None = None,
     todo = resolve(resources)
     settle = settings.backlog_detect_settle_seconds if settle_seconds is None else float(settle_seconds)
 
-    def one(res: LiveResource) -> DetectResult:
+    def one(res: BacklogResource) -> DetectResult:
         conn = connect(dsn, application_name="netops-detect")
         try:
             return _detect_one(conn, client.fork(), settings, res, settle, log)
@@ -138,7 +145,7 @@ def detect(settings: Settings, dsn: str, resources: Sequence[str] | None = None,
     return out
 
 
-def _detect_one(conn: Any, client: Any, settings: Settings, res: LiveResource, settle_seconds: float,
+def _detect_one(conn: Any, client: Any, settings: Settings, res: BacklogResource, settle_seconds: float,
                 log: Any) -> DetectResult:
     started = time.monotonic()
     erased: list[int] = []
@@ -156,7 +163,7 @@ def _detect_one(conn: Any, client: Any, settings: Settings, res: LiveResource, s
     return result
 
 
-def _detect_walk(conn: Any, client: Any, settings: Settings, res: LiveResource, settle_seconds: float,
+def _detect_walk(conn: Any, client: Any, settings: Settings, res: BacklogResource, settle_seconds: float,
                  log: Any, started: float) -> DetectResult:
     with conn, conn.cursor() as cur:
         mark = marks.high_water(cur, res.name)
@@ -182,7 +189,7 @@ def _detect_walk(conn: Any, client: Any, settings: Settings, res: LiveResource, 
         raise
 
 
-def _walk_window(conn: Any, client: Any, settings: Settings, res: LiveResource, params: dict[str, Any],
+def _walk_window(conn: Any, client: Any, settings: Settings, res: BacklogResource, params: dict[str, Any],
                  since: str | None, until: datetime, settle: timedelta, mark: datetime | None, log: Any,
                  started: float) -> DetectResult:
     """Walk the window's pages, queueing each page's new rows and moving the mark on the last."""
@@ -225,7 +232,7 @@ def _walk_window(conn: Any, client: Any, settings: Settings, res: LiveResource, 
     return result
 
 
-def _page_items(res: LiveResource, rows: list[dict[str, Any]],
+def _page_items(res: BacklogResource, rows: list[dict[str, Any]],
                 result: DetectResult) -> tuple[list[queue.NewItem], int]:
     """One page's rows as queue items (the row itself the payload), and how many of them carry an
     `updated_at` that does not parse; a row without a usable id is counted invalid and skipped."""
@@ -252,7 +259,7 @@ def _page_items(res: LiveResource, rows: list[dict[str, Any]],
     return items, bad_stamps
 
 
-def _log_window(log: Any, res: LiveResource, since: str | None, result: DetectResult, bad_stamps: int) -> None:
+def _log_window(log: Any, res: BacklogResource, since: str | None, result: DetectResult, bad_stamps: int) -> None:
     window = f"since {since}" if since else "full pull (no mark yet)"
     log.info(
         f"Detect {res.name}: {window}, {result.calls} API call(s), {result.seen:,} rows seen, "

@@ -1,14 +1,14 @@
-"""The live resources of phase 09, derived from the catalog (netops/catalog.py): endpoint, table,
+"""The backlog resources, derived from the catalog (netops/catalog.py): endpoint, table,
 columns, primary key, parents, and the JSON -> row mapping.
 
 Why data and not code per resource: the detector, the worker and the reconciler all walk the same
 resources in the same way (window query, fetch by ids, stage + upsert, FK checks), so each of
-them reads these specs instead of knowing about users or coalitions. Adding a live table is adding
+them reads these specs instead of knowing about users or coalitions. Adding a backlog table is adding
 one `TableSpec` to the catalog and its table in a migration.
 
-Parents: a live row may reference a *stable* parent (projects, achievements, coalitions — mirrored
-daily by `netops sync stable`) or a *live* one (users). The worker checks every parent before
-loading; a row whose live parent is missing enqueues the parent's fetch and is held, a row whose
+Parents: a backlog row may reference a *stable* parent (projects, achievements, coalitions — mirrored
+daily by `netops sync stable`) or a *backlog* one (users). The worker checks every parent before
+loading; a row whose backlog parent is missing enqueues the parent's fetch and is held, a row whose
 stable parent is missing is held with backoff until the stable sync brings it (see docs/backlog.md).
 """
 
@@ -20,12 +20,12 @@ from datetime import datetime, timezone
 from typing import Any
 
 from netops import catalog
-from netops.catalog import LiveSource, Table, TableSpec
+from netops.catalog import BacklogSource, Table, TableSpec
 from netops.config import Settings
 from netops.db import mirror
 from netops.mapping import CONVERTERS, Getter, parse_ts
 
-__all__ = ["BY_NAME", "ERASURE_COLUMN", "LiveResource", "Parent", "PayloadError", "entity_id", "erasure_due",
+__all__ = ["BY_NAME", "ERASURE_COLUMN", "BacklogResource", "Parent", "PayloadError", "entity_id", "erasure_due",
            "parse_ts", "purge_erased", "resolve"]
 
 
@@ -35,9 +35,9 @@ class PayloadError(ValueError):
 
 @dataclass(frozen=True)
 class Parent:
-    """A foreign key of a live table: `column` references `table.id`.
+    """A foreign key of a backlog table: `column` references `table.id`.
 
-    `resource` names the live resource to enqueue when the parent is missing, or None when the
+    `resource` names the backlog resource to enqueue when the parent is missing, or None when the
     parent is a stable table the backlog cannot fetch (the stable sync owns it).
     """
 
@@ -47,8 +47,8 @@ class Parent:
 
 
 @dataclass(frozen=True)
-class LiveResource:
-    """One live resource: where it comes from in the API and where it lands in PostgreSQL."""
+class BacklogResource:
+    """One backlog resource: where it comes from in the API and where it lands in PostgreSQL."""
 
     name: str                      # queue/marks name, e.g. "projects_users" (the API's word)
     table: str                     # mirror table, e.g. "project_users"
@@ -111,37 +111,37 @@ def entity_id(obj: Mapping[str, Any], resource: str) -> int:
         raise PayloadError(f"{resource}: object with a non-integer id ({value!r})") from None
 
 
-def _resource(spec: TableSpec) -> LiveResource:
-    """The live resource of one catalog table (its source, mapping, keys and parents)."""
+def _resource(spec: TableSpec) -> BacklogResource:
+    """The backlog resource of one catalog table (its source, mapping, keys and parents)."""
     src = spec.source
-    assert isinstance(src, LiveSource)
-    live_tables = {s.name: s for s in catalog.LIVE}
+    assert isinstance(src, BacklogSource)
+    backlog_tables = {s.name: s for s in catalog.BACKLOG}
     parents = tuple(
-        Parent(fk.column, fk.parent, live_tables[fk.parent].source.resource if fk.parent in live_tables else None)
+        Parent(fk.column, fk.parent, backlog_tables[fk.parent].source.resource if fk.parent in backlog_tables else None)
         for fk in spec.fks)
-    return LiveResource(
+    return BacklogResource(
         name=src.resource, table=spec.name, path=src.path,
         spec=tuple((c.name, c.getter, c.kind) for c in spec.columns),
         parents=parents, pk=spec.pk, filters=src.filters,
-        # claim order: a resource other live rows reference (users) before its children
-        priority=0 if not any(fk.parent in live_tables for fk in spec.fks) else 1,
+        # claim order: a resource other backlog rows reference (users) before its children
+        priority=0 if not any(fk.parent in backlog_tables for fk in spec.fks) else 1,
         erasure_column=spec.erasure_column,
     )
 
 
-RESOURCES: tuple[LiveResource, ...] = tuple(_resource(s) for s in catalog.LIVE)
-BY_NAME: dict[str, LiveResource] = {r.name: r for r in RESOURCES}
-BY_TABLE: dict[str, LiveResource] = {r.table: r for r in RESOURCES}
+RESOURCES: tuple[BacklogResource, ...] = tuple(_resource(s) for s in catalog.BACKLOG)
+BY_NAME: dict[str, BacklogResource] = {r.name: r for r in RESOURCES}
+BY_TABLE: dict[str, BacklogResource] = {r.table: r for r in RESOURCES}
 USERS, PROJECTS_USERS, ACHIEVEMENTS_USERS, COALITIONS_USERS, CURSUS_USERS = (
     BY_TABLE["users"], BY_TABLE["project_users"], BY_TABLE["achievements_users"], BY_TABLE["coalitions_users"],
     BY_TABLE["cursus_users"])
 
 # ------------------------------------------------------------------ erasure (docs/backlog.md)
 #: The users column after which a row is personal data the school has promised to erase.
-ERASURE_COLUMN = next(s.erasure_column for s in catalog.LIVE if s.erasure_column)
+ERASURE_COLUMN = next(s.erasure_column for s in catalog.BACKLOG if s.erasure_column)
 
 
-def erasure_due(res: LiveResource, row: Sequence[Any], now: datetime | None = None) -> bool:
+def erasure_due(res: BacklogResource, row: Sequence[Any], now: datetime | None = None) -> bool:
     """True when `row` (a mapped users row) is past its data_erasure_date: it must not be kept.
 
     Only users carry the date; a NULL date never expires.
@@ -154,7 +154,7 @@ def erasure_due(res: LiveResource, row: Sequence[Any], now: datetime | None = No
     return parse_ts(value) <= (now or datetime.now(timezone.utc))
 
 
-def purge_erased(cur: Any, res: LiveResource) -> list[int]:
+def purge_erased(cur: Any, res: BacklogResource) -> list[int]:
     """Delete every mirrored row of `res` past its erasure date (their link rows cascade); returns
     their ids (none for a resource without one). Deleted, not anonymized: docs/backlog.md, "Erasure"."""
     if res.erasure_column is None:
@@ -162,7 +162,7 @@ def purge_erased(cur: Any, res: LiveResource) -> list[int]:
     return mirror.delete_due(cur, res.table, res.erasure_column)
 
 
-def resolve(names: Sequence[str] | None) -> list[LiveResource]:
+def resolve(names: Sequence[str] | None) -> list[BacklogResource]:
     """Resources named by queue name or table name (None/empty = all, parents first)."""
     if not names:
         return list(RESOURCES)
@@ -171,7 +171,7 @@ def resolve(names: Sequence[str] | None) -> list[LiveResource]:
         res = BY_NAME.get(n) or BY_TABLE.get(n)
         if res is None:
             known = ", ".join(r.name for r in RESOURCES)
-            raise ValueError(f"unknown live resource {n!r}; expected one of: {known}")
+            raise ValueError(f"unknown backlog resource {n!r}; expected one of: {known}")
         if res not in out:
             out.append(res)
     return sorted(out, key=lambda r: r.priority)

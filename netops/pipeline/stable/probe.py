@@ -35,13 +35,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from netops.api.client import ApiClient, page_problem
+from netops.api.client import ApiClient
+from netops.api.paging import page_problem
 from netops.catalog import DerivedLinks, Listing, NestedList, Single
 from netops.config import Settings
 from netops.db import mirror, sync_runs
 from netops.db.sync_runs import PhaseHistory
 from netops.log import get_logger
-from netops.pipeline.stable import BY_TABLE, SOURCE_TABLES, Phase
+from netops.pipeline.stable.phases import BY_TABLE, SOURCE_TABLES, Phase
 
 #: `sync_runs.status` of a phase whose probe found it unchanged (migration 004).
 UNCHANGED = "unchanged"

@@ -19,7 +19,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from netops.api.client import ApiClient, PageInfo, endpoint_template, object_problem
+from netops.api.client import ApiClient
+from netops.api.paging import PageInfo, endpoint_template, object_problem
 from netops.catalog import DerivedLinks, Listing, NestedList, Single
 from netops.config import Settings
 from netops.db import connect, locks, mirror
@@ -29,7 +30,7 @@ from netops.db.server import resolve_dsn
 from netops.db.sync_runs import Bookkeeping
 from netops.errors import ApiError, NetopsError, SyncError
 from netops.log import get_logger
-from netops.pipeline.links import (
+from netops.pipeline.stable.links import (
     CampusListError,
     Derived,
     campus_names,
@@ -37,8 +38,14 @@ from netops.pipeline.links import (
     name_index,
     unmatched_summary,
 )
-from netops.pipeline.probe import ProbeReport, phase_history, probe_stable, record_unchanged, select_phases
-from netops.pipeline.stable import BY_TABLE, PHASES, MappingError, Phase, followers, nested_rows
+from netops.pipeline.stable.phases import BY_TABLE, PHASES, MappingError, Phase, followers, nested_rows
+from netops.pipeline.stable.probe import (
+    ProbeReport,
+    phase_history,
+    probe_stable,
+    record_unchanged,
+    select_phases,
+)
 
 
 class SyncBusy(NetopsError):
@@ -271,7 +278,7 @@ class StableSync:
     def __init__(self, settings: Settings, progress: Progress | None = None, if_changed: bool = False) -> None:
         self.settings = settings
         self.progress = progress or Progress()
-        self.if_changed = if_changed  # probe first, pull only what moved (netops/pipeline/probe.py)
+        self.if_changed = if_changed  # probe first, pull only what moved (netops/pipeline/stable/probe.py)
         self.log = get_logger("stable", settings.log_path)
         # per parent object (projects) only the nested lists its follower phases load
         # (`nested_rows`), not the raw objects: their nested campus objects are most of their
@@ -280,7 +287,7 @@ class StableSync:
         self._nested_skipped_fetch = False
         self._prefetch: _Prefetch | None = None
         # per achievement only its id and `campus` names (or the problem with them): the derived
-        # links' source (netops/pipeline/links.py), kept from the parent's listing; keyed by it
+        # links' source (netops/pipeline/stable/links.py), kept from the parent's listing; keyed by it
         self._link_names: dict[str, list[tuple[Any, tuple[str, ...] | str]]] = {}
         self._derived: Derived | None = None
 
@@ -478,7 +485,7 @@ class StableSync:
     def _derived_rows(self, phase: Phase, cur: Any, client: ApiClient,
                       fetch: _PhaseFetch) -> Iterator[Sequence[Any]]:
         """Derived links (campus_achievements) from the parent's `campus` names
-        (netops/pipeline/links.py).
+        (netops/pipeline/stable/links.py).
 
         Eager, not a generator: the mirror read must be done before COPY takes the cursor. The
         names are matched against the table the links' other foreign key references (campuses),
@@ -505,7 +512,7 @@ class StableSync:
         for aid, found in names:
             if isinstance(found, str):
                 raise MappingError(f"{endpoint}: row id={aid}: {found}; the API's payload changed — "
-                                   "update netops/pipeline/links.py")
+                                   "update netops/pipeline/stable/links.py")
         self._derived = derive(((a, n) for a, n in names if not isinstance(n, str)), index)
         fetch.page(len(self._derived.links))
         return iter([phase.row({matched.column: cid, parent_fk.column: aid}, endpoint)
@@ -585,5 +592,5 @@ class StableSync:
 def run_stable_sync(settings: Settings, phases: Sequence[str] | None = None,
                     progress: Progress | None = None, if_changed: bool = False) -> SyncReport:
     """Entry point for the CLI, cron and tests. `if_changed`: probe each resource first and
-    pull only those that moved (see netops/pipeline/probe.py for what a probe cannot see)."""
+    pull only those that moved (see netops/pipeline/stable/probe.py for what a probe cannot see)."""
     return StableSync(settings, progress, if_changed).run(phases)

@@ -1,9 +1,9 @@
-"""Reconciliation (`netops backlog reconcile`): a full, budgeted, resumable pull of each live table
+"""Reconciliation (`netops backlog reconcile`): a full, budgeted, resumable pull of each backlog table
 that fixes drift and prunes what the API no longer returns.
 
 Why it exists: a change window only sees rows whose `updated_at` moved. Values computed by the
 server change without moving it, and a deleted row simply stops appearing — neither is ever
-detected. So each live table is periodically read whole and compared.
+detected. So each backlog table is periodically read whole and compared.
 
 How it stays within budget and resumable:
 - The table is walked by id keyset (`sort=id`, `range[id]=<cursor + 1>,...`), 100 rows a call.
@@ -32,9 +32,9 @@ from netops.db import api_calls, connect, marks, mirror, queue
 from netops.db.loader import PRUNE_GUARD_MIN_ROWS
 from netops.errors import ApiError, AuthError, SyncError
 from netops.log import get_logger
-from netops.pipeline.backlog import delete_ids, load_rows
-from netops.pipeline.detect import keyset_pages
-from netops.pipeline.live import LiveResource, PayloadError, entity_id, purge_erased, resolve
+from netops.pipeline.backlog.detect import keyset_pages
+from netops.pipeline.backlog.resources import BacklogResource, PayloadError, entity_id, purge_erased, resolve
+from netops.pipeline.backlog.worker import delete_ids, load_rows
 
 
 @dataclass
@@ -75,7 +75,7 @@ def budget_for(settings: Settings, dsn: str, per_hour: int | None = None) -> tup
 
 def reconcile(settings: Settings, dsn: str, resources: Sequence[str] | None = None,
               max_calls: int | None = None, restart: bool = False, client: Any = None) -> list[ReconcileResult]:
-    """Walk the live tables (parents first) until done or out of budget; returns one result each."""
+    """Walk the backlog tables (parents first) until done or out of budget; returns one result each."""
     from netops.api.client import ApiClient
 
     log = get_logger("backlog", settings.log_path)
@@ -118,7 +118,7 @@ def reconcile(settings: Settings, dsn: str, resources: Sequence[str] | None = No
     return results
 
 
-def _reconcile_one(conn: Any, client: Any, settings: Settings, res: LiveResource, budget: int,
+def _reconcile_one(conn: Any, client: Any, settings: Settings, res: BacklogResource, budget: int,
                    restart: bool, log: Any) -> ReconcileResult:
     started = time.monotonic()
     with conn, conn.cursor() as cur:
@@ -162,7 +162,7 @@ class _Mapped:
     ids: list[int]
 
 
-def _map_page(res: LiveResource, objs: Sequence[Any], result: ReconcileResult, log: Any) -> _Mapped:
+def _map_page(res: BacklogResource, objs: Sequence[Any], result: ReconcileResult, log: Any) -> _Mapped:
     rows, payloads, present = [], {}, set()
     for obj in objs:
         try:
@@ -177,7 +177,7 @@ def _map_page(res: LiveResource, objs: Sequence[Any], result: ReconcileResult, l
     return _Mapped(rows, payloads, sorted(present))
 
 
-def _apply_page(cur: Any, settings: Settings, res: LiveResource, mapped: _Mapped, last: bool, after: int,
+def _apply_page(cur: Any, settings: Settings, res: BacklogResource, mapped: _Mapped, last: bool, after: int,
                 result: ReconcileResult) -> int:
     """Load one page, queue its rows whose parent is missing, prune the mirrored ids of its id range
     it lacks and move the cursor past it; returns the new cursor."""
@@ -203,7 +203,7 @@ def _apply_page(cur: Any, settings: Settings, res: LiveResource, mapped: _Mapped
     return after
 
 
-def _prune_absent(cur: Any, settings: Settings, res: LiveResource, after: int, hi: int | None,
+def _prune_absent(cur: Any, settings: Settings, res: BacklogResource, after: int, hi: int | None,
                   ids: list[int], result: ReconcileResult) -> None:
     """Delete the mirrored rows with an id in (after, hi] the API no longer returns."""
     gone = mirror.absent_ids(cur, res.table, after, hi, ids)
