@@ -25,8 +25,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from loguru import logger
-
 COMPONENT_FILES: dict[str, str] = {
     "token": "42_token_refresh.log",
     "backlog": "backlog_worker.log",
@@ -70,8 +68,21 @@ def _patch(record: dict[str, Any]) -> None:
     record["message"] = redact(record["message"])
 
 
-logger.remove()
-logger.configure(patcher=_patch)
+_logger: Any = None
+
+
+def _loguru() -> Any:
+    """loguru's logger, configured once. Imported on first use: a command that never logs (the
+    status page's writer, every minute) does not pay for loading it."""
+    global _logger
+    with _lock:
+        if _logger is None:
+            from loguru import logger
+
+            logger.remove()
+            logger.configure(patcher=_patch)
+            _logger = logger
+    return _logger
 
 
 def setup_stderr(verbose: bool = False) -> None:
@@ -80,7 +91,7 @@ def setup_stderr(verbose: bool = False) -> None:
     global _configured_stderr
     if _configured_stderr or not verbose:
         return
-    logger.add(
+    _loguru().add(
         sys.stderr,
         level="DEBUG",
         format="<level>{level: <7}</level> {message}",
@@ -152,6 +163,7 @@ def get_logger(component: str, log_dir: Path | str) -> Any:
     """
     log_dir = Path(log_dir)
     key = (component, str(log_dir))
+    logger = _loguru()
     with _lock:
         if key not in _sinks:
             log_dir.mkdir(parents=True, exist_ok=True)

@@ -49,7 +49,7 @@ def status(settings: Settings, as_json: bool, output: str | None, history_out: s
     """
     from pathlib import Path
 
-    from netops.monitor.metrics import atomic_write
+    from netops.monitor.files import atomic_write
     from netops.monitor.status import EXIT_CODES, collect_status, render_text, status_document
 
     if output and not as_json:
@@ -209,8 +209,8 @@ def metrics_history(settings: Settings, output: str | None, as_json: bool) -> No
     prunes netops.api_calls to NETOPS_API_CALLS_KEEP_DAYS and the samples to 48 h."""
     from pathlib import Path
 
+    from netops.monitor.files import atomic_write
     from netops.monitor.history import HISTORY_NAME, HistoryUnavailable, collect_history, history_text
-    from netops.monitor.metrics import atomic_write
 
     path = Path(output) if output else settings.metrics_path / HISTORY_NAME
     try:

@@ -84,7 +84,7 @@ class FileStore:
                              "message": message}
 
     def close(self) -> None:
-        from netops.monitor.metrics import atomic_write
+        from netops.monitor.files import atomic_write
 
         atomic_write(self.path, json.dumps(self.data, indent=2) + "\n", mode=0o600)
         fcntl.flock(self._fh, fcntl.LOCK_UN)

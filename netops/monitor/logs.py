@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from netops.log import COMPONENT_FILES
-from netops.monitor.metrics import log_files
+from netops.monitor.files import log_files
 
 _STAMP_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}")
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -30,8 +29,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from netops.config import Settings
-from netops.log import COMPONENT_FILES
 from netops.monitor.facts import STABLE_PHASES, PhaseFacts, iso
+from netops.monitor.files import atomic_write, log_files
 
 if TYPE_CHECKING:
     from netops.db.counters import Counters
@@ -44,20 +43,6 @@ TEXTFILE_NAME = "netops.prom"
 
 def _ts(dt: datetime | None) -> float | None:
     return dt.timestamp() if dt is not None else None
-
-
-def log_files(log_dir: Path) -> dict[str, Path]:
-    """component -> its current file (init_db: the newest init_db_*.log), existing files only."""
-    out: dict[str, Path] = {}
-    for component, name in COMPONENT_FILES.items():
-        if "{stamp}" in name:
-            pattern = name.replace("{stamp}", "*")
-            matches = sorted(Path(log_dir).glob(pattern))
-            if matches:
-                out[component] = matches[-1]
-        elif (Path(log_dir) / name).exists():
-            out[component] = Path(log_dir) / name
-    return out
 
 
 #: Version of the metrics_latest.json layout (docs/observability.md documents every field); it
@@ -471,27 +456,6 @@ def build_registry(snapshot: dict[str, Any], registry: CollectorRegistry | None 
 
 def prometheus_text(snapshot: dict[str, Any], registry: CollectorRegistry | None = None) -> str:
     return generate_latest(build_registry(snapshot, registry)).decode("utf-8")
-
-
-# --- files -----------------------------------------------------------------------------------
-
-def atomic_write(path: Path, text: str, mode: int = 0o644) -> None:
-    """Temp file in the same directory, fsync, then os.replace: a reader (nginx, a scraper, a
-    cron job) sees the old file or the new one, never half of one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 class TextfileConflict(ValueError):

@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
 from netops.cli import cli
-from netops.monitor import metrics
+from netops.monitor import files, metrics
 from tests.integration.test_monitor_seed import (
     STABLE_ROWS,
     cli_env,
@@ -163,14 +163,14 @@ def test_write_is_atomic_and_textfile_dir(busy_box: Any, tmp_path: Any) -> None:
 
 def test_atomic_write_never_leaves_a_partial_file(tmp_path: Any, monkeypatch: Any) -> None:
     target = tmp_path / "metrics_latest.json"
-    metrics.atomic_write(target, '{"old": true}\n')
+    files.atomic_write(target, '{"old": true}\n')
 
     def boom(*_: Any) -> None:
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(os, "replace", boom)
     with pytest.raises(OSError):
-        metrics.atomic_write(target, '{"new": true}\n')
+        files.atomic_write(target, '{"new": true}\n')
     assert target.read_text() == '{"old": true}\n'
     assert os.listdir(tmp_path) == ["metrics_latest.json"]
 
