@@ -284,11 +284,9 @@ class PgLimiter:
 
     def _cursor(self) -> Any:
         if self._conn is None or self._conn.closed:
-            from netops.db import connect
+            from netops.db.ratelimit import connect_limiter
 
-            self._conn = connect(self.dsn, autocommit=True, application_name="netops-limiter")
-            with self._conn.cursor() as cur:
-                cur.execute("SET synchronous_commit TO off")
+            self._conn = connect_limiter(self.dsn)
         return self._conn.cursor()
 
     def _claim(self, key: ApiKey) -> tuple[Any, float]:

@@ -20,6 +20,17 @@ class Claim:
     slot_id: int | None = None  # set when claimed: close_slot() moves it to where the API counted it
 
 
+def connect_limiter(dsn: str) -> Any:
+    """The limiter's own autocommit connection. Claims skip the WAL flush (synchronous_commit
+    off): a claim lost in a crash only frees a slot the dead process would never use."""
+    from netops.db import connect
+
+    conn = connect(dsn, autocommit=True, application_name="netops-limiter")
+    with conn.cursor() as cur:
+        cur.execute("SET synchronous_commit TO off")
+    return conn
+
+
 def claim(cur: Any, label: str, client_id: str, fingerprint: str, per_second: float, per_hour: int,
           margin: float) -> Claim:
     """One round trip: the row lock, both windows and the insert happen inside the function."""
