@@ -49,8 +49,9 @@ def status(settings: Settings, as_json: bool, output: str | None, history_out: s
     """
     from pathlib import Path
 
+    from netops.monitor.evaluation import evaluate
     from netops.monitor.files import atomic_write
-    from netops.monitor.status import EXIT_CODES, collect_status, render_text, status_document
+    from netops.monitor.status import EXIT_CODES, render_text, status_document
 
     if output and not as_json:
         raise click.UsageError("--output writes the JSON document: give --json too")
@@ -58,7 +59,7 @@ def status(settings: Settings, as_json: bool, output: str | None, history_out: s
         from netops.monitor import history
 
         both = history.evaluate_with_history(settings, _dsn(settings))
-        doc = status_document(both.evaluation)
+        ev = both.evaluation
         hist_path = Path(history_out)
         if both.history is not None:
             atomic_write(hist_path, history.history_text(both.history))
@@ -67,14 +68,15 @@ def status(settings: Settings, as_json: bool, output: str | None, history_out: s
             click.echo(f"netops status: history.json not written ({both.unavailable}): {hist_path} left as it "
                        "was until the database is back (said once per outage; status shows it)", err=True)
     else:
-        doc = collect_status(settings, _dsn(settings))
+        ev = evaluate(settings, _dsn(settings))
+    doc = status_document(ev)
     if output:
         atomic_write(Path(output), json_text(doc) + "\n")
     elif as_json:
         echo_json(doc)
     else:
-        click.echo(render_text(doc))
-    sys.exit(EXIT_CODES[doc["state"]])
+        click.echo(render_text(ev))
+    sys.exit(EXIT_CODES[ev.state])
 
 
 # --- logs ------------------------------------------------------------------------------------

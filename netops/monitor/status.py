@@ -17,7 +17,7 @@ from netops.config import Settings
 from netops.credentials import Budget
 from netops.db.monitor_facts import ApiFacts, BacklogFacts
 from netops.monitor.evaluation import Evaluation, Facts, check_nginx, evaluate
-from netops.monitor.facts import KeyRow, PhaseFacts, iso
+from netops.monitor.facts import PhaseFacts, iso
 from netops.monitor.formatting import human_age, human_bytes, render_key_line
 
 EXIT_CODES = {"ok": 0, "warning": 1, "critical": 2}
@@ -37,13 +37,10 @@ def collect_status(settings: Settings, dsn: str | None, check_services: bool = T
 def status_document(ev: Evaluation) -> dict[str, Any]:
     """The `netops status --json` document of one evaluation (docs/CONTRACTS.md)."""
     f, settings = ev.facts, ev.settings
-    problems = [{"severity": v.rule.severity, "check": v.rule.name,
-                 "message": f"{v.message}; {v.action}"} for v in ev.firing]
-    problems.sort(key=lambda p: p["severity"] != "critical")
     doc: dict[str, Any] = {
         "state": ev.state,
         "checked_at": iso(f.now),
-        "problems": problems,
+        "problems": _problems(ev),
         "services": {
             "postgresql": {"ok": f.db_up, "version": f.db_version, "error": f.db_error},
             "nginx": f.nginx.as_json(),
@@ -71,6 +68,14 @@ def status_document(ev: Evaluation) -> dict[str, Any]:
                           "violations": q.violations, "info": q.info}
     doc["elapsed_ms"] = f.elapsed_ms
     return doc
+
+
+def _problems(ev: Evaluation) -> list[dict[str, str]]:
+    """Every firing rule, critical first, with its message and the next step."""
+    problems = [{"severity": v.rule.severity, "check": v.rule.name,
+                 "message": f"{v.message}; {v.action}"} for v in ev.firing]
+    problems.sort(key=lambda p: p["severity"] != "critical")
+    return problems
 
 
 def _round3(seconds: float | None) -> float | None:
@@ -140,103 +145,106 @@ def _api_doc(api: ApiFacts, total: Budget) -> dict[str, Any]:
 
 # --- text rendering ------------------------------------------------------------------------
 
-def render_text(doc: dict[str, Any]) -> str:
-    """A screenful for a person; scripts use --json. Rendered from the JSON document, so the
-    text says exactly what status.json says."""
-    lines = [f"netops status: {doc['state'].upper()}   (checked {doc['checked_at']}, {doc.get('elapsed_ms', 0):.0f} ms)"]
-    for p in doc["problems"]:
+def render_text(ev: Evaluation) -> str:
+    """A screenful for a person; scripts use --json. Rendered from the same evaluation as the
+    JSON document, field for field, so the text says what status.json says."""
+    f = ev.facts
+    lines = [f"netops status: {ev.state.upper()}   (checked {iso(f.now)}, {f.elapsed_ms:.0f} ms)"]
+    for p in _problems(ev):
         lines.append(f"  {'!!' if p['severity'] == 'critical' else '! '} {p['check']}: {p['message']}")
-    lines += _services_lines(doc["services"])
-    lines += _phase_lines(doc["phases"])
-    lines += _sync_lines(doc)
-    lines += _api_lines(doc)
-    lines += _file_lines(doc)
-    lines.append("alerts      firing now: " + (", ".join(doc["alerts"]["firing"]) or "none"))
+    lines += _services_lines(f)
+    lines += _phase_lines(f.phases or [], f.now)
+    lines += _sync_lines(f)
+    lines += _api_lines(f)
+    lines += _file_lines(f)
+    lines.append("alerts      firing now: " + (", ".join(v.rule.name for v in ev.firing) or "none"))
     return "\n".join(lines)
 
 
-def _services_lines(services: dict[str, Any]) -> list[str]:
-    pg, ngx = services["postgresql"], services["nginx"]
+def _services_lines(f: Facts) -> list[str]:
+    ngx = f.nginx
     lines = ["services",
-             f"  postgresql  {'ok     ' + (pg['version'] or '') if pg['ok'] else 'DOWN   ' + (pg['error'] or '')}"]
-    if ngx["ok"] is None:
+             f"  postgresql  {'ok     ' + (f.db_version or '') if f.db_up else 'DOWN   ' + (f.db_error or '')}"]
+    if ngx.ok is None:
         lines.append("  nginx       -      not configured (NETOPS_NGINX_URL)")
     else:
-        lines.append(f"  nginx       {'ok    ' if ngx['ok'] else 'DOWN  '} {ngx['url']} {ngx['error'] or ''}".rstrip())
+        lines.append(f"  nginx       {'ok    ' if ngx.ok else 'DOWN  '} {ngx.url} {ngx.error or ''}".rstrip())
     return lines
 
 
-def _phase_lines(phases: list[dict[str, Any]]) -> list[str]:
+def _phase_status(p: PhaseFacts) -> str:
+    if p.last_status == "running" and p.pages_total:
+        return f"{p.pages_done}/{p.pages_total}"
+    if p.last_status == "unchanged":  # `sync stable --if-changed` skipped it: its probe saw no change
+        return "unchanged (probe)"
+    return p.last_status or "never"
+
+
+def _phase_lines(phases: list[PhaseFacts], now: datetime) -> list[str]:
     if not phases:
         return []
-    shown = []
-    for p in phases:
-        status = p["last_status"] or "never"
-        if p["running"] and p["pages_total"]:
-            status = f"{p['pages_done']}/{p['pages_total']}"
-        elif status == "unchanged":  # `sync stable --if-changed` skipped it: its probe saw no change
-            status = "unchanged (probe)"
-        shown.append(status)
+    shown = [_phase_status(p) for p in phases]
     width = max([9] + [len(s) + 1 for s in shown])
     lines = [f"{'phases':<26}{'last':<{width}}{'age':>7}{'took':>8}{'+ins':>8}{'~upd':>7}{'-del':>7}"]
     for p, status in zip(phases, shown, strict=True):
-        took = f"{p['duration_seconds']:.1f}s" if p["duration_seconds"] is not None else "-"
-        lines.append(f"  {p['phase']:<24}{status:<{width}}{human_age(p['age_seconds']):>7}{took:>8}"
-                     f"{p['rows_inserted']:>8}{p['rows_updated']:>7}{p['rows_deleted']:>7}")
+        took = f"{_round3(p.duration_seconds):.1f}s" if p.duration_seconds is not None else "-"
+        lines.append(f"  {p.phase:<24}{status:<{width}}{human_age(_age(now, p.finished_at)):>7}{took:>8}"
+                     f"{p.rows_inserted:>8}{p.rows_updated:>7}{p.rows_deleted:>7}")
     return lines
 
 
-def _sync_lines(doc: dict[str, Any]) -> list[str]:
+def _sync_lines(f: Facts) -> list[str]:
     """The last sync, the backlog and the tables."""
     lines = []
-    ls = doc["last_sync"]
-    if not doc["services"]["postgresql"]["ok"]:
+    run = f.run
+    if not f.db_up:
         lines.append("last sync   unknown (database unreachable)")
-    elif ls["status"] == "running":
-        lines.append(f"last sync   running for {human_age(ls['duration_seconds'])} (started {ls['started_at']})")
-    elif ls["status"]:
-        lines.append(f"last sync   {ls['status']}, finished {ls['finished_at'] or '-'} ({human_age(ls['age_seconds'])} ago)")
-    b = doc["backlog"]
-    if b["available"] is None:
+    elif run is not None and run.status == "running":
+        lines.append(f"last sync   running for {human_age(_round3(run.duration_seconds))} "
+                     f"(started {iso(run.started_at)})")
+    elif run is not None and run.status:
+        lines.append(f"last sync   {run.status}, finished {iso(run.finished_at) or '-'} "
+                     f"({human_age(_age(f.now, run.finished_at))} ago)")
+    b = f.backlog
+    if b is None:
         lines.append("backlog     unknown (database unreachable)")
     else:
-        lines.append("backlog     " + (f"pending {b['pending']}  processing {b['processing']}  failed {b['failed']}"
-                                       if b["available"] else "not installed (backlog tables absent)"))
-    if doc["tables"]:
-        parts = [f"{name} {t['rows']}{'' if t['exact'] else '~'}" for name, t in doc["tables"].items()]
+        lines.append("backlog     " + (f"pending {b.pending}  processing {b.processing}  failed {b.failed}"
+                                       if b.available else "not installed (backlog tables absent)"))
+    if f.tables:
+        parts = [f"{name} {t.rows}{'' if t.exact else '~'}" for name, t in f.tables.items()]
         lines.append("tables      " + _wrap(parts, 12))
     return lines
 
 
-def _api_lines(doc: dict[str, Any]) -> list[str]:
-    if "api" not in doc:
+def _api_lines(f: Facts) -> list[str]:
+    if f.api is None:
         lines = ["api         unknown (database unreachable)"]
     else:
-        a = doc["api"]
+        a = _api_doc(f.api, f.budget)
         lines = [f"api         {a['calls_last_hour']}/{a['budget_per_hour']} calls last hour "
-                 f"({a['utilisation_percent']}%{a.get('budget_note', '')}), 401: {a['unauthorized_last_hour']}, "
+                 f"({a['utilisation_percent']}%{a['budget_note']}), 401: {a['unauthorized_last_hour']}, "
                  f"429: {a['rate_limited_last_hour']}"]
-    lines.extend(f"            {render_key_line(KeyRow.from_json(k))}" for k in doc.get("api_keys") or [])
+    lines.extend(f"            {render_key_line(k)}" for k in f.keys)
     return lines
 
 
-def _file_lines(doc: dict[str, Any]) -> list[str]:
+def _file_lines(f: Facts) -> list[str]:
     """The database size, the disks, the token and the last quality check."""
-    ok = doc["services"]["postgresql"]["ok"]
-    lines = [f"database    {human_bytes(doc['database']['size_bytes']) if ok else 'unknown'}"]
-    for key, d in doc["disk"].items():
-        lines.append(f"{key:<12}{d['path']}: {human_bytes(d['used_bytes'])} used, "
-                     f"{human_bytes(d['free_bytes'])} free ({d['free_percent']}%)")
-    t = doc["token"]
-    tok = f"ttl {human_age(t['ttl_seconds'])}" if t["present"] else "none stored"
-    if t.get("refused_at"):
-        tok += f", REFUSED by the API at {t['refused_at']}"
-    if t["secret_valid_until"]:
-        tok += f", secret valid until {t['secret_valid_until']}"
+    lines = [f"database    {human_bytes(f.db_size) if f.db_up else 'unknown'}"]
+    for key, d in f.disk.items():
+        lines.append(f"{key:<12}{d.path}: {human_bytes(d.used_bytes)} used, "
+                     f"{human_bytes(d.free_bytes)} free ({d.free_percent}%)")
+    t = f.token
+    tok = f"ttl {human_age(t.ttl_seconds)}" if t.present else "none stored"
+    if t.refused_at:
+        tok += f", REFUSED by the API at {iso(t.refused_at)}"
+    if t.secret_valid_until:
+        tok += f", secret valid until {iso(t.secret_valid_until)}"
     lines.append(f"token       {tok}")
-    if "quality" in doc and doc["quality"]["checked_at"]:
-        q = doc["quality"]
-        lines.append(f"quality     {q['violations']} violations, {q['info']} info (checked {q['checked_at']})")
+    q = f.quality
+    if q is not None and q.checked_at:
+        lines.append(f"quality     {q.violations} violations, {q.info} info (checked {iso(q.checked_at)})")
     return lines
 
 

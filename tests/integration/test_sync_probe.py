@@ -19,6 +19,7 @@ from rich.console import Console
 
 from netops.config import Settings
 from netops.monitor.dashboard import print_once
+from netops.monitor.evaluation import evaluate
 from netops.monitor.metrics import collect_snapshot, prometheus_text
 from netops.monitor.status import collect_status, render_text
 from netops.pipeline.stable.phases import PHASES
@@ -150,7 +151,7 @@ def test_no_change_costs_only_the_probe_calls_and_changes_nothing(settings: Sett
     assert by_phase["coalitions"]["last_success_at"] == pulled_at.astimezone(timezone.utc).isoformat(
         timespec="seconds").replace("+00:00", "Z")
     assert status["last_sync"]["status"] == "success"
-    text = render_text(status)
+    text = render_text(evaluate(settings, settings.dsn, check_services=False))
     assert f"{'coalitions':<24}unchanged (probe)" in text
     console = Console(record=True, width=120)
     print_once(settings, settings.dsn, console)
