@@ -13,8 +13,8 @@ import pytest
 from click.testing import CliRunner
 
 from netops.cli import cli
+from netops.db.alert_state import Stored
 from netops.monitor.alerts import RULES, check_alerts, next_state, prometheus_rules
-from netops.monitor.alerts import Stored as S
 from tests.integration.test_monitor_seed import age_calls, cli_env, connect, healthy, insert_calls
 
 
@@ -189,14 +189,14 @@ def test_database_down_fires_from_the_file_store(settings_factory: Any, receiver
 
 
 def test_state_machine() -> None:
-    assert next_state(S("a", "ok"), True, True) == "firing"
-    assert next_state(S("a", "firing"), True, True) == "firing"
-    assert next_state(S("a", "firing"), False, True) == "resolved"
-    assert next_state(S("a", "resolved", notified_state="resolved"), False, True) == "ok"
-    assert next_state(S("a", "resolved", notified_state="firing"), False, True) == "resolved"  # POST pending
-    assert next_state(S("a", "resolved"), False, False) == "ok"
-    assert next_state(S("a", "resolved"), True, True) == "firing"
-    assert next_state(S("a", "firing"), None, True) == "firing"  # unknown value keeps the state
+    assert next_state(Stored("a", "ok"), True, True) == "firing"
+    assert next_state(Stored("a", "firing"), True, True) == "firing"
+    assert next_state(Stored("a", "firing"), False, True) == "resolved"
+    assert next_state(Stored("a", "resolved", notified_state="resolved"), False, True) == "ok"
+    assert next_state(Stored("a", "resolved", notified_state="firing"), False, True) == "resolved"  # POST pending
+    assert next_state(Stored("a", "resolved"), False, False) == "ok"
+    assert next_state(Stored("a", "resolved"), True, True) == "firing"
+    assert next_state(Stored("a", "firing"), None, True) == "firing"  # unknown value keeps the state
 
 
 def test_prometheus_rules_parse_and_read_thresholds_from_the_export(settings_factory: Any) -> None:

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from netops.cli import cli
 from netops.log import COMPONENT_FILES
-from netops.monitor import logs as L
+from netops.monitor import logs
 
 
 def env(log_dir: Path, state: Path) -> dict[str, str]:
@@ -33,7 +33,7 @@ def log_dir(tmp_path: Path) -> Path:
 
 
 def test_list_shows_every_component_and_newest_init_db(log_dir: Path) -> None:
-    rows = {r["component"]: r for r in L.list_logs(log_dir)}
+    rows = {r["component"]: r for r in logs.list_logs(log_dir)}
     assert set(rows) == set(COMPONENT_FILES)
     assert rows["init_db"]["file"] == "init_db_20261128T000000Z.log"
     assert rows["stable"]["size_bytes"] == (log_dir / "nightly_stable_tables.log").stat().st_size
@@ -44,11 +44,11 @@ def test_list_shows_every_component_and_newest_init_db(log_dir: Path) -> None:
 def test_last_lines_reads_from_the_end(tmp_path: Path) -> None:
     p = tmp_path / "big.log"
     p.write_text("".join(f"line {i}\n" for i in range(100_000)))
-    assert L.last_lines(p, 3, block=1000) == ["line 99997", "line 99998", "line 99999"]
-    assert L.last_lines(p, 0) == []
+    assert logs.last_lines(p, 3, block=1000) == ["line 99997", "line 99998", "line 99999"]
+    assert logs.last_lines(p, 0) == []
     short = tmp_path / "short.log"
     short.write_text("only\n")
-    assert L.last_lines(short, 10) == ["only"]
+    assert logs.last_lines(short, 10) == ["only"]
 
 
 def test_tail_cli_one_component_and_all_merged(log_dir: Path, tmp_path: Path) -> None:
@@ -67,7 +67,7 @@ def test_tail_cli_one_component_and_all_merged(log_dir: Path, tmp_path: Path) ->
 
 
 def test_tail_merge_orders_by_time(log_dir: Path) -> None:
-    merged = L.tail(log_dir, ["stable", "token"], 22)
+    merged = logs.tail(log_dir, ["stable", "token"], 22)
     assert ("token", "2026-11-28T02:00:30Z INFO    token ttl 7000s") in merged
     stamps = [line[:20] for _, line in merged]
     assert stamps == sorted(stamps)
@@ -91,7 +91,7 @@ def test_list_cli_json(log_dir: Path, tmp_path: Path) -> None:
 def test_follow_survives_rotation(log_dir: Path) -> None:
     got: list[str] = []
     stop = threading.Event()
-    t = threading.Thread(target=L.follow, args=(log_dir, ["stable"], lambda c, line: got.append(line)),
+    t = threading.Thread(target=logs.follow, args=(log_dir, ["stable"], lambda c, line: got.append(line)),
                          kwargs={"poll": 0.05, "stop": stop.is_set}, daemon=True)
     t.start()
     path = log_dir / "nightly_stable_tables.log"
