@@ -28,7 +28,7 @@ from typing import Any
 
 import psycopg2
 
-from netops.config import Settings
+from netops.config import FIELDS, Settings
 from netops.credentials import Budget
 from netops.db import monitor_facts
 from netops.db.counters import Counters, read_counters
@@ -193,6 +193,10 @@ Value = Callable[[Facts, Settings], float | None]
 Detail = Callable[[Facts, Settings], str | None]
 
 
+#: every setting's name: what a rule may name as its threshold
+SETTING_NAMES = frozenset(f.name for f in FIELDS)
+
+
 @dataclass(frozen=True, kw_only=True)
 class Rule:
     """One check: fires when value > threshold (or < threshold when `below`)."""
@@ -224,6 +228,11 @@ class Rule:
 
     def action_for(self, settings: Settings) -> str:
         return self.advice(settings) if self.advice is not None else self.action
+
+    def __post_init__(self) -> None:
+        # the threshold's setting is named, not read, here: a misspelt name fails at import
+        if self.setting is not None and self.setting not in SETTING_NAMES:
+            raise ValueError(f"rule {self.name}: no setting named {self.setting!r}")
 
     def threshold(self, settings: Settings) -> float:
         return float(getattr(settings, self.setting)) * self.scale if self.setting else self.fixed
