@@ -224,8 +224,10 @@ VAULT
         test "$(task_status 'netops : Run the first stable sync (netops sync stable)' netops-01)$(task_status 'netops : Run the first stable sync (netops sync stable)' netops-03)" = changedchanged
     check "netops_first_sync: false turned it off on netops-02" \
         test "$(task_status 'netops : Run the first stable sync (netops sync stable)' netops-02)" = skipping
+    # Ours only: ansible-core's own import of DSA draws a CryptographyDeprecationWarning from
+    # recent cryptography releases (51.0.1 here) at every start: no playbook or template of ours causes it.
     check "deploy prints no Python warning (a template's regex once drew a FutureWarning per host)" \
-        bash -c "! grep -qE 'FutureWarning|DeprecationWarning|errantly sent data' '$LAST_LOG'"
+        bash -c "! grep -E 'FutureWarning|DeprecationWarning|errantly sent data' '$LAST_LOG' | grep -qv CryptographyDeprecationWarning"
 
     say "3. second deploy changes nothing"
     pb deploy-again deploy.yml
