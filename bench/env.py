@@ -24,6 +24,15 @@ from netops.db.server import LocalPostgres
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# Scaled time: latency x budget (calls that must be in flight to stay at the budget) is kept at
+# the real API's 1.1 s x 2/s = 2.2, so every latency-vs-budget effect keeps its proportion.
+SCALED = {"latency": 0.055, "rate": 40}
+# The detector's settle delay in the backlog benchmark (the shipped default, 60 s, only delays
+# when a change is read, not what reading it costs; 1 s keeps the run short)
+BACKLOG_SETTLE = 1.0
+REAL = {"latency": 1.1, "rate": 2}
+QUICK = {"latency": 0.005, "rate": 440}  # --quick (smoke): same 2.2 in flight, seconds not minutes
+
 
 def traversable_tmpdir(prefix: str) -> Path:
     """mkdtemp makes 0700 dirs; the server user (when run as root) must be able to enter it."""

@@ -17,7 +17,6 @@ Registered in bench/run.py as `monitor`; its section of BENCHMARKS.md is render(
 
 from __future__ import annotations
 
-import json
 import shutil
 import statistics
 import time
@@ -151,18 +150,3 @@ def render(r: dict[str, Any], w: Any) -> None:
     w(f"The status-json job, once pruned: one pass (`status --history`) {j['one_pass_ms']:.0f} ms against "
       f"{j['two_passes_ms']:.0f} ms for the status evaluation then `metrics history` (medians of {j['runs']}, "
       "in process; the job used to be two processes, each also paying Python's start-up).\n")
-
-
-def main() -> None:
-    """`python -m bench.monitor_cost`: this benchmark alone, its figures printed as JSON."""
-    from bench.run import Bench
-
-    bench = Bench(1, quick=False)
-    try:
-        print(json.dumps(bench_monitor(bench), indent=1))
-    finally:
-        bench.close()
-
-
-if __name__ == "__main__":
-    main()

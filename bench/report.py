@@ -5,7 +5,7 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
-from bench.run import REAL, SCALED
+from bench.env import REAL, SCALED
 from netops.config import FIELDS
 from netops.db.loader import BULK_MIN_ROWS
 

@@ -28,20 +28,22 @@ import psycopg2
 import requests
 
 from bench import budget, monitor_cost
-from bench.env import ROOT, BenchPostgres, machine, netops_env, run_worker, traversable_tmpdir, versions
+from bench.env import (
+    BACKLOG_SETTLE,
+    QUICK,
+    REAL,
+    ROOT,
+    SCALED,
+    BenchPostgres,
+    machine,
+    netops_env,
+    run_worker,
+    traversable_tmpdir,
+    versions,
+)
 from netops.sim import SimConfig, SimServer
 
 ALL = ("sync", "loader", "backlog", "dlt", "status", "real", "budget", "keys", "claim", "monitor")
-
-# Scaled time: latency x budget (calls that must be in flight to stay at the budget) is kept at
-# the real API's 1.1 s x 2/s = 2.2, so every latency-vs-budget effect keeps its proportion.
-SCALED = {"latency": 0.055, "rate": 40}
-# The detector's settle delay in the backlog benchmark (the shipped default, 60 s, only delays
-# when a change is read, not what reading it costs; 1 s keeps the run short)
-BACKLOG_SETTLE = 1.0
-REAL = {"latency": 1.1, "rate": 2}
-QUICK = {"latency": 0.005, "rate": 440}  # --quick (smoke): same 2.2 in flight, seconds not minutes
-
 
 def med(values: list[float]) -> float:
     from bench.report import med as median  # one definition (skips missing values)
