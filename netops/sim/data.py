@@ -48,11 +48,17 @@ ALIASES = {
     "project_session": "project_sessions", "coalition": "coalitions", "achievement": "achievements",
     "user": "users", "achievement_users": "achievements_users", "coalition_users": "coalitions_users",
 }
-for _spec in catalog.BACKLOG:
-    _res = _spec.source.resource  # type: ignore[union-attr]
-    for _alias in (_spec.name, _res[:-1]):
-        if _alias != _res:
-            ALIASES.setdefault(_alias, _res)
+
+
+def _backlog_aliases() -> dict[str, str]:
+    out: dict[str, str] = {}
+    for spec in catalog.BACKLOG:
+        res = spec.source.resource  # type: ignore[union-attr]
+        out.update({alias: res for alias in (spec.name, res[:-1]) if alias != res})
+    return out
+
+
+ALIASES.update({k: v for k, v in _backlog_aliases().items() if k not in ALIASES})
 
 #: Mirror tables (names as in the netops schema) -> their primary key columns: the catalog's.
 STABLE_TABLES = {s.name: list(s.pk) for s in catalog.STABLE}
