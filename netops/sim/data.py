@@ -20,7 +20,8 @@ from __future__ import annotations
 import bisect
 import itertools
 import random
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 from netops import catalog
@@ -40,19 +41,32 @@ CHURN = (("users", 40), ("projects_users", 30), ("achievements_users", 15), ("co
 RESOURCES = STABLE_RESOURCES + BACKLOG_RESOURCES
 LINK_RESOURCES = ("campus_projects", "campus_achievements")
 
+#: spellings people use; every backlog resource also answers to its mirror table's name and its
+#: singular (`project_users`, `titles_user`), derived from the catalog below
 ALIASES = {
     "campus": "campuses", "project": "projects", "sessions": "project_sessions",
     "project_session": "project_sessions", "coalition": "coalitions", "achievement": "achievements",
-    "user": "users", "project_users": "projects_users", "projects_user": "projects_users",
-    "achievement_users": "achievements_users", "coalition_users": "coalitions_users",
-    "cursus_user": "cursus_users",
+    "user": "users", "achievement_users": "achievements_users", "coalition_users": "coalitions_users",
 }
+
+
+def _backlog_aliases() -> dict[str, str]:
+    out: dict[str, str] = {}
+    for spec in catalog.BACKLOG:
+        res = spec.source.resource  # type: ignore[union-attr]
+        out.update({alias: res for alias in (spec.name, res[:-1]) if alias != res})
+    return out
+
+
+ALIASES.update({k: v for k, v in _backlog_aliases().items() if k not in ALIASES})
 
 #: Mirror tables (names as in the netops schema) -> their primary key columns: the catalog's.
 STABLE_TABLES = {s.name: list(s.pk) for s in catalog.STABLE}
 BACKLOG_TABLES = {s.name: list(s.pk) for s in catalog.BACKLOG}
 TABLES = {**STABLE_TABLES, **BACKLOG_TABLES}
 
+#: fields stored as epoch ms and rendered as ISO text; the backlog resources' are added from
+#: their generators (`Generator.ts`, by default the catalog's `ts` columns) at the end of the module
 TS_FIELDS: dict[str, tuple[str, ...]] = {
     "cursus": ("created_at",),
     "campuses": (),
@@ -60,11 +74,6 @@ TS_FIELDS: dict[str, tuple[str, ...]] = {
     "project_sessions": ("begin_at", "end_at", "created_at", "updated_at"),
     "coalitions": (),
     "achievements": (),
-    "users": ("anonymize_date", "data_erasure_date", "created_at", "updated_at", "alumnized_at"),
-    "projects_users": ("marked_at", "retriable_at", "created_at", "updated_at"),
-    "achievements_users": ("created_at", "updated_at"),
-    "coalitions_users": ("created_at", "updated_at"),
-    "cursus_users": ("begin_at", "end_at", "blackholed_at", "created_at", "updated_at"),
 }
 
 # Exact sizes of the default data set (docs/api.md, December 2025).
@@ -253,8 +262,7 @@ class Dataset:
         if resource == "projects":
             return self._render_projects(rows)
         out = []
-        users = self.tables["users"]
-        projects = self.tables["projects"]
+        nested = GENERATORS[resource].nested if resource in GENERATORS else None
         achievements = self.tables["achievements"]
         if resource == "achievements":
             campus_names = self.achievement_campus_names()
@@ -269,19 +277,8 @@ class Dataset:
                 if key[0] == "_":
                     continue
                 d[key] = fmt(value, ts_offset(resource, rid, key)) if key in ts and isinstance(value, int) else value
-            if resource == "projects_users":
-                p = projects.get(row["_project_id"])
-                d["project"] = None if p is None else {
-                    "id": p["id"], "name": p["name"], "slug": p["slug"], "parent_id": p["_parent_id"]}
-                u = users.get(row["_user_id"])
-                d["user"] = {"id": row["_user_id"], "login": u["login"] if u else None,
-                             "url": f"{API}/v2/users/{u['login'] if u else row['_user_id']}"}
-            elif resource == "cursus_users":
-                # nested `user` (the user as the users listing shows it) and `cursus` (docs/api.md)
-                u = users.get(row["_user_id"])
-                d["user"] = self.render("users", [u])[0] if u is not None else {"id": row["_user_id"]}
-                c = self.tables["cursus"].get(row["cursus_id"])
-                d["cursus"] = None if c is None else self.render("cursus", [c])[0]
+            if nested is not None:
+                d.update(nested(self, row))
             elif resource == "achievements":
                 parent = achievements.get(row["_parent_id"]) if row["_parent_id"] else None
                 # the real parent is a full achievement object without `slug`
@@ -343,12 +340,10 @@ class Dataset:
             "campus_projects": sorted({(c, p["id"]) for p in p21 for c in p["_campus_ids"] if c in mirrored}),
             "campus_achievements": self._derived_links(mirrored),
             "project_sessions": sorted((s["id"],) for s in t["project_sessions"].values() if s["project_id"] in p21_ids),
-            "users": sorted((u,) for u in t["users"]),
-            "project_users": sorted((pu["id"],) for pu in t["projects_users"].values() if CURSUS_21 in pu["cursus_ids"]),
-            "achievements_users": sorted((a,) for a in t["achievements_users"]),
-            "coalitions_users": sorted((c,) for c in t["coalitions_users"]),
-            "cursus_users": sorted((c,) for c, r in t["cursus_users"].items() if r["cursus_id"] == CURSUS_21),
         }
+        for spec in catalog.BACKLOG:
+            gen = GENERATORS[spec.source.resource]  # type: ignore[union-attr]
+            keys[spec.name] = sorted((k,) for k, r in t[gen.resource].items() if gen.mirrored(r))
         return keys
 
     def _derived_links(self, mirrored: set[int]) -> list[tuple[int, ...]]:
@@ -447,10 +442,9 @@ class Dataset:
 
         if resource == "campuses":
             self._unlink_campus(row_id, removed)
-        elif resource == "projects":
+        if resource == "projects":
             drop("project_sessions", lambda s: s["project_id"] == row_id)
-            drop("projects_users", lambda r: r["_project_id"] == row_id)
-        elif resource == "achievements":
+        if resource == "achievements":
             links = 0
             for cid, lst in list(self.campus_achievements.items()):
                 if row_id in lst:
@@ -458,14 +452,8 @@ class Dataset:
                     links += 1
             if links:
                 removed["campus_achievements"] = links
-            drop("achievements_users", lambda r: r["achievement_id"] == row_id)
-        elif resource == "coalitions":
-            drop("coalitions_users", lambda r: r["coalition_id"] == row_id)
-        elif resource == "users":
-            drop("projects_users", lambda r: r["_user_id"] == row_id)
-            drop("cursus_users", lambda r: r["_user_id"] == row_id)
-            drop("achievements_users", lambda r: r["user_id"] == row_id)
-            drop("coalitions_users", lambda r: r["user_id"] == row_id)
+        for child, stored in cascade_children(resource):
+            drop(child, lambda r, k=stored: r.get(k) == row_id)
         return removed
 
     def _delete_link(self, resource: str, campus_id: int, other: int) -> None:
@@ -511,9 +499,9 @@ class Dataset:
         ts = TS_FIELDS[resource]
         virtual = {("projects", "campus"): "_campus_ids", ("projects", "cursus"): "_cursus_ids",
                    ("projects", "parent_id"): "_parent_id", ("achievements", "parent_id"): "_parent_id",
-                   ("achievements", "campus"): "_campus_names",
-                   ("users", "campus_id"): "_campus_id", ("projects_users", "user_id"): "_user_id",
-                   ("projects_users", "project_id"): "_project_id", ("cursus_users", "user_id"): "_user_id"}
+                   ("achievements", "campus"): "_campus_names", ("users", "campus_id"): "_campus_id"}
+        if resource in GENERATORS:
+            virtual.update({(resource, k): v for k, v in GENERATORS[resource].stored.items()})
         for key, value in fields.items():
             if key == "id":
                 raise ValueError("the primary key cannot be modified; delete and insert instead")
@@ -533,27 +521,9 @@ class Dataset:
         if rid in table:
             raise ValueError(f"{resource} id {rid} already exists")
         now = now_ms()
-        if resource == "users":
-            row = make_user(rng, rid, self._campus_choice(rng), set(), now=now)
-            # generated logins carry at most 3 digits, so base+id (>= 5 digits) is always unique
-            row["login"] = f"{row['login']}{rid}"
-            row["email"] = f"{row['login']}@student.42.fr"
-            row["url"] = f"{API}/v2/users/{row['login']}"
-        elif resource == "projects_users":
-            uid = self.random_key(rng, self.tables["users"])
-            pid = rng.choice([p["id"] for p in self.cursus_projects(CURSUS_21)])
-            row = make_projects_user(rng, rid, uid, pid, now=now)
-        elif resource == "achievements_users":
-            uid = self.random_key(rng, self.tables["users"])
-            row = make_achievements_user(rng, rid, self.tables["users"][uid],
-                                         self.random_key(rng, self.tables["achievements"]), now=now)
-        elif resource == "coalitions_users":
-            row = make_coalitions_user(rng, rid, self.random_key(rng, self.tables["users"]),
-                                       self.random_key(rng, self.tables["coalitions"]), now=now)
-        elif resource == "cursus_users":
-            row = make_cursus_user(rng, rid, self.random_key(rng, self.tables["users"]), now=now)
-        else:
+        if resource not in GENERATORS:
             raise ValueError(f"insert is supported for backlog resources only, not {resource}")
+        row = GENERATORS[resource].insert(self, rng, rid, now)
         row["created_at"] = row["updated_at"] = now
         out_of_order = bool(table) and rid < next(reversed(table))
         table[rid] = row
@@ -701,7 +671,7 @@ def make_cursus_user(rng: random.Random, rid: int, user_id: int, now: int = BASE
     }
 
 
-def add_cursus_users(ds: Dataset, seed: int) -> None:
+def add_cursus_users(ds: Dataset, seed: int, _scale: float = 1.0) -> None:
     """One cursus-21 enrolment per user, from an RNG of its own, so the other backlog tables do not
     depend on whether (or how) cursus_users are generated."""
     rng = random.Random(f"{seed}-cursus_users")
@@ -939,7 +909,9 @@ def add_backlog(ds: Dataset, seed: int, backlog_scale: float) -> None:
             cus[cu_id] = make_coalitions_user(rng, cu_id, uid, cid)
     ds.tables["users"], ds.tables["projects_users"] = users, pus
     ds.tables["achievements_users"], ds.tables["coalitions_users"] = aus, cus
-    add_cursus_users(ds, seed)
+    for gen in GENERATORS.values():
+        if gen.populate is not None:
+            gen.populate(ds, seed, backlog_scale)
 
 
 def generate(seed: int = 42, backlog_scale: float = 1.0) -> Dataset:
@@ -947,3 +919,125 @@ def generate(seed: int = 42, backlog_scale: float = 1.0) -> Dataset:
     ds = generate_stable(seed)
     add_backlog(ds, seed, backlog_scale)
     return ds
+
+
+# ====================================================================== the backlog resources
+# Routes, aliases, SINGULAR names, the expected mirror, delete cascades and query fields of a
+# backlog resource derive from its catalog entry (netops/catalog.py) and its Generator here; a
+# plain one (an id, a user_id FK, timestamps) needs nothing beyond `Generator(insert, populate)`.
+@dataclass(frozen=True)
+class Generator:
+    """How the simulator makes and shows one backlog resource.
+
+    `insert(ds, rng, id, now)` makes one new row (the control API's insert and churn);
+    `populate(ds, seed, scale)` fills the pristine table from an RNG of its own, so the other
+    tables do not depend on it (None: `add_backlog` fills it). `ts`: fields stored as epoch ms
+    (None: the catalog's `ts` columns). `stored`: API field -> the `_`-key a reference is stored
+    under when the payload nests the object instead. `nested(ds, row)`: objects the payload adds.
+    `mirror(row)`: whether a correct mirror keeps the row (the resource's listing filters).
+    """
+
+    resource: str
+    insert: Callable[[Dataset, random.Random, int, int], dict[str, Any]]
+    populate: Callable[[Dataset, int, float], None] | None = None
+    ts: tuple[str, ...] | None = None
+    stored: dict[str, str] = field(default_factory=dict)
+    nested: Callable[[Dataset, dict[str, Any]], dict[str, Any]] | None = None
+    mirror: Callable[[dict[str, Any]], bool] | None = None
+
+    def mirrored(self, row: dict[str, Any]) -> bool:
+        return self.mirror is None or self.mirror(row)
+
+
+def _insert_user(ds: Dataset, rng: random.Random, rid: int, now: int) -> dict[str, Any]:
+    row = make_user(rng, rid, ds._campus_choice(rng), set(), now=now)
+    # generated logins carry at most 3 digits, so base+id (>= 5 digits) is always unique
+    row["login"] = f"{row['login']}{rid}"
+    row["email"] = f"{row['login']}@student.42.fr"
+    row["url"] = f"{API}/v2/users/{row['login']}"
+    return row
+
+
+def _insert_projects_user(ds: Dataset, rng: random.Random, rid: int, now: int) -> dict[str, Any]:
+    uid = ds.random_key(rng, ds.tables["users"])
+    pid = rng.choice([p["id"] for p in ds.cursus_projects(CURSUS_21)])
+    return make_projects_user(rng, rid, uid, pid, now=now)
+
+
+def _insert_achievements_user(ds: Dataset, rng: random.Random, rid: int, now: int) -> dict[str, Any]:
+    uid = ds.random_key(rng, ds.tables["users"])
+    return make_achievements_user(rng, rid, ds.tables["users"][uid],
+                                  ds.random_key(rng, ds.tables["achievements"]), now=now)
+
+
+def _insert_coalitions_user(ds: Dataset, rng: random.Random, rid: int, now: int) -> dict[str, Any]:
+    return make_coalitions_user(rng, rid, ds.random_key(rng, ds.tables["users"]),
+                                ds.random_key(rng, ds.tables["coalitions"]), now=now)
+
+
+def _insert_cursus_user(ds: Dataset, rng: random.Random, rid: int, now: int) -> dict[str, Any]:
+    return make_cursus_user(rng, rid, ds.random_key(rng, ds.tables["users"]), now=now)
+
+
+def _nested_projects_user(ds: Dataset, row: dict[str, Any]) -> dict[str, Any]:
+    p = ds.tables["projects"].get(row["_project_id"])
+    u = ds.tables["users"].get(row["_user_id"])
+    return {"project": None if p is None else {"id": p["id"], "name": p["name"], "slug": p["slug"],
+                                               "parent_id": p["_parent_id"]},
+            "user": {"id": row["_user_id"], "login": u["login"] if u else None,
+                     "url": f"{API}/v2/users/{u['login'] if u else row['_user_id']}"}}
+
+
+def _nested_cursus_user(ds: Dataset, row: dict[str, Any]) -> dict[str, Any]:
+    """The user as the users listing shows it, and the cursus (docs/api.md)."""
+    u = ds.tables["users"].get(row["_user_id"])
+    c = ds.tables["cursus"].get(row["cursus_id"])
+    return {"user": ds.render("users", [u])[0] if u is not None else {"id": row["_user_id"]},
+            "cursus": None if c is None else ds.render("cursus", [c])[0]}
+
+
+GENERATORS: dict[str, Generator] = {g.resource: g for g in (
+    Generator("users", _insert_user),
+    Generator("projects_users", _insert_projects_user, stored={"user_id": "_user_id", "project_id": "_project_id"},
+              nested=_nested_projects_user, mirror=lambda r: CURSUS_21 in r["cursus_ids"]),
+    Generator("achievements_users", _insert_achievements_user),
+    Generator("coalitions_users", _insert_coalitions_user),
+    Generator("cursus_users", _insert_cursus_user, add_cursus_users, stored={"user_id": "_user_id"},
+              nested=_nested_cursus_user, mirror=lambda r: r["cursus_id"] == CURSUS_21),
+)}
+
+
+def _ts_columns(resource: str) -> tuple[str, ...]:
+    return tuple(c.name for c in catalog.BACKLOG_BY_RESOURCE[resource].columns if c.kind == "ts")
+
+
+def _check_generators() -> None:
+    """Every catalog backlog resource has a generator, and no generator lacks a catalog entry."""
+    missing = set(BACKLOG_RESOURCES) ^ set(GENERATORS)
+    if missing:
+        raise RuntimeError(f"netops.sim.data: backlog resources without both a catalog entry and a "
+                           f"Generator: {sorted(missing)}")
+    for res, gen in GENERATORS.items():
+        TS_FIELDS[res] = gen.ts if gen.ts is not None else _ts_columns(res)
+
+
+_check_generators()
+
+
+def stored_key(resource: str, column: str) -> str:
+    """The key a backlog row stores an API field under (`user_id` or a nested object's `_user_id`)."""
+    gen = GENERATORS.get(resource)
+    return gen.stored.get(column, column) if gen is not None else column
+
+
+#: parents whose deletion leaves their backlog children in place: a cursus_user is the user's
+#: enrolment, and the simulator deletes a cursus only to take it out of the stable mirror
+KEEP_CHILDREN = ("cursus",)
+
+
+def cascade_children(resource: str) -> list[tuple[str, str]]:
+    """(backlog resource, stored key) of the rows that go with a deleted `resource` row: every
+    catalog FK pointing at its table (the mirror's ON DELETE CASCADE, as the API drops them)."""
+    table = catalog.BACKLOG_BY_RESOURCE[resource].name if resource in catalog.BACKLOG_BY_RESOURCE else resource
+    return [(s.source.resource, stored_key(s.source.resource, fk.column))  # type: ignore[union-attr]
+            for s in catalog.BACKLOG for fk in s.fks if fk.parent == table and table not in KEEP_CHILDREN]

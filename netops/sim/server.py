@@ -32,6 +32,7 @@ from typing import Any
 from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request
 
+from netops import catalog
 from netops.config import API_RATE_PER_HOUR, API_RATE_PER_SECOND, SIM_HOST
 from netops.sim import control_routes
 from netops.sim import data as simdata
@@ -88,10 +89,19 @@ class HTTPError(Exception):
         self.headers = headers or {}
 
 
-SINGULAR = {"cursus": "Cursus", "campuses": "Campus", "projects": "Project", "project_sessions": "ProjectSession",
-            "coalitions": "Coalition", "achievements": "Achievement", "users": "User",
-            "projects_users": "ProjectsUser", "achievements_users": "AchievementsUser",
-            "coalitions_users": "CoalitionsUser", "cursus_users": "CursusUser"}
+#: the API's type name where the rule below does not give it
+SINGULAR_EXCEPTIONS = {"cursus": "Cursus", "campuses": "Campus"}
+
+
+def singular(resource: str) -> str:
+    """The API's type name in a 404 message: CamelCase, the last word's plural `s` dropped
+    (`projects_users` -> `ProjectsUser`)."""
+    if resource in SINGULAR_EXCEPTIONS:
+        return SINGULAR_EXCEPTIONS[resource]
+    return "".join(w.capitalize() for w in resource.split("_"))[:-1]
+
+
+SINGULAR = {r: singular(r) for r in simdata.RESOURCES}
 
 
 def _bearer(request: Request) -> str | None:
@@ -170,12 +180,13 @@ def _by(resource: str, parent: str, key: str) -> Source:
 
 
 # (template, is_index, source). Order matters only for readability: templates are disjoint.
-ROUTE_SPECS: list[tuple[str, bool, Source]] = [
+# The backlog resources' routes derive from the catalog (`_backlog_routes`); listed here are the
+# stable ones and the exceptions (users by login and per campus, per-parent listings).
+DECLARED_ROUTES: list[tuple[str, bool, Source]] = [
     ("/v2/cursus", True, _table("cursus")),
     ("/v2/cursus/:id", False, _one("cursus")),
     ("/v2/cursus/:id/projects", True, _cursus_projects),
     ("/v2/cursus/:id/users", True, _cursus_users),
-    ("/v2/cursus/:id/cursus_users", True, _by("cursus_users", "cursus", "cursus_id")),
     ("/v2/campus", True, _table("campuses")),
     ("/v2/campus/:id", False, _one("campuses")),
     ("/v2/campus/:id/achievements", True, _campus_achievements),
@@ -190,21 +201,30 @@ ROUTE_SPECS: list[tuple[str, bool, Source]] = [
     ("/v2/coalitions/:id/coalitions_users", True, _by("coalitions_users", "coalitions", "coalition_id")),
     ("/v2/achievements", True, _table("achievements")),
     ("/v2/achievements/:id", False, _one("achievements")),
-    ("/v2/users", True, _table("users")),
-    ("/v2/users/:id", False, _one("users")),
-    ("/v2/users/:id/projects_users", True, _by("projects_users", "users", "_user_id")),
-    ("/v2/users/:id/coalitions_users", True, _by("coalitions_users", "users", "user_id")),
-    ("/v2/users/:id/achievements_users", True, _by("achievements_users", "users", "user_id")),
-    ("/v2/users/:id/cursus_users", True, _by("cursus_users", "users", "_user_id")),
-    ("/v2/projects_users", True, _table("projects_users")),
-    ("/v2/projects_users/:id", False, _one("projects_users")),
-    ("/v2/achievements_users", True, _table("achievements_users")),
-    ("/v2/achievements_users/:id", False, _one("achievements_users")),
-    ("/v2/coalitions_users", True, _table("coalitions_users")),
-    ("/v2/coalitions_users/:id", False, _one("coalitions_users")),
-    ("/v2/cursus_users", True, _table("cursus_users")),
-    ("/v2/cursus_users/:id", False, _one("cursus_users")),
 ]
+
+
+def _backlog_routes() -> list[tuple[str, bool, Source]]:
+    """Per catalog backlog resource: `/v2/<resource>` and `/:id`, its BacklogSource path when that
+    is a parent's listing (`/v2/cursus/{cursus}/cursus_users`), and `/v2/users/:id/<resource>`
+    when it has a user_id FK."""
+    declared = {t for t, _i, _s in DECLARED_ROUTES}
+    out: list[tuple[str, bool, Source]] = []
+    for spec in catalog.BACKLOG:
+        res = spec.source.resource  # type: ignore[union-attr]
+        out += [(f"/v2/{res}", True, _table(res)), (f"/v2/{res}/:id", False, _one(res))]
+        parents = {fk.parent: simdata.stored_key(res, fk.column) for fk in spec.fks}
+        path = spec.source.path.replace(catalog.CURSUS, ":id")  # type: ignore[union-attr]
+        m = re.fullmatch(r"/v2/(\w+)/:id/\w+", path)
+        if m and path not in declared:
+            parent = simdata.canonical(m.group(1))
+            out.append((path, True, _by(res, parent, parents[parent])))
+        if "users" in parents and res != "users":
+            out.append((f"/v2/users/:id/{res}", True, _by(res, "users", parents["users"])))
+    return out
+
+
+ROUTE_SPECS: list[tuple[str, bool, Source]] = DECLARED_ROUTES + _backlog_routes()
 ROUTES = [(re.compile("^" + re.escape(t).replace(":id", "([^/]+)") + "/?$"), t, idx, src)
           for t, idx, src in ROUTE_SPECS]
 
@@ -223,6 +243,16 @@ def template_for(path: str) -> str:
         return path.rstrip("/")
     m = match_route(path)
     return m[0] if m else "unmatched"
+
+
+def _plain_virtual(resource: str, users: dict[int, Any]) -> dict[str, Callable[[dict[str, Any]], Any]]:
+    """A backlog resource's references stored under `_` keys, and `campus` (its user's campus)."""
+    gen = simdata.GENERATORS[resource]
+    virtual: dict[str, Callable[[dict[str, Any]], Any]] = {
+        api: (lambda r, k=key: r[k]) for api, key in gen.stored.items()}
+    user_key = simdata.stored_key(resource, "user_id")
+    virtual["campus"] = lambda r: (users.get(r.get(user_key)) or {}).get("_campus_id")
+    return virtual
 
 
 # Virtual fields a filter/range/sort may name, beyond a row's own keys.
@@ -246,6 +276,8 @@ def _getter(ds: simdata.Dataset, resource: str) -> Callable[[dict[str, Any], str
     elif resource == "cursus_users":
         virtual = {"user_id": lambda r: r["_user_id"],
                    "campus_id": lambda r: (users.get(r["_user_id"]) or {}).get("_campus_id")}
+    elif resource in simdata.GENERATORS and resource != "users":
+        virtual = _plain_virtual(resource, users)
 
     def get(row: dict[str, Any], name: str) -> Any:
         fn = virtual.get(name)
