@@ -164,8 +164,8 @@ def metrics_write(settings: Settings, loop: bool, iterations: int | None) -> Non
     except TextfileConflict as exc:
         raise click.ClickException(str(exc)) from None
     click.echo("wrote " + ", ".join(str(p) for p in paths))
-    if not snap["database"]["up"]:
-        click.echo(f"warning: database unreachable ({snap['database']['error']}); wrote netops_database_up 0",
+    if not snap.facts.db_up:
+        click.echo(f"warning: database unreachable ({snap.facts.db_error}); wrote netops_database_up 0",
                    err=True)
 
 
@@ -180,7 +180,7 @@ def metrics_export(settings: Settings, fmt: str, textfile_dir: str | None) -> No
     """Print a fresh snapshot to stdout (Prometheus text format or JSON)."""
     from pathlib import Path
 
-    from netops.monitor.metrics import collect_snapshot, prometheus_text, write_textfile
+    from netops.monitor.metrics import collect_snapshot, metrics_document, prometheus_text, write_textfile
 
     snap = collect_snapshot(settings, _dsn(settings))
     if textfile_dir:
@@ -192,7 +192,7 @@ def metrics_export(settings: Settings, fmt: str, textfile_dir: str | None) -> No
             raise click.ClickException(str(exc)) from None
         click.echo(f"wrote {path}", err=True)
     if fmt == "json":
-        echo_json(snap)
+        echo_json(metrics_document(snap))
     else:
         click.echo(prometheus_text(snap), nl=False)
 

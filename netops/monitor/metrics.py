@@ -1,11 +1,11 @@
-"""Metrics: the evaluation (netops/monitor/evaluation.py) rendered as `metrics_latest.json`, and
-that document rendered as Prometheus text.
+"""Metrics: the evaluation (netops/monitor/evaluation.py) rendered as `metrics_latest.json` and
+as Prometheus text.
 
-The Prometheus text is drawn from the JSON document rather than from the evaluation again, so a
-number in `metrics_latest.json` and on /metrics is the same number (file sizes and timestamps
-included, read once); an alert's value is the same verdict both render. Values are gauges over
-windows read from bookkeeping (calls in the last hour, the last run of each phase), plus the
-all-time counters the database keeps (netops/db/counters.py): netops commands are short-lived
+Both views render one typed Snapshot (the evaluation plus the log files' sizes and the tasks'
+last successes, read once), never each other's output: a number in `metrics_latest.json` and on
+/metrics is the same number, and an alert's value is the same verdict both render. Values are
+gauges over windows read from bookkeeping (calls in the last hour, the last run of each phase),
+plus the all-time counters the database keeps (netops/db/counters.py): netops commands are short-lived
 cron jobs, so no process lives long enough to keep a counter.
 
 Prometheus output goes through prometheus_client with a CollectorRegistry passed in (no global
@@ -18,7 +18,7 @@ import contextlib
 import json
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -29,11 +29,12 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from netops.config import Settings
-from netops.monitor.facts import STABLE_PHASES, PhaseFacts, iso
+from netops.monitor.facts import STABLE_PHASES, KeyRow, PhaseFacts, iso
 from netops.monitor.files import atomic_write, log_files
 
 if TYPE_CHECKING:
     from netops.db.counters import Counters
+    from netops.db.monitor_facts import BacklogFacts
     from netops.monitor.evaluation import Evaluation, Facts
 
 JSON_NAME = "metrics_latest.json"
@@ -50,15 +51,16 @@ def _ts(dt: datetime | None) -> float | None:
 SCHEMA_VERSION = 2
 
 
-def collect_snapshot(settings: Settings, dsn: str | None, evaluation: Evaluation | None = None) -> dict[str, Any]:
-    """Everything metrics and alerts need, as plain JSON-able data, from one evaluation made now
-    (netops/monitor/evaluation.py) plus the all-time counters (netops/db/counters.py, read on the same connection). A
-    database that cannot be reached gives `database.up = 0` and its sections with null values,
-    never an exception: an exporter that dies when the thing it watches dies tells you nothing."""
+def collect_snapshot(settings: Settings, dsn: str | None, evaluation: Evaluation | None = None) -> Snapshot:
+    """One evaluation made now (netops/monitor/evaluation.py), with the all-time counters
+    (netops/db/counters.py, read on the same connection), as the Snapshot both metrics views
+    render. A database that cannot be reached gives `database.up = 0` and its sections with null
+    values, never an exception: an exporter that dies when the thing it watches dies tells you
+    nothing."""
     from netops.monitor.evaluation import evaluate
 
     ev = evaluation if evaluation is not None else evaluate(settings, dsn, counters=True)
-    return snapshot_of(ev, ev.facts.counters)
+    return snapshot_of(ev)
 
 
 def _version() -> str:
@@ -70,78 +72,159 @@ def _version() -> str:
         return "unknown"
 
 
-def snapshot_of(ev: Evaluation, counts: Counters | None = None) -> dict[str, Any]:
-    """The metrics document of an Evaluation (and the counters, when they could be read)."""
+@dataclass(frozen=True)
+class Snapshot:
+    """One evaluation and what the metrics add to it, read once: metrics_latest.json and the
+    Prometheus text both render this, so a number in one is the same number in the other (file
+    sizes and timestamps included). The values both show that are derived from the facts
+    (ratios, ages, yes/no as 1/0) are computed here, once."""
+
+    ev: Evaluation
+    version: str
+    log_file_bytes: dict[str, int]  # component -> size of its current log file
+    last_success: dict[str, float]  # task -> unix time it last succeeded
+
+    @property
+    def facts(self) -> Facts:
+        return self.ev.facts
+
+    @property
+    def counters(self) -> Counters | None:
+        return self.ev.facts.counters
+
+    @property
+    def generated_at_unix(self) -> float:
+        return round(self.facts.now.timestamp(), 3)
+
+    @property
+    def database_up(self) -> int:
+        return 1 if self.facts.db_up else 0
+
+    @property
+    def schema_present(self) -> int | None:
+        return None if self.facts.schema is None else (1 if self.facts.schema else 0)
+
+    @property
+    def token_usable(self) -> int:
+        return 1 if self.facts.token.usable else 0
+
+    @property
+    def nginx_up(self) -> int | None:
+        """None: no nginx URL configured (not checked)."""
+        ok = self.facts.nginx.ok
+        return None if ok is None else (1 if ok else 0)
+
+    @property
+    def utilisation_ratio(self) -> float | None:
+        """Calls in the last hour / every key's hourly budget summed (N keys, N budgets)."""
+        api = self.facts.api
+        return None if api is None else round(api.calls_1h / self.facts.budget.per_hour, 4)
+
+    @property
+    def oldest_success_unix(self) -> float | None:
+        return _ts(self.facts.oldest_stable_success)
+
+    @property
+    def oldest_success_age_seconds(self) -> float | None:
+        oldest = self.oldest_success_unix
+        return round(self.facts.now.timestamp() - oldest, 1) if oldest else None
+
+    @property
+    def key_rows(self) -> list[KeyRow] | None:
+        """The readable key rows; None while the database (their windows, set-aside state) is unknown."""
+        f = self.facts
+        return [k for k in f.keys if k.error is None] if (f.db_up and f.schema) else None
+
+    @property
+    def quality_checked_unix(self) -> float | None:
+        q = self.facts.quality
+        return _ts(q.checked_at) if q else None
+
+    @property
+    def quality_violations(self) -> int | None:
+        """Violating rows found by the last `netops check`; None when none ran (or unknown)."""
+        q = self.facts.quality
+        return q.violations if q and q.checked_at else None
+
+
+def snapshot_of(ev: Evaluation) -> Snapshot:
+    """The Snapshot of an Evaluation: it adds the log files' sizes and the tasks' last successes
+    (the counters', and the token store's mtime: it is rewritten only by a successful refresh)."""
     f, settings = ev.facts, ev.settings
-    now = f.now
-    snap: dict[str, Any] = {
-        "schema_version": SCHEMA_VERSION,
-        "generated_at": iso(now),
-        "generated_at_unix": round(now.timestamp(), 3),
-        "build": {"version": _version()},
-        "state": ev.state,
-        "database": {"up": 1 if f.db_up else 0, "size_bytes": f.db_size, "error": f.db_error,
-                     "version": f.db_version, "schema": None if f.schema is None else (1 if f.schema else 0)},
-    }
-    _db_snapshot(settings, f, snap)
-    snap["counters"] = {
-        "api_calls": None if counts is None else
-        [{"endpoint": e, "code": c, "calls": n} for (e, c), n in sorted(counts.api_calls.items())],
-        "sync_runs": None if counts is None else
-        [{"phase": p, "outcome": o, "runs": n} for (p, o), n in sorted(counts.runs.items())],
-        "rows_written": None if counts is None else
-        [{"table": t, "kind": k, "rows": n} for (t, k), n in sorted(counts.rows_written.items())],
-        "backlog_processed": None if counts is None else counts.backlog_processed,
-    }
-    tasks: dict[str, float] = dict(counts.last_success) if counts is not None else {}
-    with contextlib.suppress(OSError):  # the token store is rewritten only by a successful refresh
+    tasks: dict[str, float] = dict(f.counters.last_success) if f.counters is not None else {}
+    with contextlib.suppress(OSError):
         if f.token.present and not f.token.error:
             tasks["token_refresh"] = round(settings.token_file.stat().st_mtime, 3)
-    snap["tasks"] = {"last_success_unix": tasks}
-    snap["tables"] = None if f.tables is None else {n: {"rows": t.rows, "exact": t.exact} for n, t in f.tables.items()}
-    files = log_files(settings.log_path)
-    snap["logs"] = {
-        "dir": str(settings.log_path),
-        "bytes": f.log_bytes,
-        "files": {c: p.stat().st_size for c, p in files.items()},
+    files = {c: p.stat().st_size for c, p in log_files(settings.log_path).items()}
+    return Snapshot(ev, _version(), files, tasks)
+
+
+# --- metrics_latest.json ---------------------------------------------------------------------
+
+def metrics_document(s: Snapshot) -> dict[str, Any]:
+    """The metrics_latest.json document of a Snapshot (docs/observability.md)."""
+    f, settings = s.facts, s.ev.settings
+    doc: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "generated_at": iso(f.now),
+        "generated_at_unix": s.generated_at_unix,
+        "build": {"version": s.version},
+        "state": s.ev.state,
+        "database": {"up": s.database_up, "size_bytes": f.db_size, "error": f.db_error,
+                     "version": f.db_version, "schema": s.schema_present},
+        "sync": _sync_section(s),
+        "api": _api_section(s),
+        "backlog": _backlog_section(f.backlog),
+        "quality": _quality_section(s),
+        "counters": _counters_section(s.counters),
+        "tasks": {"last_success_unix": s.last_success},
+        "tables": None if f.tables is None else {n: {"rows": t.rows, "exact": t.exact} for n, t in f.tables.items()},
+        "logs": {"dir": str(settings.log_path), "bytes": f.log_bytes, "files": s.log_file_bytes},
+        "api_keys": None if s.key_rows is None else [k.as_json() for k in s.key_rows],
+        "disk": {k: {"path": d.path, "free_percent": d.free_percent, "free_ratio": d.free_ratio}
+                 for k, d in f.disk.items()},
+        "nginx": None if s.nginx_up is None else {"up": s.nginx_up, "url": f.nginx.url},
+        "token": _token_section(s),
+        "kpi": {"api_utilisation_ratio": s.utilisation_ratio, "data_quality_violations": s.quality_violations},
+        "alerts": {v.rule.name: {"state": v.state, "severity": v.rule.severity, "value": _num(v.value),
+                                 "threshold": v.threshold, "prom_threshold": v.rule.prom_threshold(settings)}
+                   for v in s.ev.verdicts},
     }
-    # the keys' windows and set-aside state live in the database: unknown (null) while it is down
-    snap["api_keys"] = [k.as_json() for k in f.keys if k.error is None] if (f.db_up and f.schema) else None
-    snap["disk"] = {k: {"path": d.path, "free_percent": d.free_percent, "free_ratio": d.free_ratio}
-                    for k, d in f.disk.items()}
-    snap["nginx"] = None if f.nginx.ok is None else {"up": 1 if f.nginx.ok else 0, "url": f.nginx.url}
-    t = f.token
-    snap["token"] = {"present": t.present, "ttl_seconds": t.ttl_seconds,
-                     "usable": 1 if t.usable else 0,
-                     "expires_unix": _ts(t.expires_at),
-                     "refused_at_unix": _ts(t.refused_at),
-                     "secret_valid_until_unix": _ts(t.secret_valid_until)}
-    snap["kpi"] = {
-        "api_utilisation_ratio": snap["api"]["utilisation_ratio"],
-        "data_quality_violations": snap["quality"]["violations"],
-    }
-    snap["alerts"] = {v.rule.name: {"state": v.state, "severity": v.rule.severity, "value": _num(v.value),
-                                    "threshold": v.threshold,
-                                    "prom_threshold": v.rule.prom_threshold(ev.settings)} for v in ev.verdicts}
-    return snap
+    return doc
 
 
 def _num(v: float | None) -> float | None:
     return None if v is None or v == float("inf") else v
 
 
-def _db_snapshot(settings: Settings, f: Facts, snap: dict[str, Any]) -> None:
-    """The database-derived sections; each is present with null values when the database is down."""
-    snap["sync"] = _sync_section(f)
-    snap["api"] = _api_section(f)
-    b = f.backlog
-    snap["backlog"] = {"available": b.available if b else None, "pending": b.pending if b else None,
-                       "processing": b.processing if b else None, "failed": b.failed if b else None}
-    q = f.quality
-    snap["quality"] = {"available": q.available if q else None,
-                       "checked_at_unix": _ts(q.checked_at) if q else None,
-                       "violations": q.violations if q and q.checked_at else None,
-                       "info": q.info if q else None, "by_kind": q.by_check if q else None}
+def _counters_section(counts: Counters | None) -> dict[str, Any]:
+    if counts is None:
+        return {"api_calls": None, "sync_runs": None, "rows_written": None, "backlog_processed": None}
+    return {
+        "api_calls": [{"endpoint": e, "code": c, "calls": n} for (e, c), n in sorted(counts.api_calls.items())],
+        "sync_runs": [{"phase": p, "outcome": o, "runs": n} for (p, o), n in sorted(counts.runs.items())],
+        "rows_written": [{"table": t, "kind": k, "rows": n} for (t, k), n in sorted(counts.rows_written.items())],
+        "backlog_processed": counts.backlog_processed,
+    }
+
+
+def _backlog_section(b: BacklogFacts | None) -> dict[str, Any]:
+    if b is None:
+        return {"available": None, "pending": None, "processing": None, "failed": None}
+    return {"available": b.available, "pending": b.pending, "processing": b.processing, "failed": b.failed}
+
+
+def _quality_section(s: Snapshot) -> dict[str, Any]:
+    q = s.facts.quality
+    return {"available": q.available if q else None, "checked_at_unix": s.quality_checked_unix,
+            "violations": s.quality_violations, "info": q.info if q else None, "by_kind": q.by_check if q else None}
+
+
+def _token_section(s: Snapshot) -> dict[str, Any]:
+    t = s.facts.token
+    return {"present": t.present, "ttl_seconds": t.ttl_seconds, "usable": s.token_usable,
+            "expires_unix": _ts(t.expires_at), "refused_at_unix": _ts(t.refused_at),
+            "secret_valid_until_unix": _ts(t.secret_valid_until)}
 
 
 def _phase_section(p: PhaseFacts) -> dict[str, Any]:
@@ -161,22 +244,22 @@ def _phase_section(p: PhaseFacts) -> dict[str, Any]:
     }
 
 
-def _sync_section(f: Facts) -> dict[str, Any]:
+def _sync_section(s: Snapshot) -> dict[str, Any]:
+    f = s.facts
     run = f.run
-    oldest = _ts(f.oldest_stable_success) if f.phases is not None else None
     return {
         "phases": None if f.phases is None else {p.phase: _phase_section(p) for p in f.phases},
         "lock_held": f.lock_held,
         "last_run": {"run_id": run.run_id if run else None, "status": run.status if run else None,
                      "duration_seconds": run.duration_seconds if run else None,
                      "finished_unix": _ts(run.finished_at) if run else None},
-        "oldest_success_unix": oldest,
-        "oldest_success_age_seconds": round(f.now.timestamp() - oldest, 1) if oldest else None,
+        "oldest_success_unix": s.oldest_success_unix,
+        "oldest_success_age_seconds": s.oldest_success_age_seconds,
     }
 
 
-def _api_section(f: Facts) -> dict[str, Any]:
-    api = f.api
+def _api_section(s: Snapshot) -> dict[str, Any]:
+    api, budget = s.facts.api, s.facts.budget
     known = api is not None
     return {
         "calls_last_hour": api.calls_1h if known else None,
@@ -184,9 +267,9 @@ def _api_section(f: Facts) -> dict[str, Any]:
         "calls_last_minute": api.calls_1m if known else None,
         "calls_per_minute": api.calls_per_minute if known else None,
         # every configured key's budget summed: N keys, N budgets
-        "budget_per_hour": f.budget.per_hour,
-        "budget_per_second": f.budget.per_second,
-        "utilisation_ratio": round(api.calls_1h / f.budget.per_hour, 4) if known else None,
+        "budget_per_hour": budget.per_hour,
+        "budget_per_second": budget.per_second,
+        "utilisation_ratio": s.utilisation_ratio,
         "by_code_last_hour": api.by_status_1h if known else None,
         "unauthorized_last_hour": api.unauthorized_1h if known else None,
         "rate_limited_last_hour": api.rate_limited_1h if known else None,
@@ -286,7 +369,6 @@ SPECS: dict[str, Spec] = {
 }
 
 Samples = list[tuple[list[str], float | None]]
-Doc = dict[str, Any]
 
 
 class Families:
@@ -314,12 +396,10 @@ class Families:
 
 
 class SnapshotCollector(Collector):
-    """Exposes one snapshot as the `netops_*` families declared in SPECS.
+    """Exposes one Snapshot as the `netops_*` families declared in SPECS, from its typed facts
+    (the same Snapshot metrics_latest.json renders)."""
 
-    It renders the metrics document itself (not the evaluation again), so metrics_latest.json
-    and the Prometheus text carry the same numbers, file sizes and timestamps read once."""
-
-    def __init__(self, snapshot: Doc) -> None:
+    def __init__(self, snapshot: Snapshot) -> None:
         self.snap = snapshot
 
     def collect(self) -> Iterator[Any]:
@@ -330,112 +410,128 @@ class SnapshotCollector(Collector):
         yield from fams.out
 
 
-def _database_families(fams: Families, s: Doc) -> None:
-    fams.add("netops_build_info", samples=[([s["build"]["version"]], 1)])
-    fams.add("netops_metrics_generated_timestamp_seconds", s["generated_at_unix"])
-    db = s["database"]
-    fams.add("netops_database_up", db["up"])
-    fams.add("netops_database_size_bytes", db.get("size_bytes"))
-    fams.add("netops_schema_present", db.get("schema"))
+def _database_families(fams: Families, s: Snapshot) -> None:
+    fams.add("netops_build_info", samples=[([s.version], 1)])
+    fams.add("netops_metrics_generated_timestamp_seconds", s.generated_at_unix)
+    fams.add("netops_database_up", s.database_up)
+    fams.add("netops_database_size_bytes", s.facts.db_size)
+    fams.add("netops_schema_present", s.schema_present)
 
 
-def _api_families(fams: Families, s: Doc) -> None:
-    api = s["api"]
-    if api["calls_last_hour"] is None:
+def _api_families(fams: Families, s: Snapshot) -> None:
+    api, budget, counts = s.facts.api, s.facts.budget, s.counters
+    if api is None:
         return
-    fams.add("netops_api_calls", samples=[([e["endpoint"], e["code"]], e["calls"]) for e in s["counters"]["api_calls"]])
-    by_code = {"401": 0, "429": 0, **api["by_code_last_hour"]}
+    calls = sorted(counts.api_calls.items()) if counts is not None else []
+    fams.add("netops_api_calls", samples=[([e, c], n) for (e, c), n in calls])
+    by_code = {"401": 0, "429": 0, **api.by_status_1h}
     fams.add("netops_api_calls_last_hour", samples=[([k], v) for k, v in sorted(by_code.items())])
-    fams.add("netops_api_budget_calls_per_hour", api["budget_per_hour"])
-    fams.add("netops_api_budget_calls_per_second", api["budget_per_second"])
-    fams.add("netops_api_utilisation_ratio", api["utilisation_ratio"])
-    rem = api["rate_limit_remaining"]
-    fams.add("netops_api_rate_limit_remaining", samples=[(["secondly"], rem["secondly"]), (["hourly"], rem["hourly"])])
+    fams.add("netops_api_budget_calls_per_hour", budget.per_hour)
+    fams.add("netops_api_budget_calls_per_second", budget.per_second)
+    fams.add("netops_api_utilisation_ratio", s.utilisation_ratio)
+    fams.add("netops_api_rate_limit_remaining",
+             samples=[(["secondly"], api.secondly_remaining), (["hourly"], api.hourly_remaining)])
 
 
-#: per-key family -> the key row's field it exports
-KEY_FAMILIES = (("netops_api_key_calls_last_hour", "calls_last_hour"),
-                ("netops_api_key_budget_per_hour", "per_hour"),
-                ("netops_api_key_budget_per_second", "per_second"),
-                ("netops_api_key_rate_limited_last_hour", "rate_limited_last_hour"),
-                ("netops_api_key_token_ttl_seconds", "token_ttl_seconds"),
-                ("netops_api_key_set_aside", "set_aside"))
+#: per-key family -> the key row's value it exports
+KEY_FAMILIES: tuple[tuple[str, Callable[[KeyRow], float | None]], ...] = (
+    ("netops_api_key_calls_last_hour", lambda k: k.calls_last_hour),
+    ("netops_api_key_budget_per_hour", lambda k: k.per_hour),
+    ("netops_api_key_budget_per_second", lambda k: k.per_second),
+    ("netops_api_key_rate_limited_last_hour", lambda k: k.rate_limited_last_hour),
+    ("netops_api_key_token_ttl_seconds", lambda k: k.token_ttl_seconds),
+    ("netops_api_key_set_aside", lambda k: k.set_aside),
+)
 
 
-def _key_families(fams: Families, s: Doc) -> None:
-    keys = s["api_keys"]
+def _key_families(fams: Families, s: Snapshot) -> None:
+    keys = s.key_rows
     if keys is None:
         return
-    for name, field_ in KEY_FAMILIES:  # families even with no key row: the alert rules reference them
-        fams.add(name, samples=[([k["label"]], None if k.get(field_) is None else float(k[field_])) for k in keys])
+    for name, value in KEY_FAMILIES:  # families even with no key row: the alert rules reference them
+        fams.add(name, samples=[([k.label], value(k)) for k in keys])
 
 
-def _sync_families(fams: Families, s: Doc) -> None:
-    sync = s["sync"]
-    ph = sync["phases"]
-    if ph is not None:
-        c = s["counters"]
-        fams.add("netops_sync_runs", samples=[([r["phase"], r["outcome"]], r["runs"]) for r in c["sync_runs"]])
-        fams.add("netops_sync_rows_written", samples=[([r["table"], r["kind"]], r["rows"]) for r in c["rows_written"]])
-        fams.add("netops_sync_duration_seconds", samples=[([p], v["duration_seconds"]) for p, v in ph.items()])
-        fams.add("netops_sync_rows", samples=[([p, k], v[f"rows_{k}"]) for p, v in ph.items() if v["last_status"]
-                                              for k in ("fetched", "inserted", "updated", "deleted", "skipped")])
+def _row_counts(p: PhaseFacts) -> tuple[tuple[str, int], ...]:
+    return (("fetched", p.rows_fetched), ("inserted", p.rows_inserted), ("updated", p.rows_updated),
+            ("deleted", p.rows_deleted), ("skipped", p.rows_skipped))
+
+
+def _last_success(p: PhaseFacts, stable: set[str]) -> float | None:
+    """0 for a stable phase that never succeeded (so `time() - x` is huge, not missing)."""
+    if p.last_success_at is not None:
+        return _ts(p.last_success_at)
+    return 0.0 if p.phase in stable else None
+
+
+def _sync_families(fams: Families, s: Snapshot) -> None:
+    phases, counts = s.facts.phases, s.counters
+    if phases is not None:
+        runs = sorted(counts.runs.items()) if counts is not None else []
+        written = sorted(counts.rows_written.items()) if counts is not None else []
+        fams.add("netops_sync_runs", samples=[([p, o], n) for (p, o), n in runs])
+        fams.add("netops_sync_rows_written", samples=[([t, k], n) for (t, k), n in written])
+        fams.add("netops_sync_duration_seconds", samples=[([p.phase], p.duration_seconds) for p in phases])
+        fams.add("netops_sync_rows", samples=[([p.phase, k], n) for p in phases if p.last_status
+                                              for k, n in _row_counts(p)])
         stable = {p for p, _ in STABLE_PHASES}
+        seen = {p.phase for p in phases}
         fams.add("netops_sync_last_success_timestamp_seconds",
-                 samples=[([p], v["last_success_unix"] if v["last_success_unix"] is not None else
-                           (0.0 if p in stable else None)) for p, v in ph.items()]
-                 + [([p], 0.0) for p in sorted(stable - set(ph))])
-        fams.add("netops_sync_running", samples=[([p], 1 if v["running"] else 0) for p, v in ph.items()])
+                 samples=[([p.phase], _last_success(p, stable)) for p in phases]
+                 + [([p], 0.0) for p in sorted(stable - seen)])
+        fams.add("netops_sync_running", samples=[([p.phase], 1 if p.last_status == "running" else 0) for p in phases])
         for name, status in (("netops_sync_last_run_failed", "failed"),
                              ("netops_sync_last_run_interrupted", "interrupted"),
                              ("netops_sync_last_run_unchanged", "unchanged")):
-            fams.add(name, samples=[([p], 1 if v["last_status"] == status else 0)
-                                    for p, v in ph.items() if v["last_status"]])
-        fams.add("netops_sync_last_run_duration_seconds", sync["last_run"]["duration_seconds"])
+            fams.add(name, samples=[([p.phase], 1 if p.last_status == status else 0)
+                                    for p in phases if p.last_status])
+        run = s.facts.run
+        fams.add("netops_sync_last_run_duration_seconds", run.duration_seconds if run else None)
     fams.add("netops_task_last_success_timestamp_seconds",
-             samples=[([t], v) for t, v in sorted(s["tasks"]["last_success_unix"].items())])
+             samples=[([t], v) for t, v in sorted(s.last_success.items())])
 
 
-def _backlog_families(fams: Families, s: Doc) -> None:
-    bl = s["backlog"]
-    if bl["available"] is None:
+def _backlog_families(fams: Families, s: Snapshot) -> None:
+    b = s.facts.backlog
+    if b is None:
         return
-    fams.add("netops_backlog_available", 1 if bl["available"] else 0)
-    if bl["available"]:
-        fams.add("netops_backlog_items", samples=[([k], bl[k]) for k in ("pending", "processing", "failed")])
-        fams.add("netops_backlog_items_processed",
-                 samples=[([o], n) for o, n in sorted((s["counters"]["backlog_processed"] or {}).items())])
+    fams.add("netops_backlog_available", 1 if b.available else 0)
+    if b.available:
+        fams.add("netops_backlog_items",
+                 samples=[(["pending"], b.pending), (["processing"], b.processing), (["failed"], b.failed)])
+        processed = (s.counters.backlog_processed if s.counters is not None else None) or {}
+        fams.add("netops_backlog_items_processed", samples=[([o], n) for o, n in sorted(processed.items())])
 
 
-def _file_families(fams: Families, s: Doc) -> None:
+def _file_families(fams: Families, s: Snapshot) -> None:
     """Tables, the token, logs, disks and nginx."""
-    if s["tables"]:
-        fams.add("netops_table_rows", samples=[([t], v["rows"]) for t, v in s["tables"].items()])
-    tok = s["token"]
-    fams.add("netops_token_present", 1 if tok["present"] else 0)
-    fams.add("netops_token_usable", tok.get("usable"))
-    fams.add("netops_token_expiry_timestamp_seconds", tok.get("expires_unix"))
-    fams.add("netops_secret_expiry_timestamp_seconds", tok.get("secret_valid_until_unix"))
-    lg = s["logs"]
-    fams.add("netops_log_bytes", lg["bytes"])
-    fams.add("netops_log_file_bytes", samples=[([c], b) for c, b in lg["files"].items()])
-    fams.add("netops_disk_free_ratio", samples=[([k], d["free_ratio"]) for k, d in s["disk"].items()])
-    if s.get("nginx"):
-        fams.add("netops_nginx_up", s["nginx"]["up"])
+    f = s.facts
+    if f.tables:
+        fams.add("netops_table_rows", samples=[([t], c.rows) for t, c in f.tables.items()])
+    tok = f.token
+    fams.add("netops_token_present", 1 if tok.present else 0)
+    fams.add("netops_token_usable", s.token_usable)
+    fams.add("netops_token_expiry_timestamp_seconds", _ts(tok.expires_at))
+    fams.add("netops_secret_expiry_timestamp_seconds", _ts(tok.secret_valid_until))
+    fams.add("netops_log_bytes", f.log_bytes)
+    fams.add("netops_log_file_bytes", samples=[([c], b) for c, b in s.log_file_bytes.items()])
+    fams.add("netops_disk_free_ratio", samples=[([k], d.free_ratio) for k, d in f.disk.items()])
+    fams.add("netops_nginx_up", s.nginx_up)
 
 
-def _quality_families(fams: Families, s: Doc) -> None:
-    q = s["quality"]
-    if q.get("checked_at_unix"):
-        fams.add("netops_data_quality_violations", q["violations"])
-        fams.add("netops_data_quality_info_rows", q["info"])
-        fams.add("netops_data_quality_checked_timestamp_seconds", q["checked_at_unix"])
+def _quality_families(fams: Families, s: Snapshot) -> None:
+    q = s.facts.quality
+    if q is not None and s.quality_checked_unix:
+        fams.add("netops_data_quality_violations", s.quality_violations)
+        fams.add("netops_data_quality_info_rows", q.info)
+        fams.add("netops_data_quality_checked_timestamp_seconds", s.quality_checked_unix)
 
 
-def _alert_families(fams: Families, s: Doc) -> None:
-    fams.add("netops_alert_firing", samples=[([n, a["severity"]], None if a["state"] == "unknown" else
-                                              (1 if a["state"] == "firing" else 0)) for n, a in s["alerts"].items()])
-    fams.add("netops_alert_threshold", samples=[([n], a["prom_threshold"]) for n, a in s["alerts"].items()])
+def _alert_families(fams: Families, s: Snapshot) -> None:
+    verdicts, settings = s.ev.verdicts, s.ev.settings
+    fams.add("netops_alert_firing", samples=[([v.rule.name, v.rule.severity], None if v.firing is None else
+                                              (1 if v.firing else 0)) for v in verdicts])
+    fams.add("netops_alert_threshold", samples=[([v.rule.name], v.rule.prom_threshold(settings)) for v in verdicts])
 
 
 def metric_table() -> str:
@@ -448,13 +544,13 @@ def metric_table() -> str:
     return "\n".join(rows) + "\n"
 
 
-def build_registry(snapshot: dict[str, Any], registry: CollectorRegistry | None = None) -> CollectorRegistry:
+def build_registry(snapshot: Snapshot, registry: CollectorRegistry | None = None) -> CollectorRegistry:
     registry = registry if registry is not None else CollectorRegistry(auto_describe=False)
     registry.register(SnapshotCollector(snapshot))
     return registry
 
 
-def prometheus_text(snapshot: dict[str, Any], registry: CollectorRegistry | None = None) -> str:
+def prometheus_text(snapshot: Snapshot, registry: CollectorRegistry | None = None) -> str:
     return generate_latest(build_registry(snapshot, registry)).decode("utf-8")
 
 
@@ -501,19 +597,19 @@ def link_in_log_dir(settings: Settings, json_path: Path) -> Path | None:
     return link
 
 
-def write_metrics(settings: Settings, snapshot: dict[str, Any]) -> list[Path]:
+def write_metrics(settings: Settings, snapshot: Snapshot) -> list[Path]:
     """Write metrics_latest.json and metrics.prom into the metrics dir (and the log dir's link
     to the JSON); return the paths written."""
     out_dir = settings.metrics_path
     json_path = out_dir / JSON_NAME
     prom_path = out_dir / PROM_NAME
-    atomic_write(json_path, json.dumps(snapshot, indent=2, default=str) + "\n")
+    atomic_write(json_path, json.dumps(metrics_document(snapshot), indent=2, default=str) + "\n")
     atomic_write(prom_path, prometheus_text(snapshot))
     link = link_in_log_dir(settings, json_path)
     return [json_path, prom_path] + ([link] if link else [])
 
 
-def write_textfile(directory: Path, snapshot: dict[str, Any]) -> Path:
+def write_textfile(directory: Path, snapshot: Snapshot) -> Path:
     """node_exporter textfile-collector file (prometheus_client writes it temp + rename). Refuses
     a directory that already holds another netops .prom file (TextfileConflict)."""
     directory = Path(directory)
@@ -540,7 +636,7 @@ def metrics_loop(settings: Settings, dsn_fn: Any, iterations: int | None = None,
         try:
             snap = collect_snapshot(settings, dsn_fn())
             write_metrics(settings, snap)
-            log.info(f"wrote metrics (database up={snap['database']['up']}) to {settings.metrics_path}")
+            log.info(f"wrote metrics (database up={snap.database_up}) to {settings.metrics_path}")
         except Exception as exc:  # keep the loop alive: cron would not restart it for an hour
             log.error(f"metrics write failed: {exc}; retrying in {settings.backlog_metric_interval}s")
         done += 1

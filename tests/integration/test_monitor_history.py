@@ -10,7 +10,7 @@ from pathlib import Path
 from netops.config import Settings
 from netops.monitor import evaluation
 from netops.monitor.facts import STABLE_PHASES
-from netops.monitor.metrics import collect_snapshot
+from netops.monitor.metrics import collect_snapshot, metrics_document
 from tests.fixtures.pg import query
 from tests.integration.test_monitor_seed import healthy, insert_backlog, insert_calls, insert_run
 from tests.integration.test_operator_scenarios import netops
@@ -30,7 +30,7 @@ def test_history_file_has_the_24h_series_and_keeps_the_tables_bounded(
     insert_backlog(settings.dsn, {"pending": 4, "failed": 1})
     query(settings.dsn, "INSERT INTO netops.monitor_samples (at, backlog_pending, backlog_processing, backlog_failed) "
                         "VALUES (now() - interval '3 days', 1, 0, 0)")  # past the 48 h samples retention
-    before = collect_snapshot(settings, settings.dsn)
+    before = metrics_document(collect_snapshot(settings, settings.dsn))
 
     out = tmp_path / "web" / "history.json"
     r = netops(settings, "metrics", "history", "--output", str(out))
@@ -50,11 +50,11 @@ def test_history_file_has_the_24h_series_and_keeps_the_tables_bounded(
     assert doc["retention"]["pruned"] == {"monitor_samples": 1, "api_calls": 7}
 
     # pruning deleted 7 old call rows: the counter did not go down
-    after = collect_snapshot(settings, settings.dsn)
+    after = metrics_document(collect_snapshot(settings, settings.dsn))
     assert _api_total(before, "200") == _api_total(after, "200") == 27
     assert query(settings.dsn, "SELECT count(*) FROM netops.api_calls")[0][0] == 23
     insert_calls(settings.dsn, {200: 2})
-    assert _api_total(collect_snapshot(settings, settings.dsn), "200") == 29
+    assert _api_total(metrics_document(collect_snapshot(settings, settings.dsn)), "200") == 29
 
 
 def test_history_with_the_database_down_keeps_the_last_file(settings_factory: Callable[..., Settings],
@@ -82,7 +82,7 @@ def test_an_export_opens_one_connection_and_reads_the_token_once(
     monkeypatch.setattr(Path, "read_text",
                         lambda self, *a, **k: (reads.append(self) if self == settings.token_file else None)
                         or real_read(self, *a, **k))
-    snap = collect_snapshot(settings, settings.dsn)
+    snap = metrics_document(collect_snapshot(settings, settings.dsn))
     assert snap["counters"]["api_calls"] and snap["token"]["present"]
     assert len(opened) == 1, opened
     assert reads == [settings.token_file], reads
@@ -119,8 +119,9 @@ def test_two_keys_are_two_budgets_in_every_view_and_the_keys_are_read_once(
     assert [k.label for k in ev.facts.keys] == ["default", "2"]
     assert (doc["api"]["budget_per_hour"], doc["api"]["keys"]) == (2000, 2)
     snap = collect_snapshot(settings, settings.dsn, evaluation=ev)
-    assert (snap["api"]["budget_per_hour"], snap["api"]["budget_per_second"]) == (2000, 4.0)
-    assert snap["api"]["utilisation_ratio"] == 0.01  # 20 / 2000
+    mdoc = metrics_document(snap)
+    assert (mdoc["api"]["budget_per_hour"], mdoc["api"]["budget_per_second"]) == (2000, 4.0)
+    assert mdoc["api"]["utilisation_ratio"] == 0.01  # 20 / 2000
     prom = parse(prometheus_text(snap))
     assert one(prom, "netops_api_budget_calls_per_hour") == 2000
     assert one(prom, "netops_api_budget_calls_per_second") == 4
