@@ -74,7 +74,7 @@ def test_an_export_opens_one_connection_and_reads_the_token_once(
     healthy(settings.dsn, settings)
     import psycopg2
 
-    from netops.monitor import facts as F
+    from netops.monitor import facts
 
     opened, reads = [], []
     real_connect, real_read = psycopg2.connect, Path.read_text
@@ -90,7 +90,7 @@ def test_an_export_opens_one_connection_and_reads_the_token_once(
     reads.clear()
     evaluation.gather(settings, None)
     assert reads == [settings.token_file]
-    assert F.token_facts(settings).present  # the standalone reader still works
+    assert facts.token_facts(settings).present  # the standalone reader still works
 
 
 def test_two_keys_are_two_budgets_in_every_view_and_the_keys_are_read_once(

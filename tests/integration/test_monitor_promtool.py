@@ -16,7 +16,7 @@ import yaml
 from click.testing import CliRunner
 
 from netops.cli import cli
-from netops.monitor import alerts as A
+from netops.monitor import alerts
 from tests.integration.test_monitor_metrics import busy_box  # noqa: F401  (fixture)
 from tests.integration.test_monitor_seed import cli_env
 
@@ -65,13 +65,13 @@ def labelled(selector: str) -> str:
 
 def thresholds(settings: Any) -> list[dict[str, str]]:
     out = []
-    for r in A.RULES:
+    for r in alerts.RULES:
         t = 60.0 if r.name == "sync_age" else r.prom_threshold(settings)
         out.append({"series": labelled(f'netops_alert_threshold{{alert="{r.name}"}}'), "values": f"{t!r}x40"})
     return out
 
 
-def expected(rule: A.Rule, extra: dict[str, str]) -> list[dict[str, Any]]:
+def expected(rule: alerts.Rule, extra: dict[str, str]) -> list[dict[str, Any]]:
     return [{"exp_labels": {"severity": rule.severity, **BOX, **extra},
              "exp_annotations": {"summary": rule.summary, "description": rule.action}}]
 
@@ -79,9 +79,9 @@ def expected(rule: A.Rule, extra: dict[str, str]) -> list[dict[str, Any]]:
 def unit_tests(settings: Any) -> dict[str, Any]:
     """One promtool test group per rule and case."""
     tests = []
-    for rule in A.RULES:
+    for rule in alerts.RULES:
         selector, fire, clear, extra = CASES[rule.name]
-        alert = A._camel(rule.name)
+        alert = alerts._camel(rule.name)
         own_up = rule.name == "database_down"
 
         def up(values: str, own: bool = own_up) -> list[dict[str, str]]:
@@ -122,7 +122,7 @@ def unit_tests(settings: Any) -> dict[str, Any]:
 
 
 def _annotations(alert: str) -> dict[str, str]:
-    for group in yaml.safe_load(A.prometheus_rules(_SETTINGS[0]))["groups"]:
+    for group in yaml.safe_load(alerts.prometheus_rules(_SETTINGS[0]))["groups"]:
         for r in group["rules"]:
             if r.get("alert") == alert:
                 return dict(r["annotations"])
@@ -138,7 +138,7 @@ def promtool(*args: str, stdin: str | None = None, cwd: Path | None = None) -> s
 
 
 def test_every_rule_has_promtool_cases() -> None:
-    assert set(CASES) == {r.name for r in A.RULES}
+    assert set(CASES) == {r.name for r in alerts.RULES}
 
 
 def test_export_passes_promtool_check_metrics(busy_box: Any) -> None:  # noqa: F811
@@ -167,7 +167,7 @@ def test_rules_pass_check_and_unit_tests(settings_factory: Any, tmp_path: Path) 
     checked = promtool("check", "rules", "rules.yml", cwd=tmp_path)
     assert checked.returncode == 0, checked.stdout + checked.stderr
     doc = unit_tests(settings)
-    assert len(doc["tests"]) == 4 * len(A.RULES) - 1  # database_down has no "database down" case
+    assert len(doc["tests"]) == 4 * len(alerts.RULES) - 1  # database_down has no "database down" case
     (tmp_path / "tests.yml").write_text(yaml.safe_dump(doc, sort_keys=False))
     tested = promtool("test", "rules", "tests.yml", cwd=tmp_path)
     assert tested.returncode == 0, tested.stdout[-6000:] + tested.stderr[-3000:]
