@@ -495,7 +495,7 @@ RULES: tuple[Rule, ...] = (
         setting="alert_sync_seconds",
         value=_sync_duration,
         unit="seconds",
-        action="Look for 429s and slow calls in netops.api_calls and in nightly_stable_tables.log; a sync "
+        action="Look for 429s and slow calls in netops.api_calls and the stable log (`netops logs tail stable`); a sync "
                "still running past this is probably stuck: check its PID and the API's status.",
         prom_expr="netops_sync_last_run_duration_seconds > {t}",
     ),
@@ -504,7 +504,7 @@ RULES: tuple[Rule, ...] = (
         summary="The latest run of a stable phase failed",
         value=_sync_failed,
         unit="phases",
-        action="Read the error below and nightly_stable_tables.log (`netops logs tail stable`), fix the cause, "
+        action="Read the error below and the stable log (`netops logs tail stable`), fix the cause, "
                "then rerun `netops sync stable`; the failed table was left as it was.",
         prom_expr="sum without(phase) (netops_sync_last_run_failed) > {t}",
         detail=_sync_failed_detail,
@@ -525,7 +525,7 @@ RULES: tuple[Rule, ...] = (
         setting="alert_sync_age_hours",
         value=_sync_age_hours,
         unit="hours",
-        action="Check the nightly cron job (`crontab -l -u netops`, cron_output.log) and the stable log, then "
+        action="Check the nightly cron job (`crontab -l -u netops`, `netops logs tail cron`) and the stable log, then "
                "run `netops sync stable` by hand.",
         prom_expr='time() - netops_sync_last_success_timestamp_seconds{{phase=~"{stable}"}} > {t}',
         severity="critical",
