@@ -450,7 +450,11 @@ def main(argv: list[str] | None = None) -> int:
     results["last_run_seconds"] = round(time.monotonic() - started, 1)
     if a.baseline:
         base = json.loads(Path(a.baseline).read_text())
-        results["baseline"] = {"label": a.baseline_label, "sections": only,
+        # a later comparison with the same baseline adds to it (more runs of some sections)
+        prev = results.get("baseline") or {}
+        prev = prev if prev.get("label") == a.baseline_label else {}
+        sections = [*[s for s in prev.get("sections", []) if s not in only], *only]
+        results["baseline"] = {**prev, "label": a.baseline_label, "sections": sections,
                                **{k: base[k] for k in (*only, "machine", "versions") if k in base}}
     results_path.write_text(json.dumps(results, indent=1, default=str) + "\n")
     from bench.report import render
