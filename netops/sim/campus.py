@@ -23,7 +23,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -472,10 +472,9 @@ def _split_days(begin: int, end: int, tz: ZoneInfo) -> Iterable[tuple[str, int]]
     t = begin
     while t < end:
         local = datetime.fromtimestamp(t / 1000, tz)
-        nxt = datetime.combine(local.date(), datetime.min.time(), tzinfo=tz).timestamp() * 1000 + DAY
-        # a midnight in a DST change is not 24 h after the last: recompute from the local date
-        nxt = datetime.fromtimestamp(nxt / 1000, tz).replace(hour=0, minute=0, second=0, microsecond=0)
-        stop = min(end, int(nxt.timestamp() * 1000))
+        # the next local midnight as a wall time (a day with a DST change is 23 or 25 hours long)
+        midnight = datetime.combine(local.date() + timedelta(days=1), datetime.min.time(), tzinfo=tz)
+        stop = min(end, int(midnight.timestamp() * 1000))
         if stop <= t:   # never loop in place
             stop = end
         yield local.date().isoformat(), stop - t
