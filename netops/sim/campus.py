@@ -159,6 +159,7 @@ def _people_by_campus(ds: Dataset, rng: random.Random, cd: CampusData,
 
 
 def _gen_locations(rng: random.Random, cd: CampusData, by_campus: dict[int, tuple[list[int], list[int]]]) -> None:
+    """Each person's sessions one after the other (ids ascending: the dict stays in id order)."""
     lid = 20_000_000
     for cid, (users, outsiders) in by_campus.items():
         people = [u for u in users if rng.random() < SESSION_SHARE] + [o for o in outsiders if rng.random() < 0.25]
@@ -173,7 +174,6 @@ def _gen_locations(rng: random.Random, cd: CampusData, by_campus: dict[int, tupl
                         "primary": rng.random() < 0.93, "campus_id": cid, "_user_id": uid,
                         "host": f"c{_ri(rng, 1, 4)}r{_ri(rng, 1, 13)}s{_ri(rng, 1, 8)}"}
                 t += length + _ri(rng, 2 * HOUR, 4 * DAY)
-    cd.locations = dict(sorted(cd.locations.items()))
 
 
 def _gen_evaluations(ds: Dataset, rng: random.Random, cd: CampusData,
@@ -193,9 +193,10 @@ def _gen_evaluations(ds: Dataset, rng: random.Random, cd: CampusData,
             cd.teams[tid] = _make_team(rng, tid, rng.choice(pool if is_pool else p21), members, cd.anchor)
             for _ in range(rng.choice((1, 2, 2, 3))):
                 sid += _ri(rng, 1, 4)
-                corrector = rng.choice([p for p in people if p not in members])
+                corrector = rng.choice(people)
+                while corrector in members:   # members take at most len(people) - 1 of them
+                    corrector = rng.choice(people)
                 cd.scale_teams[sid] = _make_scale_team(rng, sid, cd.teams[tid], corrector, cid)
-    cd.scale_teams = dict(sorted(cd.scale_teams.items()))
 
 
 def _make_team(rng: random.Random, tid: int, project_id: int, members: list[int], anchor: int) -> dict[str, Any]:
