@@ -315,13 +315,19 @@ def view(ds: Dataset, resource: str, rows: Iterable[dict[str, Any]], at: int | N
 
 
 def rows_of(ds: Dataset, resource: str, campus_id: int | None = None, user_id: int | None = None,
-            at: int | None = None) -> list[dict[str, Any]]:
-    """A listing's rows at the clock: every row, one campus's, or one user's (locations)."""
-    stored: Iterable[dict[str, Any]] = campus(ds).table(resource).values()
+            at: int | None = None, role: str | None = None) -> list[dict[str, Any]]:
+    """A listing's rows at the clock: every row, one campus's, or one user's (a user's sessions;
+    the evaluations a user gave, `role="as_corrector"`, or received, `role="as_corrected"`)."""
+    cd = campus(ds)
+    stored: Iterable[dict[str, Any]] = cd.table(resource).values()
     if campus_id is not None:
         key = {"locations": "campus_id", "scale_teams": "_campus_id", "exams": "_campus_id"}.get(resource)
         stored = [r for r in stored if (campus_id in r["campus_ids"] if key is None else r[key] == campus_id)]
-    if user_id is not None:
+    if user_id is not None and role == "as_corrector":
+        stored = [r for r in stored if r["_corrector"] == user_id]
+    elif user_id is not None and role == "as_corrected":
+        stored = [r for r in stored if any(m[0] == user_id for m in cd.teams[r["_team_id"]]["_members"])]
+    elif user_id is not None:
         stored = [r for r in stored if r["_user_id"] == user_id]
     return view(ds, resource, stored, at)
 
