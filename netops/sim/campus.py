@@ -72,8 +72,9 @@ class CampusData:
     outsiders: dict[int, dict[str, Any]] = field(default_factory=dict)
     #: frozen instant answers show (None: the wall clock)
     clock: int | None = None
-    #: the expected mirror's campuses (None: every mirrored one) and backfill horizon
-    scope: tuple[int, ...] | None = None
+    #: the expected mirror's campuses: none by default, like NETOPS_CAMPUS_IDS's default (a box
+    #: spends no call on them until an operator names campuses); None: every mirrored campus
+    scope: tuple[int, ...] | None = ()
     horizon_days: int = HORIZON_DAYS
 
     def clone(self) -> CampusData:
@@ -546,7 +547,7 @@ def _scope(ds: Dataset, cd: CampusData) -> set[int]:
 
 def expected_all(ds: Dataset) -> dict[str, list[dict[str, Any]]]:
     """Every campus-scoped table as a correct mirror holds it at the clock, for the campuses in
-    scope (`CampusData.scope`, default every mirrored campus) over the backfill horizon
+    scope (`CampusData.scope`: none by default, None for every mirrored campus) over the backfill horizon
     (`horizon_days`: sessions by begin_at, the others by updated_at): the rows as served (hidden
     people NULL), minus what the user rule erases — a mirrored user past data_erasure_date takes
     their sessions, the evaluations naming them (visibly) and their team memberships along."""

@@ -519,7 +519,8 @@ class SimServer:
                      horizon_days: int | None = None) -> dict[str, Any]:
         """The campus data's clock (frozen at an instant — epoch ms or ISO text —, None: the wall
         clock; `advance_seconds` moves a frozen clock on), and the expected mirror's scope (campus
-        ids, None: every mirrored campus) and horizon. Returns the state."""
+        ids — none at first, like NETOPS_CAMPUS_IDS —, None: every mirrored campus) and horizon.
+        Returns the state."""
         with self.lock:
             cd = simcampus.campus(self.data)
             if clock != "keep":

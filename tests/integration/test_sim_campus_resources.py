@@ -18,9 +18,12 @@ HOUR = 3_600_000
 
 @pytest.fixture
 def frozen(sim: TestSim) -> TestSim:
-    """The simulator at a frozen clock: its anchor (the start hour)."""
+    """The simulator at a frozen clock (its anchor, the start hour), every mirrored campus in the
+    expected mirror's scope."""
     state = sim.campus_clock()
-    sim.campus_clock(clock=state["anchor"])
+    assert state["scope"] == []   # the default: none, like NETOPS_CAMPUS_IDS
+    assert all(sim.expected()[t] == 0 for t in ("locations", "teams", "teams_users", "scale_teams", "events", "exams"))
+    sim.campus_clock(clock=state["anchor"], scope=None)
     return sim
 
 

@@ -33,6 +33,7 @@ def _data(scale: float = 0.05, clock: int = ANCHOR) -> simdata.Dataset:
     ds = generate(42, scale)
     add_campus_data(ds, 42, scale, ANCHOR)
     ds.campus.clock = clock
+    ds.campus.scope = None   # every mirrored campus (the default is none, like NETOPS_CAMPUS_IDS)
     return ds
 
 
@@ -277,6 +278,8 @@ def test_scope_and_horizon_narrow_the_expected_mirror() -> None:
     cid = sorted(ds.mirrored_campus_ids())[0]
     ds.campus.scope = (cid,)
     one = expected_keys(ds)
+    ds.campus.scope = ()
+    assert all(v == [] for v in expected_keys(ds).values())   # the default: no campus, no row
     assert set(one["locations"]) == {(r["id"],) for r in stored if r["campus_id"] == cid
                                      and r["begin_at"] >= ANCHOR - 90 * DAY}
     assert 0 < len(one["scale_teams"]) < len(every["scale_teams"])
