@@ -532,7 +532,7 @@ def _value(column: catalog.Column, raw: Any) -> Any:
     if column.kind == "json":
         return raw
     value = CONVERTERS[column.kind](raw)
-    if column.kind == "ts":
+    if column.kind == "ts" and not (isinstance(value, str) and len(value) == 24 and value.endswith("Z")):
         return fmt(int(parse_ts(value).astimezone(timezone.utc).timestamp() * 1000))
     return value
 
