@@ -150,3 +150,41 @@ def test_retention_keeps_the_newest_dumps(pg_dsn: str, env: dict[str, str], tmp_
     left = sorted(p.name for p in backups.iterdir())
     assert left == sorted([old[2].name, path.name, "keep-me.txt"])
     assert not list(backups.glob(".*partial"))
+
+
+def test_status_metrics_and_alerts_show_the_last_good_backup(pg_dsn: str, env: dict[str, str],  # noqa: F811
+                                                            tmp_path: Path) -> None:
+    def status() -> dict:
+        res = netops(env, "status", "--json")
+        return json.loads(res.stdout)
+
+    before = status()
+    assert before["backup"]["last_good_at"] is None and "backup_age" not in before["alerts"]["firing"]
+    path = _backup(env)
+    doc = status()
+    assert doc["backup"]["last_good_bytes"] == path.stat().st_size and doc["backup"]["last_ok"] is True
+    assert doc["backup"]["last_good_age_seconds"] < 120
+    assert not {"backup_age", "backup_failed"} & set(doc["alerts"]["firing"])
+    text = netops(env, "status").stdout
+    assert f"({path})" in text and "backup      last good" in text
+    prom = netops(env, "metrics", "export", "--format", "prometheus").stdout
+    assert f"netops_backup_last_bytes {float(path.stat().st_size)}" in prom
+    assert "netops_backup_last_failed 0.0" in prom
+    assert 'netops_alert_firing{alert="backup_age",severity="warning"} 0.0' in prom
+
+    # 27 hours later (the record aged by hand): backup_age fires
+    record_file = tmp_path / "state" / "backup.json"
+    record = json.loads(record_file.read_text())
+    record["last_good"]["at"] = record["last"]["at"] = "2020-01-01T00:00:00+00:00"
+    record_file.write_text(json.dumps(record))
+    assert "backup_age" in status()["alerts"]["firing"]
+
+    # a failed attempt (the database has no netops schema): backup_failed fires, naming the error
+    res = netops({**env, "NETOPS_DSN": pg_dsn.replace("?", "_nope?", 1)}, "db", "backup")
+    assert res.returncode != 0 and len(res.stderr.strip().splitlines()) == 1
+    doc = status()
+    assert {"backup_age", "backup_failed"} <= set(doc["alerts"]["firing"])
+    failed = next(p for p in doc["problems"] if p["check"] == "backup_failed")
+    assert "netops db backup" in failed["message"]
+    assert doc["backup"]["last_ok"] is False and doc["backup"]["last_good_path"] == str(path)
+    assert "netops_backup_last_failed 1.0" in netops(env, "metrics", "export", "--format", "prometheus").stdout
