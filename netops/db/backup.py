@@ -204,7 +204,10 @@ def _dump(settings: Settings, dsn: str, output: Path | None, started: float) -> 
             result = subprocess.run(inv.argv, env=inv.env, stdout=fh, stderr=subprocess.PIPE, text=False)
             if result.returncode != 0:
                 lines = result.stderr.decode(errors="replace").strip().splitlines()
-                raise DatabaseError(f"pg_dump: {lines[-1] if lines else 'exit ' + str(result.returncode)}")
+                line = (lines[-1] if lines else f"exit {result.returncode}").removeprefix("pg_dump: ")
+                if "No space left" in line:
+                    line += f" ({output.parent}): check the path and free space"
+                raise DatabaseError(f"pg_dump: {line}")
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, output)
