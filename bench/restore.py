@@ -9,6 +9,7 @@ then reconcile (the deletes a window cannot see; it lists every id) run until th
 equal the simulator's. Calls are the simulator's own count (every /v2 request; token requests
 not counted).
 
+    .venv/bin/python -m bench.run --only restore      # BENCHMARKS.md "Restore vs full re-pull"
     .venv/bin/python -m bench.restore [--scale 0.05] [--per-minute 20] [--minutes 10,60,240]
 """
 
@@ -16,12 +17,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from bench.env import BenchPostgres, netops_env
+from bench.env import netops_env
 from netops.config import load_settings
 from netops.db.backup import backup, restore
 from netops.pipeline.backlog.detect import detect
@@ -29,6 +31,10 @@ from netops.pipeline.backlog.reconcile import reconcile
 from netops.pipeline.backlog.worker import run_backlog
 from netops.pipeline.stable.sync import run_stable_sync
 from netops.sim import SimConfig, SimServer
+
+SCALE = 0.05
+PER_MINUTE = 20.0
+MINUTES = (10, 60, 240)
 
 
 def _calls(sim: SimServer) -> int:
@@ -68,19 +74,17 @@ def _catch_up(settings: Any, dsn: str, sim: SimServer) -> dict[str, Any]:
             "seconds": round(time.monotonic() - started, 1), "rows_mismatched": mismatched}
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--scale", type=float, default=0.05, help="simulator backlog_scale (1.0 = real size)")
-    ap.add_argument("--per-minute", type=float, default=20.0, help="simulated API changes per minute")
-    ap.add_argument("--minutes", default="10,60,240", help="minutes of churn between backup and restore")
-    args = ap.parse_args()
-    pg = BenchPostgres().up()
-    sim = SimServer(SimConfig(port=0, backlog_scale=args.scale, rate_per_second=100_000, rate_per_hour=10**9,
+def bench_restore(bench: Any, scale: float | None = None, per_minute: float = PER_MINUTE,
+                  minutes: tuple[int, ...] = MINUTES) -> dict[str, Any]:
+    """The measurement, on the bench's PostgreSQL (`bench.pg`); `bench.quick`: tiny sizes."""
+    scale = scale if scale is not None else (0.01 if getattr(bench, "quick", False) else SCALE)
+    minutes = (1, 5) if getattr(bench, "quick", False) else minutes
+    sim = SimServer(SimConfig(port=0, backlog_scale=scale, rate_per_second=100_000, rate_per_hour=10**9,
                               seed=42)).start()
-    out: dict[str, Any] = {"scale": args.scale, "per_minute": args.per_minute, "runs": []}
+    dsn = bench.pg.new_database("restore")
+    state = Path(tempfile.mkdtemp(prefix="netops-bench-restore-"))
+    out: dict[str, Any] = {"scale": scale, "per_minute": per_minute, "runs": []}
     try:
-        dsn = pg.new_database("restore")
-        state = Path(tempfile.mkdtemp(prefix="netops-bench-restore-"))
         settings = load_settings(env=netops_env(dsn, sim.url, sim.client_id, sim.client_secret, state, 100_000,
                                                 10**9, BACKLOG_DETECT_SETTLE_SECONDS=0), config_path="")
         assert run_stable_sync(settings).ok
@@ -94,27 +98,68 @@ def main() -> None:
         out["full_reconcile_calls"] = _calls(sim)
         dump = backup(settings, dsn)
         out["backup_bytes"], out["backup_seconds"] = dump.bytes, dump.seconds
-        for minutes in [int(m) for m in args.minutes.split(",")]:
+        for n in minutes:
             sim.reset()                                  # the API as it was at the backup
-            sim.churn(n=int(minutes * args.per_minute))
+            sim.churn(n=int(n * per_minute))
             restored = restore(settings, dsn, Path(str(dump.path)), yes=True)
-            run = {"minutes": minutes, "changes": int(minutes * args.per_minute),
-                   "restore_seconds": restored.seconds, **_catch_up(settings, dsn, sim)}
+            run = {"minutes": n, "changes": int(n * per_minute), "restore_seconds": restored.seconds,
+                   **_catch_up(settings, dsn, sim)}
             out["runs"].append(run)
             print(json.dumps(run), flush=True)
     finally:
         sim.stop()
-        pg.down()
+        bench.pg.drop_database(dsn)
+        shutil.rmtree(state, ignore_errors=True)
+    return out
+
+
+def render(r: dict[str, Any], w: Any) -> None:
+    """The "Restore vs full re-pull" section of BENCHMARKS.md (measured figures only)."""
+    m = r.get("restore")
+    if not m:
+        return
+    full = m["full_repull_calls"]
+    w("## Restore vs full re-pull (issue 24)\n")
+    w(f"`bench/restore.py`, simulator backlog scale {m['scale']} ({sum(m['rows'].values()):,} backlog rows), "
+      f"churn at {m['per_minute']:g} changes a minute (the simulator's insert/update/delete mix) between the "
+      "backup and the restore. Calls are the simulator's count of /v2 requests (token requests not counted).\n")
+    w(f"- Full re-pull of the backlog tables (detect on empty marks + run): **{full} calls**; one full "
+      f"reconcile pass: {m['full_reconcile_calls']} calls.")
+    w(f"- `netops db backup`: {m['backup_bytes']:,} bytes in {m['backup_seconds']} s.\n")
+    w("| churn before restore | restore | detect + run (window) | reconcile (deletes) | total | window vs re-pull | total vs re-pull |")
+    w("|---|---|---|---|---|---|---|")
+    for x in m["runs"]:
+        total = x["window_calls"] + x["reconcile_calls"]
+        w(f"| {x['minutes']} min ({x['changes']:,} changes) | {x['restore_seconds']} s | {x['window_calls']} calls "
+          f"| {x['reconcile_calls']} calls | {total} calls | {x['window_calls'] / full:.2f}× | {total / full:.2f}× |")
+    w("\nEvery run ends with the backlog tables' row counts equal to the simulator's. Inserts and updates made "
+      "since the backup are caught by the window from the restored marks for a few per cent of a re-pull; "
+      "deletes only by reconcile, which lists every id and so costs about one re-pull (it runs under its own "
+      "budget share). Rerun: `.venv/bin/python -m bench.run --only restore` (this section), or "
+      "`.venv/bin/python -m bench.restore --scale 0.25 --minutes 10,60,240` (stand-alone, prints the JSON).\n")
+
+
+def main() -> None:
+    from bench.env import BenchPostgres
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--scale", type=float, default=SCALE, help="simulator backlog_scale (1.0 = real size)")
+    ap.add_argument("--per-minute", type=float, default=PER_MINUTE, help="simulated API changes per minute")
+    ap.add_argument("--minutes", default=",".join(map(str, MINUTES)), help="minutes of churn before the restore")
+    args = ap.parse_args()
+
+    class _Bench:
+        quick = False
+        pg = BenchPostgres().up()
+
+    try:
+        out = bench_restore(_Bench, args.scale, args.per_minute, tuple(int(m) for m in args.minutes.split(",")))
+    finally:
+        _Bench.pg.down()
     print(json.dumps(out))
-    print(f"\nfull re-pull of the backlog tables: {out['full_repull_calls']} calls "
-          f"({sum(out['rows'].values())} rows); one full reconcile: {out['full_reconcile_calls']} calls; "
-          f"dump {out['backup_bytes']} bytes in {out['backup_seconds']} s")
-    print("| churn (min x changes/min = changes) | restore s | detect+run calls | reconcile calls | total | vs re-pull |")
-    print("|---|---|---|---|---|---|")
-    for r in out["runs"]:
-        total = r["window_calls"] + r["reconcile_calls"]
-        print(f"| {r['minutes']} x {args.per_minute:g} = {r['changes']} | {r['restore_seconds']} | {r['window_calls']} "
-              f"| {r['reconcile_calls']} | {total} | {total / out['full_repull_calls']:.2f}x |")
+    lines: list[str] = []
+    render({"restore": out}, lines.append)
+    print("\n".join(lines))
 
 
 if __name__ == "__main__":
