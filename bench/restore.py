@@ -134,8 +134,7 @@ def render(r: dict[str, Any], w: Any) -> None:
           f"| {x['reconcile_calls']} calls | {total} calls | {x['window_calls'] / full:.2f}× | {total / full:.2f}× |")
     w("\nEvery run ends with the backlog tables' row counts equal to the simulator's. Inserts and updates made "
       "since the backup are caught by the window from the restored marks for a few per cent of a re-pull; "
-      "deletes only by reconcile, which lists every id and so costs about one re-pull (it runs under its own "
-      "budget share). Rerun: `.venv/bin/python -m bench.run --only restore` (this section), or "
+      "deletes only by `netops backlog reconcile`, which lists every id and so costs about one re-pull. Rerun: `.venv/bin/python -m bench.run --only restore` (this section), or "
       "`.venv/bin/python -m bench.restore --scale 0.25 --minutes 10,60,240` (stand-alone, prints the JSON).\n")
 
 
