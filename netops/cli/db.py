@@ -20,7 +20,7 @@ from netops.config import Settings
 
 @click.group(name="db")
 def group() -> None:
-    """Manage the database: local server, schema migrations, psql shell."""
+    """Manage the database: local server, schema migrations, backup and restore, psql shell."""
 
 
 @group.command("up")
