@@ -75,7 +75,7 @@ def find_tool(settings: Settings, name: str, server_major: int | None = None) ->
         found.append(on_path)
     if not found:
         raise DatabaseError(f"{name} not found: install the PostgreSQL client of the server's version "
-                            "(Debian: apt-get install postgresql-client-15) or set NETOPS_PG_BIN_DIR")
+                            "(Debian: apt-get install postgresql-client) or set NETOPS_PG_BIN_DIR")
     if server_major is None:
         return found[0]
     majors = {b: _major(b) for b in found}
