@@ -229,6 +229,11 @@ class Settings:
         "Token store, embedded Postgres, metrics files.")
     max_prune_ratio: float = setting("NETOPS_MAX_PRUNE_RATIO", _num(float, 0.0, 1.0), 0.5,
         "Refuse a sync that would delete more than this share of a table.")
+    # --- backups (`netops db backup`, the role's daily backup job) ---------------------------
+    backup_dir: str | None = setting("NETOPS_BACKUP_DIR", _opt_path, None,
+        "Where `netops db backup` writes its dumps (default: <state_dir>/backups).")
+    backup_keep: int = setting("NETOPS_BACKUP_KEEP", _num(int, 1), 7,
+        "Dumps kept in backup_dir; each backup removes the oldest beyond this count.")
     # --- backlog (names from the old pipeline) -------------------------------------------
     backlog_fetch_batch_size: int = setting("BACKLOG_FETCH_BATCH_SIZE", _num(int, 1, 10000), 100,
         "Backlog items claimed per batch.")
@@ -280,6 +285,9 @@ class Settings:
         "Alert when more backlog items are pending.")
     alert_backlog_failed: int = setting("NETOPS_ALERT_BACKLOG_FAILED", _num(int, 0), 0,
         "Alert when more backlog items have failed.")
+    # backups: the daily job runs at a fixed hour, so a day and two hours' slack before it counts as missed
+    alert_backup_age_hours: float = setting("NETOPS_ALERT_BACKUP_AGE_HOURS", _num(float, 0), 26.0,
+        "Alert when the last good backup is older (or there is none).")
 
     # --- where the values came from, and what is derived from them ----------------------
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
@@ -309,6 +317,10 @@ class Settings:
     @property
     def state_path(self) -> Path:
         return Path(self.state_dir)
+
+    @property
+    def backup_path(self) -> Path:
+        return Path(self.backup_dir or self.state_path / "backups")
 
     @property
     def metrics_path(self) -> Path:

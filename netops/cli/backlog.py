@@ -29,9 +29,13 @@ def parse_duration(text: str) -> float:
 
 
 def _dsn(settings: Settings) -> str:
+    """The DSN of a writer: refused unless its schema is the one this code expects."""
+    from netops.db.migrate import require_schema
     from netops.db.server import resolve_dsn
 
-    return resolve_dsn(settings)
+    dsn = resolve_dsn(settings)
+    require_schema(dsn)
+    return dsn
 
 
 @click.group(name="backlog")

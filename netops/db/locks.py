@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-#: migrations: transaction-level, serialises two `netops db migrate` (or two first syncs)
+#: migrations: session-level for a whole `netops db migrate` (or restore); writers take it shared,
+#: transaction-level, while they check the schema, so they wait for a migration in progress
 MIGRATE = 4242_0001
 #: a stable sync: session-level, held for the whole run; a second sync exits at once (code 75)
 SYNC = 4242_0002
@@ -20,6 +21,16 @@ ALERTS = 4242_0004
 def xact_lock(cur: Any, key: int) -> None:
     """Wait for `key` until the transaction of `cur` ends."""
     cur.execute("SELECT pg_advisory_xact_lock(%s)", (key,))
+
+
+def xact_lock_shared(cur: Any, key: int) -> None:
+    """Wait until nobody holds `key` exclusively; hold it shared until the transaction ends."""
+    cur.execute("SELECT pg_advisory_xact_lock_shared(%s)", (key,))
+
+
+def session_lock(cur: Any, key: int) -> None:
+    """Wait for `key`, then hold it until the session of `cur` ends (or it is unlocked)."""
+    cur.execute("SELECT pg_advisory_lock(%s)", (key,))
 
 
 def try_session_lock(cur: Any, key: int) -> bool:

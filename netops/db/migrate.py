@@ -1,8 +1,14 @@
 """Versioned schema migrations: `netops/db/migrations/NNN_name.sql`, applied once each, in order.
 
 Each file runs in its own transaction together with its row in `netops.schema_migrations`, so a
-failing migration leaves nothing half-applied. A transaction-level advisory lock serialises
-concurrent `netops db migrate` runs (two cron jobs, two hosts on one database).
+failing migration leaves nothing half-applied. `migrate` holds the MIGRATE advisory lock for the
+whole run (session level, so two `netops db migrate` runs — two hosts on one database — go one
+after the other); writers check the schema with `require_schema`, which waits on that lock in
+shared mode, so a cron job started mid-deploy waits for the migrations and never sees half of them.
+
+Only `netops db migrate` (and the embedded server on its first start, db/server.py) creates the
+schema: a writer pointed at a database without one refuses (`require_schema`), so one typo in
+NETOPS_DSN cannot fill somebody else's database.
 """
 
 from __future__ import annotations
@@ -59,6 +65,61 @@ def applied_versions(dsn: str) -> list[str]:
         conn.close()
 
 
+def code_version() -> str:
+    """The newest schema version this code knows (the last shipped migration)."""
+    return available()[-1][0]
+
+
+def pending(dsn: str) -> list[str]:
+    """`NNN_name` of every shipped migration not applied to `dsn` yet, in order."""
+    done = set(applied_versions(dsn))
+    return [f"{v}_{n}" for v, n, _ in available() if v not in done]
+
+
+def schema_problem(applied: list[str]) -> str | None:
+    """Why a writer must not touch a database whose schema_migrations holds `applied`, or None.
+
+    Versions beyond the code's mean older code on a newer schema (a downgrade): refused, since
+    the code would write rows the newer schema reads differently. Versions missing mean the
+    upgrade's `netops db migrate` has not run: refused too, rather than migrating from a cron job
+    (the deploy migrates, with the jobs waiting on the MIGRATE lock).
+    """
+    known = code_version()
+    if not applied:
+        return ("the database NETOPS_DSN names has no netops schema (a wrong database?); check NETOPS_DSN, "
+                "or create the schema with `netops db migrate`")
+    if max(applied) > known:
+        return (f"the database schema is version {max(applied)}, newer than this code's {known}: "
+                "run the netops release that migrated it (downgrades are refused)")
+    missing = [v for v, _, _ in available() if v not in set(applied)]
+    if missing:
+        return (f"the database schema is version {max(applied)}, older than this code's {known}: "
+                "run `netops db migrate` (the deploy does)")
+    return None
+
+
+def require_schema(dsn: str) -> None:
+    """Refuse (DatabaseError, one line) unless the schema is exactly the one this code expects.
+
+    Waits for a running `netops db migrate` first (MIGRATE, shared), so a job started while the
+    deploy migrates reads the finished schema.
+    """
+    conn = connect(dsn)
+    try:
+        with conn, conn.cursor() as cur:
+            locks.xact_lock_shared(cur, locks.MIGRATE)
+            cur.execute("SELECT to_regclass('netops.schema_migrations')")
+            applied: list[str] = []
+            if cur.fetchone()[0] is not None:
+                cur.execute("SELECT version FROM netops.schema_migrations ORDER BY version")
+                applied = [r[0] for r in cur.fetchall()]
+    finally:
+        conn.close()
+    problem = schema_problem(applied)
+    if problem:
+        raise DatabaseError(problem)
+
+
 def migrate(dsn: str, log_dir: Path | str) -> list[str]:
     """Apply pending migrations; return the `NNN_name` of each one applied (empty when up to date).
 
@@ -66,24 +127,25 @@ def migrate(dsn: str, log_dir: Path | str) -> list[str]:
     routine check every sync makes does not leave a log file per run.
     """
     done = set(applied_versions(dsn))
-    pending = [m for m in available() if m[0] not in done]
-    if not pending:
+    todo = [m for m in available() if m[0] not in done]
+    if not todo:
         return []
     log = get_logger("init_db", log_dir)
     conn = connect(dsn)
     applied: list[str] = []
     try:
+        with conn.cursor() as cur:
+            locks.session_lock(cur, locks.MIGRATE)  # writers wait on it (require_schema)
+        conn.commit()
         with conn, conn.cursor() as cur:
-            locks.xact_lock(cur, locks.MIGRATE)
             cur.execute("CREATE SCHEMA IF NOT EXISTS netops")
             cur.execute(
                 """CREATE TABLE IF NOT EXISTS netops.schema_migrations (
                        version text PRIMARY KEY, name text NOT NULL,
                        applied_at timestamptz NOT NULL DEFAULT now())"""
             )
-        for version, name, sql in pending:
+        for version, name, sql in todo:
             with conn, conn.cursor() as cur:
-                locks.xact_lock(cur, locks.MIGRATE)
                 cur.execute("SELECT 1 FROM netops.schema_migrations WHERE version = %s", (version,))
                 if cur.fetchone():
                     continue
@@ -104,5 +166,5 @@ def migrate(dsn: str, log_dir: Path | str) -> list[str]:
                 applied.append(f"{version}_{name}")
                 log.info(f"Applied migration {version}_{name} in {time.monotonic() - started:.2f}s")
     finally:
-        conn.close()
+        conn.close()  # ends the session: PostgreSQL releases the MIGRATE lock with it
     return applied

@@ -105,7 +105,11 @@ class LocalPostgres:
             self._initdb()
         if not self.is_running():
             self._start()
-        self._ensure_database()
+        if self._ensure_database():
+            # its own first start: the one place besides `netops db migrate` that creates the schema
+            from netops.db.migrate import migrate
+
+            migrate(self.dsn(), self.settings.log_path)
         return self.dsn()
 
     def down(self) -> bool:
@@ -227,7 +231,8 @@ class LocalPostgres:
             raise DatabaseError(f"embedded PostgreSQL did not start: {tail or result.stderr.strip()} "
                                 f"(see {self.log_file})")
 
-    def _ensure_database(self) -> None:
+    def _ensure_database(self) -> bool:
+        """Create the database when missing; True when it was created now."""
         import psycopg2
 
         admin = f"postgresql://postgres@localhost/postgres?host={quote(str(self.data_dir))}"
@@ -244,8 +249,10 @@ class LocalPostgres:
             conn.autocommit = True
             with conn.cursor() as cur:
                 cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (self.db_name,))
-                if not cur.fetchone():
-                    cur.execute(f'CREATE DATABASE "{self.db_name}"')
+                if cur.fetchone():
+                    return False
+                cur.execute(f'CREATE DATABASE "{self.db_name}"')
+                return True
         finally:
             conn.close()
 
@@ -256,7 +263,7 @@ class LocalPostgres:
 #: what it looks at hides the very problem it was asked about (and a stopped server may have
 #: been stopped on purpose). `netops db up` is the explicit way to start it.
 MAY_START_EMBEDDED: tuple[str, ...] = (
-    "db up", "db migrate", "sync stable", "backlog detect", "backlog run", "backlog retry",
+    "db up", "db migrate", "db backup", "db restore", "sync stable", "backlog detect", "backlog run", "backlog retry",
     "backlog purge", "backlog reconcile",
 )
 NEVER_START_EMBEDDED: tuple[str, ...] = (

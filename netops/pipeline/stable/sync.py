@@ -25,7 +25,7 @@ from netops.catalog import DerivedLinks, Listing, NestedList, Single
 from netops.config import Settings
 from netops.db import connect, locks, mirror
 from netops.db.loader import ApplyResult, Policy, count_rows, load
-from netops.db.migrate import migrate
+from netops.db.migrate import require_schema
 from netops.db.server import resolve_dsn
 from netops.db.sync_runs import Bookkeeping
 from netops.errors import ApiError, NetopsError, SyncError
@@ -354,7 +354,7 @@ class StableSync:
         # them), found before anything is recorded: not a "failed phase" in the history.
         self.settings.require_credentials()
         dsn = resolve_dsn(self.settings)
-        migrate(dsn, self.settings.log_path)  # the schema this code expects; a no-op when current
+        require_schema(dsn)  # refuses a database with no, an older or a newer netops schema
         phases = [p for p in PHASES if not only or p.name in only]
         report = SyncReport(str(uuid.uuid4()))
         conn = self._take_lock(dsn)
