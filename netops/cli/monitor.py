@@ -314,6 +314,7 @@ def check(settings: Settings, as_json: bool, strict: bool, deep: bool) -> None:
 @pass_settings
 def dashboard(settings: Settings, interval: float, once: bool, width: int | None) -> None:
     """Live terminal view: phase progress, errors over 24 h, call rate vs budget, backlog.
+    `q` (or Ctrl-C) quits.
 
     Into a pipe or a file (stdout not a terminal) it prints one frame and exits, as with --once:
     a live view there would print nothing and never end. Exit 0 when the database answers, else 2.

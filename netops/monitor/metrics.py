@@ -117,8 +117,8 @@ class Snapshot:
     @property
     def utilisation_ratio(self) -> float | None:
         """Calls in the last hour / every key's hourly budget summed (N keys, N budgets)."""
-        api = self.facts.api
-        return None if api is None else round(api.calls_1h / self.facts.budget.per_hour, 4)
+        calls = self.facts.calls_this_hour  # the one figure status and the dashboard show
+        return None if calls is None else round(calls / self.facts.budget.per_hour, 4)
 
     @property
     def oldest_success_unix(self) -> float | None:
@@ -262,7 +262,7 @@ def _api_section(s: Snapshot) -> dict[str, Any]:
     api, budget = s.facts.api, s.facts.budget
     known = api is not None
     return {
-        "calls_last_hour": api.calls_1h if known else None,
+        "calls_last_hour": s.facts.calls_this_hour,
         "calls_last_15m": api.calls_15m if known else None,
         "calls_last_minute": api.calls_1m if known else None,
         "calls_per_minute": api.calls_per_minute if known else None,

@@ -14,8 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from netops.config import Settings
-from netops.credentials import Budget
-from netops.db.monitor_facts import ApiFacts, BacklogFacts
+from netops.db.monitor_facts import BacklogFacts
 from netops.monitor.evaluation import Evaluation, Facts, check_nginx, evaluate
 from netops.monitor.facts import PhaseFacts, iso
 from netops.monitor.formatting import human_age, human_bytes, render_key_line
@@ -60,7 +59,7 @@ def status_document(ev: Evaluation) -> dict[str, Any]:
         "known": f.db_up and bool(f.schema),
     }
     if f.api is not None:
-        doc["api"] = _api_doc(f.api, f.budget)
+        doc["api"] = _api_doc(f)
     doc["api_keys"] = [k.as_json() for k in f.keys]  # one row per application key
     if f.quality is not None:
         q = f.quality
@@ -100,6 +99,7 @@ def _phase_doc(p: PhaseFacts, now: datetime) -> dict[str, Any]:
         "rows_fetched": p.rows_fetched,
         "last_success_at": iso(p.last_success_at),
         "last_success_age_seconds": _age(now, p.last_success_at),
+        "in_run": p.in_run,  # "fetching"/"queued": a live sync has not reached it (last_status is older)
     }
 
 
@@ -128,13 +128,16 @@ def _backlog_doc(b: BacklogFacts | None) -> dict[str, Any]:
             "failed": b.failed, "oldest_pending_at": iso(b.oldest_pending_at)}
 
 
-def _api_doc(api: ApiFacts, total: Budget) -> dict[str, Any]:
+def _api_doc(f: Facts) -> dict[str, Any]:
+    api, total = f.api, f.budget
+    assert api is not None
+    calls = f.calls_this_hour or 0  # the one figure of the hour's calls (Facts.calls_this_hour)
     return {
-        "calls_last_hour": api.calls_1h,
+        "calls_last_hour": calls,
         "budget_per_hour": total.per_hour,  # every key's budget: keys × per key
         "keys": total.keys,
         "budget_note": total.note(),
-        "utilisation_percent": round(100.0 * api.calls_1h / total.per_hour, 1),
+        "utilisation_percent": round(100.0 * calls / total.per_hour, 1),
         "by_status_last_hour": api.by_status_1h,
         "unauthorized_last_hour": api.unauthorized_1h,
         "rate_limited_last_hour": api.rate_limited_1h,
@@ -173,6 +176,8 @@ def _services_lines(f: Facts) -> list[str]:
 
 
 def _phase_status(p: PhaseFacts) -> str:
+    if p.in_run:  # a live sync has not reached it: its last_status is the previous run's
+        return p.in_run
     if p.last_status == "running" and p.pages_total:
         return f"{p.pages_done}/{p.pages_total}"
     if p.last_status == "unchanged":  # `sync stable --if-changed` skipped it: its probe saw no change
@@ -221,7 +226,7 @@ def _api_lines(f: Facts) -> list[str]:
     if f.api is None:
         lines = ["api         unknown (database unreachable)"]
     else:
-        a = _api_doc(f.api, f.budget)
+        a = _api_doc(f)
         lines = [f"api         {a['calls_last_hour']}/{a['budget_per_hour']} calls last hour "
                  f"({a['utilisation_percent']}%{a['budget_note']}), 401: {a['unauthorized_last_hour']}, "
                  f"429: {a['rate_limited_last_hour']}"]

@@ -48,6 +48,7 @@ CASES: dict[str, tuple[str, str, str, dict[str, str]]] = {
     "data_quality": ("netops_data_quality_violations", "2", "0", {}),
     "disk_low": ('netops_disk_free_ratio{dir="log_dir"}', "0.07", "0.5", {}),
     "disk_critical": ('netops_disk_free_ratio{dir="state_dir"}', "0.02", "0.5", {}),
+    "credentials": ('netops_alert_firing{alert="credentials",severity="critical"}', "1", "0", {}),
     "token": ("netops_token_usable", "0", "1", {}),
     "secret_expiring": ("netops_secret_expiry_timestamp_seconds", "259200", "5184000", {}),
     "secret_expired": ("netops_secret_expiry_timestamp_seconds", "0", "5184000", {}),
