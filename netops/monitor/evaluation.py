@@ -475,7 +475,7 @@ RULES: tuple[Rule, ...] = (
         summary="The API refused our credentials or token (HTTP 401)",
         setting="alert_401_count",
         value=_unauthorized,
-        unit="401s since the last success",
+        unit="401s since a call worked",
         action="Run `netops token refresh`; if it fails the application secret was rotated or expired: "
                "generate a new one on the intra and set NETOPS_CLIENT_SECRET.",
         prom_expr='sum without(code) (netops_api_calls_last_hour{{code="401"}}) > {t}',

@@ -20,7 +20,7 @@ from netops.monitor.facts import PhaseFacts, iso
 from netops.monitor.formatting import human_age, human_bytes, render_key_line
 
 EXIT_CODES = {"ok": 0, "warning": 1, "critical": 2}
-__all__ = ["EXIT_CODES", "check_nginx", "collect_status", "render_text", "status_document"]
+__all__ = ["EXIT_CODES", "carry_last_known", "check_nginx", "collect_status", "render_text", "status_document"]
 
 
 def _age(now: datetime, ts: datetime | None) -> float | None:
@@ -67,6 +67,23 @@ def status_document(ev: Evaluation) -> dict[str, Any]:
                           "violations": q.violations, "info": q.info}
     doc["elapsed_ms"] = f.elapsed_ms
     return doc
+
+
+def carry_last_known(doc: dict[str, Any], previous: dict[str, Any] | None, ev: Evaluation) -> None:
+    """While the database is down, the alerts it fed are unknown, not resolved: add to `doc`
+    (`alerts.last_known`) the ones the previous document had firing — the last one that read the
+    database, or the ones it carried itself — each with `known_at`, when it was last judged.
+    `previous`: the status.json this one replaces (the status-json cron job's --output file)."""
+    if ev.facts.db_up or not isinstance(previous, dict):
+        return
+    blind = {v.rule.name for v in ev.verdicts if v.firing is None}  # judged now: not carried
+    prev_alerts = previous.get("alerts") if isinstance(previous.get("alerts"), dict) else {}
+    if ((previous.get("services") or {}).get("postgresql") or {}).get("ok"):
+        carried = [{**p, "known_at": previous.get("checked_at")} for p in previous.get("problems") or []
+                   if isinstance(p, dict)]
+    else:
+        carried = list(prev_alerts.get("last_known") or [])
+    doc["alerts"]["last_known"] = [p for p in carried if p.get("check") in blind]
 
 
 def _problems(ev: Evaluation) -> list[dict[str, str]]:

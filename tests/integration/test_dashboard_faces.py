@@ -16,7 +16,6 @@ import subprocess
 import sys
 import termios
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
