@@ -16,6 +16,7 @@ import subprocess
 import sys
 import termios
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -158,3 +159,31 @@ def test_the_live_dashboard_quits_on_q_and_ctrl_c(pg_dsn: str, settings_factory:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
         os.close(master)
+
+
+def test_status_json_keeps_the_last_known_alerts_through_a_database_outage(
+        pg_dsn: str, settings_factory: Any, tmp_path: Path) -> None:
+    """What the status page shows during an outage: the status-json job's `--output` document
+    carries the alerts the database fed, as last known, from one outage run to the next."""
+    from tests.integration.test_operator_scenarios import netops
+
+    settings = settings_factory()
+    healthy(pg_dsn, settings)
+    insert_run(pg_dsn, started_ago=600, failed="projects")  # sync_failed fires (from the database)
+    out = tmp_path / "status.json"
+    assert netops(settings, "status", "--json", "--output", str(out)).returncode == 1
+    before = json.loads(out.read_text())
+    assert before["alerts"] == {"firing": ["sync_failed"]}
+
+    down = settings_factory(NETOPS_DSN="postgresql://nobody@127.0.0.1:1/netops")
+    for _ in range(2):  # carried from the last document that read the database, then on
+        assert netops(down, "status", "--json", "--output", str(out)).returncode == 2
+        doc = json.loads(out.read_text())
+        assert doc["alerts"]["firing"] == ["database_down"]
+        assert [(p["check"], p["severity"], p["known_at"]) for p in doc["alerts"]["last_known"]] == [
+            ("sync_failed", "warning", before["checked_at"])]
+    plain = json.loads(netops(down, "status", "--json").stdout)  # to stdout: nothing to carry from
+    assert "last_known" not in plain["alerts"]
+
+    assert netops(settings, "status", "--json", "--output", str(out)).returncode == 1  # back: judged again
+    assert json.loads(out.read_text())["alerts"] == {"firing": ["sync_failed"]}
