@@ -478,7 +478,7 @@ RULES: tuple[Rule, ...] = (
         unit="401s since a call worked",
         action="Run `netops token refresh`; if it fails the application secret was rotated or expired: "
                "generate a new one on the intra and set NETOPS_CLIENT_SECRET.",
-        prom_expr='sum without(code) (netops_api_calls_last_hour{{code="401"}}) > {t}',
+        prom_expr="netops_api_unauthorized_since_success > {t}",
         severity="critical",
         advice=_unauthorized_advice,
     ),

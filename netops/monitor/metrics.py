@@ -306,6 +306,9 @@ SPECS: dict[str, Spec] = {
     "netops_api_calls_last_hour": Spec("gauge", "calls", ("code",),
                                        "API attempts in the last hour by HTTP code (401 and 429 always present); "
                                        "the window `netops alerts check` judges."),
+    "netops_api_unauthorized_since_success": Spec("gauge", "calls", (),
+                                                  "HTTP 401s in the last hour since the credentials last worked "
+                                                  "(0 once a call or token refresh succeeds): api_unauthorized's value."),
     "netops_api_budget_calls_per_hour": Spec("gauge", "calls", (),
                                              "Configured API budget per hour, every application key's summed."),
     "netops_api_budget_calls_per_second": Spec("gauge", "calls", (),
@@ -426,6 +429,9 @@ def _api_families(fams: Families, s: Snapshot) -> None:
     fams.add("netops_api_calls", samples=[([e, c], n) for (e, c), n in calls])
     by_code = {"401": 0, "429": 0, **api.by_status_1h}
     fams.add("netops_api_calls_last_hour", samples=[([k], v) for k, v in sorted(by_code.items())])
+    # the rule's own value, so Prometheus clears api_unauthorized when netops does
+    fams.add("netops_api_unauthorized_since_success",
+             next((v.value for v in s.ev.verdicts if v.rule.name == "api_unauthorized"), None))
     fams.add("netops_api_budget_calls_per_hour", budget.per_hour)
     fams.add("netops_api_budget_calls_per_second", budget.per_second)
     fams.add("netops_api_utilisation_ratio", s.utilisation_ratio)

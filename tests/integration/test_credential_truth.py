@@ -98,9 +98,12 @@ def test_api_unauthorized_clears_at_the_first_token_that_works(sim: TestSim, pg_
     good = _env(sim, tmp_path, pg_dsn)
     code, doc = _status(good)
     assert "api_unauthorized" in doc["alerts"]["firing"] and code == 2  # the 401 of the POST /oauth/token
+    # the Prometheus path reads the same value (its rule: netops_api_unauthorized_since_success > threshold)
+    assert "netops_api_unauthorized_since_success 1.0" in _netops(good, "metrics", "export").stdout
 
     fixed = _netops(good, "token", "refresh")
     assert fixed.returncode == 0, fixed.stderr
     code, doc = _status(good)
     assert "api_unauthorized" not in doc["alerts"]["firing"], doc["problems"]
     assert doc["api"]["unauthorized_last_hour"] == 1  # the hour's count is still told, it just no longer fires
+    assert "netops_api_unauthorized_since_success 0.0" in _netops(good, "metrics", "export").stdout
