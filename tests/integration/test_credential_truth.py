@@ -107,3 +107,20 @@ def test_api_unauthorized_clears_at_the_first_token_that_works(sim: TestSim, pg_
     assert "api_unauthorized" not in doc["alerts"]["firing"], doc["problems"]
     assert doc["api"]["unauthorized_last_hour"] == 1  # the hour's count is still told, it just no longer fires
     assert "netops_api_unauthorized_since_success 0.0" in _netops(good, "metrics", "export").stdout
+
+
+def test_a_refused_extra_key_names_its_own_secret_setting(sim: TestSim, pg_dsn: str, tmp_path: Path) -> None:
+    secret_file = tmp_path / "secret-2"
+    secret_file.write_text("not-its-secret\n")
+    env = _env(sim, tmp_path, pg_dsn, NETOPS_CLIENT_ID_2="u-second-app", NETOPS_CLIENT_SECRET_FILE_2=str(secret_file))
+    r = _netops(env, "token", "refresh", "--key", "2")
+    assert r.returncode != 0
+    assert f"the secret of key '2' (NETOPS_CLIENT_SECRET_FILE_2={secret_file})" in r.stderr, r.stderr
+
+    creds = tmp_path / "credentials.toml"
+    creds.write_text('[[keys]]\nlabel = "b"\nclient_id = "u-third-app"\nclient_secret = "not-its-secret"\n')
+    creds.chmod(0o600)
+    env = _env(sim, tmp_path, pg_dsn, NETOPS_CREDENTIALS_FILE=str(creds))
+    r = _netops(env, "token", "refresh", "--key", "b")
+    assert r.returncode != 0
+    assert f"the secret of key 'b' (client_secret of [[keys]] 'b' in {creds})" in r.stderr, r.stderr
