@@ -627,7 +627,7 @@ RULES: tuple[Rule, ...] = (
         name="credentials",
         summary="The application credentials are incomplete or unreadable",
         value=_credential_problems,
-        unit="problems",
+        unit="",  # the detail lists the problems, one per bad setting
         action="Fix the setting each problem names (NETOPS_CLIENT_ID with NETOPS_CLIENT_SECRET or "
                "NETOPS_CLIENT_SECRET_FILE, or the [[keys]] entries), then `netops token refresh`; nothing can "
                "call the API until then.",
@@ -644,6 +644,8 @@ RULES: tuple[Rule, ...] = (
         unit="",
         action="Run `netops token refresh` (cron runs it hourly); if it is refused, fix NETOPS_CLIENT_ID / "
                "NETOPS_CLIENT_SECRET.",
+        advice=lambda s: ("Run `netops token refresh` (cron runs it hourly); if it is refused, fix NETOPS_CLIENT_ID / "
+                          f"{_secret_setting(s)}."),
         prom_expr="netops_token_usable < {t}",
         fixed=0.0,
         prom_scale=-1.0,
@@ -658,6 +660,7 @@ RULES: tuple[Rule, ...] = (
         value=_secret_days,
         unit="days",
         action="Generate a new secret on the intra, set NETOPS_CLIENT_SECRET, then `netops token refresh`.",
+        advice=lambda s: f"Generate a new secret on the intra, put it in {_secret_setting(s)}, then `netops token refresh`.",
         prom_expr="netops_secret_expiry_timestamp_seconds - time() < {t}",
         below=True,
         prom_scale=86400.0,
@@ -669,6 +672,7 @@ RULES: tuple[Rule, ...] = (
         value=_secret_days,
         unit="days",
         action="Generate a new secret on the intra and set NETOPS_CLIENT_SECRET; nothing can sync until then.",
+        advice=lambda s: f"Generate a new secret on the intra and put it in {_secret_setting(s)}; nothing can sync until then.",
         prom_expr="netops_secret_expiry_timestamp_seconds - time() < {t}",
         severity="critical",
         below=True,
