@@ -301,7 +301,7 @@ class Settings:
     def __post_init__(self) -> None:
         inputs = KeyInputs(self.client_id, self.client_secret, self.client_secret_file, self.credentials_file,
                            self.config_path, self.rate_per_second, self.rate_per_hour, self.state_path,
-                           self.key_env)
+                           self.key_env, self.sources)
         object.__setattr__(self, "keys", read_key_set(inputs))
 
     # -- derived values ---------------------------------------------------------------------

@@ -80,6 +80,9 @@ class ApiKey:
     per_hour: int
     token_file: Path
     source: str  # where it was given (an env name or the credentials file): named in errors
+    #: where its secret was given, as the operator wrote it (NETOPS_CLIENT_SECRET_FILE=/path, a
+    #: config file key, a [[keys]] entry): what a refusal tells them to fix
+    secret_source: str = "NETOPS_CLIENT_SECRET"
 
     @property
     def fingerprint(self) -> str:
@@ -126,6 +129,25 @@ class KeyInputs:
     rate_per_hour: int
     state_dir: Path
     env: Mapping[str, str]
+    #: setting name -> where its value came from ("env", "default" or the config file's path)
+    sources: Mapping[str, str] = field(default_factory=dict)
+
+    def origin(self, name: str, env_name: str, value: str | None = None) -> str:
+        """A setting as the operator gave it: `NETOPS_X[=value]` from the environment, or
+        `x[=value] in <config file>`."""
+        shown = f"={value}" if value else ""
+        where = self.sources.get(name, "env")
+        if where not in ("env", "default"):
+            return f"{name}{shown} in {where}"
+        return f"{env_name}{shown}"
+
+    def default_secret_source(self) -> str:
+        """Where the default key's secret comes from (default_secret's order: the value first)."""
+        if self.client_secret:
+            return self.origin("client_secret", "NETOPS_CLIENT_SECRET")
+        if self.client_secret_file:
+            return self.origin("client_secret_file", "NETOPS_CLIENT_SECRET_FILE", self.client_secret_file)
+        return "NETOPS_CLIENT_SECRET"
 
     def token_file(self, label: str) -> Path:
         """The default key keeps token.json; every other key its own token-<label>.json."""
@@ -166,6 +188,8 @@ def default_secret(client_secret: str | None, client_secret_file: str | None) ->
                              "fix the path or its permissions") from None
         if text:
             return text
+        raise KeyProblem(f"NETOPS_CLIENT_SECRET_FILE={client_secret_file}: the file is empty; put the "
+                         "application's secret in it")
     raise KeyProblem("NETOPS_CLIENT_SECRET is not set: set it (or NETOPS_CLIENT_SECRET_FILE, or client_secret "
                      "in the config file) to your 42 application's secret")
 
@@ -213,8 +237,10 @@ def _env_key(src: KeyInputs, sfx: str) -> ApiKey:
         raise KeyProblem(f"NETOPS_CLIENT_ID_{sfx} is set without NETOPS_CLIENT_SECRET_{sfx} (or "
                          f"NETOPS_CLIENT_SECRET_FILE_{sfx}): give that application's secret")
     label = sfx.lower()
+    given = (f"NETOPS_CLIENT_SECRET_{sfx}" if (src.env.get(f"NETOPS_CLIENT_SECRET_{sfx}") or "").strip()
+             else f"NETOPS_CLIENT_SECRET_FILE_{sfx}={secret_file}")
     return ApiKey(label, cid, secret, src.rate_per_second, src.rate_per_hour, src.token_file(label),
-                  f"NETOPS_CLIENT_ID_{sfx}")
+                  f"NETOPS_CLIENT_ID_{sfx}", given)
 
 
 def check_private(path: Path, what: str) -> None:
@@ -296,7 +322,8 @@ def _file_key(src: KeyInputs, path: Path, where: str, entry: Any) -> ApiKey:
         raise KeyProblem(f"{where} ({label}): rate_per_second must be > 0 and rate_per_hour >= 1")
     # the configured budgets are a ceiling: a file cannot raise a key above NETOPS_RATE_PER_*
     return ApiKey(label, cid, secret, min(per_second, src.rate_per_second),
-                  min(per_hour, src.rate_per_hour), src.token_file(label), str(path))
+                  min(per_hour, src.rate_per_hour), src.token_file(label), str(path),
+                  f"client_secret of [[keys]] {label!r} in {path}")
 
 
 def _unique(keys: list[ApiKey], problems: list[str]) -> list[ApiKey]:
@@ -317,6 +344,17 @@ def _unique(keys: list[ApiKey], problems: list[str]) -> list[ApiKey]:
     return list(seen_labels.values())
 
 
+def _named(problem: str, src: KeyInputs) -> str:
+    """A default-key problem naming the setting as the operator gave it (a config file key is
+    not an environment variable)."""
+    if problem.startswith("NETOPS_CLIENT_SECRET_FILE=") and src.sources.get("client_secret_file") not in (
+            None, "env", "default"):
+        return problem.replace(f"NETOPS_CLIENT_SECRET_FILE={src.client_secret_file}",
+                               src.origin("client_secret_file", "NETOPS_CLIENT_SECRET_FILE",
+                                          src.client_secret_file), 1)
+    return problem
+
+
 def read_key_set(src: KeyInputs) -> KeySet:
     """Every configured key, the default one first, and every problem (one line each: a
     duplicate label or client id, an unreadable or world-readable file, an id without a
@@ -327,9 +365,14 @@ def read_key_set(src: KeyInputs) -> KeySet:
         try:
             cid, secret = default_credentials(src.client_id, src.client_secret, src.client_secret_file)
             keys.append(ApiKey(DEFAULT_LABEL, cid, secret, src.rate_per_second, src.rate_per_hour,
-                               src.token_file(DEFAULT_LABEL), "NETOPS_CLIENT_ID"))
+                               src.token_file(DEFAULT_LABEL), src.origin("client_id", "NETOPS_CLIENT_ID"),
+                               src.default_secret_source()))
         except KeyProblem as exc:
-            problems.append(str(exc))
+            problems.append(_named(str(exc), src))
+    elif src.client_secret or src.client_secret_file:
+        # a secret without its application's UID: every API call would fail, so say it now
+        problems.append(f"{src.default_secret_source()} is set but NETOPS_CLIENT_ID is not: set it (or client_id "
+                        "in the config file) to the UID of the application that secret belongs to")
     keys += _env_keys(src, problems)
     keys += _file_keys(src, problems)
     for k in keys:

@@ -224,8 +224,7 @@ class TokenManager:
             except (ValueError, AttributeError):
                 err = "invalid_client"
             self.log.error(f"Token refresh refused: HTTP {resp.status_code} ({err})")
-            where = ("NETOPS_CLIENT_ID and NETOPS_CLIENT_SECRET" if self.key is None or self.key.label == "default"
-                     else f"the secret of key {self.key.label!r} ({self.key.source})")
+            where = self._credential_origin()
             raise AuthError(
                 f"POST /oauth/token: credentials refused (HTTP {resp.status_code}, {err}); "
                 f"check {where}",
@@ -244,6 +243,18 @@ class TokenManager:
             raise _TransientTokenError(f"HTTP {resp.status_code} without a usable token",
                                        status=resp.status_code) from None
         return body
+
+    def _credential_origin(self) -> str:
+        """The settings the refused credentials came from, as the operator gave them (an env
+        variable, a secret file, a config file key, a [[keys]] entry): the ones to fix."""
+        from netops.credentials import DEFAULT_LABEL
+
+        key = self.key or next((k for k in self.settings.keys.keys if k.label == DEFAULT_LABEL), None)
+        if key is None:
+            return "NETOPS_CLIENT_ID and NETOPS_CLIENT_SECRET"
+        if key.label == DEFAULT_LABEL:
+            return f"{key.source} and {key.secret_source}"
+        return f"the secret of key {key.label!r} ({key.secret_source})"
 
     def _record(self, started: float, status: int | None, error: str | None) -> None:
         """One netops.api_calls row for this token request (a refused one counts as a 401)."""
@@ -298,6 +309,9 @@ class TokenManager:
             "token_type": body.get("token_type", "bearer"),
             "created_at": created,
             "expires_at": time.time() + expires_in,
+            # when the credentials last worked (the API's created_at is the token's, handed out again
+            # while valid): a 401 before it is cleared (netops/monitor/evaluation.py)
+            "obtained_at": time.time(),
             "secret_valid_until": body.get("secret_valid_until"),
             "api_url": self.settings.api_url,
             "client_id": client_id,
@@ -307,11 +321,13 @@ class TokenManager:
         self._token = token
         self.refreshes += 1
         self.log.info(f"Token refreshed, new TTL: {expires_in}s ({reason})")
-        svu = token["secret_valid_until"]
+        self._warn_secret_expiry(token["secret_valid_until"])
+
+    def _warn_secret_expiry(self, svu: Any) -> None:
         if svu:
             days = (float(svu) - time.time()) / 86400
             if days < self.settings.secret_warn_days:
                 self.log.warning(
                     f"Application secret expires in {days:.1f} days: rotate it in the 42 intra "
-                    "and update NETOPS_CLIENT_SECRET"
+                    f"and update {self._credential_origin().rsplit(' and ', 1)[-1]}"
                 )

@@ -51,7 +51,7 @@ def status(settings: Settings, as_json: bool, output: str | None, history_out: s
 
     from netops.monitor.evaluation import evaluate
     from netops.monitor.files import atomic_write
-    from netops.monitor.status import EXIT_CODES, render_text, status_document
+    from netops.monitor.status import EXIT_CODES, carry_last_known, render_text, status_document
 
     if output and not as_json:
         raise click.UsageError("--output writes the JSON document: give --json too")
@@ -71,6 +71,7 @@ def status(settings: Settings, as_json: bool, output: str | None, history_out: s
         ev = evaluate(settings, _dsn(settings))
     doc = status_document(ev)
     if output:
+        carry_last_known(doc, _previous_document(output), ev)  # an outage keeps the last known alerts
         atomic_write(Path(output), json_text(doc) + "\n")
     elif as_json:
         echo_json(doc)
@@ -304,6 +305,18 @@ def check(settings: Settings, as_json: bool, strict: bool, deep: bool) -> None:
     sys.exit(0 if doc["ok"] else 1)
 
 
+def _previous_document(path: str) -> dict | None:
+    """The status.json an --output run replaces, or None (absent, unreadable, not JSON)."""
+    import json
+    from pathlib import Path
+
+    try:
+        doc = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
 # --- dashboard -------------------------------------------------------------------------------
 
 @click.command("dashboard")
@@ -314,6 +327,7 @@ def check(settings: Settings, as_json: bool, strict: bool, deep: bool) -> None:
 @pass_settings
 def dashboard(settings: Settings, interval: float, once: bool, width: int | None) -> None:
     """Live terminal view: phase progress, errors over 24 h, call rate vs budget, backlog.
+    `q` (or Ctrl-C) quits.
 
     Into a pipe or a file (stdout not a terminal) it prints one frame and exits, as with --once:
     a live view there would print nothing and never end. Exit 0 when the database answers, else 2.

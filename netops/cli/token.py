@@ -7,8 +7,8 @@ import time
 
 import click
 
-from netops.cli.common import echo_json, pass_settings
-from netops.config import Settings
+from netops.cli.common import echo_json, needs_api_keys, pass_settings
+from netops.config import ConfigError, Settings
 from netops.credentials import DEFAULT_LABEL, ApiKey
 from netops.errors import NetopsError
 
@@ -56,6 +56,19 @@ def _selected_keys(settings: Settings, label: str | None) -> list[ApiKey | None]
         raise UnknownKey(f"--key {label}: no application key has that label (configured: {names}); "
                          "`netops status` lists the keys")
     return list(chosen)
+
+
+def credential_problems(settings: Settings) -> list[str]:
+    """Why no token can be had with this configuration (one line each), or [] when every key is
+    complete: the same lines `netops status`'s credentials rule shows."""
+    if settings.keys.problems:
+        return list(settings.keys.problems)
+    if not settings.keys.keys:
+        try:
+            settings.require_credentials()
+        except ConfigError as exc:
+            return [str(exc)]
+    return []
 
 
 class UnknownKey(NetopsError):
@@ -115,9 +128,20 @@ def _status_of(settings: Settings, key: ApiKey | None) -> dict:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_settings
 def status(settings: Settings, label: str | None, as_json: bool) -> None:
-    """Show each key's stored token TTL (no API call). Exit 1 when, for any key shown, none is
-    stored for the configured API and credentials, it is below NETOPS_TOKEN_MIN_TTL, or the API
-    has refused it (401)."""
+    """Show each key's stored token TTL (no API call). Exit 2 (critical) when the credentials
+    are missing or incomplete (no NETOPS_CLIENT_ID, a secret without its id, an unreadable
+    secret file): no token can be had. Exit 1 when, for any key shown, none is stored for the
+    configured API and credentials, it is below NETOPS_TOKEN_MIN_TTL, or the API has refused it
+    (401)."""
+    problems = credential_problems(settings)
+    if problems:
+        if as_json:
+            echo_json({"state": "critical", "api_url": settings.api_url, "problems": problems})
+        else:
+            click.echo(f"api:        {settings.api_url}")
+            for line in problems:
+                click.echo(f"CRITICAL:   {line}")
+        raise SystemExit(2)
     infos = [_status_of(settings, k) for k in _selected_keys(settings, label)]
     _emit(infos, as_json)
     if any(i["ttl_seconds"] is None or i["ttl_seconds"] < settings.token_min_ttl or i["refused_at"] for i in infos):
@@ -129,9 +153,11 @@ def status(settings: Settings, label: str | None, as_json: bool) -> None:
 @click.option("--force", is_flag=True, help="Refresh even when the TTL is still above the minimum.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_settings
+@needs_api_keys
 def refresh(settings: Settings, label: str | None, force: bool, as_json: bool) -> None:
     """Refresh each key's token if its TTL is below NETOPS_TOKEN_MIN_TTL, the API has refused it
-    (401), or it was obtained with other credentials (cron runs this hourly). Logs the decision to
+    (401), or it was obtained with other credentials (cron runs this hourly). Missing or incomplete
+    credentials fail it at once (exit 2, naming the setting to fix). Logs the decision to
     42_token_refresh.log; the token requests are counted in netops.api_calls when the database is
     up (it is never started for this). A key whose secret is refused fails the command after the
     other keys were refreshed."""

@@ -142,6 +142,10 @@ class ApiFacts:
     errors_by_hour: list[int] = field(default_factory=list)  # 24 buckets, oldest first
     calls_by_hour: list[int] = field(default_factory=list)
     last_call_at: datetime | None = None
+    #: 401s in the last hour after the latest answered call (2xx, a token POST included): a token
+    #: that works again clears them (api_unauthorized); and when the latest 401 was
+    unauthorized_since_success: int = 0
+    last_unauthorized_at: datetime | None = None
 
     @property
     def calls_per_minute(self) -> float:
@@ -181,7 +185,22 @@ def api_facts(cur: Cursor) -> ApiFacts:
     f.errors_by_hour, f.calls_by_hour = _calls_by_hour(cur)
     cur.execute("SELECT max(at) FROM netops.api_calls")
     f.last_call_at = cur.fetchone()[0]
+    f.unauthorized_since_success, f.last_unauthorized_at = _unauthorized_since_success(cur)
     return f
+
+
+def _unauthorized_since_success(cur: Cursor) -> tuple[int, datetime | None]:
+    """(401s in the last hour after the latest 2xx answer, the latest 401's time)."""
+    cur.execute(
+        """
+        WITH ok AS (SELECT max(at) AS at FROM netops.api_calls
+                     WHERE status BETWEEN 200 AND 299 AND at > now() - interval '1 hour')
+        SELECT count(*) FILTER (WHERE ok.at IS NULL OR c.at > ok.at), max(c.at)
+          FROM netops.api_calls c, ok WHERE c.status = 401 AND c.at > now() - interval '1 hour'
+        """
+    )
+    n, last = cur.fetchone()
+    return int(n), last
 
 
 def _calls_by_hour(cur: Cursor) -> tuple[list[int], list[int]]:

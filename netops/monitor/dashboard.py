@@ -8,7 +8,14 @@ once with `--once` for pipes and cron mails.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import select
+import sys
+import termios
 import time
+import tty
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -16,7 +23,6 @@ from typing import Any
 from rich import box
 from rich.columns import Columns
 from rich.console import Console, Group
-from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
@@ -26,6 +32,14 @@ from netops.monitor.facts import KeyRow, LastRun, PhaseFacts, iso
 from netops.monitor.formatting import human_age, render_key_line
 
 SPARK = "▁▂▃▄▅▆▇█"
+#: bar glyphs: done and not done differ in shape, not only colour (a monochrome terminal, a
+#: cron mail, a screen reader); UNKNOWN fills a bar whose total is not known yet
+FULL, EMPTY, UNKNOWN = "█", "░", "▒"
+#: what the dashboard is built for; a frame must fit it with room to spare (no wrapped line)
+WIDTH, HEIGHT = 80, 24
+#: a rule whose verdict says a job waits for API budget (its message is shown; the rule is
+#: another helper's, see netops/monitor/evaluation.py): the wait is not a phase's work
+BUDGET_WAIT_PREFIX = "api_budget"
 
 
 @dataclass
@@ -43,6 +57,11 @@ class DashboardData:
     state: str = "ok"            # the one evaluation's verdict, as `netops status` says it
     firing: list[str] = field(default_factory=list)
     keys: list[KeyRow] = field(default_factory=list)
+    #: the evaluation's calls this hour (Facts.calls_this_hour): the figure status, metrics and
+    #: the status page show; None unknown
+    calls_this_hour: int | None = None
+    #: "waiting for API budget: …" when the evaluation says a job waits (None: nobody waits)
+    waiting: str | None = None
 
 
 def gather(settings: Settings, dsn: str | None) -> DashboardData:
@@ -53,7 +72,9 @@ def gather(settings: Settings, dsn: str | None) -> DashboardData:
     ev = evaluate(settings, dsn, check_services=False)
     f = ev.facts
     data = DashboardData(now=f.now, rate_per_second=f.budget.per_second, rate_per_hour=f.budget.per_hour,
-                         state=ev.state, firing=[v.rule.name for v in ev.firing], keys=f.keys)
+                         state=ev.state, firing=[v.rule.name for v in ev.firing], keys=f.keys,
+                         calls_this_hour=f.calls_this_hour)
+    data.waiting = next((v.message for v in ev.firing if v.rule.name.startswith(BUDGET_WAIT_PREFIX)), None)
     if f.db_up and f.schema and f.db_error is None:
         data.db_ok = True
         data.phases = f.phases or []
@@ -69,6 +90,30 @@ def gather(settings: Settings, dsn: str | None) -> DashboardData:
     return data
 
 
+def bar(done: float, total: float | None, width: int, style: str = "") -> Text:
+    """A bar of `width` cells: FULL for the done share, EMPTY for the rest (0 % is all EMPTY,
+    100 % all FULL: readable without colour); UNKNOWN throughout when `total` is unknown."""
+    if not total:
+        return Text(UNKNOWN * width, style=style)
+    n = max(0, min(width, round(width * done / total)))
+    if 0 < done < total:  # never round a started bar to empty, nor an unfinished one to full
+        n = max(1, min(width - 1, n))
+    out = Text(FULL * n, style=style)
+    out.append(EMPTY * (width - n), style="dim")
+    return out
+
+
+def line(*parts: tuple[str, str] | str) -> Text:
+    """One frame line that never wraps: cut with an ellipsis at the frame's edge."""
+    out = Text(no_wrap=True, overflow="ellipsis")
+    for part in parts:
+        if isinstance(part, tuple):
+            out.append(*part)
+        else:
+            out.append(part)
+    return out
+
+
 def sparkline(values: list[int]) -> Text:
     """One cell per value; zero is a dim floor so an error-free day reads as a flat line."""
     top = max(values) if values else 0
@@ -82,81 +127,86 @@ def sparkline(values: list[int]) -> Text:
     return out
 
 
-def _gauge(label: str, used: float, budget: float, width: int, suffix: str) -> Table:
+def _gauge(label: str, used: float | None, budget: float, width: int) -> Text:
+    if used is None:
+        return line((f"{label:<12}", "bold"), (UNKNOWN * width, "dim"), " unknown (database unreachable)")
     pct = 100.0 * used / budget if budget else 0.0
     style = "green" if pct < 75 else "yellow" if pct <= 100 else "red"
-    t = Table.grid(padding=(0, 1))
-    t.add_column(width=11, no_wrap=True)
-    t.add_column(width=width, no_wrap=True)
-    t.add_column(no_wrap=True)
-    t.add_row(Text(label, style="bold"),
-              ProgressBar(total=max(budget, 1e-9), completed=min(used, budget), width=width,
-                          complete_style=style, finished_style=style),
-              Text(f"{suffix} ({pct:.0f}%)", style=style))
-    return t
+    return line((f"{label:<12}", "bold"), bar(min(used, budget), budget, width, style),
+                (f" {used:,.0f}/{budget:,.0f} ({pct:.0f}%)", style))
 
 
-def _phase_row(f: PhaseFacts, tables: dict[str, TableCount], now: datetime) -> list[Any]:
+def _phase_state(f: PhaseFacts, now: datetime, waiting: bool) -> tuple[Text, Text, str, Text]:
+    """(bar, state, pages, delta) of one phase."""
+    age = human_age((now - f.finished_at).total_seconds()) if f.finished_at else "-"
+    if f.in_run:  # a live sync reads it ahead or has not reached it: not its previous run's `ok`
+        return (bar(0, None, 16, "cyan"), Text(f.in_run, style="cyan"), "-", Text("-", style="dim"))
     if f.last_status == "running":
-        total = f.pages_total or 0
-        bar = ProgressBar(total=total or None, completed=f.pages_done, width=16,
-                          complete_style="cyan", pulse_style="cyan")
-        pages = f"{f.pages_done}/{total or '?'}"
-        state = Text(f"run {human_age(f.duration_seconds)}", style="bold cyan")
-        delta = Text(f"{f.rows_fetched} read", style="cyan")
-    elif f.last_status == "unchanged":  # `sync stable --if-changed`: skipped, its probe saw no change
-        bar = ProgressBar(total=1, completed=1, width=16, complete_style="green", finished_style="green")
-        pages = "-"
-        age = human_age((now - f.finished_at).total_seconds()) if f.finished_at else "-"
-        state = Text(f"unchanged (probe) {age}", style="green")
-        delta = Text("+0 ~0", style="dim")
-    elif f.last_status == "interrupted":
-        bar = ProgressBar(total=f.pages_total or 1, completed=f.pages_done, width=16,
-                          complete_style="yellow", finished_style="yellow")
-        pages = f"{f.pages_done}/{f.pages_total if f.pages_total is not None else '?'}"
-        age = human_age((now - f.finished_at).total_seconds()) if f.finished_at else "-"
-        state = Text(f"interrupted {age}", style="yellow")
-        delta = Text("+0 ~0", style="dim")
-    elif f.last_status in ("success", "failed"):
+        state = "waiting for budget" if waiting else f"run {human_age(f.duration_seconds)}"
+        return (bar(f.pages_done, f.pages_total, 16, "cyan"), Text(state, style="bold cyan"),
+                f"{f.pages_done}/{f.pages_total or '?'}", Text(f"{f.rows_fetched} read", style="cyan"))
+    if f.last_status == "unchanged":  # `sync stable --if-changed`: skipped, its probe saw no change
+        return (bar(1, 1, 16, "green"), Text(f"unchanged (probe) {age}", style="green"), "-",
+                Text("+0 ~0", style="dim"))
+    if f.last_status == "interrupted":
+        return (bar(f.pages_done, f.pages_total or max(f.pages_done, 1), 16, "yellow"),
+                Text(f"interrupted {age}", style="yellow"),
+                f"{f.pages_done}/{f.pages_total if f.pages_total is not None else '?'}", Text("+0 ~0", style="dim"))
+    if f.last_status in ("success", "failed"):
         ok = f.last_status == "success"
         total = f.pages_total or f.pages_done or 1
-        bar = ProgressBar(total=total, completed=total if ok else f.pages_done, width=16,
-                          complete_style="green" if ok else "red", finished_style="green" if ok else "red")
-        pages = f"{f.pages_done}/{f.pages_total if f.pages_total is not None else f.pages_done}"
-        age = human_age((now - f.finished_at).total_seconds()) if f.finished_at else "-"
-        state = Text(f"ok {age}" if ok else f"FAIL {age}", style="green" if ok else "bold red")
         net = f.rows_inserted - f.rows_deleted
-        delta = Text(f"{net:+d} ~{f.rows_updated}", style="green" if net > 0 else "red" if net < 0 else "dim")
-    else:
-        bar = ProgressBar(total=1, completed=0, width=16)
-        pages, state, delta = "-", Text("never", style="dim"), Text("-", style="dim")
+        return (bar(total if ok else f.pages_done, total, 16, "green" if ok else "red"),
+                Text(f"ok {age}" if ok else f"FAIL {age}", style="green" if ok else "bold red"),
+                f"{f.pages_done}/{f.pages_total if f.pages_total is not None else f.pages_done}",
+                Text(f"{net:+d} ~{f.rows_updated}", style="green" if net > 0 else "red" if net < 0 else "dim"))
+    return bar(0, 1, 16), Text("never", style="dim"), "-", Text("-", style="dim")
+
+
+def _phase_row(f: PhaseFacts, tables: dict[str, TableCount], now: datetime, waiting: bool = False) -> list[Any]:
+    cells, state, pages, delta = _phase_state(f, now, waiting)
     tc = tables.get(f.table)
     rows = "-" if tc is None else (f"{tc.rows}" if tc.exact else f"~{tc.rows}")
-    return [Text(f.phase, no_wrap=True, overflow="ellipsis"), bar, pages, rows, delta, state]
+    return [Text(f.phase, no_wrap=True, overflow="ellipsis"), cells, pages, rows, delta, state]
+
+
+def _alerts_line(d: DashboardData) -> Text:
+    """`alerts (4) a, b, c, d` on one line: cut at the edge, never wrapped."""
+    if not d.firing:
+        return line(("alerts      ", "bold"), ("none firing", "green"))
+    return line((f"alerts ({len(d.firing)}) ", "bold"), (", ".join(d.firing), "bold red"))
 
 
 def render(d: DashboardData, interval: float | None = None) -> Group:
-    """One frame. Fits 80 columns; about 20 lines with eight phases."""
-    alerts = Text()
-    alerts.append("alerts     ", style="bold")
-    alerts.append(" " + (", ".join(d.firing) or "none firing"), style="bold red" if d.firing else "green")
+    """One frame. Fits 80x24 with room: every line but the tables' is one line, cut not wrapped."""
+    alerts = _alerts_line(d)
     if not d.db_ok:
-        return Group(_head(d), alerts, Text(d.db_error or "PostgreSQL unreachable", style="red"),
-                     Text("Start it (`netops db up`) or fix NETOPS_DSN; retrying.", style="dim"))
-    keys = [Text(render_key_line(k), style="bold red" if k.set_aside else "") for k in d.keys]
+        return Group(_head(d), alerts, line((d.db_error or "PostgreSQL unreachable", "red")),
+                     line(("Start it (`netops db up`) or fix NETOPS_DSN; retrying.", "dim")))
+    keys = [_key_line(k) for k in d.keys]
     live = _live_rows(d)
-    parts: list[Any] = [_head(d), alerts, _phase_table(d), *_gauges(d), *keys, *_api_lines(d), _backlog_line(d)]
+    parts: list[Any] = [_head(d), alerts, _phase_table(d), *_gauges(d), *keys, _api_line(d), _backlog_line(d)]
+    parts += [line(("waiting    ", "bold"), (f" {d.waiting}", "bold yellow"))] if d.waiting else []
     parts += [live] if live is not None else []
     if interval:
-        parts.append(Text(f"refresh {interval:g}s · Ctrl-C quits", style="dim"))
+        parts.append(line((f"refresh {interval:g}s · q or Ctrl-C quits", "dim")))
     return Group(*parts)
 
 
+def _key_line(k: KeyRow) -> Text:
+    """One key, compact enough for 80 columns (the long form is status's render_key_line)."""
+    if k.error is not None or k.calls_last_hour is None:
+        return line((render_key_line(k), "bold red" if k.error else ""))
+    ttl = "none" if k.token_ttl_seconds is None else human_age(k.token_ttl_seconds)
+    state = " SET ASIDE" if k.set_aside else " blocked (429)" if k.blocked_until else ""
+    return line((f"key {k.label:<7}", "bold"),
+                f" token {ttl} · {k.calls_last_second}/{k.per_second:g} this s · "
+                f"{k.calls_last_hour:,}/{k.per_hour:,} this h · {k.rate_limited_last_hour}×429",
+                (state, "bold red"))
+
+
 def _head(d: DashboardData) -> Text:
-    head = Text()
-    head.append("netops ", style="bold")
-    head.append(iso(d.now) or "", style="dim")
-    head.append("  db ")
+    head = line(("netops ", "bold"), ((iso(d.now) or "")[11:], "dim"), "  db ")
     head.append("ok" if d.db_ok else "DOWN", style="bold green" if d.db_ok else "bold red")
     head.append("  ")
     head.append(d.state.upper(), style={"ok": "bold green", "warning": "bold yellow"}.get(d.state, "bold red"))
@@ -182,37 +232,32 @@ def _phase_table(d: DashboardData) -> Table:
     table.add_column("pages", justify="right", no_wrap=True)
     table.add_column("rows", justify="right", no_wrap=True)
     table.add_column("Δ prev", justify="right", no_wrap=True)
-    table.add_column("state", no_wrap=True)
+    table.add_column("state", no_wrap=True, overflow="ellipsis")
     for f in d.phases:
-        table.add_row(*_phase_row(f, d.tables, d.now))
+        table.add_row(*_phase_row(f, d.tables, d.now, waiting=d.waiting is not None))
     return table
 
 
-def _gauges(d: DashboardData) -> list[Table]:
-    a = d.api
-    per_min_budget = d.rate_per_second * 60
-    return [
-        _gauge("calls/min", a.calls_1m, per_min_budget, 30, f"{a.calls_1m}/{per_min_budget:g}"),
-        _gauge("calls/hour", a.calls_1h, d.rate_per_hour, 30, f"{a.calls_1h}/{d.rate_per_hour}"),
-    ]
+def _gauges(d: DashboardData) -> list[Text]:
+    """Calls in the last minute vs the per-second budget, and the hour's calls (the evaluation's
+    one figure, Facts.calls_this_hour) vs the hourly budget."""
+    return [_gauge("calls/min", d.api.calls_1m, d.rate_per_second * 60, 30),
+            _gauge("calls/hour", d.calls_this_hour, d.rate_per_hour, 30)]
 
 
-def _api_lines(d: DashboardData) -> list[Text]:
-    """Errors over 24 hours, and what the API says is left."""
+def _api_line(d: DashboardData) -> Text:
+    """Errors over 24 hours, this hour's 401s and 429s, and the last call's age. The API's own
+    X-RateLimit-Remaining is not shown: a header of the last answer, stale between calls and
+    counting other clients, it was a second figure for the hour's calls."""
     a = d.api
-    err = Text()
-    err.append("errors 24h  ", style="bold")
-    err.append_text(sparkline(a.errors_by_hour))
     total_err = sum(a.errors_by_hour)
-    err.append(f" {total_err}", style="bold red" if total_err else "green")
-    err.append(f"  401:{a.unauthorized_1h} 429:{a.rate_limited_1h} (1h)")
-    rem = Text()
-    rem.append("API left   ", style="bold")
-    rem.append(f" {a.hourly_remaining if a.hourly_remaining is not None else '-'}/h "
-               f"{a.secondly_remaining if a.secondly_remaining is not None else '-'}/s")
-    rem.append(f"   last call {human_age((d.now - a.last_call_at).total_seconds())} ago" if a.last_call_at
-               else "   no calls recorded")
-    return [err, rem]
+    last = (f"  last call {human_age((d.now - a.last_call_at).total_seconds())} ago" if a.last_call_at
+            else "  no calls")
+    out = line(("errors 24h  ", "bold"))
+    out.append_text(sparkline(a.errors_by_hour))
+    out.append(f" {total_err}", style="bold red" if total_err else "green")
+    out.append(f"  401:{a.unauthorized_1h} 429:{a.rate_limited_1h} (1h){last}")
+    return out
 
 
 def _backlog_line(d: DashboardData) -> Text:
@@ -253,15 +298,37 @@ def print_once(settings: Settings, dsn: str | None, console: Console | None = No
 
 
 def run_backlog(settings: Settings, dsn: str | None, interval: float, console: Console | None = None) -> None:
-    """Redraw every `interval` seconds on the alternate screen until Ctrl-C."""
+    """Redraw every `interval` seconds on the alternate screen until `q` (or Ctrl-C)."""
     from rich.live import Live
 
     console = console or Console()
     try:
-        with Live(render(gather(settings, dsn), interval), console=console, screen=True,
-                  auto_refresh=False, transient=True) as live:
-            while True:
-                time.sleep(interval)
+        with _keys() as pressed, Live(render(gather(settings, dsn), interval), console=console, screen=True,
+                                      auto_refresh=False, transient=True) as live:
+            while pressed(interval) not in ("q", "Q"):
                 live.update(render(gather(settings, dsn), interval), refresh=True)
     except KeyboardInterrupt:
         return
+
+
+@contextlib.contextmanager
+def _keys() -> Iterator[Callable[[float], str | None]]:
+    """`pressed(timeout)`: the key typed within `timeout` seconds, or None. The terminal is in
+    cbreak mode meanwhile (a key needs no Enter; Ctrl-C still interrupts) and restored after."""
+    fd = sys.stdin.fileno() if sys.stdin is not None and sys.stdin.isatty() else None
+    saved = termios.tcgetattr(fd) if fd is not None else None
+
+    def pressed(timeout: float) -> str | None:
+        if fd is None:
+            time.sleep(timeout)
+            return None
+        ready, _, _ = select.select([fd], [], [], timeout)
+        return os.read(fd, 1).decode(errors="replace") if ready else None
+
+    try:
+        if fd is not None:
+            tty.setcbreak(fd)
+        yield pressed
+    finally:
+        if fd is not None and saved is not None:
+            termios.tcsetattr(fd, termios.TCSADRAIN, saved)

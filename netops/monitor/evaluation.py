@@ -78,6 +78,16 @@ class Facts:
     elapsed_ms: float = 0.0
 
     @property
+    def calls_this_hour(self) -> int | None:
+        """The hour's API calls against the budget, the one figure every view shows: the slots the
+        limiter claimed for the configured keys (what it gates on, what each key line shows),
+        summed; with no key configured, the calls recorded in netops.api_calls. None: unknown."""
+        known = [k.calls_last_hour for k in self.keys if k.error is None and k.calls_last_hour is not None]
+        if known:
+            return sum(known)
+        return None if self.api is None or any(k.error is None for k in self.keys) else self.api.calls_1h
+
+    @property
     def oldest_stable_success(self) -> datetime | None:
         """The stable tables' oldest last success: how stale the mirror is; None when a stable
         phase never succeeded (or the sync runs are unknown)."""
@@ -184,6 +194,7 @@ def _read_database(cur: Any, f: Facts, counters: bool) -> None:
     f.lock_held = monitor_facts.sync_lock_held(cur)
     f.phases = facts.phase_facts(cur, f.lock_held)
     f.run = facts.last_run(cur, f.lock_held)
+    facts.mark_live_run(f.phases, f.run)
     f.api = monitor_facts.api_facts(cur)
     f.backlog = monitor_facts.backlog_facts(cur)
     f.quality = monitor_facts.quality_facts(cur)
@@ -259,7 +270,31 @@ def _schema_missing(f: Facts, s: Settings) -> float | None:
 
 
 def _unauthorized(f: Facts, s: Settings) -> float | None:
-    return None if f.api is None else float(f.api.unauthorized_1h)
+    """401s since the credentials last worked: a 2xx answer after them (a call, or the token
+    POST of a refresh) clears them, and so does a token stored since the latest 401 (a refresh
+    made while the database was down is not in netops.api_calls)."""
+    if f.api is None:
+        return None
+    last, got = f.api.last_unauthorized_at, f.token.obtained_at
+    if last is not None and got is not None and got > last and f.token.usable:
+        return 0.0
+    return float(f.api.unauthorized_since_success)
+
+
+def _credential_problems(f: Facts, s: Settings) -> float:
+    return float(len(s.keys.problems))
+
+
+def _secret_setting(s: Settings) -> str:
+    """The default key's secret setting as the operator gave it (env, file or config key)."""
+    key = next((k for k in s.keys.keys if k.label == "default"), None)
+    return key.secret_source if key is not None else "NETOPS_CLIENT_SECRET"
+
+
+def _unauthorized_advice(s: Settings) -> str:
+    return ("Run `netops token refresh`; if it fails the application secret was rotated or expired: generate a "
+            f"new one on the intra and put it in {_secret_setting(s)}. The alert clears at the first call or "
+            "token refresh that works.")
 
 
 def _rate_limited(f: Facts, s: Settings) -> float | None:
@@ -463,11 +498,12 @@ RULES: tuple[Rule, ...] = (
         summary="The API refused our credentials or token (HTTP 401)",
         setting="alert_401_count",
         value=_unauthorized,
-        unit="401s/hour",
+        unit="401s since a call worked",
         action="Run `netops token refresh`; if it fails the application secret was rotated or expired: "
                "generate a new one on the intra and set NETOPS_CLIENT_SECRET.",
-        prom_expr='sum without(code) (netops_api_calls_last_hour{{code="401"}}) > {t}',
+        prom_expr="netops_api_unauthorized_since_success > {t}",
         severity="critical",
+        advice=_unauthorized_advice,
     ),
     Rule(
         name="api_rate_limited",
@@ -635,12 +671,28 @@ RULES: tuple[Rule, ...] = (
         detail=lambda f, s: f.backup.last_error,
     ),
     Rule(
+        name="credentials",
+        summary="The application credentials are incomplete or unreadable",
+        value=_credential_problems,
+        unit="",  # the detail lists the problems, one per bad setting
+        action="Fix the setting each problem names (NETOPS_CLIENT_ID with NETOPS_CLIENT_SECRET or "
+               "NETOPS_CLIENT_SECRET_FILE, or the [[keys]] entries), then `netops token refresh`; nothing can "
+               "call the API until then.",
+        # only netops reads its configuration: Prometheus takes netops' verdict of it
+        prom_expr='max without(alert, severity) (netops_alert_firing{{alert="credentials"}}) > {t}',
+        severity="critical",
+        from_db=False,
+        detail=lambda f, s: "; ".join(s.keys.problems),
+    ),
+    Rule(
         name="token",
         summary="No usable API token",
         value=_token_unusable,
         unit="",
         action="Run `netops token refresh` (cron runs it hourly); if it is refused, fix NETOPS_CLIENT_ID / "
                "NETOPS_CLIENT_SECRET.",
+        advice=lambda s: ("Run `netops token refresh` (cron runs it hourly); if it is refused, fix NETOPS_CLIENT_ID / "
+                          f"{_secret_setting(s)}."),
         prom_expr="netops_token_usable < {t}",
         fixed=0.0,
         prom_scale=-1.0,
@@ -655,6 +707,7 @@ RULES: tuple[Rule, ...] = (
         value=_secret_days,
         unit="days",
         action="Generate a new secret on the intra, set NETOPS_CLIENT_SECRET, then `netops token refresh`.",
+        advice=lambda s: f"Generate a new secret on the intra, put it in {_secret_setting(s)}, then `netops token refresh`.",
         prom_expr="netops_secret_expiry_timestamp_seconds - time() < {t}",
         below=True,
         prom_scale=86400.0,
@@ -666,6 +719,7 @@ RULES: tuple[Rule, ...] = (
         value=_secret_days,
         unit="days",
         action="Generate a new secret on the intra and set NETOPS_CLIENT_SECRET; nothing can sync until then.",
+        advice=lambda s: f"Generate a new secret on the intra and put it in {_secret_setting(s)}; nothing can sync until then.",
         prom_expr="netops_secret_expiry_timestamp_seconds - time() < {t}",
         severity="critical",
         below=True,

@@ -66,6 +66,10 @@ class PhaseFacts:
     run_id: str | None = None
     last_success_at: datetime | None = None
     last_success_duration: float | None = None
+    #: a live sync has not reached this phase yet: "fetching" (an API phase, read ahead while
+    #: earlier phases load) or "queued" (its rows come from another phase's answer); None otherwise.
+    #: Its last_status is then the previous run's, not this one's.
+    in_run: str | None = None
 
 
 # A sync holds the SYNC lock (netops/db/locks.py) for its whole run, on its own session: when the
@@ -101,6 +105,20 @@ def phase_facts(cur: Any, lock_held: bool | None = None) -> list[PhaseFacts]:
             f.last_status, f.duration_seconds, f.error = "interrupted", None, DEAD_RUN_NOTE
         out.append(f)
     return out
+
+
+def mark_live_run(phases: list[PhaseFacts], run: LastRun | None) -> None:
+    """Set `in_run` on the phases a live sync (`run` running) has no row for yet: the sync fetches
+    every API phase at once and loads them in order (netops/pipeline/stable/sync.py, _Prefetch),
+    so such a phase is being fetched, not done. A `--phase` run that skips a phase marks it too:
+    bookkeeping does not say which phases a run selected."""
+    if run is None or run.status != "running" or not run.run_id:
+        return
+    sources = {s.name: s.source for s in catalog.STABLE}
+    for p in phases:
+        if p.run_id != run.run_id and p.phase in sources:
+            fetched = isinstance(sources[p.phase], (catalog.Single, catalog.Listing))
+            p.in_run = "fetching" if fetched else "queued"
 
 
 @dataclass
@@ -197,6 +215,7 @@ class TokenFacts:
     secret_valid_until: datetime | None = None
     error: str | None = None
     refused_at: datetime | None = None  # the API answered 401 to it (netops/api/auth.py marks it)
+    obtained_at: datetime | None = None  # when this box stored it (a refresh that worked)
 
     @property
     def usable(self) -> bool:
@@ -249,12 +268,14 @@ def token_facts(settings: Settings, now: float | None = None, store: TokenStore 
                        "NETOPS_CLIENT_ID/NETOPS_CLIENT_SECRET")
     svu = data.get("secret_valid_until")
     refused = data.get("refused_at")
+    obtained = data.get("obtained_at")
     return TokenFacts(
         present=True,
         ttl_seconds=int(expires - now),
         expires_at=datetime.fromtimestamp(expires, timezone.utc),
         secret_valid_until=datetime.fromtimestamp(float(svu), timezone.utc) if svu else None,
         refused_at=datetime.fromtimestamp(float(refused), timezone.utc) if refused else None,
+        obtained_at=datetime.fromtimestamp(float(obtained), timezone.utc) if obtained else None,
         error=foreign,
     )
 

@@ -117,8 +117,8 @@ class Snapshot:
     @property
     def utilisation_ratio(self) -> float | None:
         """Calls in the last hour / every key's hourly budget summed (N keys, N budgets)."""
-        api = self.facts.api
-        return None if api is None else round(api.calls_1h / self.facts.budget.per_hour, 4)
+        calls = self.facts.calls_this_hour  # the one figure status and the dashboard show
+        return None if calls is None else round(calls / self.facts.budget.per_hour, 4)
 
     @property
     def oldest_success_unix(self) -> float | None:
@@ -271,7 +271,7 @@ def _api_section(s: Snapshot) -> dict[str, Any]:
     api, budget = s.facts.api, s.facts.budget
     known = api is not None
     return {
-        "calls_last_hour": api.calls_1h if known else None,
+        "calls_last_hour": s.facts.calls_this_hour,
         "calls_last_15m": api.calls_15m if known else None,
         "calls_last_minute": api.calls_1m if known else None,
         "calls_per_minute": api.calls_per_minute if known else None,
@@ -315,6 +315,9 @@ SPECS: dict[str, Spec] = {
     "netops_api_calls_last_hour": Spec("gauge", "calls", ("code",),
                                        "API attempts in the last hour by HTTP code (401 and 429 always present); "
                                        "the window `netops alerts check` judges."),
+    "netops_api_unauthorized_since_success": Spec("gauge", "calls", (),
+                                                  "HTTP 401s in the last hour since the credentials last worked "
+                                                  "(0 once a call or token refresh succeeds): api_unauthorized's value."),
     "netops_api_budget_calls_per_hour": Spec("gauge", "calls", (),
                                              "Configured API budget per hour, every application key's summed."),
     "netops_api_budget_calls_per_second": Spec("gauge", "calls", (),
@@ -439,6 +442,9 @@ def _api_families(fams: Families, s: Snapshot) -> None:
     fams.add("netops_api_calls", samples=[([e, c], n) for (e, c), n in calls])
     by_code = {"401": 0, "429": 0, **api.by_status_1h}
     fams.add("netops_api_calls_last_hour", samples=[([k], v) for k, v in sorted(by_code.items())])
+    # the rule's own value, so Prometheus clears api_unauthorized when netops does
+    fams.add("netops_api_unauthorized_since_success",
+             next((v.value for v in s.ev.verdicts if v.rule.name == "api_unauthorized"), None))
     fams.add("netops_api_budget_calls_per_hour", budget.per_hour)
     fams.add("netops_api_budget_calls_per_second", budget.per_second)
     fams.add("netops_api_utilisation_ratio", s.utilisation_ratio)

@@ -14,14 +14,13 @@ from datetime import datetime
 from typing import Any
 
 from netops.config import Settings
-from netops.credentials import Budget
-from netops.db.monitor_facts import ApiFacts, BacklogFacts
+from netops.db.monitor_facts import BacklogFacts
 from netops.monitor.evaluation import Evaluation, Facts, check_nginx, evaluate
 from netops.monitor.facts import PhaseFacts, iso
 from netops.monitor.formatting import human_age, human_bytes, render_key_line
 
 EXIT_CODES = {"ok": 0, "warning": 1, "critical": 2}
-__all__ = ["EXIT_CODES", "check_nginx", "collect_status", "render_text", "status_document"]
+__all__ = ["EXIT_CODES", "carry_last_known", "check_nginx", "collect_status", "render_text", "status_document"]
 
 
 def _age(now: datetime, ts: datetime | None) -> float | None:
@@ -61,7 +60,7 @@ def status_document(ev: Evaluation) -> dict[str, Any]:
         "known": f.db_up and bool(f.schema),
     }
     if f.api is not None:
-        doc["api"] = _api_doc(f.api, f.budget)
+        doc["api"] = _api_doc(f)
     doc["api_keys"] = [k.as_json() for k in f.keys]  # one row per application key
     if f.quality is not None:
         q = f.quality
@@ -69,6 +68,23 @@ def status_document(ev: Evaluation) -> dict[str, Any]:
                           "violations": q.violations, "info": q.info}
     doc["elapsed_ms"] = f.elapsed_ms
     return doc
+
+
+def carry_last_known(doc: dict[str, Any], previous: dict[str, Any] | None, ev: Evaluation) -> None:
+    """While the database is down, the alerts it fed are unknown, not resolved: add to `doc`
+    (`alerts.last_known`) the ones the previous document had firing — the last one that read the
+    database, or the ones it carried itself — each with `known_at`, when it was last judged.
+    `previous`: the status.json this one replaces (the status-json cron job's --output file)."""
+    if ev.facts.db_up or not isinstance(previous, dict):
+        return
+    blind = {v.rule.name for v in ev.verdicts if v.firing is None}  # judged now: not carried
+    prev_alerts = previous.get("alerts") if isinstance(previous.get("alerts"), dict) else {}
+    if ((previous.get("services") or {}).get("postgresql") or {}).get("ok"):
+        carried = [{**p, "known_at": previous.get("checked_at")} for p in previous.get("problems") or []
+                   if isinstance(p, dict)]
+    else:
+        carried = list(prev_alerts.get("last_known") or [])
+    doc["alerts"]["last_known"] = [p for p in carried if p.get("check") in blind]
 
 
 def _problems(ev: Evaluation) -> list[dict[str, str]]:
@@ -101,6 +117,7 @@ def _phase_doc(p: PhaseFacts, now: datetime) -> dict[str, Any]:
         "rows_fetched": p.rows_fetched,
         "last_success_at": iso(p.last_success_at),
         "last_success_age_seconds": _age(now, p.last_success_at),
+        "in_run": p.in_run,  # "fetching"/"queued": a live sync has not reached it (last_status is older)
     }
 
 
@@ -137,13 +154,16 @@ def _backup_doc(f: Facts) -> dict[str, Any]:
             "last_at": iso(b.last_at), "last_ok": b.last_ok, "last_error": b.last_error}
 
 
-def _api_doc(api: ApiFacts, total: Budget) -> dict[str, Any]:
+def _api_doc(f: Facts) -> dict[str, Any]:
+    api, total = f.api, f.budget
+    assert api is not None
+    calls = f.calls_this_hour or 0  # the one figure of the hour's calls (Facts.calls_this_hour)
     return {
-        "calls_last_hour": api.calls_1h,
+        "calls_last_hour": calls,
         "budget_per_hour": total.per_hour,  # every key's budget: keys × per key
         "keys": total.keys,
         "budget_note": total.note(),
-        "utilisation_percent": round(100.0 * api.calls_1h / total.per_hour, 1),
+        "utilisation_percent": round(100.0 * calls / total.per_hour, 1),
         "by_status_last_hour": api.by_status_1h,
         "unauthorized_last_hour": api.unauthorized_1h,
         "rate_limited_last_hour": api.rate_limited_1h,
@@ -182,6 +202,8 @@ def _services_lines(f: Facts) -> list[str]:
 
 
 def _phase_status(p: PhaseFacts) -> str:
+    if p.in_run:  # a live sync has not reached it: its last_status is the previous run's
+        return p.in_run
     if p.last_status == "running" and p.pages_total:
         return f"{p.pages_done}/{p.pages_total}"
     if p.last_status == "unchanged":  # `sync stable --if-changed` skipped it: its probe saw no change
@@ -230,7 +252,7 @@ def _api_lines(f: Facts) -> list[str]:
     if f.api is None:
         lines = ["api         unknown (database unreachable)"]
     else:
-        a = _api_doc(f.api, f.budget)
+        a = _api_doc(f)
         lines = [f"api         {a['calls_last_hour']}/{a['budget_per_hour']} calls last hour "
                  f"({a['utilisation_percent']}%{a['budget_note']}), 401: {a['unauthorized_last_hour']}, "
                  f"429: {a['rate_limited_last_hour']}"]

@@ -111,6 +111,10 @@ def test_two_keys_are_two_budgets_in_every_view_and_the_keys_are_read_once(
                                 NETOPS_CLIENT_ID_2="u-two", NETOPS_CLIENT_SECRET_2="s-two",
                                 NETOPS_RATE_PER_HOUR=1000, NETOPS_RATE_PER_SECOND=2)
     healthy(settings.dsn, settings)  # 20 calls in the last hour
+    # and their 20 slots, 12 + 8 (the limiter's count: what every view calls this hour's calls)
+    query(settings.dsn, "INSERT INTO netops.api_keys (label, client_id) VALUES ('default', 'u-one'), ('2', 'u-two')")
+    query(settings.dsn, "INSERT INTO netops.api_slots (key_label, at) SELECT CASE WHEN n <= 12 THEN 'default' "
+                        "ELSE '2' END, now() - interval '15 minutes' FROM generate_series(1, 20) n")
 
     ev = evaluation.evaluate(settings, settings.dsn, check_services=False, counters=True)
     doc = status_document(ev)
@@ -122,6 +126,8 @@ def test_two_keys_are_two_budgets_in_every_view_and_the_keys_are_read_once(
     mdoc = metrics_document(snap)
     assert (mdoc["api"]["budget_per_hour"], mdoc["api"]["budget_per_second"]) == (2000, 4.0)
     assert mdoc["api"]["utilisation_ratio"] == 0.01  # 20 / 2000
+    assert mdoc["api"]["calls_last_hour"] == doc["api"]["calls_last_hour"] == 20
+    assert [k["calls_last_hour"] for k in doc["api_keys"]] == [12, 8]
     prom = parse(prometheus_text(snap))
     assert one(prom, "netops_api_budget_calls_per_hour") == 2000
     assert one(prom, "netops_api_budget_calls_per_second") == 4

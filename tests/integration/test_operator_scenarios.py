@@ -379,7 +379,7 @@ def test_looking_commands_never_start_the_embedded_database(tmp_path: Path) -> N
         looking = {
             ("status",): 2, ("check",): 2, ("metrics", "export"): 0, ("metrics", "write"): 0,
             ("alerts", "check"): 1, ("dashboard",): 2, ("logs", "list"): 0, ("backlog", "status"): 1,
-            ("db", "status"): 1, ("db", "shell", "-c", "SELECT 1"): 1, ("db", "dsn"): 1, ("token", "status"): 1,
+            ("db", "status"): 1, ("db", "shell", "-c", "SELECT 1"): 1, ("db", "dsn"): 1, ("token", "status"): 2,
         }
         assert {" ".join(a[:2]) if a[0] in ("metrics", "alerts", "backlog", "db", "token", "logs") else a[0]
                 for a in looking} >= set(NEVER_START_EMBEDDED) - {"token refresh", "logs tail"}

@@ -4,7 +4,8 @@ The page is the role's own template (roles/nginx/templates/index.html.j2, render
 Ansible does), served over real HTTP on loopback with the status.json and history.json that the
 status-json cron job's own command writes (`netops status --json --output ... --history ...`)
 against a real PostgreSQL and the simulator. Three boxes an operator meets: healthy, one with a
-firing alert, one whose database is down. Each gets DOM assertions and a screenshot.
+firing alert (also on a phone, 390x844), one whose database is down (its alerts last known before
+the outage still shown, marked so). Each gets DOM assertions and a screenshot.
 
 Screenshots go to the test's tmp dir; with NETOPS_SCREENSHOT_DIR set they are copied there too
 (`NETOPS_SCREENSHOT_DIR=docs/screenshots .venv/bin/pytest tests/integration/test_status_page_browser.py`
@@ -38,6 +39,7 @@ REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 WIDTH = 1280
+PHONE = (390, 844)  # an iPhone 12-14's CSS viewport
 
 
 def _missing_browser() -> str | None:
@@ -155,6 +157,51 @@ def screenshot(driver: Any, name: str, tmp_path: Path) -> Path:
     return path
 
 
+def as_phone(driver: Any, height: int = PHONE[1]) -> None:
+    """Emulate a phone's viewport (mobile: without a viewport tag the page is laid out 980 px wide)."""
+    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                           {"width": PHONE[0], "height": height, "deviceScaleFactor": 1, "mobile": True})
+
+
+def off_screen(driver: Any, css: str) -> list[str]:
+    """The elements under `css` that stick out of the viewport's width (cut off on a phone)."""
+    return list(driver.execute_script(
+        "const w = window.innerWidth; return [...document.querySelectorAll(arguments[0])]"
+        ".filter(e => { const r = e.getBoundingClientRect(); return r.left < -0.5 || r.right > w + 0.5 ||"
+        " e.scrollWidth > e.clientWidth + 1; }).map(e => e.outerHTML.slice(0, 120));", css))
+
+
+def check_phone(driver: Any, url: str, tmp_path: Path) -> None:
+    """The page at 390x844: laid out for the screen, nothing wider than it, every alert wrapped
+    inside its card, the graphs' newest labels ("now", the latest hour) on screen; a screenshot."""
+    as_phone(driver)
+    open_page(driver, url + "?refresh=2")
+    assert driver.execute_script("return window.innerWidth") == PHONE[0]  # the viewport tag: not 980
+    assert driver.execute_script("return document.documentElement.scrollWidth") <= PHONE[0]
+    assert count(driver, "#problems li") > 0
+    assert off_screen(driver, "#problems li") == []
+    assert off_screen(driver, ".card") == []
+    assert off_screen(driver, ".scroll") == []  # the phase table fits too (no sideways scrolling)
+    heights = driver.execute_script("return [...document.querySelectorAll('#problems li')].map(e => e.clientHeight)")
+    assert max(heights) > 40  # a long alert wraps onto several lines instead of running off the card
+    # the newest label of each time graph: "now" (backlog) and the latest hour (calls)
+    for graph in ("#g-backlog svg text", "#g-calls svg text"):
+        last = driver.execute_script(f"const t = [...document.querySelectorAll('{graph}')].filter(e => "
+                                     "e.textContent.match(/now|:00/)); const r = t[t.length - 1]"
+                                     ".getBoundingClientRect(); return [t[t.length - 1].textContent, r.left, r.right];")
+        assert last[1] >= 0 and last[2] <= PHONE[0], (graph, last)
+    assert "now" in text(driver, "#g-backlog")
+    height = driver.execute_script("return document.documentElement.scrollHeight")
+    as_phone(driver, int(height))
+    path = tmp_path / "status-phone.png"
+    assert driver.save_screenshot(str(path))
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    if os.environ.get("NETOPS_SCREENSHOT_DIR"):
+        shutil.copyfile(path, Path(os.environ["NETOPS_SCREENSHOT_DIR"]) / path.name)
+    driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+    driver.set_window_size(WIDTH, 900)
+
+
 def only_own_origin(driver: Any, url: str) -> list[str]:
     """Every resource the page loaded that is not from its own server (should be none)."""
     names = driver.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
@@ -231,6 +278,8 @@ def test_status_page_in_chromium(settings_factory: Callable[..., Settings], sim:
     assert tables_caption(browser, json.loads((root / "history.json").read_text())) == \
         "(change over 24 h in brackets)"
     screenshot(browser, "status-alert-firing", tmp_path)
+    check_phone(browser, url, tmp_path)
+    open_page(browser, url + "?refresh=2")
 
     # --- the database down: the same page, left open, re-reads the files by itself -----------
     down = settings_factory(NETOPS_API_URL=sim.url, NETOPS_CLIENT_ID=sim.client_id,
@@ -240,12 +289,18 @@ def test_status_page_in_chromium(settings_factory: Callable[..., Settings], sim:
     status, rc = write_files(down, root)
     assert rc == 2 and json.loads((root / "history.json").read_text()) == last_good  # left as it was
     assert status["state"] == "critical" and status["alerts"]["firing"] == ["database_down"]
+    # the alerts the database fed are unknown now, not resolved: the last known ones are carried
+    last_known = status["alerts"]["last_known"]
+    assert [p["check"] for p in last_known] == ["sync_failed"] and last_known[0]["known_at"], last_known
     WebDriverWait(browser, 15).until(lambda d: visible(d, "#dbdown"))  # no reload: the page's own refresh
     assert text(browser, "#state") == "critical"
     assert text(browser, "#dbdown").startswith("Database down:")
     assert "unknown (database unreachable)" in text(browser, "#budget")
     assert text(browser, "#backlog") == "Backlog: unknown (database unreachable)."
     assert "database_down" in text(browser, "#alerts")
+    assert "last known before the database went down: sync_failed" in text(browser, "#alerts")
+    kept = browser.find_element("css selector", "#problems li.last-known")
+    assert kept.text.startswith("last known " + last_known[0]["known_at"]) and "sync_failed" in kept.text
     caption = text(browser, "#history")  # the graphs say they are old, and why
     assert caption.startswith("The database is down: the graphs are the last history.json written "
                               + last_good["generated_at"]), caption
