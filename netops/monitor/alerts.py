@@ -308,12 +308,12 @@ def _result(v: Verdict, state: str, previous: str | None, since: str | None, not
 # --- the loop --------------------------------------------------------------------------------
 
 class StopLoop(Exception):
-    """A check still running 1.5 s after SIGINT/SIGTERM is cut short (its transaction rolls back:
+    """A check still running 1 s after SIGINT/SIGTERM is cut short (its transaction rolls back:
     nothing half-recorded; the next run judges again)."""
 
 
 #: how long a check in progress may finish after a stop signal before it is cut short
-STOP_GRACE_SECONDS = 1.5
+STOP_GRACE_SECONDS = 1.0
 
 
 def alert_loop(settings: Settings, dsn_fn: Callable[[], str | None], interval: float,
