@@ -344,7 +344,11 @@ def alert_loop(settings: Settings, dsn_fn: Callable[[], str | None], interval: f
     old[signal.SIGALRM] = signal.signal(signal.SIGALRM, on_alarm)
     done, why = 0, "iterations done"
     try:
+        installed = installed_stamp()
         while not stop.is_set() and (iterations is None or done < iterations):
+            if installed_stamp() != installed:
+                why = "netops was reinstalled: exiting so cron starts the loop again with the new code"
+                break
             started = time.monotonic()
             busy.set()
             try:
@@ -367,6 +371,25 @@ def alert_loop(settings: Settings, dsn_fn: Callable[[], str | None], interval: f
             signal.signal(sig, handler)
     log.info(f"alert loop ended after {done} checks: {why}")
     return why
+
+
+def installed_stamp() -> tuple[str, float]:
+    """The installed package's version and its __init__'s mtime: a deploy that reinstalls netops
+    changes it, and a loop still running the old code (which would import new modules lazily
+    into old ones) exits; cron starts the new one within a minute."""
+    from importlib import metadata
+
+    import netops
+
+    try:
+        version = metadata.version("netops")
+    except metadata.PackageNotFoundError:
+        version = "unknown"
+    try:
+        mtime = Path(netops.__file__ or "").stat().st_mtime
+    except OSError:
+        mtime = 0.0
+    return version, mtime
 
 
 def render_changes(doc: dict[str, Any]) -> str | None:

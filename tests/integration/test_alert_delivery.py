@@ -155,3 +155,16 @@ def test_bad_webhook_format_is_refused(settings_factory: Any) -> None:
                                 env={**cli_env(settings_factory()), "NETOPS_ALERT_WEBHOOK_FORMAT": "teams"})
     assert result.exit_code != 0 and "NETOPS_ALERT_WEBHOOK_FORMAT" in result.output
     assert "json, discord, slack" in result.output
+
+
+def test_loop_exits_when_netops_is_reinstalled(pg_dsn: str, settings_factory: Any, monkeypatch: Any) -> None:
+    """A deploy reinstalls the package under a running loop: it exits (cron starts the new code)."""
+    from netops.monitor import alerts
+
+    settings = settings_factory()
+    healthy(pg_dsn, settings)
+    stamps = iter([("0.1.0", 1.0), ("0.1.0", 1.0), ("0.1.1", 2.0)])
+    monkeypatch.setattr(alerts, "installed_stamp", lambda: next(stamps))
+    docs: list[dict[str, Any]] = []
+    why = alerts.alert_loop(settings, lambda: pg_dsn, 1.0, docs.append)
+    assert "reinstalled" in why and len(docs) == 1

@@ -1,0 +1,147 @@
+"""Event to notification, both alert paths, on the deployed schedule (issue 22).
+
+    python -m bench.alert_latency [--trials 3] [--json out.json]
+
+Each trial starts a fresh world — netops' embedded PostgreSQL (a new database), the simulator
+as the API, real `prometheus` + `prometheus-alertmanager` (Debian's) and netops' own
+`netops alerts check --loop --interval 30` (the role's cron entry) — with the deployed
+intervals: netops' metrics rewritten by the cron job at second 20 of every minute
+(`netops metrics write`), Prometheus scraping and evaluating every 15 s (Debian's packaged
+prometheus.yml), the rules as `netops alerts rules` prints them (`for: 1m`), Alertmanager with
+the role's example configuration (group_wait 10s). After a random wait (0-60 s, so the event
+falls anywhere in the loop's and the cron job's cycles) one real API call is answered 429 (a
+`netops sync stable --phase cursus` with a simulator fault); the event's time is that call's
+row in netops.api_calls. Measured: seconds from it to the webhook POST of each path.
+
+Local, not on the fleet hosts (tests/ansible/fleet belongs to another task): the intervals are
+the deployed ones, the machine is this one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg2
+
+from bench.env import BenchPostgres, netops_env, traversable_tmpdir
+from netops.config import load_settings
+from netops.monitor.alerts import prometheus_rules
+from netops.sim import SimConfig, SimServer
+from tests.integration.test_prometheus_alertmanager import Hook, Stack, start, stop, wait_for
+
+LOOP_INTERVAL = 30        # the role's alert loop
+METRICS_SECOND = 20       # the role's metrics cron job: every minute, 20 s in
+SCRAPE = "15s"            # Debian's prometheus.yml (scrape and evaluation)
+GROUP_WAIT = "10s"        # the role's Alertmanager example
+
+
+def netops(*args: str) -> list[str]:
+    return [sys.executable, "-m", "netops", *args]
+
+
+def metrics_cron(env: dict[str, str], stop_flag: threading.Event) -> None:
+    """What cron does with the metrics job: `netops metrics write` at second 20 of each minute."""
+    while not stop_flag.is_set():
+        now = time.time()
+        nxt = (now // 60) * 60 + METRICS_SECOND
+        if nxt <= now:
+            nxt += 60
+        if stop_flag.wait(nxt - now):
+            return
+        subprocess.run(netops("metrics", "write"), env=env, capture_output=True, timeout=60)
+
+
+def first_429(dsn: str) -> float:
+    with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+        cur.execute("SELECT extract(epoch FROM min(at)) FROM netops.api_calls WHERE status = 429")
+        return float(cur.fetchone()[0])
+
+
+def trial(pg: BenchPostgres, sim: SimServer, seed: int) -> dict[str, Any]:
+    state = traversable_tmpdir("netops-bench-alerts-")
+    dsn = pg.new_database("lat")
+    hook, am_hook = Hook(), Hook()
+    env = netops_env(dsn, sim.url, sim.client_id, sim.client_secret, state, 100,
+                     NETOPS_METRICS_DIR=str(state / "web"), NETOPS_ALERT_WEBHOOK_URL=hook.url + "/netops")
+    sim.reset()
+    subprocess.run(netops("sync", "stable", "--no-progress"), env=env, check=True, capture_output=True, timeout=600)
+    subprocess.run(netops("metrics", "write"), env=env, check=True, capture_output=True, timeout=60)
+    settings = load_settings(env=env, config_path="")
+    stack = Stack(state / "stack", state / "web", prometheus_rules(settings), am_hook, scrape=SCRAPE,
+                  group_wait=GROUP_WAIT, group_interval="1m")
+    stack.tmp.mkdir()
+    cron_stop = threading.Event()
+    cron = threading.Thread(target=metrics_cron, args=(env, cron_stop), daemon=True)
+    cron.start()
+    loop = start(netops("alerts", "check", "--loop", "--interval", str(LOOP_INTERVAL)), state / "loop.log", env)
+    stack.up()
+    try:
+        wait_for("the target scraped", lambda: stack.value('up{job="netops"}') == 1.0, timeout=60)
+        time.sleep(random.Random(seed).uniform(0, 60))
+        sim.add_fault("429@/v2/cursus,count=1,seconds=0")
+        subprocess.run(netops("sync", "stable", "--phase", "cursus", "--no-progress"), env=env, capture_output=True,
+                       timeout=300)
+        event = first_429(dsn)
+        wait_for("netops' POST", lambda: hook.posts, timeout=120, step=0.1)
+        wait_for("Alertmanager's POST", lambda: am_hook.posts, timeout=400, step=0.1)
+        mono_now, wall_now = time.monotonic(), time.time()
+
+        def wall(mono: float) -> float:
+            return wall_now - (mono_now - mono)
+
+        netops_doc = hook.posts[0][1]
+        return {"netops_s": round(wall(hook.posts[0][0]) - event, 1),
+                "alertmanager_s": round(wall(am_hook.posts[0][0]) - event, 1),
+                "netops_since_is_event": abs(_epoch(netops_doc["since"]) - event) < 1.0}
+    finally:
+        cron_stop.set()
+        stop(loop)
+        stack.down()
+        hook.close()
+        am_hook.close()
+        pg.drop_database(dsn)
+
+
+def _epoch(text: str) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--trials", type=int, default=3)
+    ap.add_argument("--json", type=Path, help="Also write the results here.")
+    args = ap.parse_args(argv)
+    pg = BenchPostgres().up()
+    sim = SimServer(SimConfig(port=0, seed=42, rate_per_second=0, rate_per_hour=0, latency=0.0,
+                              backlog_scale=0.02)).start()
+    try:
+        runs = []
+        for i in range(args.trials):
+            runs.append(trial(pg, sim, seed=i))
+            print(json.dumps(runs[-1]), flush=True)
+    finally:
+        sim.stop()
+        pg.down()
+    out = {"trials": runs, "schedule": {"netops_loop_interval_s": LOOP_INTERVAL, "metrics_cron_second": METRICS_SECOND,
+                                        "scrape_and_eval": SCRAPE, "for": "1m", "group_wait": GROUP_WAIT}}
+    for key in ("netops_s", "alertmanager_s"):
+        values = [r[key] for r in runs]
+        out[key] = {"min": min(values), "median": statistics.median(values), "max": max(values)}
+    print(json.dumps(out, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(out, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
