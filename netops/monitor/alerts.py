@@ -499,10 +499,32 @@ def prometheus_rules(settings: Settings, job: str = DEFAULT_JOB, for_: str = FOR
             f"          summary: {_q(summary)}",
             f"          description: {_q(action)}",
         ]
+        code = CODE_RULES.get(_uncamel.get(alert, ""))
+        if code is not None:
+            lines.append(f"          sources: {_q(sources_template(code))}")
     lines += ["  - name: netops_recording", "    rules:"]
     for record, expr in RECORDING_RULES:
         lines += [f"      - record: {record}", f"        expr: {_q(expr)}"]
     return "\n".join(lines) + "\n"
+
+
+_uncamel = {_camel(r.name): r.name for r in RULES}
+
+
+def sources_template(code: int) -> str:
+    """The `sources` annotation of a 401/429 alert: which endpoints drew that code in the last hour
+    (the zero-initialised counters), and for 429 which keys (the per-key gauge); a Prometheus
+    template, rendered when the alert fires, so Alertmanager's receivers name them too."""
+    instance = '$labels.instance'
+    by_endpoint = (f'{{{{ with query (printf "sort_desc(round(sum by (endpoint) (increase(netops_api_calls_total'
+                   f'{{code=\\"{code}\\",instance=%q}}[1h]))) > 0)" {instance}) }}}}{{{{ range . }}}}'
+                   '{{ .Labels.endpoint }} x{{ .Value }} {{ end }}{{ else }}no endpoint recorded {{ end }}')
+    if code != 429:
+        return f"HTTP {code} in the last hour by endpoint: {by_endpoint}"
+    by_key = (f'{{{{ with query (printf "sum by (key) (netops_api_key_rate_limited_last_hour{{instance=%q}}) > 0" '
+              f'{instance}) }}}}{{{{ range . }}}}{{{{ .Labels.key }}}} x{{{{ .Value }}}} {{{{ end }}}}'
+              '{{ else }}none recorded{{ end }}')
+    return f"HTTP {code} in the last hour by endpoint: {by_endpoint}| by key: {by_key}"
 
 
 def _target_rules(job: str, stale_after: int) -> list[tuple[str, str, str, str, str]]:

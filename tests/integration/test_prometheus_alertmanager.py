@@ -17,6 +17,7 @@ from __future__ import annotations
 import http.server
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -355,6 +356,11 @@ def _drive(stack: Stack, settings: Any, env: dict[str, str], hook: Hook, am_hook
     assert counted is not None and 2.95 <= counted < 3.5, counted
     # both paths judge the same 15-minute count for the calls-per-minute rule
     assert stack.value("netops_api_calls_last_15m") == _loop_doc(env)["calls_15m"]
+    # Alertmanager's notification names them too (the rule's `sources` annotation)
+    (paged,) = [a for _, doc in am_hook.posts for a in doc["alerts"]
+                if a["labels"]["alertname"] == "NetopsApiRateLimited"]
+    assert re.search(r"by endpoint: /v2/coalitions x[123] \| by key: \S+ x[123] ", paged["annotations"]["sources"]), \
+        paged["annotations"]
     (posted,) = [doc for _, doc in hook.posts if doc.get("alert") == "api_rate_limited"]
     # who drew them, as recorded when the loop saw the first (the burst may still be arriving)
     assert [(s["endpoint"], s["code"]) for s in posted["sources"]] == [("/v2/coalitions", 429)]
