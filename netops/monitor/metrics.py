@@ -302,7 +302,8 @@ SPECS: dict[str, Spec] = {
     "netops_schema_present": Spec("gauge", "bool", (), "1 when the netops schema is migrated (absent: database down)."),
     "netops_api_calls": Spec("counter", "calls", ("endpoint", "code"),
                              "API attempts ever made, by endpoint and HTTP code (none = no answer); running "
-                             "totals kept with netops.api_calls, so pruning those rows does not lower them."),
+                             "totals kept with netops.api_calls, so pruning those rows does not lower them; codes "
+                             "200, 401, 429 and 500 of every known endpoint start at 0, so increase() counts a first burst."),
     "netops_api_calls_last_hour": Spec("gauge", "calls", ("code",),
                                        "API attempts in the last hour by HTTP code (401 and 429 always present); "
                                        "the window `netops alerts check` judges."),
