@@ -251,11 +251,13 @@ def alerts_check(settings: Settings, as_json: bool, loop: bool, interval: float,
 
     Exit 0 none firing, 1 some firing (with --loop: 0 once stopped).
     """
+    import json
+
     from netops.monitor.alerts import alert_loop, check_alerts, render_changes, render_text
 
     if loop:
         def emit(d: dict[str, object]) -> None:
-            text = json_text(d) if as_json else render_changes(d)
+            text = json.dumps(d, default=str) if as_json else render_changes(d)  # JSON Lines: one check a line
             if text:
                 click.echo(text)
 

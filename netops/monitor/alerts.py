@@ -419,6 +419,9 @@ def render_text(doc: dict[str, Any]) -> str:
             lines.append(f"           -> {a['action']}")
     for err in doc["webhook"]["errors"]:
         lines.append(f"  webhook error: {err}")
+    hb = doc.get("heartbeat") or {}
+    if hb.get("configured"):
+        lines.append(f"  heartbeat: {hb['sent']} ping " + (f"failed: {hb['error']}" if hb["error"] else "sent"))
     if not doc["persisted"]:
         lines.append("  (database unreachable or migration 003 missing: only database_down keeps state and "
                      "notifies; the others are shown, not recorded)")

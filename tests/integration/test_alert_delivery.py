@@ -168,3 +168,15 @@ def test_loop_exits_when_netops_is_reinstalled(pg_dsn: str, settings_factory: An
     docs: list[dict[str, Any]] = []
     why = alerts.alert_loop(settings, lambda: pg_dsn, 1.0, docs.append)
     assert "reinstalled" in why and len(docs) == 1
+
+
+def test_loop_json_is_one_document_per_check(pg_dsn: str, settings_factory: Any) -> None:
+    import json
+
+    settings = settings_factory()
+    healthy(pg_dsn, settings)
+    result = CliRunner().invoke(cli, ["alerts", "check", "--loop", "--interval", "1", "--iterations", "2", "--json"],
+                                env=cli_env(settings), catch_exceptions=False)
+    assert result.exit_code == 0
+    docs = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(docs) == 2 and all(d["state"] == "ok" and d["persisted"] for d in docs)
