@@ -244,6 +244,12 @@ class Stack:
         result = self.query(expr)
         return float(result[0]["value"][1]) if result else None
 
+    def alerts(self, name: str) -> list[tuple[str, str]]:
+        """(state, activeAt) of each of Prometheus' own alerts named `name` (a re-page shows as a new activeAt)."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.prom_port}/api/v1/alerts", timeout=5) as r:
+            return [(a["state"], a["activeAt"]) for a in json.loads(r.read())["data"]["alerts"]
+                    if a["labels"]["alertname"] == name]
+
     def down(self) -> None:
         for p in reversed(self.procs):
             stop(p)
@@ -371,12 +377,18 @@ def _drive(stack: Stack, settings: Any, env: dict[str, str], hook: Hook, am_hook
 
     # 2. the metrics endpoint down for GAP s while alerts fire: NetopsTargetDown pages and resolves;
     # NetopsApiRateLimited neither resolves nor pages again (keep_firing_for)
+    # (Prometheus' own alert is checked too: Alertmanager's inhibition and dedup could hide a
+    # resolve-and-refire from the receiver; a new activeAt could not hide)
+    (held,) = stack.alerts("NetopsApiRateLimited")
+    assert held[0] == "firing"
     stack.endpoint.stop()
     wait_for("NetopsTargetDown paged", lambda: ("NetopsTargetDown", "firing") in am_events(am_hook), timeout=GAP)
+    assert stack.alerts("NetopsApiRateLimited") == [held]  # all series stale, the alert still firing
     time.sleep(max(0.0, GAP - 4))
     stack.endpoint.start()
     wait_for("NetopsTargetDown resolved", lambda: ("NetopsTargetDown", "resolved") in am_events(am_hook))
     time.sleep(KEEP_FIRING_FOR + 3)  # past keep_firing_for: a false resolve would have come by now
+    assert stack.alerts("NetopsApiRateLimited") == [held]  # the same alert: same activeAt, never resolved
 
     # 3. the database down DB_DOWN s: both paths page database_down once and resolve it once;
     # the other alerts hold (their values are unknown, not fixed)
@@ -392,6 +404,7 @@ def _drive(stack: Stack, settings: Any, env: dict[str, str], hook: Hook, am_hook
     wait_for("database_down resolved", lambda: ("database_down", "resolved") in netops_events(hook))
     wait_for("NetopsDatabaseDown resolved", lambda: ("NetopsDatabaseDown", "resolved") in am_events(am_hook),
              timeout=KEEP_FIRING_FOR + 15)
+    assert stack.alerts("NetopsApiRateLimited") == [held]  # held through the outage, not re-created
 
     # 4. the hourly budget spent: a sync allowed 2 more calls this hour makes them, then waits
     used = slots_last_hour(settings.dsn)
