@@ -162,8 +162,13 @@ def render(r: dict[str, Any], w: Any) -> None:
     w(f"| Prometheus + Alertmanager | {am['min']:.1f} s | {am['median']:.1f} s | {am['max']:.1f} s | - |")
     w("")
     since = all(t["netops_since_is_event"] for t in a["trials"])
-    w(f"netops' payload `since` = the 429's own time in every trial: {'yes' if since else 'NO'}. The Prometheus "
-      "path adds the metrics job's minute, a scrape, an evaluation, `for: 1m` and group_wait by design.\n")
+    load = a.get("loadavg_end")
+    w(f"netops' payload `since` = the 429's own time in every trial: {'yes' if since else 'NO'}. netops' path is "
+      "bounded by its 30 s interval plus one check (and the recorder's 5 s flush for a job still running). The "
+      "Prometheus path adds, by design, up to a minute for the metrics job, a scrape, an evaluation, `for: 1m` and "
+      "group_wait; shortening it means rewriting the metrics more often (BACKLOG_METRIC_INTERVAL) or a shorter `for` "
+      "(`netops alerts rules --for`)." + (f" 1-minute load average at the end: {load[0]:.1f} (a shared box)."
+                                          if load else "") + "\n")
 
 
 def mark_ok(ok: bool) -> str:
