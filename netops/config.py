@@ -102,6 +102,16 @@ def _opt_url(v: Any) -> str | None:
     return _url(s) if s else None
 
 
+def _choice(*options: str) -> Callable[[Any], str]:
+    def parse(v: Any) -> str:
+        s = _str(v).lower()
+        if s not in options:
+            raise ValueError(f"expected one of {', '.join(options)}")
+        return s
+
+    return parse
+
+
 def _bool(v: Any) -> bool:
     if isinstance(v, bool):
         return v
@@ -288,6 +298,11 @@ class Settings:
     # backups: the daily job runs at a fixed hour, so a day and two hours' slack before it counts as missed
     alert_backup_age_hours: float = setting("NETOPS_ALERT_BACKUP_AGE_HOURS", _num(float, 0), 26.0,
         "Alert when the last good backup is older (or there is none).")
+    # alert delivery (issue 22): the webhook's payload shape, and a dead-man's ping for a monitor outside the box
+    alert_webhook_format: str = setting("NETOPS_ALERT_WEBHOOK_FORMAT", _choice("json", "discord", "slack"), "json",
+        "Payload shape for NETOPS_ALERT_WEBHOOK_URL: json (netops' own document), discord or slack.")
+    alert_heartbeat_url: str | None = setting("NETOPS_ALERT_HEARTBEAT_URL", _opt_url, None,
+        "Pinged (GET) after every alert check; <url>/fail when a critical alert fires (healthchecks.io style).")
 
     # --- where the values came from, and what is derived from them ----------------------
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)

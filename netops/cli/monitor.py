@@ -236,15 +236,36 @@ def alerts() -> None:
 
 
 @alerts.command("check")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output (with --loop: one document per line).")
+@click.option("--loop", is_flag=True,
+              help="Check every --interval seconds until SIGINT/SIGTERM (stops within 2 s), printing only state "
+                   "changes and errors; the deployed cron entry runs this under flock every minute, so a dead "
+                   "loop is restarted within a minute.")
+@click.option("--interval", type=click.FloatRange(min=1.0), default=30.0, show_default=True,
+              help="Seconds between checks with --loop (start to start).")
+@click.option("--iterations", type=click.IntRange(min=1), default=None, help="With --loop: stop after N checks.")
 @pass_settings
-def alerts_check(settings: Settings, as_json: bool) -> None:
-    """Evaluate every alert; log firing ones; POST each state change once to the webhook.
+def alerts_check(settings: Settings, as_json: bool, loop: bool, interval: float, iterations: int | None) -> None:
+    """Evaluate every alert; log firing ones; POST each state change once to the webhook
+    (NETOPS_ALERT_WEBHOOK_URL, shaped by NETOPS_ALERT_WEBHOOK_FORMAT: json, discord or slack); ping
+    NETOPS_ALERT_HEARTBEAT_URL (its /fail while a critical alert fires).
 
-    Exit 0 none firing, 1 some firing.
+    Exit 0 none firing, 1 some firing (with --loop: 0 once stopped).
     """
-    from netops.monitor.alerts import check_alerts, render_text
+    import json
 
+    from netops.monitor.alerts import alert_loop, check_alerts, render_changes, render_text
+
+    if loop:
+        def emit(d: dict[str, object]) -> None:
+            text = json.dumps(d, default=str) if as_json else render_changes(d)  # JSON Lines: one check a line
+            if text:
+                click.echo(text)
+
+        click.echo(f"alert loop: a check every {interval:g}s until SIGINT/SIGTERM", err=True)
+        why = alert_loop(settings, lambda: _dsn(settings), interval, emit, iterations=iterations)
+        click.echo(f"alert loop ended: {why}", err=True)
+        return
     doc = check_alerts(settings, _dsn(settings))
     if as_json:
         echo_json(doc)
@@ -256,15 +277,25 @@ def alerts_check(settings: Settings, as_json: bool) -> None:
 @alerts.command("rules")
 @click.option("--job", default="netops", show_default=True,
               help="Prometheus scrape job name of the netops targets (for the up/absent rules).")
+@click.option("--for", "for_", default="1m", show_default=True,
+              help="How long a condition holds before an alert fires (a Prometheus duration).")
+@click.option("--keep-firing-for", default="3m", show_default=True,
+              help="How long a netops alert keeps firing once its series are not seen (a scrape gap must not "
+                   "resolve and re-page it); 0s turns it off. Needs Prometheus >= 2.42.")
 @pass_settings
-def alerts_rules(settings: Settings, job: str) -> None:
+def alerts_rules(settings: Settings, job: str, for_: str, keep_firing_for: str) -> None:
     """Print the equivalent Prometheus alerting and recording rules (YAML).
 
     Thresholds are read at evaluation time from the exported netops_alert_threshold gauges, so
     the file does not change when a NETOPS_ALERT_* setting does."""
+    import re
+
     from netops.monitor.alerts import prometheus_rules
 
-    click.echo(prometheus_rules(settings, job=job), nl=False)
+    for name, value in (("--for", for_), ("--keep-firing-for", keep_firing_for)):
+        if not re.fullmatch(r"(\d+(ms|s|m|h|d))+", value):
+            raise click.BadParameter(f"{value!r} is not a Prometheus duration; use e.g. 30s, 1m, 3m", param_hint=name)
+    click.echo(prometheus_rules(settings, job=job, for_=for_, keep_firing_for=keep_firing_for), nl=False)
 
 
 # --- check -----------------------------------------------------------------------------------

@@ -138,3 +138,13 @@ def prune_api_calls(cur: Any, keep_days: int, batch: int) -> int:
         "DELETE FROM netops.api_calls WHERE id IN (SELECT id FROM netops.api_calls "
         "WHERE at < now() - make_interval(days => %s) ORDER BY at LIMIT %s)", (keep_days, batch))
     return int(cur.rowcount)
+
+
+def code_sources(cur: Any, status: int, window_seconds: int = 3600) -> list[tuple[str, str, str, int, float]]:
+    """Who drew one HTTP code in the window: (endpoint, key label or '', component, calls, epoch of
+    the first), most calls first; what an alert about that code names, and when its first event was."""
+    cur.execute(
+        "SELECT endpoint, coalesce(key_label, ''), component, count(*), extract(epoch FROM min(at)) "
+        "FROM netops.api_calls WHERE status = %s AND at > now() - make_interval(secs => %s) "
+        "GROUP BY 1, 2, 3 ORDER BY 4 DESC, 5 LIMIT 10", (status, window_seconds))
+    return [(e, k, c, int(n), float(first)) for e, k, c, n, first in cur.fetchall()]

@@ -24,21 +24,22 @@ import socket
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import psycopg2
 
 from netops.config import Settings
-from netops.db import alert_state, monitor_facts
+from netops.db import alert_state, api_calls, monitor_facts
 from netops.db.alert_state import DbStore, Stored
 from netops.monitor.evaluation import RULES, Evaluation, Rule, Verdict, evaluate
 from netops.monitor.facts import STABLE_PHASES, iso, utcnow
 from netops.monitor.formatting import fmt
 
-__all__ = ["RULES", "DbStore", "FileStore", "Stored", "check_alerts", "next_state",
-           "post_webhook", "prometheus_rules", "render_text", "rule_expr"]
+__all__ = ["RULES", "DbStore", "FileStore", "Stored", "alert_loop", "check_alerts", "format_payload",
+           "next_state", "ping_heartbeat", "post_webhook", "prometheus_rules", "render_changes", "render_text",
+           "rule_expr"]
 
 
 # --- evaluation (pure) -----------------------------------------------------------------------
@@ -109,6 +110,49 @@ def post_webhook(url: str, payload: dict[str, Any], timeout: float = 5.0) -> str
         return f"no answer: {getattr(exc, 'reason', exc)}"
 
 
+def ping_heartbeat(url: str, fail: bool, timeout: float = 5.0) -> str | None:
+    """healthchecks.io style: GET `url` after a healthy check, `url/fail` when a critical alert
+    fires; a monitor outside the box that stops hearing it knows the box, cron or loop is dead.
+    None on a 2xx, else the reason."""
+    req = urllib.request.Request(url.rstrip("/") + ("/fail" if fail else ""), method="GET",
+                                 headers={"User-Agent": "netops-alerts"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return None if 200 <= resp.status < 300 else f"HTTP {resp.status}"
+    except urllib.error.HTTPError as exc:
+        return f"HTTP {exc.code}"
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        return f"no answer: {getattr(exc, 'reason', exc)}"
+
+
+def chat_text(doc: dict[str, Any]) -> str:
+    """One notification as a chat line (Discord, Slack): state, rule, host, message, who drew it
+    and since when, and the next step."""
+    head = "RESOLVED" if doc["state"] == "resolved" else f"FIRING ({doc['severity']})"
+    lines = [f"**{head}** netops `{doc['alert']}` on {doc['host']}: {doc['message']}",
+             f"first event: {doc['since']}"]
+    for src in doc.get("sources") or []:
+        lines.append(f"- {src['calls']} x HTTP {src['code']} from {src['endpoint']} (key {src['key'] or '-'}, "
+                     f"{src['component']}), first at {src['first_at']}")
+    if doc["state"] == "firing":
+        lines.append(f"action: {doc['action']}")
+    return "\n".join(lines)
+
+
+def format_payload(fmt_name: str, doc: dict[str, Any]) -> dict[str, Any]:
+    """The webhook body in NETOPS_ALERT_WEBHOOK_FORMAT's shape: netops' own JSON document, or a
+    Discord / Slack incoming-webhook message carrying the same facts as text."""
+    if fmt_name == "discord":
+        return {"username": "netops", "content": chat_text(doc)[:2000]}  # Discord refuses > 2,000 chars
+    if fmt_name == "slack":
+        return {"text": chat_text(doc).replace("**", "*")}  # Slack's mrkdwn bold is one star
+    return doc
+
+
+#: rules about one HTTP code: their notification names the endpoints and keys that drew it
+CODE_RULES = {"api_rate_limited": 429, "api_unauthorized": 401}
+
+
 # --- the check -------------------------------------------------------------------------------
 
 Post = Callable[[str, dict[str, Any]], str | None]
@@ -137,15 +181,28 @@ def check_alerts(settings: Settings, dsn: str | None, evaluation: Evaluation | N
         del check.results[len(file_verdicts):]
         check.results += [_result(v, v.state, None, None, False, None) for v in db_verdicts]
     firing = [r["name"] for r in check.results if r["state"] == "firing"]
+    critical = [r["name"] for r in check.results if r["state"] == "firing" and r["severity"] == "critical"]
     return {
         "checked_at": iso(check.now),
         "state": "firing" if firing else "ok",
         "verdict": ev.state,
         "firing": firing,
         "persisted": persisted,
-        "webhook": {"configured": bool(check.webhook), "sent": check.sent, "errors": check.errors},
+        "webhook": {"configured": bool(check.webhook), "format": check.format, "sent": check.sent,
+                    "errors": check.errors},
+        "heartbeat": _heartbeat(settings, bool(critical), check.log),
         "alerts": check.results,
     }
+
+
+def _heartbeat(settings: Settings, fail: bool, log: Any) -> dict[str, Any]:
+    url = settings.alert_heartbeat_url
+    if not url:
+        return {"configured": False, "sent": None, "error": None}
+    err = ping_heartbeat(url, fail)
+    if err is not None:
+        log.error(f"heartbeat ping ({'fail' if fail else 'ok'}) failed: {err}")
+    return {"configured": True, "sent": "fail" if fail else "ok", "error": err}
 
 
 def _run_in_database(check: _Check, verdicts: list[Verdict], dsn: str | None) -> bool:
@@ -156,6 +213,7 @@ def _run_in_database(check: _Check, verdicts: list[Verdict], dsn: str | None) ->
             conn.autocommit = False
             with conn, conn.cursor() as cur:
                 if alert_state.lock_if_present(cur):
+                    check.cur = cur
                     check.run(verdicts, DbStore(cur))
                     return True
     except psycopg2.Error as exc:
@@ -172,7 +230,9 @@ class _Check:
         # The command prints every alert itself; mirroring the log lines to stderr would say it twice.
         self.log = get_logger("alerts", settings.log_path).bind(quiet_stderr=True)
         self.webhook = settings.alert_webhook_url
+        self.format = settings.alert_webhook_format
         self.post = post
+        self.cur: Any = None  # the state transaction's cursor, for what a notification names
         self.now = utcnow()
         self.results: list[dict[str, Any]] = []
         self.sent = 0
@@ -200,14 +260,18 @@ class _Check:
     def _notify(self, v: Verdict, cur: Stored, prev: Stored) -> bool:
         """POST the change; a failure stays pending in `cur` and is retried next run."""
         rule, state = v.rule, cur.state
+        sources = self._sources(rule) if state == "firing" else []
+        first = min((src["first_at"] for src in sources), default=None)
         payload = {
             "alert": rule.name, "state": state, "previous_state": prev.state,
             "severity": rule.severity, "summary": rule.summary, "message": v.message,
             "value": None if v.value in (None, float("inf")) else v.value, "threshold": v.threshold,
-            "unit": rule.unit, "action": v.action, "since": iso(cur.since),
+            "unit": rule.unit, "action": v.action,
+            # the first event's time where the bookkeeping has it (a 429's own row), else when a check first saw it
+            "since": first or iso(cur.since), "sources": sources,
             "host": socket.gethostname(), "sent_at": iso(utcnow()),
         }
-        err = self.post(self.webhook, payload)
+        err = self.post(self.webhook, format_payload(self.format, payload))
         if err is None:
             cur.notified_state, cur.notify_error = state, None
             self.sent += 1
@@ -216,6 +280,16 @@ class _Check:
         self.errors.append(f"{rule.name}: {err}")
         self.log.error(f"webhook POST for {rule.name} ({state}) failed: {err}; will retry next run")
         return False
+
+
+    def _sources(self, rule: Rule) -> list[dict[str, Any]]:
+        """The endpoints, keys and jobs that drew a code rule's HTTP code in its window."""
+        code = CODE_RULES.get(rule.name)
+        if code is None or self.cur is None:
+            return []
+        rows = api_calls.code_sources(self.cur, code)
+        return [{"endpoint": e, "key": k, "component": c, "code": code, "calls": n,
+                 "first_at": iso(datetime.fromtimestamp(t, timezone.utc))} for e, k, c, n, t in rows]
 
 
 def _result(v: Verdict, state: str, previous: str | None, since: str | None, notified: bool,
@@ -229,6 +303,106 @@ def _result(v: Verdict, state: str, previous: str | None, since: str | None, not
         "summary": rule.summary, "message": v.message, "action": v.action,
         "since": since, "notified": notified, "notify_error": notify_error,
     }
+
+
+# --- the loop --------------------------------------------------------------------------------
+
+class StopLoop(Exception):
+    """A check still running 1 s after SIGINT/SIGTERM is cut short (its transaction rolls back:
+    nothing half-recorded; the next run judges again)."""
+
+
+#: how long a check in progress may finish after a stop signal before it is cut short
+STOP_GRACE_SECONDS = 1.0
+
+
+def alert_loop(settings: Settings, dsn_fn: Callable[[], str | None], interval: float,
+               emit: Callable[[dict[str, Any]], None], iterations: int | None = None) -> str:
+    """`netops alerts check --loop`: one check every `interval` seconds (start to start), until
+    SIGINT/SIGTERM; returns why it stopped. A signal during the sleep stops at once; during a
+    check it lets the check finish for STOP_GRACE_SECONDS, then cuts it short. A failing check is
+    logged and the loop goes on (cron restarts a dead loop within a minute; see the role)."""
+    import signal
+    import threading
+    import time
+
+    from netops.log import get_logger
+
+    log = get_logger("alerts", settings.log_path)
+    stop = threading.Event()
+    busy = threading.Event()
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        stop.set()
+        if busy.is_set():
+            signal.setitimer(signal.ITIMER_REAL, STOP_GRACE_SECONDS)
+
+    def on_alarm(_signum: int, _frame: Any) -> None:
+        raise StopLoop
+
+    old = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    old[signal.SIGALRM] = signal.signal(signal.SIGALRM, on_alarm)
+    done, why = 0, "iterations done"
+    try:
+        installed = installed_stamp()
+        while not stop.is_set() and (iterations is None or done < iterations):
+            if installed_stamp() != installed:
+                why = "netops was reinstalled: exiting so cron starts the loop again with the new code"
+                break
+            started = time.monotonic()
+            busy.set()
+            try:
+                emit(check_alerts(settings, dsn_fn()))
+            except StopLoop:
+                why = "stopped by signal; the check in progress was cut short (nothing of it recorded)"
+                break
+            except Exception as exc:  # keep the loop alive: the next check may succeed
+                log.error(f"alert check failed: {exc}; retrying in {interval:g}s")
+            finally:
+                busy.clear()
+                signal.setitimer(signal.ITIMER_REAL, 0)
+            done += 1
+            if iterations is None or done < iterations:
+                stop.wait(max(0.0, interval - (time.monotonic() - started)))
+        if stop.is_set() and why == "iterations done":
+            why = "stopped by signal"
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+    log.info(f"alert loop ended after {done} checks: {why}")
+    return why
+
+
+def installed_stamp() -> tuple[str, float]:
+    """The installed package's version and its __init__'s mtime: a deploy that reinstalls netops
+    changes it, and a loop still running the old code (which would import new modules lazily
+    into old ones) exits; cron starts the new one within a minute."""
+    from importlib import metadata
+
+    import netops
+
+    try:
+        version = metadata.version("netops")
+    except metadata.PackageNotFoundError:
+        version = "unknown"
+    try:
+        mtime = Path(netops.__file__ or "").stat().st_mtime
+    except OSError:
+        mtime = 0.0
+    return version, mtime
+
+
+def render_changes(doc: dict[str, Any]) -> str | None:
+    """The loop's output for one check: only state changes and errors (a line a minute per alert
+    would fill cron_output.log); None when there is nothing new."""
+    lines = [f"{doc['checked_at']} {a['name']}: {a['previous_state']} -> {a['state']}"
+             + (f" ({a['message']})" if a["state"] == "firing" else "")
+             for a in doc["alerts"] if a["changed"]]
+    lines += [f"{doc['checked_at']} webhook error: {e}" for e in doc["webhook"]["errors"]]
+    hb = doc.get("heartbeat") or {}
+    if hb.get("error"):
+        lines.append(f"{doc['checked_at']} heartbeat error: {hb['error']}")
+    return "\n".join(lines) or None
 
 
 def render_text(doc: dict[str, Any]) -> str:
@@ -245,6 +419,9 @@ def render_text(doc: dict[str, Any]) -> str:
             lines.append(f"           -> {a['action']}")
     for err in doc["webhook"]["errors"]:
         lines.append(f"  webhook error: {err}")
+    hb = doc.get("heartbeat") or {}
+    if hb.get("configured"):
+        lines.append(f"  heartbeat: {hb['sent']} ping " + (f"failed: {hb['error']}" if hb["error"] else "sent"))
     if not doc["persisted"]:
         lines.append("  (database unreachable or migration 003 missing: only database_down keeps state and "
                      "notifies; the others are shown, not recorded)")
@@ -267,6 +444,12 @@ def _q(text: str) -> str:
 DEFAULT_JOB = "netops"
 #: How long the generated rules let a condition hold before firing.
 FOR = "1m"
+#: How long a netops alert keeps firing after its condition stops being seen (Prometheus >= 2.42):
+#: a scrape gap makes every netops series stale at once, and without this each firing alert would
+#: page "resolved" and then page again on the next good scrape though nothing was fixed. Covers a
+#: gap of about 2.5 minutes at a 15-30 s scrape interval; the price is that a real fix is
+#: announced up to this much later. NetopsTargetDown has none: it says the gap itself.
+KEEP_FIRING_FOR = "3m"
 
 
 def _threshold(name: str) -> str:
@@ -294,44 +477,77 @@ def rule_expr(r: Rule) -> str:
     return f"({cond}) or ({held})"
 
 
-def prometheus_rules(settings: Settings, job: str = DEFAULT_JOB) -> str:
+def prometheus_rules(settings: Settings, job: str = DEFAULT_JOB, for_: str = FOR,
+                     keep_firing_for: str = KEEP_FIRING_FOR) -> str:
     """Alerting rules equivalent to RULES, plus dead-target, absent and stale-metrics rules, and
     the recording rules the dashboard graphs. Thresholds are not baked in: every rule compares
     against `netops_alert_threshold{alert=...}`, which the export carries from the netops config,
     so changing a NETOPS_ALERT_* setting needs no new rules (`settings` is kept for the
-    stale-metrics age, which depends on the write interval)."""
+    stale-metrics age, which depends on the write interval). `for_` and `keep_firing_for` are the
+    deployed defaults; a test with a 1 s scrape scales them down."""
     lines = ["# Prometheus rules generated by `netops alerts rules`; thresholds come from the export",
              "# (netops_alert_threshold{alert=...}), so a config change needs no regeneration.",
              "groups:", "  - name: netops", "    rules:"]
     stale_after = max(180, 3 * settings.backlog_metric_interval)
-    entries = [(_camel(r.name), rule_expr(r), r.severity, r.summary, r.action) for r in RULES]
-    entries += [
-        ("NetopsTargetDown", f'up{{job="{job}"}} == 0', "critical", "Prometheus cannot scrape netops",
-         "The nginx /metrics endpoint (or node_exporter) of this instance does not answer: check "
-         "`systemctl status nginx` and that metrics.prom is being written; every other netops alert is blind."),
-        ("NetopsMetricsAbsent", f'absent(netops_database_up{{job="{job}"}})', "critical",
-         "No netops metrics at all",
-         f"No target of job {job} exports netops_database_up: the scrape job is missing or renamed, "
-         "or every target is down; check the Prometheus scrape config and `netops metrics write`."),
-        ("NetopsMetricsStale", f"time() - netops_metrics_generated_timestamp_seconds > {stale_after}", "warning",
-         "netops metrics are stale",
-         "Check that `netops metrics write --loop` runs (systemd/cron) and can write the metrics dir."),
-    ]
-    for alert, expr, severity, summary, action in entries:
+    entries = [(_camel(r.name), rule_expr(r), r.severity, r.summary, r.action, keep_firing_for) for r in RULES]
+    entries += [(*e, "") for e in _target_rules(job, stale_after)]
+    for alert, expr, severity, summary, action, keep in entries:
+        lines += [f"      - alert: {alert}", f"        expr: {_q(expr)}", f"        for: {for_}"]
+        if keep and keep != "0s":
+            lines.append(f"        keep_firing_for: {keep}")
         lines += [
-            f"      - alert: {alert}",
-            f"        expr: {_q(expr)}",
-            f"        for: {FOR}",
             "        labels:",
             f"          severity: {severity}",
             "        annotations:",
             f"          summary: {_q(summary)}",
             f"          description: {_q(action)}",
         ]
+        code = CODE_RULES.get(_uncamel.get(alert, ""))
+        if code is not None:
+            lines.append(f"          sources: {_q(sources_template(code))}")
     lines += ["  - name: netops_recording", "    rules:"]
     for record, expr in RECORDING_RULES:
         lines += [f"      - record: {record}", f"        expr: {_q(expr)}"]
     return "\n".join(lines) + "\n"
+
+
+_uncamel = {_camel(r.name): r.name for r in RULES}
+
+
+def sources_template(code: int) -> str:
+    """The `sources` annotation of a 401/429 alert: which endpoints drew that code in the last hour
+    (the zero-initialised counters), and for 429 which keys (the per-key gauge); a Prometheus
+    template, rendered when the alert fires, so Alertmanager's receivers name them too."""
+    instance = '$labels.instance'
+    by_endpoint = (f'{{{{ with query (printf "sort_desc(round(sum by (endpoint) (increase(netops_api_calls_total'
+                   f'{{code=\\"{code}\\",instance=%q}}[1h]))) > 0)" {instance}) }}}}{{{{ range . }}}}'
+                   '{{ .Labels.endpoint }} x{{ .Value }} {{ end }}{{ else }}no endpoint recorded {{ end }}')
+    if code != 429:
+        return f"HTTP {code} in the last hour by endpoint: {by_endpoint}"
+    by_key = (f'{{{{ with query (printf "sum by (key) (netops_api_key_rate_limited_last_hour{{instance=%q}}) > 0" '
+              f'{instance}) }}}}{{{{ range . }}}}{{{{ .Labels.key }}}} x{{{{ .Value }}}} {{{{ end }}}}'
+              '{{ else }}none recorded{{ end }}')
+    return f"HTTP {code} in the last hour by endpoint: {by_endpoint}| by key: {by_key}"
+
+
+def _target_rules(job: str, stale_after: int) -> list[tuple[str, str, str, str, str]]:
+    """The rules about the scrape itself: the target down, no netops metrics where a target
+    answers (or no target at all: not while it is merely down, which NetopsTargetDown says: one
+    page per cause), and metrics that stopped being rewritten."""
+    return [
+        ("NetopsTargetDown", f'up{{job="{job}"}} == 0', "critical", "Prometheus cannot scrape netops",
+         "The nginx /metrics endpoint (or node_exporter) of this instance does not answer: check "
+         "`systemctl status nginx` and that metrics.prom is being written; every other netops alert is blind."),
+        ("NetopsMetricsAbsent",
+         f'(up{{job="{job}"}} == 1 unless on(instance, job) netops_database_up) or absent(up{{job="{job}"}})',
+         "critical", "No netops metrics at all",
+         f"A target of job {job} answers without netops_database_up, or the job has no target: the file "
+         "served is not netops' or is empty, or the scrape job is missing or renamed; check the Prometheus "
+         "scrape config and `netops metrics write`."),
+        ("NetopsMetricsStale", f"time() - netops_metrics_generated_timestamp_seconds > {stale_after}", "warning",
+         "netops metrics are stale",
+         "Check that `netops metrics write --loop` runs (systemd/cron) and can write the metrics dir."),
+    ]
 
 
 #: What the dashboards graph, precomputed (naming: level:metric:operations).

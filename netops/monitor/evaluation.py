@@ -236,6 +236,9 @@ class Rule:
     prom_offset: float = 0.0
     #: the next step when it depends on the box (e.g. its own server vs the embedded one); else `action`
     advice: Callable[[Settings], str] | None = None
+    #: the look-back its value is counted over ("15m", "1h"; "" = a reading of now): the exported
+    #: series its prom_expr reads covers the same window, so both alert paths judge the same number
+    window: str = ""
 
     def prom_threshold(self, settings: Settings) -> float:
         """The threshold in the unit of the metric prom_expr compares (netops_alert_threshold)."""
@@ -490,8 +493,9 @@ RULES: tuple[Rule, ...] = (
         unit="calls/min",
         action="Loop suspicion: find the job that keeps calling (`netops logs tail backlog`, `netops logs tail stable`, "
                "ps -u netops), stop it by its PID, fix the cause, then rerun it by hand.",
-        prom_expr="sum without(endpoint, code) (rate(netops_api_calls_total[15m])) > {t}",
-        prom_scale=1 / 60,
+        prom_expr="netops_api_calls_last_15m > {t}",
+        prom_scale=15.0,  # calls/min * 15 = calls in the window
+        window="15m",
     ),
     Rule(
         name="api_unauthorized",
@@ -514,6 +518,7 @@ RULES: tuple[Rule, ...] = (
         action="Another client shares this application's budget, or the pacing is too fast: stop the other "
                "client or lower NETOPS_RATE_PER_SECOND / NETOPS_RATE_PER_HOUR; calls resume when the window resets.",
         prom_expr='sum without(code) (netops_api_calls_last_hour{{code="429"}}) > {t}',
+        window="1h",
     ),
     Rule(
         name="api_key_set_aside",

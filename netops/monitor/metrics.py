@@ -311,13 +311,17 @@ SPECS: dict[str, Spec] = {
     "netops_schema_present": Spec("gauge", "bool", (), "1 when the netops schema is migrated (absent: database down)."),
     "netops_api_calls": Spec("counter", "calls", ("endpoint", "code"),
                              "API attempts ever made, by endpoint and HTTP code (none = no answer); running "
-                             "totals kept with netops.api_calls, so pruning those rows does not lower them."),
+                             "totals kept with netops.api_calls, so pruning those rows does not lower them; codes "
+                             "200, 401, 429 and 500 of every known endpoint start at 0, so increase() counts a first burst."),
     "netops_api_calls_last_hour": Spec("gauge", "calls", ("code",),
                                        "API attempts in the last hour by HTTP code (401 and 429 always present); "
                                        "the window `netops alerts check` judges."),
     "netops_api_unauthorized_since_success": Spec("gauge", "calls", (),
                                                   "HTTP 401s in the last hour since the credentials last worked "
                                                   "(0 once a call or token refresh succeeds): api_unauthorized's value."),
+    "netops_api_calls_last_15m": Spec("gauge", "calls", (),
+                                      "API attempts in the last 15 minutes: the window api_calls_per_minute judges "
+                                      "(its 15-minute mean), so both alert paths compare the same number."),
     "netops_api_budget_calls_per_hour": Spec("gauge", "calls", (),
                                              "Configured API budget per hour, every application key's summed."),
     "netops_api_budget_calls_per_second": Spec("gauge", "calls", (),
@@ -438,18 +442,48 @@ def _api_families(fams: Families, s: Snapshot) -> None:
     api, budget, counts = s.facts.api, s.facts.budget, s.counters
     if api is None:
         return
-    calls = sorted(counts.api_calls.items()) if counts is not None else []
+    calls = sorted(zero_initialised(counts.api_calls, s.ev.settings.cursus_id).items()) if counts is not None else []
     fams.add("netops_api_calls", samples=[([e, c], n) for (e, c), n in calls])
     by_code = {"401": 0, "429": 0, **api.by_status_1h}
     fams.add("netops_api_calls_last_hour", samples=[([k], v) for k, v in sorted(by_code.items())])
     # the rule's own value, so Prometheus clears api_unauthorized when netops does
     fams.add("netops_api_unauthorized_since_success",
              next((v.value for v in s.ev.verdicts if v.rule.name == "api_unauthorized"), None))
+    fams.add("netops_api_calls_last_15m", api.calls_15m)
     fams.add("netops_api_budget_calls_per_hour", budget.per_hour)
     fams.add("netops_api_budget_calls_per_second", budget.per_second)
     fams.add("netops_api_utilisation_ratio", s.utilisation_ratio)
     fams.add("netops_api_rate_limit_remaining",
              samples=[(["secondly"], api.secondly_remaining), (["hourly"], api.hourly_remaining)])
+
+
+#: The codes every endpoint's counter series exists for from the start, at 0: the ones the rules
+#: and panels single out (401, 429) and the classes a panel stacks. Prometheus' increase()/rate()
+#: only count what happens after a series' first scrape: a (endpoint, "429") series born at 3
+#: would count those 3 as nothing (issue 22's lost first burst).
+ZERO_CODES: tuple[str, ...] = ("200", "401", "429", "500")
+
+
+def known_endpoints(cursus_id: int) -> list[str]:
+    """The endpoints netops calls that can be named before any call: the token endpoint and every
+    catalog source's path (per-id backlog paths cannot be; their endpoint's first call names them)."""
+    from netops.catalog import TABLES
+
+    paths = {"/oauth/token"}
+    for spec in TABLES:
+        path = getattr(spec.source, "path", None)
+        if path:
+            paths.add(path.replace("{cursus}", str(cursus_id)))
+    return sorted(paths)
+
+
+def zero_initialised(api_calls: dict[tuple[str, str], int], cursus_id: int) -> dict[tuple[str, str], int]:
+    """The all-time (endpoint, code) totals with a 0 for each ZERO_CODES code of every endpoint
+    known (called before, or in the catalog), so each series a rule reads exists before its first event."""
+    endpoints = set(known_endpoints(cursus_id)) | {e for e, _ in api_calls}
+    out = {(e, c): 0 for e in endpoints for c in ZERO_CODES}
+    out.update(api_calls)
+    return out
 
 
 #: per-key family -> the key row's value it exports

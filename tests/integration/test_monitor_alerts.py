@@ -199,6 +199,12 @@ def test_state_machine() -> None:
     assert next_state(Stored("a", "firing"), None, True) == "firing"  # unknown value keeps the state
 
 
+def alerts_camel(name: str) -> str:
+    from netops.monitor.alerts import _camel
+
+    return _camel(name)
+
+
 def test_prometheus_rules_parse_and_read_thresholds_from_the_export(settings_factory: Any) -> None:
     yaml = pytest.importorskip("yaml")
     settings = settings_factory(NETOPS_ALERT_429_COUNT=7, NETOPS_ALERT_SYNC_AGE_HOURS=2)
@@ -214,7 +220,12 @@ def test_prometheus_rules_parse_and_read_thresholds_from_the_export(settings_fac
         '(sum without(code) (netops_api_calls_last_hour{code="429"}) > on(instance, job) group_left '
         'netops_alert_threshold{alert="api_rate_limited"})')
     assert by_name["NetopsTargetDown"]["expr"] == 'up{job="netops-box"} == 0'
-    assert by_name["NetopsMetricsAbsent"]["expr"] == 'absent(netops_database_up{job="netops-box"})'
+    # not while the target is merely down (NetopsTargetDown says that: one page per cause)
+    assert by_name["NetopsMetricsAbsent"]["expr"] == (
+        '(up{job="netops-box"} == 1 unless on(instance, job) netops_database_up) or absent(up{job="netops-box"})')
+    # the netops rules hold through a scrape gap; the target rules do not (they say the gap)
+    assert all(by_name[alerts_camel(r.name)]["keep_firing_for"] == "3m" for r in RULES)
+    assert all("keep_firing_for" not in by_name[n] for n in ("NetopsTargetDown", "NetopsMetricsAbsent"))
     for r in rules:
         assert r["labels"]["severity"] in ("warning", "critical")
         assert r["annotations"]["summary"] and r["annotations"]["description"]

@@ -91,7 +91,14 @@ def test_prometheus_export_carries_named_metrics_with_correct_values(pg_dsn: str
     totals: dict[str, float] = {}
     for labels, v in p["netops_api_calls_total"].items():
         totals[dict(labels)["code"]] = totals.get(dict(labels)["code"], 0) + v
-    assert totals == {"200": 80, "429": 12, "401": 2, "none": 1}
+    assert totals == {"200": 80, "429": 12, "401": 2, "none": 1, "500": 0}
+    # each endpoint's 401/429 series exists before its first such answer, at 0 (Prometheus'
+    # increase() would miss a series' first burst), catalog endpoints never called included
+    assert one(p, "netops_api_calls_total", endpoint="/v2/coalitions", code="429") == 0
+    endpoints = {dict(labels)["endpoint"] for labels in p["netops_api_calls_total"]}
+    for endpoint in endpoints:
+        for code in ("200", "401", "429", "500"):
+            assert (("code", code), ("endpoint", endpoint)) in {tuple(sorted(k)) for k in p["netops_api_calls_total"]}
     assert one(p, "netops_backlog_items_processed_total", outcome="done") == 4  # no outcome recorded: done
     assert one(p, "netops_backlog_items_processed_total", outcome="failed") == 1
     assert one(p, "netops_alert_threshold", alert="backlog_depth") == busy_box.alert_backlog_depth

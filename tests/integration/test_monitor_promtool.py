@@ -1,8 +1,10 @@
 """The export and the generated rules, checked by the real promtool (Debian's `prometheus`
 package; .ci/run installs it): `check metrics` on a busy box's export reports nothing,
 `check rules` accepts the rules, and `promtool test rules` runs unit tests for every rule in
-four cases: firing, not firing, database down (a firing database-derived alert keeps firing),
-target down (the rule resolves and NetopsTargetDown / NetopsMetricsAbsent fire instead)."""
+five cases: firing, not firing, database down (a firing database-derived alert keeps firing,
+then resolves once the database is back with a clear value), target down for good (the rule
+resolves after keep_firing_for and NetopsTargetDown fires instead), and a 2-minute scrape gap
+(the rule fires throughout: no "resolved", no new page, while NetopsTargetDown fires for the gap)."""
 
 from __future__ import annotations
 
@@ -33,7 +35,7 @@ AGE_RULES = {"sync_age", "backup_age"}
 CASES: dict[str, tuple[str, str, str, dict[str, str]]] = {
     "database_down": ("netops_database_up", "0", "1", {}),
     "schema_missing": ("netops_schema_present", "0", "1", {}),
-    "api_calls_per_minute": ('netops_api_calls_total{endpoint="/v2/users",code="200"}', "0+600", "0+5", {}),
+    "api_calls_per_minute": ("netops_api_calls_last_15m", "600", "5", {}),
     "api_unauthorized": ("netops_api_unauthorized_since_success", "2", "0", {}),
     "api_rate_limited": ('netops_api_calls_last_hour{code="429"}', "3", "0", {}),
     "api_key_set_aside": ('netops_api_key_set_aside{key="second"}', "1", "0", {"key": "second"}),
@@ -75,9 +77,18 @@ def thresholds(settings: Any) -> list[dict[str, str]]:
     return out
 
 
+#: the 401/429 rules' `sources` annotation when no counter or key series says who drew them (these
+#: cases feed only the rule's own series); tests/integration/test_prometheus_alertmanager.py sees
+#: it name the endpoint and key
+NO_SOURCES = {"api_rate_limited": "HTTP 429 in the last hour by endpoint: no endpoint recorded | by key: none recorded",
+              "api_unauthorized": "HTTP 401 in the last hour by endpoint: no endpoint recorded "}
+
+
 def expected(rule: alerts.Rule, extra: dict[str, str]) -> list[dict[str, Any]]:
-    return [{"exp_labels": {"severity": rule.severity, **BOX, **extra},
-             "exp_annotations": {"summary": rule.summary, "description": rule.action}}]
+    annotations = {"summary": rule.summary, "description": rule.action}
+    if rule.name in NO_SOURCES:
+        annotations["sources"] = NO_SOURCES[rule.name]
+    return [{"exp_labels": {"severity": rule.severity, **BOX, **extra}, "exp_annotations": annotations}]
 
 
 def unit_tests(settings: Any) -> dict[str, Any]:
@@ -122,7 +133,35 @@ def unit_tests(settings: Any) -> dict[str, Any]:
                           {"eval_time": "30m", "alertname": "NetopsTargetDown", "exp_alerts": [
                               {"exp_labels": {"severity": "critical", **BOX},
                                "exp_annotations": _annotations("NetopsTargetDown")}]}]})
+        tests.append(scrape_gap(rule, fire, series, extra))
     return {"rule_files": ["rules.yml"], "evaluation_interval": "1m", "tests": tests}
+
+
+def _explicit(value: str, n: int) -> list[str]:
+    """n samples of a promtool value ("5", or "0+60": a start and a step per minute)."""
+    start, _, step = value.partition("+")
+    return [repr(float(start) + i * float(step or 0)) for i in range(n)]
+
+
+def scrape_gap(rule: alerts.Rule, fire: str, series: Any, extra: dict[str, str]) -> dict[str, Any]:
+    """The target unreachable from 6m to 8m (every netops series stale, `up` 0), its cause never
+    fixed: the alert fires throughout (keep_firing_for: no "resolved", no new page) while
+    NetopsTargetDown fires for the gap itself."""
+    def gapped(values: list[str]) -> str:
+        return " ".join(values[:6] + ["stale", "_", "_"] + values[9:])
+
+    vals = gapped(_explicit(fire, 40))
+    return {"name": f"{rule.name}: scrape gap", "interval": "1m",
+            "input_series": [{"series": labelled("up"), "values": " ".join(["1"] * 6 + ["0"] * 3 + ["1"] * 31)}]
+            + [dict(t, values=gapped(_explicit(t["values"].split("x")[0], 40))) for t in thresholds(_SETTINGS[0])]
+            + ([] if rule.name == "database_down" else [{"series": labelled("netops_database_up"),
+                                                         "values": gapped(["1"] * 40)}])
+            + [dict(series(fire), values=vals)],
+            "alert_rule_test": [{"eval_time": f"{m}m", "alertname": alerts._camel(rule.name),
+                                 "exp_alerts": expected(rule, extra)} for m in (5, 7, 8, 9, 12)]
+            + [{"eval_time": "8m", "alertname": "NetopsTargetDown", "exp_alerts": [
+                {"exp_labels": {"severity": "critical", **BOX}, "exp_annotations": _annotations("NetopsTargetDown")}]},
+               {"eval_time": "12m", "alertname": "NetopsTargetDown", "exp_alerts": []}]}
 
 
 def _annotations(alert: str) -> dict[str, str]:
@@ -171,7 +210,7 @@ def test_rules_pass_check_and_unit_tests(settings_factory: Any, tmp_path: Path) 
     checked = promtool("check", "rules", "rules.yml", cwd=tmp_path)
     assert checked.returncode == 0, checked.stdout + checked.stderr
     doc = unit_tests(settings)
-    assert len(doc["tests"]) == 4 * len(alerts.RULES) - 1  # database_down has no "database down" case
+    assert len(doc["tests"]) == 5 * len(alerts.RULES) - 1  # database_down has no "database down" case
     (tmp_path / "tests.yml").write_text(yaml.safe_dump(doc, sort_keys=False))
     tested = promtool("test", "rules", "tests.yml", cwd=tmp_path)
     assert tested.returncode == 0, tested.stdout[-6000:] + tested.stderr[-3000:]
