@@ -3,7 +3,7 @@
 -- A view, not a table: an open session counts "up to now", so any stored figure for today is
 -- stale the moment it is written, and a view can never disagree with the locations it reads
 -- (no refresh to forget, nothing to keep in the locations transaction). What it costs is the
--- computation at read time; a user's or a day's rows read through the indexes below.
+-- computation at read time; a person's rows read through locations_user_idx (014).
 --
 -- Days are the campus's own local days (campuses.time_zone, e.g. Asia/Seoul, America/Sao_Paulo):
 -- a session is cut at every local midnight between its begin_at and its end_at (now while open),
@@ -32,6 +32,4 @@ GROUP BY user_id, campus_id, day;
 
 COMMENT ON VIEW logtime_daily IS
     'Seconds logged per user, campus and local day (campus time zone), derived from locations; open sessions count up to now.';
-
-CREATE INDEX IF NOT EXISTS locations_user_begin_idx ON locations (user_id, begin_at);
-CREATE INDEX IF NOT EXISTS locations_open_idx ON locations (campus_id) WHERE end_at IS NULL;
+-- (a person's sessions and a campus's open ones read through migration 014's indexes)
