@@ -33,3 +33,13 @@ GROUP BY user_id, campus_id, day;
 COMMENT ON VIEW logtime_daily IS
     'Seconds logged per user, campus and local day (campus time zone), derived from locations; open sessions count up to now.';
 -- (a person's sessions and a campus's open ones read through migration 014's indexes)
+
+-- The people the backlog erased (past data_erasure_date), by id only, while they are not mirrored
+-- as users: sessions carry their user's erasure date, evaluations do not (only {id, login}), so
+-- without this list an evaluation of an erased person updated after the erasure would be loaded
+-- again. An id alone is no personal data once the person's rows are gone; an entry stops counting
+-- when the API serves the person again with a date not past (they are a mirrored user again).
+CREATE TABLE netops.erased_people (
+    user_id    integer PRIMARY KEY,
+    erased_at  timestamptz NOT NULL DEFAULT now()
+);
