@@ -23,7 +23,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -72,8 +72,9 @@ class CampusData:
     outsiders: dict[int, dict[str, Any]] = field(default_factory=dict)
     #: frozen instant answers show (None: the wall clock)
     clock: int | None = None
-    #: the expected mirror's campuses (None: every mirrored one) and backfill horizon
-    scope: tuple[int, ...] | None = None
+    #: the expected mirror's campuses: none by default, like NETOPS_CAMPUS_IDS's default (a box
+    #: spends no call on them until an operator names campuses); None: every mirrored campus
+    scope: tuple[int, ...] | None = ()
     horizon_days: int = HORIZON_DAYS
 
     def clone(self) -> CampusData:
@@ -159,6 +160,7 @@ def _people_by_campus(ds: Dataset, rng: random.Random, cd: CampusData,
 
 
 def _gen_locations(rng: random.Random, cd: CampusData, by_campus: dict[int, tuple[list[int], list[int]]]) -> None:
+    """Each person's sessions one after the other (ids ascending: the dict stays in id order)."""
     lid = 20_000_000
     for cid, (users, outsiders) in by_campus.items():
         people = [u for u in users if rng.random() < SESSION_SHARE] + [o for o in outsiders if rng.random() < 0.25]
@@ -173,7 +175,6 @@ def _gen_locations(rng: random.Random, cd: CampusData, by_campus: dict[int, tupl
                         "primary": rng.random() < 0.93, "campus_id": cid, "_user_id": uid,
                         "host": f"c{_ri(rng, 1, 4)}r{_ri(rng, 1, 13)}s{_ri(rng, 1, 8)}"}
                 t += length + _ri(rng, 2 * HOUR, 4 * DAY)
-    cd.locations = dict(sorted(cd.locations.items()))
 
 
 def _gen_evaluations(ds: Dataset, rng: random.Random, cd: CampusData,
@@ -193,9 +194,10 @@ def _gen_evaluations(ds: Dataset, rng: random.Random, cd: CampusData,
             cd.teams[tid] = _make_team(rng, tid, rng.choice(pool if is_pool else p21), members, cd.anchor)
             for _ in range(rng.choice((1, 2, 2, 3))):
                 sid += _ri(rng, 1, 4)
-                corrector = rng.choice([p for p in people if p not in members])
+                corrector = rng.choice(people)
+                while corrector in members:   # members take at most len(people) - 1 of them
+                    corrector = rng.choice(people)
                 cd.scale_teams[sid] = _make_scale_team(rng, sid, cd.teams[tid], corrector, cid)
-    cd.scale_teams = dict(sorted(cd.scale_teams.items()))
 
 
 def _make_team(rng: random.Random, tid: int, project_id: int, members: list[int], anchor: int) -> dict[str, Any]:
@@ -314,13 +316,19 @@ def view(ds: Dataset, resource: str, rows: Iterable[dict[str, Any]], at: int | N
 
 
 def rows_of(ds: Dataset, resource: str, campus_id: int | None = None, user_id: int | None = None,
-            at: int | None = None) -> list[dict[str, Any]]:
-    """A listing's rows at the clock: every row, one campus's, or one user's (locations)."""
-    stored: Iterable[dict[str, Any]] = campus(ds).table(resource).values()
+            at: int | None = None, role: str | None = None) -> list[dict[str, Any]]:
+    """A listing's rows at the clock: every row, one campus's, or one user's (a user's sessions;
+    the evaluations a user gave, `role="as_corrector"`, or received, `role="as_corrected"`)."""
+    cd = campus(ds)
+    stored: Iterable[dict[str, Any]] = cd.table(resource).values()
     if campus_id is not None:
         key = {"locations": "campus_id", "scale_teams": "_campus_id", "exams": "_campus_id"}.get(resource)
         stored = [r for r in stored if (campus_id in r["campus_ids"] if key is None else r[key] == campus_id)]
-    if user_id is not None:
+    if user_id is not None and role == "as_corrector":
+        stored = [r for r in stored if r["_corrector"] == user_id]
+    elif user_id is not None and role == "as_corrected":
+        stored = [r for r in stored if any(m[0] == user_id for m in cd.teams[r["_team_id"]]["_members"])]
+    elif user_id is not None:
         stored = [r for r in stored if r["_user_id"] == user_id]
     return view(ds, resource, stored, at)
 
@@ -472,10 +480,9 @@ def _split_days(begin: int, end: int, tz: ZoneInfo) -> Iterable[tuple[str, int]]
     t = begin
     while t < end:
         local = datetime.fromtimestamp(t / 1000, tz)
-        nxt = datetime.combine(local.date(), datetime.min.time(), tzinfo=tz).timestamp() * 1000 + DAY
-        # a midnight in a DST change is not 24 h after the last: recompute from the local date
-        nxt = datetime.fromtimestamp(nxt / 1000, tz).replace(hour=0, minute=0, second=0, microsecond=0)
-        stop = min(end, int(nxt.timestamp() * 1000))
+        # the next local midnight as a wall time (a day with a DST change is 23 or 25 hours long)
+        midnight = datetime.combine(local.date() + timedelta(days=1), datetime.min.time(), tzinfo=tz)
+        stop = min(end, int(midnight.timestamp() * 1000))
         if stop <= t:   # never loop in place
             stop = end
         yield local.date().isoformat(), stop - t
@@ -525,7 +532,7 @@ def _value(column: catalog.Column, raw: Any) -> Any:
     if column.kind == "json":
         return raw
     value = CONVERTERS[column.kind](raw)
-    if column.kind == "ts":
+    if column.kind == "ts" and not (isinstance(value, str) and len(value) == 24 and value.endswith("Z")):
         return fmt(int(parse_ts(value).astimezone(timezone.utc).timestamp() * 1000))
     return value
 
@@ -540,7 +547,7 @@ def _scope(ds: Dataset, cd: CampusData) -> set[int]:
 
 def expected_all(ds: Dataset) -> dict[str, list[dict[str, Any]]]:
     """Every campus-scoped table as a correct mirror holds it at the clock, for the campuses in
-    scope (`CampusData.scope`, default every mirrored campus) over the backfill horizon
+    scope (`CampusData.scope`: none by default, None for every mirrored campus) over the backfill horizon
     (`horizon_days`: sessions by begin_at, the others by updated_at): the rows as served (hidden
     people NULL), minus what the user rule erases — a mirrored user past data_erasure_date takes
     their sessions, the evaluations naming them (visibly) and their team memberships along."""
