@@ -70,7 +70,8 @@ def detect_cmd(settings: Settings, resources: tuple[str, ...], settle: str | Non
             if r.error:
                 click.echo(f"{r.resource:<20} FAILED (mark unchanged): {r.error}")
             else:
-                click.echo(f"{r.resource:<20} {r.calls:>5} calls {r.seen:>8,} seen {r.enqueued:>8,} queued   "
+                verb = "written" if hasattr(r, "applied") else "queued"   # campus resources: applied by detect
+                click.echo(f"{r.resource:<20} {r.calls:>5} calls {r.seen:>8,} seen {r.enqueued:>8,} {verb:<8} "
                            f"mark {r.mark or '-'}")
     if any(r.error for r in results):
         sys.exit(1)

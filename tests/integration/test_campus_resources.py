@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from datetime import date, datetime, timedelta, timezone
@@ -341,3 +342,19 @@ def test_an_erased_user_s_sessions_and_evaluations_are_gone(sim: Any, env: dict[
     assert q(pg_dsn, "SELECT count(*) FROM teams_users WHERE user_id = %s", (uid,)) == [(0,)]
     assert q(pg_dsn, "SELECT count(*) FROM netops.erased_people WHERE user_id = %s", (uid,)) == [(1,)]
     assert_campus_tables_equal_simulator(sim, pg_dsn)
+
+
+def test_a_failing_campus_keeps_its_mark_and_the_others_still_run(sim: Any, env: dict[str, str], pg_dsn: str,
+                                                                  scope: list[int]) -> None:
+    netops(env, "sync", "stable")
+    bad = {**env, "NETOPS_CAMPUS_IDS": f"{scope[0]},9999"}   # 9999: no such campus (404)
+    out = netops(bad, "backlog", "detect", "--resource", "locations", ok=False)
+    assert out.returncode == 1
+    assert re.search(r"locations@9999\s+FAILED \(mark unchanged\)", out.stdout), out.stdout
+    assert re.search(rf"locations@{scope[0]}\s+\d+ calls .* written", out.stdout), out.stdout
+    marks = dict(q(pg_dsn, "SELECT resource, high_water IS NOT NULL FROM netops.backlog_marks"))
+    assert marks.get(f"locations@{scope[0]}") is True and "locations@9999" not in marks
+    # no campus in scope: nothing read, no call spent on them, and the queued resources still run
+    none = {**env, "NETOPS_CAMPUS_IDS": ""}
+    out = netops(none, "backlog", "detect", "--json")
+    assert not [r for r in json.loads(out.stdout) if "@" in r["resource"]]
