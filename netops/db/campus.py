@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from psycopg2 import sql
+
 
 def open_session_ids(cur: Any, campus_id: int) -> list[int]:
     """Ids of the campus's mirrored sessions still open (end_at NULL), by id."""
@@ -40,6 +42,14 @@ def replace_team_members(cur: Any, team_ids: Sequence[int]) -> None:
     its whole membership, keyed by position, so a member who left must not linger at a position."""
     if team_ids:
         cur.execute("DELETE FROM teams_users WHERE team_id = ANY(%s)", (list(team_ids),))
+
+
+def present_ids(cur: Any, table: str, ids: Sequence[int]) -> set[int]:
+    """Which of `ids` are rows of `table` (a campus-scoped parent: teams)."""
+    if not ids:
+        return set()
+    cur.execute(sql.SQL("SELECT id FROM {} WHERE id = ANY(%s)").format(sql.Identifier(table)), (list(ids),))
+    return {int(r[0]) for r in cur.fetchall()}
 
 
 def erased_among(cur: Any, user_ids: Sequence[int]) -> set[int]:

@@ -358,3 +358,22 @@ def test_a_failing_campus_keeps_its_mark_and_the_others_still_run(sim: Any, env:
     none = {**env, "NETOPS_CAMPUS_IDS": ""}
     out = netops(none, "backlog", "detect", "--json")
     assert not [r for r in json.loads(out.stdout) if "@" in r["resource"]]
+
+
+def test_a_row_that_cannot_be_mapped_is_skipped_not_fatal(pg_dsn: str) -> None:
+    from netops.db import connect
+    from netops.pipeline.backlog.campus import BY_NAME, CampusResult, apply_page
+
+    res, result = BY_NAME["scale_teams"], CampusResult("scale_teams@1", None)
+    good = {"id": 1, "updated_at": "2026-01-01T00:00:00.000Z", "corrector": "invisible",
+            "team": {"id": 7, "users": [{"id": 3, "login": "a"}], "final_mark": 100}}
+    bad_team = {"id": 2, "team": {"id": 8, "final_mark": "not a mark"}}
+    conn = connect(pg_dsn)
+    with conn, conn.cursor() as cur:
+        apply_page(cur, res, 1, [good, bad_team, {"id": "x"}], result)
+    conn.close()
+    assert result.invalid >= 2
+    # the evaluation whose team could not be mapped waits (skipped, counted) instead of failing
+    # the page on its team's foreign key; the other rows load, the hidden corrector as NULL
+    assert q(pg_dsn, "SELECT id, team_id, campus_id, corrector_id FROM scale_teams ORDER BY id") == [(1, 7, 1, None)]
+    assert q(pg_dsn, "SELECT team_id, position, user_id FROM teams_users") == [(7, 0, 3)]
