@@ -8,7 +8,6 @@ once with `--once` for pipes and cron mails.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -20,6 +19,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
+from netops import stop
 from netops.config import API_RATE_PER_HOUR, API_RATE_PER_SECOND, Settings
 from netops.db.monitor_facts import ApiFacts, BacklogFacts, TableCount
 from netops.monitor.facts import KeyRow, LastRun, PhaseFacts, iso
@@ -260,8 +260,7 @@ def run_backlog(settings: Settings, dsn: str | None, interval: float, console: C
     try:
         with Live(render(gather(settings, dsn), interval), console=console, screen=True,
                   auto_refresh=False, transient=True) as live:
-            while True:
-                time.sleep(interval)
+            while not stop.wait(interval):  # SIGINT/SIGTERM end it at once (netops/stop.py)
                 live.update(render(gather(settings, dsn), interval), refresh=True)
     except KeyboardInterrupt:
         return

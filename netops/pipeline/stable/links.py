@@ -26,6 +26,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from netops import stop
 from netops.errors import SyncError
 
 #: (achievement id, the names in its `campus` list)
@@ -142,7 +143,7 @@ def compare(campuses: dict[int, str], derived: Iterable[tuple[int, Any]],
     return only_d, only_l
 
 
-def verify_links(settings: Any) -> LinkCheck:
+def verify_links(settings: Any, say: Any = None) -> LinkCheck:
     """`netops sync verify-links`: derive the links from `/v2/achievements` now, page
     `/v2/campus/:id/achievements` for every mirrored campus now, and list every link one source
     has and the other lacks. Reads the mirror's campuses (ids and names, as phase 07 matches
@@ -164,7 +165,10 @@ def verify_links(settings: Any) -> LinkCheck:
     links = next(p for p in PHASES if isinstance(p.source, DerivedLinks))
     ach = BY_TABLE[links.source.parent]
     check = LinkCheck(campuses=len(campuses))
-    client = ApiClient(settings, dsn=dsn, component="stable")
+    _announce(settings, dsn, len(campuses), say)
+    # its own accounting name: the budget rules tell this known heavy job from a loop
+    client = ApiClient(settings, dsn=dsn, component="verify-links")
+    stop.set_left(lambda: "verify-links writes nothing: nothing left behind")
     try:
         derived = derive(_api_campus_names(client, ach.source.path, ach.source.params), index)
         per_campus = _listed_links(client, links.source.per_parent, list(names))
@@ -175,6 +179,25 @@ def verify_links(settings: Any) -> LinkCheck:
     check.only_derived, check.only_listed = compare(names, derived.links, per_campus)
     check.seconds = time.monotonic() - started
     return check
+
+
+def _announce(settings: Any, dsn: str, campuses: int, say: Any) -> None:
+    """Before it starts: its calls (the mirrored achievements' pages, and at least one listing
+    per campus), said when over a tenth of the hour's budget."""
+    from netops.api.limiter import estimate_line
+    from netops.db import connect, mirror
+
+    conn = connect(dsn, application_name="netops-verify-links")
+    try:
+        with conn.cursor() as cur:
+            achievements, _ = mirror.count_and_max(cur, "achievements", "id")
+        conn.commit()
+    finally:
+        conn.close()
+    size = max(1, min(100, settings.page_size))
+    line = estimate_line("verify-links", max(1, -(-achievements // size)) + campuses, settings.budget)
+    if line and say is not None:
+        say(line)
 
 
 def _mirrored_campuses(dsn: str) -> list[tuple[int, Any]]:
