@@ -17,6 +17,7 @@ import psycopg2
 import psycopg2.extensions
 
 from netops.db import SEARCH_PATH, locks
+from netops.db.ratelimit import WaitRow, budget_waits
 
 Cursor = psycopg2.extensions.cursor
 
@@ -142,6 +143,12 @@ class ApiFacts:
     errors_by_hour: list[int] = field(default_factory=list)  # 24 buckets, oldest first
     calls_by_hour: list[int] = field(default_factory=list)
     last_call_at: datetime | None = None
+    #: who spent the last 15 minutes' calls: (component, key label, calls), most first (the loop rule)
+    spenders_15m: list[tuple[str, str, int]] = field(default_factory=list)
+    #: backlog resources whose first detect (the whole table: a backfill) runs now or ended in the last 15 min
+    first_fills: list[str] = field(default_factory=list)
+    #: the processes waiting for API budget now (netops.api_waits, migration 019)
+    waits: list[WaitRow] = field(default_factory=list)
 
     @property
     def calls_per_minute(self) -> float:
@@ -181,7 +188,23 @@ def api_facts(cur: Cursor) -> ApiFacts:
     f.errors_by_hour, f.calls_by_hour = _calls_by_hour(cur)
     cur.execute("SELECT max(at) FROM netops.api_calls")
     f.last_call_at = cur.fetchone()[0]
+    _budget_facts(cur, f)
     return f
+
+
+def _budget_facts(cur: Cursor, f: ApiFacts) -> None:
+    """The budget rules' facts: who spends (component, key), first fills, waits for budget."""
+    cur.execute(
+        "SELECT component, coalesce(key_label, '-'), count(*) FROM netops.api_calls "
+        "WHERE at > now() - interval '15 minutes' GROUP BY 1, 2 ORDER BY 3 DESC, 1, 2")
+    f.spenders_15m = [(str(c), str(k), int(n)) for c, k, n in cur.fetchall()]
+    if not relation_exists(cur, "netops.api_waits"):  # before migration 019
+        return
+    cur.execute(
+        "SELECT resource FROM netops.backlog_marks WHERE (high_water IS NULL AND detect_started_at IS NOT NULL) "
+        "OR first_filled_at > now() - interval '15 minutes' ORDER BY resource")
+    f.first_fills = [str(r) for (r,) in cur.fetchall()]
+    f.waits = budget_waits(cur)
 
 
 def _calls_by_hour(cur: Cursor) -> tuple[list[int], list[int]]:
