@@ -28,11 +28,13 @@ from typing import Any
 
 import psycopg2
 
+from netops.api.limiter import BudgetWait
 from netops.config import FIELDS, Settings
 from netops.credentials import Budget
 from netops.db import monitor_facts
 from netops.db.counters import Counters, read_counters
 from netops.db.monitor_facts import ApiFacts, BacklogFacts, QualityFacts, TableCount
+from netops.db.ratelimit import WaitRow
 from netops.monitor import facts
 from netops.monitor.facts import DiskFacts, KeyRow, LastRun, PhaseFacts, TokenFacts
 from netops.monitor.formatting import fmt
@@ -342,17 +344,20 @@ def _budget_spent(f: Facts, s: Settings) -> float | None:
     return 1.0 if f.api.calls_1h >= f.budget.per_hour or hour_waits else 0.0
 
 
+def wait_line(w: WaitRow) -> str:
+    """One waiting job as its own progress line says it (netops.api.limiter.BudgetWait.line)."""
+    return BudgetWait(w.component, w.used, w.budget, w.next_slot_in, w.waited_seconds, w.reason).line()
+
+
 def _budget_spent_detail(f: Facts, s: Settings) -> str | None:
-    """`1,200/1,200 calls this hour; waiting for it: detect (pid 4711 on box1, 14 min so far, next slot in 3 min)`."""
+    """`1,200/1,200 calls this hour; detect (pid 4711 on box1, waiting 14 min): waiting for API budget: ...`."""
     assert f.api is not None
     text = f"{f.api.calls_1h:,}/{f.budget.per_hour:,} calls this hour"
     if not f.api.waits:
         return text + "; no job waits for it now"
-    w0 = f.api.waits[0]
-    used = f"{w0.used:,}/{w0.budget:,} this hour, " if w0.used is not None and w0.budget else ""
-    jobs = "; ".join(f"{w.component} (pid {w.pid} on {w.host}, waiting {fmt_wait(w.waited_seconds)}"
-                     f"{', a 429' if w.reason == 'blocked' else ''})" for w in f.api.waits)
-    return (f"{text}; waiting for API budget: {used}next slot in {fmt_wait(w0.next_slot_in)} — jobs waiting: {jobs}")
+    jobs = "; ".join(f"{w.component} (pid {w.pid} on {w.host}, waiting {fmt_wait(w.waited_seconds)}): {wait_line(w)}"
+                     for w in f.api.waits)
+    return f"{text}; {jobs}"
 
 
 def fmt_wait(seconds: float) -> str:

@@ -499,6 +499,9 @@ def run_backlog(settings: Settings, dsn: str, loop: bool = False, max_batches: i
     try:  # SIGINT/SIGTERM (netops/stop.py, installed by the CLI): the batch in hand ends, then the run
         return worker.run(loop=loop, max_batches=max_batches, wait_for_stable=wait_for_stable)
     finally:
+        if stop.requested():
+            left = worker._left()   # read while its connection is open
+            stop.set_left(lambda: left)
         worker.close()
 
 
