@@ -304,8 +304,10 @@ def _runs_out(f: Facts) -> str:
         return f"the hour's budget ({f.budget.per_hour:,}) is spent: jobs wait for it (api_budget_spent)"
     pace = f.api.calls_15m / 15.0
     minutes = left / pace if pace > 0 else float("inf")
-    when = "not at this pace" if minutes > 60 else f"in ~{minutes:.0f} min"
-    return f"at this pace the hour's budget runs out {when} ({f.api.calls_1h:,}/{f.budget.per_hour:,} used)"
+    used = f"({f.api.calls_1h:,}/{f.budget.per_hour:,} used)"
+    if minutes > 60:
+        return f"at this pace the hour's budget lasts the hour {used}"
+    return f"at this pace the hour's budget runs out in ~{minutes:.0f} min {used}"
 
 
 def _loop_detail(f: Facts, s: Settings) -> str | None:
