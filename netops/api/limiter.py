@@ -27,6 +27,12 @@ adopts them).
 
 Without a database (`dsn` None: unit tests and one-off calls) the same rules run in this process
 only (`LocalLimiter`, one `Pacer` per key).
+
+Waiting: every sleep for a slot ends at once on SIGINT/SIGTERM (netops/stop.py raises Stopped),
+so a job waiting 50 min for the hour's budget still stops within the 2 s every long command
+promises. A wait longer than WAIT_NOTICE_SECONDS is a wait for *budget*, not pacing: the limiter
+tells its hooks (`add_wait_hook`: the job's progress line and log; the caller keeps that time out
+of any phase's fetching) and, shared, records it in netops.api_waits, where status names the job.
 """
 
 from __future__ import annotations
