@@ -104,7 +104,7 @@ def reconcile(settings: Settings, dsn: str, resources: Sequence[str] | None = No
                 results.append(ReconcileResult(res.name, budget_left=0))
                 continue
             try:
-                r = _reconcile_one(conn, client, settings, res, left, restart, log)
+                r = _reconcile_one(conn, client, settings, res, left, restart, log, say)
             except stop.Stopped:
                 conn.rollback()
                 with conn, conn.cursor() as cur:
@@ -135,8 +135,12 @@ def reconcile(settings: Settings, dsn: str, resources: Sequence[str] | None = No
     return results
 
 
+#: Seconds between two progress lines of a long reconcile pass (stderr and backlog_worker.log).
+PROGRESS_EVERY = 10.0
+
+
 def _reconcile_one(conn: Any, client: Any, settings: Settings, res: BacklogResource, budget: int,
-                   restart: bool, log: Any) -> ReconcileResult:
+                   restart: bool, log: Any, say: Callable[[str], None] | None = None) -> ReconcileResult:
     started = time.monotonic()
     with conn, conn.cursor() as cur:
         # docs/backlog.md "Erasure": gone before the walk, never reloaded
@@ -146,6 +150,7 @@ def _reconcile_one(conn: Any, client: Any, settings: Settings, res: BacklogResou
     result = ReconcileResult(res.name, started_after_id=after, cursor=after, deleted=erased)
     calls_before = client.calls
     pages = keyset_pages(client, settings, res, after_id=after)
+    shown = time.monotonic()
     while client.calls - calls_before < budget:
         page = next(pages, None)
         if page is None:
@@ -157,6 +162,13 @@ def _reconcile_one(conn: Any, client: Any, settings: Settings, res: BacklogResou
             after = _apply_page(cur, settings, res, mapped, page.last, after, result)
         if page.last:
             break
+        if time.monotonic() - shown >= PROGRESS_EVERY:
+            shown = time.monotonic()
+            line = (f"reconcile progress: {res.name} {result.rows_seen:,} rows checked, {result.calls} calls "
+                    f"(of {budget}), at id {after:,}")
+            log.info(line)
+            if say is not None:
+                say(line)
     pages.close()
     client.recorder.flush()
     result.calls = client.calls - calls_before

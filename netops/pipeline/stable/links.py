@@ -171,7 +171,7 @@ def verify_links(settings: Any, say: Any = None) -> LinkCheck:
     stop.set_left(lambda: "verify-links writes nothing: nothing left behind")
     try:
         derived = derive(_api_campus_names(client, ach.source.path, ach.source.params), index)
-        per_campus = _listed_links(client, links.source.per_parent, list(names))
+        per_campus = _listed_links(client, links.source.per_parent, list(names), say)
     finally:
         check.calls = client.calls
         client.close()
@@ -230,14 +230,26 @@ def _api_campus_names(client: Any, path: str, params: Any) -> list[AchievementCa
     return pairs
 
 
-def _listed_links(client: Any, per_parent: str, campus_ids: list[int]) -> list[tuple[int, Any]]:
-    """(campus id, achievement id) from each campus's own listing, concurrently."""
+def _listed_links(client: Any, per_parent: str, campus_ids: list[int], say: Any = None) -> list[tuple[int, Any]]:
+    """(campus id, achievement id) from each campus's own listing, concurrently; `say` gets a
+    progress line every 10 s."""
+    import threading
+    import time
     from concurrent.futures import ThreadPoolExecutor
+
+    lock, seen = threading.Lock(), {"done": 0, "shown": time.monotonic()}
 
     def listed(cid: int) -> list[tuple[int, Any]]:
         path = per_parent.format(id=cid)
-        return [(cid, o.get("id")) for page in client.iter_pages(path, {"sort": "id"})
-                for o in page if isinstance(o, dict)]
+        out = [(cid, o.get("id")) for page in client.iter_pages(path, {"sort": "id"})
+               for o in page if isinstance(o, dict)]
+        with lock:
+            seen["done"] += 1
+            if say is not None and time.monotonic() - seen["shown"] >= 10.0:
+                seen["shown"] = time.monotonic()
+                say(f"verify-links progress: {seen['done']}/{len(campus_ids)} campus listings read, "
+                    f"{client.calls} calls")
+        return out
 
     workers = max(1, min(client.concurrency, len(campus_ids)))  # NETOPS_MAX_CONCURRENCY per key
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="netops-verify") as pool:
