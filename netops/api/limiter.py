@@ -248,16 +248,17 @@ RECLAIM_GRACE = 0.01
 
 def estimate_line(what: str, calls: int, budget: Budget) -> str | None:
     """`this detect will take ~1,002 calls (≈ 84 % of the hour's 1,200): about 8 min at 2/s; Ctrl-C
-    stops it cleanly`, or None when the work takes at most a tenth of the hour's budget."""
+    stops it cleanly`, or None when the work takes at most a tenth of the hour's budget (every
+    key's summed). Past the hour's budget the hours it waits for budget are the bound, not the pace."""
     if calls <= budget.per_hour / 10:
         return None
-    minutes = calls / max(0.1, budget.per_second) / 60
-    more = ""
+    seconds = calls / max(0.1, budget.per_second)
+    how = f"about {seconds / 60:.0f} min at {budget.per_second:g}/s"
     if calls > budget.per_hour:
-        more = f"; more than the hour's budget: the rest waits for budget, ~{calls // budget.per_hour} h more"
+        hours = max(seconds, (calls / budget.per_hour - 1) * 3600) / 3600
+        how = f"about {hours:.1f} h: more than the hour's budget, the rest waits for budget"
     return (f"this {what} will take ~{calls:,} calls (≈ {100 * calls / budget.per_hour:.0f} % of the hour's "
-            f"{budget.per_hour:,}): about {minutes:.0f} min at {budget.per_second:g}/s{more}; "
-            "Ctrl-C stops it cleanly")
+            f"{budget.per_hour:,}): {how}; Ctrl-C stops it cleanly")
 
 
 class _WaitReporter:
