@@ -146,7 +146,7 @@ class Worker:
         with contextlib.suppress(Exception), self.conn, self.conn.cursor() as cur:
             depth = queue.depth(cur)
             return (f"{self.summary.items:,} items done in this run; {depth:,} queued items left for the next "
-                    "run (a batch cut short comes back after BACKLOG_VISIBILITY_TIMEOUT)")
+                    "run (a batch cut short while fetching went back to the queue untouched)")
         return f"{self.summary.items:,} items done in this run; the rest stays queued"
 
     def _calls_used(self) -> str:
@@ -183,8 +183,8 @@ class Worker:
                 try:
                     claimed = self.process_batch()
                 except stop.Stopped:
-                    # stopped inside a batch (waiting for budget, between calls): its claimed items
-                    # come back to the queue after BACKLOG_VISIBILITY_TIMEOUT; nothing half-loaded
+                    # stopped inside a batch (waiting for budget, between calls): _fetch_or_release
+                    # handed its claimed items back to the queue untouched; nothing half-loaded
                     self.log.warning(f"Backlog worker stopped by {stop.signal_name()}: {self._left()}")
                     break
                 if max_batches is not None and self.summary.batches >= max_batches:
