@@ -121,7 +121,9 @@ def detect(settings: Settings, dsn: str, resources: Sequence[str] | None = None,
     todo = resolve(resources)
     settle = settings.backlog_detect_settle_seconds if settle_seconds is None else float(settle_seconds)
     watch = _Watch(log, say)
-    client.limiter.add_wait_hook(watch.budget_wait)
+    hook = getattr(getattr(client, "limiter", None), "add_wait_hook", None)
+    if hook is not None:
+        hook(watch.budget_wait)
 
     def one(res: BacklogResource) -> DetectResult:
         conn = connect(dsn, application_name="netops-detect")
@@ -155,6 +157,8 @@ def detect(settings: Settings, dsn: str, resources: Sequence[str] | None = None,
 
 #: Seconds between two progress lines of a long detect (its stderr and backlog_worker.log).
 PROGRESS_EVERY = 10.0
+#: Seconds between two "waiting for API budget" lines on its stderr while one wait lasts.
+WAIT_EVERY = 30.0
 
 
 class _Watch:
@@ -167,6 +171,7 @@ class _Watch:
         self.state: dict[str, DetectResult] = {}
         self.expected: dict[str, int] = {}   # rows X-Total announced (first fills)
         self._last = time.monotonic()
+        self._wait_said = 0.0
 
     def tell(self, line: str, warn: bool = False) -> None:
         (self.log.warning if warn else self.log.info)(line)
@@ -174,8 +179,13 @@ class _Watch:
             self.say(line)
 
     def budget_wait(self, wait: Any) -> None:
-        if wait is not None:
-            self.tell(f"detect: {wait.line()} (Ctrl-C stops it cleanly)", warn=True)
+        """On the progress output (stderr) at the wait's start and every WAIT_EVERY s; the log
+        gets it from the API client (once a minute)."""
+        if wait is None:
+            self._wait_said = 0.0
+        elif self.say is not None and time.monotonic() - self._wait_said >= WAIT_EVERY:
+            self._wait_said = time.monotonic()
+            self.say(f"detect: {wait.line()} (Ctrl-C stops it cleanly)")
 
     def progress(self, result: DetectResult) -> None:
         self.state[result.resource] = result
@@ -230,10 +240,20 @@ def _announce(client: Any, settings: Settings, dsn: str, todo: list[BacklogResou
     probe = client.fork()
     probe.component = "estimate"   # recorded apart: detect's own calls stay the walk's
     for res in empty:
-        resp = probe.request(res.endpoint(settings), {**res.base_params(settings), "page[size]": 1})
+        # the walk's own first query, one row long: its X-Total counts every row the walk reads
+        query = {**_pager(settings, res, None)._query("id", 1, MAX_ID), "page[size]": 1}
+        try:
+            resp = probe.request(res.endpoint(settings), query)
+        except AuthError:
+            raise
+        except ApiError as exc:   # no estimate for it; the walk itself reports a lasting failure
+            watch.log.warning(f"Detect {res.name}: size probe failed ({exc}); no estimate for it")
+            continue
         total = int_header(resp.headers, "X-Total")
         if total is not None:
             watch.expected[res.name] = total
+    if not watch.expected:
+        return
     calls = sum(max(1, -(-n // max(1, min(100, settings.page_size)))) for n in watch.expected.values())
     line = estimate_line("detect (first fill of " + ", ".join(watch.expected) + ")", calls, settings.budget)
     if line:
