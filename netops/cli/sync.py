@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from typing import Any
 
@@ -137,10 +136,10 @@ def stable(settings: Settings, phases: tuple[str, ...], as_json: bool, progress:
     except SyncInterrupted as exc:
         # The run's end is already recorded and logged. Exit now: a worker thread may still sit in
         # an HTTP read for up to NETOPS_HTTP_TIMEOUT, and the interpreter would wait for it.
-        click.echo(exc.message, err=True)   # "stopped by SIGINT: ..."; log lines are flushed as written (netops/log.py)
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(exc.exit_code)
+        from netops import stop
+
+        # "stopped by SIGINT: ..."; log lines are flushed as written (netops/log.py)
+        stop.exit_now(exc.message, exc.exit_code)
     if as_json:
         echo_json(report.as_dict())
     else:
