@@ -57,7 +57,10 @@ def _stop(proc: subprocess.Popen[str], sig: int) -> tuple[float, str, str]:
     finally:
         if proc.poll() is None:
             proc.kill()
-    return time.monotonic() - sent, out or "", err or ""
+    took = time.monotonic() - sent
+    command = " ".join(a for a in proc.args[3:] if isinstance(a, str))  # type: ignore[index, union-attr]
+    print(f"\n{command}: ended {took:.2f}s after {signal.Signals(sig).name}")  # the figure for the report (-s)
+    return took, out or "", err or ""
 
 
 def _slow(environ: dict[str, str], per_second: str = "3") -> dict[str, str]:
