@@ -25,7 +25,7 @@ from typing import Any
 STOP_GRACE = 1.5
 
 _EVENT = threading.Event()
-_state: dict[str, Any] = {"signum": None, "left": None, "installed": False}
+_state: dict[str, Any] = {"signum": None, "left": None, "installed": False, "exiting": False, "generation": 0}
 
 
 class Stopped(BaseException):
@@ -94,12 +94,13 @@ def stopped_line() -> str:
     return f"stopped by {signal_name()}: {left()}"
 
 
-def _backstop() -> None:
-    """STOP_GRACE after the signal: whatever still runs, the process ends now."""
+def _backstop(generation: int) -> None:
+    """STOP_GRACE after the signal: whatever still runs, the process ends now — unless the
+    command it was armed for (its `generation`) ended, or is ending, on its own."""
     _EVENT.wait(None)
     time.sleep(STOP_GRACE)
-    if not _state["installed"] or _state.get("exiting"):
-        return  # the command ended (or is ending) on its own
+    if not _state["installed"] or _state.get("exiting") or _state["generation"] != generation:
+        return
     _state["exiting"] = True
     try:
         sys.stderr.write(stopped_line() + "\n")
@@ -121,13 +122,16 @@ def guard() -> Iterator[None]:
     if _state["installed"] or threading.current_thread() is not threading.main_thread():
         yield
         return
+    reset()   # a stop asked of an earlier command in this process (tests) is not this one's
     previous = {s: signal.signal(s, _handler) for s in (signal.SIGINT, signal.SIGTERM)}
     _state["installed"] = True
-    threading.Thread(target=_backstop, name="netops-stop-backstop", daemon=True).start()
+    threading.Thread(target=_backstop, args=(_state["generation"],), name="netops-stop-backstop",
+                     daemon=True).start()
     try:
         yield
     finally:
         _state["installed"] = False
+        _state["generation"] += 1
         for s, h in previous.items():
             signal.signal(s, h)
 
@@ -143,6 +147,6 @@ def exit_now(line: str, code: int | None = None) -> None:
 
 
 def reset() -> None:
-    """Tests in one process: forget a stop."""
+    """Forget a stop (a new command in the same process, tests); disarms earlier backstops."""
     _EVENT.clear()
-    _state.update(signum=None, left=None)
+    _state.update(signum=None, left=None, exiting=False, generation=_state["generation"] + 1)
