@@ -6,7 +6,7 @@ Why an event and not KeyboardInterrupt: Python raises KeyboardInterrupt in the m
 while the work (and the waits: a slot of an hour's budget can be 50 min away) runs in worker
 threads the interpreter joins before it exits — a `backlog detect` once ran 703 s past Ctrl-C.
 The event reaches every thread; a thread in an HTTP read (up to NETOPS_HTTP_TIMEOUT) cannot be
-interrupted, so `install()` also arms a backstop: STOP_GRACE seconds after the signal the process
+interrupted, so `guard()` also arms a backstop: STOP_GRACE seconds after the signal the process
 exits (its uncommitted transactions roll back), printing the command's own "stopped:" line.
 """
 
