@@ -28,9 +28,10 @@ from typing import Any
 import requests
 from tenacity import Retrying, retry_if_exception_type, stop_never
 
+from netops import stop
 from netops.api import transport
 from netops.api.auth import TokenManager
-from netops.api.limiter import KeysExhausted, Limiter, LocalLimiter, PgLimiter
+from netops.api.limiter import BudgetWait, KeysExhausted, Limiter, LocalLimiter, PgLimiter
 from netops.api.paging import KeysetPager, XTotalPager, endpoint_template
 from netops.api.policy import Action, Verdict, backoff_seconds, classify, int_header, refusal_reason
 from netops.api.transport import Validator
@@ -41,7 +42,8 @@ from netops.errors import ApiError, AuthError
 from netops.log import get_logger
 
 # Which component log a client's warnings (retries, 429 waits) go to, by its accounting name.
-_LOG_OF_COMPONENT = {"stable": "stable", "backlog": "backlog", "detect": "backlog", "reconcile": "backlog"}
+_LOG_OF_COMPONENT = {"stable": "stable", "backlog": "backlog", "detect": "backlog", "reconcile": "backlog",
+                     "verify-links": "stable"}
 _MAX_429_WAITS = 10
 #: Times one call gives back a slot it would have used too late (limiter.overdue) before it goes
 #: out on the last one anyway: each new claim is as likely to be late as the first.
@@ -64,7 +66,9 @@ class ApiClient:
         self.recorder: Recorder = recorder
         self.keys: list[ApiKey] = settings.require_keys()
         margin = settings.rate_window_margin
-        self.limiter: Limiter = PgLimiter(dsn, margin) if dsn else LocalLimiter(margin)
+        self.limiter: Limiter = PgLimiter(dsn, margin, component) if dsn else LocalLimiter(margin, component)
+        self.limiter.add_wait_hook(self._log_budget_wait)
+        self._wait_logged = 0.0  # when the last "waiting for API budget" line was logged (monotonic)
         self._local = threading.local()
         self.tokens_by_key: dict[str, TokenManager] = {
             k.label: TokenManager(settings, self._session(), recorder=self.recorder, component=component,
@@ -75,6 +79,17 @@ class ApiClient:
         self.log = get_logger(_LOG_OF_COMPONENT.get(component, "stable"), settings.log_path)
 
     # -- plumbing ---------------------------------------------------------------------------
+    def _log_budget_wait(self, wait: BudgetWait | None) -> None:
+        """The job's log says it waits for budget (once a minute while it does) and when it ends."""
+        if wait is None:
+            if self._wait_logged:
+                self.log.info(f"{self.component}: API budget available again, calls resume")
+            self._wait_logged = 0.0
+        elif time.monotonic() - self._wait_logged >= 60.0:
+            self._wait_logged = time.monotonic()
+            self.log.warning(f"{self.component}: {wait.line()} (waited {wait.waited:.0f} s so far; "
+                             "Ctrl-C stops the job cleanly)")
+
     def _session(self) -> requests.Session:
         """This thread's HTTP session (requests' sessions are not shared between threads)."""
         s = getattr(self._local, "session", None)
@@ -137,7 +152,8 @@ class ApiClient:
         # whether its outcome is final (returned, or a NetopsError raised) or worth another go
         # (_Again, carrying the pause before it)
         retrying = Retrying(retry=retry_if_exception_type(_Again), stop=stop_never, reraise=True,
-                            wait=lambda rs: rs.outcome.exception().pause)  # type: ignore[union-attr]
+                            wait=lambda rs: rs.outcome.exception().pause,  # type: ignore[union-attr]
+                            sleep=stop.sleep)  # a backoff ends at once on SIGINT/SIGTERM (netops/stop.py)
         return retrying(self._attempt, url, endpoint, params, validate, state)
 
     def _attempt(self, url: str, endpoint: str, params: dict[str, Any] | None,
@@ -145,6 +161,7 @@ class ApiClient:
         """One claim, one GET (netops/api/transport.py), one verdict (netops/api/policy.py):
         returns the good answer, raises the final error, or raises _Again with the pause."""
         attempt = state.failures + 1
+        stop.check()  # SIGINT/SIGTERM: no new call goes out (netops/stop.py)
         key, token = self._claim_in_time()
         # the round trip is measured from the slot's claim, not from before the wait for one
         claimed_at = self.limiter.claimed_at() or time.monotonic()

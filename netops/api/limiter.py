@@ -27,20 +27,29 @@ adopts them).
 
 Without a database (`dsn` None: unit tests and one-off calls) the same rules run in this process
 only (`LocalLimiter`, one `Pacer` per key).
+
+Waiting: every sleep for a slot ends at once on SIGINT/SIGTERM (netops/stop.py raises Stopped),
+so a job waiting 50 min for the hour's budget still stops within the 2 s every long command
+promises. A wait longer than WAIT_NOTICE_SECONDS is a wait for *budget*, not pacing: the limiter
+tells its hooks (`add_wait_hook`: the job's progress line and log; the caller keeps that time out
+of any phase's fetching) and, shared, records it in netops.api_waits, where status names the job.
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
 import itertools
 import random
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
+from netops import stop
 from netops.config import DEFAULT_RATE_WINDOW_MARGIN
-from netops.credentials import ApiKey
+from netops.credentials import ApiKey, Budget
 from netops.errors import AuthError
 
 
@@ -126,7 +135,7 @@ class Pacer:
             wait, started = self.try_acquire()
             if wait <= 0:
                 return started
-            time.sleep(wait)
+            stop.sleep(min(wait, _MAX_SLEEP))
 
 
 class Limiter(Protocol):
@@ -144,6 +153,7 @@ class Limiter(Protocol):
     def set_aside(self, key: ApiKey, reason: str) -> None: ...
     def is_set_aside(self, key: ApiKey) -> bool: ...
     def close(self) -> None: ...
+    def add_wait_hook(self, hook: WaitHook) -> None: ...
 
 
 def _rotated(keys: Sequence[ApiKey], counter: itertools.count) -> list[ApiKey]:
@@ -163,12 +173,17 @@ def _all_aside(keys: Sequence[ApiKey]) -> KeysExhausted:
 
 
 def _first_free(keys: Sequence[ApiKey], counter: itertools.count,
-                try_key: Callable[[ApiKey], float | None], waited: Any = None) -> ApiKey:
+                try_key: Callable[[ApiKey], float | None], waited: Any = None,
+                notice: Callable[[float | None, float], None] | None = None) -> ApiKey:
     """The one key-rotation loop of both limiters: try each key in turn (`try_key` answers 0 when
     it took a slot, None when the key is set aside, else the seconds until it may have one);
     with none free, sleep until the soonest (plus a hair of jitter, so processes that computed
     the same free moment do not all ask at once) and try again. `waited.waited` (when given)
-    accumulates the sleeps."""
+    accumulates the sleeps. The sleeps end at once on a stop (netops/stop.py: Stopped). A wait
+    longer than WAIT_NOTICE_SECONDS is told to `notice(seconds to the next slot, waited so far)`,
+    and its end to `notice(None, waited)`: the job says it waits for budget, status shows it."""
+    began = time.monotonic()
+    noticed = False
     while True:
         waits = []
         for k in _rotated(keys, counter):
@@ -176,14 +191,49 @@ def _first_free(keys: Sequence[ApiKey], counter: itertools.count,
             if wait is None:
                 continue
             if wait <= 0:
+                if noticed and notice is not None:
+                    notice(None, time.monotonic() - began)
                 return k
             waits.append(wait)
         if not waits:
             raise _all_aside(keys)
+        so_far = time.monotonic() - began
+        if notice is not None and (min(waits) > WAIT_NOTICE_SECONDS or so_far > WAIT_NOTICE_SECONDS):
+            noticed = True
+            notice(min(waits), so_far)
         pause = min(min(waits), _MAX_SLEEP) + random.uniform(0.0, 0.002)
         if waited is not None:
             waited.waited += pause
-        time.sleep(pause)
+        stop.sleep(pause)
+
+
+#: A wait for a slot longer than this is a wait for *budget* (the hour's spent, or a 429's
+#: Retry-After), told to the job's operator; shorter ones are the per-second pacing itself.
+WAIT_NOTICE_SECONDS = 3.0
+
+
+@dataclass(frozen=True)
+class BudgetWait:
+    """A job waiting for API budget, as its progress line, its log and status say it."""
+
+    component: str
+    used: int | None       # slots in the last hour on the keys it may use
+    budget: int | None     # their hourly budget, summed
+    next_in: float         # seconds until the soonest slot
+    waited: float          # seconds waited so far
+    reason: str = "hour"   # 'hour' | 'blocked' (a 429's Retry-After)
+
+    def line(self) -> str:
+        """`waiting for API budget: 1,200/1,200 this hour, next slot in 14 min`."""
+        mins = self.next_in / 60.0
+        when = f"{mins:.0f} min" if mins >= 1.5 else f"{self.next_in:.0f} s"
+        used = "" if self.used is None or self.budget is None else f"{self.used:,}/{self.budget:,} this hour, "
+        why = "" if self.reason == "hour" else " (a 429's Retry-After)"
+        return f"waiting for API budget{why}: {used}next slot in {when}"
+
+
+#: What a limiter calls while a job waits for budget (BudgetWait) and when the wait ends (None).
+WaitHook = Callable[[BudgetWait | None], None]
 
 
 #: Longest single sleep while waiting for a slot: a key unblocked or set aside by another process
@@ -196,10 +246,80 @@ _MAX_SLEEP = 5.0
 RECLAIM_GRACE = 0.01
 
 
-class LocalLimiter:
+def estimate_line(what: str, calls: int, budget: Budget) -> str | None:
+    """`this detect will take ~1,002 calls (≈ 84 % of the hour's 1,200): about 8 min at 2/s; Ctrl-C
+    stops it cleanly`, or None when the work takes at most a tenth of the hour's budget (every
+    key's summed). Past the hour's budget the hours it waits for budget are the bound, not the pace."""
+    if calls <= budget.per_hour / 10:
+        return None
+    seconds = calls / max(0.1, budget.per_second)
+    how = f"about {seconds / 60:.0f} min at {budget.per_second:g}/s"
+    if calls > budget.per_hour:
+        hours = max(seconds, (calls / budget.per_hour - 1) * 3600) / 3600
+        how = f"about {hours:.1f} h: more than the hour's budget, the rest waits for budget"
+    return (f"this {what} will take ~{calls:,} calls (≈ {100 * calls / budget.per_hour:.0f} % of the hour's "
+            f"{budget.per_hour:,}): {how}; Ctrl-C stops it cleanly")
+
+
+class _WaitReporter:
+    """Both limiters' telling of a wait for budget: to the hooks (the job's progress line and
+    log) and, for the shared limiter, to netops.api_waits (status). At most every REPORT_EVERY
+    seconds, and the end once no thread of this limiter waits any more."""
+
+    REPORT_EVERY = 5.0
+
+    def _init_waits(self, component: str) -> None:
+        self.component = component
+        self._hooks: list[WaitHook] = []
+        self._wait_lock = threading.Lock()
+        self._waiters: set[int] = set()
+        self._last_report = 0.0
+
+    def add_wait_hook(self, hook: WaitHook) -> None:
+        """`hook(BudgetWait)` while a job waits for budget, `hook(None)` when the wait ends."""
+        self._hooks.append(hook)
+
+    def _notice(self, keys: Sequence[ApiKey], next_in: float | None, waited: float) -> None:
+        me = threading.get_ident()
+        with self._wait_lock:
+            if next_in is None:
+                self._waiters.discard(me)
+                if self._waiters or not self._last_report:
+                    return
+                self._last_report = 0.0
+            else:
+                self._waiters.add(me)
+                now = time.monotonic()
+                if now - self._last_report < self.REPORT_EVERY:
+                    return
+                self._last_report = now
+        if next_in is None:
+            with contextlib.suppress(Exception):  # best effort: a row left behind goes with its connection
+                self._clear_wait()
+            self._tell(None)
+            return
+        used, budget, reason = None, None, "hour"
+        with contextlib.suppress(Exception):  # the wait is told even when its row cannot be written
+            used, budget, reason = self._budget_now(keys, next_in)
+        self._tell(BudgetWait(self.component, used, budget, next_in, waited, reason))
+
+    def _tell(self, wait: BudgetWait | None) -> None:
+        for hook in list(self._hooks):
+            with contextlib.suppress(Exception):  # a progress line must not break the call path
+                hook(wait)
+
+    def _budget_now(self, keys: Sequence[ApiKey], next_in: float) -> tuple[int | None, int | None, str]:
+        raise NotImplementedError
+
+    def _clear_wait(self) -> None:
+        """Nothing stored (the in-process limiter)."""
+
+
+class LocalLimiter(_WaitReporter):
     """The claim's rules in this process only (no database): one Pacer per key."""
 
-    def __init__(self, margin: float = DEFAULT_RATE_WINDOW_MARGIN) -> None:
+    def __init__(self, margin: float = DEFAULT_RATE_WINDOW_MARGIN, component: str = "sync") -> None:
+        self._init_waits(component)
         self.margin = margin
         self._pacers: dict[str, Pacer] = {}
         self._aside: set[str] = set()
@@ -221,7 +341,13 @@ class LocalLimiter:
         def try_key(k: ApiKey) -> float | None:
             return None if k.label in self._aside else self.pacer(k).try_acquire()[0]
 
-        return _first_free(keys, self._rr, try_key)
+        return _first_free(keys, self._rr, try_key, notice=lambda n, w: self._notice(keys, n, w))
+
+    def _budget_now(self, keys: Sequence[ApiKey], next_in: float) -> tuple[int | None, int | None, str]:
+        pacers = [self.pacer(k) for k in keys]
+        blocked = any(p._not_before > time.time() for p in pacers)
+        return (sum(len(p._hour) for p in pacers), sum(p.per_hour for p in pacers),
+                "blocked" if blocked else "hour")
 
     def acquire_key(self, key: ApiKey) -> None:
         self.pacer(key).acquire()
@@ -258,12 +384,14 @@ class LocalLimiter:
         pass
 
 
-class PgLimiter:
+class PgLimiter(_WaitReporter):
     """The shared limiter: every claim is one statement on this process's own autocommit
     connection (`synchronous_commit off`: a slot lost in a database crash costs nothing — the
     claim only has to be visible to the other claimers, which it is at commit)."""
 
-    def __init__(self, dsn: str, margin: float = DEFAULT_RATE_WINDOW_MARGIN) -> None:
+    def __init__(self, dsn: str, margin: float = DEFAULT_RATE_WINDOW_MARGIN, component: str = "sync") -> None:
+        self._init_waits(component)
+        self._blocked: set[str] = set()  # keys whose last claim answered 'blocked' (a 429's pause)
         self.dsn = dsn
         self.margin = margin
         self._conn: Any = None
@@ -321,9 +449,26 @@ class PgLimiter:
                 self._aside.add(k.label)
                 return None
             self._next_ask[k.label] = max(self._next_ask.get(k.label, 0.0), sent + min(c.wait_seconds, _MAX_SLEEP))
+            (self._blocked.add if c.state == "blocked" else self._blocked.discard)(k.label)
             return c.wait_seconds
 
-        return _first_free(keys, self._rr, try_key, self)
+        return _first_free(keys, self._rr, try_key, self, notice=lambda n, w: self._notice(keys, n, w))
+
+    def _budget_now(self, keys: Sequence[ApiKey], next_in: float) -> tuple[int | None, int | None, str]:
+        """Write this connection's wait row; the hour's use and budget of `keys` come back."""
+        from netops.db.ratelimit import record_wait
+
+        reason = "blocked" if any(k.label in self._blocked for k in keys) else "hour"
+        with self._db_lock, self._cursor() as cur:
+            used, budget = record_wait(cur, self.component, [k.label for k in keys],
+                                       sum(k.per_hour for k in keys), reason, next_in)
+        return used, budget, reason
+
+    def _clear_wait(self) -> None:
+        from netops.db.ratelimit import end_wait
+
+        with self._db_lock, self._cursor() as cur:
+            end_wait(cur)
 
     def claimed_at(self) -> float | None:
         """When this thread's current slot was claimed (monotonic: the successful claim's round
@@ -379,7 +524,7 @@ class PgLimiter:
                 return
             if c.state == "set_aside":
                 return  # a set-aside key's token request is refused anyway; do not wait forever
-            time.sleep(min(c.wait_seconds, _MAX_SLEEP) + random.uniform(0.0, 0.002))
+            stop.sleep(min(c.wait_seconds, _MAX_SLEEP) + random.uniform(0.0, 0.002))
 
     def adopt_limits(self, key: ApiKey, secondly: int | None, hourly: int | None) -> None:
         """Store what the headers announced, once per change (not on every call)."""

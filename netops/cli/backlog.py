@@ -12,7 +12,7 @@ import sys
 import click
 
 from netops import catalog
-from netops.cli.common import echo_json, needs_api_keys, pass_settings
+from netops.cli.common import echo_json, needs_api_keys, pass_settings, stoppable
 from netops.config import Settings
 from netops.pipeline.backlog.resources import RESOURCES
 
@@ -41,6 +41,11 @@ def _dsn(settings: Settings) -> str:
     return dsn
 
 
+def _say(line: str) -> None:
+    """Progress, estimates and waits for budget go to stderr: stdout stays the result (--json)."""
+    click.echo(line, err=True)
+
+
 @click.group(name="backlog")
 def group() -> None:
     """Keep the backlog tables (users, project_users, achievements_users, coalitions_users) current:
@@ -57,6 +62,7 @@ def group() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @pass_settings
 @needs_api_keys
+@stoppable
 def detect_cmd(settings: Settings, resources: tuple[str, ...], settle: str | None, as_json: bool) -> None:
     """Queue rows updated since each resource's high-water mark (the whole table on the first run).
 
@@ -66,7 +72,7 @@ def detect_cmd(settings: Settings, resources: tuple[str, ...], settle: str | Non
     from netops.pipeline.backlog.detect import detect
 
     settle_seconds = None if settle is None else parse_duration(settle)
-    results = detect(settings, _dsn(settings), resources or None, settle_seconds=settle_seconds)
+    results = detect(settings, _dsn(settings), resources or None, settle_seconds=settle_seconds, say=_say)
     if as_json:
         echo_json([r.as_dict() for r in results])
     else:
@@ -93,6 +99,7 @@ def detect_cmd(settings: Settings, resources: tuple[str, ...], settle: str | Non
 @click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON.")
 @pass_settings
 @needs_api_keys
+@stoppable
 def run_cmd(settings: Settings, mode: str, max_batches: int | None, wait_for_stable: bool, as_json: bool) -> None:
     """Claim BACKLOG_FETCH_BATCH_SIZE items at a time, fetch what has no payload, load, mark done.
 
@@ -214,6 +221,7 @@ def purge_cmd(settings: Settings, done: bool, failed: bool, older_than: str) -> 
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @pass_settings
 @needs_api_keys
+@stoppable
 def reconcile_cmd(settings: Settings, resources: tuple[str, ...], max_calls: int | None, restart: bool,
                   as_json: bool) -> None:
     """Full pull of the backlog tables within BACKLOG_RECONCILE_BUDGET_SHARE of the hourly budget:
@@ -221,7 +229,8 @@ def reconcile_cmd(settings: Settings, resources: tuple[str, ...], max_calls: int
     Resumes where the last run stopped when the budget ran out."""
     from netops.pipeline.backlog.reconcile import reconcile
 
-    results = reconcile(settings, _dsn(settings), resources or None, max_calls=max_calls, restart=restart)
+    results = reconcile(settings, _dsn(settings), resources or None, max_calls=max_calls, restart=restart,
+                        say=_say)
     if as_json:
         echo_json([r.as_dict() for r in results])
     else:

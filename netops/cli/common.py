@@ -75,6 +75,29 @@ def needs_api_keys(fn: F) -> F:
     return inner  # type: ignore[return-value]
 
 
+def stoppable(fn: F) -> F:
+    """Decorator (under @pass_settings) for long-running commands: SIGINT and SIGTERM stop the
+    work within netops.stop.STOP_GRACE seconds (netops/stop.py), and the command ends with its
+    one "stopped by SIGINT: ... left ..." line on stderr — exit 128 + the signal when the work
+    was cut short, 0 when a loop (`--loop`, the dashboard) ended on it, its normal end."""
+
+    @functools.wraps(fn)
+    def inner(*args: Any, **kwargs: Any) -> Any:
+        from netops import stop
+
+        with stop.guard():
+            try:
+                out = fn(*args, **kwargs)
+            except stop.Stopped as exc:
+                line = exc.message if " left" in exc.message else f"{exc.message}: {stop.left()}"
+                stop.exit_now(line)
+            if stop.requested():
+                stop.exit_now(stop.stopped_line(), code=0)
+            return out
+
+    return inner  # type: ignore[return-value]
+
+
 def _database_error(exc: BaseException) -> str | None:
     """One line for a PostgreSQL error that reached the command (a missing schema, a server that
     went away mid-run), or None when `exc` is not one. psycopg2 is looked up, not imported: a

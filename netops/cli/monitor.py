@@ -12,7 +12,7 @@ import sys
 
 import click
 
-from netops.cli.common import echo_json, json_text, pass_settings
+from netops.cli.common import echo_json, json_text, pass_settings, stoppable
 from netops.config import Settings
 from netops.db import SEARCH_PATH
 from netops.errors import NetopsError
@@ -141,6 +141,7 @@ def metrics() -> None:
 @click.option("--iterations", type=click.IntRange(min=1), default=None, hidden=True,
               help="With --loop: stop after this many writes (tests).")
 @pass_settings
+@stoppable
 def metrics_write(settings: Settings, loop: bool, iterations: int | None) -> None:
     """Atomically rewrite metrics_latest.json and metrics.prom in the metrics dir.
 
@@ -154,8 +155,10 @@ def metrics_write(settings: Settings, loop: bool, iterations: int | None) -> Non
     if loop:
         click.echo(f"writing metrics to {settings.metrics_path} every {settings.backlog_metric_interval}s "
                    "(Ctrl-C stops)")
-        with contextlib.suppress(KeyboardInterrupt):
-            metrics_loop(settings, lambda: _dsn(settings), iterations=iterations)
+        from netops import stop
+
+        stop.set_left(lambda: "the metrics files hold the last complete write (each is replaced atomically)")
+        metrics_loop(settings, lambda: _dsn(settings), iterations=iterations)
         return
     from netops.monitor.metrics import TextfileConflict
 
@@ -356,6 +359,7 @@ def _previous_document(path: str) -> dict | None:
 @click.option("--once", is_flag=True, help="Print one frame to stdout and exit (pipes, tests, cron mail).")
 @click.option("--width", type=click.IntRange(min=40), default=None, help="Force the frame width (with --once).")
 @pass_settings
+@stoppable
 def dashboard(settings: Settings, interval: float, once: bool, width: int | None) -> None:
     """Live terminal view: phase progress, errors over 24 h, call rate vs budget, backlog.
     `q` (or Ctrl-C) quits.
@@ -370,6 +374,9 @@ def dashboard(settings: Settings, interval: float, once: bool, width: int | None
     if once or not sys.stdout.isatty():
         data = print_once(settings, _dsn(settings), Console(width=width) if width else None)
         sys.exit(0 if data.db_ok else 2)
+    from netops import stop
+
+    stop.set_left(lambda: "the dashboard only reads: nothing left behind")
     run_backlog(settings, _dsn(settings), interval)
 
 

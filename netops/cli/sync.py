@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from typing import Any
 
 import click
 
-from netops.cli.common import echo_json, needs_api_keys, pass_settings
+from netops.cli.common import echo_json, needs_api_keys, pass_settings, stoppable
 from netops.config import Settings
 from netops.pipeline.stable.phases import PHASE_NAMES, Phase
 from netops.pipeline.stable.sync import PhaseReport, Progress, SyncReport
@@ -43,6 +42,16 @@ class _RichProgress(Progress):
 
     def phase_advanced(self, phase: Phase, pages: int, rows: int) -> None:
         self.rp.update(self.tasks[phase.name], completed=pages, rows=rows)
+
+    def budget_wait(self, line: str | None) -> None:
+        """A row of its own under the phases: the run waits for API budget (not a phase's fault)."""
+        if line is None:
+            if "budget" in self.tasks:
+                self.rp.update(self.tasks["budget"], visible=False)
+            return
+        if "budget" not in self.tasks:
+            self.tasks["budget"] = self.rp.add_task(line, total=None, rows=0)
+        self.rp.update(self.tasks["budget"], description=line, visible=True)
 
     def phase_finished(self, phase: Phase, report: PhaseReport) -> None:
         task = self.tasks[phase.name]
@@ -100,6 +109,7 @@ def group(ctx: click.Context) -> None:
                    "frequent runs; keep the nightly run a full pull (without this flag).")
 @pass_settings
 @needs_api_keys
+@stoppable
 def stable(settings: Settings, phases: tuple[str, ...], as_json: bool, progress: bool | None,
            if_changed: bool) -> None:
     """Sync the eight stable tables: cursus, campuses, projects, coalitions, achievements,
@@ -126,10 +136,10 @@ def stable(settings: Settings, phases: tuple[str, ...], as_json: bool, progress:
     except SyncInterrupted as exc:
         # The run's end is already recorded and logged. Exit now: a worker thread may still sit in
         # an HTTP read for up to NETOPS_HTTP_TIMEOUT, and the interpreter would wait for it.
-        click.echo(f"error: {exc.message}", err=True)   # log lines are flushed as written (netops/log.py)
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(exc.exit_code)
+        from netops import stop
+
+        # "stopped by SIGINT: ..."; log lines are flushed as written (netops/log.py)
+        stop.exit_now(exc.message, exc.exit_code)
     if as_json:
         echo_json(report.as_dict())
     else:
@@ -142,6 +152,7 @@ def stable(settings: Settings, phases: tuple[str, ...], as_json: bool, progress:
               help="Disagreeing links listed per direction in the text output (--json lists all).")
 @pass_settings
 @needs_api_keys
+@stoppable
 def verify_links(settings: Settings, as_json: bool, limit: int) -> None:
     """Check phase 07's derivation against the API's per-campus listings.
 
@@ -153,7 +164,7 @@ def verify_links(settings: Settings, as_json: bool, limit: int) -> None:
     """
     from netops.pipeline.stable.links import verify_links as run_check
 
-    check = run_check(settings)
+    check = run_check(settings, say=lambda line: click.echo(line, err=True))
     if as_json:
         echo_json(check.as_dict())
     else:

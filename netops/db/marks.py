@@ -19,7 +19,8 @@ def high_water(cur: Any, resource: str) -> datetime | None:
 
 
 def advance(cur: Any, resource: str, end: datetime, calls: int, rows: int) -> None:
-    """Move the mark forward only (GREATEST), recording the detect run's cost."""
+    """Move the mark forward only (GREATEST), recording the detect run's cost (and, for a pass that
+    set the first mark, when the backfill completed: migration 019)."""
     cur.execute(
         """
         INSERT INTO netops.backlog_marks AS m (resource, high_water, updated_at, last_detect_at,
@@ -28,6 +29,7 @@ def advance(cur: Any, resource: str, end: datetime, calls: int, rows: int) -> No
         ON CONFLICT (resource) DO UPDATE SET
             high_water = GREATEST(m.high_water, EXCLUDED.high_water),
             updated_at = now(), last_detect_at = now(), detect_started_at = NULL,
+            first_filled_at = CASE WHEN m.high_water IS NULL THEN now() ELSE m.first_filled_at END,
             last_detect_calls = EXCLUDED.last_detect_calls, last_detect_rows = EXCLUDED.last_detect_rows
         """,
         (resource, end, calls, rows),

@@ -17,6 +17,7 @@ import psycopg2
 import psycopg2.extensions
 
 from netops.db import SEARCH_PATH, locks
+from netops.db.ratelimit import WaitRow, budget_waits
 
 Cursor = psycopg2.extensions.cursor
 
@@ -146,6 +147,12 @@ class ApiFacts:
     #: that works again clears them (api_unauthorized); and when the latest 401 was
     unauthorized_since_success: int = 0
     last_unauthorized_at: datetime | None = None
+    #: who spent the last 15 minutes' calls: (component, key label, calls), most first (the loop rule)
+    spenders_15m: list[tuple[str, str, int]] = field(default_factory=list)
+    #: backlog resources whose first detect (the whole table: a backfill) runs now or ended in the last 15 min
+    first_fills: list[str] = field(default_factory=list)
+    #: the processes waiting for API budget now (netops.api_waits, migration 019)
+    waits: list[WaitRow] = field(default_factory=list)
 
     @property
     def calls_per_minute(self) -> float:
@@ -186,6 +193,7 @@ def api_facts(cur: Cursor) -> ApiFacts:
     cur.execute("SELECT max(at) FROM netops.api_calls")
     f.last_call_at = cur.fetchone()[0]
     f.unauthorized_since_success, f.last_unauthorized_at = _unauthorized_since_success(cur)
+    _budget_facts(cur, f)
     return f
 
 
@@ -201,6 +209,21 @@ def _unauthorized_since_success(cur: Cursor) -> tuple[int, datetime | None]:
     )
     n, last = cur.fetchone()
     return int(n), last
+
+
+def _budget_facts(cur: Cursor, f: ApiFacts) -> None:
+    """The budget rules' facts: who spends (component, key), first fills, waits for budget."""
+    cur.execute(
+        "SELECT component, coalesce(key_label, '-'), count(*) FROM netops.api_calls "
+        "WHERE at > now() - interval '15 minutes' GROUP BY 1, 2 ORDER BY 3 DESC, 1, 2")
+    f.spenders_15m = [(str(c), str(k), int(n)) for c, k, n in cur.fetchall()]
+    if not relation_exists(cur, "netops.api_waits"):  # before migration 019
+        return
+    cur.execute(
+        "SELECT resource FROM netops.backlog_marks WHERE (high_water IS NULL AND detect_started_at IS NOT NULL) "
+        "OR first_filled_at > now() - interval '15 minutes' ORDER BY resource")
+    f.first_fills = [str(r) for (r,) in cur.fetchall()]
+    f.waits = budget_waits(cur)
 
 
 def _calls_by_hour(cur: Cursor) -> tuple[list[int], list[int]]:

@@ -7,6 +7,8 @@ netops.api_slots is in one file; the limiter only decides when to ask and how lo
 
 from __future__ import annotations
 
+import os
+import socket
 from dataclasses import dataclass
 from typing import Any
 
@@ -188,3 +190,58 @@ def key_windows(cur: Any) -> dict[str, dict[str, Any]]:
                       "set_aside_fingerprint": aside_fp, "last_call_at": last,
                       "rate_limited_last_hour": int(n429)}
     return out
+
+
+def record_wait(cur: Any, component: str, labels: list[str], per_hour: int, reason: str,
+                next_in: float) -> tuple[int, int]:
+    """This limiter connection waits for a slot (migration 019): upsert its row (rows of
+    connections gone are removed on the way) and return (slots in the last hour on `labels`,
+    their hourly budget: the configured one, or the API's when its headers said less)."""
+    cur.execute("DELETE FROM netops.api_waits w WHERE NOT EXISTS "
+                "(SELECT 1 FROM pg_stat_activity a WHERE a.pid = w.backend_pid)")
+    cur.execute(
+        "WITH u AS (SELECT count(*) AS n FROM netops.api_slots WHERE key_label = ANY(%(labels)s) "
+        "  AND at > clock_timestamp() - interval '1 hour'), "
+        "b AS (SELECT coalesce(sum(least(coalesce(k.header_per_hour, %(per_key)s), %(per_key)s)), 0) AS n "
+        "  FROM netops.api_keys k WHERE k.label = ANY(%(labels)s)) "
+        "INSERT INTO netops.api_waits (backend_pid, pid, host, component, keys, reason, used, budget, "
+        "  next_slot_at) SELECT pg_backend_pid(), %(pid)s, %(host)s, %(component)s, %(labels)s, %(reason)s, "
+        "  u.n, CASE WHEN b.n > 0 THEN b.n ELSE %(per_hour)s END, "
+        "  clock_timestamp() + make_interval(secs => %(next_in)s) FROM u, b "
+        "ON CONFLICT (backend_pid) DO UPDATE SET component = EXCLUDED.component, keys = EXCLUDED.keys, "
+        "  reason = EXCLUDED.reason, used = EXCLUDED.used, budget = EXCLUDED.budget, "
+        "  next_slot_at = EXCLUDED.next_slot_at, updated_at = now() RETURNING used, budget",
+        {"labels": list(labels), "per_key": int(per_hour // max(1, len(labels))), "per_hour": int(per_hour),
+         "pid": os.getpid(), "host": socket.gethostname(), "component": component, "reason": reason,
+         "next_in": max(0.0, float(next_in))})
+    used, budget = cur.fetchone()
+    return int(used), int(budget)
+
+
+def end_wait(cur: Any) -> None:
+    """This limiter connection has its slot: its wait row goes."""
+    cur.execute("DELETE FROM netops.api_waits WHERE backend_pid = pg_backend_pid()")
+
+
+@dataclass(frozen=True)
+class WaitRow:
+    """One process waiting for the API budget now (status, the budget rule)."""
+
+    component: str
+    pid: int
+    host: str
+    reason: str
+    used: int | None
+    budget: int | None
+    waited_seconds: float
+    next_slot_in: float
+
+
+def budget_waits(cur: Any) -> list[WaitRow]:
+    """The live waits (their limiter connection still open), longest first."""
+    cur.execute(
+        "SELECT component, pid, host, reason, used, budget, extract(epoch FROM clock_timestamp() - since), "
+        "  greatest(0, extract(epoch FROM next_slot_at - clock_timestamp())) FROM netops.api_waits w "
+        "WHERE EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = w.backend_pid) ORDER BY since")
+    return [WaitRow(str(c), int(p), str(h), str(r), u, b, float(w), float(n))
+            for c, p, h, r, u, b, w, n in cur.fetchall()]

@@ -26,6 +26,7 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
+from netops import stop
 from netops.config import API_RATE_PER_HOUR, API_RATE_PER_SECOND, Settings
 from netops.db.monitor_facts import ApiFacts, BacklogFacts, TableCount
 from netops.monitor.facts import KeyRow, LastRun, PhaseFacts, iso
@@ -305,7 +306,8 @@ def run_backlog(settings: Settings, dsn: str | None, interval: float, console: C
     try:
         with _keys() as pressed, Live(render(gather(settings, dsn), interval), console=console, screen=True,
                                       auto_refresh=False, transient=True) as live:
-            while pressed(interval) not in ("q", "Q"):
+            # `q`, or SIGINT/SIGTERM (netops/stop.py), end it at once
+            while pressed(interval) not in ("q", "Q") and not stop.requested():
                 live.update(render(gather(settings, dsn), interval), refresh=True)
     except KeyboardInterrupt:
         return
@@ -320,10 +322,17 @@ def _keys() -> Iterator[Callable[[float], str | None]]:
 
     def pressed(timeout: float) -> str | None:
         if fd is None:
-            time.sleep(timeout)
+            stop.wait(timeout)
             return None
-        ready, _, _ = select.select([fd], [], [], timeout)
-        return os.read(fd, 1).decode(errors="replace") if ready else None
+        deadline = time.monotonic() + timeout
+        while not stop.requested():  # short slices: a stop signal is seen within 0.2 s
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            ready, _, _ = select.select([fd], [], [], min(left, 0.2))
+            if ready:
+                return os.read(fd, 1).decode(errors="replace")
+        return None
 
     try:
         if fd is not None:

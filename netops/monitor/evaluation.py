@@ -28,12 +28,14 @@ from typing import Any
 
 import psycopg2
 
+from netops.api.limiter import BudgetWait
 from netops.config import FIELDS, Settings
 from netops.credentials import Budget
 from netops.db import monitor_facts
 from netops.db.backup import BackupFacts, backup_facts
 from netops.db.counters import Counters, read_counters
 from netops.db.monitor_facts import ApiFacts, BacklogFacts, QualityFacts, TableCount
+from netops.db.ratelimit import WaitRow
 from netops.monitor import facts
 from netops.monitor.facts import DiskFacts, KeyRow, LastRun, PhaseFacts, TokenFacts
 from netops.monitor.formatting import fmt
@@ -239,6 +241,8 @@ class Rule:
     #: the look-back its value is counted over ("15m", "1h"; "" = a reading of now): the exported
     #: series its prom_expr reads covers the same window, so both alert paths judge the same number
     window: str = ""
+    #: the next step when it depends on the facts (a known heavy job or a loop); None from it: `action_for`
+    advice_of: Callable[[Facts, Settings], str | None] | None = None
 
     def prom_threshold(self, settings: Settings) -> float:
         """The threshold in the unit of the metric prom_expr compares (netops_alert_threshold)."""
@@ -306,6 +310,103 @@ def _rate_limited(f: Facts, s: Settings) -> float | None:
 
 def _calls_per_minute(f: Facts, s: Settings) -> float | None:
     return None if f.api is None else f.api.calls_per_minute
+
+
+# --- the budget rules (issue 22): who spends, whether that is known heavy work, who waits -------
+
+#: Components whose heavy spending is the job itself, not a loop: reconcile (a budget-bounded full
+#: pull), verify-links (every campus's listing), the estimate probes before them. `detect` is one
+#: only while it fills a resource for the first time (ApiFacts.first_fills).
+KNOWN_HEAVY = {"reconcile": "reconcile (a full pull within its budget share)",
+               "verify-links": "sync verify-links (one listing per campus)",
+               "estimate": "the size probes before a long job"}
+
+
+def _heavy_kind(f: Facts, component: str) -> str | None:
+    """Why `component`'s spending is a known heavy job, or None (unexplained)."""
+    if component == "detect" and f.api is not None and f.api.first_fills:
+        return f"a first backfill of {', '.join(f.api.first_fills)} (backlog detect with an empty mirror)"
+    return KNOWN_HEAVY.get(component)
+
+
+def _unexplained(f: Facts, s: Settings) -> list[str]:
+    """The jobs that are not known heavy work, when they alone spend past the threshold (15 min
+    at NETOPS_ALERT_CALLS_PER_MIN): below it, the known heavy jobs are what made the rule fire."""
+    others = [(c, n) for c, _, n in (f.api.spenders_15m if f.api is not None else []) if _heavy_kind(f, c) is None]
+    if sum(n for _, n in others) <= s.alert_calls_per_min * 15:
+        return []
+    return sorted({c for c, _ in others})
+
+
+def _runs_out(f: Facts) -> str:
+    """When the hour's budget runs out at the last 15 minutes' pace."""
+    assert f.api is not None
+    calls = f.calls_this_hour or 0  # the one figure every view shows
+    left = f.budget.per_hour - calls
+    if left <= 0:
+        return f"the hour's budget ({f.budget.per_hour:,}) is spent: jobs wait for it (api_budget_spent)"
+    pace = f.api.calls_15m / 15.0
+    minutes = left / pace if pace > 0 else float("inf")
+    used = f"({calls:,}/{f.budget.per_hour:,} used)"
+    if minutes > 60:
+        return f"at this pace the hour's budget lasts the hour {used}"
+    return f"at this pace the hour's budget runs out in ~{minutes:.0f} min {used}"
+
+
+def _loop_detail(f: Facts, s: Settings) -> str | None:
+    """Which jobs (components, keys) spend, which of them are known heavy work, when the budget ends."""
+    if f.api is None:
+        return None
+    spent = ", ".join(f"{c} {n:,} (key {k})" for c, k, n in f.api.spenders_15m[:6])
+    known = sorted({kind for c, _, _ in f.api.spenders_15m if (kind := _heavy_kind(f, c))})
+    odd = _unexplained(f, s)
+    parts = [f"calls in 15 min by job: {spent or 'none recorded'}"]
+    if known:
+        parts.append("known heavy job: " + "; ".join(known))
+    if odd:
+        parts.append("unexplained: " + ", ".join(odd))
+    parts.append(_runs_out(f))
+    return "; ".join(parts)
+
+
+def _loop_advice(f: Facts, s: Settings) -> str | None:
+    """A known heavy job needs no hunt; only unexplained spending gets the find-and-stop advice."""
+    if f.api is None or not f.api.spenders_15m:
+        return None
+    odd = _unexplained(f, s)
+    if odd:
+        return (f"Unexplained spending by {', '.join(odd)}: find the job that keeps calling (`netops logs tail backlog`, "
+                "`netops logs tail stable`, ps -u netops), stop it by its PID, fix the cause, then rerun it by hand.")
+    return ("Known heavy work (the detail names it): let it finish — it ends by itself, and Ctrl-C stops it cleanly "
+            "saying what it left; other jobs wait for budget meanwhile. Run such jobs off-peak, or raise "
+            "NETOPS_ALERT_CALLS_PER_MIN if they are routine here.")
+
+
+def _budget_spent(f: Facts, s: Settings) -> float | None:
+    if f.api is None:
+        return None
+    hour_waits = [w for w in f.api.waits if w.reason == "hour"]
+    return 1.0 if (f.calls_this_hour or 0) >= f.budget.per_hour or hour_waits else 0.0
+
+
+def wait_line(w: WaitRow) -> str:
+    """One waiting job as its own progress line says it (netops.api.limiter.BudgetWait.line)."""
+    return BudgetWait(w.component, w.used, w.budget, w.next_slot_in, w.waited_seconds, w.reason).line()
+
+
+def _budget_spent_detail(f: Facts, s: Settings) -> str | None:
+    """`1,200/1,200 calls this hour; detect (pid 4711 on box1, waiting 14 min): waiting for API budget: ...`."""
+    assert f.api is not None
+    text = f"{f.calls_this_hour or 0:,}/{f.budget.per_hour:,} calls this hour"
+    if not f.api.waits:
+        return text + "; no job waits for it now"
+    jobs = "; ".join(f"{w.component} (pid {w.pid} on {w.host}, waiting {fmt_wait(w.waited_seconds)}): {wait_line(w)}"
+                     for w in f.api.waits)
+    return f"{text}; {jobs}"
+
+
+def fmt_wait(seconds: float) -> str:
+    return f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"
 
 
 def _db_size(f: Facts, s: Settings) -> float | None:
@@ -496,6 +597,21 @@ RULES: tuple[Rule, ...] = (
         prom_expr="netops_api_calls_last_15m > {t}",
         prom_scale=15.0,  # calls/min * 15 = calls in the window
         window="15m",
+        detail=_loop_detail,
+        advice_of=_loop_advice,
+    ),
+    Rule(
+        name="api_budget_spent",
+        summary="The hourly API budget is spent: jobs wait for it",
+        value=_budget_spent,
+        unit="",
+        action="Nothing breaks: waiting jobs resume by themselves as the oldest calls leave the hour's window (the "
+               "detail names them and when the next slot comes). If it recurs, spread the heavy jobs (a first "
+               "backlog detect, reconcile, verify-links) over more hours, or add an application key.",
+        prom_expr="netops_api_utilisation_ratio >= {t}",
+        prom_scale=0.0,
+        prom_offset=1.0,
+        detail=_budget_spent_detail,
     ),
     Rule(
         name="api_unauthorized",
@@ -781,7 +897,7 @@ class Verdict:
 def judge(rule: Rule, facts: Facts, settings: Settings) -> Verdict:
     threshold = rule.threshold(settings)
     value = rule.value(facts, settings)
-    action = rule.action_for(settings)
+    action = (rule.advice_of(facts, settings) if rule.advice_of else None) or rule.action_for(settings)
     if value is None:
         return Verdict(rule, None, threshold, None, action=action)
     firing = rule.breached(value, threshold)

@@ -28,6 +28,7 @@ from prometheus_client import CollectorRegistry, generate_latest, write_to_textf
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from netops import stop
 from netops.config import Settings
 from netops.monitor.facts import STABLE_PHASES, KeyRow, PhaseFacts, iso
 from netops.monitor.files import atomic_write, log_files
@@ -677,7 +678,7 @@ def write_textfile(directory: Path, snapshot: Snapshot) -> Path:
 
 
 def metrics_loop(settings: Settings, dsn_fn: Any, iterations: int | None = None,
-                 sleep: Any = time.sleep) -> int:
+                 sleep: Any = stop.wait) -> int:
     """Rewrite the metrics files every BACKLOG_METRIC_INTERVAL seconds; return writes done.
 
     The interval is measured start to start, so a slow snapshot does not make the files drift
@@ -687,7 +688,7 @@ def metrics_loop(settings: Settings, dsn_fn: Any, iterations: int | None = None,
 
     log = get_logger("metrics", settings.log_path)
     done = 0
-    while iterations is None or done < iterations:
+    while (iterations is None or done < iterations) and not stop.requested():  # SIGINT/SIGTERM end it
         started = time.monotonic()
         try:
             snap = collect_snapshot(settings, dsn_fn())

@@ -15,7 +15,7 @@ from typing import Any
 
 from netops.config import Settings
 from netops.db.monitor_facts import BacklogFacts
-from netops.monitor.evaluation import Evaluation, Facts, check_nginx, evaluate
+from netops.monitor.evaluation import Evaluation, Facts, check_nginx, evaluate, wait_line
 from netops.monitor.facts import PhaseFacts, iso
 from netops.monitor.formatting import human_age, human_bytes, render_key_line
 
@@ -169,6 +169,10 @@ def _api_doc(f: Facts) -> dict[str, Any]:
         "rate_limited_last_hour": api.rate_limited_1h,
         "hourly_remaining": api.hourly_remaining,
         "last_call_at": iso(api.last_call_at),
+        # jobs waiting for budget now (netops.api_waits), each as its own progress line says it
+        "waiting_for_budget": [{"component": w.component, "pid": w.pid, "host": w.host,
+                                "waited_seconds": round(w.waited_seconds, 1), "line": wait_line(w)}
+                               for w in api.waits],
     }
 
 
@@ -257,6 +261,7 @@ def _api_lines(f: Facts) -> list[str]:
                  f"({a['utilisation_percent']}%{a['budget_note']}), 401: {a['unauthorized_last_hour']}, "
                  f"429: {a['rate_limited_last_hour']}"]
     lines.extend(f"            {render_key_line(k)}" for k in f.keys)
+    lines.extend(f"            {w.component} (pid {w.pid}): {wait_line(w)}" for w in (f.api.waits if f.api else []))
     return lines
 
 

@@ -406,7 +406,8 @@ def test_a_detector_failing_mid_window_leaves_the_mark_and_a_rerun_queues_each_r
         sim: SimServer, mirrored: Settings, pg_dsn: str, settings_factory: Any, env: dict[str, str]) -> None:
     flaky = settings_factory(**{**{k: v for k, v in env.items() if k != "NETOPS_CONFIG"},
                                 "NETOPS_MAX_ATTEMPTS": "1"})
-    sim.add_fault("500@/v2/cursus/:id/users,after=2")      # pages 1-2 answer, page 3 fails
+    # the size probe of a first fill (detect's estimate) and pages 1-2 answer, page 3 fails
+    sim.add_fault("500@/v2/cursus/:id/users,after=3")
     results = {r.resource: r for r in detect(flaky, pg_dsn)}
     assert results["users"].error and "500" in results["users"].error
     assert all(results[r].error is None for r in ("projects_users", "achievements_users", "coalitions_users"))

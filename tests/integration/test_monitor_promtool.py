@@ -36,6 +36,7 @@ CASES: dict[str, tuple[str, str, str, dict[str, str]]] = {
     "database_down": ("netops_database_up", "0", "1", {}),
     "schema_missing": ("netops_schema_present", "0", "1", {}),
     "api_calls_per_minute": ("netops_api_calls_last_15m", "600", "5", {}),
+    "api_budget_spent": ("netops_api_utilisation_ratio", "1", "0.5", {}),
     "api_unauthorized": ("netops_api_unauthorized_since_success", "2", "0", {}),
     "api_rate_limited": ('netops_api_calls_last_hour{code="429"}', "3", "0", {}),
     "api_key_set_aside": ('netops_api_key_set_aside{key="second"}', "1", "0", {"key": "second"}),

@@ -26,13 +26,16 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from netops import stop
+from netops.api.limiter import estimate_line
 from netops.api.paging import MAX_ID, KeysetPager, Page
+from netops.api.policy import int_header
 from netops.config import Settings
 from netops.db import connect, marks, queue
 from netops.errors import ApiError, AuthError
@@ -103,10 +106,14 @@ class DetectResult:
 
 
 def detect(settings: Settings, dsn: str, resources: Sequence[str] | None = None,
-           settle_seconds: float | None = None, client: Any = None) -> list[Any]:
+           settle_seconds: float | None = None, client: Any = None,
+           say: Callable[[str], None] | None = None) -> list[Any]:
     """Run one detection pass over the backlog resources; returns one result each.
 
     `settle_seconds` (default BACKLOG_DETECT_SETTLE_SECONDS): how old a change must be to be read.
+    `say(line)`: where the operator looks (the CLI's stderr): the estimate of a first fill before
+    it starts, progress every PROGRESS_EVERY s, and waits for API budget. A stop (SIGINT/SIGTERM,
+    netops/stop.py) raises stop.Stopped naming what each resource left.
     """
     from netops.api.client import ApiClient
 
@@ -116,11 +123,15 @@ def detect(settings: Settings, dsn: str, resources: Sequence[str] | None = None,
     queued, campus_names = split_names(resources)   # campus-scoped ones: netops/pipeline/backlog/scope.py
     todo = resolve(queued) if queued or not resources else []
     settle = settings.backlog_detect_settle_seconds if settle_seconds is None else float(settle_seconds)
+    watch = _Watch(log, say)
+    hook = getattr(getattr(client, "limiter", None), "add_wait_hook", None)
+    if hook is not None:
+        hook(watch.budget_wait)
 
     def one(res: BacklogResource) -> DetectResult:
         conn = connect(dsn, application_name="netops-detect")
         try:
-            return _detect_one(conn, client.fork(), settings, res, settle, log)
+            return _detect_one(conn, client.fork(), settings, res, settle, log, watch)
         except AuthError:
             raise
         except ApiError as exc:
@@ -137,10 +148,9 @@ def detect(settings: Settings, dsn: str, resources: Sequence[str] | None = None,
     # one before), so walked one after another they are latency-bound — a round trip per page —
     # where the budget allows latency x rate calls in flight.
     # Order does not matter here: the worker claims users before the rows that reference them.
-    workers = max(1, min(len(todo), settings.max_concurrency))
     try:
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="netops-detect") as pool:
-            out: list[Any] = list(pool.map(one, todo))
+        _announce(client, settings, dsn, todo, watch)
+        out: list[Any] = list(_walk_all(todo, one, settings, watch))
         out += detect_campuses(settings, dsn, client, campus_names, settle, log)
     finally:
         client.recorder.flush()
@@ -149,8 +159,113 @@ def detect(settings: Settings, dsn: str, resources: Sequence[str] | None = None,
     return out
 
 
+#: Seconds between two progress lines of a long detect (its stderr and backlog_worker.log).
+PROGRESS_EVERY = 10.0
+#: Seconds between two "waiting for API budget" lines on its stderr while one wait lasts.
+WAIT_EVERY = 30.0
+
+
+class _Watch:
+    """What a running detect tells its operator: per resource, rows and calls so far (the
+    progress line and, on a stop, what was left), and waits for API budget."""
+
+    def __init__(self, log: Any, say: Callable[[str], None] | None) -> None:
+        self.log = log
+        self.say = say
+        self.state: dict[str, DetectResult] = {}
+        self.expected: dict[str, int] = {}   # rows X-Total announced (first fills)
+        self._last = time.monotonic()
+        self._wait_said = 0.0
+
+    def tell(self, line: str, warn: bool = False) -> None:
+        (self.log.warning if warn else self.log.info)(line)
+        if self.say is not None:
+            self.say(line)
+
+    def budget_wait(self, wait: Any) -> None:
+        """On the progress output (stderr) at the wait's start and every WAIT_EVERY s; the log
+        gets it from the API client (once a minute)."""
+        if wait is None:
+            self._wait_said = 0.0
+        elif self.say is not None and time.monotonic() - self._wait_said >= WAIT_EVERY:
+            self._wait_said = time.monotonic()
+            self.say(f"detect: {wait.line()} (Ctrl-C stops it cleanly)")
+
+    def progress(self, result: DetectResult) -> None:
+        self.state[result.resource] = result
+        if time.monotonic() - self._last < PROGRESS_EVERY:
+            return
+        self._last = time.monotonic()
+        self.tell("detect progress: " + "; ".join(self._one(r) for r in self.state.values()))
+
+    def _one(self, r: DetectResult) -> str:
+        of = f"/{self.expected[r.resource]:,}" if r.resource in self.expected else ""
+        return f"{r.resource} {r.seen:,}{of} rows, {r.enqueued:,} queued, {r.calls} calls"
+
+    def left(self) -> str:
+        """On a stop: what each resource queued, and that its mark did not move."""
+        parts = [f"{r.resource} {r.enqueued:,} queued of {r.seen:,} read, mark unchanged"
+                 for r in self.state.values() if r.mark is None or r.error]
+        return ("; ".join(parts) or "no resource had started") + \
+            " — the queued items stay; rerun `netops backlog detect` to read the rest"
+
+
+def _walk_all(todo: list[BacklogResource], one: Callable[[BacklogResource], DetectResult], settings: Settings,
+              watch: _Watch) -> list[DetectResult]:
+    """Each resource on its own thread; on a stop the threads get STOP_GRACE to end their walk
+    (their open transactions roll back, marks stay), then Stopped says what each one left."""
+    stop.set_left(watch.left)
+    pool = ThreadPoolExecutor(max_workers=max(1, min(len(todo), settings.max_concurrency)),
+                              thread_name_prefix="netops-detect")
+    futures = [pool.submit(one, res) for res in todo]
+    try:
+        while not all(f.done() for f in futures):
+            if stop.wait(0.2):
+                wait(futures, timeout=stop.STOP_GRACE / 2)
+                watch.log.warning(f"Detect stopped by {stop.signal_name()}: {watch.left()}")
+                raise stop.Stopped(f"stopped by {stop.signal_name()}: {watch.left()}")
+        return [f.result() for f in futures]
+    finally:
+        pool.shutdown(wait=not stop.requested(), cancel_futures=True)
+
+
+def _announce(client: Any, settings: Settings, dsn: str, todo: list[BacklogResource], watch: _Watch) -> None:
+    """Before a first fill (a resource with no mark: the whole table) starts: its size from one
+    `page[size]=1` probe each (X-Total), and — when it takes more than a tenth of the hour's
+    budget — a line saying how many calls, how long, and that Ctrl-C stops it cleanly."""
+    conn = connect(dsn, application_name="netops-detect")
+    try:
+        with conn, conn.cursor() as cur:
+            empty = [r for r in todo if marks.high_water(cur, r.name) is None]
+    finally:
+        conn.close()
+    if not empty:
+        return
+    probe = client.fork()
+    probe.component = "estimate"   # recorded apart: detect's own calls stay the walk's
+    for res in empty:
+        # the walk's own first query, one row long: its X-Total counts every row the walk reads
+        query = {**_pager(settings, res, None)._query("id", 1, MAX_ID), "page[size]": 1}
+        try:
+            resp = probe.request(res.endpoint(settings), query)
+        except AuthError:
+            raise
+        except ApiError as exc:   # no estimate for it; the walk itself reports a lasting failure
+            watch.log.warning(f"Detect {res.name}: size probe failed ({exc}); no estimate for it")
+            continue
+        total = int_header(resp.headers, "X-Total")
+        if total is not None:
+            watch.expected[res.name] = total
+    if not watch.expected:
+        return
+    calls = sum(max(1, -(-n // max(1, min(100, settings.page_size)))) for n in watch.expected.values())
+    line = estimate_line("detect (first fill of " + ", ".join(watch.expected) + ")", calls, settings.budget)
+    if line:
+        watch.tell(line)
+
+
 def _detect_one(conn: Any, client: Any, settings: Settings, res: BacklogResource, settle_seconds: float,
-                log: Any) -> DetectResult:
+                log: Any, watch: _Watch | None = None) -> DetectResult:
     started = time.monotonic()
     erased: list[int] = []
     if res.erasure_column is not None:
@@ -162,13 +277,13 @@ def _detect_one(conn: Any, client: Any, settings: Settings, res: BacklogResource
         if erased:
             log.info(f"Detect {res.name}: erased {len(erased)} user(s) past their data_erasure_date "
                      f"(links cascade), e.g. id {erased[0]}")
-    result = _detect_walk(conn, client, settings, res, settle_seconds, log, started)
+    result = _detect_walk(conn, client, settings, res, settle_seconds, log, started, watch)
     result.erased = len(erased)
     return result
 
 
 def _detect_walk(conn: Any, client: Any, settings: Settings, res: BacklogResource, settle_seconds: float,
-                 log: Any, started: float) -> DetectResult:
+                 log: Any, started: float, watch: _Watch | None = None) -> DetectResult:
     with conn, conn.cursor() as cur:
         mark = marks.high_water(cur, res.name)
     settle = timedelta(seconds=settle_seconds)
@@ -185,7 +300,7 @@ def _detect_walk(conn: Any, client: Any, settings: Settings, res: BacklogResourc
     with conn, conn.cursor() as cur:
         marks.detect_begin(cur, res.name)
     try:
-        return _walk_window(conn, client, settings, res, params, since, until, settle, mark, log, started)
+        return _walk_window(conn, client, settings, res, params, since, until, settle, mark, log, started, watch)
     except BaseException:
         conn.rollback()
         with contextlib.suppress(Exception), conn, conn.cursor() as cur:
@@ -195,9 +310,11 @@ def _detect_walk(conn: Any, client: Any, settings: Settings, res: BacklogResourc
 
 def _walk_window(conn: Any, client: Any, settings: Settings, res: BacklogResource, params: dict[str, Any],
                  since: str | None, until: datetime, settle: timedelta, mark: datetime | None, log: Any,
-                 started: float) -> DetectResult:
+                 started: float, watch: _Watch | None = None) -> DetectResult:
     """Walk the window's pages, queueing each page's new rows and moving the mark on the last."""
     result = DetectResult(res.name, since)
+    if watch is not None:
+        watch.state[res.name] = result
     server_time: datetime | None = None
     end: datetime | None = None
     carried = 0.0   # calls not yet charged to any item (pages with nothing new)
@@ -228,6 +345,8 @@ def _walk_window(conn: Any, client: Any, settings: Settings, res: BacklogResourc
                     queue.charge(cur, res.name, last_ids, carried / len(last_ids))
                 end = _window_end(until, server_time, settle, res.name, log)
                 _advance_mark(cur, res.name, end, result)
+        if watch is not None:
+            watch.progress(result)
     client.recorder.flush()   # calls visible to status/budget while we run
     best = max((m for m in (end, mark) if m is not None), default=None)
     result.mark = iso(best) if best else None

@@ -23,10 +23,12 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from netops import stop
+from netops.api.limiter import estimate_line
 from netops.config import Settings
 from netops.db import api_calls, connect, marks, mirror, queue
 from netops.db.loader import PRUNE_GUARD_MIN_ROWS
@@ -74,8 +76,11 @@ def budget_for(settings: Settings, dsn: str, per_hour: int | None = None) -> tup
 
 
 def reconcile(settings: Settings, dsn: str, resources: Sequence[str] | None = None,
-              max_calls: int | None = None, restart: bool = False, client: Any = None) -> list[ReconcileResult]:
-    """Walk the backlog tables (parents first) until done or out of budget; returns one result each."""
+              max_calls: int | None = None, restart: bool = False, client: Any = None,
+              say: Callable[[str], None] | None = None) -> list[ReconcileResult]:
+    """Walk the backlog tables (parents first) until done or out of budget; returns one result each.
+    `say(line)`: where the operator looks (the estimate before a long pass starts). A stop
+    (SIGINT/SIGTERM) raises stop.Stopped naming where the pass paused."""
     from netops.api.client import ApiClient
 
     log = get_logger("backlog", settings.log_path)
@@ -89,15 +94,27 @@ def reconcile(settings: Settings, dsn: str, resources: Sequence[str] | None = No
     results = []
     log.info(f"Reconcile: budget {left} call(s) of {allowance}/h "
              f"({settings.backlog_reconcile_budget_share:.0%} of {per_hour}/h)")
+    todo = resolve(resources)
+    _announce(conn, settings, todo, left, restart, log, say)
     try:
-        for res in resolve(resources):
+        for res in todo:
             calls_at_start = client.calls
             if left <= 0:
                 log.info(f"Reconcile {res.name}: no budget left this hour; resumes next run")
                 results.append(ReconcileResult(res.name, budget_left=0))
                 continue
             try:
-                r = _reconcile_one(conn, client, settings, res, left, restart, log)
+                r = _reconcile_one(conn, client, settings, res, left, restart, log, say)
+            except stop.Stopped:
+                conn.rollback()
+                with conn, conn.cursor() as cur:
+                    cursor = marks.reconcile_cursor(cur, res.name)
+                done = ", ".join(f"{d.resource} {'complete' if d.complete else 'paused'}" for d in results)
+                line = (f"stopped by {stop.signal_name()}: reconcile of {res.name} paused at id {cursor or 0:,} "
+                        f"(every page before it applied; the next run resumes there)"
+                        + (f"; before it: {done}" if done else "") + "; left: nothing half-written")
+                log.warning(line)
+                raise stop.Stopped(line) from None
             except AuthError:
                 raise
             except (ApiError, SyncError) as exc:
@@ -118,8 +135,12 @@ def reconcile(settings: Settings, dsn: str, resources: Sequence[str] | None = No
     return results
 
 
+#: Seconds between two progress lines of a long reconcile pass (stderr and backlog_worker.log).
+PROGRESS_EVERY = 10.0
+
+
 def _reconcile_one(conn: Any, client: Any, settings: Settings, res: BacklogResource, budget: int,
-                   restart: bool, log: Any) -> ReconcileResult:
+                   restart: bool, log: Any, say: Callable[[str], None] | None = None) -> ReconcileResult:
     started = time.monotonic()
     with conn, conn.cursor() as cur:
         # docs/backlog.md "Erasure": gone before the walk, never reloaded
@@ -129,6 +150,7 @@ def _reconcile_one(conn: Any, client: Any, settings: Settings, res: BacklogResou
     result = ReconcileResult(res.name, started_after_id=after, cursor=after, deleted=erased)
     calls_before = client.calls
     pages = keyset_pages(client, settings, res, after_id=after)
+    shown = time.monotonic()
     while client.calls - calls_before < budget:
         page = next(pages, None)
         if page is None:
@@ -140,6 +162,13 @@ def _reconcile_one(conn: Any, client: Any, settings: Settings, res: BacklogResou
             after = _apply_page(cur, settings, res, mapped, page.last, after, result)
         if page.last:
             break
+        if time.monotonic() - shown >= PROGRESS_EVERY:
+            shown = time.monotonic()
+            line = (f"reconcile progress: {res.name} {result.rows_seen:,} rows checked, {result.calls} calls "
+                    f"(of {budget}), at id {after:,}")
+            log.info(line)
+            if say is not None:
+                say(line)
     pages.close()
     client.recorder.flush()
     result.calls = client.calls - calls_before
@@ -151,6 +180,23 @@ def _reconcile_one(conn: Any, client: Any, settings: Settings, res: BacklogResou
         f"{result.deleted} deleted, {result.queued} queued for a missing parent; {where}"
     )
     return result
+
+
+def _announce(conn: Any, settings: Settings, todo: list[BacklogResource], left: int, restart: bool, log: Any,
+              say: Callable[[str], None] | None) -> None:
+    """Before the pass: its calls (the mirrored rows still ahead of each cursor, a page per
+    BACKLOG page size, at most the budget left), said when over a tenth of the hour's budget."""
+    size = max(1, min(100, settings.page_size))
+    calls = 0
+    with conn, conn.cursor() as cur:
+        for res in todo:
+            after = 0 if restart else int(marks.reconcile_cursor(cur, res.name) or 0)
+            calls += -(-mirror.count_interval(cur, res.table, after, None) // size) + 1
+    line = estimate_line("reconcile", min(calls, max(0, left)), settings.budget)
+    if line:
+        log.info(line)
+        if say is not None:
+            say(line)
 
 
 @dataclass

@@ -19,7 +19,6 @@ Why it works this way (docs/backlog.md has the long form):
 from __future__ import annotations
 
 import contextlib
-import signal
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,7 +26,7 @@ from typing import Any
 
 import psycopg2
 
-from netops import catalog
+from netops import catalog, stop
 from netops.catalog import Table
 from netops.config import Settings
 from netops.db import api_calls, campus, connect, marks, mirror, queue
@@ -112,7 +111,7 @@ class Worker:
         self._own_client = client is None
         self.conn = connect(dsn, application_name="netops-backlog")
         self.summary = RunSummary()
-        self._stop = False
+        self._stop_asked = False
         # the LISTEN connection (opened at the first wait, see _sleep); _can_listen turns False
         # when LISTEN cannot be had or the connection broke: the poll interval alone then does it
         self._wake_conn: Any = None
@@ -137,8 +136,20 @@ class Worker:
             self._drop_wake()
 
     def request_stop(self, *_: Any) -> None:
-        """SIGTERM/SIGINT in --loop: finish the batch in hand, then exit."""
-        self._stop = True
+        """Finish the batch in hand, then exit (SIGINT/SIGTERM do it through netops/stop.py)."""
+        self._stop_asked = True
+
+    @property
+    def _stop(self) -> bool:
+        return self._stop_asked or stop.requested()
+
+    def _left(self) -> str:
+        """What a stop leaves: this run's count, and the queue as it stands."""
+        with contextlib.suppress(Exception), self.conn, self.conn.cursor() as cur:
+            depth = queue.depth(cur)
+            return (f"{self.summary.items:,} items done in this run; {depth:,} queued items left for the next "
+                    "run (a batch cut short while fetching went back to the queue untouched)")
+        return f"{self.summary.items:,} items done in this run; the rest stays queued"
 
     def _calls_used(self) -> str:
         """Calls of the last hour by every netops process (they share the key) / the budget."""
@@ -168,14 +179,21 @@ class Worker:
             self.summary.seconds = time.monotonic() - started
             return self.summary
         self.log.info(f"Starting backlog sync, queue depth: {depth:,} (worker {self.name})")
+        stop.set_left(self._left)
         try:
             while not self._stop:
-                claimed = self.process_batch()
+                try:
+                    claimed = self.process_batch()
+                except stop.Stopped:
+                    # stopped inside a batch (waiting for budget, between calls): _fetch_or_release
+                    # handed its claimed items back to the queue untouched; nothing half-loaded
+                    self.log.warning(f"Backlog worker stopped by {stop.signal_name()}: {self._left()}")
+                    break
                 if max_batches is not None and self.summary.batches >= max_batches:
                     break
                 if claimed:
                     if self.settings.backlog_fetch_delay_seconds > 0:
-                        time.sleep(self.settings.backlog_fetch_delay_seconds)
+                        stop.wait(self.settings.backlog_fetch_delay_seconds)
                     continue
                 with self.conn, self.conn.cursor() as cur:
                     due = queue.next_due_in(cur, self.settings.backlog_visibility_timeout)
@@ -220,7 +238,7 @@ class Worker:
                 except psycopg2.Error as exc:
                     self.log.warning(f"backlog wake connection lost ({_first_line(exc)}); polling instead")
                     self._drop_wake()
-            time.sleep(min(0.2, left))
+            stop.wait(min(0.2, left))
 
     def _drop_wake(self) -> None:
         """Stop listening for good (this worker polls from now on); the connection is closed,
@@ -480,17 +498,13 @@ def run_backlog(settings: Settings, dsn: str, loop: bool = False, max_batches: i
                 client: Any = None, wait_for_stable: bool = False) -> RunSummary:
     """`netops backlog run`: one worker until the queue is drained (or forever with `loop`)."""
     worker = Worker(settings, dsn, client=client)
-    previous = {}
-    if loop:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            with contextlib.suppress(ValueError):  # not the main thread
-                previous[sig] = signal.signal(sig, worker.request_stop)
-    try:
+    try:  # SIGINT/SIGTERM (netops/stop.py, installed by the CLI): the batch in hand ends, then the run
         return worker.run(loop=loop, max_batches=max_batches, wait_for_stable=wait_for_stable)
     finally:
+        if stop.requested():
+            left = worker._left()   # read while its connection is open
+            stop.set_left(lambda: left)
         worker.close()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -26,6 +26,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from netops import stop
 from netops.errors import SyncError
 
 #: (achievement id, the names in its `campus` list)
@@ -142,7 +143,7 @@ def compare(campuses: dict[int, str], derived: Iterable[tuple[int, Any]],
     return only_d, only_l
 
 
-def verify_links(settings: Any) -> LinkCheck:
+def verify_links(settings: Any, say: Any = None) -> LinkCheck:
     """`netops sync verify-links`: derive the links from `/v2/achievements` now, page
     `/v2/campus/:id/achievements` for every mirrored campus now, and list every link one source
     has and the other lacks. Reads the mirror's campuses (ids and names, as phase 07 matches
@@ -164,10 +165,13 @@ def verify_links(settings: Any) -> LinkCheck:
     links = next(p for p in PHASES if isinstance(p.source, DerivedLinks))
     ach = BY_TABLE[links.source.parent]
     check = LinkCheck(campuses=len(campuses))
-    client = ApiClient(settings, dsn=dsn, component="stable")
+    _announce(settings, dsn, len(campuses), say)
+    # its own accounting name: the budget rules tell this known heavy job from a loop
+    client = ApiClient(settings, dsn=dsn, component="verify-links")
+    stop.set_left(lambda: "verify-links writes nothing: nothing left behind")
     try:
         derived = derive(_api_campus_names(client, ach.source.path, ach.source.params), index)
-        per_campus = _listed_links(client, links.source.per_parent, list(names))
+        per_campus = _listed_links(client, links.source.per_parent, list(names), say)
     finally:
         check.calls = client.calls
         client.close()
@@ -175,6 +179,25 @@ def verify_links(settings: Any) -> LinkCheck:
     check.only_derived, check.only_listed = compare(names, derived.links, per_campus)
     check.seconds = time.monotonic() - started
     return check
+
+
+def _announce(settings: Any, dsn: str, campuses: int, say: Any) -> None:
+    """Before it starts: its calls (the mirrored achievements' pages, and at least one listing
+    per campus), said when over a tenth of the hour's budget."""
+    from netops.api.limiter import estimate_line
+    from netops.db import connect, mirror
+
+    conn = connect(dsn, application_name="netops-verify-links")
+    try:
+        with conn.cursor() as cur:
+            achievements, _ = mirror.count_and_max(cur, "achievements", "id")
+        conn.commit()
+    finally:
+        conn.close()
+    size = max(1, min(100, settings.page_size))
+    line = estimate_line("verify-links", max(1, -(-achievements // size)) + campuses, settings.budget)
+    if line and say is not None:
+        say(line)
 
 
 def _mirrored_campuses(dsn: str) -> list[tuple[int, Any]]:
@@ -207,14 +230,26 @@ def _api_campus_names(client: Any, path: str, params: Any) -> list[AchievementCa
     return pairs
 
 
-def _listed_links(client: Any, per_parent: str, campus_ids: list[int]) -> list[tuple[int, Any]]:
-    """(campus id, achievement id) from each campus's own listing, concurrently."""
+def _listed_links(client: Any, per_parent: str, campus_ids: list[int], say: Any = None) -> list[tuple[int, Any]]:
+    """(campus id, achievement id) from each campus's own listing, concurrently; `say` gets a
+    progress line every 10 s."""
+    import threading
+    import time
     from concurrent.futures import ThreadPoolExecutor
+
+    lock, seen = threading.Lock(), {"done": 0, "shown": time.monotonic()}
 
     def listed(cid: int) -> list[tuple[int, Any]]:
         path = per_parent.format(id=cid)
-        return [(cid, o.get("id")) for page in client.iter_pages(path, {"sort": "id"})
-                for o in page if isinstance(o, dict)]
+        out = [(cid, o.get("id")) for page in client.iter_pages(path, {"sort": "id"})
+               for o in page if isinstance(o, dict)]
+        with lock:
+            seen["done"] += 1
+            if say is not None and time.monotonic() - seen["shown"] >= 10.0:
+                seen["shown"] = time.monotonic()
+                say(f"verify-links progress: {seen['done']}/{len(campus_ids)} campus listings read, "
+                    f"{client.calls} calls")
+        return out
 
     workers = max(1, min(client.concurrency, len(campus_ids)))  # NETOPS_MAX_CONCURRENCY per key
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="netops-verify") as pool:

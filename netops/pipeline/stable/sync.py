@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from netops import stop
 from netops.api.client import ApiClient
 from netops.api.paging import PageInfo, endpoint_template, object_problem
 from netops.catalog import DerivedLinks, Listing, NestedList, Single
@@ -83,6 +84,7 @@ def _stop_on_signals() -> Iterator[None]:
     fired = threading.Event()
 
     def handler(signum: int, _frame: Any) -> None:
+        stop.request(signum)  # every thread's waits end too (the limiter's, the pagers': netops/stop.py)
         if fired.is_set():
             return
         fired.set()
@@ -154,6 +156,8 @@ class Progress:
     def phase_total(self, phase: Phase, pages: int | None) -> None: ...
     def phase_advanced(self, phase: Phase, pages: int, rows: int) -> None: ...
     def phase_finished(self, phase: Phase, report: PhaseReport) -> None: ...
+    def budget_wait(self, line: str | None) -> None:
+        """`waiting for API budget: ...` while the run waits for budget (None: the wait ended)."""
 
 
 class _PhaseFetch:
@@ -363,12 +367,14 @@ class StableSync:
         if orphans:
             self.log.warning(f"Marked {orphans} phase run(s) left 'running' by a sync that died as interrupted")
         client = ApiClient(self.settings, dsn=dsn, component="stable")
+        client.limiter.add_wait_hook(lambda w: self.progress.budget_wait(None if w is None else w.line()))
         self.log.info(f"Starting stable sync of {len(phases)} phases (run {report.run_id[:8]})")
         stopped = self._run_until_stopped(phases, report, client, conn, books)
         if stopped is not None:
             name = signal.Signals(stopped.signum).name
-            raise SyncInterrupted(f"sync stopped by {name}; the unfinished phase is marked interrupted and "
-                                  "its table left unchanged — rerun `netops sync stable`", stopped.signum)
+            raise SyncInterrupted(f"stopped by {name}: sync left its unfinished phase marked interrupted and "
+                                  "its table unchanged (earlier phases committed) — rerun `netops sync stable`",
+                                  stopped.signum)
         report.seconds = time.monotonic() - started
         report.api_calls = sum(p.api_calls for p in report.phases) + report.probe_calls
         report.min_calls = sum(p.min_calls for p in report.phases) + report.probe_calls
