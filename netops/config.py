@@ -161,6 +161,27 @@ def _opt_path(v: Any) -> str | None:
     return str(Path(s).expanduser()) if s else None
 
 
+def _targets(v: Any) -> tuple[tuple[str, float], ...]:
+    """`resource=minutes` pairs separated by commas (or a TOML table / list of such strings)."""
+    if isinstance(v, Mapping):
+        items = [f"{k}={val}" for k, val in v.items()]
+    elif isinstance(v, (list, tuple)):
+        items = [x if isinstance(x, str) else f"{x[0]}={x[1]}" for x in v]
+    else:
+        items = [x for x in _str(v).split(",") if x.strip()]
+    out = []
+    for item in items:
+        name, sep, minutes = item.partition("=")
+        try:
+            value = float(minutes) if sep and name.strip() else -1.0
+        except ValueError:
+            value = -1.0
+        if value <= 0:
+            raise ValueError(f"expected resource=minutes pairs, e.g. locations=5,scale_teams=15 (got {item.strip()!r})")
+        out.append((name.strip(), value))
+    return tuple(out)
+
+
 @dataclass(frozen=True)
 class Field:
     """One setting as the operator sees it: its attribute name, its environment variable (also
@@ -280,6 +301,18 @@ class Settings:
         "Alert when more backlog items are pending.")
     alert_backlog_failed: int = setting("NETOPS_ALERT_BACKLOG_FAILED", _num(int, 0), 0,
         "Alert when more backlog items have failed.")
+    # --- schedule, budget planner and freshness (issue 23): `netops plan`, the role's cron ------
+    # the role's backlog job runs `*/N` minutes from this (netops_schedule_backlog_minutes), and
+    # `netops plan --check` (the role's preflight) judges the same N: declared once, here
+    schedule_backlog_minutes: int = setting("NETOPS_SCHEDULE_BACKLOG_MINUTES", _num(int, 1, 60), 5,
+        "Minutes between the cron job's `backlog detect && backlog run` (the backlog schedule).")
+    schedule_reconcile_minutes: int = setting("NETOPS_SCHEDULE_RECONCILE_MINUTES", _num(int, 0), 0,
+        "Minutes between `backlog reconcile` runs the box schedules (0: none scheduled; the role "
+        "installs none today); `netops plan` counts its calls when set.")
+    freshness_target_factor: float = setting("NETOPS_FRESHNESS_TARGET_FACTOR", _num(float, 1.0), 2.0,
+        "A backlog resource's freshness target is this many backlog schedule intervals.")
+    freshness_targets: tuple[tuple[str, float], ...] = setting("NETOPS_FRESHNESS_TARGETS", _targets, (),
+        "Per-resource freshness targets in minutes, overriding the factor: e.g. locations=5,scale_teams=15.")
 
     # --- where the values came from, and what is derived from them ----------------------
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
