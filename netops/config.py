@@ -161,8 +161,9 @@ def _opt_path(v: Any) -> str | None:
     return str(Path(s).expanduser()) if s else None
 
 
-def _targets(v: Any) -> tuple[tuple[str, float], ...]:
-    """`resource=minutes` pairs separated by commas (or a TOML table / list of such strings)."""
+def _targets(v: Any) -> str:
+    """`resource=minutes` pairs separated by commas (or a TOML table / list of such strings),
+    checked and given back as `a=5,b=15` (read by freshness_target)."""
     if isinstance(v, Mapping):
         items = [f"{k}={val}" for k, val in v.items()]
     elif isinstance(v, (list, tuple)):
@@ -178,8 +179,8 @@ def _targets(v: Any) -> tuple[tuple[str, float], ...]:
             value = -1.0
         if value <= 0:
             raise ValueError(f"expected resource=minutes pairs, e.g. locations=5,scale_teams=15 (got {item.strip()!r})")
-        out.append((name.strip(), value))
-    return tuple(out)
+        out.append(f"{name.strip()}={value:g}")
+    return ",".join(out)
 
 
 @dataclass(frozen=True)
@@ -311,7 +312,7 @@ class Settings:
         "installs none today); `netops plan` counts its calls when set.")
     freshness_target_factor: float = setting("NETOPS_FRESHNESS_TARGET_FACTOR", _num(float, 1.0), 2.0,
         "A backlog resource's freshness target is this many backlog schedule intervals.")
-    freshness_targets: tuple[tuple[str, float], ...] = setting("NETOPS_FRESHNESS_TARGETS", _targets, (),
+    freshness_targets: str = setting("NETOPS_FRESHNESS_TARGETS", _targets, "",
         "Per-resource freshness targets in minutes, overriding the factor: e.g. locations=5,scale_teams=15.")
 
     # --- where the values came from, and what is derived from them ----------------------
@@ -393,6 +394,17 @@ class Settings:
                 raise KeyError(key)
         return dataclasses.replace(self, **changes)
 
+
+
+def freshness_target(settings: Settings, resource: str) -> float:
+    """A backlog resource's freshness target, in seconds (issue 23): its `freshness_targets`
+    entry, else `freshness_target_factor` × the backlog schedule interval. The planner and the
+    monitor's `resource_stale` rule both read it here."""
+    for pair in filter(None, settings.freshness_targets.split(",")):
+        name, _, minutes = pair.partition("=")
+        if name == resource:
+            return float(minutes) * 60.0
+    return settings.freshness_target_factor * settings.schedule_backlog_minutes * 60.0
 
 #: every setting, in declaration order
 FIELDS: tuple[Field, ...] = tuple(

@@ -28,8 +28,9 @@ from typing import Any
 
 import psycopg2
 
-from netops.config import FIELDS, Settings
+from netops.config import FIELDS, Settings, freshness_target
 from netops.credentials import Budget
+from netops.db import freshness as freshness_db
 from netops.db import monitor_facts
 from netops.db.counters import Counters, read_counters
 from netops.db.monitor_facts import ApiFacts, BacklogFacts, QualityFacts, TableCount
@@ -72,6 +73,9 @@ class Facts:
     #: the all-time counters (netops/db/counters.py), read on the same connection when asked
     #: for (the metrics export); None: not asked, or unknown (database down, not migrated)
     counters: Counters | None = None
+    #: backlog resource -> seconds since the end of its last fully applied window (issue 23;
+    #: None: never detected); None: unknown (database down, not migrated)
+    freshness: dict[str, float | None] | None = None
     elapsed_ms: float = 0.0
 
     @property
@@ -183,6 +187,7 @@ def _read_database(cur: Any, f: Facts, counters: bool) -> None:
     f.api = monitor_facts.api_facts(cur)
     f.backlog = monitor_facts.backlog_facts(cur)
     f.quality = monitor_facts.quality_facts(cur)
+    f.freshness = _freshness(cur, f.now)
     if counters:
         f.counters = read_counters(cur)
 
@@ -394,6 +399,44 @@ def _nginx_down(f: Facts, s: Settings) -> float | None:
 
 def _nginx_detail(f: Facts, s: Settings) -> str | None:
     return f"{f.nginx.url}: {f.nginx.error}"
+
+
+# --- freshness of the backlog resources (issue 23) --------------------------------------------
+
+def _freshness(cur: Any, now: datetime) -> dict[str, float | None]:
+    """Each catalog backlog resource's age: now minus the end of its last fully applied window."""
+    from netops.catalog import BACKLOG_BY_RESOURCE
+
+    ends = freshness_db.applied_ends(cur)
+    return {r: None if ends.get(r) is None else max(0.0, (now - ends[r]).total_seconds())  # type: ignore[operator]
+            for r in BACKLOG_BY_RESOURCE}
+
+
+def freshness_ratios(f: Facts, s: Settings) -> dict[str, float]:
+    """resource -> freshness / its target (netops.config.freshness_target); known ages only."""
+    return {r: age / freshness_target(s, r) for r, age in (f.freshness or {}).items() if age is not None}
+
+
+def freshness_doc(f: Facts, s: Settings) -> dict[str, dict[str, float | None]] | None:
+    """resource -> {seconds, target_seconds, ratio}: what status, metrics, the dashboard and the
+    status page show (None: unknown)."""
+    if f.freshness is None:
+        return None
+    ratios = freshness_ratios(f, s)
+    return {r: {"seconds": None if age is None else round(age, 1), "target_seconds": freshness_target(s, r),
+                "ratio": None if r not in ratios else round(ratios[r], 3)} for r, age in f.freshness.items()}
+
+
+def _stalest_ratio(f: Facts, s: Settings) -> float | None:
+    if f.freshness is None:
+        return None
+    return round(max(freshness_ratios(f, s).values(), default=0.0), 3)
+
+
+def _stale_detail(f: Facts, s: Settings) -> str | None:
+    stale = [(r, x) for r, x in sorted(freshness_ratios(f, s).items()) if x > 1.0]
+    return "; ".join(f"{r} {fmt((f.freshness or {})[r], 'seconds')} s old (target {freshness_target(s, r):g} s)"
+                     for r, _ in stale) or None
 
 
 #: The thresholds, in one table. Order = the order views list them in.
@@ -637,6 +680,18 @@ RULES: tuple[Rule, ...] = (
         prom_offset=1.0,
         from_db=False,
         detail=_nginx_detail,
+    ),
+    Rule(
+        name="resource_stale",
+        summary="A backlog resource is staler than its freshness target",
+        value=_stalest_ratio,
+        unit="× target",
+        action="Check the backlog cron job runs (`netops logs tail backlog`, `netops backlog status`); if it does, "
+               "the schedule does not fit the budget: `netops plan` names the knob (schedule_backlog_minutes, "
+               "campus_ids, more keys); targets: NETOPS_FRESHNESS_TARGET_FACTOR / NETOPS_FRESHNESS_TARGETS.",
+        prom_expr="max without(resource) (netops_resource_freshness_ratio) > {t}",
+        fixed=1.0,
+        detail=_stale_detail,
     ),
 )
 

@@ -32,7 +32,7 @@ from typing import Any
 from netops.api.client import ApiClient
 from netops.api.policy import int_header
 from netops.catalog import STABLE, Listing, Single
-from netops.config import Settings
+from netops.config import Settings, freshness_target
 from netops.pipeline.backlog.resources import RESOURCES, BacklogResource
 
 #: how far back the API is asked how many rows changed (the change-rate probe's window)
@@ -117,18 +117,6 @@ class Plan:
         doc.update(calls_per_hour=round(self.calls_per_hour, 1), budget_share=round(self.budget_share, 4),
                    fits=self.fits)
         return doc
-
-
-# --- targets ---------------------------------------------------------------------------------
-
-def freshness_target(settings: Settings, resource: str) -> float:
-    """A resource's freshness target in seconds: its `freshness_targets` entry, else
-    `freshness_target_factor` × the backlog schedule interval. Declared here once; the monitor's
-    rule and the planner both read it."""
-    overrides = dict(settings.freshness_targets)
-    if resource in overrides:
-        return overrides[resource] * 60.0
-    return settings.freshness_target_factor * settings.schedule_backlog_minutes * 60.0
 
 
 # --- probes ----------------------------------------------------------------------------------
