@@ -27,7 +27,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from netops.mapping import Getter, key, name_of, nested, nested_id
+from netops.mapping import Getter, ids_of, jsonapi, jsonapi_flat, key, name_of, nested, nested_id, person
 
 # --------------------------------------------------------------------------- column types
 #: mapping kind -> the PostgreSQL type information_schema reports for it
@@ -155,7 +155,49 @@ class BacklogSource:
     kind: str = "backlog"
 
 
-Source = Single | Listing | NestedList | DerivedLinks | BacklogSource
+@dataclass(frozen=True)
+class CampusWindow:
+    """A campus-scoped resource without `updated_at` (locations): per campus in scope, `path`
+    (`{campus}` filled in) windowed over `window` (`range[begin_at]`) with a lookback, and the open
+    rows (`open_filter`: `filter[active]=true`) re-checked until they close or are gone.
+    `resource` is the queue/marks name."""
+
+    resource: str
+    path: str
+    window: str = "begin_at"
+    open_filter: tuple[tuple[str, str], ...] = (("filter[active]", "true"),)
+    kind: str = "campus_window"
+
+
+@dataclass(frozen=True)
+class CampusChanges:
+    """A campus-scoped resource found by `cursor` (`range[updated_at]`) for each campus in scope:
+    a per-campus route (`/v2/campus/{campus}/events`) or a global one narrowed by `filters`
+    (`/v2/scale_teams` with `filter[campus_id]={campus}`: there is no per-campus scale_teams route).
+    `resource` is the queue/marks name."""
+
+    resource: str
+    path: str
+    filters: tuple[tuple[str, str], ...] = ()
+    cursor: str = "updated_at"
+    kind: str = "campus_changes"
+
+
+@dataclass(frozen=True)
+class Embedded:
+    """Rows carried inside each object of another campus resource's answer (teams and their users,
+    in every scale_team's `team`): no call of their own. `within` names that table (not a load
+    dependency: scale_teams reference teams, so teams load first from the same answer);
+    `rows(obj)` returns the child rows of one object, shaped for `columns`."""
+
+    within: str
+    rows: Callable[[Mapping[str, Any]], list[dict[str, Any]]]
+    kind: str = "embedded"
+
+
+Source = Single | Listing | NestedList | DerivedLinks | BacklogSource | CampusWindow | CampusChanges | Embedded
+#: source kinds of the campus-scoped live tables (kept for the campuses in scope, `campus_ids`)
+CAMPUS_KINDS = ("campus_window", "campus_changes", "embedded")
 
 
 @dataclass(frozen=True)
@@ -174,6 +216,11 @@ class TableSpec:
     @property
     def backlog(self) -> bool:
         return self.source.kind == "backlog"
+
+    @property
+    def campus_scoped(self) -> bool:
+        """A live table kept per campus in scope (locations, evaluations, events, exams)."""
+        return self.source.kind in CAMPUS_KINDS
 
     @property
     def column_names(self) -> tuple[str, ...]:
@@ -230,7 +277,35 @@ def _image_url(o: Mapping[str, Any]) -> Any:
     return o.get("image_url")
 
 
+def _team(scale_team: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The team an evaluation is of (plain or JSON:API serialisation alike)."""
+    team = jsonapi_flat(scale_team).get("team")
+    return [dict(team)] if isinstance(team, Mapping) and team.get("id") is not None else []
+
+
+def _team_users(scale_team: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The members of an evaluation's team, one row per entry of `team.users` at its `position`
+    (the key: a hidden member, `"invisible"`, is a row with NULL user_id, never a fake id)."""
+    out = []
+    for team in _team(scale_team):
+        users = team.get("users")
+        for i, u in enumerate(users if isinstance(users, list) else []):
+            u = u if isinstance(u, Mapping) else {}
+            out.append({"team_id": team["id"], "position": i, "user_id": u.get("id"), "login": u.get("login"),
+                        "leader": u.get("leader"), "validated": u.get("validated"),
+                        "occurrence": u.get("occurrence"), "projects_user_id": u.get("projects_user_id")})
+    return out
+
+
+def _st(name: str, kind: str, getter: Getter | str | None = None, not_null: bool = False) -> Column:
+    """A scale_teams column, read the same from the plain and the JSON:API serialisation."""
+    get = key(getter) if isinstance(getter, str) else (getter or key(name))
+    return Column(name, kind, jsonapi(get), not_null)
+
+
 CURSUS = "{cursus}"   # filled from settings.cursus_id (42cursus is 21)
+CAMPUS = "{campus}"   # filled with each campus id in scope (settings.campus_ids)
+_USER_SOFT = "a person netops does not mirror (pool candidate, staff, other cursus)"
 
 # --------------------------------------------------------------------------- the tables
 _DECLARED: tuple[TableSpec, ...] = (
@@ -326,6 +401,54 @@ _DECLARED: tuple[TableSpec, ...] = (
         col("created_at", "ts"), col("updated_at", "ts"),
     ), BacklogSource("cursus_users", f"/v2/cursus/{CURSUS}/cursus_users"),
         fks=(ForeignKey("user_id", "users"), ForeignKey("cursus_id", "cursus"))),
+    # ---- campus-scoped live tables (issue 23): the campuses in scope only. Every reference to a
+    # person is soft: sessions and evaluations name pool candidates, staff and other cursus' users.
+    TableSpec("locations", (
+        col("id", "int", not_null=True), col("user_id", "int", nested_id("user", "user_id")),
+        col("login", "text", nested("user", "login")), col("campus_id", "int"), col("host", "text"),
+        col("begin_at", "ts"), col("end_at", "ts"), col("primary", "bool", key("primary", "primary?")),
+    ), CampusWindow("locations", f"/v2/campus/{CAMPUS}/locations"),
+        soft_refs=(SoftRef("user_id", "users", _USER_SOFT),
+                   SoftRef("campus_id", "campuses", "campus not mirrored (inactive or not public)"))),
+    TableSpec("teams", (
+        col("id", "int", not_null=True), col("name", "text"), col("project_id", "int"),
+        col("project_session_id", "int"), col("final_mark", "int"), col("status", "text"),
+        col("validated", "bool", key("validated?", "validated")), col("closed", "bool", key("closed?", "closed")),
+        col("locked", "bool", key("locked?", "locked")), col("repo_url", "text"), col("repo_uuid", "text"),
+        col("terminating_at", "ts"), col("locked_at", "ts"), col("closed_at", "ts"),
+        col("created_at", "ts"), col("updated_at", "ts"),
+    ), Embedded("scale_teams", _team),
+        soft_refs=(SoftRef("project_id", "projects", "project of another cursus (a piscine's)"),
+                   SoftRef("project_session_id", "project_sessions", "session of a project not mirrored"))),
+    TableSpec("teams_users", (
+        col("team_id", "int", not_null=True), col("position", "int", not_null=True), col("user_id", "int"),
+        col("login", "text"), col("leader", "bool"), col("validated", "bool"), col("occurrence", "int"),
+        col("projects_user_id", "int"),
+    ), Embedded("scale_teams", _team_users), pk=("team_id", "position"),
+        fks=(ForeignKey("team_id", "teams"),), soft_refs=(SoftRef("user_id", "users", _USER_SOFT),)),
+    TableSpec("scale_teams", (
+        _st("id", "int", not_null=True), _st("team_id", "int", nested("team", "id")), _st("scale_id", "int"),
+        _st("corrector_id", "int", person("corrector")), _st("corrector_login", "text", person("corrector", "login")),
+        _st("final_mark", "int"), _st("begin_at", "ts"), _st("filled_at", "ts"), _st("flag", "json"),
+        _st("comment", "text"), _st("feedback", "text"), _st("truant_id", "int", person("truant")),
+        _st("feedbacks", "json"), _st("campus_id", "int"), _st("created_at", "ts"), _st("updated_at", "ts"),
+    ), CampusChanges("scale_teams", "/v2/scale_teams", (("filter[campus_id]", CAMPUS),)),
+        fks=(ForeignKey("team_id", "teams"),),
+        soft_refs=(SoftRef("corrector_id", "users", _USER_SOFT),
+                   SoftRef("campus_id", "campuses", "campus not mirrored (inactive or not public)"))),
+    TableSpec("events", (
+        col("id", "int", not_null=True), col("name", "text"), col("description", "text"), col("location", "text"),
+        col("kind", "text"), col("max_people", "int"), col("nbr_subscribers", "int"), col("begin_at", "ts"),
+        col("end_at", "ts"), col("campus_ids", "json"), col("cursus_ids", "json"),
+        col("prohibition_of_cancellation", "int"), col("created_at", "ts"), col("updated_at", "ts"),
+    ), CampusChanges("events", f"/v2/campus/{CAMPUS}/events")),
+    TableSpec("exams", (
+        col("id", "int", not_null=True), col("name", "text"), col("ip_range", "text"), col("location", "text"),
+        col("max_people", "int"), col("nbr_subscribers", "int"), col("begin_at", "ts"), col("end_at", "ts"),
+        col("campus_id", "int", nested_id("campus", "campus_id")), col("cursus_ids", "json", ids_of("cursus")),
+        col("project_ids", "json", ids_of("projects")), col("created_at", "ts"), col("updated_at", "ts"),
+    ), CampusChanges("exams", f"/v2/campus/{CAMPUS}/exams"),
+        soft_refs=(SoftRef("campus_id", "campuses", "campus not mirrored (inactive or not public)"),)),
 )
 
 
@@ -350,16 +473,30 @@ def topological(specs: Sequence[TableSpec]) -> tuple[TableSpec, ...]:
     return tuple(done)
 
 
-#: every mirrored table, parents first: the stable ones, then the backlog ones
+#: every mirrored table, parents first: the stable ones, then the backlog ones, then the
+#: campus-scoped ones
 _ORDER = topological(_DECLARED)
-TABLES: tuple[TableSpec, ...] = tuple(s for s in _ORDER if not s.backlog) + tuple(s for s in _ORDER if s.backlog)
+TABLES: tuple[TableSpec, ...] = (tuple(s for s in _ORDER if not s.backlog and not s.campus_scoped)
+                                 + tuple(s for s in _ORDER if s.backlog) + tuple(s for s in _ORDER if s.campus_scoped))
 BY_NAME: dict[str, TableSpec] = {s.name: s for s in TABLES}
-STABLE: tuple[TableSpec, ...] = tuple(s for s in TABLES if not s.backlog)
+STABLE: tuple[TableSpec, ...] = tuple(s for s in TABLES if not s.backlog and not s.campus_scoped)
 BACKLOG: tuple[TableSpec, ...] = tuple(s for s in TABLES if s.backlog)
+CAMPUS_SCOPED: tuple[TableSpec, ...] = tuple(s for s in TABLES if s.campus_scoped)
 
 
 #: backlog tables by their queue/marks name (the API's word, e.g. "projects_users")
 BACKLOG_BY_RESOURCE: dict[str, TableSpec] = {s.source.resource: s for s in BACKLOG}  # type: ignore[union-attr]
+
+
+#: campus-scoped tables with a call of their own, by their queue/marks name (locations, scale_teams,
+#: events, exams); teams and teams_users come inside scale_teams' answers
+CAMPUS_BY_RESOURCE: dict[str, TableSpec] = {
+    s.source.resource: s for s in CAMPUS_SCOPED if hasattr(s.source, "resource")}  # type: ignore[union-attr]
+
+
+def embedded_in(table: str) -> tuple[TableSpec, ...]:
+    """Tables whose rows come inside `table`'s objects (scale_teams -> teams, teams_users)."""
+    return tuple(s for s in CAMPUS_SCOPED if getattr(s.source, "within", None) == table)
 
 
 def claim_priority(spec: TableSpec) -> int:
@@ -388,6 +525,7 @@ def followers(table: str) -> tuple[TableSpec, ...]:
     return tuple(s for s in STABLE if getattr(s.source, "parent", None) == table)
 
 
-__all__ = ["BY_NAME", "BACKLOG", "SQL_TYPES", "STABLE", "TABLES", "Column", "Table", "DerivedLinks", "ForeignKey",
-           "Listing", "BacklogSource", "NestedList", "Single", "SoftRef", "TableSpec", "col", "followers",
-           "backlog_resource_names", "stable_parents_of_backlog", "topological"]
+__all__ = ["BY_NAME", "BACKLOG", "CAMPUS_BY_RESOURCE", "CAMPUS_KINDS", "CAMPUS_SCOPED", "SQL_TYPES", "STABLE",
+           "TABLES", "CampusChanges", "CampusWindow", "Column", "Embedded", "Table", "DerivedLinks", "ForeignKey",
+           "Listing", "BacklogSource", "NestedList", "Single", "SoftRef", "TableSpec", "col", "embedded_in",
+           "followers", "backlog_resource_names", "stable_parents_of_backlog", "topological"]

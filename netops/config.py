@@ -161,6 +161,22 @@ def _opt_path(v: Any) -> str | None:
     return str(Path(s).expanduser()) if s else None
 
 
+def _int_list(v: Any) -> tuple[int, ...]:
+    """Campus ids: a TOML list of ints or a comma-separated string (`1,9,21`); empty = none."""
+    items = v if isinstance(v, (list, tuple)) else [x for x in _str(v).split(",") if x.strip()]
+    out: list[int] = []
+    for item in items:
+        try:
+            n = int(item) if not isinstance(item, bool) else None
+        except (TypeError, ValueError):
+            n = None
+        if n is None or n < 1:
+            raise ValueError(f"expected comma-separated campus ids (whole numbers >= 1), got {item!r}")
+        if n not in out:
+            out.append(n)
+    return tuple(out)
+
+
 def _targets(v: Any) -> str:
     """`resource=minutes` pairs separated by commas (or a TOML table / list of such strings),
     checked and given back as `a=5,b=15` (read by freshness_target)."""
@@ -271,6 +287,14 @@ class Settings:
     backlog_enable_metrics: bool = setting("BACKLOG_ENABLE_METRICS", _bool, True, "Write metrics_latest.json.")
     backlog_metric_interval: int = setting("BACKLOG_METRIC_INTERVAL", _num(int, 1), 60,
         "Seconds between metrics rewrites.")
+    # --- campus-scoped resources (issue 23: locations, evaluations, events, exams) ---------
+    campus_ids: tuple[int, ...] = setting("NETOPS_CAMPUS_IDS", _int_list, (),
+        "Campuses whose locations, evaluations, events and exams the box keeps (comma-separated ids; "
+        "empty: none, so no call is spent on them until an operator names the campuses).")
+    locations_lookback_hours: float = setting("NETOPS_LOCATIONS_LOOKBACK_HOURS", _num(float, 0, 24 * 90), 72.0,
+        "Each locations window re-reads sessions begun this long before the last applied window's end.")
+    campus_backfill_days: float = setting("NETOPS_CAMPUS_BACKFILL_DAYS", _num(float, 0.01, 3650), 90.0,
+        "How far back the first pull of a campus-scoped resource reaches (begin_at / updated_at).")
     # --- observability -----------------------------------------------------------------
     metrics_dir: str | None = setting("NETOPS_METRICS_DIR", _opt_path, None,
         "Where metrics_latest.json / metrics.prom go (default: <state_dir>/metrics).")

@@ -63,6 +63,45 @@ def name_of(field: str) -> Getter:
     return get
 
 
+def ids_of(field: str) -> Getter:
+    """The ids of a list of objects (`[{id, ...}, ...]` -> `[id, ...]`; exams' `cursus`, `projects`);
+    None when the field is not a list."""
+
+    def get(obj: Mapping[str, Any]) -> Any:
+        value = obj.get(field)
+        if not isinstance(value, list):
+            return None
+        return [v.get("id") for v in value if isinstance(v, Mapping)]
+
+    return get
+
+
+def jsonapi_flat(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    """An object as the plain serialisation has it. A few scale_teams come in a JSON:API one
+    (docs/api.md): `{"id": "123", "type": "scale-teams", "attributes": {...}, "team": {...}}`; its
+    attributes are lifted to the top level (the string id stays: the converters read digits)."""
+    attributes = obj.get("attributes")
+    if not isinstance(attributes, Mapping) or "type" not in obj:
+        return obj
+    return {**attributes, **{k: v for k, v in obj.items() if k not in ("attributes", "type")}}
+
+
+def jsonapi(getter: Getter) -> Getter:
+    """`getter` applied to the plain view of an object that may come as JSON:API (jsonapi_flat)."""
+
+    def get(obj: Mapping[str, Any]) -> Any:
+        return getter(jsonapi_flat(obj))
+
+    return get
+
+
+def person(field: str, inner: str = "id") -> Getter:
+    """A person's `id` (or `login`) from `{id, login, url}`; None when the API hides the person
+    (the string `"invisible"`, docs/api.md) or gives `{}` (a truant-less evaluation): hidden people
+    are NULL, never a fake id."""
+    return nested(field, inner)
+
+
 def parse_ts(value: str) -> datetime:
     """ISO 8601 as the API sends it (`...597Z` or `...+01:00`) -> aware datetime."""
     dt = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))

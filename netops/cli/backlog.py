@@ -13,9 +13,12 @@ import click
 
 from netops.cli.common import echo_json, needs_api_keys, pass_settings
 from netops.config import Settings
+from netops.pipeline.backlog.campus import TABLE_TO_RESOURCE
 from netops.pipeline.backlog.resources import RESOURCES
 
 _RESOURCE_CHOICE = click.Choice([r.name for r in RESOURCES] + [r.table for r in RESOURCES if r.table != r.name])
+#: detect also walks the campus-scoped resources (locations, scale_teams + teams, events, exams)
+_DETECT_CHOICE = click.Choice([*_RESOURCE_CHOICE.choices, *TABLE_TO_RESOURCE])
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
 _UNIT = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
@@ -41,8 +44,9 @@ def group() -> None:
 
 
 @group.command("detect")
-@click.option("--resource", "resources", multiple=True, type=_RESOURCE_CHOICE,
-              help="Only this resource (repeatable). Default: all four, walked at once.")
+@click.option("--resource", "resources", multiple=True, type=_DETECT_CHOICE,
+              help="Only this resource (repeatable). Default: all, walked at once; the campus-scoped ones "
+                   "(locations, scale_teams with teams and teams_users, events, exams) for NETOPS_CAMPUS_IDS.")
 @click.option("--settle", default=None, metavar="DURATION",
               help="Read only changes at least this old by the API's clock, e.g. 60s (default: "
                    "BACKLOG_DETECT_SETTLE_SECONDS). Covers rows committed after their updated_at.")

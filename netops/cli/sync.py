@@ -172,3 +172,38 @@ def verify_links(settings: Settings, as_json: bool, limit: int) -> None:
                    else "DISAGREE: the sources differ on the links above")
     if not check.agree:
         sys.exit(1)
+
+
+@group.command("verify-logtime")
+@click.option("--sample", default=10, show_default=True, type=click.IntRange(1, 1000),
+              help="People compared (picked at random among those with mirrored sessions); one API call each.")
+@click.option("--tolerance", default=60.0, show_default=True, type=click.FloatRange(0),
+              help="Seconds a day may differ (rounding, overlapping sessions) before it counts as a mismatch.")
+@click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
+@pass_settings
+@needs_api_keys
+def verify_logtime(settings: Settings, sample: int, tolerance: float, as_json: bool) -> None:
+    """Check logtime_daily (derived from locations) against the API's /v2/users/:id/locations_stats.
+
+    For a sample of people with mirrored sessions at the campuses in scope (NETOPS_CAMPUS_IDS),
+    compares their seconds per local day over the days the mirror fully knows (after the backfill
+    horizon, before the locations' last applied window). Writes nothing. Exit 0 when every day
+    agrees within the tolerance, 1 when one does not.
+    """
+    from netops.pipeline.backlog.logtime import verify_logtime as run_check
+
+    check = run_check(settings, sample, tolerance)
+    if as_json:
+        echo_json(check.as_dict())
+    else:
+        click.echo(f"people: {check.users}  days compared: {check.days_compared:,} ({check.first_day} .. "
+                   f"{check.last_day})  tolerance: {check.tolerance:g}s  ({check.calls} API calls, "
+                   f"{check.seconds:.1f}s)")
+        for m in check.mismatches[:20]:
+            click.echo(f"  user {m['user_id']} {m['day']}: mirror {m['mirror_seconds']} s, API {m['api_seconds']} s")
+        if len(check.mismatches) > 20:
+            click.echo(f"  ... {len(check.mismatches) - 20} more (--json lists all)")
+        click.echo("agree: every day within the tolerance" if check.agree
+                   else f"DISAGREE: {len(check.mismatches)} day(s) beyond the tolerance")
+    if not check.agree:
+        sys.exit(1)

@@ -94,3 +94,32 @@ def overview(cur: Any) -> dict[str, dict[str, Any]]:
 
     return {r[0]: {"high_water": iso(r[1]), "last_detect_at": iso(r[2]), "reconcile_cursor": r[3],
                    "reconcile_finished_at": iso(r[4])} for r in cur.fetchall()}
+
+
+# ------------------------------------------------------------------ campus-scoped marks (issue 23)
+def scoped(resource: str, campus_id: int) -> str:
+    """The marks row of one campus's share of a campus-scoped resource (`locations@1`): each
+    campus in scope has its own window."""
+    return f"{resource}@{campus_id}"
+
+
+def applied_until(cur: Any, resource: str, campus_ids: list[int] | None = None) -> datetime | None:
+    """The end of `resource`'s last FULLY applied window: every change before it is in the mirror
+    (freshness = now minus this). None when unknown (never run, or a campus in scope never done).
+
+    Campus-scoped resources (`campus_ids` given): their windows are applied in the transaction that
+    moves the mark, so it is the oldest of the campuses' marks. Queued resources: the mark is where
+    the queued windows end; while items of the resource are still pending, processing or failed,
+    only what is older than the oldest of them is known applied."""
+    if campus_ids is not None:
+        keys = [scoped(resource, c) for c in campus_ids]
+        cur.execute("SELECT count(high_water), min(high_water) FROM netops.backlog_marks WHERE resource = ANY(%s)",
+                    (keys,))
+        found, oldest = cur.fetchone()
+        return oldest if keys and found == len(keys) else None
+    cur.execute(
+        "SELECT LEAST(m.high_water, (SELECT min(i.source_updated_at) FROM netops.backlog_items i "
+        "WHERE i.resource = m.resource AND i.state IN ('pending', 'processing', 'failed'))) "
+        "FROM netops.backlog_marks m WHERE m.resource = %s", (resource,))
+    row = cur.fetchone()
+    return row[0] if row else None

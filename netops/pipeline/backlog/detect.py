@@ -37,6 +37,7 @@ from netops.config import Settings
 from netops.db import connect, marks, queue
 from netops.errors import ApiError, AuthError
 from netops.log import get_logger
+from netops.pipeline.backlog.campus import split_names
 from netops.pipeline.backlog.resources import (
     BacklogResource,
     PayloadError,
@@ -45,6 +46,7 @@ from netops.pipeline.backlog.resources import (
     purge_erased,
     resolve,
 )
+from netops.pipeline.backlog.scope import detect_campuses
 
 CLOCK_WARN_SECONDS = 5.0   # log when our clock and the API's differ by more than this
 
@@ -101,7 +103,7 @@ class DetectResult:
 
 
 def detect(settings: Settings, dsn: str, resources: Sequence[str] | None = None,
-           settle_seconds: float | None = None, client: Any = None) -> list[DetectResult]:
+           settle_seconds: float | None = None, client: Any = None) -> list[Any]:
     """Run one detection pass over the backlog resources; returns one result each.
 
     `settle_seconds` (default BACKLOG_DETECT_SETTLE_SECONDS): how old a change must be to be read.
@@ -111,7 +113,8 @@ def detect(settings: Settings, dsn: str, resources: Sequence[str] | None = None,
     log = get_logger("backlog", settings.log_path)
     own = client is None
     client = client or ApiClient(settings, dsn=dsn, component="detect")
-    todo = resolve(resources)
+    queued, campus_names = split_names(resources)   # campus-scoped ones: netops/pipeline/backlog/scope.py
+    todo = resolve(queued) if queued or not resources else []
     settle = settings.backlog_detect_settle_seconds if settle_seconds is None else float(settle_seconds)
 
     def one(res: BacklogResource) -> DetectResult:
@@ -137,7 +140,8 @@ def detect(settings: Settings, dsn: str, resources: Sequence[str] | None = None,
     workers = max(1, min(len(todo), settings.max_concurrency))
     try:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="netops-detect") as pool:
-            out = list(pool.map(one, todo))
+            out: list[Any] = list(pool.map(one, todo))
+        out += detect_campuses(settings, dsn, client, campus_names, settle, log)
     finally:
         client.recorder.flush()
         if own:

@@ -22,7 +22,7 @@ from typing import Any
 from netops import catalog
 from netops.catalog import BacklogSource, Table, TableSpec
 from netops.config import Settings
-from netops.db import mirror
+from netops.db import campus, mirror
 from netops.mapping import CONVERTERS, Getter, parse_ts
 
 __all__ = ["BY_NAME", "ERASURE_COLUMN", "BacklogResource", "Parent", "PayloadError", "entity_id", "erasure_due",
@@ -159,7 +159,9 @@ def purge_erased(cur: Any, res: BacklogResource) -> list[int]:
     their ids (none for a resource without one). Deleted, not anonymized: docs/backlog.md, "Erasure"."""
     if res.erasure_column is None:
         return []
-    return mirror.delete_due(cur, res.table, res.erasure_column)
+    erased = mirror.delete_due(cur, res.table, res.erasure_column)
+    campus.erase_people(cur, erased)   # their sessions and evaluations: soft references, no cascade
+    return erased
 
 
 def resolve(names: Sequence[str] | None) -> list[BacklogResource]:

@@ -30,7 +30,7 @@ import psycopg2
 from netops import catalog
 from netops.catalog import Table
 from netops.config import Settings
-from netops.db import api_calls, connect, marks, mirror, queue
+from netops.db import api_calls, campus, connect, marks, mirror, queue
 from netops.db.loader import ApplyResult, LoadOutcome, backlog_policy, delete_keys, load
 from netops.errors import ApiError, AuthError, DatabaseError
 from netops.log import get_logger
@@ -52,6 +52,8 @@ def load_rows(cur: Any, res: BacklogResource, rows: Sequence[tuple[Any, ...]]) -
     instead of loaded (`erased`, docs/backlog.md "Erasure"); stale payloads are dropped."""
     table = Table(res.table, res.columns, res.pk, tuple((p.column, p.table) for p in res.parents))
     out = load(cur, table, rows, backlog_policy(res.erasure_column))
+    if out.erased:   # their sessions and evaluations go too (soft references: no FK cascade)
+        campus.erase_people(cur, sorted(out.erased))
     by_column = {p.column: p for p in res.parents}
     out.missing = {rid: (parent, by_column[column].resource, int(value))
                    for rid, (column, parent, value) in out.missing.items()}

@@ -1,0 +1,78 @@
+"""SQL of the campus-scoped tables (issue 23: locations, scale_teams, teams, teams_users, events,
+exams) outside the loader: the open sessions to re-check, the window prune, a team's members
+replaced, and the rows of erased people. Loading itself is netops/db/loader.py.
+
+Every reference to a person in these tables is soft (no FK: sessions and evaluations name pool
+candidates, staff, other cursus), so nothing cascades from `users`: erasing a person's rows is
+done here, explicitly, in the transaction that erases the user (docs/backlog.md, "Erasure").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+
+def open_session_ids(cur: Any, campus_id: int) -> list[int]:
+    """Ids of the campus's mirrored sessions still open (end_at NULL), by id."""
+    cur.execute("SELECT id FROM locations WHERE campus_id = %s AND end_at IS NULL ORDER BY id", (campus_id,))
+    return [int(r[0]) for r in cur.fetchall()]
+
+
+def window_ids(cur: Any, campus_id: int, lo: datetime, hi: datetime) -> list[int]:
+    """Ids of the campus's mirrored sessions begun in [lo, hi]: what a window read must return."""
+    cur.execute("SELECT id FROM locations WHERE campus_id = %s AND begin_at >= %s AND begin_at <= %s",
+                (campus_id, lo, hi))
+    return [int(r[0]) for r in cur.fetchall()]
+
+
+def delete_locations(cur: Any, ids: Sequence[int]) -> int:
+    """Delete sessions by id (gone from the API); returns how many went."""
+    if not ids:
+        return 0
+    cur.execute("DELETE FROM locations WHERE id = ANY(%s)", (list(ids),))
+    return int(cur.rowcount)
+
+
+def replace_team_members(cur: Any, team_ids: Sequence[int]) -> None:
+    """Drop the members of `team_ids` before their current list is loaded: a team's `users` is
+    its whole membership, keyed by position, so a member who left must not linger at a position."""
+    if team_ids:
+        cur.execute("DELETE FROM teams_users WHERE team_id = ANY(%s)", (list(team_ids),))
+
+
+def erased_among(cur: Any, user_ids: Sequence[int]) -> set[int]:
+    """Which of `user_ids` are mirrored users past their data_erasure_date (not purged yet)."""
+    if not user_ids:
+        return set()
+    cur.execute("SELECT id FROM users WHERE id = ANY(%s) AND data_erasure_date <= now()", (list(user_ids),))
+    return {int(r[0]) for r in cur.fetchall()}
+
+
+def erase_people(cur: Any, user_ids: Sequence[int]) -> dict[str, int]:
+    """Delete every session and evaluation of erased people, in the caller's transaction (the one
+    deleting the users): their sessions, the evaluations they corrected or were evaluated in, and
+    their team memberships. Returns the counts per table."""
+    ids = sorted({int(i) for i in user_ids})
+    if not ids:
+        return {}
+    out: dict[str, int] = {}
+    cur.execute("DELETE FROM locations WHERE user_id = ANY(%s)", (ids,))
+    out["locations"] = int(cur.rowcount)
+    cur.execute("DELETE FROM scale_teams WHERE corrector_id = ANY(%s) OR team_id IN "
+                "(SELECT team_id FROM teams_users WHERE user_id = ANY(%s))", (ids, ids))
+    out["scale_teams"] = int(cur.rowcount)
+    cur.execute("DELETE FROM teams_users WHERE user_id = ANY(%s)", (ids,))
+    out["teams_users"] = int(cur.rowcount)
+    return out
+
+
+def oldest_open_session(cur: Any, campus_ids: Sequence[int] | None = None) -> tuple[int, datetime] | None:
+    """(id, begin_at) of the oldest session still open in the mirror (of `campus_ids`, or any):
+    the fact behind "a session open for N hours" (the API sometimes never closes one)."""
+    cur.execute("SELECT id, begin_at FROM locations WHERE end_at IS NULL "
+                "AND (%s::int[] IS NULL OR campus_id = ANY(%s::int[])) ORDER BY begin_at LIMIT 1",
+                (list(campus_ids) if campus_ids else None, list(campus_ids) if campus_ids else None))
+    row = cur.fetchone()
+    return (int(row[0]), row[1]) if row else None
