@@ -30,8 +30,7 @@ import psycopg2
 
 from netops.config import FIELDS, Settings, freshness_target
 from netops.credentials import Budget
-from netops.db import freshness as freshness_db
-from netops.db import monitor_facts
+from netops.db import marks, monitor_facts
 from netops.db.counters import Counters, read_counters
 from netops.db.monitor_facts import ApiFacts, BacklogFacts, QualityFacts, TableCount
 from netops.monitor import facts
@@ -155,6 +154,7 @@ def gather(settings: Settings, dsn: str | None, check_services: bool = True, cou
         with monitor_facts.connect(dsn) as conn, conn.cursor() as cur:
             _read_database(cur, f, counters)
             if f.schema:
+                f.freshness = _freshness(cur, f.now, settings)
                 f.keys = facts.key_rows(settings, cur, stores=stores)
                 if then is not None:
                     t0 = time.monotonic()
@@ -187,7 +187,6 @@ def _read_database(cur: Any, f: Facts, counters: bool) -> None:
     f.api = monitor_facts.api_facts(cur)
     f.backlog = monitor_facts.backlog_facts(cur)
     f.quality = monitor_facts.quality_facts(cur)
-    f.freshness = _freshness(cur, f.now)
     if counters:
         f.counters = read_counters(cur)
 
@@ -403,13 +402,19 @@ def _nginx_detail(f: Facts, s: Settings) -> str | None:
 
 # --- freshness of the backlog resources (issue 23) --------------------------------------------
 
-def _freshness(cur: Any, now: datetime) -> dict[str, float | None]:
-    """Each catalog backlog resource's age: now minus the end of its last fully applied window."""
-    from netops.catalog import BACKLOG_BY_RESOURCE
+def _freshness(cur: Any, now: datetime, settings: Settings) -> dict[str, float | None]:
+    """Each resource's age: now minus the end of its last fully applied window (netops/db/marks.py
+    `applied_until`): every backlog resource, and the campus-scoped ones when campuses are in
+    scope (their oldest campus; unknown until every campus in scope has been read once)."""
+    from netops.catalog import BACKLOG_BY_RESOURCE, CAMPUS_BY_RESOURCE
 
-    ends = freshness_db.applied_ends(cur)
-    return {r: None if ends.get(r) is None else max(0.0, (now - ends[r]).total_seconds())  # type: ignore[operator]
-            for r in BACKLOG_BY_RESOURCE}
+    campuses = list(settings.campus_ids)
+    todo = [(r, None) for r in BACKLOG_BY_RESOURCE] + [(r, campuses) for r in CAMPUS_BY_RESOURCE if campuses]
+    out: dict[str, float | None] = {}
+    for resource, scope in todo:
+        end = marks.applied_until(cur, resource, scope)
+        out[resource] = None if end is None else max(0.0, (now - end).total_seconds())
+    return out
 
 
 def freshness_ratios(f: Facts, s: Settings) -> dict[str, float]:

@@ -7,7 +7,7 @@ stable listing is planned the same way, so a resource added to the catalog is pl
 Per backlog resource, from one `page[size]=1` call each (its `X-Total`):
 - the listing's rows (the whole listing), and the rows whose cursor (`updated_at`) moved in the last
   `CHANGE_PROBE_HOURS` — the API's change rate; the database's own (rows its detect windows queued
-  per hour, netops/db/freshness.py) is taken instead when it is higher.
+  per hour, netops/db/change_rates.py) is taken instead when it is higher.
 - A detect pass reads each scope's window (one scope, or one per campus of `campus_ids` for a
   campus-scoped listing) 100 rows a call and spends one call on an empty window, so a pass costs
   `scopes × max(1, ceil(changes per pass per scope / page size))` calls; passes per hour = 60 /
@@ -33,6 +33,8 @@ from netops.api.client import ApiClient
 from netops.api.policy import int_header
 from netops.catalog import STABLE, Listing, Single
 from netops.config import Settings, freshness_target
+from netops.pipeline.backlog.campus import RESOURCES as CAMPUS_RESOURCES
+from netops.pipeline.backlog.campus import CampusResource
 from netops.pipeline.backlog.resources import RESOURCES, BacklogResource
 
 #: how far back the API is asked how many rows changed (the change-rate probe's window)
@@ -45,9 +47,22 @@ SCHEDULE_CHOICES = (1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30, 60)
 Probe = Callable[[str, dict[str, Any]], int | None]
 
 
+@dataclass(frozen=True)
+class Stream:
+    """One listing a detect pass reads: `fixed` rows every pass (a lookback, the open sessions)
+    plus `per_hour` rows for every hour between passes; a pass spends at least one call on it."""
+
+    fixed: float = 0.0
+    per_hour: float = 0.0
+
+    def calls(self, minutes: int, page_size: int) -> int:
+        return max(1, math.ceil((self.fixed + self.per_hour * minutes / 60.0) / page_size))
+
+
 @dataclass
 class Observed:
-    """One backlog resource as probed: its rows and change rates (None: unknown)."""
+    """One resource as probed: its rows, change rates (None: unknown) and the listings a detect
+    pass reads for it (one per campus in scope for a campus-scoped resource)."""
 
     resource: str
     table: str
@@ -55,10 +70,16 @@ class Observed:
     rows: int | None = None
     changed_per_hour_api: float | None = None
     changed_per_hour_db: float | None = None
+    streams: list[Stream] = field(default_factory=list)
 
     @property
     def changed_per_hour(self) -> float:
         return max(self.changed_per_hour_api or 0.0, self.changed_per_hour_db or 0.0)
+
+    def pass_calls(self, minutes: int, page_size: int) -> int:
+        """Calls of one detect pass at a schedule of `minutes`."""
+        streams = self.streams or [Stream(0.0, self.changed_per_hour)]
+        return sum(st.calls(minutes, page_size) for st in streams)
 
 
 @dataclass
@@ -121,14 +142,6 @@ class Plan:
 
 # --- probes ----------------------------------------------------------------------------------
 
-def scopes_of(res: BacklogResource, settings: Settings) -> int:
-    """Listings a detect pass walks for `res`: one per campus in scope for a campus-scoped
-    listing (its path or filters name a campus), else one."""
-    campus_ids = getattr(settings, "campus_ids", None) or ()
-    scoped = "{campus" in res.path or any("{campus" in v for _, v in res.filters)
-    return max(1, len(campus_ids)) if scoped else 1
-
-
 def api_probe(client: ApiClient) -> Probe:
     """X-Total of one `page[size]=1` call (None when the answer has none)."""
     def probe(path: str, params: dict[str, Any]) -> int | None:
@@ -138,23 +151,66 @@ def api_probe(client: ApiClient) -> Probe:
 
 
 def _iso(dt: datetime) -> str:
-    return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
-def observe(settings: Settings, probe: Probe, db_rates: dict[str, float],
-            now: datetime | None = None) -> list[Observed]:
-    """Each backlog resource's rows and change rates: two X-Total probes per resource."""
+def observe(settings: Settings, probe: Probe, db_rates: dict[str, float], now: datetime | None = None,
+            sample: int | None = None) -> list[Observed]:
+    """Every resource the box keeps: the backlog ones (two X-Total probes each), then the
+    campus-scoped ones for the campuses in scope (netops/pipeline/backlog/campus.py)."""
     now = now or datetime.now(timezone.utc)
     since = now - timedelta(hours=CHANGE_PROBE_HOURS)
     out = []
     for res in RESOURCES:
         path, params = res.endpoint(settings), res.base_params(settings)
-        obs = Observed(res.name, res.table, scopes_of(res, settings), changed_per_hour_db=db_rates.get(res.name))
+        obs = Observed(res.name, res.table, changed_per_hour_db=db_rates.get(res.name))
         obs.rows = probe(path, params)
         changed = probe(path, {**params, f"range[{_cursor(res)}]": f"{_iso(since)},{_iso(now)}"})
         obs.changed_per_hour_api = None if changed is None else changed / CHANGE_PROBE_HOURS
         out.append(obs)
+    campuses = list(settings.campus_ids)
+    for cres in CAMPUS_RESOURCES if campuses else ():
+        out.append(_observe_campus(settings, probe, cres, campuses, now, sample))
     return out
+
+
+def _sampled(campuses: list[int], sample: int | None) -> list[int]:
+    """The campuses probed: all, or `sample` of them spread over the list (the others are
+    planned at the sampled ones' mean)."""
+    if not sample or sample >= len(campuses):
+        return campuses
+    step = len(campuses) / sample
+    return [campuses[int(i * step)] for i in range(sample)]
+
+
+def _observe_campus(settings: Settings, probe: Probe, res: CampusResource, campuses: list[int],
+                    now: datetime, sample: int | None) -> Observed:
+    """One campus-scoped resource over the campuses in scope. Locations (windowed over begin_at):
+    a pass re-reads the lookback (`locations_lookback_hours`) and every open session, so per
+    campus two streams from two probes — sessions begun within the lookback (its rate: that
+    count / the lookback) and `filter[active]=true`. The others: the rows whose cursor moved in
+    the last CHANGE_PROBE_HOURS, one probe per campus."""
+    streams: list[Stream] = []
+    rows = changed = 0.0
+    for cid in _sampled(campuses, sample):
+        path, params = res.path(cid), res.params(cid)
+        if res.windowed:
+            hours = max(settings.locations_lookback_hours, 1e-9)
+            lookback = probe(path, {**params, "range[begin_at]": f"{_iso(now - timedelta(hours=hours))},{_iso(now)}"}) or 0
+            open_now = probe(path, {**params, **dict(res.spec.source.open_filter)}) or 0  # type: ignore[union-attr]
+            streams += [Stream(lookback, lookback / hours), Stream(open_now, 0.0)]
+            rows, changed = rows + lookback + open_now, changed + lookback / hours
+        else:
+            cursor = getattr(res.spec.source, "cursor", "updated_at")
+            since = now - timedelta(hours=CHANGE_PROBE_HOURS)
+            n = probe(path, {**params, f"range[{cursor}]": f"{_iso(since)},{_iso(now)}"}) or 0
+            streams.append(Stream(0.0, n / CHANGE_PROBE_HOURS))
+            changed += n / CHANGE_PROBE_HOURS
+    probed = len(_sampled(campuses, sample))
+    scale = len(campuses) / probed
+    streams = streams * (len(campuses) // probed) + streams[:(len(campuses) % probed) * (2 if res.windowed else 1)]
+    return Observed(res.name, res.spec.name, len(campuses), round(rows * scale) if res.windowed else None,
+                    changed * scale, None, streams)
 
 
 def _cursor(res: BacklogResource) -> str:
@@ -179,12 +235,6 @@ def stable_calls(settings: Settings, probe: Probe) -> int:
 
 # --- the plan --------------------------------------------------------------------------------
 
-def pass_calls(obs: Observed, minutes: int, page_size: int) -> int:
-    """Calls of one detect pass over `obs` at a schedule of `minutes`."""
-    per_scope = obs.changed_per_hour * minutes / 60.0 / obs.scopes
-    return obs.scopes * max(1, math.ceil(per_scope / page_size))
-
-
 def reconcile_per_hour(settings: Settings, observed: list[Observed]) -> float:
     """Reconcile's mean calls per hour when scheduled: a full pass per run, within its share."""
     minutes = settings.schedule_reconcile_minutes
@@ -206,7 +256,7 @@ def _figures(settings: Settings, observed: list[Observed], stable_per_day: int, 
     minutes = settings.schedule_backlog_minutes
     budget = settings.budget
     reconcile = reconcile_per_hour(settings, observed)
-    per_pass = {o.resource: pass_calls(o, minutes, settings.page_size) for o in observed}
+    per_pass = {o.resource: o.pass_calls(minutes, settings.page_size) for o in observed}
     total_pass = sum(per_pass.values())
     pace = budget.per_second / (1.0 + settings.rate_window_margin) - reconcile / 3600.0
     drain = total_pass / pace if pace > 0 else math.inf
@@ -245,19 +295,20 @@ def _problems(settings: Settings, observed: list[Observed], stable_per_day: int,
     return [f"{what}: {knob}, narrow campus_ids, or add application keys"]
 
 
-def make_plan(settings: Settings, dsn: str | None) -> Plan:
-    """Probe the API (X-Total) and read the database's change rates, then plan."""
+def make_plan(settings: Settings, dsn: str | None, sample: int | None = None) -> Plan:
+    """Probe the API (X-Total) and read the database's change rates, then plan. `sample`: probe
+    that many of the campuses in scope (the rest are planned at their mean)."""
     db_rates: dict[str, float] = {}
     if dsn:
         from netops.db import connect
-        from netops.db.freshness import changed_per_hour
+        from netops.db.change_rates import changed_per_hour
 
         with connect(dsn) as conn, conn.cursor() as cur:
             db_rates = changed_per_hour(cur, CHANGE_PROBE_HOURS)
         conn.close()
     with ApiClient(settings, dsn, component="plan") as client:
         probe = api_probe(client)
-        observed = observe(settings, probe, db_rates)
+        observed = observe(settings, probe, db_rates, sample=sample)
         stable = stable_calls(settings, probe)
         calls = client.calls
     return build(settings, observed, stable, calls)

@@ -1,30 +1,10 @@
-"""What the backlog's bookkeeping says about each resource's freshness and change rate (issue 23):
-the reads of `netops plan` and of the monitor's freshness fact. All SQL of that concept is here.
-
-"End of the last fully applied window": a detect window's work is queued when its mark moves
-(`backlog_marks.high_water`), and applied when the items it queued are loaded. So the point up to
-which a resource is applied is its mark, held back to the oldest change still waiting in the queue
-(a pending or processing item's `source_updated_at`). Failed items do not hold it back: they are
-their own alert (backlog_failed), and would otherwise freeze the figure until someone retried them.
-"""
+"""What the backlog's bookkeeping says about each resource's change rate (issue 23): a read of
+`netops plan`. (Freshness, the end of the last fully applied window, is netops/db/marks.py
+`applied_until`.)"""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
-
-
-def applied_ends(cur: Any) -> dict[str, datetime | None]:
-    """resource -> the end of its last fully applied window (None: never detected)."""
-    cur.execute(
-        """
-        SELECT m.resource,
-               CASE WHEN w.oldest IS NULL THEN m.high_water ELSE LEAST(m.high_water, w.oldest) END
-        FROM netops.backlog_marks m
-        LEFT JOIN (SELECT resource, min(source_updated_at) AS oldest FROM netops.backlog_items
-                   WHERE state IN ('pending', 'processing') GROUP BY resource) w USING (resource)
-        """)
-    return {r: end for r, end in cur.fetchall()}
 
 
 def changed_per_hour(cur: Any, hours: float) -> dict[str, float]:
