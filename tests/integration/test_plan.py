@@ -87,7 +87,7 @@ def test_campus_streams_lookback_open_sessions_and_sampling() -> None:
 
     full = planner.observe(settings, probe, {})
     sampled = planner.observe(settings, probe, {}, sample=5)
-    for a, b in zip(full, sampled):
+    for a, b in zip(full, sampled, strict=True):
         assert (a.resource, a.scopes, a.pass_calls(5, 100)) == (b.resource, b.scopes, b.pass_calls(5, 100))
     loc = next(o for o in full if o.resource == "locations")
     # per campus: ceil((720 + 10 × 5/60) / 100) = 8 for the window, 1 for the 40 open sessions
