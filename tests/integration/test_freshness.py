@@ -109,3 +109,46 @@ def test_status_and_metrics_show_it(settings_factory: Any, pg_dsn: str) -> None:
     latest = json.loads((settings.metrics_path / "metrics_latest.json").read_text())
     assert latest["freshness"]["users"]["ratio"] == pytest.approx(3.0, abs=0.02)
     assert latest["alerts"]["resource_stale"]["state"] == "firing"
+
+
+def test_dashboard_shows_it(settings_factory: Any, pg_dsn: str) -> None:
+    from rich.console import Console
+
+    from netops.monitor.dashboard import print_once
+
+    settings = settings_factory()
+    for r in BACKLOG_BY_RESOURCE:
+        _mark(pg_dsn, r, 2)
+    _mark(pg_dsn, "users", 30)
+    console = Console(record=True, width=200, force_terminal=False)
+    data = print_once(settings, pg_dsn, console=console)
+    assert data.freshness is not None and data.freshness["users"]["ratio"] == pytest.approx(3.0, abs=0.02)
+    out = console.export_text()
+    line = next(x for x in out.splitlines() if x.startswith("freshness"))
+    assert "users 30m/10m" in line and "cursus_users 2m/10m" in line
+
+
+def test_status_page_shows_it(settings_factory: Any, pg_dsn: str, tmp_path: Any) -> None:
+    """The role's status page (roles/nginx/templates/index.html.j2) in headless Chromium, on the
+    status.json the status-json job writes."""
+    from tests.integration import test_status_page_browser as page
+
+    if page._missing_browser():
+        pytest.skip(page._missing_browser() or "")
+    settings = settings_factory()
+    for r in BACKLOG_BY_RESOURCE:
+        _mark(pg_dsn, r, 2)
+    _mark(pg_dsn, "users", 30)
+    web = page.web.__wrapped__(tmp_path)   # the fixtures' generators, driven by hand
+    browser = page.browser.__wrapped__()
+    try:
+        root, url = next(web)
+        driver = next(browser)
+        page.write_files(settings, root)
+        page.open_page(driver, url)
+        shown = page.text(driver, "#freshness")
+        assert shown.startswith("Freshness: users 30 min (target 10 min) STALE, projects_users 2 min (target 10 min)")
+        assert shown.count("STALE") == 1
+    finally:
+        for gen in (web, browser):
+            gen.close()
