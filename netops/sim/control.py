@@ -101,3 +101,15 @@ class SimControl:
 
     def expected_table(self, table: str, values: bool = True) -> dict[str, Any]:
         return self._call("GET", f"expected/{table}", params={"values": "1" if values else "0"})
+
+    def campus_clock(self, clock: Any = "keep", advance_seconds: float = 0.0, scope: Any = "keep",
+                     horizon_days: int | None = None) -> dict[str, Any]:
+        """The campus data's clock and expected-mirror scope (see SimServer.campus_clock)."""
+        body: dict[str, Any] = {"advance_seconds": advance_seconds}
+        if clock != "keep":
+            body["clock"] = clock
+        if scope != "keep":
+            body["scope"] = scope
+        if horizon_days is not None:
+            body["horizon_days"] = horizon_days
+        return self._call("POST", "campus", body)

@@ -42,6 +42,7 @@ class Controllable(Protocol):
               silent_share: float = 0.0) -> list[dict[str, Any]]: ...
     def expected(self) -> dict[str, int]: ...
     def expected_table(self, table: str, values: bool = True) -> dict[str, Any]: ...
+    campus_clock: Callable[..., dict[str, Any]]  # clock, advance_seconds, scope, horizon_days
 
 
 def handle(sim: Controllable, request: Request) -> Answer:
@@ -163,9 +164,20 @@ def _expected_table(sim: Controllable, method: str, body: dict[str, Any], reques
     return 200, sim.expected_table(table, values=request.args.get("values", "1") not in ("0", "false"))
 
 
+def _campus(sim: Controllable, method: str, body: dict[str, Any], request: Request) -> Answer:
+    """The campus data's clock and the expected mirror's scope (netops/sim/campus.py)."""
+    if method != "POST":
+        return 200, sim.campus_clock()
+    unknown = set(body) - {"clock", "advance_seconds", "scope", "horizon_days"}
+    if unknown:
+        raise ValueError(f"unknown campus keys: {', '.join(sorted(unknown))}")
+    return 200, sim.campus_clock(clock=body.get("clock", "keep"), advance_seconds=float(body.get("advance_seconds") or 0),
+                                 scope=body.get("scope", "keep"), horizon_days=body.get("horizon_days"))
+
+
 _ROUTES: dict[str, Callable[..., Answer | None]] = {
     "/_sim/health": _health, "/_sim/config": _config, "/_sim/reset": _reset, "/_sim/stats": _stats,
     "/_sim/stats/reset": _stats_reset, "/_sim/tokens/expire": _expire, "/_sim/tokens/revoke": _revoke,
     "/_sim/delete": _delete, "/_sim/modify": _modify, "/_sim/faults": _faults, "/_sim/churn": _churn,
-    "/_sim/expected": _expected,
+    "/_sim/expected": _expected, "/_sim/campus": _campus,
 }

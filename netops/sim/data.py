@@ -63,7 +63,9 @@ ALIASES.update({k: v for k, v in _backlog_aliases().items() if k not in ALIASES}
 #: Mirror tables (names as in the netops schema) -> their primary key columns: the catalog's.
 STABLE_TABLES = {s.name: list(s.pk) for s in catalog.STABLE}
 BACKLOG_TABLES = {s.name: list(s.pk) for s in catalog.BACKLOG}
-TABLES = {**STABLE_TABLES, **BACKLOG_TABLES}
+#: the campus-scoped tables (locations, evaluations, events, exams): netops/sim/campus.py
+CAMPUS_TABLES = {s.name: list(s.pk) for s in catalog.CAMPUS_SCOPED}
+TABLES = {**STABLE_TABLES, **BACKLOG_TABLES, **CAMPUS_TABLES}
 
 #: fields stored as epoch ms and rendered as ISO text; the backlog resources' are added from
 #: their generators (`Generator.ts`, by default the catalog's `ts` columns) at the end of the module
@@ -204,10 +206,14 @@ class Dataset:
                  campus_achievements: dict[int, list[int]]) -> None:
         self.tables = tables
         self.campus_achievements = campus_achievements
+        #: the campus-scoped data (netops.sim.campus.CampusData), added by the server
+        self.campus: Any = None
 
     # ---------------------------------------------------------------- copies and lookups
     def clone(self) -> Dataset:
-        return Dataset({name: dict(rows) for name, rows in self.tables.items()}, dict(self.campus_achievements))
+        out = Dataset({name: dict(rows) for name, rows in self.tables.items()}, dict(self.campus_achievements))
+        out.campus = self.campus.clone() if self.campus is not None else None
+        return out
 
     def _writable(self, resource: str, row_id: int) -> dict[str, Any]:
         """A private copy of a row, stored back in place of the (possibly shared) original."""
@@ -344,6 +350,8 @@ class Dataset:
         for spec in catalog.BACKLOG:
             gen = GENERATORS[spec.source.resource]  # type: ignore[union-attr]
             keys[spec.name] = sorted((k,) for k, r in t[gen.resource].items() if gen.mirrored(r))
+        if self.campus is not None:
+            keys.update(self.campus.expected_keys(self))
         return keys
 
     def _derived_links(self, mirrored: set[int]) -> list[tuple[int, ...]]:

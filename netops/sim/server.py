@@ -34,6 +34,7 @@ from werkzeug.wrappers import Request
 
 from netops import catalog
 from netops.config import API_RATE_PER_HOUR, API_RATE_PER_SECOND, SIM_HOST
+from netops.sim import campus as simcampus
 from netops.sim import control_routes
 from netops.sim import data as simdata
 from netops.sim.auth import TokenStore
@@ -48,6 +49,7 @@ from netops.sim.faults import (
 )
 from netops.sim.query import Query, QueryError, apply, link_header, page_slice, parse_query
 from netops.sim.ratelimit import RateLimiter
+from netops.sim.timeutil import fmt, now_ms, parse
 
 JSON_TYPE = "application/json; charset=utf-8"
 
@@ -77,6 +79,11 @@ class SimConfig:
     app_name: str = "netops-sim"
     app_roles: str = ""
     log_requests: bool = False
+    # the campus-scoped data (netops/sim/campus.py): generated back from this instant (epoch ms;
+    # None: the start hour, so a client's windows relative to its own now find it) and seen at a
+    # frozen clock (None: the wall clock; /_sim/campus sets or advances it)
+    campus_anchor_ms: int | None = None
+    campus_clock_ms: int | None = None
 
 
 class HTTPError(Exception):
@@ -101,7 +108,7 @@ def singular(resource: str) -> str:
     return "".join(w.capitalize() for w in resource.split("_"))[:-1]
 
 
-SINGULAR = {r: singular(r) for r in simdata.RESOURCES}
+SINGULAR = {r: singular(r) for r in simdata.RESOURCES} | simcampus.SINGULAR
 
 
 def _bearer(request: Request) -> str | None:
@@ -179,6 +186,42 @@ def _by(resource: str, parent: str, key: str) -> Source:
     return src
 
 
+def _campus_rows(resource: str, by: str | None = None) -> Source:
+    """A campus-scoped listing at the clock: every row, one campus's (`by="campus"`) or one
+    user's (`by="user"`; a person netops does not mirror has sessions too)."""
+    def src(ds: simdata.Dataset, raw: str | None) -> tuple[str, list[dict[str, Any]]]:
+        if by == "campus":
+            return resource, simcampus.rows_of(ds, resource, campus_id=_need(ds, "campuses", raw))
+        if by == "user":
+            uid = _int_id(raw)
+            if simcampus.person(ds, uid) is None:
+                raise _not_found("User")
+            return resource, simcampus.rows_of(ds, resource, user_id=uid)
+        return resource, simcampus.rows_of(ds, resource)
+    return src
+
+
+def _campus_one(resource: str) -> Source:
+    def src(ds: simdata.Dataset, raw: str | None) -> tuple[str, list[dict[str, Any]]]:
+        row = simcampus.campus(ds).table(resource).get(_int_id(raw))
+        rows = simcampus.view(ds, resource, [row]) if row is not None else []
+        if not rows:
+            raise _not_found(SINGULAR[resource])
+        return resource, rows
+    return src
+
+
+def _campus_routes() -> list[tuple[str, bool, Source]]:
+    """locations, scale_teams, events, exams (docs/api.md): listings, one row, per campus, per user."""
+    out: list[tuple[str, bool, Source]] = []
+    for res in simcampus.RESOURCES:
+        out += [(f"/v2/{res}", True, _campus_rows(res)), (f"/v2/{res}/:id", False, _campus_one(res))]
+        if res != "scale_teams":   # there is no /v2/campus/:id/scale_teams
+            out.append((f"/v2/campus/:id/{res}", True, _campus_rows(res, "campus")))
+    out.append(("/v2/users/:id/locations", True, _campus_rows("locations", "user")))
+    return out
+
+
 # (template, is_index, source). Order matters only for readability: templates are disjoint.
 # The backlog resources' routes derive from the catalog (`_backlog_routes`); listed here are the
 # stable ones and the exceptions (users by login and per campus, per-parent listings).
@@ -224,7 +267,10 @@ def _backlog_routes() -> list[tuple[str, bool, Source]]:
     return out
 
 
-ROUTE_SPECS: list[tuple[str, bool, Source]] = DECLARED_ROUTES + _backlog_routes()
+#: answered by SimServer._locations_stats (one object, not rows)
+LOCATIONS_STATS = "/v2/users/:id/locations_stats"
+ROUTE_SPECS: list[tuple[str, bool, Source]] = DECLARED_ROUTES + _backlog_routes() + _campus_routes() + [
+    (LOCATIONS_STATS, False, _table("users"))]
 ROUTES = [(re.compile("^" + re.escape(t).replace(":id", "([^/]+)") + "/?$"), t, idx, src)
           for t, idx, src in ROUTE_SPECS]
 
@@ -333,6 +379,9 @@ class SimServer:
         cfg = self.config
         t0 = time.monotonic()
         self._pristine = simdata.generate(cfg.seed, cfg.backlog_scale)
+        anchor = cfg.campus_anchor_ms if cfg.campus_anchor_ms is not None else now_ms() // 3_600_000 * 3_600_000
+        simcampus.add_campus_data(self._pristine, cfg.seed, cfg.backlog_scale, anchor)
+        self._pristine.campus.clock = cfg.campus_clock_ms
         self.generation_seconds = time.monotonic() - t0
         self.data = self._pristine.clone()
         self.lock = threading.RLock()
@@ -464,6 +513,24 @@ class SimServer:
                 "secret_valid_until": self.tokens.secret_valid_until,
                 "generation_seconds": round(self.generation_seconds, 3)}
 
+    def campus_clock(self, clock: Any = "keep", advance_seconds: float = 0.0, scope: Any = "keep",
+                     horizon_days: int | None = None) -> dict[str, Any]:
+        """The campus data's clock (frozen at an instant — epoch ms or ISO text —, None: the wall
+        clock; `advance_seconds` moves a frozen clock on), and the expected mirror's scope (campus
+        ids, None: every mirrored campus) and horizon. Returns the state."""
+        with self.lock:
+            cd = simcampus.campus(self.data)
+            if clock != "keep":
+                cd.clock = None if clock is None else (parse(clock) if isinstance(clock, str) else int(clock))
+            if advance_seconds:
+                cd.clock = cd.now() + int(float(advance_seconds) * 1000)
+            if scope != "keep":
+                cd.scope = None if scope is None else tuple(int(c) for c in scope)
+            if horizon_days is not None:
+                cd.horizon_days = int(horizon_days)
+            return {"anchor": fmt(cd.anchor), "clock": fmt(cd.clock), "now": fmt(cd.now()),
+                    "scope": None if cd.scope is None else list(cd.scope), "horizon_days": cd.horizon_days}
+
     def expire_tokens(self) -> int:
         return self.tokens.expire_all()
 
@@ -546,8 +613,9 @@ class SimServer:
             keys = self.data.expected_keys()[table]
             out: dict[str, Any] = {"table": table, "primary_key": simdata.TABLES[table],
                                    "count": len(keys), "keys": [list(k) for k in keys]}
-            if values and table in simdata.STABLE_TABLES:
-                rows = self.data.expected_rows(table)
+            if values and (table in simdata.STABLE_TABLES or table in simdata.CAMPUS_TABLES):
+                rows = (simcampus.expected_all(self.data)[table] if table in simdata.CAMPUS_TABLES
+                        else self.data.expected_rows(table))
                 out["rows"] = rows
                 # one short digest per row (same order as keys): compare a mirror row by row cheaply
                 out["fingerprints"] = [hashlib.sha1(json.dumps(r, sort_keys=True, default=str).encode()).hexdigest()[:16]
@@ -674,9 +742,11 @@ class SimServer:
         try:
             if is_index:
                 return self._index(request, template, source, raw_id, rl_headers, kinds)
+            if template == LOCATIONS_STATS:
+                return self._locations_stats(request, raw_id, rl_headers)
             with self.lock:
                 resource, rows = source(self.data, raw_id)
-                payload = self.data.render(resource, rows)
+                payload = self._render(resource, rows)
             self._drift(payload, kinds)
             return self._json(200, payload[0], rl_headers)
         except HTTPError as exc:
@@ -690,17 +760,13 @@ class SimServer:
         q: Query = parse_query(request.args, max_per_page=cap)
         with self.lock:
             resource, rows = source(self.data, raw_id)
-            getter = _getter(self.data, resource)
-            table = self.data.tables[resource]
-            sample = next(iter(table.values()), None)
-            known = None if sample is None else ({k for k in sample if not k.startswith("_")}
-                                                 | getter.virtual | {"id"})  # type: ignore[attr-defined]
-            rows = apply(rows, q, getter, simdata.TS_FIELDS[resource], known)
+            getter, known, ts = self._query_fields(resource)
+            rows = apply(rows, q, getter, ts, known)
             total = len(rows)
             shift = 1 if "shift" in kinds else 0
             start, end = page_slice(total + shift, q.page, q.per_page)
             start, end = max(0, start - shift), max(0, end - shift)
-            payload = self.data.render(resource, rows[start:end])
+            payload = self._render(resource, rows[start:end])
         total += shift
         self._drift(payload, kinds)
         headers = dict(rl_headers)
@@ -712,6 +778,33 @@ class SimServer:
         if link:
             headers["Link"] = link
         return self._json(200, payload, headers)
+
+    def _query_fields(self, resource: str) -> tuple[Callable[[dict[str, Any], str], Any], set[str] | None,
+                                                     tuple[str, ...]]:
+        """A listing's field reader, the field names a filter may use, and its timestamp fields."""
+        if resource in simcampus.RESOURCES:
+            get, known = simcampus.getter(resource)
+            return get, known, simcampus.TS_FIELDS[resource]
+        getter = _getter(self.data, resource)
+        sample = next(iter(self.data.tables[resource].values()), None)
+        names = None if sample is None else ({k for k in sample if not k.startswith("_")}
+                                             | getter.virtual | {"id"})  # type: ignore[attr-defined]
+        return getter, names, simdata.TS_FIELDS[resource]
+
+    def _render(self, resource: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        if resource in simcampus.RESOURCES:
+            return simcampus.render(self.data, resource, rows)
+        return self.data.render(resource, rows)
+
+    def _locations_stats(self, request: Request, raw_id: str | None, rl_headers: dict[str, str]) -> _Answer:
+        """`/v2/users/:id/locations_stats`: one object, day -> `HH:MM:SS.ffffff` (docs/api.md)."""
+        uid = _int_id(raw_id)
+        with self.lock:
+            if simcampus.person(self.data, uid) is None:
+                raise _not_found("User")
+            stats = simcampus.locations_stats(self.data, uid, request.args.get("begin_at"),
+                                              request.args.get("end_at"))
+        return self._json(200, stats, rl_headers)
 
     @staticmethod
     def _drift(payload: list[dict[str, Any]], kinds: dict[str, Fault]) -> None:

@@ -10,7 +10,6 @@ simulator, compared with its expected mirror.
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta, timezone
-from typing import Any
 
 import pytest
 
@@ -98,5 +97,27 @@ def test_campus_ids_setting() -> None:
         load_settings(env={"NETOPS_CAMPUS_IDS": "paris"}, config_path="")
 
 
-def _unused(*_: Any) -> None:   # placeholder for helpers below
-    return None
+def test_resource_names_split_between_the_queue_and_the_campus_pass() -> None:
+    from netops.pipeline.backlog.campus import split_names
+
+    assert split_names(None) == (None, ["locations", "scale_teams", "events", "exams"])
+    assert split_names(["users", "teams_users", "scale_teams"]) == (["users"], ["scale_teams"])
+    assert split_names(["locations"]) == ([], ["locations"])
+
+
+def test_jsonapi_and_invisible_evaluations_map_like_the_rest() -> None:
+    from netops import catalog
+    from netops.pipeline.backlog.campus import to_row
+
+    spec, teams_users = catalog.BY_NAME["scale_teams"], catalog.BY_NAME["teams_users"]
+    team = {"id": 7, "users": [{"id": 3, "login": "a", "leader": True}, "invisible"]}
+    plain = {"id": 11, "scale_id": 2, "final_mark": 100, "corrector": {"id": 5, "login": "c"},
+             "updated_at": "2026-01-01T00:00:00.000Z", "team": team}
+    jsonapi = {"id": "11", "type": "scale-teams", "team": team,
+               "attributes": {"scale_id": 2, "final_mark": 100, "corrector": {"id": 5, "login": "c"},
+                              "updated_at": "2026-01-01T00:00:00.000Z"}}
+    assert to_row(spec, plain) == to_row(spec, jsonapi)
+    hidden = to_row(spec, {**plain, "corrector": "invisible"})
+    assert hidden[spec.column_names.index("corrector_id")] is None
+    members = [to_row(teams_users, r) for r in teams_users.source.rows(plain)]
+    assert [m[teams_users.column_names.index("user_id")] for m in members] == [3, None]

@@ -138,7 +138,9 @@ def test_expected_endpoints_and_reset(sim: TestSim) -> None:
     exp = requests.get(f"{sim.url}/_sim/expected").json()
     assert set(exp) == {"cursus", "campuses", "projects", "coalitions", "achievements", "campus_projects",
                         "campus_achievements", "project_sessions", "users", "project_users",
-                        "achievements_users", "coalitions_users", "cursus_users"}
+                        "achievements_users", "coalitions_users", "cursus_users",
+                        # the campus-scoped tables (netops/sim/campus.py)
+                        "locations", "teams", "teams_users", "scale_teams", "events", "exams"}
     cp = requests.get(f"{sim.url}/_sim/expected/campus_projects").json()
     assert cp["primary_key"] == ["campus_id", "project_id"] and cp["count"] == 20937 == len(cp["keys"])
     assert cp["keys"] == sorted(cp["keys"])
