@@ -84,6 +84,9 @@ def render(r: dict[str, Any]) -> str:
     from bench.monitor_cost import render as render_monitor
 
     render_monitor(r, w)
+    from bench.campus import render as render_campus
+
+    render_campus(r, w)
     _candidate(r, w)
     _baseline(r, w)
     w("## How to rerun\n")

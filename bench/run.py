@@ -27,7 +27,7 @@ from typing import Any
 import psycopg2
 import requests
 
-from bench import budget, monitor_cost
+from bench import budget, campus, monitor_cost
 from bench.env import (
     BACKLOG_SETTLE,
     QUICK,
@@ -43,7 +43,7 @@ from bench.env import (
 )
 from netops.sim import SimConfig, SimServer
 
-ALL = ("sync", "loader", "backlog", "dlt", "status", "real", "budget", "keys", "claim", "monitor")
+ALL = ("sync", "loader", "backlog", "dlt", "status", "real", "budget", "keys", "claim", "monitor", "campus")
 
 def med(values: list[float]) -> float:
     from bench.report import med as median  # one definition (skips missing values)
@@ -417,7 +417,8 @@ def main(argv: list[str] | None = None) -> int:
             "sync": bench.bench_sync, "loader": bench.bench_loader, "backlog": bench.bench_backlog,
             "dlt": bench.bench_dlt, "status": bench.bench_status, "real": bench.bench_real,
             "budget": lambda: budget.bench_budget(bench), "keys": lambda: budget.bench_keys(bench),
-            "claim": lambda: budget.bench_claim(bench), "monitor": lambda: monitor_cost.bench_monitor(bench)}
+            "claim": lambda: budget.bench_claim(bench), "monitor": lambda: monitor_cost.bench_monitor(bench),
+            "campus": lambda: campus.bench_campus(bench)}
         for name in only:
             log(f"--- {name}")
             t0 = time.monotonic()
