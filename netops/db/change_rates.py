@@ -29,3 +29,13 @@ def changed_per_hour(cur: Any, hours: float) -> dict[str, float]:
         if span is not None and float(span) > 0:
             out[resource] = count / float(span)
     return out
+
+
+def detect_round_trip(cur: Any, hours: float) -> float | None:
+    """Mean seconds a detect call took to answer over the last `hours` (None: no such call): a
+    keyset walk asks for its next page only once the last one is back, so one long listing
+    takes at least its pages × this."""
+    cur.execute("SELECT avg(duration_ms) / 1000.0 FROM netops.api_calls WHERE component = 'detect' "
+                "AND status = 200 AND at > now() - make_interval(secs => %s)", (hours * 3600.0,))
+    row = cur.fetchone()
+    return None if row is None or row[0] is None else float(row[0])

@@ -18,7 +18,8 @@ Per backlog resource, from one `page[size]=1` call each (its `X-Total`):
 Freshness a resource will have, at worst: the schedule interval (a change just after a window's
 end waits for the next pass) + `settle` (BACKLOG_DETECT_SETTLE_SECONDS) + the time the pass takes
 to drain every resource's calls at the pace left (the keys' per-second budget less the window
-margin and reconcile's mean pace).
+margin and reconcile's mean pace), or, when longer, its longest listing's pages one after the other
+at the detect calls' mean round trip (netops.api_calls).
 """
 
 from __future__ import annotations
@@ -78,8 +79,14 @@ class Observed:
 
     def pass_calls(self, minutes: int, page_size: int) -> int:
         """Calls of one detect pass at a schedule of `minutes`."""
-        streams = self.streams or [Stream(0.0, self.changed_per_hour)]
-        return sum(st.calls(minutes, page_size) for st in streams)
+        return sum(st.calls(minutes, page_size) for st in self._streams())
+
+    def longest_walk(self, minutes: int, page_size: int) -> int:
+        """Pages of its longest listing: walked one page after the other (keyset)."""
+        return max(st.calls(minutes, page_size) for st in self._streams())
+
+    def _streams(self) -> list[Stream]:
+        return self.streams or [Stream(0.0, self.changed_per_hour)]
 
 
 @dataclass
@@ -245,14 +252,17 @@ def reconcile_per_hour(settings: Settings, observed: list[Observed]) -> float:
     return min(full * 60.0 / minutes, share)
 
 
-def build(settings: Settings, observed: list[Observed], stable_per_day: int, probe_calls: int = 0) -> Plan:
-    """The plan of the configured schedule for what was observed (no I/O: a pure function)."""
-    plan = _figures(settings, observed, stable_per_day, probe_calls)
-    plan.problems = _problems(settings, observed, stable_per_day, plan)
+def build(settings: Settings, observed: list[Observed], stable_per_day: int, probe_calls: int = 0,
+          round_trip: float | None = None) -> Plan:
+    """The plan of the configured schedule for what was observed (no I/O: a pure function).
+    `round_trip`: the mean seconds a detect call takes to answer (None: not known)."""
+    plan = _figures(settings, observed, stable_per_day, probe_calls, round_trip)
+    plan.problems = _problems(settings, observed, stable_per_day, plan, round_trip)
     return plan
 
 
-def _figures(settings: Settings, observed: list[Observed], stable_per_day: int, probe_calls: int = 0) -> Plan:
+def _figures(settings: Settings, observed: list[Observed], stable_per_day: int, probe_calls: int = 0,
+             round_trip: float | None = None) -> Plan:
     minutes = settings.schedule_backlog_minutes
     budget = settings.budget
     reconcile = reconcile_per_hour(settings, observed)
@@ -260,6 +270,9 @@ def _figures(settings: Settings, observed: list[Observed], stable_per_day: int, 
     total_pass = sum(per_pass.values())
     pace = budget.per_second / (1.0 + settings.rate_window_margin) - reconcile / 3600.0
     drain = total_pass / pace if pace > 0 else math.inf
+    # a listing's pages come one after the other: its walk lasts at least its pages × round trip
+    walk = max((o.longest_walk(minutes, settings.page_size) for o in observed), default=0)
+    drain = max(drain, walk * (round_trip or 0.0))
     worst = minutes * 60.0 + settings.backlog_detect_settle_seconds + drain
     resources = [ResourcePlan(
         o.resource, o.table, o.scopes, o.rows, round(o.changed_per_hour, 2),
@@ -276,12 +289,13 @@ def _fits(plan: Plan) -> bool:
     return plan.calls_per_hour <= plan.budget_per_hour and plan.pass_seconds <= plan.schedule_backlog_minutes * 60
 
 
-def _problems(settings: Settings, observed: list[Observed], stable_per_day: int, plan: Plan) -> list[str]:
+def _problems(settings: Settings, observed: list[Observed], stable_per_day: int, plan: Plan,
+              round_trip: float | None) -> list[str]:
     """One line when the schedule cannot fit, naming the knob and the value that would fit."""
     if _fits(plan):
         return []
     need = next((m for m in SCHEDULE_CHOICES if m > plan.schedule_backlog_minutes and _fits(
-        _figures(settings.replace(schedule_backlog_minutes=m), observed, stable_per_day))), None)
+        _figures(settings.replace(schedule_backlog_minutes=m), observed, stable_per_day, 0, round_trip))), None)
     what = (f"the schedule needs {plan.calls_per_hour:,.0f} API calls/hour against a budget of "
             f"{plan.budget_per_hour:,}/hour ({plan.keys} key{'s' if plan.keys != 1 else ''})")
     if plan.calls_per_hour <= plan.budget_per_hour:
@@ -299,16 +313,18 @@ def make_plan(settings: Settings, dsn: str | None, sample: int | None = None) ->
     """Probe the API (X-Total) and read the database's change rates, then plan. `sample`: probe
     that many of the campuses in scope (the rest are planned at their mean)."""
     db_rates: dict[str, float] = {}
+    round_trip = None
     if dsn:
         from netops.db import connect
-        from netops.db.change_rates import changed_per_hour
+        from netops.db.change_rates import changed_per_hour, detect_round_trip
 
         with connect(dsn) as conn, conn.cursor() as cur:
             db_rates = changed_per_hour(cur, CHANGE_PROBE_HOURS)
+            round_trip = detect_round_trip(cur, CHANGE_PROBE_HOURS)
         conn.close()
     with ApiClient(settings, dsn, component="plan") as client:
         probe = api_probe(client)
         observed = observe(settings, probe, db_rates, sample=sample)
         stable = stable_calls(settings, probe)
         calls = client.calls
-    return build(settings, observed, stable, calls)
+    return build(settings, observed, stable, calls, round_trip)

@@ -178,3 +178,18 @@ def test_role_preflight_fails_the_play_on_a_schedule_that_does_not_fit(sim: Any,
     assert "netops_schedule_backlog_minutes) to 12" in bad.stdout
     good = _preflight(tmp_path, sim, pg_dsn)
     assert good.returncode == 0 and "failed=0" in good.stdout, good.stdout[-3000:]
+
+
+def test_a_long_listing_is_walked_page_after_page() -> None:
+    """The pass lasts at least its longest listing's pages × the detect calls' round trip."""
+    from netops.config import load_settings
+
+    settings = load_settings(env={"NETOPS_CLIENT_ID": "x", "NETOPS_CLIENT_SECRET": "y"}, config_path="")
+    observed = [Observed("locations", "locations", streams=[Stream(3000, 0), Stream(40, 0)]),
+                Observed("events", "events", streams=[Stream(0, 0)])]
+    paced = build(settings, observed, 24)
+    assert paced.pass_calls == 30 + 1 + 1
+    assert paced.pass_seconds == pytest.approx(32 / (2 / 1.05), abs=0.1)   # the budget's pace
+    slow = build(settings, observed, 24, round_trip=1.1)
+    assert slow.pass_seconds == pytest.approx(30 * 1.1, abs=0.1)            # 30 pages, one after the other
+    assert slow.resources[0].freshness_seconds == pytest.approx(300 + 60 + 33, abs=0.2)
