@@ -1,13 +1,17 @@
 """The budget planner (`netops plan`, issue 23): what the configured schedule and scope cost in API
-calls per hour, against the keys' summed budget, and the freshness each backlog resource gets.
+calls per hour, against the keys' summed budget, and the freshness each resource gets.
 
-Generic over the catalog: every backlog resource (netops/pipeline/backlog/resources.py) and every
-stable listing is planned the same way, so a resource added to the catalog is planned with it.
+Generic over the catalog: every backlog resource (netops/pipeline/backlog/resources.py), every
+campus-scoped one (netops/pipeline/backlog/campus.py, per campus of `campus_ids`) and every stable
+listing is planned the same way, so a resource added to the catalog is planned with it.
 
 Per backlog resource, from one `page[size]=1` call each (its `X-Total`):
 - the listing's rows (the whole listing), and the rows whose cursor (`updated_at`) moved in the last
   `CHANGE_PROBE_HOURS` — the API's change rate; the database's own (rows its detect windows queued
   per hour, netops/db/change_rates.py) is taken instead when it is higher.
+- Campus-scoped resources: per campus, the rows whose cursor moved in the last CHANGE_PROBE_HOURS;
+  locations (no `updated_at`) re-read their lookback and the open sessions every pass, so their
+  probes are those two counts (`_observe_campus`).
 - A detect pass reads each scope's window (one scope, or one per campus of `campus_ids` for a
   campus-scoped listing) 100 rows a call and spends one call on an empty window, so a pass costs
   `scopes × max(1, ceil(changes per pass per scope / page size))` calls; passes per hour = 60 /
