@@ -11,14 +11,14 @@ import sys
 
 import click
 
+from netops import catalog
 from netops.cli.common import echo_json, needs_api_keys, pass_settings
 from netops.config import Settings
-from netops.pipeline.backlog.campus import TABLE_TO_RESOURCE
 from netops.pipeline.backlog.resources import RESOURCES
 
 _RESOURCE_CHOICE = click.Choice([r.name for r in RESOURCES] + [r.table for r in RESOURCES if r.table != r.name])
 #: detect also walks the campus-scoped resources (locations, scale_teams + teams, events, exams)
-_DETECT_CHOICE = click.Choice([*_RESOURCE_CHOICE.choices, *TABLE_TO_RESOURCE])
+_DETECT_CHOICE = click.Choice([*_RESOURCE_CHOICE.choices, *(s.name for s in catalog.CAMPUS_SCOPED)])
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
 _UNIT = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
@@ -70,7 +70,8 @@ def detect_cmd(settings: Settings, resources: tuple[str, ...], settle: str | Non
             if r.error:
                 click.echo(f"{r.resource:<20} FAILED (mark unchanged): {r.error}")
             else:
-                click.echo(f"{r.resource:<20} {r.calls:>5} calls {r.seen:>8,} seen {r.enqueued:>8,} queued   "
+                verb = "written" if hasattr(r, "applied") else "queued"   # campus resources: applied by detect
+                click.echo(f"{r.resource:<20} {r.calls:>5} calls {r.seen:>8,} seen {r.enqueued:>8,} {verb:<8} "
                            f"mark {r.mark or '-'}")
     if any(r.error for r in results):
         sys.exit(1)

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from psycopg2 import sql
+
 
 def open_session_ids(cur: Any, campus_id: int) -> list[int]:
     """Ids of the campus's mirrored sessions still open (end_at NULL), by id."""
@@ -42,22 +44,37 @@ def replace_team_members(cur: Any, team_ids: Sequence[int]) -> None:
         cur.execute("DELETE FROM teams_users WHERE team_id = ANY(%s)", (list(team_ids),))
 
 
+def present_ids(cur: Any, table: str, ids: Sequence[int]) -> set[int]:
+    """Which of `ids` are rows of `table` (a campus-scoped parent: teams)."""
+    if not ids:
+        return set()
+    cur.execute(sql.SQL("SELECT id FROM {} WHERE id = ANY(%s)").format(sql.Identifier(table)), (list(ids),))
+    return {int(r[0]) for r in cur.fetchall()}
+
+
 def erased_among(cur: Any, user_ids: Sequence[int]) -> set[int]:
-    """Which of `user_ids` are mirrored users past their data_erasure_date (not purged yet)."""
+    """Which of `user_ids` are erased people: mirrored users past their data_erasure_date (not
+    purged yet), or people the backlog erased (`netops.erased_people`, 017) who are not mirrored
+    users again since."""
     if not user_ids:
         return set()
-    cur.execute("SELECT id FROM users WHERE id = ANY(%s) AND data_erasure_date <= now()", (list(user_ids),))
+    ids = list(user_ids)
+    cur.execute("SELECT id FROM users WHERE id = ANY(%s) AND data_erasure_date <= now() "
+                "UNION SELECT e.user_id FROM netops.erased_people e WHERE e.user_id = ANY(%s) "
+                "AND NOT EXISTS (SELECT 1 FROM users u WHERE u.id = e.user_id)", (ids, ids))
     return {int(r[0]) for r in cur.fetchall()}
 
 
 def erase_people(cur: Any, user_ids: Sequence[int]) -> dict[str, int]:
     """Delete every session and evaluation of erased people, in the caller's transaction (the one
     deleting the users): their sessions, the evaluations they corrected or were evaluated in, and
-    their team memberships. Returns the counts per table."""
+    their team memberships; and remember them (`netops.erased_people`) so a later answer naming
+    them is not loaded. Returns the counts per table."""
     ids = sorted({int(i) for i in user_ids})
     if not ids:
         return {}
     out: dict[str, int] = {}
+    cur.execute("INSERT INTO netops.erased_people (user_id) SELECT unnest(%s::int[]) ON CONFLICT DO NOTHING", (ids,))
     cur.execute("DELETE FROM locations WHERE user_id = ANY(%s)", (ids,))
     out["locations"] = int(cur.rowcount)
     cur.execute("DELETE FROM scale_teams WHERE corrector_id = ANY(%s) OR team_id IN "

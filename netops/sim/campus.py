@@ -72,8 +72,9 @@ class CampusData:
     outsiders: dict[int, dict[str, Any]] = field(default_factory=dict)
     #: frozen instant answers show (None: the wall clock)
     clock: int | None = None
-    #: the expected mirror's campuses (None: every mirrored one) and backfill horizon
-    scope: tuple[int, ...] | None = None
+    #: the expected mirror's campuses: none by default, like NETOPS_CAMPUS_IDS's default (a box
+    #: spends no call on them until an operator names campuses); None: every mirrored campus
+    scope: tuple[int, ...] | None = ()
     horizon_days: int = HORIZON_DAYS
 
     def clone(self) -> CampusData:
@@ -315,13 +316,19 @@ def view(ds: Dataset, resource: str, rows: Iterable[dict[str, Any]], at: int | N
 
 
 def rows_of(ds: Dataset, resource: str, campus_id: int | None = None, user_id: int | None = None,
-            at: int | None = None) -> list[dict[str, Any]]:
-    """A listing's rows at the clock: every row, one campus's, or one user's (locations)."""
-    stored: Iterable[dict[str, Any]] = campus(ds).table(resource).values()
+            at: int | None = None, role: str | None = None) -> list[dict[str, Any]]:
+    """A listing's rows at the clock: every row, one campus's, or one user's (a user's sessions;
+    the evaluations a user gave, `role="as_corrector"`, or received, `role="as_corrected"`)."""
+    cd = campus(ds)
+    stored: Iterable[dict[str, Any]] = cd.table(resource).values()
     if campus_id is not None:
         key = {"locations": "campus_id", "scale_teams": "_campus_id", "exams": "_campus_id"}.get(resource)
         stored = [r for r in stored if (campus_id in r["campus_ids"] if key is None else r[key] == campus_id)]
-    if user_id is not None:
+    if user_id is not None and role == "as_corrector":
+        stored = [r for r in stored if r["_corrector"] == user_id]
+    elif user_id is not None and role == "as_corrected":
+        stored = [r for r in stored if any(m[0] == user_id for m in cd.teams[r["_team_id"]]["_members"])]
+    elif user_id is not None:
         stored = [r for r in stored if r["_user_id"] == user_id]
     return view(ds, resource, stored, at)
 
@@ -525,7 +532,7 @@ def _value(column: catalog.Column, raw: Any) -> Any:
     if column.kind == "json":
         return raw
     value = CONVERTERS[column.kind](raw)
-    if column.kind == "ts":
+    if column.kind == "ts" and not (isinstance(value, str) and len(value) == 24 and value.endswith("Z")):
         return fmt(int(parse_ts(value).astimezone(timezone.utc).timestamp() * 1000))
     return value
 
@@ -540,7 +547,7 @@ def _scope(ds: Dataset, cd: CampusData) -> set[int]:
 
 def expected_all(ds: Dataset) -> dict[str, list[dict[str, Any]]]:
     """Every campus-scoped table as a correct mirror holds it at the clock, for the campuses in
-    scope (`CampusData.scope`, default every mirrored campus) over the backfill horizon
+    scope (`CampusData.scope`: none by default, None for every mirrored campus) over the backfill horizon
     (`horizon_days`: sessions by begin_at, the others by updated_at): the rows as served (hidden
     people NULL), minus what the user rule erases — a mirrored user past data_erasure_date takes
     their sessions, the evaluations naming them (visibly) and their team memberships along."""

@@ -186,9 +186,9 @@ def _by(resource: str, parent: str, key: str) -> Source:
     return src
 
 
-def _campus_rows(resource: str, by: str | None = None) -> Source:
+def _campus_rows(resource: str, by: str | None = None, role: str | None = None) -> Source:
     """A campus-scoped listing at the clock: every row, one campus's (`by="campus"`) or one
-    user's (`by="user"`; a person netops does not mirror has sessions too)."""
+    user's (`by="user"`, with `role` for evaluations; people netops does not mirror count too)."""
     def src(ds: simdata.Dataset, raw: str | None) -> tuple[str, list[dict[str, Any]]]:
         if by == "campus":
             return resource, simcampus.rows_of(ds, resource, campus_id=_need(ds, "campuses", raw))
@@ -196,7 +196,7 @@ def _campus_rows(resource: str, by: str | None = None) -> Source:
             uid = _int_id(raw)
             if simcampus.person(ds, uid) is None:
                 raise _not_found("User")
-            return resource, simcampus.rows_of(ds, resource, user_id=uid)
+            return resource, simcampus.rows_of(ds, resource, user_id=uid, role=role)
         return resource, simcampus.rows_of(ds, resource)
     return src
 
@@ -219,6 +219,8 @@ def _campus_routes() -> list[tuple[str, bool, Source]]:
         if res != "scale_teams":   # there is no /v2/campus/:id/scale_teams
             out.append((f"/v2/campus/:id/{res}", True, _campus_rows(res, "campus")))
     out.append(("/v2/users/:id/locations", True, _campus_rows("locations", "user")))
+    out += [(f"/v2/users/:id/scale_teams/{role}", True, _campus_rows("scale_teams", "user", role))
+            for role in ("as_corrector", "as_corrected")]
     return out
 
 
@@ -517,7 +519,8 @@ class SimServer:
                      horizon_days: int | None = None) -> dict[str, Any]:
         """The campus data's clock (frozen at an instant — epoch ms or ISO text —, None: the wall
         clock; `advance_seconds` moves a frozen clock on), and the expected mirror's scope (campus
-        ids, None: every mirrored campus) and horizon. Returns the state."""
+        ids — none at first, like NETOPS_CAMPUS_IDS —, None: every mirrored campus) and horizon.
+        Returns the state."""
         with self.lock:
             cd = simcampus.campus(self.data)
             if clock != "keep":

@@ -18,9 +18,12 @@ HOUR = 3_600_000
 
 @pytest.fixture
 def frozen(sim: TestSim) -> TestSim:
-    """The simulator at a frozen clock: its anchor (the start hour)."""
+    """The simulator at a frozen clock (its anchor, the start hour), every mirrored campus in the
+    expected mirror's scope."""
     state = sim.campus_clock()
-    sim.campus_clock(clock=state["anchor"])
+    assert state["scope"] == []   # the default: none, like NETOPS_CAMPUS_IDS
+    assert all(sim.expected()[t] == 0 for t in ("locations", "teams", "teams_users", "scale_teams", "events", "exams"))
+    sim.campus_clock(clock=state["anchor"], scope=None)
     return sim
 
 
@@ -155,3 +158,29 @@ def test_expected_mirror_matches_what_is_served(frozen: TestSim) -> None:
     assert narrowed["users"] == exp["users"]        # the other tables do not depend on the scope
     bad = requests.post(f"{frozen.url}/_sim/campus", json={"clok": 1})
     assert bad.status_code == 400 and "clok" in bad.json()["message"]
+
+
+def test_a_users_evaluations_as_corrector_and_as_corrected(frozen: TestSim) -> None:
+    tok = frozen.token()
+    row = next(r for r in frozen.expected_table("scale_teams")["rows"] if r["corrector_id"] is not None)
+    gave, _ = _all(frozen, f"/v2/users/{row['corrector_id']}/scale_teams/as_corrector", tok)
+    assert row["id"] in {int(r["id"]) for r in gave}
+    member = next(m for m in frozen.expected_table("teams_users")["rows"] if m["team_id"] == row["team_id"])
+    got, _ = _all(frozen, f"/v2/users/{member['user_id']}/scale_teams/as_corrected", tok)
+    assert row["id"] in {int(r["id"]) for r in got}
+
+
+def test_an_anchor_in_the_past_lets_the_clock_move_up_to_now() -> None:
+    """The recipe of netops/sim/README.md: sessions closing 'later' never lie ahead of the wall
+    clock netops windows up to."""
+    from netops.sim import SimConfig, SimServer
+    from netops.sim.timeutil import now_ms
+    past = now_ms() - 3 * 86_400_000
+    with SimServer(SimConfig(port=0, backlog_scale=0.01, rate_per_second=0, rate_per_hour=0,
+                             campus_anchor_ms=past, campus_clock_ms=past)) as srv:
+        from netops.sim import campus
+        before = [r for r in campus.rows_of(srv.data, "locations") if r["end_at"] is None]
+        state = srv.campus_clock(advance_seconds=2 * 86_400)
+        after = {r["id"]: r for r in campus.rows_of(srv.data, "locations")}
+        closed = [r for r in before if after[r["id"]]["end_at"] is not None]
+        assert closed and all(after[r["id"]]["end_at"] <= parse(state["clock"]) <= now_ms() for r in closed)

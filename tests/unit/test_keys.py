@@ -111,12 +111,14 @@ def test_role_template_writes_keys_netops_reads(tmp_path: Path) -> None:
         netops_rate_per_hour=1200, __netops_dsn="", netops_log_dir=str(tmp_path / "logs"),
         netops_state_dir=str(tmp_path / "state"), netops_nginx_url="", netops_backlog_fetch_batch_size=100,
         netops_backlog_metric_interval=60, netops_schedule_backlog_minutes=5, netops_extra_settings={},
+        netops_campus_ids=[29, "20"],
         netops_api_keys=[{"label": "b", "client_id": "u-b", "client_secret": "s-b", "rate_per_hour": 600}])
     tomllib.loads(text)
     cfg = tmp_path / "netops.toml"
     cfg.write_text(text)
     cfg.chmod(0o640)
     s = load_settings(env={}, config_path=str(cfg))
+    assert s.campus_ids == (29, 20)   # a TOML list of ints
     assert [(k.label, k.client_id, k.secret, k.per_hour) for k in s.require_keys()] == [
         ("default", "u-1", 's"1', 1200), ("b", "u-b", "s-b", 600)]
     cfg.chmod(0o644)   # the keys are read when the settings are built: build them again

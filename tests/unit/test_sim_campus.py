@@ -33,6 +33,7 @@ def _data(scale: float = 0.05, clock: int = ANCHOR) -> simdata.Dataset:
     ds = generate(42, scale)
     add_campus_data(ds, 42, scale, ANCHOR)
     ds.campus.clock = clock
+    ds.campus.scope = None   # every mirrored campus (the default is none, like NETOPS_CAMPUS_IDS)
     return ds
 
 
@@ -277,6 +278,30 @@ def test_scope_and_horizon_narrow_the_expected_mirror() -> None:
     cid = sorted(ds.mirrored_campus_ids())[0]
     ds.campus.scope = (cid,)
     one = expected_keys(ds)
+    ds.campus.scope = ()
+    assert all(v == [] for v in expected_keys(ds).values())   # the default: no campus, no row
     assert set(one["locations"]) == {(r["id"],) for r in stored if r["campus_id"] == cid
                                      and r["begin_at"] >= ANCHOR - 90 * DAY}
     assert 0 < len(one["scale_teams"]) < len(every["scale_teams"])
+
+
+def test_mapping_getters_for_the_new_shapes() -> None:
+    from netops.mapping import ids_of, jsonapi, jsonapi_flat, key, person
+    assert person("corrector")({"corrector": "invisible"}) is None
+    assert person("truant")({"truant": {}}) is None
+    assert person("corrector", "login")({"corrector": {"id": 3, "login": "abc", "url": "u"}}) == "abc"
+    assert ids_of("cursus")({"cursus": [{"id": 21, "name": "42cursus"}, {"id": 9}]}) == [21, 9]
+    assert ids_of("cursus")({"cursus": None}) is None
+    odd = {"id": "42", "type": "scale-teams", "attributes": {"final_mark": 100}, "team": {"id": 7}}
+    assert jsonapi_flat(odd) == {"final_mark": 100, "id": "42", "team": {"id": 7}}
+    assert jsonapi(key("final_mark"))(odd) == 100
+    plain = {"id": 1, "attributes": "not json:api"}   # no `type`: left alone
+    assert jsonapi_flat(plain) is plain
+
+
+def test_campus_rows_are_kept_in_id_order(ds: simdata.Dataset) -> None:
+    """range[id] is answered by bisection over the rows (netops/sim/query.py)."""
+    cd = ds.campus
+    for name in ("locations", "scale_teams", "events", "exams", "teams"):
+        ids = list(cd.table(name))
+        assert ids == sorted(ids), name

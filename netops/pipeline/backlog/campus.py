@@ -187,8 +187,7 @@ def apply_page(cur: Any, res: CampusResource, campus_id: int, objs: list[Any], r
     if "campus_id" in cols:   # scale_teams do not say their campus: it is the one asked for
         i = cols.index("campus_id")
         own = [r if r[i] is not None else (*r[:i], campus_id, *r[i + 1:]) for r in own]
-    embedded = {s.name: [to_row(s, child) for obj in objs if isinstance(obj, Mapping)
-                         for child in s.source.rows(obj)] for s in res.embedded}  # type: ignore[union-attr]
+    embedded = {s.name: _embedded_rows(s, objs, result) for s in res.embedded}
     erased = _erased_people(cur, res, own, embedded)
     if erased:
         result.deleted += sum(campus_db.erase_people(cur, sorted(erased)).values())
@@ -200,7 +199,36 @@ def apply_page(cur: Any, res: CampusResource, campus_id: int, objs: list[Any], r
             campus_db.replace_team_members(cur, sorted({r[spec.column_names.index("team_id")] for r in rows}))
             rows = [r for r in rows if r[spec.column_names.index("user_id")] not in erased]
         result.applied += load_rows(cur, spec, rows)
-    result.applied += load_rows(cur, res.spec, own)
+    result.applied += load_rows(cur, res.spec, _with_parents(cur, res.spec, own, result))
+
+
+def _with_parents(cur: Any, spec: TableSpec, rows: list[tuple[Any, ...]],
+                  result: CampusResult) -> list[tuple[Any, ...]]:
+    """`rows` whose FK parents (an evaluation's team, loaded from the same answer just before) are
+    present; one whose parent could not be mapped is counted invalid and skipped, not failing the
+    page on the FK."""
+    for fk in spec.fks:
+        i = spec.column_names.index(fk.column)
+        present = campus_db.present_ids(cur, fk.parent, sorted({r[i] for r in rows} - {None}))
+        kept = [r for r in rows if r[i] is None or r[i] in present]
+        result.invalid += len(rows) - len(kept)
+        rows = kept
+    return rows
+
+
+def _embedded_rows(spec: TableSpec, objs: list[Any], result: CampusResult) -> list[tuple[Any, ...]]:
+    """The rows of `spec` carried in the page's objects (teams, their members); one that cannot be
+    mapped is counted invalid and skipped, never failing the window (it would fail every run)."""
+    rows = []
+    for obj in objs:
+        if not isinstance(obj, Mapping):
+            continue
+        for child in spec.source.rows(obj):  # type: ignore[union-attr]
+            try:
+                rows.append(to_row(spec, child))
+            except PayloadError:
+                result.invalid += 1
+    return rows
 
 
 def _people(spec: TableSpec, row: tuple[Any, ...]) -> set[int]:

@@ -65,6 +65,8 @@ def _one(conn: Any, client: Any, settings: Settings, res: CampusResource, campus
     result.calls = client.calls - calls_before
     result.seconds = time.monotonic() - started
     client.recorder.flush()
+    if result.invalid:
+        result.notes.append(f"{result.invalid:,} row(s) that cannot be mapped skipped")
     if result.error is None:
         log.info(f"Detect {key}: {'since ' + result.since if result.since else 'nothing settled'}, "
                  f"{result.calls} API call(s), {result.seen:,} rows seen, {result.applied:,} written, "
