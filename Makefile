@@ -2,7 +2,7 @@
 #
 #   make bench                       every benchmark, rewrites BENCHMARKS.md (~10 min)
 #   make bench ONLY=loader           one benchmark (sync, loader, backlog, dlt, status, real,
-#                                    budget, keys, claim, monitor)
+#                                    budget, keys, claim, monitor, campus)
 #   make bench ONLY=sync,dlt RUNS=5  several, with more runs per median
 #   make db-shell                    psql on the configured database (netops db shell)
 

@@ -90,6 +90,9 @@ def render(r: dict[str, Any]) -> str:
     from bench.alert_latency import render as render_alerts
 
     render_alerts(r, w)
+    from bench.campus import render as render_campus
+
+    render_campus(r, w)
     _candidate(r, w)
     _baseline(r, w)
     w("## How to rerun\n")

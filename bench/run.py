@@ -29,7 +29,7 @@ from typing import Any
 import psycopg2
 import requests
 
-from bench import alert_latency, budget, monitor_cost, restore
+from bench import alert_latency, budget, campus, monitor_cost, restore
 from bench.env import (
     BACKLOG_SETTLE,
     QUICK,
@@ -46,7 +46,7 @@ from bench.env import (
 from netops.sim import SimConfig, SimServer
 
 ALL = ("sync", "loader", "backlog", "dlt", "status", "real", "budget", "keys", "claim", "monitor", "restore",
-       "alerts")
+       "alerts", "campus")
 
 def med(values: list[float]) -> float:
     from bench.report import med as median  # one definition (skips missing values)
@@ -422,7 +422,8 @@ def main(argv: list[str] | None = None) -> int:
             "budget": lambda: budget.bench_budget(bench), "keys": lambda: budget.bench_keys(bench),
             "claim": lambda: budget.bench_claim(bench), "monitor": lambda: monitor_cost.bench_monitor(bench),
             "restore": lambda: restore.bench_restore(bench),
-            "alerts": lambda: alert_latency.bench_alerts(bench)}
+            "alerts": lambda: alert_latency.bench_alerts(bench),
+            "campus": lambda: campus.bench_campus(bench)}
         for name in only:
             log(f"--- {name}")
             t0 = time.monotonic()

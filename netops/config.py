@@ -187,6 +187,28 @@ def _int_list(v: Any) -> tuple[int, ...]:
     return tuple(out)
 
 
+def _targets(v: Any) -> str:
+    """`resource=minutes` pairs separated by commas (or a TOML table / list of such strings),
+    checked and given back as `a=5,b=15` (read by freshness_target)."""
+    if isinstance(v, Mapping):
+        items = [f"{k}={val}" for k, val in v.items()]
+    elif isinstance(v, (list, tuple)):
+        items = [x if isinstance(x, str) else f"{x[0]}={x[1]}" for x in v]
+    else:
+        items = [x for x in _str(v).split(",") if x.strip()]
+    out = []
+    for item in items:
+        name, sep, minutes = item.partition("=")
+        try:
+            value = float(minutes) if sep and name.strip() else -1.0
+        except ValueError:
+            value = -1.0
+        if value <= 0:
+            raise ValueError(f"expected resource=minutes pairs, e.g. locations=5,scale_teams=15 (got {item.strip()!r})")
+        out.append(f"{name.strip()}={value:g}")
+    return ",".join(out)
+
+
 @dataclass(frozen=True)
 class Field:
     """One setting as the operator sees it: its attribute name, its environment variable (also
@@ -327,6 +349,18 @@ class Settings:
         "Payload shape for NETOPS_ALERT_WEBHOOK_URL: json (netops' own document), discord or slack.")
     alert_heartbeat_url: str | None = setting("NETOPS_ALERT_HEARTBEAT_URL", _opt_url, None,
         "Pinged (GET) after every alert check; <url>/fail when a critical alert fires (healthchecks.io style).")
+    # --- schedule, budget planner and freshness (issue 23): `netops plan`, the role's cron ------
+    # the role's backlog job runs `*/N` minutes from this (netops_schedule_backlog_minutes), and
+    # `netops plan --check` (the role's preflight) judges the same N: declared once, here
+    schedule_backlog_minutes: int = setting("NETOPS_SCHEDULE_BACKLOG_MINUTES", _num(int, 1, 60), 5,
+        "Minutes between the cron job's `backlog detect && backlog run` (the backlog schedule).")
+    schedule_reconcile_minutes: int = setting("NETOPS_SCHEDULE_RECONCILE_MINUTES", _num(int, 0), 0,
+        "Minutes between `backlog reconcile` runs the box schedules (0: none scheduled; the role "
+        "installs none today); `netops plan` counts its calls when set.")
+    freshness_target_factor: float = setting("NETOPS_FRESHNESS_TARGET_FACTOR", _num(float, 1.0), 2.0,
+        "A backlog resource's freshness target is this many backlog schedule intervals.")
+    freshness_targets: str = setting("NETOPS_FRESHNESS_TARGETS", _targets, "",
+        "Per-resource freshness targets in minutes, overriding the factor: e.g. locations=5,scale_teams=15.")
 
     # --- where the values came from, and what is derived from them ----------------------
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
@@ -411,6 +445,17 @@ class Settings:
                 raise KeyError(key)
         return dataclasses.replace(self, **changes)
 
+
+
+def freshness_target(settings: Settings, resource: str) -> float:
+    """A backlog resource's freshness target, in seconds (issue 23): its `freshness_targets`
+    entry, else `freshness_target_factor` × the backlog schedule interval. The planner and the
+    monitor's `resource_stale` rule both read it here."""
+    for pair in filter(None, settings.freshness_targets.split(",")):
+        name, _, minutes = pair.partition("=")
+        if name == resource:
+            return float(minutes) * 60.0
+    return settings.freshness_target_factor * settings.schedule_backlog_minutes * 60.0
 
 #: every setting, in declaration order
 FIELDS: tuple[Field, ...] = tuple(

@@ -32,6 +32,7 @@ COMMANDS = {
     "alerts": "netops.cli.monitor:alerts",
     "check": "netops.cli.monitor:check",
     "dashboard": "netops.cli.monitor:dashboard",
+    "plan": "netops.cli.plan:plan",
 }
 
 

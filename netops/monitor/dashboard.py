@@ -63,12 +63,13 @@ class DashboardData:
     calls_this_hour: int | None = None
     #: "waiting for API budget: …" when the evaluation says a job waits (None: nobody waits)
     waiting: str | None = None
+    freshness: dict[str, dict[str, Any]] | None = None   # issue 23: the evaluation's freshness_doc
 
 
 def gather(settings: Settings, dsn: str | None) -> DashboardData:
     """One evaluation (netops/monitor/evaluation.py) per frame: the same facts and verdict as
     `netops status`; a database that is down is shown, not raised."""
-    from netops.monitor.evaluation import evaluate
+    from netops.monitor.evaluation import evaluate, freshness_doc
 
     ev = evaluate(settings, dsn, check_services=False)
     f = ev.facts
@@ -83,6 +84,7 @@ def gather(settings: Settings, dsn: str | None) -> DashboardData:
         data.api = f.api or ApiFacts()
         data.backlog = f.backlog or BacklogFacts()
         data.tables = f.tables or {}
+        data.freshness = freshness_doc(f, settings)
     elif f.db_up:  # reachable, but not migrated yet (or a query failed)
         data.db_error = (f"PostgreSQL error: {f.db_error} (is the schema migrated? `netops db migrate`)"
                          if f.db_error else "PostgreSQL: no netops schema yet; run `netops db migrate`")
@@ -188,6 +190,7 @@ def render(d: DashboardData, interval: float | None = None) -> Group:
     live = _live_rows(d)
     parts: list[Any] = [_head(d), alerts, _phase_table(d), *_gauges(d), *keys, _api_line(d), _backlog_line(d)]
     parts += [line(("waiting    ", "bold"), (f" {d.waiting}", "bold yellow"))] if d.waiting else []
+    parts += [_freshness_line(d)] if d.freshness else []
     parts += [live] if live is not None else []
     if interval:
         parts.append(line((f"refresh {interval:g}s · q or Ctrl-C quits", "dim")))
@@ -274,6 +277,17 @@ def _backlog_line(d: DashboardData) -> Text:
     else:
         bl.append(" not installed (backlog tables absent)", style="dim")
     return bl
+
+
+def _freshness_line(d: DashboardData) -> Text:
+    """Issue 23: each resource's age / its target; red past the target (the resource_stale rule)."""
+    line = Text()
+    line.append("freshness  ", style="bold")
+    for name, doc in (d.freshness or {}).items():
+        age = "never" if doc["seconds"] is None else human_age(doc["seconds"])
+        line.append(f" {name} {age}/{human_age(doc['target_seconds'])}",
+                    style="bold red" if (doc["ratio"] or 0) > 1 else "green" if doc["ratio"] is not None else "dim")
+    return line
 
 
 def _live_rows(d: DashboardData) -> Table | None:

@@ -29,9 +29,9 @@ from typing import Any
 import psycopg2
 
 from netops.api.limiter import BudgetWait
-from netops.config import FIELDS, Settings
+from netops.config import FIELDS, Settings, freshness_target
 from netops.credentials import Budget
-from netops.db import monitor_facts
+from netops.db import marks, monitor_facts
 from netops.db.backup import BackupFacts, backup_facts
 from netops.db.counters import Counters, read_counters
 from netops.db.monitor_facts import ApiFacts, BacklogFacts, QualityFacts, TableCount
@@ -77,6 +77,9 @@ class Facts:
     counters: Counters | None = None
     #: the backups (`netops db backup`'s record in the state dir, readable with the database down)
     backup: BackupFacts = field(default_factory=BackupFacts)
+    #: backlog resource -> seconds since the end of its last fully applied window (issue 23;
+    #: None: never detected); None: unknown (database down, not migrated)
+    freshness: dict[str, float | None] | None = None
     elapsed_ms: float = 0.0
 
     @property
@@ -166,6 +169,7 @@ def gather(settings: Settings, dsn: str | None, check_services: bool = True, cou
         with monitor_facts.connect(dsn) as conn, conn.cursor() as cur:
             _read_database(cur, f, counters)
             if f.schema:
+                f.freshness = _freshness(cur, f.now, settings)
                 f.keys = facts.key_rows(settings, cur, stores=stores)
                 if then is not None:
                     t0 = time.monotonic()
@@ -558,6 +562,50 @@ def _nginx_detail(f: Facts, s: Settings) -> str | None:
     return f"{f.nginx.url}: {f.nginx.error}"
 
 
+# --- freshness of the backlog resources (issue 23) --------------------------------------------
+
+def _freshness(cur: Any, now: datetime, settings: Settings) -> dict[str, float | None]:
+    """Each resource's age: now minus the end of its last fully applied window (netops/db/marks.py
+    `applied_until`): every backlog resource, and the campus-scoped ones when campuses are in
+    scope (their oldest campus; unknown until every campus in scope has been read once)."""
+    from netops.catalog import BACKLOG_BY_RESOURCE, CAMPUS_BY_RESOURCE
+
+    campuses = list(settings.campus_ids)
+    todo = [(r, None) for r in BACKLOG_BY_RESOURCE] + [(r, campuses) for r in CAMPUS_BY_RESOURCE if campuses]
+    out: dict[str, float | None] = {}
+    for resource, scope in todo:
+        end = marks.applied_until(cur, resource, scope)
+        out[resource] = None if end is None else max(0.0, (now - end).total_seconds())
+    return out
+
+
+def freshness_ratios(f: Facts, s: Settings) -> dict[str, float]:
+    """resource -> freshness / its target (netops.config.freshness_target); known ages only."""
+    return {r: age / freshness_target(s, r) for r, age in (f.freshness or {}).items() if age is not None}
+
+
+def freshness_doc(f: Facts, s: Settings) -> dict[str, dict[str, float | None]] | None:
+    """resource -> {seconds, target_seconds, ratio}: what status, metrics, the dashboard and the
+    status page show (None: unknown)."""
+    if f.freshness is None:
+        return None
+    ratios = freshness_ratios(f, s)
+    return {r: {"seconds": None if age is None else round(age, 1), "target_seconds": freshness_target(s, r),
+                "ratio": None if r not in ratios else round(ratios[r], 3)} for r, age in f.freshness.items()}
+
+
+def _stalest_ratio(f: Facts, s: Settings) -> float | None:
+    if f.freshness is None:
+        return None
+    return round(max(freshness_ratios(f, s).values(), default=0.0), 3)
+
+
+def _stale_detail(f: Facts, s: Settings) -> str | None:
+    stale = [(r, x) for r, x in sorted(freshness_ratios(f, s).items()) if x > 1.0]
+    return "; ".join(f"{r} {fmt((f.freshness or {})[r], 'seconds')} s old (target {freshness_target(s, r):g} s)"
+                     for r, _ in stale) or None
+
+
 #: The thresholds, in one table. Order = the order views list them in.
 RULES: tuple[Rule, ...] = (
     Rule(
@@ -859,6 +907,18 @@ RULES: tuple[Rule, ...] = (
         prom_offset=1.0,
         from_db=False,
         detail=_nginx_detail,
+    ),
+    Rule(
+        name="resource_stale",
+        summary="A backlog resource is staler than its freshness target",
+        value=_stalest_ratio,
+        unit="× target",
+        action="Check the backlog cron job runs (`netops logs tail backlog`, `netops backlog status`); if it does, "
+               "the schedule does not fit the budget: `netops plan` names the knob (schedule_backlog_minutes, "
+               "campus_ids, more keys); targets: NETOPS_FRESHNESS_TARGET_FACTOR / NETOPS_FRESHNESS_TARGETS.",
+        prom_expr="max without(resource) (netops_resource_freshness_ratio) > {t}",
+        fixed=1.0,
+        detail=_stale_detail,
     ),
 )
 

@@ -183,6 +183,7 @@ def metrics_document(s: Snapshot) -> dict[str, Any]:
         "sync": _sync_section(s),
         "api": _api_section(s),
         "backlog": _backlog_section(f.backlog),
+        "freshness": _freshness_json(s),
         "quality": _quality_section(s),
         "counters": _counters_section(s.counters),
         "tasks": {"last_success_unix": s.last_success},
@@ -201,6 +202,12 @@ def metrics_document(s: Snapshot) -> dict[str, Any]:
                    for v in s.ev.verdicts},
     }
     return doc
+
+
+def _freshness_json(s: Snapshot) -> dict[str, Any] | None:
+    from netops.monitor.evaluation import freshness_doc
+
+    return freshness_doc(s.facts, s.ev.settings)
 
 
 def _num(v: float | None) -> float | None:
@@ -364,6 +371,12 @@ SPECS: dict[str, Spec] = {
     "netops_backlog_items_processed": Spec("counter", "items", ("outcome",),
                                            "Backlog items finished, by outcome (inserted, updated, stale, deleted, "
                                            "absent, held, failed); `backlog purge` resets it (rate() copes)."),
+    "netops_resource_freshness_seconds": Spec("gauge", "seconds", ("resource",),
+        "Now minus the end of the backlog resource's last fully applied window (absent: never detected)."),
+    "netops_resource_freshness_target_seconds": Spec("gauge", "seconds", ("resource",),
+        "The resource's freshness target (NETOPS_FRESHNESS_TARGETS, else the factor × the backlog schedule)."),
+    "netops_resource_freshness_ratio": Spec("gauge", "ratio", ("resource",),
+        "Freshness / target per backlog resource; the resource_stale rule fires above 1."),
     "netops_table_rows": Spec("gauge", "rows", ("table",), "Rows per mirrored table (exact when small, else the catalog estimate)."),
     "netops_token_present": Spec("gauge", "bool", (), "1 when an API token is stored."),
     "netops_token_usable": Spec("gauge", "bool", (), "1 when the stored token is present, unexpired and not refused by the API."),
@@ -426,7 +439,7 @@ class SnapshotCollector(Collector):
     def collect(self) -> Iterator[Any]:
         fams = Families()
         for section in (_database_families, _api_families, _key_families, _sync_families, _backlog_families,
-                        _file_families, _quality_families, _alert_families):
+                        _freshness_families, _file_families, _quality_families, _alert_families):
             section(fams, self.snap)
         yield from fams.out
 
@@ -555,6 +568,19 @@ def _backlog_families(fams: Families, s: Snapshot) -> None:
                  samples=[(["pending"], b.pending), (["processing"], b.processing), (["failed"], b.failed)])
         processed = (s.counters.backlog_processed if s.counters is not None else None) or {}
         fams.add("netops_backlog_items_processed", samples=[([o], n) for o, n in sorted(processed.items())])
+
+
+def _freshness_families(fams: Families, s: Snapshot) -> None:
+    """Issue 23: each backlog resource's freshness, its target and their ratio (the evaluation's)."""
+    from netops.monitor.evaluation import freshness_doc
+
+    doc = freshness_doc(s.facts, s.ev.settings)
+    if doc is None:
+        return
+    for name, key in (("netops_resource_freshness_seconds", "seconds"),
+                      ("netops_resource_freshness_target_seconds", "target_seconds"),
+                      ("netops_resource_freshness_ratio", "ratio")):
+        fams.add(name, samples=[([r], d[key]) for r, d in doc.items()])
 
 
 def _file_families(fams: Families, s: Snapshot) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 from netops.config import Settings
 from netops.db.monitor_facts import BacklogFacts
-from netops.monitor.evaluation import Evaluation, Facts, check_nginx, evaluate, wait_line
+from netops.monitor.evaluation import Evaluation, Facts, check_nginx, evaluate, freshness_doc, wait_line
 from netops.monitor.facts import PhaseFacts, iso
 from netops.monitor.formatting import human_age, human_bytes, render_key_line
 
@@ -48,6 +48,8 @@ def status_document(ev: Evaluation) -> dict[str, Any]:
         "last_sync": _last_sync_doc(f),
         # unknown (null) until the database answers: absent is a fact, not knowing is another
         "backlog": _backlog_doc(f.backlog),
+        # issue 23: resource -> {seconds, target_seconds, ratio}; null while the database is unknown
+        "freshness": freshness_doc(f, settings),
         "tables": {name: {"rows": t.rows, "exact": t.exact, "bytes": t.bytes} for name, t in (f.tables or {}).items()},
         "database": {"size_bytes": f.db_size, "threshold_bytes": settings.alert_db_size_bytes},
         "disk": {name: d.as_json() for name, d in f.disk.items()},
@@ -188,6 +190,7 @@ def render_text(ev: Evaluation) -> str:
     lines += _services_lines(f)
     lines += _phase_lines(f.phases or [], f.now)
     lines += _sync_lines(f)
+    lines += _freshness_lines(ev)
     lines += _api_lines(f)
     lines += _file_lines(f)
     lines.append("alerts      firing now: " + (", ".join(v.rule.name for v in ev.firing) or "none"))
@@ -250,6 +253,16 @@ def _sync_lines(f: Facts) -> list[str]:
         parts = [f"{name} {t.rows}{'' if t.exact else '~'}" for name, t in f.tables.items()]
         lines.append("tables      " + _wrap(parts, 12))
     return lines
+
+
+def _freshness_lines(ev: Evaluation) -> list[str]:
+    """Issue 23: each backlog resource's age against its target, on one line."""
+    doc = freshness_doc(ev.facts, ev.settings)
+    if doc is None:
+        return ["freshness   unknown (database unreachable)"]
+    parts = [f"{r} {'never' if d['seconds'] is None else human_age(d['seconds'])}"
+             f"/{human_age(d['target_seconds'])}{' STALE' if (d['ratio'] or 0) > 1 else ''}" for r, d in doc.items()]
+    return ["freshness   " + _wrap(parts, 12)]
 
 
 def _api_lines(f: Facts) -> list[str]:

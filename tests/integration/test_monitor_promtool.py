@@ -59,6 +59,7 @@ CASES: dict[str, tuple[str, str, str, dict[str, str]]] = {
     "secret_expiring": ("netops_secret_expiry_timestamp_seconds", "259200", "5184000", {}),
     "secret_expired": ("netops_secret_expiry_timestamp_seconds", "0", "5184000", {}),
     "nginx_down": ("netops_nginx_up", "0", "1", {}),
+    "resource_stale": ('netops_resource_freshness_ratio{resource="users"}', "3", "0.5", {}),
 }
 
 
