@@ -21,7 +21,6 @@ from datetime import datetime
 from typing import Any
 
 from rich import box
-from rich.columns import Columns
 from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
@@ -280,29 +279,37 @@ def _backlog_line(d: DashboardData) -> Text:
 
 
 def _freshness_line(d: DashboardData) -> Text:
-    """Issue 23: each resource's age / its target; red past the target (the resource_stale rule)."""
-    line = Text()
+    """Each resource's age / its target, stalest first; red past the target (the resource_stale
+    rule). One line, cut at the edge: `netops status` lists them all."""
+    line = Text(no_wrap=True, overflow="ellipsis")
     line.append("freshness  ", style="bold")
-    for name, doc in (d.freshness or {}).items():
+    docs = sorted((d.freshness or {}).items(), key=lambda kv: -(kv[1]["ratio"] if kv[1]["ratio"] is not None
+                                                                 else float("inf")))
+    for name, doc in docs:
         age = "never" if doc["seconds"] is None else human_age(doc["seconds"])
         line.append(f" {name} {age}/{human_age(doc['target_seconds'])}",
                     style="bold red" if (doc["ratio"] or 0) > 1 else "green" if doc["ratio"] is not None else "dim")
     return line
 
 
-def _live_rows(d: DashboardData) -> Table | None:
+def _live_rows(d: DashboardData) -> Text | None:
     """Rows of the tables no stable phase shows; None when there are none."""
     phase_tables = {f.table for f in d.phases}
-    others = [Text(f"{name} {tc.rows if tc.exact else f'~{tc.rows}'}") for name, tc in d.tables.items()
-              if name not in phase_tables]
+    others = [(name, tc) for name, tc in d.tables.items() if name not in phase_tables]
     if not others:
         return None
-    live = Table.grid(padding=(0, 1))
-    live.add_column(width=11, no_wrap=True)
-    live.add_column()
-    # Columns wraps whole "name count" cells, never a name away from its count
-    live.add_row(Text("backlog rows", style="bold"), Columns(others, padding=(0, 2)))
-    return live
+    # most rows first, on one line cut at the edge (the frame stays 80x24; `netops status` lists all)
+    others.sort(key=lambda nt: -nt[1].rows)
+    cells = "  ".join(f"{name} {'' if tc.exact else '~'}{_compact(tc.rows)}" for name, tc in others)
+    return line(("rows       ", "bold"), f" {cells}")
+
+
+def _compact(n: int) -> str:
+    """1234 -> 1.2k, 4500000 -> 4.5M: a row count in a few columns."""
+    for size, unit in ((1_000_000, "M"), (1_000, "k")):
+        if n >= size:
+            return f"{n / size:.1f}{unit}"
+    return str(n)
 
 
 def print_once(settings: Settings, dsn: str | None, console: Console | None = None) -> DashboardData:

@@ -656,7 +656,7 @@ RULES: tuple[Rule, ...] = (
         action="Nothing breaks: waiting jobs resume by themselves as the oldest calls leave the hour's window (the "
                "detail names them and when the next slot comes). If it recurs, spread the heavy jobs (a first "
                "backlog detect, reconcile, verify-links) over more hours, or add an application key.",
-        prom_expr="netops_api_utilisation_ratio >= {t}",
+        prom_expr="netops_api_utilisation_ratio >= {t} or netops_api_budget_waiting_jobs > 0",
         prom_scale=0.0,
         prom_offset=1.0,
         detail=_budget_spent_detail,

@@ -335,6 +335,9 @@ SPECS: dict[str, Spec] = {
     "netops_api_budget_calls_per_second": Spec("gauge", "calls", (),
                                                "Configured API budget per second, every application key's summed."),
     "netops_api_utilisation_ratio": Spec("gauge", "ratio", (), "KPI: calls in the last hour / the hourly budget (0-1)."),
+    "netops_api_budget_waiting_jobs": Spec("gauge", "processes", (),
+                                           "Jobs waiting now for the hour's API budget (netops.api_waits): with the "
+                                           "utilisation ratio, api_budget_spent's two causes."),
     "netops_api_rate_limit_remaining": Spec("gauge", "calls", ("window",),
                                             "Rate-limit budget the API last reported as remaining."),
     "netops_api_key_calls_last_hour": Spec("gauge", "calls", ("key",), "Slots claimed in the last hour, per application key."),
@@ -467,6 +470,7 @@ def _api_families(fams: Families, s: Snapshot) -> None:
     fams.add("netops_api_budget_calls_per_hour", budget.per_hour)
     fams.add("netops_api_budget_calls_per_second", budget.per_second)
     fams.add("netops_api_utilisation_ratio", s.utilisation_ratio)
+    fams.add("netops_api_budget_waiting_jobs", sum(1 for w in api.waits if w.reason == "hour"))
     fams.add("netops_api_rate_limit_remaining",
              samples=[(["secondly"], api.secondly_remaining), (["hourly"], api.hourly_remaining)])
 

@@ -414,6 +414,10 @@ def _drive(stack: Stack, settings: Any, env: dict[str, str], hook: Hook, am_hook
     try:
         assert waiting.poll() is None, "the sync should be waiting for budget"
         assert slots_last_hour(settings.dsn) == used + 2
+        # both paths say the budget is spent and a job waits for it (api_budget_spent)
+        wait_for("api_budget_spent posted", lambda: ("api_budget_spent", "firing") in netops_events(hook))
+        wait_for("NetopsApiBudgetSpent paged",
+                 lambda: ("NetopsApiBudgetSpent", "firing") in am_events(am_hook), timeout=30)
         _assert_exactly(stack, hook, am_hook)
     finally:
         stop(waiting)  # (an interrupted sync: sync_interrupted would page next, truthfully)
@@ -425,9 +429,10 @@ def _assert_exactly(stack: Stack, hook: Hook, am_hook: Hook) -> None:
     assert sorted(am_events(am_hook)) == sorted([
         ("NetopsApiRateLimited", "firing"),
         ("NetopsTargetDown", "firing"), ("NetopsTargetDown", "resolved"),
-        ("NetopsDatabaseDown", "firing"), ("NetopsDatabaseDown", "resolved")]), am_events(am_hook)
+        ("NetopsDatabaseDown", "firing"), ("NetopsDatabaseDown", "resolved"),
+        ("NetopsApiBudgetSpent", "firing")]), am_events(am_hook)
     assert netops_events(hook) == [("api_rate_limited", "firing"), ("database_down", "firing"),
-                                   ("database_down", "resolved")], netops_events(hook)
+                                   ("database_down", "resolved"), ("api_budget_spent", "firing")], netops_events(hook)
     assert stack.value('ALERTS{alertname="NetopsApiRateLimited", alertstate="firing"}') == 1.0
     assert stack.value(verdict) == 1.0  # the 429s are still in the hour: only that one fires
 
