@@ -115,6 +115,34 @@ def read_record(settings: Settings) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
+@dataclass
+class BackupFacts:
+    """What status, the metrics and the alerts know of the backups (from backup.json)."""
+
+    recorded: bool = False             # any attempt recorded at all
+    last_at: datetime | None = None    # the latest attempt
+    last_ok: bool | None = None
+    last_error: str | None = None
+    good_at: datetime | None = None    # the latest good one
+    good_bytes: int | None = None
+    good_path: str | None = None
+
+
+def _when(text: Any) -> datetime | None:
+    try:
+        return datetime.fromisoformat(str(text)) if text else None
+    except ValueError:
+        return None
+
+
+def backup_facts(settings: Settings) -> BackupFacts:
+    data = read_record(settings)
+    last, good = data.get("last") or {}, data.get("last_good") or {}
+    return BackupFacts(recorded=bool(last), last_at=_when(last.get("at")), last_ok=last.get("ok") if last else None,
+                       last_error=last.get("error"), good_at=_when(good.get("at")), good_bytes=good.get("bytes"),
+                       good_path=good.get("path"))
+
+
 def _write_record(settings: Settings, outcome: BackupOutcome) -> None:
     """Atomically replace backup.json; a full state dir leaves the old record, never half a file."""
     data = read_record(settings)
@@ -176,7 +204,10 @@ def _dump(settings: Settings, dsn: str, output: Path | None, started: float) -> 
             result = subprocess.run(inv.argv, env=inv.env, stdout=fh, stderr=subprocess.PIPE, text=False)
             if result.returncode != 0:
                 lines = result.stderr.decode(errors="replace").strip().splitlines()
-                raise DatabaseError(f"pg_dump: {lines[-1] if lines else 'exit ' + str(result.returncode)}")
+                line = (lines[-1] if lines else f"exit {result.returncode}").removeprefix("pg_dump: ")
+                if "No space left" in line:
+                    line += f" ({output.parent}): check the path and free space"
+                raise DatabaseError(f"pg_dump: {line}")
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, output)

@@ -31,6 +31,7 @@ import psycopg2
 from netops.config import FIELDS, Settings
 from netops.credentials import Budget
 from netops.db import monitor_facts
+from netops.db.backup import BackupFacts, backup_facts
 from netops.db.counters import Counters, read_counters
 from netops.db.monitor_facts import ApiFacts, BacklogFacts, QualityFacts, TableCount
 from netops.monitor import facts
@@ -72,6 +73,8 @@ class Facts:
     #: the all-time counters (netops/db/counters.py), read on the same connection when asked
     #: for (the metrics export); None: not asked, or unknown (database down, not migrated)
     counters: Counters | None = None
+    #: the backups (`netops db backup`'s record in the state dir, readable with the database down)
+    backup: BackupFacts = field(default_factory=BackupFacts)
     elapsed_ms: float = 0.0
 
     @property
@@ -162,6 +165,7 @@ def gather(settings: Settings, dsn: str | None, check_services: bool = True, cou
             f.db_error = f"query failed: {f.db_error}"
     f.disk = {"log_dir": facts.disk_facts(settings.log_path), "state_dir": facts.disk_facts(settings.state_path)}
     f.log_bytes = f.disk["log_dir"].used_bytes
+    f.backup = backup_facts(settings)
     if not f.keys:  # database down or not migrated: what the key and token files tell
         f.keys = facts.key_rows(settings, None, stores=stores)
     f.elapsed_ms = round((time.monotonic() - started - then_s) * 1000, 1)
@@ -336,6 +340,25 @@ def _disk_free(f: Facts, s: Settings) -> float | None:
 def _disk_detail(f: Facts, s: Settings) -> str | None:
     worst = min(f.disk.values(), key=lambda d: d.free_percent or 100.0, default=None)
     return f"{worst.free_percent}% free on the filesystem of {worst.path}" if worst else None
+
+
+# --- backups (`netops db backup`) ---------------------------------------------------------------
+def _backup_age_hours(f: Facts, s: Settings) -> float | None:
+    """Hours since the last good backup; unknown until a first attempt is recorded (a new box
+    or a dev box without the backup job), infinite when every attempt failed."""
+    b = f.backup
+    if not b.recorded:
+        return None
+    return float("inf") if b.good_at is None else round((f.now - b.good_at).total_seconds() / 3600, 2)
+
+
+def _backup_failed(f: Facts, s: Settings) -> float | None:
+    return None if f.backup.last_ok is None else (0.0 if f.backup.last_ok else 1.0)
+
+
+def _backup_age_detail(f: Facts, s: Settings) -> str | None:
+    b = f.backup
+    return f"last good backup {facts.iso(b.good_at)} ({b.good_path})" if b.good_at else "no backup ever succeeded"
 
 
 def _token_unusable(f: Facts, s: Settings) -> float:
@@ -586,6 +609,30 @@ RULES: tuple[Rule, ...] = (
         prom_scale=0.01,
         from_db=False,
         detail=_disk_detail,
+    ),
+    Rule(
+        name="backup_age",
+        summary="No good backup recently",
+        setting="alert_backup_age_hours",
+        value=_backup_age_hours,
+        unit="hours",
+        action="Check the daily `backup` cron job (`netops logs tail cron`) and run `netops db backup` by hand.",
+        prom_expr="time() - netops_backup_last_success_timestamp_seconds > {t}",
+        prom_scale=3600.0,
+        from_db=False,
+        detail=_backup_age_detail,
+    ),
+    Rule(
+        name="backup_failed",
+        summary="The last backup failed",
+        value=_backup_failed,
+        unit="",
+        action="Run `netops db backup` by hand: its one-line error names the cause (free disk in backup_dir, "
+               "pg_dump's version, the database).",
+        prom_expr="netops_backup_last_failed > {t}",
+        fixed=0.0,
+        from_db=False,
+        detail=lambda f, s: f.backup.last_error,
     ),
     Rule(
         name="token",

@@ -25,9 +25,13 @@ def atomic_write(path: Path, text: str, mode: int = 0o644) -> None:
             os.fsync(fh.fileno())
         os.chmod(tmp, mode)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and exc.filename is None:
+            # a failed write (a full disk) names no file: name the one we meant to write, so the CLI
+            # says it in one line instead of a traceback
+            raise OSError(exc.errno, exc.strerror, str(path)) from None
         raise
 
 

@@ -147,6 +147,13 @@ class Snapshot:
         return q.violations if q and q.checked_at else None
 
 
+    @property
+    def backup_failed(self) -> int | None:
+        """1/0 for the latest backup attempt; None when none is recorded."""
+        ok = self.facts.backup.last_ok
+        return None if ok is None else (0 if ok else 1)
+
+
 def snapshot_of(ev: Evaluation) -> Snapshot:
     """The Snapshot of an Evaluation: it adds the log files' sizes and the tasks' last successes
     (the counters', and the token store's mtime: it is rewritten only by a successful refresh)."""
@@ -183,6 +190,8 @@ def metrics_document(s: Snapshot) -> dict[str, Any]:
         "api_keys": None if s.key_rows is None else [k.as_json() for k in s.key_rows],
         "disk": {k: {"path": d.path, "free_percent": d.free_percent, "free_ratio": d.free_ratio}
                  for k, d in f.disk.items()},
+        "backup": {"last_success_unix": _ts(f.backup.good_at), "last_bytes": f.backup.good_bytes,
+                   "last_failed": s.backup_failed},
         "nginx": None if s.nginx_up is None else {"up": s.nginx_up, "url": f.nginx.url},
         "token": _token_section(s),
         "kpi": {"api_utilisation_ratio": s.utilisation_ratio, "data_quality_violations": s.quality_violations},
@@ -356,6 +365,10 @@ SPECS: dict[str, Spec] = {
     "netops_log_bytes": Spec("gauge", "bytes", (), "Bytes used by all files in the log dir."),
     "netops_log_file_bytes": Spec("gauge", "bytes", ("component",), "Size of each component's current log file."),
     "netops_disk_free_ratio": Spec("gauge", "ratio", ("dir",), "Free space / size of the filesystem of the log and state dirs (0-1)."),
+    "netops_backup_last_success_timestamp_seconds": Spec("gauge", "timestamp", (),
+                                                          "Unix time the last good `netops db backup` ended."),
+    "netops_backup_last_bytes": Spec("gauge", "bytes", (), "Size of the last good backup's dump file."),
+    "netops_backup_last_failed": Spec("gauge", "bool", (), "1 when the latest backup attempt failed, 0 when it worked."),
     "netops_nginx_up": Spec("gauge", "bool", (), "1 when nginx answered NETOPS_NGINX_URL (absent: not configured)."),
     "netops_data_quality_violations": Spec("gauge", "rows", (), "KPI: violating rows found by the last `netops check`."),
     "netops_data_quality_info_rows": Spec("gauge", "rows", (), "Informational dangling references (by design)."),
@@ -516,6 +529,9 @@ def _file_families(fams: Families, s: Snapshot) -> None:
     fams.add("netops_log_bytes", f.log_bytes)
     fams.add("netops_log_file_bytes", samples=[([c], b) for c, b in s.log_file_bytes.items()])
     fams.add("netops_disk_free_ratio", samples=[([k], d.free_ratio) for k, d in f.disk.items()])
+    fams.add("netops_backup_last_success_timestamp_seconds", _ts(f.backup.good_at))
+    fams.add("netops_backup_last_bytes", f.backup.good_bytes)
+    fams.add("netops_backup_last_failed", s.backup_failed)
     fams.add("netops_nginx_up", s.nginx_up)
 
 

@@ -52,6 +52,7 @@ def status_document(ev: Evaluation) -> dict[str, Any]:
         "tables": {name: {"rows": t.rows, "exact": t.exact, "bytes": t.bytes} for name, t in (f.tables or {}).items()},
         "database": {"size_bytes": f.db_size, "threshold_bytes": settings.alert_db_size_bytes},
         "disk": {name: d.as_json() for name, d in f.disk.items()},
+        "backup": _backup_doc(f),
         "token": {"present": f.token.present, "ttl_seconds": f.token.ttl_seconds,
                   "expires_at": iso(f.token.expires_at), "secret_valid_until": iso(f.token.secret_valid_until),
                   "refused_at": iso(f.token.refused_at)},
@@ -126,6 +127,14 @@ def _backlog_doc(b: BacklogFacts | None) -> dict[str, Any]:
         return {"available": None, "pending": None, "processing": None, "failed": None}
     return {"available": b.available, "pending": b.pending, "processing": b.processing,
             "failed": b.failed, "oldest_pending_at": iso(b.oldest_pending_at)}
+
+
+def _backup_doc(f: Facts) -> dict[str, Any]:
+    """The last good backup (age, size, file) and the latest attempt; nulls until one is recorded."""
+    b = f.backup
+    return {"last_good_at": iso(b.good_at), "last_good_age_seconds": _age(f.now, b.good_at),
+            "last_good_bytes": b.good_bytes, "last_good_path": b.good_path,
+            "last_at": iso(b.last_at), "last_ok": b.last_ok, "last_error": b.last_error}
 
 
 def _api_doc(api: ApiFacts, total: Budget) -> dict[str, Any]:
@@ -235,6 +244,12 @@ def _file_lines(f: Facts) -> list[str]:
     for key, d in f.disk.items():
         lines.append(f"{key:<12}{d.path}: {human_bytes(d.used_bytes)} used, "
                      f"{human_bytes(d.free_bytes)} free ({d.free_percent}%)")
+    b = f.backup
+    if b.good_at is not None:
+        lines.append(f"backup      last good {human_age(_age(f.now, b.good_at))} ago, {human_bytes(b.good_bytes)} "
+                     f"({b.good_path})" + ("" if b.last_ok else f"; latest FAILED: {b.last_error}"))
+    else:
+        lines.append("backup      " + (f"none good; latest FAILED: {b.last_error}" if b.recorded else "none recorded"))
     t = f.token
     tok = f"ttl {human_age(t.ttl_seconds)}" if t.present else "none stored"
     if t.refused_at:

@@ -27,8 +27,9 @@ pytestmark = pytest.mark.skipif(
 BOX = {"instance": "box1", "job": "netops"}
 
 #: per rule: (metric selector with its own labels, firing value, clear value, extra alert labels).
-#: Thresholds are the defaults' (netops_alert_threshold below), except sync_age (60 s), so that
+#: Thresholds are the defaults' (netops_alert_threshold below), except the ages (60 s), so that
 #: "never synced" (timestamp 0) is past it at the test's small clock.
+AGE_RULES = {"sync_age", "backup_age"}
 CASES: dict[str, tuple[str, str, str, dict[str, str]]] = {
     "database_down": ("netops_database_up", "0", "1", {}),
     "schema_missing": ("netops_schema_present", "0", "1", {}),
@@ -48,6 +49,8 @@ CASES: dict[str, tuple[str, str, str, dict[str, str]]] = {
     "data_quality": ("netops_data_quality_violations", "2", "0", {}),
     "disk_low": ('netops_disk_free_ratio{dir="log_dir"}', "0.07", "0.5", {}),
     "disk_critical": ('netops_disk_free_ratio{dir="state_dir"}', "0.02", "0.5", {}),
+    "backup_age": ("netops_backup_last_success_timestamp_seconds", "0", "0+60", {}),
+    "backup_failed": ("netops_backup_last_failed", "1", "0", {}),
     "token": ("netops_token_usable", "0", "1", {}),
     "secret_expiring": ("netops_secret_expiry_timestamp_seconds", "259200", "5184000", {}),
     "secret_expired": ("netops_secret_expiry_timestamp_seconds", "0", "5184000", {}),
@@ -66,7 +69,7 @@ def labelled(selector: str) -> str:
 def thresholds(settings: Any) -> list[dict[str, str]]:
     out = []
     for r in alerts.RULES:
-        t = 60.0 if r.name == "sync_age" else r.prom_threshold(settings)
+        t = 60.0 if r.name in AGE_RULES else r.prom_threshold(settings)
         out.append({"series": labelled(f'netops_alert_threshold{{alert="{r.name}"}}'), "values": f"{t!r}x40"})
     return out
 
@@ -100,7 +103,7 @@ def unit_tests(settings: Any) -> dict[str, Any]:
             # firing (not resolve, not re-page); back at 20m with a clear value, it resolves.
             # Rules on local facts (disk, logs, token, nginx) keep their series: still firing.
             gone = "_x14" if rule.from_db else f"{fire}x14"
-            later = "1200+60" if rule.name == "sync_age" else clear  # synced again at 20m
+            later = "1200+60" if rule.name in AGE_RULES else clear  # synced (backed up) again at 20m
             tests.append({"name": f"{rule.name}: database down", "interval": "1m",
                           "input_series": thresholds(settings) + up("1x5 0x14 1x20")
                           + [series(f"{fire}x5 {gone} {later}x20")],
