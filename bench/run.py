@@ -6,7 +6,8 @@ BENCHMARKS.md from it. Every figure is measured beside its floor or peer in the 
 
 Benchmarks: sync (full + no-change + `--if-changed`), loader, backlog, dlt, status, real; and the
 shared API budget's budget (every job at once), keys (1, 2, 4 keys), claim (bench/budget.py); and
-monitor, the monitor's bookkeeping (bench/monitor_cost.py).
+monitor, the monitor's bookkeeping (bench/monitor_cost.py); restore, the calls a restored box
+spends to catch up against a full re-pull (bench/restore.py).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from typing import Any
 import psycopg2
 import requests
 
-from bench import budget, monitor_cost
+from bench import budget, monitor_cost, restore
 from bench.env import (
     BACKLOG_SETTLE,
     QUICK,
@@ -43,7 +44,7 @@ from bench.env import (
 )
 from netops.sim import SimConfig, SimServer
 
-ALL = ("sync", "loader", "backlog", "dlt", "status", "real", "budget", "keys", "claim", "monitor")
+ALL = ("sync", "loader", "backlog", "dlt", "status", "real", "budget", "keys", "claim", "monitor", "restore")
 
 def med(values: list[float]) -> float:
     from bench.report import med as median  # one definition (skips missing values)
@@ -417,7 +418,8 @@ def main(argv: list[str] | None = None) -> int:
             "sync": bench.bench_sync, "loader": bench.bench_loader, "backlog": bench.bench_backlog,
             "dlt": bench.bench_dlt, "status": bench.bench_status, "real": bench.bench_real,
             "budget": lambda: budget.bench_budget(bench), "keys": lambda: budget.bench_keys(bench),
-            "claim": lambda: budget.bench_claim(bench), "monitor": lambda: monitor_cost.bench_monitor(bench)}
+            "claim": lambda: budget.bench_claim(bench), "monitor": lambda: monitor_cost.bench_monitor(bench),
+            "restore": lambda: restore.bench_restore(bench)}
         for name in only:
             log(f"--- {name}")
             t0 = time.monotonic()

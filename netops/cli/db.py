@@ -20,7 +20,7 @@ from netops.config import Settings
 
 @click.group(name="db")
 def group() -> None:
-    """Manage the database: local server, schema migrations, psql shell."""
+    """Manage the database: local server, schema migrations, backup and restore, psql shell."""
 
 
 @group.command("up")
@@ -134,7 +134,8 @@ def restore(settings: Settings, file: Path, yes: bool, as_json: bool) -> None:
     """Replace the database with a `netops db backup` dump, in one transaction, then apply the
     migrations the dump predates. Refuses a dump made by a newer schema than this code, and a
     database that holds other tables but no netops schema (a wrong NETOPS_DSN). The backlog then
-    resumes from the dump's cursors: the next detect and reconcile catch up, no full re-pull.
+    resumes from the dump's marks: the next `backlog detect` catches up on inserts and updates in a
+    few calls; run `netops backlog reconcile` once for the rows deleted since the dump.
     """
     from netops.db.backup import restore as run_restore
     from netops.db.server import resolve_dsn

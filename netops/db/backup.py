@@ -2,7 +2,8 @@
 
 One custom-format dump holds the mirror (public) and its bookkeeping (netops: queue, cursors and
 marks, sync history, alert state, API call history), so a restored box resumes where the dump
-left it: detect's window and reconcile catch up on what changed since, no full re-pull.
+left it: detect's window from the restored marks catches the inserts and updates made since, and
+one reconcile pass the deletes (BENCHMARKS.md "Restore vs full re-pull" measures both).
 
 - A dump is written to a hidden temp file created 0600, fsynced, then renamed: a reader (or the
   retention sweep) never sees half a dump, and a full disk leaves only the temp file, removed.
@@ -74,7 +75,7 @@ def find_tool(settings: Settings, name: str, server_major: int | None = None) ->
         found.append(on_path)
     if not found:
         raise DatabaseError(f"{name} not found: install the PostgreSQL client of the server's version "
-                            "(Debian: apt-get install postgresql-client-15) or set NETOPS_PG_BIN_DIR")
+                            "(Debian: apt-get install postgresql-client) or set NETOPS_PG_BIN_DIR")
     if server_major is None:
         return found[0]
     majors = {b: _major(b) for b in found}

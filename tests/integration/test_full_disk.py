@@ -144,3 +144,44 @@ def test_a_full_state_and_log_disk_fails_each_job_in_one_line_and_recovers(small
     assert len(list((state / "backups").iterdir())) == len(dumps_before) + 1
     last = query(pg_dsn, "SELECT status FROM netops.sync_runs ORDER BY started_at DESC LIMIT 1")
     assert last == [("success",)]
+
+
+@pytest.mark.timeout(600)
+def test_a_full_database_disk_fails_the_sync_in_one_line_and_the_server_comes_back(sim: TestSim) -> None:
+    """The embedded default's data dir (under the state dir) on a 100 MiB tmpfs, logs elsewhere:
+    PostgreSQL refuses to extend a table (or stops when it cannot write WAL); the sync fails in one
+    line with its table unchanged; once space is freed the next writer (re)starts the server and
+    the sync succeeds."""
+    from tests.fixtures.pg import _world_traversable_tmpdir
+
+    root = _world_traversable_tmpdir("netops-dbfull-")
+    mnt = root / "mnt"
+    mnt.mkdir()
+    res = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=100m,mode=0755", "tmpfs", str(mnt)],
+                         capture_output=True, text=True)
+    assert res.returncode == 0, f"this test mounts a tmpfs and needs root: {res.stderr.strip()}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("NETOPS_", "BACKLOG_"))}
+    env.update({"NETOPS_CONFIG": "", "NETOPS_STATE_DIR": str(mnt / "state"), "NETOPS_LOG_DIR": str(root / "logs"),
+                "NETOPS_API_URL": sim.url, "NETOPS_CLIENT_ID": sim.client_id,
+                "NETOPS_CLIENT_SECRET": sim.client_secret, "NETOPS_RATE_PER_SECOND": "1000",
+                "NETOPS_RATE_PER_HOUR": "1000000"})
+    try:
+        res = _netops(env, "sync", "stable", "--no-progress")    # first start: initdb + migrate + a full sync
+        assert res.returncode == 0, res.stderr
+        dsn = _netops(env, "db", "dsn").stdout.strip()
+        before = query(dsn, "SELECT count(*), md5(string_agg(t::text, ',' ORDER BY t::text)) FROM projects t")
+        sim.churn(n=50)
+        fillers = [_fill(mnt, 0)]
+        res = _netops(env, "sync", "stable", "--no-progress")
+        lines = res.stderr.strip().splitlines()
+        assert res.returncode != 0 and "Traceback" not in res.stderr, res.stderr
+        assert len(lines) == 1 and "No space left on device" in lines[0] and "unchanged" in lines[0], res.stderr
+        for f in fillers:
+            f.unlink()
+        res = _netops(env, "sync", "stable", "--no-progress")   # starts the server again if it stopped
+        assert res.returncode == 0, res.stderr
+        assert query(dsn, "SELECT count(*), md5(string_agg(t::text, ',' ORDER BY t::text)) FROM projects t") == before
+        assert query(dsn, "SELECT status FROM netops.sync_runs ORDER BY started_at DESC LIMIT 1") == [("success",)]
+    finally:
+        _netops(env, "db", "down")
+        subprocess.run(["umount", "-l", str(mnt)], check=False)

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import psycopg2
+import pytest
 
 from netops.db import locks
 from netops.db.migrate import available, code_version, require_schema
@@ -102,9 +103,5 @@ def test_a_writer_waits_for_a_migration_in_progress(pg_dsn: str) -> None:
 
 
 def test_require_schema_is_a_database_error(fresh_db: str) -> None:
-    try:
+    with pytest.raises(DatabaseError, match="netops db migrate"):
         require_schema(fresh_db)
-    except DatabaseError as exc:
-        assert "netops db migrate" in str(exc)
-    else:
-        raise AssertionError("require_schema accepted a database without the netops schema")

@@ -46,7 +46,8 @@ def test_free_text_fields_are_only_strings_and_paths() -> None:
     """The fields with no bad value are free text by nature; anything else must be validated."""
     assert set(FREE_TEXT) <= {"NETOPS_CLIENT_ID", "NETOPS_CLIENT_SECRET", "NETOPS_CLIENT_SECRET_FILE", "NETOPS_CREDENTIALS_FILE",
                               "NETOPS_DSN", "NETOPS_DB_NAME", "NETOPS_PG_BIN_DIR", "NETOPS_PG_SYSTEM_USER",
-                              "NETOPS_METRICS_DIR", "NETOPS_NGINX_URL", "NETOPS_ALERT_WEBHOOK_URL"}, FREE_TEXT
+                              "NETOPS_METRICS_DIR", "NETOPS_BACKUP_DIR", "NETOPS_NGINX_URL",
+                              "NETOPS_ALERT_WEBHOOK_URL"}, FREE_TEXT
 
 
 @pytest.mark.parametrize("field,value", [(f, v) for f, v in CHECKED if v is not None],

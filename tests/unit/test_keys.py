@@ -110,7 +110,7 @@ def test_role_template_writes_keys_netops_reads(tmp_path: Path) -> None:
         netops_client_id="u-1", netops_client_secret='s"1', netops_cursus_id=21, netops_rate_per_second=2,
         netops_rate_per_hour=1200, __netops_dsn="", netops_log_dir=str(tmp_path / "logs"),
         netops_state_dir=str(tmp_path / "state"), netops_nginx_url="", netops_backlog_fetch_batch_size=100,
-        netops_backlog_metric_interval=60, netops_extra_settings={},
+        netops_backlog_metric_interval=60, netops_extra_settings={}, netops_backup_dir="", netops_backup_keep=7,
         netops_api_keys=[{"label": "b", "client_id": "u-b", "client_secret": "s-b", "rate_per_hour": 600}])
     tomllib.loads(text)
     cfg = tmp_path / "netops.toml"
