@@ -3,6 +3,11 @@
 # machine (podman containers from a debootstrap image), reached by Ansible over SSH with a key.
 #   tests/ansible/fleet/run.sh         # everything: hosts up, every assertion, hosts down
 #   tests/ansible/fleet/run.sh lint    # ansible-lint (production profile) + --syntax-check only
+#   FLEET_FROM=11 tests/ansible/fleet/run.sh   # development: one plain deploy instead of steps 1-10
+#                                              # (FLEET_FROM=12: step 11 left out too)
+# Steps 1-10 deploy this checkout and use it; 11-13 are a box's life (docs/deploy.md "The fleet
+# scenario: upgrade, rebuild, full disk"): 11 the previous release (tag v0.1.0) upgraded in place,
+# 12 a host destroyed and rebuilt from its backup, 13 a full disk under its state and logs.
 # Needs root. Installs what it uses (podman, runc, debootstrap, ...) with apt when missing.
 #
 # Hosts (tests/ansible/fleet/inventory, the worked example of docs/deploy.md):
@@ -81,15 +86,17 @@ cleanup() {
     [ -n "${SERVER_PIDS:-}" ] && kill $SERVER_PIDS 2>/dev/null
     for h in "${HOSTS[@]}"; do P rm -f -t 5 "fleet-$h" >/dev/null 2>&1; done
     P network rm -f "$NET" >/dev/null 2>&1
+    [ -n "${SMALL:-}" ] && mountpoint -q "$SMALL" && umount "$SMALL"
     # netavark turned IP forwarding on for the bridge: give the machine back as it was
     [ -n "${FORWARD_WAS:-}" ] && sysctl -q -w net.ipv4.ip_forward="$FORWARD_WAS"
     [ -n "${RUN:-}" ] && [ "${FLEET_KEEP:-0}" != 1 ] && rm -rf "$RUN"
 }
 
-start_host() {
-    local h="$1" args=(--name "fleet-$h" --hostname "$h" --network "$NET" --ip "${IP[$h]}"
+start_host() {  # start_host HOST [more podman run arguments]
+    local h="$1"; shift
+    local args=(--name "fleet-$h" --hostname "$h" --network "$NET" --ip "${IP[$h]}"
         --ulimit nofile=20000:20000 --ulimit nproc=8192:8192 --cgroup-parent "$CGROUP"
-        -v "$RUN/id_ed25519.pub:/home/deploy/.ssh/authorized_keys:ro" -d)
+        -v "$RUN/id_ed25519.pub:/home/deploy/.ssh/authorized_keys:ro" -d "$@")
     if [ "${KIND[$h]}" = systemd ]; then
         P run "${args[@]}" --systemd always "$IMAGE" /sbin/init >/dev/null
     else
@@ -117,12 +124,15 @@ pb() {
     local name="$1"; shift
     PB_N=$((PB_N + 1))
     local log; log="$(printf '%s/%02d-%s.log' "$RUN" "$PB_N" "$name")"
-    local t0=$SECONDS
+    local t0=$SECONDS errexit=0
+    [[ $- == *e* ]] && errexit=1
     set +e
-    (cd "$repo" && ansible-playbook -i "$RUN/inventory" --vault-password-file "$RUN/vault-pass" \
-        -e netops_source_dir="$RUN/src" "$@") >"$log" 2>&1
+    # PB_ROOT/PB_SRC: another checkout's playbooks, roles and package (step 11's previous release)
+    local root="${PB_ROOT:-$repo}"
+    (cd "$root" && ANSIBLE_CONFIG="$root/ansible.cfg" ansible-playbook -i "$RUN/inventory" \
+        --vault-password-file "$RUN/vault-pass" -e netops_source_dir="${PB_SRC:-$RUN/src}" "$@") >"$log" 2>&1
     RC=$?
-    set -e
+    [ "$errexit" = 0 ] || set -e   # as it was: steps 11-13 run without errexit
     LAST_LOG="$log"
     {
         echo "--- $name: ansible-playbook $* -> exit $RC in $((SECONDS - t0)) s"
@@ -212,6 +222,39 @@ vault_netops_db_password: "fl'eet\\\\p/w@:%-$(od -An -N6 -tx1 /dev/urandom | tr 
 VAULT
     ansible-vault encrypt --vault-password-file "$RUN/vault-pass" "$RUN/inventory/group_vars/all/vault.yml"
     check "the vault is encrypted" grep -q '^\$ANSIBLE_VAULT' "$RUN/inventory/group_vars/all/vault.yml"
+
+    local t_old=$SECONDS
+    if [ "${FLEET_FROM:-1}" -le 10 ]; then
+        steps_1_to_10
+        echo "steps 1-10 took $((SECONDS - t_old)) s"
+    else  # development only (FLEET_FROM=11): a plain deploy, then where step 10 leaves the fleet
+        say "steps 1-10 skipped (FLEET_FROM=$FLEET_FROM): deploy, netops-03 stopped"
+        pb deploy deploy.yml
+        shown; check "deploy exits 0" test "$RC" -eq 0
+        P stop -t 5 fleet-netops-03 >/dev/null
+    fi
+    local t_new=$SECONDS
+    # from here a failed command is a failed check, not the end of the run
+    set +e
+    [ "${FLEET_FROM:-1}" -le 11 ] && step_upgrade
+    step_rebuild
+    step_full_disk
+    set -e
+    echo "steps 11-13 took $((SECONDS - t_new)) s"
+
+    say "summary"
+    echo "PLAY RECAPs:"; cat "$RUN/recaps.txt"
+    echo "fleet scenario wall time: $((SECONDS - t_start)) s"
+    echo "fleet: $PASSED passed, $FAILED failed"
+    if [ "$FAILED" -gt 0 ]; then
+        echo "logs kept in $RUN"
+        FLEET_KEEP=1
+        return 1
+    fi
+}
+
+# steps 1-10: one deploy of this checkout on three new hosts, and what a user does with them after
+steps_1_to_10() {
 
     say "1. --check --diff on fresh hosts"
     pb check-fresh deploy.yml --check --diff
@@ -314,15 +357,257 @@ VAULT
     check "the table shows netops-03 unreachable, the reason under problems, no firing alert" \
         grep -qE '^\s*netops-03 +unreachable +.*(ssh|connect|host).* +- +- +- +-\s*$' "$LAST_LOG"
 
-    say "summary"
-    echo "PLAY RECAPs:"; cat "$RUN/recaps.txt"
-    echo "fleet scenario wall time: $((SECONDS - t_start)) s"
-    echo "fleet: $PASSED passed, $FAILED failed"
-    if [ "$FAILED" -gt 0 ]; then
-        echo "logs kept in $RUN"
-        FLEET_KEEP=1
-        return 1
+}
+
+# --- helpers of steps 11-13 -----------------------------------------------------------------
+SIM_URL="http://$GW:$SIM_PORT"
+not() { ! "$@"; }
+# a script run as root on a host, read from stdin (no quoting through ssh); arguments are $1...
+on_sh() { local h="$1"; shift; ssh "${SSH_OPTS[@]}" "deploy@${IP[$h]}" sudo bash -s -- "$@"; }
+# SQL from stdin, as postgres in the netops database, unaligned rows (col|col)
+psql_on() { ssh "${SSH_OPTS[@]}" "deploy@${IP[$1]}" sudo runuser -u postgres -- psql -X -A -t -q -d netops -v ON_ERROR_STOP=1; }
+sql_on() { psql_on "$1" <<<"$2"; }
+# a netops command as the netops user with the box's config, as an admin types it
+netops_on() { local h="$1"; shift; ssh "${SSH_OPTS[@]}" "deploy@${IP[$h]}" sudo runuser -u netops -- /opt/netops/venv/bin/netops --config /etc/netops/netops.toml "$@"; }
+# a host made again has a new host key: forget the old one (and any SSH master connection to it)
+forget_host() {
+    ssh -o ControlPath="$RUN/cm-%C" -O exit "deploy@${IP[$1]}" >/dev/null 2>&1 || true
+    ssh-keygen -q -R "${IP[$1]}" -f "$RUN/known_hosts" >/dev/null 2>&1 || true
+}
+# run_job HOST NAME [raw]: run that job of /etc/cron.d/netops as cron runs it (its user, environment,
+# lock and log), waiting for the lock rather than skipping when cron's own run holds it, without
+# the job's start delay. raw: the job's command alone, its output on stdout (on a full disk nothing
+# reaches cron_output.log). Exit 97: no such job.
+run_job() {
+    on_sh "$1" "$2" "${3:-cron}" <<'SH'
+line=$(grep -E "^[^#A-Z].* flock -n [^ ]+/$1\.lock " /etc/cron.d/netops | sed -E 's/^([^ ]+ +){5}netops +//')
+[ -n "$line" ] || { echo "no job $1 in /etc/cron.d/netops"; exit 97; }
+if [ "$2" = raw ]; then
+    line=$(printf '%s' "$line" | sed -E "s/^flock -n [^ ]+ sh -c '(sleep [0-9]+; )?(.*)' >> [^ ]+ 2>&1\$/\2/")
+else
+    line=$(printf '%s' "$line" | sed -E "s/^flock -n /flock -w 300 /; s/ sh -c 'sleep [0-9]+; / sh -c '/")
+fi
+cd /
+runuser -u netops -- env -i HOME=/var/lib/netops LANG=C.UTF-8 SHELL=/bin/sh PATH=/opt/netops/venv/bin:/usr/bin:/bin \
+    NETOPS_CONFIG=/etc/netops/netops.toml timeout 300 sh -c "$line" </dev/null
+SH
+}
+# every job of the host every minute (schedule fields only, as cron_proof.yml does; a deploy puts
+# the schedule back)
+every_minute() {
+    on_sh "$1" <<'SH'
+sed -i -E 's/^[^#A-Z ][^ ]* +[^ ]+ +[^ ]+ +[^ ]+ +[^ ]+ +(netops|root) /* * * * * \1 /' /etc/cron.d/netops
+SH
+}
+# the host's mirror holds exactly the simulator's expected rows: count and keys of every table
+mirror_check() {
+    [ -s "$RUN/mirror.sql" ] || python3 "$here/mirror.py" sql "$SIM_URL" >"$RUN/mirror.sql"
+    psql_on "$1" <"$RUN/mirror.sql" >"$RUN/mirror-$1.txt" && python3 "$here/mirror.py" compare "$SIM_URL" "$RUN/mirror-$1.txt"
+}
+filled() { mirror_check "$1" && queue_idle "$1"; }
+queue_idle() { test "$(sql_on "$1" "SELECT count(*) FROM netops.backlog_items WHERE state IN ('pending', 'processing')")" = 0; }
+backup_dir_of() {
+    netops_on "$1" config show --json | python3 -c 'import json, sys
+s = json.load(sys.stdin)["settings"]
+print(s["backup_dir"]["value"] or s["state_dir"]["value"].rstrip("/") + "/backups")'
+}
+first_line() { printf '%s\n' "$1" | grep -m1 . | cut -c1-160; }
+
+step_upgrade() {
+    local h=netops-03 t0=$SECONDS prev name
+    say "11. upgrade: $h gets the previous release, cron fills it, then this checkout is deployed over it"
+    prev="$(git -C "$repo" rev-parse -q --verify 'v0.1.0^{commit}' || git -C "$repo" rev-parse -q --verify 'e3009a3^{commit}' || true)"
+    if [ -z "$prev" ]; then
+        fail "the previous release: neither tag v0.1.0 nor commit e3009a3 is in $repo (a shallow clone? git fetch --tags --unshallow): no upgrade tried"
+        return 0
     fi
+    name="$(git -C "$repo" describe --tags --exact-match "$prev" 2>/dev/null || echo "${prev:0:7}")"
+    mkdir -p "$RUN/prev"
+    git -C "$repo" archive "$prev" | tar -C "$RUN/prev" -xf -
+    # a new box (systemd) in the place of netops-03, which step 10 stopped
+    P rm -f -t 0 "fleet-$h" >/dev/null
+    KIND[$h]=systemd
+    start_host "$h"
+    forget_host "$h"
+    wait_ssh "$h"
+    # the previous release's own playbooks, roles and package, with this inventory
+    PB_ROOT="$RUN/prev" PB_SRC="$RUN/prev" pb deploy-previous deploy.yml --limit "$h"
+    shown; check "the previous release ($name) deploys on a new $h" test "$RC" -eq 0
+    every_minute "$h"
+    local i
+    for i in $(seq 36); do
+        filled "$h" >/dev/null && break
+        sleep 5
+    done
+    check "cron synced and filled the backlog: every table holds the simulator's rows (counts, keys), queue idle" \
+        filled "$h"
+    # the queries are made from the old release's schema, and the same ones are run before and after
+    psql_on "$h" <"$here/upgrade_snapshot.sql" >"$RUN/upgrade-queries.sql"
+    psql_on "$h" <"$RUN/upgrade-queries.sql" >"$RUN/upgrade-before.txt"
+    echo "     $(wc -l <"$RUN/upgrade-before.txt") tables and promises, e.g. $(grep -m1 '^users|' "$RUN/upgrade-before.txt")"
+    local schema_before; schema_before="$(sql_on "$h" "SELECT max(version) FROM netops.schema_migrations")"
+    # the deploy runs while cron runs every job every minute
+    pb deploy-upgrade deploy.yml --limit "$h"
+    shown; check "deploying this checkout over $name exits 0 (cron running every job every minute)" test "$RC" -eq 0
+    psql_on "$h" <"$RUN/upgrade-queries.sql" >"$RUN/upgrade-after.txt"
+    echo "     migrations the upgrade applied: $(sql_on "$h" "SELECT coalesce(string_agg(version::text, ', ' ORDER BY version), 'none')
+        FROM netops.schema_migrations WHERE version > '$schema_before'")"
+    check "every row count and checksum of $name's tables as before; queue, sync history, cursors, alerts kept" \
+        diff "$RUN/upgrade-before.txt" "$RUN/upgrade-after.txt"
+    check "netops db migrate --dry-run: no migration pending" \
+        test "$(netops_on "$h" db migrate --dry-run 2>&1)" = "schema is up to date"
+    pb cron-proof-upgraded tests/ansible/fleet/cron_proof.yml --limit "$h"
+    shown; check "the jobs carry on: cron runs every job on the upgraded $h" test "$RC" -eq 0
+    echo "step 11 took $((SECONDS - t0)) s"
+}
+
+step_rebuild() {
+    local h=netops-01 t0=$SECONDS rc out dump dir file
+    say "12. rebuild: $h's backup copied off, the host destroyed, made again, redeployed, restored"
+    run_job "$h" backlog; rc=$?
+    check "before: $h's backlog job passes (exit $rc)" test "$rc" -eq 0
+    check "before: $h's mirror equals the simulator's" mirror_check "$h"
+    run_job "$h" backup; rc=$?
+    check "the role's backup job runs on $h (exit $rc; 97: the role has no backup job)" test "$rc" -eq 0
+    [ "$rc" -eq 97 ] && netops_on "$h" db backup >/dev/null   # so the rest of the step still runs
+    dir="$(backup_dir_of "$h")"
+    file="$(on "$h" ls -1t "$dir" | grep -m1 .)"
+    dump="$RUN/backup-$h-$file"
+    ssh "${SSH_OPTS[@]}" "deploy@${IP[$h]}" sudo cat "$dir/$file" >"$dump"
+    check "its latest backup ($dir/$file, $(stat -c %s "$dump") bytes) copied off the host intact" \
+        test "$(on "$h" sha256sum "$dir/$file" | cut -d' ' -f1)" = "$(sha256sum "$dump" | cut -d' ' -f1)"
+    forget_host "$h"
+    P rm -f -t 5 "fleet-$h" >/dev/null
+    check "$h's container is gone" not P container exists "fleet-$h"
+
+    # the API moves on during the outage: random changes, then a few known ones
+    python3 - "$SIM_URL" >"$RUN/churn.txt" <<'PY'
+import json, sys, urllib.request
+url = sys.argv[1]
+def call(route, body=None):
+    req = urllib.request.Request(f"{url}/_sim/{route}", data=json.dumps(body).encode() if body else None,
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=60) as r:
+        return json.load(r)
+n = len(call("churn", {"n": 60})["applied"])
+users = [k[0] for k in call("expected/users?values=0")["keys"]]
+wallet, gone, new = users[3], users[10], max(users) + 1000
+n += len(call("churn", {"changes": [
+    {"op": "update", "resource": "users", "id": wallet, "fields": {"wallet": 424242}},
+    {"op": "insert", "resource": "users", "id": new, "fields": {"login": "fleetnew"}},
+    {"op": "insert", "resource": "coalitions_users", "fields": {"user_id": new}},
+    {"op": "delete", "resource": "users", "id": gone}]})["applied"])
+print(n, wallet, gone, new)
+PY
+    local changes wallet gone new
+    read -r changes wallet gone new <"$RUN/churn.txt"
+    echo "     the API changed $changes rows while $h was away"
+
+    # the new host: same name and address, a new container (new host key), with a small filesystem
+    # for its state, logs and web root that step 13 fills
+    SMALL="$RUN/small"
+    mkdir -p "$SMALL"
+    mount -t tmpfs -o size=48m,mode=0755 fleet-small "$SMALL"
+    mkdir -p "$SMALL/state" "$SMALL/log" "$SMALL/www"
+    start_host "$h" -v "$SMALL/state:/var/lib/netops" -v "$SMALL/log:/var/log/netops" -v "$SMALL/www:/var/www/netops"
+    wait_ssh "$h"
+    # no first sync: its data comes from the backup (a full pull would spend the API budget for nothing)
+    pb deploy-rebuilt deploy.yml --limit "$h" -e '{"netops_first_sync": false}'
+    shown; check "the new $h deploys" test "$RC" -eq 0
+    dir="$(backup_dir_of "$h")"
+    scp -q "${SSH_OPTS[@]}" "$dump" "deploy@${IP[$h]}:/tmp/$file"
+    on "$h" install -d -o netops -g netops -m 0750 "$dir"
+    on "$h" install -o netops -g netops -m 0600 "/tmp/$file" "$dir/$file"
+    on "$h" rm -f "/tmp/$file"
+    out="$(netops_on "$h" db restore "$dir/$file" --yes 2>&1)"; rc=$?
+    check "netops db restore $dir/$file --yes (exit $rc): $(first_line "$out")" test "$rc" -eq 0
+    check "right after the restore the mirror is the backup's: behind the API" not mirror_check "$h"
+    run_job "$h" backlog; rc=$?
+    check "the backlog job (detect, run) passes on the restored data (exit $rc)" test "$rc" -eq 0
+    mirror_check "$h" | sed 's/^/     after detect + run (deletes are reconcile'"'"'s): /'
+    # under the backlog job's lock, as the job itself would be: cron's own backlog run is due every 5 minutes
+    out="$(ssh "${SSH_OPTS[@]}" "deploy@${IP[$h]}" sudo runuser -u netops -- flock -w 300 /var/lib/netops/locks/backlog.lock \
+        /opt/netops/venv/bin/netops --config /etc/netops/netops.toml backlog reconcile 2>&1)"; rc=$?
+    check "netops backlog reconcile passes (exit $rc): $(printf '%s\n' "$out" | tail -n 1 | cut -c1-160)" test "$rc" -eq 0
+    [ "$rc" -eq 0 ] || printf '%s\n' "$out" | tail -n 20
+    check "caught up: every table equals the simulator's (counts and keys)" mirror_check "$h"
+    check "the known changes are there: a wallet, a new user and its coalition, a deleted user gone" test \
+        "$(sql_on "$h" "SELECT (SELECT wallet FROM users WHERE id = $wallet), (SELECT login FROM users WHERE id = $new),
+            (SELECT count(*) FROM coalitions_users WHERE user_id = $new), (SELECT count(*) FROM users WHERE id = $gone)")" \
+        = "424242|fleetnew|1|0"
+    echo "step 12 took $((SECONDS - t0)) s"
+}
+
+# fill HOST PERCENT: fill the small filesystem (root's file under the state dir) until only PERCENT
+# of it is free
+fill() {
+    on_sh "$1" "$2" <<'SH'
+read -r size avail < <(df -B1 --output=size,avail /var/lib/netops | tail -n1)
+want=$(( size * $1 / 100 ))
+if [ "$1" -eq 0 ]; then
+    dd if=/dev/zero of=/var/lib/netops/fleet-fill-2 bs=64k 2>/dev/null || true
+elif [ "$avail" -gt "$want" ]; then
+    fallocate -l $(( avail - want )) /var/lib/netops/fleet-fill-1
+fi
+df -B1 --output=avail /var/lib/netops | tail -n1 | tr -d ' '
+SH
+}
+
+step_full_disk() {
+    local h=netops-01 t0=$SECONDS rc out job free t_free web=/var/www/netops jobs
+    jobs=(token-refresh stable-sync backlog metrics alerts status-json backup)
+    say "13. full disk: $h's state, log and web directories share one 48 MB filesystem, filled up"
+    free="$(fill "$h" 3)"
+    run_job "$h" alerts; rc=$?
+    check "3 % free ($free bytes): the alerts job runs (exit $rc, 1: some alert firing) and the disk alert fires" \
+        test "$rc|$(sql_on "$h" "SELECT state FROM netops.alert_state WHERE name = 'disk_critical'")" = "1|firing"
+    run_job "$h" status-json
+    check "the status page's status.json names it" on_sh "$h" "$web/status.json" <<'SH'
+python3 -c 'import json, sys
+sys.exit("disk_critical" not in json.load(open(sys.argv[1]))["alerts"]["firing"])' "$1"
+SH
+    free="$(fill "$h" 0)"
+    check "the filesystem is full ($free bytes free)" test "$free" -lt 65536
+    local backups_before; backups_before="$(on "$h" ls -1 "$(backup_dir_of "$h")" | tr '\n' ' ')"
+    for job in "${jobs[@]}"; do
+        out="$(run_job "$h" "$job" raw 2>&1)"; rc=$?
+        # a job that needs no disk for its work (nothing to queue, a token it need not store) may pass
+        check "full disk: $job exits $rc, $(printf '%s\n' "$out" | grep -c .) lines: $(first_line "$out")" \
+            bash -c '[ "$1" -eq 0 ] || { [ "$1" -ne 97 ] && [ "$(printf "%s\n" "$2" | grep -c .)" -eq 1 ] &&
+                     printf "%s\n" "$2" | grep -qiE "no space|disk.*full|full.*disk|free space|ENOSPC"; }' _ "$rc" "$out"
+    done
+    # (cron's status-json run may still succeed: a failed job's removed temporary file frees a little)
+    check "nothing half-written: status.json is valid JSON" \
+        on "$h" python3 -c "'import json, sys; json.load(open(sys.argv[1]))'" "$web/status.json"
+    check "nothing half-written: no temporary file left under the web and state dirs" \
+        not on "$h" find "$web" /var/lib/netops -name "'.*'" -type f -print -quit "|" grep .
+    check "nothing half-written: the backup dir as it was ($backups_before)" \
+        test "$(on "$h" ls -1 "$(backup_dir_of "$h")" | tr '\n' ' ')" = "$backups_before"
+    t_free="$(on "$h" date +%s)"
+    on "$h" rm -f /var/lib/netops/fleet-fill-1 /var/lib/netops/fleet-fill-2
+    # nobody runs anything: cron's status-json job (every minute, 40 s in) rewrites status.json
+    local i
+    for i in $(seq 24); do
+        [ "$(on "$h" stat -c %Y "$web/status.json")" -gt "$t_free" ] && break
+        sleep 5
+    done
+    check "space freed: cron rewrites status.json by itself, valid, no disk problem in it" \
+        on_sh "$h" "$web/status.json" "$t_free" <<'SH'
+[ "$(stat -c %Y "$1")" -gt "$2" ] && python3 -c 'import json, sys
+d = json.load(open(sys.argv[1]))
+sys.exit(any(p["check"].startswith("disk") for p in d["problems"]))' "$1"
+SH
+    # status-json: cron's own run above; alerts last, after the backup that failed has passed again
+    for job in token-refresh stable-sync backlog metrics backup; do
+        run_job "$h" "$job"; rc=$?
+        check "space freed: the $job job passes again (exit $rc)" test "$rc" -eq 0
+    done
+    run_job "$h" alerts; rc=$?
+    local disk_alert; disk_alert="$(sql_on "$h" "SELECT state FROM netops.alert_state WHERE name = 'disk_critical'")"
+    check "the alerts job runs (exit $rc) and the disk alert is $disk_alert (firing now: $(sql_on "$h" "SELECT
+        coalesce(string_agg(name, ', '), 'none') FROM netops.alert_state WHERE state = 'firing'"))" \
+        test "$([ "$rc" -le 1 ] && [ "$disk_alert" != firing ] && echo yes)" = yes
+    echo "step 13 took $((SECONDS - t0)) s"
 }
 
 # one line: bash has parsed all of it before main runs, so editing this file mid-run is harmless
