@@ -327,7 +327,7 @@ class Settings:
     # (23 calls) stays well under it, while a job stuck in a loop does not
     alert_calls_per_min: float = setting("NETOPS_ALERT_CALLS_PER_MIN", _num(float, 0), 20.0,
         "Alert above this many API calls/min, 15-minute mean (loop suspicion).")
-    alert_401_count: int = setting("NETOPS_ALERT_401_COUNT", _num(int, 0), 0, "Alert above this many 401s/hour.")
+    alert_401_count: int = setting("NETOPS_ALERT_401_COUNT", _num(int, 0), 0, "Alert above this many 401s in the last hour since a call last worked.")
     alert_429_count: int = setting("NETOPS_ALERT_429_COUNT", _num(int, 0), 0, "Alert above this many 429s/hour.")
     alert_db_size_bytes: int = setting("NETOPS_ALERT_DB_SIZE_BYTES", _num(int, 0), 10 * 1024**3,
         "Alert when the database exceeds this size.")
