@@ -519,8 +519,11 @@ def sources_template(code: int) -> str:
     (the zero-initialised counters), and for 429 which keys (the per-key gauge); a Prometheus
     template, rendered when the alert fires, so Alertmanager's receivers name them too."""
     instance = '$labels.instance'
-    by_endpoint = (f'{{{{ with query (printf "sort_desc(round(sum by (endpoint) (increase(netops_api_calls_total'
-                   f'{{code=\\"{code}\\",instance=%q}}[1h]))) > 0)" {instance}) }}}}{{{{ range . }}}}'
+    # max - min over the hour, not increase(): the series start at 0 (zero-initialised), so the
+    # difference is the exact count, where increase() extrapolates 3 calls to 3.5 and rounds to 4
+    series = f'netops_api_calls_total{{code=\\"{code}\\",instance=%q}}'
+    by_endpoint = (f'{{{{ with query (printf "sort_desc(sum by (endpoint) (max_over_time({series}[1h]) - '
+                   f'min_over_time({series}[1h])) > 0)" {instance} {instance}) }}}}{{{{ range . }}}}'
                    '{{ .Labels.endpoint }} x{{ .Value }} {{ end }}{{ else }}no endpoint recorded {{ end }}')
     if code != 429:
         return f"HTTP {code} in the last hour by endpoint: {by_endpoint}"
