@@ -243,7 +243,8 @@ def alerts() -> None:
 @click.option("--loop", is_flag=True,
               help="Check every --interval seconds until SIGINT/SIGTERM (stops within 2 s), printing only state "
                    "changes and errors; the deployed cron entry runs this under flock every minute, so a dead "
-                   "loop is restarted within a minute.")
+                   "loop is restarted within a minute. It exits when netops is reinstalled or its config file "
+                   "changes, so cron restarts it on the new code and settings.")
 @click.option("--interval", type=click.FloatRange(min=1.0), default=30.0, show_default=True,
               help="Seconds between checks with --loop (start to start).")
 @click.option("--iterations", type=click.IntRange(min=1), default=None, help="With --loop: stop after N checks.")

@@ -344,10 +344,13 @@ def alert_loop(settings: Settings, dsn_fn: Callable[[], str | None], interval: f
     old[signal.SIGALRM] = signal.signal(signal.SIGALRM, on_alarm)
     done, why = 0, "iterations done"
     try:
-        installed = installed_stamp()
+        installed, configured = installed_stamp(), config_stamp(settings.config_path)
         while not stop.is_set() and (iterations is None or done < iterations):
             if installed_stamp() != installed:
                 why = "netops was reinstalled: exiting so cron starts the loop again with the new code"
+                break
+            if config_stamp(settings.config_path) != configured:
+                why = f"{settings.config_path} changed: exiting so cron starts the loop again with it"
                 break
             started = time.monotonic()
             busy.set()
@@ -390,6 +393,17 @@ def installed_stamp() -> tuple[str, float]:
     except OSError:
         mtime = 0.0
     return version, mtime
+
+
+def config_stamp(path: str | None) -> float | None:
+    """The config file's mtime: a deploy that changes a threshold or the webhook URL rewrites
+    it, and a loop that read the old one at start would keep judging and POSTing by it forever."""
+    if path is None:
+        return None
+    try:
+        return Path(path).stat().st_mtime
+    except OSError:
+        return None
 
 
 def render_changes(doc: dict[str, Any]) -> str | None:

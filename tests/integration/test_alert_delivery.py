@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Iterator
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -168,6 +169,29 @@ def test_loop_exits_when_netops_is_reinstalled(pg_dsn: str, settings_factory: An
     docs: list[dict[str, Any]] = []
     why = alerts.alert_loop(settings, lambda: pg_dsn, 1.0, docs.append)
     assert "reinstalled" in why and len(docs) == 1
+
+
+def test_loop_exits_when_its_config_file_changes(pg_dsn: str, settings_factory: Any, tmp_path: Path) -> None:
+    """A deploy that rewrites netops.toml (a new webhook URL, a threshold) under a running loop:
+    it exits after the check in progress, so cron starts it again reading the new file."""
+    import dataclasses
+
+    from netops.monitor import alerts
+
+    config = tmp_path / "netops.toml"
+    config.write_text("")
+    settings = dataclasses.replace(settings_factory(), config_path=str(config))
+    healthy(pg_dsn, settings)
+    docs: list[dict[str, Any]] = []
+
+    def emit(doc: dict[str, Any]) -> None:
+        docs.append(doc)
+        if len(docs) == 2:  # the deploy's template task, one second later by the file's clock
+            st = config.stat()
+            os.utime(config, (st.st_atime, st.st_mtime + 1))
+
+    why = alerts.alert_loop(settings, lambda: pg_dsn, 0.05, emit, iterations=10)
+    assert "netops.toml changed" in why and len(docs) == 2
 
 
 def test_loop_json_is_one_document_per_check(pg_dsn: str, settings_factory: Any) -> None:
