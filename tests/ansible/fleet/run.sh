@@ -4,11 +4,12 @@
 #   tests/ansible/fleet/run.sh         # everything: hosts up, every assertion, hosts down
 #   tests/ansible/fleet/run.sh lint    # ansible-lint (production profile) + --syntax-check only
 #   FLEET_FROM=11 tests/ansible/fleet/run.sh   # development: one plain deploy instead of steps 1-10
-#                                              # (FLEET_FROM=12: step 11 left out too)
+#                                              # (FLEET_FROM=12..14: steps 11.. left out too)
 # Steps 1-10 deploy this checkout and use it; 11-13 are a box's life (docs/deploy.md "The fleet
 # scenario: upgrade, rebuild, full disk"): 11 the previous release (tag v0.1.0) upgraded in place,
-# 12 a host destroyed and rebuilt from its backup, 13 a full disk under its state and logs.
-# Needs root. Installs what it uses (podman, runc, debootstrap, ...) with apt when missing.
+# 12 a host destroyed and rebuilt from its backup, 13 a full disk under its state and logs; 14
+# times event to notification on a deployed host for both alert paths (docs/observability.md).
+# Needs root. Installs what it uses (podman, runc, debootstrap, prometheus, ...) with apt when missing.
 #
 # Hosts (tests/ansible/fleet/inventory, the worked example of docs/deploy.md):
 #   netops-01 10.89.42.11  systemd as PID 1 (like a VM)
@@ -70,7 +71,8 @@ check() {  # check "what" command...: one assertion
 tools() {
     local need=()
     for t in podman:podman runc:runc debootstrap:debootstrap dpkg-scanpackages:dpkg-dev ssh:openssh-client \
-             ssh-keygen:openssh-client iptables:iptables /usr/libexec/podman/catatonit:catatonit; do
+             ssh-keygen:openssh-client iptables:iptables /usr/libexec/podman/catatonit:catatonit \
+             prometheus:prometheus prometheus-alertmanager:prometheus-alertmanager amtool:prometheus-alertmanager; do
         command -v "${t%%:*}" >/dev/null || need+=("${t#*:}")
     done
     if [ "${#need[@]}" -gt 0 ]; then
@@ -237,10 +239,11 @@ VAULT
     # from here a failed command is a failed check, not the end of the run
     set +e
     [ "${FLEET_FROM:-1}" -le 11 ] && step_upgrade
-    step_rebuild
-    step_full_disk
+    [ "${FLEET_FROM:-1}" -le 12 ] && step_rebuild
+    [ "${FLEET_FROM:-1}" -le 13 ] && step_full_disk
+    step_latency
     set -e
-    echo "steps 11-13 took $((SECONDS - t_new)) s"
+    echo "steps 11-14 took $((SECONDS - t_new)) s"
 
     say "summary"
     echo "PLAY RECAPs:"; cat "$RUN/recaps.txt"
@@ -618,6 +621,64 @@ SH
         coalesce(string_agg(name, ', '), 'none') FROM netops.alert_state WHERE state = 'firing'"))" \
         test "$([ "$rc" -le 1 ] && [ "$disk_alert" != firing ] && echo yes)" = yes
     echo "step 13 took $((SECONDS - t0)) s"
+}
+
+# on the controller: the webhook receiver both paths POST to, and Prometheus + Alertmanager
+# scraping the host's nginx (latency.py serve)
+LAT_PORT=8743
+latency() { "$repo/.venv/bin/python" "$here/latency.py" "$@"; }
+loop_pid() { on "$1" pgrep -f -o "netops alerts check --loop" || true; }
+
+step_latency() {
+    local h=netops-02 t0=$SECONDS dir="$RUN/latency" i ev n am r old new trials="" resolves=""
+    say "14. event to notification on $h, on the deployed schedule: netops' alert loop, and Prometheus + Alertmanager"
+    mkdir -p "$dir"
+    latency serve "$dir" "$GW" "$LAT_PORT" "${IP[$h]}:9180" >"$dir/serve.log" 2>&1 &
+    SERVER_PIDS="$SERVER_PIDS $!"
+    for i in $(seq 120); do [ -e "$dir/ready" ] && break; sleep 1; done
+    if [ ! -e "$dir/ready" ]; then
+        fail "Prometheus and Alertmanager on the controller, scraping $h's /metrics: not ready in 120 s"
+        tail -n 20 "$dir/serve.log"
+        return 0
+    fi
+    ok "Prometheus (15 s scrapes) and Alertmanager (the role's example) on the controller scrape $h's /metrics"
+    old="$(loop_pid "$h")"
+    pb deploy-webhook deploy.yml --limit "$h" -e "{\"netops_extra_settings\": {\"alert_webhook_url\": \"http://$GW:$LAT_PORT/netops\"}}"
+    shown; check "a deploy sets $h's webhook URL (exit $RC)" test "$RC" -eq 0
+    # the loop sees its config file change, exits, and cron starts it again within a minute
+    for i in $(seq 100); do
+        new="$(loop_pid "$h")"
+        [ -n "$new" ] && [ "$new" != "$old" ] && break
+        sleep 1
+    done
+    check "the alert loop restarted on the new config by itself (pid ${old:-none} -> ${new:-none}, ${i} s)" \
+        test -n "$new" -a "$new" != "$old"
+    # three outages of $h's PostgreSQL, each at a random point of the loop's and cron's cycles;
+    # the first is held until Alertmanager's POST too (for: 1m, then a scrape, then group_wait)
+    for i in 1 2 3; do
+        sleep $((RANDOM % 30))
+        ev="$(on "$h" date +%s.%N)"
+        on "$h" systemctl stop postgresql@15-main
+        n="$(latency wait "$dir" /netops database_down firing "$ev" 120)"
+        check "outage $i: netops' loop POSTs database_down firing ${n} s after PostgreSQL stopped (target <= 60 s)" \
+            awk -v n="$n" 'BEGIN { exit !(n + 0 == n && n <= 60) }'
+        trials="$trials${trials:+, }$n"
+        if [ "$i" = 1 ]; then
+            am="$(latency wait "$dir" /am NetopsDatabaseDown firing "$ev" 420)"
+            check "outage 1: Alertmanager POSTs NetopsDatabaseDown firing ${am} s after" \
+                awk -v n="$am" 'BEGIN { exit !(n + 0 == n) }'
+        fi
+        ev="$(on "$h" date +%s.%N)"
+        on "$h" systemctl start postgresql@15-main
+        r="$(latency wait "$dir" /netops database_down resolved "$ev" 120)"
+        check "outage $i: netops' loop POSTs database_down resolved ${r} s after PostgreSQL started" \
+            awk -v n="$r" 'BEGIN { exit !(n + 0 == n && n <= 60) }'
+        resolves="$resolves${resolves:+, }$r"
+    done
+    echo "     event to POST on $h: netops' loop firing $trials s, resolved $resolves s; Prometheus + Alertmanager firing ${am} s"
+    printf '{"host": "%s", "netops_firing_s": [%s], "netops_resolved_s": [%s], "alertmanager_firing_s": %s}\n' \
+        "$h" "$trials" "$resolves" "$(awk -v n="$am" 'BEGIN { print (n + 0 == n) ? n : "null" }')" | tee "$dir/results.json"
+    echo "step 14 took $((SECONDS - t0)) s"
 }
 
 # one line: bash has parsed all of it before main runs, so editing this file mid-run is harmless
