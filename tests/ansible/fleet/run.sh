@@ -627,7 +627,7 @@ SH
 # scraping the host's nginx (latency.py serve)
 LAT_PORT=8743
 latency() { "$repo/.venv/bin/python" "$here/latency.py" "$@"; }
-loop_pid() { on "$1" pgrep -f -o "netops alerts check --loop" || true; }
+loop_pid() { on_sh "$1" <<<"pgrep -u netops -f -o '/bin/netops alerts check --loop' || true"; }
 
 step_latency() {
     local h=netops-02 t0=$SECONDS dir="$RUN/latency" i ev n am r old new trials="" resolves=""
@@ -653,7 +653,7 @@ step_latency() {
     done
     check "the alert loop restarted on the new config by itself (pid ${old:-none} -> ${new:-none}, ${i} s)" \
         test -n "$new" -a "$new" != "$old"
-    # three outages of $h's PostgreSQL, each at a random point of the loop's and cron's cycles;
+    # three outages of $h's PostgreSQL, each begun and ended at a random point of the loop's and cron's cycles;
     # the first is held until Alertmanager's POST too (for: 1m, then a scrape, then group_wait)
     for i in 1 2 3; do
         sleep $((RANDOM % 30))
@@ -668,6 +668,7 @@ step_latency() {
             check "outage 1: Alertmanager POSTs NetopsDatabaseDown firing ${am} s after" \
                 awk -v n="$am" 'BEGIN { exit !(n + 0 == n) }'
         fi
+        sleep $((RANDOM % 30))   # not in step with the loop's check that just posted
         ev="$(on "$h" date +%s.%N)"
         on "$h" systemctl start postgresql@15-main
         r="$(latency wait "$dir" /netops database_down resolved "$ev" 120)"
