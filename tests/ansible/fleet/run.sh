@@ -633,7 +633,8 @@ step_latency() {
     local h=netops-02 t0=$SECONDS dir="$RUN/latency" i ev n am r old new trials="" resolves=""
     say "14. event to notification on $h, on the deployed schedule: netops' alert loop, and Prometheus + Alertmanager"
     mkdir -p "$dir"
-    latency serve "$dir" "$GW" "$LAT_PORT" "${IP[$h]}:9180" >"$dir/serve.log" 2>&1 &
+    # python itself in the background (not a function's subshell), so cleanup's kill reaches it
+    "$repo/.venv/bin/python" "$here/latency.py" serve "$dir" "$GW" "$LAT_PORT" "${IP[$h]}:9180" >"$dir/serve.log" 2>&1 &
     SERVER_PIDS="$SERVER_PIDS $!"
     for i in $(seq 120); do [ -e "$dir/ready" ] && break; sleep 1; done
     if [ ! -e "$dir/ready" ]; then
