@@ -208,7 +208,7 @@ def record_fleet(path: Path, results: Path, out: Path) -> None:
     doc["measured_at"] = datetime.fromtimestamp(path.stat().st_mtime).strftime("%Y-%m-%d")
     r = json.loads(results.read_text())
     r["alerts_fleet"] = doc
-    results.write_text(json.dumps(r, indent=2) + "\n")
+    results.write_text(json.dumps(r, indent=1, default=str) + "\n")  # as bench/run.py writes it
     out.write_text(render_all(r))
 
 

@@ -646,8 +646,9 @@ step_latency() {
     old="$(loop_pid "$h")"
     pb deploy-webhook deploy.yml --limit "$h" -e "{\"netops_extra_settings\": {\"alert_webhook_url\": \"http://$GW:$LAT_PORT/netops\"}}"
     shown; check "a deploy sets $h's webhook URL (exit $RC)" test "$RC" -eq 0
-    # the loop sees its config file change, exits, and cron starts it again within a minute
-    for i in $(seq 100); do
+    # the loop sees its config file change at its next check (<= 30 s), exits, and cron starts it
+    # again at the next minute (<= 60 s)
+    for i in $(seq 150); do
         new="$(loop_pid "$h")"
         [ -n "$new" ] && [ "$new" != "$old" ] && break
         sleep 1
