@@ -25,4 +25,11 @@ def show(settings: Settings, as_json: bool) -> None:
         return
     click.echo(f"config file: {settings.config_path or '(none)'}")
     for f in FIELDS:
-        click.echo(f"  {f.env:<32} {str(values[f.name]):<40} [{settings.sources.get(f.name)}]")
+        click.echo(f"  {f.env:<32} {_shown(values[f.name]):<40} [{settings.sources.get(f.name)}]")
+
+
+def _shown(value: object) -> str:
+    """A value as its variable is written: a list as `29,20` (NETOPS_CAMPUS_IDS), not `(29, 20)`."""
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(v) for v in value) or "(none)"
+    return str(value)

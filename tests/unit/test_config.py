@@ -76,6 +76,22 @@ def test_every_cli_command_registers_the_configured_secrets_for_redaction(tmp_pa
     assert secret not in redact(f"client_secret={secret}")
 
 
+def test_config_show_writes_a_list_as_its_variable_takes_it(tmp_path: Path) -> None:
+    """`config show` prints NETOPS_CAMPUS_IDS as `29,20` (what the operator would type), not
+    Python's `(29, 20)`; an empty list as (none)."""
+    from click.testing import CliRunner
+
+    from netops.cli import cli
+
+    env = {"NETOPS_CONFIG": "", "NETOPS_LOG_DIR": str(tmp_path / "logs")}
+    line = next(ln for ln in CliRunner().invoke(cli, ["config", "show"], env={**env, "NETOPS_CAMPUS_IDS": "29,20"})
+                .output.splitlines() if "NETOPS_CAMPUS_IDS " in ln)
+    assert line.split()[1] == "29,20", line
+    line = next(ln for ln in CliRunner().invoke(cli, ["config", "show"], env=env).output.splitlines()
+                if "NETOPS_CAMPUS_IDS " in ln)
+    assert line.split()[1] == "(none)", line
+
+
 def test_settings_are_typed_frozen_and_declared_once() -> None:
     """One typed attribute per field of FIELDS (the same names, in the same order), each holding a
     value of its declared type once loaded; the object cannot be changed, only replaced."""
