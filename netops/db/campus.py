@@ -85,6 +85,19 @@ def erase_people(cur: Any, user_ids: Sequence[int]) -> dict[str, int]:
     return out
 
 
+def open_sessions(cur: Any, campus_ids: Sequence[int]) -> dict[int, tuple[int, datetime | None]]:
+    """Per campus given: (sessions still open in the mirror, the oldest one's begin_at; None when
+    none is open). What status and metrics watch: the API sometimes never closes a session, and
+    detect re-checks every open one on every pass. {} before migration 014."""
+    cur.execute("SELECT to_regclass('locations') IS NOT NULL")
+    if not cur.fetchone()[0]:
+        return {}
+    cur.execute("SELECT campus_id, count(*), min(begin_at) FROM locations WHERE end_at IS NULL "
+                "AND campus_id = ANY(%s::int[]) GROUP BY campus_id", (list(campus_ids),))
+    got = {int(c): (int(n), oldest) for c, n, oldest in cur.fetchall()}
+    return {c: got.get(c, (0, None)) for c in campus_ids}
+
+
 def oldest_open_session(cur: Any, campus_ids: Sequence[int] | None = None) -> tuple[int, datetime] | None:
     """(id, begin_at) of the oldest session still open in the mirror (of `campus_ids`, or any):
     the fact behind "a session open for N hours" (the API sometimes never closes one)."""

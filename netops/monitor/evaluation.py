@@ -80,6 +80,9 @@ class Facts:
     #: backlog resource -> seconds since the end of its last fully applied window (issue 23;
     #: None: never detected); None: unknown (database down, not migrated)
     freshness: dict[str, float | None] | None = None
+    #: campus in scope -> (sessions open in the mirror, seconds since the oldest began; None: none
+    #: open); None: unknown (database down) or no campus in scope
+    open_sessions: dict[int, tuple[int, float | None]] | None = None
     elapsed_ms: float = 0.0
 
     @property
@@ -170,6 +173,7 @@ def gather(settings: Settings, dsn: str | None, check_services: bool = True, cou
             _read_database(cur, f, counters)
             if f.schema:
                 f.freshness = _freshness(cur, f.now, settings)
+                f.open_sessions = _open_sessions(cur, f.now, settings)
                 f.keys = facts.key_rows(settings, cur, stores=stores)
                 if then is not None:
                     t0 = time.monotonic()
@@ -577,6 +581,25 @@ def _freshness(cur: Any, now: datetime, settings: Settings) -> dict[str, float |
         end = marks.applied_until(cur, resource, scope)
         out[resource] = None if end is None else max(0.0, (now - end).total_seconds())
     return out
+
+
+def _open_sessions(cur: Any, now: datetime, settings: Settings) -> dict[int, tuple[int, float | None]] | None:
+    if not settings.campus_ids:
+        return None
+    from netops.db import campus as campus_db
+
+    return {c: (n, None if oldest is None else max(0.0, (now - oldest).total_seconds()))
+            for c, (n, oldest) in campus_db.open_sessions(cur, settings.campus_ids).items()}
+
+
+def open_sessions_doc(f: Facts) -> dict[str, dict[str, float | int | None]] | None:
+    """campus id -> {open, oldest_seconds}: the sessions detect keeps re-checking until the API
+    closes them, and how long the oldest has been open (status, metrics; None: unknown or no
+    campus in scope)."""
+    if f.open_sessions is None:
+        return None
+    return {str(c): {"open": n, "oldest_seconds": None if age is None else round(age, 1)}
+            for c, (n, age) in sorted(f.open_sessions.items())}
 
 
 def freshness_ratios(f: Facts, s: Settings) -> dict[str, float]:

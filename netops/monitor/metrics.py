@@ -184,6 +184,7 @@ def metrics_document(s: Snapshot) -> dict[str, Any]:
         "api": _api_section(s),
         "backlog": _backlog_section(f.backlog),
         "freshness": _freshness_json(s),
+        "open_sessions": _open_sessions_json(s),
         "quality": _quality_section(s),
         "counters": _counters_section(s.counters),
         "tasks": {"last_success_unix": s.last_success},
@@ -202,6 +203,12 @@ def metrics_document(s: Snapshot) -> dict[str, Any]:
                    for v in s.ev.verdicts},
     }
     return doc
+
+
+def _open_sessions_json(s: Snapshot) -> dict[str, Any] | None:
+    from netops.monitor.evaluation import open_sessions_doc
+
+    return open_sessions_doc(s.facts)
 
 
 def _freshness_json(s: Snapshot) -> dict[str, Any] | None:
@@ -380,6 +387,10 @@ SPECS: dict[str, Spec] = {
         "The resource's freshness target (NETOPS_FRESHNESS_TARGETS, else the factor × the backlog schedule)."),
     "netops_resource_freshness_ratio": Spec("gauge", "ratio", ("resource",),
         "Freshness / target per backlog resource; the resource_stale rule fires above 1."),
+    "netops_locations_open_sessions": Spec("gauge", "sessions", ("campus",),
+        "Sessions still open (end_at null) in the mirror, per campus in scope; detect re-checks each one."),
+    "netops_locations_oldest_open_seconds": Spec("gauge", "seconds", ("campus",),
+        "Seconds since the oldest still-open session of the campus began (absent: none open)."),
     "netops_table_rows": Spec("gauge", "rows", ("table",), "Rows per mirrored table (exact when small, else the catalog estimate)."),
     "netops_token_present": Spec("gauge", "bool", (), "1 when an API token is stored."),
     "netops_token_usable": Spec("gauge", "bool", (), "1 when the stored token is present, unexpired and not refused by the API."),
@@ -575,8 +586,9 @@ def _backlog_families(fams: Families, s: Snapshot) -> None:
 
 
 def _freshness_families(fams: Families, s: Snapshot) -> None:
-    """Issue 23: each backlog resource's freshness, its target and their ratio (the evaluation's)."""
-    from netops.monitor.evaluation import freshness_doc
+    """Issue 23: each backlog resource's freshness, its target and their ratio (the evaluation's),
+    and the open sessions per campus in scope."""
+    from netops.monitor.evaluation import freshness_doc, open_sessions_doc
 
     doc = freshness_doc(s.facts, s.ev.settings)
     if doc is None:
@@ -585,6 +597,10 @@ def _freshness_families(fams: Families, s: Snapshot) -> None:
                       ("netops_resource_freshness_target_seconds", "target_seconds"),
                       ("netops_resource_freshness_ratio", "ratio")):
         fams.add(name, samples=[([r], d[key]) for r, d in doc.items()])
+    sessions = open_sessions_doc(s.facts) or {}   # the families (no sample) with no campus in scope
+    fams.add("netops_locations_open_sessions", samples=[([c], d["open"]) for c, d in sessions.items()])
+    fams.add("netops_locations_oldest_open_seconds",
+             samples=[([c], d["oldest_seconds"]) for c, d in sessions.items() if d["oldest_seconds"] is not None])
 
 
 def _file_families(fams: Families, s: Snapshot) -> None:

@@ -15,7 +15,15 @@ from typing import Any
 
 from netops.config import Settings
 from netops.db.monitor_facts import BacklogFacts
-from netops.monitor.evaluation import Evaluation, Facts, check_nginx, evaluate, freshness_doc, wait_line
+from netops.monitor.evaluation import (
+    Evaluation,
+    Facts,
+    check_nginx,
+    evaluate,
+    freshness_doc,
+    open_sessions_doc,
+    wait_line,
+)
 from netops.monitor.facts import PhaseFacts, iso
 from netops.monitor.formatting import human_age, human_bytes, render_key_line
 
@@ -50,6 +58,8 @@ def status_document(ev: Evaluation) -> dict[str, Any]:
         "backlog": _backlog_doc(f.backlog),
         # issue 23: resource -> {seconds, target_seconds, ratio}; null while the database is unknown
         "freshness": freshness_doc(f, settings),
+        # campus id -> {open, oldest_seconds}; null while unknown or with no campus in scope
+        "open_sessions": open_sessions_doc(f),
         "tables": {name: {"rows": t.rows, "exact": t.exact, "bytes": t.bytes} for name, t in (f.tables or {}).items()},
         "database": {"size_bytes": f.db_size, "threshold_bytes": settings.alert_db_size_bytes},
         "disk": {name: d.as_json() for name, d in f.disk.items()},
@@ -191,6 +201,7 @@ def render_text(ev: Evaluation) -> str:
     lines += _phase_lines(f.phases or [], f.now)
     lines += _sync_lines(f)
     lines += _freshness_lines(ev)
+    lines += _open_sessions_lines(ev)
     lines += _api_lines(f)
     lines += _file_lines(f)
     lines.append("alerts      firing now: " + (", ".join(v.rule.name for v in ev.firing) or "none"))
@@ -263,6 +274,20 @@ def _freshness_lines(ev: Evaluation) -> list[str]:
     parts = [f"{r} {'never' if d['seconds'] is None else human_age(d['seconds'])}"
              f"/{human_age(d['target_seconds'])}{' STALE' if (d['ratio'] or 0) > 1 else ''}" for r, d in doc.items()]
     return ["freshness   " + _wrap(parts, 12)]
+
+
+def _open_sessions_lines(ev: Evaluation) -> list[str]:
+    """Issue 23: the sessions still open per campus in scope and the oldest one's age (the API
+    sometimes never closes one; detect re-checks each until it closes or is gone)."""
+    if not ev.settings.campus_ids:
+        return []
+    doc = open_sessions_doc(ev.facts)
+    if doc is None:
+        return ["sessions    unknown (database unreachable)"]
+    parts = [f"campus {c}: {d['open']} open" + ("" if d["oldest_seconds"] is None
+                                                   else f" (oldest {human_age(d['oldest_seconds'])})")
+             for c, d in doc.items()]
+    return ["sessions    " + _wrap(parts, 12)]
 
 
 def _api_lines(f: Facts) -> list[str]:

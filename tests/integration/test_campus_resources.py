@@ -304,10 +304,34 @@ def test_a_session_closed_later_is_caught_and_a_vanished_one_is_gone(sim: Any, e
     assert not (closing - {vanish}) & still_open
     assert stuck <= still_open   # never closed by the API: still watched, still open
     assert q(pg_dsn, "SELECT count(*) FROM locations WHERE id = %s", (vanish,)) == [(0,)]
+    assert_open_sessions_watched(env, pg_dsn, busy)
     # the sessions begun since the first read (the simulator's clock was moved back for it, so they
     # are older than the mark by our clock) come with the lookback's window
     netops(env, "backlog", "detect", "--resource", "locations")
     assert_campus_tables_equal_simulator_for(sim, pg_dsn, "locations")
+
+
+def assert_open_sessions_watched(env: dict[str, str], dsn: str, campuses: list[int]) -> None:
+    """What status and metrics say of the open sessions equals the mirror: per campus in scope, the
+    count still open and the oldest one's age (a campus with none open: 0, no age)."""
+    want = {c: (0, None) for c in campuses}
+    for c, n, age in q(dsn, "SELECT campus_id, count(*), extract(epoch FROM now() - min(begin_at)) FROM locations "
+                            "WHERE end_at IS NULL GROUP BY campus_id"):
+        want[c] = (n, float(age))
+    assert any(n for n, _ in want.values()), "the test needs sessions still open"
+    doc = json.loads(netops(env, "status", "--json", ok=False).stdout)["open_sessions"]
+    assert set(doc) == {str(c) for c in campuses}
+    for c, (n, age) in want.items():
+        assert doc[str(c)]["open"] == n
+        assert (doc[str(c)]["oldest_seconds"] is None) if age is None else doc[str(c)]["oldest_seconds"] == \
+            pytest.approx(age, abs=30)
+    text = netops(env, "status", ok=False).stdout
+    block = text[text.index("\nsessions "):].split("\nalerts ")[0]   # the line and its wrapped continuations
+    for c, (n, _) in want.items():
+        assert f"campus {c}: {n} open" in " ".join(block.split())
+    prom = netops(env, "metrics", "export").stdout
+    for c, (n, _) in want.items():
+        assert f'netops_locations_open_sessions{{campus="{c}"}} {float(n)}' in prom
 
 
 def assert_campus_tables_equal_simulator_for(sim: Any, dsn: str, table: str) -> None:
