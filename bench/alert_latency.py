@@ -15,7 +15,7 @@ row in netops.api_calls. Measured: seconds from it to the webhook POST of each p
 
 The same on a deployed host (real cron, nginx, the role's alert loop, PostgreSQL stopped as the
 event) is the fleet scenario's step 14 (tests/ansible/fleet/run.sh, latency.py); it prints a
-results.json that `python -m bench.alert_latency --record-fleet FILE` puts into
+results.json line that `python -m bench.run --record-fleet FILE` puts into
 bench/results.json ("alerts_fleet") and BENCHMARKS.md.
 """
 
@@ -200,18 +200,6 @@ def render_fleet(r: dict[str, Any], w: Any) -> None:
       "more minutes.\n")
 
 
-def record_fleet(path: Path, results: Path, out: Path) -> None:
-    """Put fleet step 14's results.json into bench/results.json and rewrite BENCHMARKS.md."""
-    from bench.report import render as render_all
-
-    doc = json.loads(path.read_text())
-    doc["measured_at"] = datetime.fromtimestamp(path.stat().st_mtime).strftime("%Y-%m-%d")
-    r = json.loads(results.read_text())
-    r["alerts_fleet"] = doc
-    results.write_text(json.dumps(r, indent=1, default=str) + "\n")  # as bench/run.py writes it
-    out.write_text(render_all(r))
-
-
 def mark_ok(ok: bool) -> str:
     return "(met)" if ok else "(MISSED)"
 
@@ -221,14 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--trials", type=int, default=3)
     ap.add_argument("--json", type=Path, help="Also write the results here.")
     ap.add_argument("--first-seed", type=int, default=0, help="Seed of the first trial's random wait.")
-    ap.add_argument("--record-fleet", type=Path, metavar="FILE",
-                    help="Measure nothing: put fleet step 14's results.json (FILE) into bench/results.json "
-                         "and rewrite BENCHMARKS.md.")
     args = ap.parse_args(argv)
-    if args.record_fleet:
-        root = Path(__file__).resolve().parents[1]
-        record_fleet(args.record_fleet, root / "bench" / "results.json", root / "BENCHMARKS.md")
-        return 0
     pg = BenchPostgres().up()
     try:
         out = measure(pg, args.trials, args.first_seed)

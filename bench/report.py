@@ -103,7 +103,7 @@ def render(r: dict[str, Any]) -> str:
     w(".venv/bin/python -m bench.run --quick --out /tmp/b.md --results /tmp/b.json   # smoke, tiny sizes")
     w("make bench-compare REV=<commit> ONLY=sync,status RUNS=1   # <commit>'s headline beside this one")
     w("# event to notification on a fleet host: fleet step 14 prints one JSON line {\"host\": ...}; save it as f.json")
-    w("bash tests/ansible/fleet/run.sh && .venv/bin/python -m bench.alert_latency --record-fleet f.json\n```\n")
+    w("bash tests/ansible/fleet/run.sh && .venv/bin/python -m bench.run --record-fleet f.json\n```\n")
     w("Needs the bench extra for the dlt comparison: `.venv/bin/pip install -e '.[bench]'` (dlt is a "
       "bench-only dependency, never a runtime one; without it the `dlt` section is skipped).\n")
     return "\n".join(out) + "\n"

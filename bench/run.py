@@ -401,7 +401,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--baseline-label", default="before", help="what the baseline is, e.g. a commit")
     ap.add_argument("--results", default=str(ROOT / "bench" / "results.json"))
     ap.add_argument("--out", default=str(ROOT / "BENCHMARKS.md"))
+    ap.add_argument("--record-fleet", default="", metavar="FILE",
+                    help="measure nothing: put the JSON line fleet step 14 prints (event to notification on a "
+                         "deployed host, saved as FILE) into --results as alerts_fleet and rewrite --out")
     a = ap.parse_args(argv)
+    if a.record_fleet:
+        return record_fleet(Path(a.record_fleet), Path(a.results), Path(a.out))
     only = [x.strip() for x in a.only.split(",") if x.strip()] or list(ALL)
     unknown = [x for x in only if x not in ALL]
     if unknown:
@@ -467,6 +472,20 @@ def main(argv: list[str] | None = None) -> int:
 
     Path(a.out).write_text(render(results))
     log(f"done in {time.monotonic() - started:.0f}s: {a.out} and {results_path}")
+    return 0
+
+
+def record_fleet(path: Path, results_path: Path, out: Path) -> int:
+    """Fleet step 14's figures (tests/ansible/fleet/run.sh) beside the benchmarks: measured on the
+    fleet's hosts, so recorded here rather than run by this module."""
+    from bench.report import render
+
+    doc = json.loads(path.read_text())
+    doc["measured_at"] = time.strftime("%Y-%m-%d", time.gmtime(path.stat().st_mtime))
+    results = json.loads(results_path.read_text())
+    results["alerts_fleet"] = doc
+    results_path.write_text(json.dumps(results, indent=1, default=str) + "\n")
+    out.write_text(render(results))
     return 0
 
 
