@@ -627,6 +627,16 @@ SH
 # scraping the host's nginx (latency.py serve)
 LAT_PORT=8743
 latency() { "$repo/.venv/bin/python" "$here/latency.py" "$@"; }
+# pg_at_random HOST stop|start: after 0-29 s (a random point of the loop's and cron's cycles), stop or
+# start HOST's cluster; prints when (the host's clock, epoch seconds)
+pg_at_random() {
+    sleep $((RANDOM % 30))
+    local ev; ev="$(on "$1" date +%s.%N)"
+    on "$1" systemctl "$2" postgresql@15-main >/dev/null
+    echo "$ev"
+}
+# seconds_within VALUE MAX: VALUE is a number (latency.py wait printed one) no larger than MAX
+seconds_within() { awk -v n="$1" -v max="$2" 'BEGIN { exit !(n + 0 == n && n <= max) }'; }
 loop_pid() { on_sh "$1" <<<"pgrep -u netops -f -o '/bin/netops alerts check --loop' || true"; }
 
 step_latency() {
@@ -658,24 +668,19 @@ step_latency() {
     # three outages of $h's PostgreSQL, each begun and ended at a random point of the loop's and cron's cycles;
     # the first is held until Alertmanager's POST too (for: 1m, then a scrape, then group_wait)
     for i in 1 2 3; do
-        sleep $((RANDOM % 30))
-        ev="$(on "$h" date +%s.%N)"
-        on "$h" systemctl stop postgresql@15-main
+        ev="$(pg_at_random "$h" stop)"
         n="$(latency wait "$dir" /netops database_down firing "$ev" 120)"
         check "outage $i: netops' loop POSTs database_down firing ${n} s after PostgreSQL stopped (target <= 60 s)" \
-            awk -v n="$n" 'BEGIN { exit !(n + 0 == n && n <= 60) }'
+            seconds_within "$n" 60
         trials="$trials${trials:+, }$n"
         if [ "$i" = 1 ]; then
             am="$(latency wait "$dir" /am NetopsDatabaseDown firing "$ev" 420)"
-            check "outage 1: Alertmanager POSTs NetopsDatabaseDown firing ${am} s after" \
-                awk -v n="$am" 'BEGIN { exit !(n + 0 == n) }'
+            check "outage 1: Alertmanager POSTs NetopsDatabaseDown firing ${am} s after" seconds_within "$am" 420
         fi
-        sleep $((RANDOM % 30))   # not in step with the loop's check that just posted
-        ev="$(on "$h" date +%s.%N)"
-        on "$h" systemctl start postgresql@15-main
+        ev="$(pg_at_random "$h" start)"   # not in step with the loop's check that just posted
         r="$(latency wait "$dir" /netops database_down resolved "$ev" 120)"
         check "outage $i: netops' loop POSTs database_down resolved ${r} s after PostgreSQL started" \
-            awk -v n="$r" 'BEGIN { exit !(n + 0 == n && n <= 60) }'
+            seconds_within "$r" 60
         resolves="$resolves${resolves:+, }$r"
     done
     echo "     event to POST on $h: netops' loop firing $trials s, resolved $resolves s; Prometheus + Alertmanager firing ${am} s"
